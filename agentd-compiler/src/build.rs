@@ -1,0 +1,344 @@
+//! Generated code → a binary: write the generated crate, run cargo, copy the result.
+//!
+//! Every generated crate shares one Cargo target directory (under `AGENTD_CACHE_DIR`)
+//! and pins the dependency versions of this workspace's `Cargo.lock`, so
+//! `agentd-runtime` and its dependencies are compiled once per feature set and every
+//! later workflow only compiles its own small crate and links. The crate is written
+//! from `templates/` (embedded in the compiler binary, so an installed `agentd` needs
+//! no source tree except the runtime's).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::codegen::GeneratedCrate;
+
+const CARGO_TOML_TEMPLATE: &str = include_str!("../../templates/Cargo.toml.in");
+const MAIN_RS_TEMPLATE: &str = include_str!("../../templates/main.rs.in");
+/// The workspace's lockfile, used when the runtime's workspace has none beside it.
+const WORKSPACE_LOCK: &str = include_str!("../../Cargo.lock");
+
+/// The target triple static builds are made for.
+pub const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Which Cargo profile to build with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Optimised, stripped, no LTO: fast per-workflow builds.
+    Release,
+    /// Fat LTO, one codegen unit, `opt-level = "s"`: the smallest binary.
+    ReleaseLto,
+}
+
+impl Profile {
+    fn name(self) -> &'static str {
+        match self {
+            Profile::Release => "release",
+            Profile::ReleaseLto => "release-lto",
+        }
+    }
+}
+
+/// How to link the binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linking {
+    /// Statically linked (`+crt-static`) where the host supports it.
+    Static,
+    /// The platform default (dynamic glibc).
+    Dynamic,
+}
+
+/// Everything `build` needs besides the generated code.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Where to put the binary.
+    pub output: PathBuf,
+    /// `--runtime PATH`; falls back to `AGENTD_RUNTIME_PATH`, then the source tree the
+    /// compiler was built from.
+    pub runtime: Option<PathBuf>,
+    /// `--cache-dir`; falls back to `AGENTD_CACHE_DIR`, then the user's cache dir.
+    pub cache_dir: Option<PathBuf>,
+    pub profile: Profile,
+    pub linking: Linking,
+    /// Show cargo's progress (default: when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl BuildOptions {
+    pub fn new(output: PathBuf) -> Self {
+        BuildOptions {
+            output,
+            runtime: None,
+            cache_dir: None,
+            profile: Profile::Release,
+            linking: Linking::Static,
+            progress: std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    #[error(
+        "cannot find agentd-runtime at `{0}` (no Cargo.toml there); pass --runtime PATH or set AGENTD_RUNTIME_PATH"
+    )]
+    RuntimeNotFound(PathBuf),
+    #[error("{what} `{path}`: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not run cargo (`{cargo}`): {source}")]
+    CargoSpawn {
+        cargo: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cargo build failed ({status})")]
+    CargoFailed {
+        status: String,
+        /// Cargo's captured output (empty when it was shown live).
+        log: String,
+    },
+    #[error("cargo reported success but `{0}` was not produced")]
+    MissingArtifact(PathBuf),
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BuildError + 'a {
+    move |source| BuildError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Locate the runtime crate.
+pub fn runtime_path(explicit: Option<&Path>) -> Result<PathBuf, BuildError> {
+    let candidate = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| non_empty_env("AGENTD_RUNTIME_PATH").map(PathBuf::from))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../agentd-runtime"));
+    let candidate = std::fs::canonicalize(&candidate).unwrap_or(candidate);
+    if candidate.join("Cargo.toml").is_file() {
+        Ok(candidate)
+    } else {
+        Err(BuildError::RuntimeNotFound(candidate))
+    }
+}
+
+/// The cache root: `explicit`, `AGENTD_CACHE_DIR`, `$XDG_CACHE_HOME/agentd`,
+/// `$HOME/.cache/agentd`, or the temp dir.
+pub fn cache_dir(explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| non_empty_env("AGENTD_CACHE_DIR").map(PathBuf::from))
+        .or_else(|| non_empty_env("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("agentd")))
+        .or_else(|| non_empty_env("HOME").map(|d| PathBuf::from(d).join(".cache/agentd")))
+        .unwrap_or_else(|| std::env::temp_dir().join("agentd-cache"))
+}
+
+fn non_empty_env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Where a generated crate lives and what it is called.
+#[derive(Debug, Clone)]
+pub struct CrateLayout {
+    pub dir: PathBuf,
+    pub package: String,
+    pub bin: String,
+}
+
+/// Write the generated crate under the cache and return its layout. Files are only
+/// rewritten when their content changes, so cargo's fingerprints stay warm.
+pub fn write_crate(
+    generated: &GeneratedCrate,
+    runtime: &Path,
+    cache: &Path,
+) -> Result<CrateLayout, BuildError> {
+    let slug = slug(&generated.workflow_name);
+    let package = format!("agentd-wf-{slug}");
+    let dir = cache.join("crates").join(format!(
+        "{slug}-{}",
+        &generated.source_hash[..12.min(generated.source_hash.len())]
+    ));
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).map_err(io("cannot create", &src))?;
+
+    let features = generated
+        .features
+        .iter()
+        .map(|f| format!("\"{f}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let version = env!("CARGO_PKG_VERSION");
+    let cargo_toml = CARGO_TOML_TEMPLATE
+        .replace("{{compiler_version}}", version)
+        .replace("{{package}}", &package)
+        .replace("{{bin}}", &slug)
+        .replace(
+            "{{runtime_path}}",
+            &toml_escape(&runtime.display().to_string()),
+        )
+        .replace("{{features}}", &features);
+    let main_rs = MAIN_RS_TEMPLATE
+        .replace("{{compiler_version}}", version)
+        .replace("{{workflow}}", &generated.workflow_name.replace('\n', " "));
+
+    write_if_changed(&dir.join("Cargo.toml"), &cargo_toml)?;
+    write_if_changed(&src.join("main.rs"), &main_rs)?;
+    write_if_changed(&src.join("workflow.rs"), &generated.code)?;
+    let lock_path = dir.join("Cargo.lock");
+    if !lock_path.exists() {
+        let lock = std::fs::read_to_string(runtime.join("../Cargo.lock"))
+            .unwrap_or_else(|_| WORKSPACE_LOCK.to_string());
+        write_if_changed(&lock_path, &lock)?;
+    }
+    Ok(CrateLayout {
+        dir,
+        package,
+        bin: slug,
+    })
+}
+
+fn write_if_changed(path: &Path, content: &str) -> Result<(), BuildError> {
+    if std::fs::read(path).is_ok_and(|old| old == content.as_bytes()) {
+        return Ok(());
+    }
+    std::fs::write(path, content).map_err(io("cannot write", path))
+}
+
+fn toml_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// A name usable as a Cargo package/binary name: lowercase ASCII alphanumerics and `-`.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_matches('-').to_string();
+    if out.is_empty() {
+        "workflow".to_string()
+    } else if out.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("wf-{out}")
+    } else {
+        out
+    }
+}
+
+/// Build the generated crate with cargo and copy the binary to `opts.output`.
+pub fn build(generated: &GeneratedCrate, opts: &BuildOptions) -> Result<PathBuf, BuildError> {
+    let runtime = runtime_path(opts.runtime.as_deref())?;
+    let cache = cache_dir(opts.cache_dir.as_deref());
+    let layout = write_crate(generated, &runtime, &cache)?;
+    let target_dir = cache.join("target");
+    let static_link =
+        opts.linking == Linking::Static && cfg!(all(target_os = "linux", target_arch = "x86_64"));
+
+    let run = |offline: bool| -> Result<(std::process::ExitStatus, String), BuildError> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let mut cmd = Command::new(&cargo);
+        cmd.arg("build")
+            .arg("--manifest-path")
+            .arg(layout.dir.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .arg("--profile")
+            .arg(opts.profile.name())
+            .arg("--bin")
+            .arg(&layout.bin);
+        if offline {
+            cmd.arg("--offline");
+        }
+        if static_link {
+            cmd.arg("--target").arg(STATIC_TARGET);
+            // Only target artifacts get crt-static; proc-macros (host) stay dynamic.
+            cmd.env(
+                "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
+                "-C target-feature=+crt-static",
+            );
+        }
+        // Builds made from inside `cargo test` must not inherit its per-package flags.
+        for var in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "RUSTC_WORKSPACE_WRAPPER",
+        ] {
+            cmd.env_remove(var);
+        }
+        if opts.progress {
+            cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+            let status = cmd.status().map_err(|source| BuildError::CargoSpawn {
+                cargo: cargo.clone(),
+                source,
+            })?;
+            Ok((status, String::new()))
+        } else {
+            cmd.arg("--quiet").arg("--color").arg("never");
+            let out = cmd.output().map_err(|source| BuildError::CargoSpawn {
+                cargo: cargo.clone(),
+                source,
+            })?;
+            let mut log = String::from_utf8_lossy(&out.stdout).into_owned();
+            log.push_str(&String::from_utf8_lossy(&out.stderr));
+            Ok((out.status, log))
+        }
+    };
+
+    // Offline first: with a warm registry cache this avoids any network round trip.
+    // If something is missing from the cache, cargo says so quickly and we go online.
+    let (mut status, mut log) = run(true)?;
+    if !status.success() && (log.contains("offline") || opts.progress) {
+        (status, log) = run(false)?;
+    }
+    if !status.success() {
+        return Err(BuildError::CargoFailed {
+            status: status.to_string(),
+            log,
+        });
+    }
+
+    let mut artifact = target_dir.clone();
+    if static_link {
+        artifact.push(STATIC_TARGET);
+    }
+    artifact.push(opts.profile.name());
+    artifact.push(&layout.bin);
+    if !artifact.is_file() {
+        return Err(BuildError::MissingArtifact(artifact));
+    }
+    if let Some(parent) = opts.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
+    }
+    // Copy to a temp name and rename, so a running old binary is never overwritten in
+    // place (ETXTBSY) and a failed copy never leaves a truncated file.
+    let tmp = opts.output.with_extension("agentd-tmp");
+    std::fs::copy(&artifact, &tmp).map_err(io("cannot write", &tmp))?;
+    std::fs::rename(&tmp, &opts.output).map_err(io("cannot write", &opts.output))?;
+    Ok(opts.output.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slug_makes_cargo_safe_names() {
+        assert_eq!(slug("hello"), "hello");
+        assert_eq!(slug("Webhook Receiver!"), "webhook-receiver");
+        assert_eq!(slug("3d"), "wf-3d");
+        assert_eq!(slug("  "), "workflow");
+        assert_eq!(slug("a__b"), "a-b");
+    }
+}

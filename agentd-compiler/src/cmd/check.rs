@@ -1,0 +1,80 @@
+//! `agentd check FILE...` — parse and validate, report every problem, build nothing.
+
+use std::path::{Path, PathBuf};
+
+use agentd_compiler::diagnostics::Severity;
+use agentd_compiler::load::{self, LoadOptions};
+
+use super::{emit_diagnostics, is_io, plural};
+use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+
+pub struct Options {
+    pub json: bool,
+    pub deny_warnings: bool,
+    pub color: bool,
+}
+
+pub fn run(files: &[PathBuf], opts: Options) -> u8 {
+    let load_opts = LoadOptions::default();
+    let mut worst = EXIT_OK;
+    for file in files {
+        worst = worst.max(check_one(file, &load_opts, &opts));
+    }
+    worst
+}
+
+fn check_one(file: &Path, load_opts: &LoadOptions, opts: &Options) -> u8 {
+    let mut program = load::load(file, load_opts);
+    if opts.deny_warnings {
+        for d in &mut program.diagnostics {
+            if d.severity == Severity::Warning {
+                d.severity = Severity::Error;
+                d.notes
+                    .push("warnings are errors because of --deny-warnings".into());
+            }
+        }
+    }
+    emit_diagnostics(
+        &program.diagnostics,
+        &program.sources,
+        opts.json,
+        opts.color,
+    );
+    let errors = program.diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = program.diagnostics.len() - errors;
+    let name = program
+        .root()
+        .map(|u| format!(" (workflow `{}`)", u.doc.name))
+        .unwrap_or_default();
+    if program.diagnostics.iter().any(is_io) {
+        if !opts.json {
+            eprintln!("error: could not check `{}`", file.display());
+        }
+        return EXIT_USAGE;
+    }
+    if errors > 0 {
+        if !opts.json {
+            eprintln!(
+                "error: `{}`{name} is invalid: {}, {}",
+                file.display(),
+                plural(errors, "error"),
+                plural(warnings, "warning")
+            );
+        }
+        return EXIT_INVALID;
+    }
+    if !opts.json {
+        let children = program.units.len().saturating_sub(1);
+        let with_children = if children > 0 {
+            format!(" and {}", plural(children, "child workflow"))
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "ok: `{}`{name}{with_children} valid, {}",
+            file.display(),
+            plural(warnings, "warning")
+        );
+    }
+    EXIT_OK
+}

@@ -1,0 +1,1408 @@
+//! The registry of diagnostic codes: what each one means, for `agentd explain CODE`.
+//!
+//! A code is the stable, machine-readable name of one kind of problem. The 24 codes
+//! marked `dialect1` are the ones the agentd 1.3.0 validator reports, with the same
+//! names and trigger conditions (spec/dialect-model.md §7.2); the rest are ours
+//! (parse and load stages, and the extra checks of DESIGN.md §8).
+//!
+//! Every `example` is a complete workflow file (or, for the few codes that cannot be
+//! shown as TOML, a comment saying how the problem arises). The fix is given in a
+//! comment. Tests check that every code emitted by the compiler is registered here and
+//! that every parse- and validate-stage example really triggers its code.
+
+use crate::diagnostics::Severity;
+
+/// The pipeline stage that reports a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading and parsing one file (`parse`).
+    Parse,
+    /// Resolving child workflows of `call` / `parallel` / `map` (`load`).
+    Load,
+    /// Checking one parsed workflow (`validate`).
+    Validate,
+}
+
+/// Everything `agentd explain` knows about a code.
+#[derive(Debug)]
+pub struct CodeInfo {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub stage: Stage,
+    /// True for the codes the dialect-1 validator itself reports.
+    pub dialect1: bool,
+    /// One line.
+    pub summary: &'static str,
+    /// A paragraph: what triggers it, why it matters, how to fix it.
+    pub explanation: &'static str,
+    /// A minimal workflow that triggers the code, with the fix in a comment.
+    pub example: &'static str,
+}
+
+/// Look up a code by name.
+pub fn lookup(code: &str) -> Option<&'static CodeInfo> {
+    CODES.iter().find(|c| c.code == code)
+}
+
+use Severity::{Error, Warning};
+use Stage::{Load, Parse, Validate};
+
+/// Every code, grouped by stage; validate-stage codes in emission order.
+pub static CODES: &[CodeInfo] = &[
+    // ---------------------------------------------------------------- parse stage
+    CodeInfo {
+        code: "io_error",
+        severity: Error,
+        stage: Parse,
+        dialect1: false,
+        summary: "the workflow file cannot be read",
+        explanation: "The file does not exist, is a directory, or cannot be opened with the current \
+permissions. Check the path you passed (relative paths are relative to the working directory) and \
+the file's permissions.",
+        example: "# agentd check does-not-exist.toml\n",
+    },
+    CodeInfo {
+        code: "file_too_large",
+        severity: Error,
+        stage: Parse,
+        dialect1: false,
+        summary: "the workflow file is larger than the 8 MiB limit",
+        explanation: "Workflow files are refused before parsing when they exceed 8 MiB, so a wrong \
+path (a log file, a binary) cannot make the compiler allocate without bound. A workflow is a small \
+TOML document; check that you passed the right file.",
+        example: "# Any file over 8 MiB, e.g. `agentd check big.log`.\n",
+    },
+    CodeInfo {
+        code: "not_utf8",
+        severity: Error,
+        stage: Parse,
+        dialect1: false,
+        summary: "the workflow file is not valid UTF-8",
+        explanation: "TOML documents must be UTF-8. The diagnostic points at the first invalid byte. \
+Re-save the file as UTF-8 (without a UTF-16 byte order mark).",
+        example: "# A file saved as Latin-1 with a non-ASCII character, e.g. name = \"caf\\xe9\".\n",
+    },
+    CodeInfo {
+        code: "toml_syntax",
+        severity: Error,
+        stage: Parse,
+        dialect1: false,
+        summary: "the file is not valid TOML",
+        explanation: "The TOML parser rejected the file: an unclosed bracket or string, a duplicated \
+key, a bare word where a value belongs, or brackets nested more than 128 levels deep. Every syntax \
+error the parser can recover from is reported. See https://toml.io/en/v1.0.0.",
+        example: r#"name = "example"
+nodes = [        # fix: close the array: nodes = []
+"#,
+    },
+    CodeInfo {
+        code: "unknown_field",
+        severity: Error,
+        stage: Parse,
+        dialect1: false,
+        summary: "a key that this table does not accept",
+        explanation: "Dialect 1 rejects unknown keys almost everywhere (spec §1.3): at the top level \
+(there is no `version` key), on start nodes, triggers, routes, edges, every node kind with fields, \
+and every operational block. The help line suggests the nearest valid key. Only the field-less node \
+kinds `merge` and `terminate` silently ignore extra keys.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "greet"
+type = "template_render"
+template = "hello"
+input_fron = "trigger"   # fix: input_from
+"#,
+    },
+    CodeInfo {
+        code: "unknown_variant",
+        severity: Error,
+        stage: Parse,
+        dialect1: false,
+        summary: "a value that is not one of the allowed names",
+        explanation: "An enumerated value is not one of its allowed names: a node `type` that is not \
+one of the 24 kinds, a start node `source` other than event/http/manual, a trigger `type`, a secret \
+`source`, a backend `provider`. Names are case-sensitive; the help line suggests the nearest one.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "load"
+type = "read_fiel"      # fix: read_file
+path_from = "trigger.path"
+"#,
+    },
+    CodeInfo {
+        code: "missing_field",
+        severity: Error,
+        stage: Parse,
+        dialect1: false,
+        summary: "a required key is missing",
+        explanation: "A required key is absent: `name` at the top level, `id`/`type` on a node, \
+`from`/`to` on an edge, `max_steps` on an agent_loop, `max_items` on a map, `max_attempts` in a \
+retry table, and so on (spec §2-§4 list which keys are required).",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "loop"
+type = "agent_loop"
+backend = "default"
+instructions = "Tidy the inbox."
+tools = ["read_file"]
+# fix: max_steps = 8
+"#,
+    },
+    CodeInfo {
+        code: "invalid_type",
+        severity: Error,
+        stage: Parse,
+        dialect1: false,
+        summary: "a value has the wrong TOML type",
+        explanation: "The value's TOML type does not match the key: a number where a string belongs, \
+a table where an array belongs, a float for an integer field. Quote strings; write integer fields \
+without a fractional part.",
+        example: r#"name = "example"
+
+[budget]
+max_llm_tokens = 1.5   # fix: a whole number, e.g. 20000
+"#,
+    },
+    CodeInfo {
+        code: "invalid_value",
+        severity: Error,
+        stage: Parse,
+        dialect1: false,
+        summary: "a value of the right type is out of range",
+        explanation: "Integer fields are unsigned and sized (u16/u32/u64): negative numbers and \
+numbers too large for the field are rejected.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "each"
+type = "map"
+items_from = "trigger.items"
+workflow = "child.toml"
+max_items = -1          # fix: a positive limit, e.g. 100
+"#,
+    },
+    CodeInfo {
+        code: "schema_error",
+        severity: Error,
+        stage: Parse,
+        dialect1: false,
+        summary: "the document does not fit the workflow schema",
+        explanation: "A structural problem the more specific parse codes do not cover. The message \
+comes from the deserializer and names the offending value; compare the file with the dialect \
+reference.",
+        example: "# Reported for schema mismatches without a more specific code.\n",
+    },
+    CodeInfo {
+        code: "workflow_count",
+        severity: Error,
+        stage: Parse,
+        dialect1: false,
+        summary: "a wrapped document must hold exactly one [[workflows]] entry",
+        explanation: "The wrapped shape (`[[workflows]]` at the root) must contain exactly one \
+workflow table; dialect 1 fails with \"expected exactly one [[workflows]] entry; found N\". Put each \
+workflow in its own file (children are referenced with `call`, `parallel` or `map`).",
+        example: r#"[[workflows]]
+name = "first"
+
+[[workflows]]           # fix: move this workflow to its own file
+name = "second"
+"#,
+    },
+    // ----------------------------------------------------------------- load stage
+    CodeInfo {
+        code: "child_workflow_missing",
+        severity: Error,
+        stage: Load,
+        dialect1: false,
+        summary: "a child workflow file of call/parallel/map does not exist",
+        explanation: "Child workflows are compiled into the same binary, so they must exist at build \
+time. A child path is resolved relative to the directory of the file that names it, then relative \
+to the working directory (the dialect-1 convention). Fix the path or create the file.",
+        example: r#"name = "parent"
+
+[[nodes]]
+id = "sub"
+type = "call"
+workflow = "no-such-child.toml"   # fix: the path of an existing child workflow
+"#,
+    },
+    CodeInfo {
+        code: "child_workflow_invalid",
+        severity: Error,
+        stage: Load,
+        dialect1: false,
+        summary: "a child workflow has errors",
+        explanation: "A child workflow referenced by call/parallel/map failed to parse or validate. \
+Its own diagnostics are reported first, against the child file; this one points at the reference \
+in the parent. Fix the child's errors.",
+        example: r#"# parent.toml
+name = "parent"
+
+[[nodes]]
+id = "sub"
+type = "call"
+workflow = "child.toml"   # child.toml has an error, e.g. a dangling edge
+"#,
+    },
+    CodeInfo {
+        code: "child_workflow_cycle",
+        severity: Error,
+        stage: Load,
+        dialect1: false,
+        summary: "child workflows call each other in a cycle",
+        explanation: "A workflow reaches itself through call/parallel/map references. Dialect 1 \
+would recurse until its depth limit of 8 and fail at run time; a compiled program cannot contain \
+the cycle. Break the cycle (for bounded repetition use a loop edge with `max_iterations`).",
+        example: r#"# self.toml
+name = "self"
+
+[[nodes]]
+id = "again"
+type = "call"
+workflow = "self.toml"    # fix: call a different workflow
+"#,
+    },
+    CodeInfo {
+        code: "child_workflow_too_deep",
+        severity: Error,
+        stage: Load,
+        dialect1: false,
+        summary: "child workflows are nested more than 8 levels deep",
+        explanation: "Dialect 1 runs a child at depth d+1 and fails hard past depth 8. A static \
+chain of references longer than that could never run, so it is rejected at build time. Flatten \
+the composition.",
+        example: "# a.toml calls b.toml, which calls c.toml, ... nine levels deep.\n",
+    },
+    CodeInfo {
+        code: "unknown_child_start",
+        severity: Error,
+        stage: Load,
+        dialect1: false,
+        summary: "a child workflow has no such start node (or none at all)",
+        explanation: "`start` on call/parallel/map must name one of the child's [[start_nodes]]; \
+without `start` the child's first start node is used, so the child must declare at least one. \
+Dialect 1 failed at run time with \"unknown start node\".",
+        example: r#"name = "parent"
+
+[[nodes]]
+id = "sub"
+type = "call"
+workflow = "child.toml"
+start = "mian"        # fix: a start name the child declares, e.g. "main"
+"#,
+    },
+    // ------------------------------------------------- validate stage: dialect 1
+    CodeInfo {
+        code: "dup_node_id",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "a node id is declared more than once",
+        explanation: "Node ids name nodes in edges, start entries and context paths, so they must be \
+unique. One diagnostic is reported per duplicated id, at its second declaration.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "step"
+type = "merge"
+
+[[nodes]]
+id = "step"          # fix: a unique id, e.g. "step2"
+type = "terminate"
+"#,
+    },
+    CodeInfo {
+        code: "dup_start_name",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "a start node name is declared more than once",
+        explanation: "Routes, triggers and `--start` select start nodes by name, so names must be \
+unique.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "main"
+source = "manual"
+
+[[start_nodes]]
+name = "main"        # fix: a unique name, e.g. "webhook"
+source = "http"
+"#,
+    },
+    CodeInfo {
+        code: "dup_http_route",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "two HTTP routes have the same method and path",
+        explanation: "A route is identified by its upper-cased method and its exact path; a second \
+route with the same pair could never be selected.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "main"
+source = "http"
+
+[[http_routes]]
+method = "POST"
+path = "/run"
+start_node = "main"
+
+[[http_routes]]
+method = "post"
+path = "/run"        # fix: remove this route or give it another path
+start_node = "main"
+"#,
+    },
+    CodeInfo {
+        code: "unknown_http_start_node",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "an HTTP route points at an undeclared start node",
+        explanation: "`start_node` of an [[http_routes]] entry must be the `name` of a \
+[[start_nodes]] entry.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "main"
+source = "http"
+
+[[http_routes]]
+method = "POST"
+path = "/run"
+start_node = "mian"   # fix: "main"
+"#,
+    },
+    CodeInfo {
+        code: "unknown_trigger_start_node",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "a trigger points at an undeclared start node",
+        explanation: "`start_node` of a [[triggers]] entry must be the `name` of a [[start_nodes]] \
+entry.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "tick"
+source = "event"
+
+[[triggers]]
+type = "interval"
+every = "5m"
+start_node = "tock"   # fix: "tick"
+"#,
+    },
+    CodeInfo {
+        code: "unknown_start_entry_node",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "a start node's entry_node is not a declared node id",
+        explanation: "`entry_node` names the node a run begins at; it must be the id of a declared \
+node.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "main"
+source = "manual"
+entry_node = "frist"   # fix: "first"
+
+[[nodes]]
+id = "first"
+type = "merge"
+"#,
+    },
+    CodeInfo {
+        code: "dangling_edge",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "an edge's from or to is not a declared node id",
+        explanation: "Both ends of an edge must be declared node ids; one diagnostic is reported per \
+bad end. While any edge dangles, the cycle and reachability checks are skipped (their results \
+would be meaningless).",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "a"
+type = "merge"
+
+[[edges]]
+from = "a"
+to = "b"          # fix: declare node "b" or point at an existing node
+"#,
+    },
+    CodeInfo {
+        code: "unknown_mcp_server",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "an MCP node names a server that is not in [[mcp_servers]]",
+        explanation: "`server` on call_mcp_tool and read_mcp_resource must be the `name` of an \
+[[mcp_servers]] entry of the same file (a child workflow must declare its own).",
+        example: r#"name = "example"
+
+[[mcp_servers]]
+name = "github"
+command = ["/usr/local/bin/github-mcp"]
+
+[[nodes]]
+id = "issue"
+type = "call_mcp_tool"
+tool = "create_issue"
+server = "gitlab"     # fix: "github"
+"#,
+    },
+    CodeInfo {
+        code: "ambiguous_mcp_server",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "an MCP node has no server while several are declared",
+        explanation: "`server` may be omitted only when at most one [[mcp_servers]] entry exists; \
+with two or more the node must say which one it uses.",
+        example: r#"name = "example"
+
+[[mcp_servers]]
+name = "docs"
+command = ["/usr/local/bin/docs-mcp"]
+
+[[mcp_servers]]
+name = "github"
+command = ["/usr/local/bin/github-mcp"]
+
+[[nodes]]
+id = "page"
+type = "read_mcp_resource"
+resource_from = "trigger.uri"
+# fix: server = "docs"
+"#,
+    },
+    CodeInfo {
+        code: "agent_loop_steps_out_of_range",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "agent_loop max_steps is 0 or greater than 64",
+        explanation: "An agent loop must be bounded: `max_steps` must be between 1 and 64.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "agent"
+type = "agent_loop"
+backend = "default"
+instructions = "Summarise /data/report.txt"
+tools = ["read_file"]
+max_steps = 100       # fix: at most 64
+"#,
+    },
+    CodeInfo {
+        code: "agent_loop_missing_instructions",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "agent_loop has neither instructions nor instructions_from",
+        explanation: "An agent loop needs a task: a literal `instructions` string or an \
+`instructions_from` context path.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "agent"
+type = "agent_loop"
+backend = "default"
+tools = ["read_file"]
+max_steps = 8
+# fix: instructions = "Summarise /data/report.txt"
+"#,
+    },
+    CodeInfo {
+        code: "agent_loop_no_tools",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "agent_loop declares no tools",
+        explanation: "`tools` must list at least one loop tool (read_file, write_file, read_env, \
+http_request, shell_run, call_mcp_tool). An instructions file's `loop_tools` is not used.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "agent"
+type = "agent_loop"
+backend = "default"
+instructions = "Summarise /data/report.txt"
+tools = []            # fix: tools = ["read_file"]
+max_steps = 8
+"#,
+    },
+    CodeInfo {
+        code: "agent_loop_unknown_tool",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "agent_loop lists a tool that is not a loop tool",
+        explanation: "Each entry of `tools` must be one of read_file, write_file, read_env, \
+http_request, shell_run, call_mcp_tool. One diagnostic is reported per unknown tool.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "agent"
+type = "agent_loop"
+backend = "default"
+instructions = "Summarise /data/report.txt"
+tools = ["read_file", "browse_web"]   # fix: remove "browse_web"
+max_steps = 8
+"#,
+    },
+    CodeInfo {
+        code: "respond_status_out_of_range",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "respond status is outside 100..=599",
+        explanation: "`status` of a respond node must be an HTTP status code (100-599); omit it for \
+200.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "reply"
+type = "respond"
+status = 700          # fix: e.g. 202
+body_template = "{\"ok\": true}"
+"#,
+    },
+    CodeInfo {
+        code: "respond_empty_content_type",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "respond content_type is blank",
+        explanation: "When present, `content_type` must be a non-blank media type; omit it for \
+application/json.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "reply"
+type = "respond"
+content_type = " "    # fix: "text/plain", or remove the key
+body_template = "done"
+"#,
+    },
+    CodeInfo {
+        code: "map_zero_max_items",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "map max_items is 0",
+        explanation: "`max_items` caps how many elements a map may fan out over (a longer array is \
+a hard error, never truncated); it must be at least 1.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "each"
+type = "map"
+items_from = "trigger.items"
+workflow = "child.toml"
+max_items = 0         # fix: e.g. 100
+"#,
+    },
+    CodeInfo {
+        code: "map_zero_concurrency",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "map max_concurrent is 0",
+        explanation: "`max_concurrent` is how many children run per wave; it must be at least 1 \
+(default 4).",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "each"
+type = "map"
+items_from = "trigger.items"
+workflow = "child.toml"
+max_items = 100
+max_concurrent = 0    # fix: e.g. 4, or remove the key
+"#,
+    },
+    CodeInfo {
+        code: "map_empty_workflow",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "map workflow path is blank",
+        explanation: "`workflow` must name the child workflow file each element runs through.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "each"
+type = "map"
+items_from = "trigger.items"
+workflow = ""         # fix: "child.toml"
+max_items = 100
+"#,
+    },
+    CodeInfo {
+        code: "http_header_bad_name",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "an http_request header name is empty or has invalid characters",
+        explanation: "Header names must match [A-Za-z0-9_-]+. Header issues are reported in \
+header-name order.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "call"
+type = "http_request"
+method = "GET"
+url_from = "trigger.url"
+headers = { "X Trace" = "1" }   # fix: "X-Trace"
+"#,
+    },
+    CodeInfo {
+        code: "http_header_crlf",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "an http_request header value contains CR or LF",
+        explanation: "A line break in a header value would let it inject further headers; values \
+must be a single line.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "call"
+type = "http_request"
+method = "GET"
+url_from = "trigger.url"
+headers = { X-Note = "a\r\nX-Injected: 1" }   # fix: "a"
+"#,
+    },
+    CodeInfo {
+        code: "http_header_bad_placeholder",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "an http_request header uses a placeholder other than {{secret:NAME}}",
+        explanation: "Header values are literals plus `{{secret:NAME}}` placeholders, resolved \
+through [[secrets]] and then the environment at request time. Context data can never reach a \
+header, so any other `{{...}}` (or an unclosed `{{`) is rejected.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "call"
+type = "http_request"
+method = "GET"
+url_from = "trigger.url"
+headers = { Authorization = "Bearer {{trigger.token}}" }   # fix: "Bearer {{secret:API_TOKEN}}"
+"#,
+    },
+    CodeInfo {
+        code: "cycle",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "the graph has a cycle that is not a bounded loop edge",
+        explanation: "Apart from loop edges (edges with `max_iterations`), the graph must be \
+acyclic; Kahn's algorithm over the other edges must visit every node. The message lists the nodes \
+involved in or downstream of the cycle; the span points at an edge that closes it. Remove an edge, \
+or bound the back edge with `max_iterations = N`. Skipped while any edge dangles.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "draft"
+type = "merge"
+
+[[nodes]]
+id = "review"
+type = "merge"
+
+[[edges]]
+from = "draft"
+to = "review"
+
+[[edges]]
+from = "review"
+to = "draft"          # fix: add max_iterations = 3 to bound the loop
+"#,
+    },
+    CodeInfo {
+        code: "ambiguous_start_entry",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "a start node has no entry_node and the graph has no single root",
+        explanation: "Without `entry_node`, a start node begins at the unique node with no incoming \
+edge (counting every edge, loop edges included). With zero or several such roots the entry cannot \
+be inferred; such a start reaches nothing, so nodes only it would reach are also reported \
+unreachable. Only checked when the workflow has nodes and start nodes, and no edge dangles.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "main"         # fix: entry_node = "a"
+source = "manual"
+
+[[nodes]]
+id = "a"
+type = "merge"
+
+[[nodes]]
+id = "b"
+type = "merge"
+"#,
+    },
+    CodeInfo {
+        code: "unreachable_node",
+        severity: Error,
+        stage: Validate,
+        dialect1: true,
+        summary: "a node cannot be reached from any start node",
+        explanation: "Every node must be reachable from the entry of some start node, following \
+edges of any label (loop edges included). Connect the node or remove it. Only checked when the \
+workflow has nodes and start nodes, and no edge dangles.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "main"
+source = "manual"
+entry_node = "a"
+
+[[nodes]]
+id = "a"
+type = "merge"
+
+[[nodes]]
+id = "island"         # fix: add an edge from "a" to "island", or remove it
+type = "merge"
+"#,
+    },
+    // ------------------------------------------------ validate stage: our checks
+    CodeInfo {
+        code: "bad_auth_ref",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "a route's auth string is not a valid auth reference",
+        explanation: "A route `auth` is absent, \"\", `none` (any case), `bearer[:name]`, \
+`basic[:name]`, `hmac[:name]`, `oidc[:name]` or `mtls`. Scheme names are case-sensitive and `mtls` \
+takes no name. Dialect 1 found these only when the server started (or, built without its `auth` \
+feature, served the route unauthenticated); here it is a build error.",
+        example: r#"name = "example"
+
+[auth.bearer.ops]
+tokens_env = "OPS_TOKENS"
+
+[[start_nodes]]
+name = "main"
+source = "http"
+
+[[http_routes]]
+method = "POST"
+path = "/run"
+start_node = "main"
+auth = "Bearer:ops"   # fix: "bearer:ops"
+"#,
+    },
+    CodeInfo {
+        code: "unknown_auth_binding",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "a route's auth reference names a binding that is not declared",
+        explanation: "`auth = \"<scheme>:<name>\"` needs an `[auth.<scheme>.<name>]` table; a bare \
+scheme (`bearer`) means `<scheme>:default`. A route must never be served without the \
+authentication it names, so a missing binding fails the build.",
+        example: r#"name = "example"
+
+[auth.bearer.ops]
+tokens_env = "OPS_TOKENS"
+
+[[start_nodes]]
+name = "main"
+source = "http"
+
+[[http_routes]]
+method = "POST"
+path = "/run"
+start_node = "main"
+auth = "bearer"       # means bearer:default; fix: "bearer:ops"
+"#,
+    },
+    CodeInfo {
+        code: "mtls_without_client_auth",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "a route requires mtls but TLS client authentication is not configured",
+        explanation: "`auth = \"mtls\"` accepts a request only when the TLS handshake produced a \
+client certificate. Without [server.tls.client_auth] (mode required or optional) no certificate is \
+ever requested and every request would be refused, so the build fails instead.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "main"
+source = "http"
+
+[[http_routes]]
+method = "POST"
+path = "/run"
+start_node = "main"
+auth = "mtls"
+# fix:
+# [server.tls]
+# cert_file = "server.pem"
+# key_file = "server.key"
+# [server.tls.client_auth]
+# mode = "required"
+# ca_file = "clients-ca.pem"
+"#,
+    },
+    CodeInfo {
+        code: "invalid_cron",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "a cron trigger's schedule does not parse",
+        explanation: "`schedule` is a cron expression: either the classic five fields \
+`min hour dom mon dow` (a seconds field of 0 is added) or six or seven fields with seconds first \
+`sec min hour dom mon dow [year]`, or a shorthand such as `@daily`. Dialect 1 accepted only the \
+6/7-field form and failed at serve startup; here a bad schedule is a build error.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "nightly"
+source = "event"
+
+[[triggers]]
+type = "cron"
+schedule = "30 25 * * *"   # fix: hours are 0-23, e.g. "30 2 * * *"
+start_node = "nightly"
+"#,
+    },
+    CodeInfo {
+        code: "invalid_interval",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an interval trigger's `every` is not a duration",
+        explanation: "`every` is a positive whole number followed by a unit: s|sec|secs, \
+m|min|mins, h|hr|hrs, d|day|days. Zero, fractions and other units are rejected.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "tick"
+source = "event"
+
+[[triggers]]
+type = "interval"
+every = "1.5h"        # fix: "90m"
+start_node = "tick"
+"#,
+    },
+    CodeInfo {
+        code: "invalid_fs_watch_event",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an fs_watch trigger lists an unknown event kind",
+        explanation: "`events` entries are create, modify, remove (alias delete) and rename, in any \
+case; an empty list means all of them.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "inbox"
+source = "event"
+
+[[triggers]]
+type = "fs_watch"
+path = "/var/spool/inbox"
+events = ["create", "write"]   # fix: "modify"
+start_node = "inbox"
+"#,
+    },
+    CodeInfo {
+        code: "unknown_trigger_mcp_server",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "an MCP resource trigger names a server that is not declared",
+        explanation: "mcp.resource.updated / mcp.resource.created triggers are parsed but never fire \
+in dialect 1, so a wrong server name changes nothing today; it is reported so the trigger is right \
+when it does.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "on_change"
+source = "event"
+
+[[triggers]]
+type = "mcp.resource.updated"
+server = "docs"       # fix: declare [[mcp_servers]] name = "docs"
+resource = "docs://pages/*"
+start_node = "on_change"
+"#,
+    },
+    CodeInfo {
+        code: "reserved_backend_name",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an intelligence backend is declared with the reserved name `default`",
+        explanation: "`default` names the transport configured on the command line; it cannot be \
+declared in [[intelligence.backends]].",
+        example: r#"name = "example"
+
+[[intelligence.backends]]
+name = "default"      # fix: another name, e.g. "claude"
+provider = "anthropic"
+model = "claude-sonnet-4-6"
+api_key_env = "ANTHROPIC_API_KEY"
+"#,
+    },
+    CodeInfo {
+        code: "dup_backend_name",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "two intelligence backends have the same name",
+        explanation: "Nodes select a backend by name, so [[intelligence.backends]] names must be \
+unique.",
+        example: r#"name = "example"
+
+[[intelligence.backends]]
+name = "fast"
+provider = "openai"
+model = "gpt-4o-mini"
+api_key_env = "OPENAI_API_KEY"
+
+[[intelligence.backends]]
+name = "fast"         # fix: a unique name, e.g. "smart"
+provider = "anthropic"
+model = "claude-sonnet-4-6"
+api_key_env = "ANTHROPIC_API_KEY"
+"#,
+    },
+    CodeInfo {
+        code: "unknown_backend",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an llm_infer or agent_loop node uses a backend that is not declared",
+        explanation: "`backend` must be `default` (the command-line transport) or the name of an \
+[[intelligence.backends]] entry (a child workflow may also use its parent's). Dialect 1 found this \
+only when the node ran.",
+        example: r#"name = "example"
+
+[[intelligence.backends]]
+name = "claude"
+provider = "anthropic"
+model = "claude-sonnet-4-6"
+api_key_env = "ANTHROPIC_API_KEY"
+
+[[nodes]]
+id = "classify"
+type = "llm_infer"
+backend = "cluade"    # fix: "claude"
+prompt = "Classify: {{body}}"
+input_from = "trigger"
+"#,
+    },
+    CodeInfo {
+        code: "output_schema_unreadable",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "llm_infer output_schema names a file that cannot be read (or is not JSON)",
+        explanation: "An `output_schema` other than \"inline\" is a JSON Schema file, resolved \
+relative to the workflow file's directory and then the working directory. When it cannot be read \
+dialect 1 silently falls back to checking JSON validity only, so the schema is not enforced.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "classify"
+type = "llm_infer"
+backend = "default"
+prompt = "Classify: {{body}}"
+input_from = "trigger"
+output_schema = "schemas/missing.json"   # fix: an existing file, or "inline"
+"#,
+    },
+    CodeInfo {
+        code: "ambiguous_successor",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "two out-edges of a node match the same branch",
+        explanation: "After a node runs, exactly one out-edge must match its branch: two \
+unconditional edges (fan-out) or two edges with the same `when` label make the run fail there \
+with \"N matching out-edges\". A loop edge collides with an ordinary edge of the same label until \
+its budget is spent, so that is reported too (unless `max_iterations = 0`). Edges a node can never \
+take (from fail/terminate, or unconditional edges from condition/switch) are ignored. To run work \
+concurrently use `parallel`; to choose, use `condition` or `switch`.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "start"
+type = "merge"
+
+[[nodes]]
+id = "left"
+type = "merge"
+
+[[nodes]]
+id = "right"
+type = "merge"
+
+[[edges]]
+from = "start"
+to = "left"
+
+[[edges]]
+from = "start"        # fix: chain start -> left -> right, or use `parallel`
+to = "right"
+"#,
+    },
+    CodeInfo {
+        code: "unlabelled_source_when",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "a `when` edge leaves a node kind that never emits a branch label",
+        explanation: "Only condition, switch, agent_loop (`exhausted`) and the kinds with an `error` \
+branch (http_request, call_mcp_tool, shell_run, call, parallel, map) emit labels. A labelled edge \
+from any other kind is never taken. In particular read_file and the other pure kinds have no \
+`error` branch: their failures abort the run. Accepted (dialect-1 workflows contain such edges), \
+but reported.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "load"
+type = "read_file"
+path_from = "trigger.path"
+
+[[nodes]]
+id = "missing"
+type = "fail"
+
+[[edges]]
+from = "load"
+to = "missing"
+when = "error"        # never taken: read_file has no error branch; fix: remove this edge
+"#,
+    },
+    CodeInfo {
+        code: "error_edge_never_taken",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "a `when = \"error\"` edge leaves a kind that has no error branch",
+        explanation: "condition emits only true/false and agent_loop only `exhausted`; neither ever \
+takes an `error` branch, so this edge is dead. (Kinds that emit no label at all get \
+`unlabelled_source_when` instead.)",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "check"
+type = "condition"
+expr = "trigger.ok"
+
+[[nodes]]
+id = "done"
+type = "terminate"
+
+[[edges]]
+from = "check"
+to = "done"
+when = "true"
+
+[[edges]]
+from = "check"
+to = "done"
+when = "false"
+
+[[edges]]
+from = "check"
+to = "done"
+when = "error"        # fix: remove this edge
+"#,
+    },
+    CodeInfo {
+        code: "exhausted_edge_not_agent_loop",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "a `when = \"exhausted\"` edge leaves a node that is not an agent_loop",
+        explanation: "Only agent_loop emits `exhausted` (step or token budget spent). From a kind \
+that emits other labels the edge is dead. (Kinds that emit no label at all get \
+`unlabelled_source_when` instead.)",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "fetch"
+type = "http_request"
+method = "GET"
+url_from = "trigger.url"
+
+[[nodes]]
+id = "gave_up"
+type = "fail"
+
+[[edges]]
+from = "fetch"
+to = "gave_up"
+when = "exhausted"    # fix: when = "error"
+"#,
+    },
+    CodeInfo {
+        code: "label_never_emitted",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "a `when` label is not one the source kind can emit",
+        explanation: "A condition emits exactly `true` or `false` (case-sensitive); the error-branch \
+kinds emit only `error`. Any other label on an edge from them is never matched. (switch edges may \
+use any label.)",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "check"
+type = "condition"
+expr = "trigger.ok"
+
+[[nodes]]
+id = "done"
+type = "terminate"
+
+[[edges]]
+from = "check"
+to = "done"
+when = "yes"          # fix: "true"
+
+[[edges]]
+from = "check"
+to = "done"
+when = "false"
+"#,
+    },
+    CodeInfo {
+        code: "condition_missing_branch",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "a condition lacks a `true` or a `false` edge",
+        explanation: "When a condition takes a branch that has no edge, the run dead-ends and \
+completes at the condition, returning `{\"value\": ...}` as the final value. That is rarely \
+intended; route both branches (a `fail` or `terminate` node makes the outcome explicit).",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "check"
+type = "condition"
+expr = "trigger.ok"
+
+[[nodes]]
+id = "done"
+type = "terminate"
+
+[[edges]]
+from = "check"
+to = "done"
+when = "true"
+# fix: add an edge with when = "false"
+"#,
+    },
+    CodeInfo {
+        code: "no_policy",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "the workflow has no [policy] block, so everything is allowed",
+        explanation: "Without [policy], every file, environment, HTTP, shell and MCP action is \
+allowed. With a [policy] block, each section defaults to deny-all, so list exactly what the \
+workflow may touch. Not reported for child workflows (their parent's policy applies).",
+        example: r#"name = "example"
+# fix:
+# [policy.fs]
+# read = ["/data/**"]
+"#,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::path::Path;
+
+    use super::*;
+    use crate::parse::parse_str;
+    use crate::validate::{ValidateOptions, validate};
+
+    /// Every code literal passed to `Diagnostic::error` / `Diagnostic::warning` in `src`.
+    fn emitted_codes(src: &str) -> Vec<String> {
+        // Ignore the file's own test module.
+        let src = src.split("#[cfg(test)]").next().unwrap_or(src);
+        let mut out = Vec::new();
+        for pat in ["Diagnostic::error(", "Diagnostic::warning("] {
+            let mut rest = src;
+            while let Some(i) = rest.find(pat) {
+                rest = &rest[i + pat.len()..];
+                let arg = rest.trim_start();
+                if let Some(lit) = arg.strip_prefix('"')
+                    && let Some(end) = lit.find('"')
+                {
+                    out.push(lit[..end].to_string());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn codes_are_unique_and_well_formed() {
+        let mut seen = HashSet::new();
+        for c in CODES {
+            assert!(seen.insert(c.code), "duplicate code {}", c.code);
+            assert!(
+                c.code
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{}",
+                c.code
+            );
+            assert!(
+                !c.summary.is_empty() && !c.explanation.is_empty() && !c.example.is_empty(),
+                "{}",
+                c.code
+            );
+            assert_eq!(lookup(c.code).map(|i| i.code), Some(c.code));
+        }
+        assert!(lookup("no_such_code").is_none());
+        let dialect1 = CODES.iter().filter(|c| c.dialect1).count();
+        assert_eq!(dialect1, 24, "dialect 1 has exactly 24 validator codes");
+    }
+
+    #[test]
+    fn every_emitted_code_is_registered() {
+        let sources = [
+            ("validate.rs", include_str!("validate.rs")),
+            ("parse.rs", include_str!("parse.rs")),
+            ("load.rs", include_str!("load.rs")),
+        ];
+        let mut total = 0;
+        for (file, src) in sources {
+            for code in emitted_codes(src) {
+                total += 1;
+                let info = lookup(&code)
+                    .unwrap_or_else(|| panic!("{file} emits unregistered code `{code}`"));
+                let stage = match file {
+                    "validate.rs" => Stage::Validate,
+                    "parse.rs" => Stage::Parse,
+                    _ => Stage::Load,
+                };
+                assert_eq!(
+                    info.stage, stage,
+                    "{code} is registered under the wrong stage"
+                );
+            }
+        }
+        assert!(
+            total > 40,
+            "the scan found only {total} codes; has the emitting style changed?"
+        );
+    }
+
+    #[test]
+    fn every_validate_code_is_emitted_with_its_severity() {
+        let src = include_str!("validate.rs");
+        let src = src.split("#[cfg(test)]").next().unwrap_or(src);
+        for c in CODES.iter().filter(|c| c.stage == Stage::Validate) {
+            let ctor = match c.severity {
+                Severity::Error => "Diagnostic::error(",
+                Severity::Warning => "Diagnostic::warning(",
+            };
+            let found = src.match_indices(ctor).any(|(i, _)| {
+                src[i + ctor.len()..]
+                    .trim_start()
+                    .starts_with(&format!("\"{}\"", c.code))
+            });
+            assert!(
+                found,
+                "`{}` is registered but validate.rs never emits it as {ctor}",
+                c.code
+            );
+        }
+    }
+
+    #[test]
+    fn validate_examples_trigger_their_code() {
+        for c in CODES.iter().filter(|c| c.stage == Stage::Validate) {
+            let r = parse_str(Path::new("example.toml"), c.example);
+            let doc = r.doc.unwrap_or_else(|| {
+                panic!("example for {} does not parse: {:?}", c.code, r.diagnostics)
+            });
+            let diags = validate(&r.source, &doc, &ValidateOptions::default());
+            let d = diags.iter().find(|d| d.code == c.code).unwrap_or_else(|| {
+                panic!("example for {} does not trigger it: {diags:#?}", c.code)
+            });
+            assert_eq!(d.severity, c.severity, "{}", c.code);
+        }
+    }
+
+    #[test]
+    fn parse_examples_trigger_their_code() {
+        for c in CODES.iter().filter(|c| c.stage == Stage::Parse) {
+            // Codes that cannot be shown as TOML text have a comment-only example.
+            if c.example
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+            {
+                continue;
+            }
+            let r = parse_str(Path::new("example.toml"), c.example);
+            assert!(
+                r.diagnostics.iter().any(|d| d.code == c.code),
+                "example for {} gives {:?}",
+                c.code,
+                r.diagnostics.iter().map(|d| d.code).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn fixed_examples_are_clean_of_their_code() {
+        // Sanity check of the "fix" comments for a few codes whose fix is a one-line edit.
+        let fixes = [
+            (
+                "dangling_edge",
+                "to = \"b\"          # fix",
+                "to = \"a\"          # fix",
+            ),
+            ("unknown_backend", "\"cluade\"", "\"claude\""),
+            ("invalid_cron", "\"30 25 * * *\"", "\"30 2 * * *\""),
+            ("invalid_interval", "\"1.5h\"", "\"90m\""),
+            ("bad_auth_ref", "\"Bearer:ops\"", "\"bearer:ops\""),
+            (
+                "unknown_auth_binding",
+                "auth = \"bearer\"",
+                "auth = \"bearer:ops\"",
+            ),
+        ];
+        for (code, from, to) in fixes {
+            let info = lookup(code).expect("registered");
+            assert!(info.example.contains(from), "{code}: {from}");
+            let fixed = info.example.replace(from, to);
+            let r = parse_str(Path::new("example.toml"), &fixed);
+            let doc = r.doc.expect("fixed example parses");
+            let diags = validate(&r.source, &doc, &ValidateOptions::default());
+            assert!(
+                diags.iter().all(|d| d.code != code),
+                "{code} still fires after the fix"
+            );
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! `agentd` — the command-line front end of the compiler.
+//!
+//! Thin by design: each subcommand parses its flags, calls the library, renders the
+//! diagnostics it gets back and picks an exit code. Exit codes are part of the
+//! interface (docs/cli.md).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod cmd;
+
+/// Exit code: everything checked out.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the workflow has errors (or warnings under `--deny-warnings`).
+pub const EXIT_INVALID: u8 = 1;
+/// Exit code: bad command line, or a file could not be read or written.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: cargo failed to compile the generated crate.
+pub const EXIT_CARGO: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "agentd",
+    version,
+    about = "Compile agent workflows (dialect 1 TOML) into specialised binaries",
+    after_help = "Exit codes:\n  0  success (the workflow is valid)\n  1  the workflow has errors (or warnings with --deny-warnings)\n  2  usage error, or a file could not be read or written\n  3  cargo failed to compile the generated crate (build, test)\n\nSee docs/cli.md for details, and `agentd explain CODE` for any diagnostic code."
+)]
+struct Cli {
+    /// When to use colour in human-readable output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    color: ColorChoice,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse and validate workflows (and every child workflow they call) without building.
+    Check(CheckArgs),
+    /// Explain a diagnostic code, with a minimal example.
+    Explain {
+        /// The code, e.g. `dangling_edge`. Omit to list every code.
+        code: Option<String>,
+    },
+    /// Validate a workflow and compile it into a standalone binary.
+    Build(BuildArgs),
+    /// Print the Rust code `agentd build` would compile for a workflow.
+    Emit {
+        /// The workflow file.
+        file: PathBuf,
+    },
+    /// Print a workflow's graph in Graphviz dot format.
+    Graph {
+        /// The workflow file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    /// Workflow files to check.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Output format for diagnostics.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    message_format: MessageFormat,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    deny_warnings: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct BuildArgs {
+    /// The workflow file.
+    file: PathBuf,
+    /// Where to write the binary (default: the workflow's name, in the current directory).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// The agentd-runtime crate to build against.
+    #[arg(long, env = "AGENTD_RUNTIME_PATH")]
+    runtime: Option<PathBuf>,
+    /// Shared cache for generated crates and their build artifacts.
+    #[arg(long, env = "AGENTD_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Build the smallest binary (fat LTO, opt-level "s"); slower to build.
+    #[arg(long)]
+    release_lto: bool,
+    /// Link dynamically instead of the default static binary.
+    #[arg(long)]
+    dynamic: bool,
+    /// Show cargo's progress (default: when stderr is a terminal).
+    #[arg(long, conflicts_with = "quiet")]
+    progress: bool,
+    /// Never show cargo's progress.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MessageFormat {
+    /// rustc-style text on stderr.
+    Human,
+    /// One JSON object per diagnostic on stdout.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    fn enabled_for_stderr(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stderr().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout with exit 0 and errors with exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    let color = cli.color.enabled_for_stderr();
+    let code = match cli.command {
+        Command::Check(args) => cmd::check::run(
+            &args.files,
+            cmd::check::Options {
+                json: args.message_format == MessageFormat::Json,
+                deny_warnings: args.deny_warnings,
+                color,
+            },
+        ),
+        Command::Explain { code } => cmd::explain::run(code.as_deref()),
+        Command::Graph { file } => cmd::graph::run(&file, color),
+        Command::Emit { file } => cmd::emit::run(&file, color),
+        Command::Build(args) => cmd::build::run(
+            &args.file,
+            cmd::build::Options {
+                output: args.output,
+                runtime: args.runtime,
+                cache_dir: args.cache_dir,
+                release_lto: args.release_lto,
+                dynamic: args.dynamic,
+                progress: if args.progress {
+                    Some(true)
+                } else if args.quiet {
+                    Some(false)
+                } else {
+                    None
+                },
+                color,
+            },
+        ),
+    };
+    ExitCode::from(code)
+}
