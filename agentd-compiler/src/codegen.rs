@@ -84,7 +84,7 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
         items.extend(graph_items(gi, g));
         graph_refs.push(quote!(#gname));
         for (ni, node) in g.nodes.iter().enumerate() {
-            let (item, call) = node_wiring(gi, ni, g, &node.kind);
+            let (item, call) = node_wiring(gi, ni, g, &ir.graphs, &node.kind);
             items.extend(item);
             let gl = Literal::u32_unsuffixed(gi as u32);
             let nl = Literal::u32_unsuffixed(ni as u32);
@@ -296,13 +296,33 @@ fn graph_items(gi: usize, g: &GraphIr) -> TokenStream {
 }
 
 /// The config static (if the kind has one) and the `exec` arm's call expression.
-fn node_wiring(gi: usize, ni: usize, g: &GraphIr, kind: &NodeKind) -> (TokenStream, TokenStream) {
+fn node_wiring(
+    gi: usize,
+    ni: usize,
+    g: &GraphIr,
+    graphs: &[GraphIr],
+    kind: &NodeKind,
+) -> (TokenStream, TokenStream) {
     let cfg = format_ident!("G{gi}_N{ni}");
     let rt = quote!(::agentd_runtime::nodes);
-    let child = |branch: Option<usize>| -> TokenStream {
+    // A child reference: its graph id and the index of the named start (default: the
+    // child's first declared start). The loader guarantees both exist.
+    let child = |branch: Option<usize>, start: Option<&String>| -> TokenStream {
         let id = g.child(ni as u32, branch).unwrap_or(u32::MAX);
+        let start_idx = graphs
+            .get(id as usize)
+            .and_then(|c| {
+                start.map_or(Some(0), |name| {
+                    c.starts.iter().position(|s| &s.name == name)
+                })
+            })
+            .unwrap_or(0) as u32;
         let id = Literal::u32_unsuffixed(id);
-        quote!(::agentd_runtime::graph::GraphId(#id))
+        let start_idx = Literal::u32_unsuffixed(start_idx);
+        quote!(#rt::compose::ChildRef {
+            graph: ::agentd_runtime::graph::GraphId(#id),
+            start: #start_idx,
+        })
     };
     macro_rules! with_cfg {
         ($ty:expr, $init:expr, $call:expr) => {{
@@ -369,10 +389,9 @@ fn node_wiring(gi: usize, ni: usize, g: &GraphIr, kind: &NodeKind) -> (TokenStre
             let p = path(&g.path(&c.input_from));
             let sel: Vec<String> = c.path.split('.').map(str::to_string).collect();
             let sel = str_slice(&sel);
-            let text = s(&c.path);
             with_cfg!(
                 quote!(#rt::data::JsonSelect),
-                quote!(#rt::data::JsonSelect { input_from: #p, path_text: #text, path: #sel }),
+                quote!(#rt::data::JsonSelect { input_from: #p, path: #sel }),
                 quote!(#rt::data::json_select(cx, &#cfg))
             )
         }
@@ -423,23 +442,19 @@ fn node_wiring(gi: usize, ni: usize, g: &GraphIr, kind: &NodeKind) -> (TokenStre
         NodeKind::Merge => (TokenStream::new(), quote!(#rt::control::merge(cx))),
         NodeKind::Terminate => (TokenStream::new(), quote!(#rt::control::terminate(cx))),
         NodeKind::Call(c) => {
-            let wf = s(&c.workflow);
             let input = opt_path(g, c.input_from.as_ref());
-            let start = opt_str(c.start.as_deref());
-            let child = child(None);
+            let child = child(None, c.start.as_ref());
             with_cfg!(
                 quote!(#rt::compose::Call),
-                quote!(#rt::compose::Call { workflow: #wf, child: #child, start: #start, input_from: #input }),
+                quote!(#rt::compose::Call { child: #child, input_from: #input }),
                 quote!(#rt::compose::call(self, cx, &#cfg))
             )
         }
         NodeKind::Parallel(c) => {
             let branches = c.branches.iter().enumerate().map(|(bi, b)| {
-                let wf = s(&b.workflow);
                 let input = opt_path(g, b.input_from.as_ref());
-                let start = opt_str(b.start.as_deref());
-                let child = child(Some(bi));
-                quote!(#rt::compose::Branch { workflow: #wf, child: #child, start: #start, input_from: #input })
+                let child = child(Some(bi), b.start.as_ref());
+                quote!(#rt::compose::Branch { child: #child, input_from: #input })
             });
             with_cfg!(
                 quote!(#rt::compose::Parallel),
@@ -449,14 +464,12 @@ fn node_wiring(gi: usize, ni: usize, g: &GraphIr, kind: &NodeKind) -> (TokenStre
         }
         NodeKind::Map(c) => {
             let items = path(&g.path(&c.items_from));
-            let wf = s(&c.workflow);
-            let start = opt_str(c.start.as_deref());
             let max_items = Literal::u32_unsuffixed(c.max_items);
             let max_conc = Literal::u32_unsuffixed(c.max_concurrent.unwrap_or(4));
-            let child = child(None);
+            let child = child(None, c.start.as_ref());
             with_cfg!(
                 quote!(#rt::compose::Map),
-                quote!(#rt::compose::Map { items_from: #items, workflow: #wf, child: #child, start: #start, max_items: #max_items, max_concurrent: #max_conc }),
+                quote!(#rt::compose::Map { items_from: #items, child: #child, max_items: #max_items, max_concurrent: #max_conc }),
                 quote!(#rt::compose::map(self, cx, &#cfg))
             )
         }

@@ -127,17 +127,15 @@ impl SpanTree {
         let mut table_hit: Option<&SpanEntry> = None;
         let mut inner_hit: Option<&SpanEntry> = None;
         self.visit_tables(&mut |span, table| {
-            if let SpanTree::Table(entries) = table {
-                if let Some(e) = entries.iter().find(|e| e.key == key) {
-                    if span.start == within.start {
-                        table_hit = Some(e);
-                    }
-                    if e.key_span.start >= within.start && e.key_span.end <= within.end {
-                        let better = inner_hit.is_none_or(|b| e.key_span.start >= b.key_span.start);
-                        if better {
-                            inner_hit = Some(e);
-                        }
-                    }
+            if let SpanTree::Table(entries) = table
+                && let Some(e) = entries.iter().find(|e| e.key == key)
+            {
+                if span.start == within.start {
+                    table_hit = Some(e);
+                }
+                let inside = e.key_span.start >= within.start && e.key_span.end <= within.end;
+                if inside && inner_hit.is_none_or(|b| e.key_span.start >= b.key_span.start) {
+                    inner_hit = Some(e);
                 }
             }
         });

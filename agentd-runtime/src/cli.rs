@@ -1,0 +1,294 @@
+//! The baked binary's command line (one-shot mode).
+//!
+//! Owns flag parsing (clap; each flag defined once, with its env twin
+//! shown in `--help`), the dialect's env rules (spec/dialect-ops.md §2.2),
+//! trigger input loading, one-shot start choice (§2.5), printing the
+//! outcome and the exit codes (§2.6). It must never implement run
+//! semantics: it builds [`RunOptions`] and hands them to the [`Engine`].
+//!
+//! Flags:
+//!
+//! | flag | env | meaning |
+//! |---|---|---|
+//! | `--input JSON` | — | trigger input as inline text; `-` reads stdin; text that is not JSON becomes `{"raw": text}` |
+//! | `--input-file PATH`, `-i` | `AGENTD_INPUT` | trigger input from a file; `-` reads stdin; unreadable ⇒ exit 2 |
+//! | `--start NAME`, `-s` | `AGENTD_START` | start node (not pre-checked: unknown ⇒ engine error, exit 5) |
+//! | `--dry-run` | `AGENTD_DRY_RUN` | skip side effects |
+//! | `--timeout-secs N` | `AGENTD_TIMEOUT_SECS` | run deadline (default 120, at least 1) |
+//! | `--validate-only` | `AGENTD_VALIDATE_ONLY` | print `{"ok": true, "workflow": name}` and exit 0 |
+//! | `--version`, `-V` / `--help`, `-h` | — | exit 0 |
+//!
+//! Stdin is read only when asked for with `-`: a binary started from a
+//! pipeline or a service manager must not block on, or swallow, a stdin it
+//! was never meant to read. With no input at all the trigger input is
+//! `null`. Env booleans are true only for `1`, `true`, `TRUE`, `True`; an
+//! empty or blank env value counts as unset; a `0` or unparsable
+//! `AGENTD_TIMEOUT_SECS` falls back to the default, while the same value on
+//! the command line is a usage error.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser};
+use serde_json::{Value, json};
+
+use crate::Workflow;
+use crate::engine::{Engine, RunOptions, Trigger};
+use crate::graph::Source;
+use crate::outcome::Outcome;
+
+/// Exit code: completed, clean `--validate-only`, `--help`, `--version`.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: usage errors, unreadable input, no start can be chosen.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: `failed`, `timed_out`, or a hard error.
+pub const EXIT_SEMANTIC: u8 = 5;
+/// Exit code: `paused`.
+pub const EXIT_PAUSED: u8 = 7;
+
+/// Default run deadline in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
+
+#[derive(Debug, Parser)]
+#[command(
+    disable_version_flag = true,
+    about = "Run this compiled agentd workflow once"
+)]
+struct Args {
+    /// Trigger input as inline JSON (`-` reads stdin); non-JSON text becomes {"raw": text}
+    #[arg(long, value_name = "JSON")]
+    input: Option<String>,
+
+    /// Read the trigger input from a file (`-` reads stdin)
+    #[arg(
+        long = "input-file",
+        short = 'i',
+        value_name = "PATH",
+        env = "AGENTD_INPUT"
+    )]
+    input_file: Option<String>,
+
+    /// Start node to run (default: the only manual start, else the only start)
+    #[arg(long, short = 's', value_name = "NAME", env = "AGENTD_START")]
+    start: Option<String>,
+
+    /// Skip side effects; side-effecting nodes return placeholders
+    #[arg(long, env = "AGENTD_DRY_RUN", action = ArgAction::SetTrue, value_parser = dialect_bool)]
+    dry_run: bool,
+
+    /// Run deadline in seconds, checked between nodes [default: 120]
+    #[arg(long, value_name = "SECS", env = "AGENTD_TIMEOUT_SECS")]
+    timeout_secs: Option<String>,
+
+    /// Print {"ok": true, "workflow": ...} and exit (validated at build time)
+    #[arg(long, env = "AGENTD_VALIDATE_ONLY", action = ArgAction::SetTrue, value_parser = dialect_bool)]
+    validate_only: bool,
+
+    /// Print the workflow name and compiler version
+    #[arg(long, short = 'V', action = ArgAction::SetTrue)]
+    version: bool,
+}
+
+/// The dialect's env boolean: true only for `1`, `true`, `TRUE`, `True`.
+fn dialect_bool(value: &str) -> Result<bool, std::convert::Infallible> {
+    Ok(matches!(value, "1" | "true" | "TRUE" | "True"))
+}
+
+/// The entry point of a generated binary's `main`.
+pub fn main<W: Workflow>(workflow: &'static W) -> ExitCode {
+    let code = run(
+        workflow,
+        std::env::args_os(),
+        &mut std::io::stdin().lock(),
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
+    ExitCode::from(code)
+}
+
+/// [`main`] with its inputs and outputs injected; returns the exit code.
+/// Environment twins are read from the process environment.
+pub fn run<W: Workflow>(
+    workflow: &W,
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> u8 {
+    let name = W::INFO.workflow;
+    let matches = match Args::command().name(name).try_get_matches_from(args) {
+        Ok(matches) => matches,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            let help = matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            );
+            let sink: &mut dyn Write = if help { stdout } else { stderr };
+            let _ = write!(sink, "{}", err.render());
+            return if help { EXIT_OK } else { EXIT_USAGE };
+        }
+    };
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(err) => {
+            let _ = write!(stderr, "{}", err.render());
+            return EXIT_USAGE;
+        }
+    };
+
+    if args.version {
+        let _ = writeln!(stdout, "{name} (agentd {})", W::INFO.compiler_version);
+        return EXIT_OK;
+    }
+    if args.validate_only {
+        // The graph was validated when the binary was built.
+        let report = json!({ "ok": true, "workflow": name });
+        let _ = writeln!(stdout, "{}", pretty(&report));
+        return EXIT_OK;
+    }
+
+    let timeout = match timeout_secs(&matches, args.timeout_secs.as_deref()) {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(message) => return usage(stderr, &message),
+    };
+    let input = match load_input(&matches, &args, stdin) {
+        Ok(input) => input,
+        Err(message) => return usage(stderr, &message),
+    };
+    let start = match env_string(&matches, "start", args.start) {
+        Some(start) => start,
+        None => match pick_start::<W>() {
+            Ok(start) => start.to_owned(),
+            Err(message) => return usage(stderr, &message),
+        },
+    };
+
+    let options = RunOptions {
+        dry_run: args.dry_run,
+        timeout,
+        record_trace: false,
+        ..RunOptions::default()
+    };
+    let report = Engine::new(workflow, options).run(&start, Trigger::manual(input));
+    match report.outcome {
+        Ok(outcome) => {
+            let _ = writeln!(stdout, "{}", pretty(&outcome));
+            exit_code(&outcome)
+        }
+        Err(err) => {
+            let _ = writeln!(stderr, "agentd: {err}");
+            EXIT_SEMANTIC
+        }
+    }
+}
+
+/// The exit code of an outcome: completed 0, failed/timed out 5, paused 7.
+#[must_use]
+pub fn exit_code(outcome: &Outcome) -> u8 {
+    match outcome {
+        Outcome::Completed { .. } => EXIT_OK,
+        Outcome::Failed { .. } | Outcome::TimedOut { .. } => EXIT_SEMANTIC,
+        Outcome::Paused { .. } => EXIT_PAUSED,
+    }
+}
+
+/// One-shot start choice (dialect-ops §2.5): the only `manual` start, else
+/// the only start, else an error naming the counts.
+///
+/// # Errors
+///
+/// The usage message when no start can be chosen.
+pub fn pick_start<W: Workflow>() -> Result<&'static str, String> {
+    let starts = W::GRAPHS.first().map_or(&[][..], |g| g.starts);
+    let manual: Vec<_> = starts
+        .iter()
+        .filter(|s| s.source == Source::Manual)
+        .collect();
+    if let [only] = manual.as_slice() {
+        return Ok(only.name);
+    }
+    if let [only] = starts {
+        return Ok(only.name);
+    }
+    Err(format!(
+        "cannot pick a start node automatically ({} manual / {} total); pass --start NAME",
+        manual.len(),
+        starts.len()
+    ))
+}
+
+fn usage(stderr: &mut dyn Write, message: &str) -> u8 {
+    let _ = writeln!(stderr, "agentd: {message}");
+    EXIT_USAGE
+}
+
+fn pretty<T: serde::Serialize>(value: &T) -> String {
+    // Serialising plain data to a String cannot fail; an empty line is a
+    // harmless fallback that keeps this path panic-free.
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
+fn from_env(matches: &ArgMatches, id: &str) -> bool {
+    matches.value_source(id) == Some(ValueSource::EnvVariable)
+}
+
+/// A string flag whose env twin counts as unset when empty or blank.
+fn env_string(matches: &ArgMatches, id: &str, value: Option<String>) -> Option<String> {
+    value.filter(|v| !(from_env(matches, id) && v.trim().is_empty()))
+}
+
+/// `--timeout-secs`: strict on the command line, lenient from the env;
+/// at least 1.
+fn timeout_secs(matches: &ArgMatches, raw: Option<&str>) -> Result<u64, String> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_TIMEOUT_SECS);
+    };
+    let parsed = raw.trim().parse::<u64>();
+    if from_env(matches, "timeout_secs") {
+        return Ok(parsed
+            .ok()
+            .filter(|secs| *secs > 0)
+            .unwrap_or(DEFAULT_TIMEOUT_SECS));
+    }
+    parsed
+        .map(|secs| secs.max(1))
+        .map_err(|_| format!("invalid value `{raw}` for --timeout-secs: expected whole seconds"))
+}
+
+/// The trigger input: `--input` text, else `--input-file`, else `null`.
+fn load_input(matches: &ArgMatches, args: &Args, stdin: &mut dyn Read) -> Result<Value, String> {
+    let file = env_string(matches, "input_file", args.input_file.clone());
+    if args.input.is_some() && file.is_some() && !from_env(matches, "input_file") {
+        return Err("--input and --input-file cannot be used together".to_owned());
+    }
+    let text = match (&args.input, file) {
+        (Some(text), _) if text == "-" => read_stdin(stdin)?,
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) if path == "-" => read_stdin(stdin)?,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read input file `{path}`: {e}"))?,
+        (None, None) => return Ok(Value::Null),
+    };
+    Ok(parse_input(text))
+}
+
+fn read_stdin(stdin: &mut dyn Read) -> Result<String, String> {
+    let mut text = String::new();
+    stdin
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read input from stdin: {e}"))?;
+    Ok(text)
+}
+
+/// Input text as JSON, or `{"raw": text}` when it is not JSON.
+#[must_use]
+pub fn parse_input(text: String) -> Value {
+    serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }))
+}
+
+#[cfg(test)]
+mod tests;

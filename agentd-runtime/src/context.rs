@@ -1,0 +1,552 @@
+//! The execution context a node function sees.
+//!
+//! Owns [`Cx`] (the node's window on its run: resolved context paths, the
+//! raw trigger input, dry-run, the policy gate, the pending HTTP reply),
+//! [`Step`] (what a node returns), the per-walk state (`Frame`) and the
+//! per-run state shared by every walk and thread of a run (`Shared`).
+//!
+//! Path resolution here is spec §5.2 exactly. This module must never decide
+//! routing or retries (the engine does) and never read workflow TOML.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+use crate::graph::{CtxPath, GraphId, GraphMeta, Kind, NodeMeta, Slot, Source};
+use crate::outcome::{HttpResponse, Metrics};
+use crate::policy::{Decision, FsOp, Policy};
+
+/// What a node function returns.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Store `value` as the node's output and route on `branch` (`None` =
+    /// unconditional edges only, `Some(label)` = edges with `when = label`).
+    Continue {
+        /// The node's output.
+        value: Value,
+        /// The branch label, if the node emits one.
+        branch: Option<Cow<'static, str>>,
+    },
+    /// End the run `completed` with `final_value: null` (`terminate`).
+    Terminate,
+    /// End the run `failed` (`fail`); nothing is stored.
+    Fail {
+        /// The failure reason.
+        reason: Cow<'static, str>,
+    },
+}
+
+impl Step {
+    /// `Continue` with no branch label.
+    #[must_use]
+    pub fn value(value: Value) -> Self {
+        Self::Continue {
+            value,
+            branch: None,
+        }
+    }
+
+    /// `Continue` on the branch `label`.
+    #[must_use]
+    pub fn branch(value: Value, label: impl Into<Cow<'static, str>>) -> Self {
+        Self::Continue {
+            value,
+            branch: Some(label.into()),
+        }
+    }
+}
+
+/// Where a run's policy comes from.
+#[derive(Clone, Debug, Default)]
+pub enum PolicyMode {
+    /// The workflow's baked `[policy]` ([`crate::Workflow::POLICY`]);
+    /// allow-all when the workflow declared none.
+    #[default]
+    Baked,
+    /// Ignore the baked policy and allow everything (fixture runs).
+    AllowAll,
+    /// Enforce this policy instead of the baked one (`--policy`, scenarios).
+    Override(Arc<Policy>),
+}
+
+/// Counters shared by every walk and thread of one run.
+#[derive(Debug, Default)]
+pub(crate) struct AtomicMetrics {
+    pub(crate) node_executions: AtomicU64,
+    pub(crate) node_failures: AtomicU64,
+    pub(crate) policy_denials: AtomicU64,
+    pub(crate) llm_calls: AtomicU64,
+    pub(crate) llm_tokens: AtomicU64,
+}
+
+impl AtomicMetrics {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Metrics {
+        Metrics {
+            node_executions: self.node_executions.load(Ordering::Relaxed),
+            node_failures: self.node_failures.load(Ordering::Relaxed),
+            policy_denials: self.policy_denials.load(Ordering::Relaxed),
+            llm_calls: self.llm_calls.load(Ordering::Relaxed),
+            llm_tokens: self.llm_tokens.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Per-run state, shared (read-only or atomic) by the top-level walk and
+/// every child walk, including the threads of `parallel` and `map`.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) execution_id: String,
+    pub(crate) dry_run: bool,
+    pub(crate) stub_unavailable: bool,
+    /// `None` = allow-all.
+    pub(crate) policy: Option<PolicyRef>,
+    pub(crate) metrics: AtomicMetrics,
+}
+
+/// A borrowed-or-shared policy, so a baked `static` needs no allocation.
+#[derive(Clone, Debug)]
+pub(crate) enum PolicyRef {
+    Baked(&'static Policy),
+    Owned(Arc<Policy>),
+}
+
+impl PolicyRef {
+    fn get(&self) -> &Policy {
+        match self {
+            Self::Baked(p) => p,
+            Self::Owned(p) => p,
+        }
+    }
+}
+
+/// Per-walk state: one graph's context, fresh for every child walk.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub(crate) graph: &'static GraphMeta,
+    pub(crate) graph_id: GraphId,
+    /// Outputs by node slot; `None` until the node has produced output.
+    pub(crate) outputs: Vec<Option<Value>>,
+    /// The `trigger` entry (flattened), or a node named `trigger`'s output.
+    pub(crate) trigger: Option<Value>,
+    /// The trigger input as given, without `kind` (respond / call default).
+    pub(crate) raw_input: Value,
+    /// The last `respond` reply of this walk.
+    pub(crate) reply: Option<HttpResponse>,
+    pub(crate) deadline: Instant,
+    /// 0 for the top-level walk; children of a walk at depth d run at d+1.
+    pub(crate) depth: u32,
+}
+
+impl Frame {
+    pub(crate) fn new(
+        graph: &'static GraphMeta,
+        graph_id: GraphId,
+        kind: Source,
+        input: Value,
+        deadline: Instant,
+        depth: u32,
+    ) -> Self {
+        Self {
+            graph,
+            graph_id,
+            outputs: vec![None; graph.nodes.len()],
+            trigger: Some(flatten_trigger(kind, &input)),
+            raw_input: input,
+            reply: None,
+            deadline,
+            depth,
+        }
+    }
+
+    pub(crate) fn resolve(&self, path: &CtxPath) -> Option<&Value> {
+        let mut cur = match path.root {
+            Slot::Trigger => self.trigger.as_ref()?,
+            Slot::Node(i) => self.outputs.get(usize::try_from(i).ok()?)?.as_ref()?,
+            Slot::Missing => return None,
+        };
+        // Spec §5.2: empty segments are *not* skipped here (unlike templates).
+        for seg in path.rest {
+            cur = crate::template::step_into(cur, seg)?;
+        }
+        Some(cur)
+    }
+
+    pub(crate) fn store(&mut self, slot: Slot, value: Value) {
+        match slot {
+            Slot::Trigger => self.trigger = Some(value),
+            Slot::Node(i) => {
+                if let Some(cell) = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| self.outputs.get_mut(i))
+                {
+                    *cell = Some(value);
+                }
+            }
+            // A node whose id can never be addressed stores nothing visible.
+            Slot::Missing => {}
+        }
+    }
+}
+
+/// The `trigger` context entry of spec §2.4: `{"kind": <kind>, ...input}`
+/// for an object input (input keys win, `kind` included), else
+/// `{"kind": <kind>, "input": <input>}`.
+#[must_use]
+pub fn flatten_trigger(kind: Source, input: &Value) -> Value {
+    let mut map = Map::new();
+    map.insert("kind".to_owned(), Value::from(kind.as_str()));
+    match input {
+        Value::Object(fields) => {
+            for (k, v) in fields {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+        other => {
+            map.insert("input".to_owned(), other.clone());
+        }
+    }
+    Value::Object(map)
+}
+
+/// A node's view of its run. Generated `exec` receives one per node visit
+/// and passes it to the node function.
+#[derive(Debug)]
+pub struct Cx<'r> {
+    pub(crate) shared: &'r Shared,
+    pub(crate) frame: &'r mut Frame,
+    pub(crate) node: &'static NodeMeta,
+}
+
+impl Cx<'_> {
+    /// The running node's id.
+    #[must_use]
+    pub fn node_id(&self) -> &'static str {
+        self.node.id
+    }
+
+    /// The running node's kind.
+    #[must_use]
+    pub fn kind(&self) -> Kind {
+        self.node.kind
+    }
+
+    /// The run's execution id (`exec-...`), shared by its child walks.
+    #[must_use]
+    pub fn execution_id(&self) -> &str {
+        &self.shared.execution_id
+    }
+
+    /// The running graph's workflow `name`.
+    #[must_use]
+    pub fn workflow(&self) -> &'static str {
+        self.frame.graph.name
+    }
+
+    /// Whether side effects must be skipped (`--dry-run`). Each node decides
+    /// what that means (spec §6.3).
+    #[must_use]
+    pub fn dry_run(&self) -> bool {
+        self.shared.dry_run
+    }
+
+    /// The run deadline; checked by the engine before each node.
+    #[must_use]
+    pub fn deadline(&self) -> Instant {
+        self.frame.deadline
+    }
+
+    /// Nesting depth of this walk (0 = top level).
+    #[must_use]
+    pub fn depth(&self) -> u32 {
+        self.frame.depth
+    }
+
+    /// Resolve a context path (spec §5.2); `None` = "not set".
+    #[must_use]
+    pub fn resolve(&self, path: &CtxPath) -> Option<&Value> {
+        self.frame.resolve(path)
+    }
+
+    /// Resolve a path that must be set, or fail with the handler error
+    /// "path `P` is not set in the execution context".
+    pub fn require(&self, tool: &'static str, path: &CtxPath) -> Result<&Value, Error> {
+        self.resolve(path).ok_or_else(|| {
+            Error::tool(
+                tool,
+                format!("path `{}` is not set in the execution context", path.text),
+            )
+        })
+    }
+
+    /// Resolve a path that must be set and hold a string.
+    pub fn require_str(&self, tool: &'static str, path: &CtxPath) -> Result<&str, Error> {
+        match self.require(tool, path)? {
+            Value::String(s) => Ok(s),
+            other => Err(Error::tool(
+                tool,
+                format!(
+                    "path `{}` must resolve to a string; got {}",
+                    path.text,
+                    type_name(other)
+                ),
+            )),
+        }
+    }
+
+    /// The trigger input as given (no `kind` key): the default data of
+    /// `respond` and the default child input of `call`/`parallel`.
+    #[must_use]
+    pub fn raw_input(&self) -> &Value {
+        &self.frame.raw_input
+    }
+
+    /// The effective policy; `None` means allow-all.
+    #[must_use]
+    pub fn policy(&self) -> Option<&Policy> {
+        self.shared.policy.as_ref().map(PolicyRef::get)
+    }
+
+    /// Gate an fs side effect of node kind `tool` on `path` (as resolved).
+    pub fn check_fs(&self, tool: &'static str, op: FsOp, path: &str) -> Result<(), Error> {
+        match self.policy().map(|p| p.check_fs(op, path)) {
+            None | Some(Decision::Allow) => Ok(()),
+            Some(Decision::Deny(reason)) => {
+                Err(Error::Policy(format!("{tool} denied on {path}: {reason}")))
+            }
+        }
+    }
+
+    /// Gate reading the environment variable `key`.
+    pub fn check_env(&self, key: &str) -> Result<(), Error> {
+        match self.policy().map(|p| p.check_env(key)) {
+            None | Some(Decision::Allow) => Ok(()),
+            Some(Decision::Deny(reason)) => {
+                Err(Error::Policy(format!("read_env `{key}`: {reason}")))
+            }
+        }
+    }
+
+    /// Record `reply` as this walk's pending HTTP reply (last one wins).
+    pub fn set_reply(&mut self, reply: HttpResponse) {
+        self.frame.reply = Some(reply);
+    }
+
+    /// Whether kinds that are not compiled in should answer with a stub.
+    pub(crate) fn stub_unavailable(&self) -> bool {
+        self.shared.stub_unavailable
+    }
+}
+
+/// The JSON type name used in handler errors.
+#[must_use]
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Test scaffolding: a one-graph run context without an engine.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::graph::{EdgeMeta, StartMeta};
+    use std::time::Duration;
+
+    /// Node ids of the test graph, in slot order.
+    pub(crate) const IDS: [&str; 4] = ["a", "b", "c", "me"];
+
+    static NODES: [NodeMeta; 4] = [node("a", 0), node("b", 1), node("c", 2), node("me", 3)];
+    static NO_EDGES: [&[EdgeMeta]; 4] = [&[], &[], &[], &[]];
+    static STARTS: [StartMeta; 0] = [];
+
+    pub(crate) static GRAPH: GraphMeta = GraphMeta {
+        name: "test",
+        starts: &STARTS,
+        nodes: &NODES,
+        out_edges: &NO_EDGES,
+        edge_count: 0,
+    };
+
+    const fn node(id: &'static str, i: u32) -> NodeMeta {
+        NodeMeta {
+            id,
+            kind: Kind::Merge,
+            slot: Slot::Node(i),
+            retry: None,
+        }
+    }
+
+    /// A path into the test graph: `"trigger..."` or `"<id>..."`.
+    pub(crate) fn path(text: &'static str) -> CtxPath {
+        let mut parts = text.split('.');
+        let head = parts.next().unwrap_or_default();
+        let root = if head == "trigger" {
+            Slot::Trigger
+        } else {
+            IDS.iter()
+                .position(|id| *id == head)
+                .and_then(|i| u32::try_from(i).ok())
+                .map_or(Slot::Missing, Slot::Node)
+        };
+        let rest: Vec<&'static str> = parts.collect();
+        CtxPath {
+            text,
+            root,
+            rest: Box::leak(rest.into_boxed_slice()),
+        }
+    }
+
+    pub(crate) struct TestRun {
+        pub(crate) shared: Shared,
+        pub(crate) frame: Frame,
+    }
+
+    impl TestRun {
+        pub(crate) fn new(input: Value) -> Self {
+            Self {
+                shared: Shared {
+                    execution_id: "exec-test".into(),
+                    dry_run: false,
+                    stub_unavailable: false,
+                    policy: None,
+                    metrics: AtomicMetrics::default(),
+                },
+                frame: Frame::new(
+                    &GRAPH,
+                    GraphId(0),
+                    Source::Manual,
+                    input,
+                    Instant::now() + Duration::from_secs(60),
+                    0,
+                ),
+            }
+        }
+
+        // Used by the feature-gated fs/env node tests.
+        #[cfg_attr(not(any(feature = "fs", feature = "env")), allow(dead_code))]
+        pub(crate) fn dry(mut self) -> Self {
+            self.shared.dry_run = true;
+            self
+        }
+
+        #[cfg_attr(not(any(feature = "fs", feature = "env")), allow(dead_code))]
+        pub(crate) fn with_policy(mut self, policy: Policy) -> Self {
+            self.shared.policy = Some(PolicyRef::Owned(Arc::new(policy)));
+            self
+        }
+
+        /// Set node `id`'s output.
+        pub(crate) fn set(mut self, id: &str, value: Value) -> Self {
+            if let Some(i) = IDS.iter().position(|x| *x == id) {
+                self.frame.outputs[i] = Some(value);
+            }
+            self
+        }
+
+        /// A context for the node `me`.
+        pub(crate) fn cx(&mut self) -> Cx<'_> {
+            Cx {
+                shared: &self.shared,
+                frame: &mut self.frame,
+                node: &NODES[3],
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{TestRun, path};
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn object_input_is_flattened_after_kind_and_may_override_it() {
+        assert_eq!(
+            flatten_trigger(Source::Manual, &json!({"a": 1})),
+            json!({"kind": "manual", "a": 1})
+        );
+        assert_eq!(
+            flatten_trigger(Source::Http, &json!({"kind": "cron"})),
+            json!({"kind": "cron"})
+        );
+    }
+
+    #[test]
+    fn non_object_input_is_wrapped_under_input() {
+        assert_eq!(
+            flatten_trigger(Source::Event, &Value::Null),
+            json!({"kind": "event", "input": null})
+        );
+        assert_eq!(
+            flatten_trigger(Source::Manual, &json!([1])),
+            json!({"kind": "manual", "input": [1]})
+        );
+    }
+
+    #[test]
+    fn paths_walk_objects_and_index_arrays() {
+        let mut run = TestRun::new(json!({"items": [{"id": 7}]})).set("a", json!({"x": [1, 2]}));
+        let cx = run.cx();
+        assert_eq!(cx.resolve(&path("trigger.items.0.id")), Some(&json!(7)));
+        assert_eq!(cx.resolve(&path("trigger.kind")), Some(&json!("manual")));
+        assert_eq!(cx.resolve(&path("a.x.+1")), Some(&json!(2)));
+        assert_eq!(cx.resolve(&path("a.x.01")), Some(&json!(2)));
+        assert_eq!(cx.resolve(&path("a")), Some(&json!({"x": [1, 2]})));
+    }
+
+    #[test]
+    fn paths_miss_on_unrun_nodes_unknown_roots_and_scalars() {
+        let mut run = TestRun::new(json!({"s": "text"}));
+        let cx = run.cx();
+        assert_eq!(cx.resolve(&path("b")), None);
+        assert_eq!(cx.resolve(&path("nobody.x")), None);
+        assert_eq!(cx.resolve(&path("trigger.s.0")), None);
+        assert_eq!(cx.resolve(&path("trigger.missing")), None);
+    }
+
+    #[test]
+    fn empty_segments_are_not_skipped() {
+        let mut run = TestRun::new(json!({"a": {"b": 1}, "e": {"": 2}}));
+        let cx = run.cx();
+        assert_eq!(cx.resolve(&path("trigger.a..b")), None);
+        assert_eq!(cx.resolve(&path("trigger.a.b.")), None);
+        assert_eq!(cx.resolve(&path("trigger.e.")), Some(&json!(2)));
+    }
+
+    #[test]
+    fn negative_indices_miss() {
+        let mut run = TestRun::new(json!({"l": [1]}));
+        let cx = run.cx();
+        assert_eq!(cx.resolve(&path("trigger.l.-0")), None);
+    }
+
+    #[test]
+    fn require_str_names_the_path_and_type() {
+        let mut run = TestRun::new(json!({"n": 1}));
+        let cx = run.cx();
+        let missing = cx.require_str("read_file", &path("trigger.p"));
+        assert_eq!(
+            missing.err().map(|e| e.to_string()).as_deref(),
+            Some("tool `read_file` failed: path `trigger.p` is not set in the execution context")
+        );
+        let wrong = cx.require_str("read_file", &path("trigger.n"));
+        assert_eq!(
+            wrong.err().map(|e| e.to_string()).as_deref(),
+            Some("tool `read_file` failed: path `trigger.n` must resolve to a string; got number")
+        );
+    }
+}

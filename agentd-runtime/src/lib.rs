@@ -1,0 +1,72 @@
+//! Runtime library linked into every binary `agentd build` produces.
+//!
+//! Generated code is wiring only: `static` node configs, the graph tables of
+//! [`graph`], and an implementation of [`Workflow`] whose `exec` is a `match`
+//! calling the node functions of [`nodes`]. Everything with behaviour — the
+//! walk ([`engine`]), path resolution ([`context`]), templates
+//! ([`template`]), policy ([`policy`]), outcomes ([`outcome`]) and the
+//! command line ([`cli`]) — lives here, unit-tested.
+//!
+//! Invariants: the runtime never parses workflow TOML; a node kind that is
+//! not compiled in cannot run (it answers `capability unavailable`, or a
+//! stub under a test harness); input from outside the process never causes
+//! a panic.
+//!
+//! # Cargo features
+//!
+//! | feature | node kinds |
+//! |---|---|
+//! | *(always)* | `condition`, `switch`, `merge`, `fail`, `terminate`, `respond`, `call`, `parallel`, `map` |
+//! | `fs` | `read_file`, `write_file`, `create_dir` |
+//! | `env` | `read_env` |
+//! | `data` | `parse_json`, `template_render`, `json_select`, `diff_compute` |
+//!
+//! # What generated code looks like
+//!
+//! See `tests/hand_wired.rs` — the reference the code generator imitates.
+
+pub mod cli;
+pub mod context;
+pub mod engine;
+pub mod error;
+pub mod graph;
+pub mod nodes;
+pub mod outcome;
+pub mod policy;
+pub mod template;
+
+pub use context::{Cx, PolicyMode, Step};
+pub use engine::{Engine, RunOptions, Trigger};
+pub use error::Error;
+pub use graph::{
+    BuildInfo, CtxPath, EdgeMeta, GraphId, GraphMeta, Kind, NodeIdx, NodeMeta, Retry, RetryOn,
+    Slot, Source, SourceFile, StartMeta,
+};
+pub use outcome::{HttpResponse, Metrics, Outcome, RunReport, StepKind, Trace, TraceEntry};
+pub use policy::Policy;
+pub use template::{Seg, Template};
+
+/// A compiled workflow. Implemented by generated code (one unit struct per
+/// workflow); the engine is generic over it, so dispatch is static.
+pub trait Workflow: Sync + Sized + 'static {
+    /// `GRAPHS[0]` is the top-level workflow; the child workflows of its
+    /// `call`/`parallel`/`map` nodes (and theirs, recursively) follow.
+    const GRAPHS: &'static [GraphMeta];
+
+    /// Provenance: workflow name, compiler version, source digests,
+    /// capability list.
+    const INFO: &'static BuildInfo;
+
+    /// The top-level workflow's `[policy]`; `None` (no block) allows all.
+    /// Child workflows' policies are never applied (spec §4.8).
+    const POLICY: Option<&'static Policy> = None;
+
+    /// Run node `node` of graph `g`: a generated `match` over `(g.0, node.0)`
+    /// calling the node function with the node's baked config.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the node function returns; an unknown `(g, node)` pair
+    /// should return [`Error::Config`].
+    fn exec(&self, g: GraphId, node: NodeIdx, cx: &mut Cx<'_>) -> Result<Step, Error>;
+}

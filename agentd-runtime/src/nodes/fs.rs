@@ -1,0 +1,338 @@
+//! Filesystem kinds (feature `fs`): `read_file`, `write_file`, `create_dir`
+//! (spec §3.1, §3.10, §3.11).
+//!
+//! Order per kind is the dialect's: resolve the path, pass the policy gate
+//! (`fs.read` / `fs.write`), honour dry-run, then act. Every failure is
+//! hard — these kinds never emit an `error` branch. They must never act
+//! before the gate, and never act at all in dry-run.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::context::{Cx, Step};
+use crate::error::Error;
+use crate::graph::CtxPath;
+use crate::policy::FsOp;
+
+/// `read_file` config.
+#[derive(Debug)]
+pub struct ReadFile {
+    /// `path_from`: must resolve to a string.
+    pub path_from: CtxPath,
+}
+
+/// `write_file` config.
+#[derive(Debug)]
+pub struct WriteFile {
+    /// `path_from`: must resolve to a string.
+    pub path_from: CtxPath,
+    /// `content_from`: a string is written verbatim, other JSON compact.
+    pub content_from: CtxPath,
+}
+
+/// `create_dir` config.
+#[derive(Debug)]
+pub struct CreateDir {
+    /// `path_from`: must resolve to a string.
+    pub path_from: CtxPath,
+}
+
+/// `read_file`: output `{"path", "content", "bytes"}`; dry-run
+/// `{"path", "dry_run": true}` after the policy check.
+///
+/// # Errors
+///
+/// Unset or non-string path and read/UTF-8 failures (`Tool`); a denial
+/// (`Policy`).
+pub fn read_file(cx: &Cx<'_>, cfg: &'static ReadFile) -> Result<Step, Error> {
+    const TOOL: &str = "read_file";
+    let path = cx.require_str(TOOL, &cfg.path_from)?;
+    cx.check_fs(TOOL, FsOp::Read, path)?;
+    if cx.dry_run() {
+        return Ok(Step::value(json!({ "path": path, "dry_run": true })));
+    }
+    let content =
+        fs::read_to_string(path).map_err(|e| Error::tool(TOOL, format!("read {path}: {e}")))?;
+    Ok(Step::value(json!({
+        "path": path,
+        "bytes": content.len(),
+        "content": content,
+    })))
+}
+
+/// `write_file`: output `{"path", "bytes", "written": true}`; dry-run
+/// `{"path", "bytes", "dry_run": true}`. Parent directories are created.
+///
+/// # Errors
+///
+/// Unset paths, a non-string path, directory or write failures (`Tool`);
+/// a denial (`Policy`).
+pub fn write_file(cx: &Cx<'_>, cfg: &'static WriteFile) -> Result<Step, Error> {
+    const TOOL: &str = "write_file";
+    let path = cx.require_str(TOOL, &cfg.path_from)?;
+    cx.check_fs(TOOL, FsOp::Write, path)?;
+    let content = match cx.require(TOOL, &cfg.content_from)? {
+        Value::String(s) => s.clone(),
+        // `Value`'s Display is compact JSON.
+        other => other.to_string(),
+    };
+    if cx.dry_run() {
+        return Ok(Step::value(json!({
+            "path": path,
+            "bytes": content.len(),
+            "dry_run": true,
+        })));
+    }
+    // The fs-write budget check (`[budget].max_fs_write_mb`) lands here with
+    // the budget issue, before any byte is written.
+    if let Some(parent) = Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        fs::create_dir_all(parent)
+            .map_err(|e| Error::tool(TOOL, format!("mkdir_p {}: {e}", parent.display())))?;
+    }
+    fs::write(path, content.as_bytes())
+        .map_err(|e| Error::tool(TOOL, format!("write {path}: {e}")))?;
+    Ok(Step::value(json!({
+        "path": path,
+        "bytes": content.len(),
+        "written": true,
+    })))
+}
+
+/// `create_dir`: `mkdir -p`; output `{"path", "created": true}`; dry-run
+/// `{"path", "dry_run": true}`.
+///
+/// # Errors
+///
+/// Unset or non-string path and mkdir failures (`Tool`); a denial
+/// (`Policy`).
+pub fn create_dir(cx: &Cx<'_>, cfg: &'static CreateDir) -> Result<Step, Error> {
+    const TOOL: &str = "create_dir";
+    let path = cx.require_str(TOOL, &cfg.path_from)?;
+    cx.check_fs(TOOL, FsOp::Write, path)?;
+    if cx.dry_run() {
+        return Ok(Step::value(json!({ "path": path, "dry_run": true })));
+    }
+    fs::create_dir_all(path).map_err(|e| Error::tool(TOOL, format!("mkdir_p {path}: {e}")))?;
+    Ok(Step::value(json!({ "path": path, "created": true })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::testing::{TestRun, path};
+    use crate::policy::{FsPolicy, Policy};
+    use std::borrow::Cow;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new() -> Self {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "agentd-fs-test-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            Self(dir)
+        }
+
+        fn file(&self, rel: &str) -> String {
+            self.0.join(rel).to_string_lossy().into_owned()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn leak<T>(v: T) -> &'static T {
+        Box::leak(Box::new(v))
+    }
+
+    fn err_text(r: Result<Step, Error>) -> String {
+        r.err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    fn read_cfg() -> &'static ReadFile {
+        leak(ReadFile {
+            path_from: path("trigger.path"),
+        })
+    }
+
+    fn write_cfg() -> &'static WriteFile {
+        leak(WriteFile {
+            path_from: path("trigger.path"),
+            content_from: path("trigger.content"),
+        })
+    }
+
+    fn write_only(prefix: &str) -> Policy {
+        let pattern: &'static str = Box::leak(format!("{prefix}/**").into_boxed_str());
+        let patterns: &'static [Cow<'static, str>] =
+            Box::leak(vec![Cow::Borrowed(pattern)].into_boxed_slice());
+        Policy {
+            fs: FsPolicy {
+                write: Cow::Borrowed(patterns),
+                ..Policy::DENY_ALL.fs
+            },
+            ..Policy::DENY_ALL
+        }
+    }
+
+    #[test]
+    fn write_then_read_round_trips_and_creates_parents() {
+        let scratch = Scratch::new();
+        let file = scratch.file("a/b/out.txt");
+        let mut run = TestRun::new(json!({"path": file, "content": "héllo"}));
+        assert_eq!(
+            write_file(&run.cx(), write_cfg()).ok(),
+            Some(Step::value(
+                json!({"path": file, "bytes": 6, "written": true})
+            ))
+        );
+        assert_eq!(
+            read_file(&run.cx(), read_cfg()).ok(),
+            Some(Step::value(
+                json!({"path": file, "content": "héllo", "bytes": 6})
+            ))
+        );
+    }
+
+    #[test]
+    fn write_file_serialises_non_string_content_compactly() {
+        let scratch = Scratch::new();
+        let file = scratch.file("o.json");
+        let mut run = TestRun::new(json!({"path": file, "content": {"n": 42, "a": [1]}}));
+        assert!(write_file(&run.cx(), write_cfg()).is_ok());
+        assert_eq!(
+            fs::read_to_string(&file).ok().as_deref(),
+            Some(r#"{"a":[1],"n":42}"#)
+        );
+    }
+
+    #[test]
+    fn dry_run_placeholders_touch_nothing() {
+        let scratch = Scratch::new();
+        let file = scratch.file("x/y.txt");
+        let mut run = TestRun::new(json!({"path": file, "content": "abc"})).dry();
+        assert_eq!(
+            write_file(&run.cx(), write_cfg()).ok(),
+            Some(Step::value(
+                json!({"path": file, "bytes": 3, "dry_run": true})
+            ))
+        );
+        assert_eq!(
+            read_file(&run.cx(), read_cfg()).ok(),
+            Some(Step::value(json!({"path": file, "dry_run": true})))
+        );
+        let dir_cfg = leak(CreateDir {
+            path_from: path("trigger.path"),
+        });
+        assert_eq!(
+            create_dir(&run.cx(), dir_cfg).ok(),
+            Some(Step::value(json!({"path": file, "dry_run": true})))
+        );
+        assert!(!scratch.0.exists());
+    }
+
+    #[test]
+    fn create_dir_is_idempotent() {
+        let scratch = Scratch::new();
+        let dir = scratch.file("p/q");
+        let cfg = leak(CreateDir {
+            path_from: path("trigger.path"),
+        });
+        let mut run = TestRun::new(json!({"path": dir}));
+        for _ in 0..2 {
+            assert_eq!(
+                create_dir(&run.cx(), cfg).ok(),
+                Some(Step::value(json!({"path": dir, "created": true})))
+            );
+        }
+        assert!(Path::new(&dir).is_dir());
+    }
+
+    #[test]
+    fn a_missing_file_is_a_hard_tool_error() {
+        let scratch = Scratch::new();
+        let file = scratch.file("missing.txt");
+        let mut run = TestRun::new(json!({"path": file}));
+        let text = err_text(read_file(&run.cx(), read_cfg()));
+        assert!(
+            text.starts_with(&format!("tool `read_file` failed: read {file}: ")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn non_utf8_content_is_a_hard_tool_error() {
+        let scratch = Scratch::new();
+        let file = scratch.file("bin");
+        let _ = fs::create_dir_all(&scratch.0);
+        let _ = fs::write(&file, [0xff, 0xfe]);
+        let mut run = TestRun::new(json!({"path": file}));
+        assert!(
+            err_text(read_file(&run.cx(), read_cfg()))
+                .starts_with("tool `read_file` failed: read ")
+        );
+    }
+
+    #[test]
+    fn path_errors_name_the_kind() {
+        let mut run = TestRun::new(json!({"path": 3}));
+        assert_eq!(
+            err_text(read_file(&run.cx(), read_cfg())),
+            "tool `read_file` failed: path `trigger.path` must resolve to a string; got number"
+        );
+        let mut run = TestRun::new(json!({"path": "/tmp/x"}));
+        assert_eq!(
+            err_text(write_file(&run.cx(), write_cfg())),
+            "tool `write_file` failed: path `trigger.content` is not set in the execution context"
+        );
+    }
+
+    #[test]
+    fn denials_happen_before_dry_run_and_before_content_resolution() {
+        let scratch = Scratch::new();
+        let allowed_root = scratch.file("ok");
+        let outside = scratch.file("ok/../escape.txt");
+        // No content at all: the gate must fire first.
+        let mut run = TestRun::new(json!({"path": outside}))
+            .with_policy(write_only(&allowed_root))
+            .dry();
+        assert_eq!(
+            err_text(write_file(&run.cx(), write_cfg())),
+            format!(
+                "policy violation: write_file denied on {outside}: fs_write on `{outside}` \
+                 not covered by any allowlist pattern"
+            )
+        );
+        assert_eq!(
+            err_text(read_file(&run.cx(), read_cfg())),
+            format!(
+                "policy violation: read_file denied on {outside}: fs_read denied: no `fs_read` \
+                 allowlist patterns are configured"
+            )
+        );
+    }
+
+    #[test]
+    fn writes_inside_the_allowlist_succeed() {
+        let scratch = Scratch::new();
+        let allowed_root = scratch.file("ok");
+        let file = scratch.file("ok/sub/../f.txt");
+        let mut run = TestRun::new(json!({"path": file, "content": "x"}))
+            .with_policy(write_only(&allowed_root));
+        assert!(write_file(&run.cx(), write_cfg()).is_ok());
+        assert!(Path::new(&scratch.file("ok/f.txt")).is_file());
+    }
+}
