@@ -185,9 +185,12 @@ pub fn write_crate(
             &toml_escape(&runtime.display().to_string()),
         )
         .replace("{{features}}", &features);
-    let main_rs = MAIN_RS_TEMPLATE
-        .replace("{{compiler_version}}", version)
-        .replace("{{workflow}}", &generated.workflow_name.replace('\n', " "));
+    let main_rs = match &generated.main_override {
+        Some(main) => main.clone(),
+        None => MAIN_RS_TEMPLATE
+            .replace("{{compiler_version}}", version)
+            .replace("{{workflow}}", &generated.workflow_name.replace('\n', " ")),
+    };
 
     write_if_changed(&dir.join("Cargo.toml"), &cargo_toml)?;
     write_if_changed(&src.join("main.rs"), &main_rs)?;

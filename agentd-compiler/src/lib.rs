@@ -14,6 +14,7 @@ pub mod load;
 pub mod model;
 pub mod parse;
 pub mod source;
+pub mod testing;
 pub mod validate;
 
 use std::path::Path;

@@ -52,6 +52,8 @@ enum Command {
         /// The workflow file.
         file: PathBuf,
     },
+    /// Run conformance scenarios and fixtures (compiled into one harness binary).
+    Test(TestArgs),
     /// Print a workflow's graph in Graphviz dot format.
     Graph {
         /// The workflow file.
@@ -97,6 +99,23 @@ struct BuildArgs {
     /// Never show cargo's progress.
     #[arg(long, short)]
     quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct TestArgs {
+    /// Scenario files, and directories to search for scenarios (`*.toml` with a
+    /// `[workflow]` table) and fixtures (`<dir>/{workflow,fixture}.toml`).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The agentd-runtime crate to build against.
+    #[arg(long, env = "AGENTD_RUNTIME_PATH")]
+    runtime: Option<PathBuf>,
+    /// Shared cache for generated crates and their build artifacts.
+    #[arg(long, env = "AGENTD_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Show cargo's progress while building the harness.
+    #[arg(long)]
+    progress: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -148,6 +167,15 @@ fn main() -> ExitCode {
         ),
         Command::Explain { code } => cmd::explain::run(code.as_deref()),
         Command::Graph { file } => cmd::graph::run(&file, color),
+        Command::Test(args) => cmd::test::run(
+            &args.paths,
+            cmd::test::Options {
+                runtime: args.runtime,
+                cache_dir: args.cache_dir,
+                progress: args.progress.then_some(true),
+                color,
+            },
+        ),
         Command::Emit { file } => cmd::emit::run(&file, color),
         Command::Build(args) => cmd::build::run(
             &args.file,

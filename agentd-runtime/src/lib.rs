@@ -30,6 +30,8 @@ pub mod context;
 pub mod engine;
 pub mod error;
 pub mod graph;
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod nodes;
 pub mod outcome;
 pub mod policy;

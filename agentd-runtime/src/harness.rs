@@ -1,0 +1,230 @@
+//! The conformance/fixture harness that `agentd test` compiles scenarios into.
+//!
+//! Owns running one baked test case (spec/dialect-model.md §9: trials, trigger,
+//! policy choice, stub fallback) and comparing the result with its expectations.
+//! Generated harness code only declares [`Case`] statics and calls [`run_case`]; it
+//! never decides pass or fail itself. Behind the `harness` feature, so shipped
+//! workflow binaries never contain it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::engine::{Engine, RunOptions, Trigger};
+use crate::graph::Source;
+use crate::outcome::{Outcome, RunReport};
+use crate::policy::Policy;
+use crate::{PolicyMode, Workflow};
+
+/// Which policy a case runs under.
+#[derive(Debug, Clone, Copy)]
+pub enum CasePolicy {
+    /// The workflow's own `[policy]` (scenarios without a `[policy]` table).
+    Baked,
+    /// Allow everything (fixtures ignore the workflow's policy).
+    AllowAll,
+    /// The scenario's `[policy]` table.
+    Override(&'static Policy),
+}
+
+/// What a case expects; every field is optional (spec §9.1 `[expected]`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expected {
+    pub status: Option<&'static str>,
+    pub last_node: Option<&'static str>,
+    pub reason_contains: Option<&'static str>,
+    pub path: Option<&'static [&'static str]>,
+    pub path_exact: bool,
+    pub max_llm_calls: Option<u64>,
+    pub max_total_tokens: Option<u64>,
+    pub min_policy_denials: Option<u64>,
+}
+
+/// One compiled scenario or fixture.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    /// Report name.
+    pub name: &'static str,
+    /// Start node name (already defaulted by the compiler).
+    pub start: &'static str,
+    /// `trigger.kind`.
+    pub trigger_kind: Source,
+    /// The payload as JSON text.
+    pub payload: &'static str,
+    pub policy: CasePolicy,
+    pub timeout_secs: u64,
+    pub dry_run: bool,
+    /// pass^k trials (0 behaves as 1).
+    pub trials: u32,
+    /// Tolerated pass fraction; `None` means every trial must pass.
+    pub min_pass_rate: Option<f64>,
+    pub expected: Expected,
+}
+
+/// The verdict on one case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseResult {
+    pub passed: bool,
+    pub trials_passed: u32,
+    pub trials: u32,
+    /// Why the first failing trial failed (empty when all passed).
+    pub detail: String,
+}
+
+/// Run every trial of `case` against workflow `w`.
+pub fn run_case<W: Workflow>(w: &W, case: &Case) -> CaseResult {
+    let payload: Value = match serde_json::from_str(case.payload) {
+        Ok(v) => v,
+        Err(e) => {
+            return CaseResult {
+                passed: false,
+                trials_passed: 0,
+                trials: case.trials.max(1),
+                detail: format!("payload is not JSON: {e}"),
+            };
+        }
+    };
+    let policy = match case.policy {
+        CasePolicy::Baked => PolicyMode::Baked,
+        CasePolicy::AllowAll => PolicyMode::AllowAll,
+        CasePolicy::Override(p) => PolicyMode::Override(Arc::new(p.clone())),
+    };
+    let options = RunOptions {
+        dry_run: case.dry_run,
+        timeout: Duration::from_secs(case.timeout_secs.max(1)),
+        policy,
+        stub_unavailable: true,
+        record_trace: true,
+    };
+    let engine = Engine::new(w, options);
+    let trials = case.trials.max(1);
+    let mut passed = 0;
+    let mut detail = String::new();
+    for _ in 0..trials {
+        let report = engine.run(
+            case.start,
+            Trigger {
+                kind: case.trigger_kind,
+                input: payload.clone(),
+            },
+        );
+        match check(&case.expected, &report) {
+            Ok(()) => passed += 1,
+            Err(why) if detail.is_empty() => detail = why,
+            Err(_) => {}
+        }
+    }
+    let ok = match case.min_pass_rate {
+        Some(rate) => f64::from(passed) / f64::from(trials) >= rate,
+        None => passed == trials,
+    };
+    CaseResult {
+        passed: ok,
+        trials_passed: passed,
+        trials,
+        detail,
+    }
+}
+
+/// Compare one run with the expectations; `Err` says what differed.
+pub fn check(expected: &Expected, report: &RunReport) -> Result<(), String> {
+    let (status, last_node, reason): (&str, Option<&str>, Option<String>) = match &report.outcome {
+        Ok(o) => {
+            let reason = match o {
+                Outcome::Failed { reason, .. } => Some(reason.to_string()),
+                _ => None,
+            };
+            (o.status(), o.last_node(), reason)
+        }
+        Err(e) => ("errored", None, Some(e.to_string())),
+    };
+    if let Some(want) = expected.status
+        && want != status
+    {
+        let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+        return Err(format!("status: expected `{want}`, got `{status}`{why}"));
+    }
+    if let Some(want) = expected.last_node
+        && Some(want) != last_node
+    {
+        return Err(format!(
+            "last_node: expected `{want}`, got {}",
+            last_node.map_or("none".to_string(), |n| format!("`{n}`"))
+        ));
+    }
+    if let Some(want) = expected.reason_contains {
+        match &reason {
+            Some(r) if r.contains(want) => {}
+            Some(r) => return Err(format!("reason `{r}` does not contain `{want}`")),
+            None => {
+                return Err(format!(
+                    "expected a reason containing `{want}`, run was `{status}`"
+                ));
+            }
+        }
+    }
+    if let Some(want) = expected.path {
+        let got = if report.outcome.is_ok() {
+            report.trace.path()
+        } else {
+            Vec::new()
+        };
+        let ok = if expected.path_exact {
+            got == want
+        } else {
+            got.len() >= want.len() && got[..want.len()] == *want
+        };
+        if !ok {
+            return Err(format!(
+                "path: expected {}{want:?}, got {got:?}",
+                if expected.path_exact {
+                    "exactly "
+                } else {
+                    "prefix "
+                }
+            ));
+        }
+    }
+    let m = &report.metrics;
+    if let Some(max) = expected.max_llm_calls
+        && m.llm_calls > max
+    {
+        return Err(format!(
+            "llm calls {} exceed max_llm_calls {max}",
+            m.llm_calls
+        ));
+    }
+    if let Some(max) = expected.max_total_tokens
+        && m.llm_tokens > max
+    {
+        return Err(format!(
+            "tokens {} exceed max_total_tokens {max}",
+            m.llm_tokens
+        ));
+    }
+    if let Some(min) = expected.min_policy_denials
+        && m.policy_denials < min
+    {
+        return Err(format!(
+            "policy denials {} below min_policy_denials {min}",
+            m.policy_denials
+        ));
+    }
+    Ok(())
+}
+
+/// Print one result line and return whether it passed.
+pub fn report_line(case: &Case, result: &CaseResult) -> bool {
+    let trials = if result.trials > 1 {
+        format!(" ({}/{} trials)", result.trials_passed, result.trials)
+    } else {
+        String::new()
+    };
+    if result.passed {
+        println!("PASS  {}{trials}", case.name);
+    } else {
+        println!("FAIL  {}{trials}: {}", case.name, result.detail);
+    }
+    result.passed
+}
