@@ -161,7 +161,7 @@ pub struct Fixture {
 pub enum PolicyChoice {
     Baked,
     AllowAll,
-    Override(PolicyManifest),
+    Override(Box<PolicyManifest>),
 }
 
 /// One runnable case, before compilation.
@@ -362,7 +362,7 @@ fn load_scenario(path: &Path, opts: &LoadOptions, suite: &mut Suite, explicit: b
                 .map(toml_to_json)
                 .unwrap_or(serde_json::Value::Null),
             policy: match sc.policy {
-                Some(p) => PolicyChoice::Override(p),
+                Some(p) => PolicyChoice::Override(Box::new(p)),
                 None => PolicyChoice::Baked,
             },
             timeout_secs: sc.timeout_secs.unwrap_or(30).max(1),
