@@ -161,11 +161,13 @@ pub fn write_crate(
     cache: &Path,
 ) -> Result<CrateLayout, BuildError> {
     let slug = slug(&generated.workflow_name);
+    let hash = &generated.source_hash[..12.min(generated.source_hash.len())];
     let package = format!("agentd-wf-{slug}");
-    let dir = cache.join("crates").join(format!(
-        "{slug}-{}",
-        &generated.source_hash[..12.min(generated.source_hash.len())]
-    ));
+    // The binary name carries the source hash: cargo copies a binary to its final
+    // path only when it relinks, so two programs sharing one name would otherwise
+    // hand back each other's binary from the shared target dir.
+    let bin = format!("{slug}-{hash}");
+    let dir = cache.join("crates").join(&bin);
     let src = dir.join("src");
     std::fs::create_dir_all(&src).map_err(io("cannot create", &src))?;
 
@@ -179,7 +181,7 @@ pub fn write_crate(
     let cargo_toml = CARGO_TOML_TEMPLATE
         .replace("{{compiler_version}}", version)
         .replace("{{package}}", &package)
-        .replace("{{bin}}", &slug)
+        .replace("{{bin}}", &bin)
         .replace(
             "{{runtime_path}}",
             &toml_escape(&runtime.display().to_string()),
@@ -201,11 +203,7 @@ pub fn write_crate(
             .unwrap_or_else(|_| WORKSPACE_LOCK.to_string());
         write_if_changed(&lock_path, &lock)?;
     }
-    Ok(CrateLayout {
-        dir,
-        package,
-        bin: slug,
-    })
+    Ok(CrateLayout { dir, package, bin })
 }
 
 fn write_if_changed(path: &Path, content: &str) -> Result<(), BuildError> {

@@ -102,7 +102,7 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
     let policy = policy_tokens(root.policy.as_ref());
     let info = info_tokens(ir);
     quote! {
-        #![allow(clippy::all, unused_imports)]
+        #![allow(unused_imports)]
 
         /// The compiled workflow program.
         #[derive(Debug, Clone, Copy)]
