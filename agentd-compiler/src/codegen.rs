@@ -25,6 +25,9 @@ pub struct GeneratedCrate {
     pub source_hash: String,
     /// A `main.rs` to use instead of the template's (the test harness has its own).
     pub main_override: Option<String>,
+    /// The unformatted items of `code` (without the header comment), with their spans:
+    /// what `agentd!` expands to. Empty for the test harness.
+    pub tokens: TokenStream,
 }
 
 /// Options that change the generated code.
@@ -32,6 +35,11 @@ pub struct GeneratedCrate {
 pub struct CodegenOptions {
     /// Name of the generated type implementing `Workflow` (default `Program`).
     pub type_name: Option<String>,
+    /// Custom Rust node bindings (`handler` name → path of the Rust function), from
+    /// `agentd!(.., handlers = { .. })`. The tokens keep the user's spans, so rustc
+    /// reports a wrong handler signature at the binding. A `rust` node whose handler
+    /// is not here gets the runtime's `unbound` arm.
+    pub handlers: std::collections::BTreeMap<String, TokenStream>,
 }
 
 /// Generate the `workflow` module for a program. `root` is the root workflow document
@@ -46,9 +54,10 @@ pub fn generate(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Ge
             .map(|g| g.name.clone())
             .unwrap_or_default(),
         code,
-        features: ir.features.iter().copied().collect(),
+        features: runtime_features(ir),
         source_hash: ir.program_hash.clone(),
         main_override: None,
+        tokens,
     }
 }
 
@@ -92,7 +101,7 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
         items.extend(graph_items(gi, g));
         graph_refs.push(quote!(#gname));
         for (ni, node) in g.nodes.iter().enumerate() {
-            let (item, call) = node_wiring(gi, ni, g, &ir.graphs, &node.kind);
+            let (item, call) = node_wiring(gi, ni, g, &ir.graphs, &node.kind, &opts.handlers);
             items.extend(item);
             let gl = Literal::u32_unsuffixed(gi as u32);
             let nl = Literal::u32_unsuffixed(ni as u32);
@@ -100,6 +109,8 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
         }
     }
     let policy = policy_tokens(root.policy.as_ref());
+    let llm_consts = crate::llm::workflow_consts(root);
+    let budget_consts = crate::budget::workflow_consts(root);
     let info = info_tokens(ir);
     quote! {
         #![allow(unused_imports)]
@@ -116,6 +127,8 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
             const GRAPHS: &'static [::agentd_runtime::graph::GraphMeta] = &[#(#graph_refs),*];
             const INFO: &'static ::agentd_runtime::graph::BuildInfo = &INFO;
             const POLICY: ::core::option::Option<&'static ::agentd_runtime::policy::Policy> = #policy;
+            #llm_consts
+            #budget_consts
 
             fn exec(
                 &self,
@@ -224,6 +237,7 @@ fn kind_variant(kind: &NodeKind) -> TokenStream {
         NodeKind::PauseForApproval(_) => "PauseForApproval",
         NodeKind::Respond(_) => "Respond",
         NodeKind::Terminate => "Terminate",
+        NodeKind::Rust(_) => "Rust",
     };
     let id = format_ident!("{name}");
     quote!(::agentd_runtime::graph::Kind::#id)
@@ -310,6 +324,7 @@ fn node_wiring(
     g: &GraphIr,
     graphs: &[GraphIr],
     kind: &NodeKind,
+    handlers: &std::collections::BTreeMap<String, TokenStream>,
 ) -> (TokenStream, TokenStream) {
     let cfg = format_ident!("G{gi}_N{ni}");
     let rt = quote!(::agentd_runtime::nodes);
@@ -449,6 +464,21 @@ fn node_wiring(
         }
         NodeKind::Merge => (TokenStream::new(), quote!(#rt::control::merge(cx))),
         NodeKind::Terminate => (TokenStream::new(), quote!(#rt::control::terminate(cx))),
+        NodeKind::Rust(c) => {
+            let handler = s(&c.handler);
+            let input = opt_path(g, c.input_from.as_ref());
+            let call = match handlers.get(&c.handler) {
+                // The bound function item is passed by value: `call` is generic over it,
+                // so the handler is called directly (monomorphised, no fn pointer).
+                Some(f) => quote!(#rt::rust::call(cx, &#cfg, #f)),
+                None => quote!(#rt::rust::unbound(cx, &#cfg)),
+            };
+            with_cfg!(
+                quote!(#rt::rust::RustNode),
+                quote!(#rt::rust::RustNode { handler: #handler, input_from: #input }),
+                call
+            )
+        }
         NodeKind::Call(c) => {
             let input = opt_path(g, c.input_from.as_ref());
             let child = child(None, c.start.as_ref());
@@ -484,8 +514,25 @@ fn node_wiring(
         // Pause is handled by the engine before dispatch; the arm exists so the match
         // is total.
         NodeKind::PauseForApproval(_) => (TokenStream::new(), quote!(#rt::unavailable(cx))),
-        NodeKind::LlmInfer(_)
-        | NodeKind::AgentLoop(_)
+        NodeKind::LlmInfer(c) => {
+            let schema = g
+                .schemas
+                .get(&(ni as u32))
+                .cloned()
+                .unwrap_or(crate::llm::SchemaIr::None);
+            let init = crate::llm::node_config(
+                c,
+                &schema,
+                template(&c.prompt),
+                opt_path(g, c.input_from.as_ref()),
+            );
+            with_cfg!(
+                quote!(#rt::llm::LlmInfer),
+                init,
+                quote!(#rt::llm::llm_infer(cx, &#cfg))
+            )
+        }
+        NodeKind::AgentLoop(_)
         | NodeKind::HttpRequest(_)
         | NodeKind::ShellRun(_)
         | NodeKind::CallMcpTool(_)
@@ -533,6 +580,17 @@ pub fn policy_value(p: &PolicyManifest) -> TokenStream {
     })
 }
 
+/// Runtime features for a program: its node families, plus `policy-file` (every
+/// binary accepts `--policy`) and `signing` when a policy key is baked in.
+fn runtime_features(ir: &ProgramIr) -> Vec<&'static str> {
+    let mut features = ir.features.clone();
+    features.insert("policy-file");
+    if ir.policy_key.is_some() {
+        features.insert("signing");
+    }
+    features.into_iter().collect()
+}
+
 fn info_tokens(ir: &ProgramIr) -> TokenStream {
     let name = s(ir.graphs.first().map(|g| g.name.as_str()).unwrap_or(""));
     let version = s(env!("CARGO_PKG_VERSION"));
@@ -543,6 +601,15 @@ fn info_tokens(ir: &ProgramIr) -> TokenStream {
     });
     let caps: Vec<String> = ir.features.iter().map(|f| f.to_string()).collect();
     let caps = str_slice(&caps);
+    let program_hash = s(&ir.program_hash);
+    let signer = opt_str(ir.signer.as_deref());
+    let policy_key = match &ir.policy_key {
+        Some(key) => {
+            let bytes = key.iter().map(|b| Literal::u8_unsuffixed(*b));
+            quote!(::core::option::Option::Some(&[#(#bytes),*]))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     quote! {
         /// Provenance of this binary.
         static INFO: ::agentd_runtime::graph::BuildInfo = ::agentd_runtime::graph::BuildInfo {
@@ -550,6 +617,9 @@ fn info_tokens(ir: &ProgramIr) -> TokenStream {
             compiler_version: #version,
             sources: &[#(#sources),*],
             capabilities: #caps,
+            program_hash: #program_hash,
+            signer: #signer,
+            policy_key: #policy_key,
         };
     }
 }

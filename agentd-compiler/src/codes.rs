@@ -21,6 +21,10 @@ pub enum Stage {
     Load,
     /// Checking one parsed workflow (`validate`).
     Validate,
+    /// Checks only the `agentd!` macro can make (handler bindings; `embed`).
+    Embed,
+    /// Verifying the signatures of every file of a program (`signing`).
+    Signing,
 }
 
 /// Everything `agentd explain` knows about a code.
@@ -45,7 +49,7 @@ pub fn lookup(code: &str) -> Option<&'static CodeInfo> {
 }
 
 use Severity::{Error, Warning};
-use Stage::{Load, Parse, Validate};
+use Stage::{Embed, Load, Parse, Signing, Validate};
 
 /// Every code, grouped by stage; validate-stage codes in emission order.
 pub static CODES: &[CodeInfo] = &[
@@ -1231,6 +1235,189 @@ workflow may touch. Not reported for child workflows (their parent's policy appl
 # read = ["/data/**"]
 "#,
     },
+    // ------------------------------------------- extension: custom Rust nodes
+    CodeInfo {
+        code: "rust_node_not_allowed",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "a custom Rust node (`type = \"rust\"`) where strict dialect 1 is required",
+        explanation: "`type = \"rust\"` is an agentd extension: the node runs a Rust function that the \
+embedding crate binds with agentd!(\"file.toml\", handlers = { name = path::to_fn }). Only the \
+agentd! macro can bind handlers, so `agentd check`, `emit` and `build` (strict dialect 1) refuse \
+these nodes, and so does agentd! with `strict_dialect1 = true`. Embed the workflow in a Rust crate, \
+or replace the node with dialect-1 kinds.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "classify"
+type = "rust"        # fix: embed with agentd!(.., handlers = { classify = crate::classify })
+handler = "classify"
+"#,
+    },
+    CodeInfo {
+        code: "invalid_handler_name",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "a Rust node's `handler` is not a Rust identifier",
+        explanation: "A handler is bound in agentd!(.., handlers = { name = path }) by a Rust \
+identifier, so the name in the workflow must be one: ASCII letters, digits and `_`, not starting \
+with a digit.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "classify"
+type = "rust"
+handler = "classify-ticket"   # fix: "classify_ticket"
+"#,
+    },
+    CodeInfo {
+        code: "unbound_handler",
+        severity: Error,
+        stage: Embed,
+        dialect1: false,
+        summary: "a Rust node's handler is not bound in agentd!",
+        explanation: "Every `handler` named by a `type = \"rust\"` node (in the workflow or any \
+child workflow) needs a binding in the macro call: agentd!(\"file.toml\", handlers = { name = \
+crate::path::to_fn }). The function must have the signature \
+fn(&agentd_runtime::Cx<'_>, &serde_json::Value) -> Result<NodeOutput, NodeError>.",
+        example: r#"# agentd!("wf.toml") with wf.toml holding:
+#   [[nodes]]
+#   id = "classify"
+#   type = "rust"
+#   handler = "classify"
+# fix: agentd!("wf.toml", handlers = { classify = crate::classify })
+"#,
+    },
+    CodeInfo {
+        code: "unused_handler",
+        severity: Error,
+        stage: Embed,
+        dialect1: false,
+        summary: "agentd! binds a handler that no Rust node uses",
+        explanation: "A binding in agentd!(.., handlers = { .. }) must match the `handler` of at \
+least one `type = \"rust\"` node of the workflow or its children. An unused binding is usually a \
+typo in the binding or in the workflow.",
+        example: r#"# agentd!("wf.toml", handlers = { clasify = crate::classify })
+# where the workflow's node says handler = "classify"
+# fix: bind the name the workflow uses: handlers = { classify = crate::classify }
+"#,
+    },
+    // -------------------------------------------------------------- signing stage
+    CodeInfo {
+        code: "signature_missing",
+        severity: Error,
+        stage: Signing,
+        dialect1: false,
+        summary: "a workflow file has no `.sig` and signing is required",
+        explanation: "With `[signing] required = true` in the root workflow, `--signing-required` or \
+AGENTD_SIGNING_REQUIRED=1, every file compiled into the binary (the root and every child of call, \
+parallel and map) must have a detached signature next to it: `FILE.sig`. Sign each file with the \
+private key that matches the configured public key. `agentd build` and `check` exit with code 4.",
+        example: r#"name = "example"
+[signing]
+required = true
+public_key_file = "release.pub"
+# example.toml.sig does not exist.
+# fix: agentd sign example.toml --key release.key
+"#,
+    },
+    CodeInfo {
+        code: "signature_invalid",
+        severity: Error,
+        stage: Signing,
+        dialect1: false,
+        summary: "a workflow file's signature does not match its bytes and the public key",
+        explanation: "The `.sig` file is well formed but does not verify: the file changed after it \
+was signed (signatures cover the exact bytes, comments and whitespace included), or it was signed \
+with a different key than the one in `[signing]` / --verify-key. A wrong signature refuses the \
+build whether or not signing is required. Re-sign the file if the change is intended.",
+        example: r#"name = "example"
+[signing]
+public_key_file = "release.pub"
+# example.toml.sig was made before this comment was added.
+# fix: agentd sign example.toml --key release.key
+"#,
+    },
+    CodeInfo {
+        code: "signature_malformed",
+        severity: Error,
+        stage: Signing,
+        dialect1: false,
+        summary: "a `.sig` file is unreadable, not base64, or not 64 bytes",
+        explanation: "A `.sig` file holds standard, padded base64 of the raw 64-byte Ed25519 \
+signature (surrounding whitespace is ignored). Anything else is refused, even when signing is not \
+required, because a broken signature next to a file is never what its author meant. `openssl \
+pkeyutl -sign -rawin -inkey key.pem -in FILE | base64 -w 0` makes the same format.",
+        example: r#"name = "example"
+[signing]
+public_key_file = "release.pub"
+# example.toml.sig contains `not-a-signature`.
+# fix: agentd sign example.toml --key release.key
+"#,
+    },
+    CodeInfo {
+        code: "signature_unverified",
+        severity: Warning,
+        stage: Signing,
+        dialect1: false,
+        summary: "a `.sig` file exists but no public key is configured to check it",
+        explanation: "The file has a signature next to it, but the root workflow has no `[signing]` \
+block and no --verify-key was given, so the signature was not checked. Declare the public key so \
+that the signature protects something.",
+        example: r#"name = "example"
+# example.toml.sig exists.
+# fix:
+# [signing]
+# public_key_file = "release.pub"
+"#,
+    },
+    CodeInfo {
+        code: "signing_key_missing",
+        severity: Error,
+        stage: Signing,
+        dialect1: false,
+        summary: "signing is required but no public key is configured, or the key file is unreadable",
+        explanation: "Verification needs the signer's public key: `[signing] public_key_pem` (inline \
+SPKI PEM), `public_key_file` (relative to the workflow's directory, then the working directory), or \
+--verify-key PATH, which overrides both. Also reported when the named key file cannot be read.",
+        example: r#"name = "example"
+[signing]
+required = true
+# fix: public_key_file = "release.pub"
+"#,
+    },
+    CodeInfo {
+        code: "signing_key_invalid",
+        severity: Error,
+        stage: Signing,
+        dialect1: false,
+        summary: "the public key is not an SPKI PEM Ed25519 key, or both key sources are set",
+        explanation: "The key must be an SPKI PEM (`-----BEGIN PUBLIC KEY-----`), as written by \
+`agentd keygen` (NAME.pub) or `openssl pkey -pubout`. A private key, a bare 32-byte key or a \
+certificate is refused. `public_key_pem` and `public_key_file` are mutually exclusive.",
+        example: r#"name = "example"
+[signing]
+public_key_pem = "ssh-ed25519 AAAAC3Nza..."
+# fix: paste the SPKI PEM written by `agentd keygen` (NAME.pub)
+"#,
+    },
+    CodeInfo {
+        code: "signing_algorithm_unsupported",
+        severity: Error,
+        stage: Signing,
+        dialect1: false,
+        summary: "`[signing] algorithm` is not ed25519",
+        explanation: "Dialect 1 signs workflows with Ed25519 only; `algorithm` defaults to \
+`ed25519` and is compared case-insensitively. Any other value refuses the build rather than \
+silently skipping verification.",
+        example: r#"name = "example"
+[signing]
+algorithm = "rsa"   # fix: algorithm = "ed25519" (or remove the line)
+public_key_file = "release.pub"
+"#,
+    },
 ];
 
 #[cfg(test)]
@@ -1292,6 +1479,8 @@ mod tests {
             ("validate.rs", include_str!("validate.rs")),
             ("parse.rs", include_str!("parse.rs")),
             ("load.rs", include_str!("load.rs")),
+            ("embed.rs", include_str!("embed.rs")),
+            ("signing.rs", include_str!("signing.rs")),
         ];
         let mut total = 0;
         for (file, src) in sources {
@@ -1299,9 +1488,16 @@ mod tests {
                 total += 1;
                 let info = lookup(&code)
                     .unwrap_or_else(|| panic!("{file} emits unregistered code `{code}`"));
+                // The macro reports a missing workflow file itself (without the
+                // absolute path the parser's message carries), under the parser's code.
+                if file == "embed.rs" && code == "io_error" {
+                    continue;
+                }
                 let stage = match file {
                     "validate.rs" => Stage::Validate,
                     "parse.rs" => Stage::Parse,
+                    "embed.rs" => Stage::Embed,
+                    "signing.rs" => Stage::Signing,
                     _ => Stage::Load,
                 };
                 assert_eq!(

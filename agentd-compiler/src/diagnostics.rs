@@ -120,6 +120,11 @@ impl SourceDb {
     pub fn text(&self, path: &Path) -> Option<&str> {
         self.files.get(path).map(String::as_str)
     }
+
+    /// Every file in the database, in path order.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.files.keys().map(PathBuf::as_path)
+    }
 }
 
 /// 1-based line and column (in characters) of `offset` in `text`.

@@ -89,6 +89,8 @@ pub struct GraphIr {
     pub edge_count: u32,
     /// For each node with child references: (branch, child graph id).
     pub children: BTreeMap<u32, Vec<(Option<usize>, u32)>>,
+    /// Each `llm_infer` node's `output_schema`, resolved (and read) at build time.
+    pub schemas: BTreeMap<u32, crate::llm::SchemaIr>,
     /// Node id → index, for path resolution.
     ids: BTreeMap<String, u32>,
 }
@@ -147,6 +149,10 @@ pub struct ProgramIr {
     pub sources: Vec<SourceHash>,
     /// Combined hash over every source (hex), the program's identity.
     pub program_hash: String,
+    /// Fingerprint of the key that verified every source (set after signing checks).
+    pub signer: Option<String>,
+    /// Raw public key a `--policy` override must be signed with (signing required).
+    pub policy_key: Option<[u8; 32]>,
 }
 
 /// Lower a loaded program (which must have no errors) to IR.
@@ -164,6 +170,17 @@ pub fn lower(program: &Program) -> ProgramIr {
                     .push((c.branch, c.unit as u32));
             }
             let _ = i;
+            let base = unit
+                .source
+                .path
+                .parent()
+                .unwrap_or(std::path::Path::new(""));
+            for (ni, n) in unit.doc.nodes.iter().enumerate() {
+                if let NodeKind::LlmInfer(l) = &n.kind {
+                    let schema = crate::llm::resolve_schema(l.output_schema.as_deref(), base);
+                    g.schemas.insert(ni as u32, schema);
+                }
+            }
             g
         })
         .collect();
@@ -174,6 +191,18 @@ pub fn lower(program: &Program) -> ProgramIr {
                 features.insert(f);
             }
         }
+        if g.schemas
+            .values()
+            .any(|s| matches!(s, crate::llm::SchemaIr::File { .. }))
+        {
+            features.insert("schema");
+        }
+    }
+    if program
+        .root()
+        .is_some_and(|r| !crate::llm::backends(&r.doc).is_empty())
+    {
+        features.insert("llm-remote");
     }
     let sources: Vec<SourceHash> = program
         .units
@@ -192,6 +221,8 @@ pub fn lower(program: &Program) -> ProgramIr {
         features,
         sources,
         program_hash: hex(&all.finalize()),
+        signer: None,
+        policy_key: None,
     }
 }
 
@@ -205,6 +236,7 @@ pub fn feature_of(kind: &NodeKind) -> Option<&'static str> {
         | NodeKind::TemplateRender(_)
         | NodeKind::JsonSelect(_)
         | NodeKind::DiffCompute(_) => Some("data"),
+        NodeKind::LlmInfer(_) => Some("llm"),
         _ => None,
     }
 }
@@ -261,6 +293,7 @@ fn lower_graph(doc: &WorkflowDoc, file: String) -> GraphIr {
         out_edges,
         edge_count: doc.edges.len() as u32,
         children: BTreeMap::new(),
+        schemas: BTreeMap::new(),
         ids,
     };
     g.nodes = doc

@@ -5,14 +5,18 @@
 //! as [`diagnostics::Diagnostic`] values; the CLI and the `agentd!` macro only render
 //! them.
 
+pub mod budget;
 pub mod build;
 pub mod codegen;
 pub mod codes;
 pub mod diagnostics;
+pub mod embed;
 pub mod ir;
+pub mod llm;
 pub mod load;
 pub mod model;
 pub mod parse;
+pub mod signing;
 pub mod source;
 pub mod testing;
 pub mod validate;
@@ -29,16 +33,37 @@ pub struct Compiled {
     pub generated: Option<codegen::GeneratedCrate>,
 }
 
-/// Load, validate and (when valid) generate code for `path`.
+/// Load, validate and (when valid) generate code for `path`. Signatures present next
+/// to the files are verified with the root's `[signing]` key (see [`compile_verified`]).
 pub fn compile(
     path: &Path,
     load_opts: &load::LoadOptions,
     cg: &codegen::CodegenOptions,
 ) -> Compiled {
-    let program = load::load(path, load_opts);
+    compile_verified(path, load_opts, &signing::VerifyOptions::default(), cg)
+}
+
+/// [`compile`] with explicit signature-verification options (`--signing-required`,
+/// `--verify-key`). Signing problems are diagnostics like any other; the verified
+/// signer's fingerprint is baked into the binary's provenance.
+pub fn compile_verified(
+    path: &Path,
+    load_opts: &load::LoadOptions,
+    verify: &signing::VerifyOptions,
+    cg: &codegen::CodegenOptions,
+) -> Compiled {
+    let mut program = load::load(path, load_opts);
+    let verification = signing::verify_program(&program, verify);
+    program.diagnostics.extend(verification.diagnostics);
     let generated = match program.root() {
         Some(root) if !program.has_errors() => {
-            let ir = ir::lower(&program);
+            let mut ir = ir::lower(&program);
+            ir.signer = verification.signer;
+            // Built with signing required: a runtime `--policy` override must be
+            // signed by the same key, so the key is baked in.
+            if verification.required {
+                ir.policy_key = verification.key;
+            }
             Some(codegen::generate(&ir, &root.doc, cg))
         }
         _ => None,

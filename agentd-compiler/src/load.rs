@@ -26,12 +26,16 @@ pub const MAX_CHILD_DEPTH: usize = 8;
 pub struct LoadOptions {
     /// Fallback directory for child paths written relative to the process CWD.
     pub cwd: PathBuf,
+    /// Accept custom Rust nodes (`type = "rust"`, an agentd extension) in every file
+    /// of the program. Off by default: strict dialect 1.
+    pub allow_rust_nodes: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            allow_rust_nodes: false,
         }
     }
 }
@@ -159,6 +163,7 @@ impl Loader<'_> {
         let vopts = ValidateOptions {
             base_dir,
             cwd: self.opts.cwd.clone(),
+            allow_rust_nodes: self.opts.allow_rust_nodes,
         };
         // Children run on the root's engine (its backends, policy, secrets), so they
         // are validated against the root's backends and not nagged about policy.
@@ -414,6 +419,7 @@ mod tests {
             &parent,
             &LoadOptions {
                 cwd: PathBuf::from("/nonexistent"),
+                ..LoadOptions::default()
             },
         );
         assert!(codes(&p).is_empty(), "{:?}", p.diagnostics);
@@ -431,7 +437,13 @@ mod tests {
             "parent.toml",
             &parent_calling("examples/child.toml"),
         );
-        let p = load(&parent, &LoadOptions { cwd: dir.clone() });
+        let p = load(
+            &parent,
+            &LoadOptions {
+                cwd: dir.clone(),
+                ..LoadOptions::default()
+            },
+        );
         assert!(codes(&p).is_empty(), "{:?}", p.diagnostics);
         assert_eq!(p.units.len(), 2);
     }
@@ -441,7 +453,13 @@ mod tests {
         let dir = tmpdir("missing");
         let text = parent_calling("nope.toml");
         let parent = write(&dir, "parent.toml", &text);
-        let p = load(&parent, &LoadOptions { cwd: dir.clone() });
+        let p = load(
+            &parent,
+            &LoadOptions {
+                cwd: dir.clone(),
+                ..LoadOptions::default()
+            },
+        );
         assert_eq!(codes(&p), vec!["child_workflow_missing"]);
         let span = p.diagnostics[0].span.clone().expect("span");
         assert_eq!(&text[span], "\"nope.toml\"");
@@ -456,7 +474,13 @@ mod tests {
             "name = \"child\"\n[[nodes]]\nid = \"a\"\ntype = \"bogus\"\n",
         );
         let parent = write(&dir, "parent.toml", &parent_calling("child.toml"));
-        let p = load(&parent, &LoadOptions { cwd: dir.clone() });
+        let p = load(
+            &parent,
+            &LoadOptions {
+                cwd: dir.clone(),
+                ..LoadOptions::default()
+            },
+        );
         assert_eq!(codes(&p), vec!["unknown_variant", "child_workflow_invalid"]);
         assert!(p.diagnostics[0].file.ends_with("child.toml"));
         assert!(p.diagnostics[1].file.ends_with("parent.toml"));
@@ -475,7 +499,13 @@ mod tests {
             "b.toml",
             &parent_calling("a.toml").replace("parent", "b"),
         );
-        let p = load(&dir.join("a.toml"), &LoadOptions { cwd: dir.clone() });
+        let p = load(
+            &dir.join("a.toml"),
+            &LoadOptions {
+                cwd: dir.clone(),
+                ..LoadOptions::default()
+            },
+        );
         assert!(
             codes(&p).contains(&"child_workflow_cycle"),
             "{:?}",
@@ -494,7 +524,13 @@ mod tests {
             );
         }
         write(&dir, "w10.toml", CHILD);
-        let p = load(&dir.join("w0.toml"), &LoadOptions { cwd: dir.clone() });
+        let p = load(
+            &dir.join("w0.toml"),
+            &LoadOptions {
+                cwd: dir.clone(),
+                ..LoadOptions::default()
+            },
+        );
         assert!(
             codes(&p).contains(&"child_workflow_too_deep"),
             "{:?}",
@@ -508,7 +544,13 @@ mod tests {
         write(&dir, "child.toml", CHILD);
         let text = "name = \"p\"\n[policy]\n[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\n[[nodes]]\nid = \"par\"\ntype = \"parallel\"\nbranches = [{ workflow = \"child.toml\" }, { workflow = \"./child.toml\" }]\n";
         let parent = write(&dir, "parent.toml", text);
-        let p = load(&parent, &LoadOptions { cwd: dir.clone() });
+        let p = load(
+            &parent,
+            &LoadOptions {
+                cwd: dir.clone(),
+                ..LoadOptions::default()
+            },
+        );
         assert!(codes(&p).is_empty(), "{:?}", p.diagnostics);
         assert_eq!(p.units.len(), 2);
         assert_eq!(p.child_of(0, 0, Some(0)), Some(1));
@@ -521,7 +563,13 @@ mod tests {
         write(&dir, "child.toml", CHILD);
         let text = parent_calling("child.toml") + "start = \"mian\"\n";
         let parent = write(&dir, "parent.toml", &text);
-        let p = load(&parent, &LoadOptions { cwd: dir.clone() });
+        let p = load(
+            &parent,
+            &LoadOptions {
+                cwd: dir.clone(),
+                ..LoadOptions::default()
+            },
+        );
         assert_eq!(codes(&p), vec!["unknown_child_start"]);
         assert_eq!(
             p.diagnostics[0].help.as_deref(),

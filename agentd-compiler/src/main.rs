@@ -20,13 +20,15 @@ pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: cargo failed to compile the generated crate.
 pub const EXIT_CARGO: u8 = 3;
+/// Exit code: a workflow file is unsigned (when signing is required) or wrongly signed.
+pub const EXIT_SIGNATURE: u8 = 4;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "agentd",
     version,
     about = "Compile agent workflows (dialect 1 TOML) into specialised binaries",
-    after_help = "Exit codes:\n  0  success (the workflow is valid)\n  1  the workflow has errors (or warnings with --deny-warnings)\n  2  usage error, or a file could not be read or written\n  3  cargo failed to compile the generated crate (build, test)\n\nSee docs/cli.md for details, and `agentd explain CODE` for any diagnostic code."
+    after_help = "Exit codes:\n  0  success (the workflow is valid)\n  1  the workflow has errors (or warnings with --deny-warnings)\n  2  usage error, or a file could not be read or written\n  3  cargo failed to compile the generated crate (build, test)\n  4  a workflow file is wrongly signed, or unsigned when signing is required (check, build)\n\nSee docs/cli.md for details, and `agentd explain CODE` for any diagnostic code."
 )]
 struct Cli {
     /// When to use colour in human-readable output.
@@ -59,6 +61,31 @@ enum Command {
         /// The workflow file.
         file: PathBuf,
     },
+    /// Generate an Ed25519 key pair: NAME (PKCS#8 PEM, mode 0600) and NAME.pub (SPKI PEM).
+    Keygen {
+        /// Where to write the private key; the public key goes to NAME.pub.
+        #[arg(short, long, value_name = "NAME")]
+        output: PathBuf,
+        /// Replace an existing key pair.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sign a workflow file: writes FILE.sig (base64 of the Ed25519 signature).
+    Sign {
+        /// The file to sign (its exact bytes are signed).
+        file: PathBuf,
+        /// The private key (PKCS#8 PEM).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+    },
+    /// Check FILE.sig against FILE (exit 0 valid, 1 missing or invalid, 2 unusable key).
+    Verify {
+        /// The signed file.
+        file: PathBuf,
+        /// The public key (SPKI PEM).
+        #[arg(long = "pub", value_name = "KEY")]
+        public: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,6 +99,8 @@ struct CheckArgs {
     /// Treat warnings as errors.
     #[arg(long)]
     deny_warnings: bool,
+    #[command(flatten)]
+    signing: cmd::signing::SigningArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -99,6 +128,8 @@ struct BuildArgs {
     /// Never show cargo's progress.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    signing: cmd::signing::SigningArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,6 +194,7 @@ fn main() -> ExitCode {
                 json: args.message_format == MessageFormat::Json,
                 deny_warnings: args.deny_warnings,
                 color,
+                signing: args.signing.options(),
             },
         ),
         Command::Explain { code } => cmd::explain::run(code.as_deref()),
@@ -193,8 +225,12 @@ fn main() -> ExitCode {
                     None
                 },
                 color,
+                signing: args.signing.options(),
             },
         ),
+        Command::Keygen { output, force } => cmd::signing::keygen(&output, force),
+        Command::Sign { file, key } => cmd::signing::sign(&file, &key),
+        Command::Verify { file, public } => cmd::signing::verify(&file, &public),
     };
     ExitCode::from(code)
 }

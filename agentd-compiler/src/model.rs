@@ -267,6 +267,10 @@ pub enum NodeKind {
     Respond(Respond),
     /// Unit kind: extra keys are accepted and ignored (dialect-1 behaviour).
     Terminate,
+    /// agentd extension (not dialect 1): a node whose behaviour is a Rust function
+    /// bound through `agentd!(.., handlers = { .. })`. The validator rejects it unless
+    /// the front end allows extensions (`ValidateOptions::allow_rust_nodes`).
+    Rust(RustNode),
 }
 
 /// Every kind name in declaration order; used for suggestions and docs.
@@ -325,6 +329,7 @@ impl NodeKind {
             NodeKind::PauseForApproval(_) => "pause_for_approval",
             NodeKind::Respond(_) => "respond",
             NodeKind::Terminate => "terminate",
+            NodeKind::Rust(_) => "rust",
         }
     }
 
@@ -341,6 +346,8 @@ impl NodeKind {
             | NodeKind::Parallel(_)
             | NodeKind::Map(_) => Some(&["error"]),
             NodeKind::AgentLoop(_) => Some(&["exhausted"]),
+            // A Rust handler may return any label (`NodeOutput::branch`).
+            NodeKind::Rust(_) => None,
             _ => Some(&[]),
         }
     }
@@ -574,6 +581,17 @@ pub struct Respond {
     #[serde(default)]
     pub content_type: Option<String>,
     pub body_template: String,
+    #[serde(default)]
+    pub input_from: Option<String>,
+}
+
+/// `type = "rust"` (agentd extension): the node runs the Rust function bound to
+/// `handler` in the embedding crate, with the value at `input_from` (default: the raw
+/// trigger input).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RustNode {
+    pub handler: String,
     #[serde(default)]
     pub input_from: Option<String>,
 }

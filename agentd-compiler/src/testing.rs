@@ -20,8 +20,8 @@ use crate::ir;
 use crate::load::{self, LoadOptions, Program};
 use crate::model::{NodeKind, PolicyManifest};
 
-/// `[[intel.turns]]` entry (parsed so files are accepted; the LLM mock lands with the
-/// intelligence issue).
+/// `[[intel.turns]]` entry: `content` (+ token counts), or non-empty `variants`
+/// (which win over `content`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Turn {
@@ -180,6 +180,10 @@ pub struct Case {
     pub trials: u32,
     pub min_pass_rate: Option<f64>,
     pub expected: Expectations,
+    /// The scripted LLM turns (fixture `[mocks] intel` become zero-usage turns).
+    pub turns: Vec<Turn>,
+    /// `[faults] intel_error_on_call`.
+    pub intel_error_on_call: Option<u32>,
     /// Set when the case needs a capability this build cannot provide yet.
     pub expected_failure: Option<String>,
 }
@@ -257,9 +261,9 @@ fn needs_unbuilt_capability(program: &Program) -> Option<String> {
     for u in &program.units {
         for n in &u.doc.nodes {
             let k = &n.kind;
-            if matches!(k, NodeKind::LlmInfer(_) | NodeKind::AgentLoop(_)) {
+            if matches!(k, NodeKind::AgentLoop(_)) {
                 return Some(format!(
-                    "node `{}` is {}: the scripted LLM mock lands with the effect-nodes issue (#4)",
+                    "node `{}` is {}: agent_loop lands with the effect-nodes issue (#4)",
                     n.id,
                     k.type_name()
                 ));
@@ -370,6 +374,8 @@ fn load_scenario(path: &Path, opts: &LoadOptions, suite: &mut Suite, explicit: b
             trials: sc.trials.unwrap_or(1).max(1),
             min_pass_rate: sc.min_pass_rate,
             expected: sc.expected,
+            turns: sc.intel.turns,
+            intel_error_on_call: sc.faults.intel_error_on_call,
             expected_failure: None,
             program,
         },
@@ -417,6 +423,18 @@ fn load_fixture(dir: &Path, opts: &LoadOptions, suite: &mut Suite) {
             trials: 1,
             min_pass_rate: None,
             expected: fx.expected,
+            turns: fx
+                .mocks
+                .intel
+                .iter()
+                .map(|c| Turn {
+                    content: Some(c.clone()),
+                    prompt_tokens: 0,
+                    completion_tokens: 0,
+                    variants: Vec::new(),
+                })
+                .collect(),
+            intel_error_on_call: None,
             expected_failure: None,
             program,
         },
@@ -457,6 +475,39 @@ fn push_case(suite: &mut Suite, mut case: Case) {
     }
     case.expected_failure = needs_unbuilt_capability(&case.program);
     suite.cases.push(case);
+}
+
+/// The `CaseIntel { .. }` of a case: its turns as `MockTurn` statics.
+fn intel_tokens(turns: &[Turn], fault: Option<u32>) -> TokenStream {
+    let mock = quote!(::agentd_runtime::intel::mock);
+    let variant = |content: &str, p: u32, c: u32| {
+        let content = Literal::string(content);
+        let (p, c) = (Literal::u32_unsuffixed(p), Literal::u32_unsuffixed(c));
+        quote!(#mock::MockVariant { content: #content, prompt_tokens: #p, completion_tokens: #c })
+    };
+    let turns = turns.iter().map(|t| {
+        let variants: Vec<TokenStream> = if t.variants.is_empty() {
+            vec![variant(
+                t.content.as_deref().unwrap_or(""),
+                t.prompt_tokens,
+                t.completion_tokens,
+            )]
+        } else {
+            t.variants
+                .iter()
+                .map(|v| variant(&v.content, v.prompt_tokens, v.completion_tokens))
+                .collect()
+        };
+        quote!(#mock::MockTurn { variants: &[#(#variants),*] })
+    });
+    let fault = match fault {
+        Some(n) => {
+            let n = Literal::u32_unsuffixed(n);
+            quote!(::core::option::Option::Some(#n))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    quote!(::agentd_runtime::harness::CaseIntel { turns: &[#(#turns),*], fault_on_call: #fault })
 }
 
 /// Generate the harness crate for the runnable (not expected-to-fail) cases.
@@ -541,6 +592,7 @@ pub fn harness_crate(cases: &[&Case]) -> GeneratedCrate {
             opt_u(e.max_total_tokens),
             opt_u(e.min_policy_denials),
         );
+        let intel = intel_tokens(&case.turns, case.intel_error_on_call);
         case_items.extend(quote! {
             static #cname: ::agentd_runtime::harness::Case = ::agentd_runtime::harness::Case {
                 name: #name,
@@ -562,6 +614,7 @@ pub fn harness_crate(cases: &[&Case]) -> GeneratedCrate {
                     max_total_tokens: #mtt,
                     min_policy_denials: #mpd,
                 },
+                intel: #intel,
             };
         });
         runs.push(quote! {
@@ -598,5 +651,6 @@ pub fn harness_crate(cases: &[&Case]) -> GeneratedCrate {
         features: features.into_iter().collect(),
         source_hash: digest.iter().map(|b| format!("{b:02x}")).collect(),
         main_override: Some(main),
+        tokens: proc_macro2::TokenStream::new(),
     }
 }

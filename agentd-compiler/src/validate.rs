@@ -50,6 +50,9 @@ pub struct ValidateOptions {
     /// Fallback directory for files written relative to the process working directory
     /// (the dialect-1 convention). Empty means the process CWD.
     pub cwd: PathBuf,
+    /// Accept `type = "rust"` nodes (an agentd extension): true only for front ends
+    /// that can bind handlers (`agentd!`). Strict dialect 1 (the default) rejects them.
+    pub allow_rust_nodes: bool,
 }
 
 impl ValidateOptions {
@@ -59,6 +62,7 @@ impl ValidateOptions {
         ValidateOptions {
             base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
             cwd: PathBuf::new(),
+            allow_rust_nodes: false,
         }
     }
 }
@@ -368,6 +372,7 @@ impl<'a> Validator<'a> {
         self.check_edge_labels();
         self.check_condition_branches();
         self.check_policy_present();
+        self.check_rust_nodes();
     }
 
     // -- 1, 2: uniqueness -------------------------------------------------------------
@@ -1657,6 +1662,61 @@ impl<'a> Validator<'a> {
     }
 }
 
+impl Validator<'_> {
+    // -- extension: custom Rust nodes --------------------------------------------------
+
+    /// `type = "rust"` is not dialect 1: refused unless the front end can bind handlers;
+    /// when allowed, the handler name must be a Rust identifier so it can be bound.
+    fn check_rust_nodes(&mut self) {
+        for (i, n) in self.doc.nodes.iter().enumerate() {
+            let NodeKind::Rust(r) = &n.kind else {
+                continue;
+            };
+            if !self.opts.allow_rust_nodes {
+                let d = Diagnostic::error(
+                    "rust_node_not_allowed",
+                    self.path(),
+                    format!(
+                        "node `{}` is a custom Rust node, which strict dialect 1 does not allow",
+                        n.id
+                    ),
+                )
+                .with_span(self.span(loc!["nodes", i, "type"]))
+                .with_label("`rust` is an agentd extension")
+                .with_help(
+                    "custom Rust nodes only build inside a Rust crate: embed the workflow with \
+                     agentd!(\"<file>\", handlers = { <name> = path::to_fn }) \
+                     (and do not pass `strict_dialect1 = true`)",
+                );
+                self.push(d);
+            }
+            if !is_rust_identifier(&r.handler) {
+                let d = Diagnostic::error(
+                    "invalid_handler_name",
+                    self.path(),
+                    format!(
+                        "handler name `{}` of node `{}` is not a Rust identifier",
+                        r.handler, n.id
+                    ),
+                )
+                .with_span(self.span(loc!["nodes", i, "handler"]))
+                .with_help("use letters, digits and `_`, not starting with a digit, e.g. \"classify_ticket\"");
+                self.push(d);
+            }
+        }
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, not `_` alone: a name `agentd!` can bind with `name = path`.
+pub fn is_rust_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        _ => return false,
+    }
+    name != "_" && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Check an `http_request` header value: only `{{secret:NAME}}` placeholders
 /// (whitespace-trimmed, non-empty name) are allowed, and every `{{` must be closed.
 pub fn check_header_placeholders(value: &str) -> Result<(), String> {
@@ -2410,6 +2470,7 @@ mod tests {
         let by_cwd = ValidateOptions {
             base_dir: PathBuf::from("/nonexistent"),
             cwd: dir.clone(),
+            ..ValidateOptions::default()
         };
         assert!(check("ok.json", &by_cwd).is_empty());
         let _ = std::fs::remove_dir_all(&dir);

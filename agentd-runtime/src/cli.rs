@@ -16,6 +16,12 @@
 //! | `--dry-run` | `AGENTD_DRY_RUN` | skip side effects |
 //! | `--timeout-secs N` | `AGENTD_TIMEOUT_SECS` | run deadline (default 120, at least 1) |
 //! | `--validate-only` | `AGENTD_VALIDATE_ONLY` | print `{"ok": true, "workflow": name}` and exit 0 |
+//! | `--intel-unix PATH` | `AGENTD_INTEL_UNIX` | the `default` LLM backend: framed JSON-RPC over a Unix socket (wins over `--intel-http`) |
+//! | `--intel-http URL` | `AGENTD_INTEL_HTTP` | the `default` LLM backend: JSON-RPC over plain `http://`; a bad or https URL ⇒ exit 2 |
+//! | `--intel-http-bearer-file PATH` | `AGENTD_INTEL_HTTP_BEARER_FILE` | bearer token for `--intel-http`, read and trimmed at startup (unreadable ⇒ exit 2); else `AGENTD_INTEL_HTTP_BEARER` |
+//! | `--policy FILE` | `AGENTD_POLICY` | `[policy]` override file (feature `policy-file`); a bad file ⇒ exit 2 |
+//! | (`[budget]`) | — | `RLIMIT_AS` / `RLIMIT_CPU` applied before the run; failure ⇒ exit 5; `max_run_time_secs` lowers the deadline |
+//! | `--provenance` | — | print the build provenance (workflow, source sha256s, signer key fingerprint, versions, capabilities) as JSON and exit 0 |
 //! | `--version`, `-V` / `--help`, `-h` | — | exit 0 |
 //!
 //! Stdin is read only when asked for with `-`: a binary started from a
@@ -36,9 +42,11 @@ use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde_json::{Value, json};
 
 use crate::Workflow;
+use crate::context::PolicyMode;
 use crate::engine::{Engine, RunOptions, Trigger};
 use crate::graph::Source;
 use crate::outcome::Outcome;
+use crate::policy::Policy;
 
 /// Exit code: completed, clean `--validate-only`, `--help`, `--version`.
 pub const EXIT_OK: u8 = 0;
@@ -90,6 +98,30 @@ struct Args {
     /// Print the workflow name and compiler version
     #[arg(long, short = 'V', action = ArgAction::SetTrue)]
     version: bool,
+
+    /// Print the build provenance as JSON: source sha256s, signer key, versions, capabilities
+    #[arg(long, action = ArgAction::SetTrue)]
+    provenance: bool,
+
+    /// A TOML file with a [policy] table that replaces the baked policy (checked at start)
+    #[arg(long, value_name = "FILE", env = "AGENTD_POLICY")]
+    policy: Option<String>,
+
+    /// Unix socket of the `default` LLM backend (framed JSON-RPC); wins over --intel-http
+    #[arg(long = "intel-unix", value_name = "PATH", env = "AGENTD_INTEL_UNIX")]
+    intel_unix: Option<String>,
+
+    /// HTTP endpoint of the `default` LLM backend (http://host[:port]/path)
+    #[arg(long = "intel-http", value_name = "URL", env = "AGENTD_INTEL_HTTP")]
+    intel_http: Option<String>,
+
+    /// File holding the --intel-http bearer token (else $AGENTD_INTEL_HTTP_BEARER)
+    #[arg(
+        long = "intel-http-bearer-file",
+        value_name = "PATH",
+        env = "AGENTD_INTEL_HTTP_BEARER_FILE"
+    )]
+    intel_http_bearer_file: Option<String>,
 }
 
 /// The dialect's env boolean: true only for `1`, `true`, `TRUE`, `True`.
@@ -144,6 +176,10 @@ pub fn run<W: Workflow>(
         let _ = writeln!(stdout, "{name} (agentd {})", W::INFO.compiler_version);
         return EXIT_OK;
     }
+    if args.provenance {
+        let _ = writeln!(stdout, "{}", pretty(&W::INFO.provenance()));
+        return EXIT_OK;
+    }
     if args.validate_only {
         // The graph was validated when the binary was built.
         let report = json!({ "ok": true, "workflow": name });
@@ -151,8 +187,16 @@ pub fn run<W: Workflow>(
         return EXIT_OK;
     }
 
+    // The override is checked before anything else runs: a bad file refuses to start.
+    let policy = match env_string(&matches, "policy", args.policy.clone()) {
+        None => PolicyMode::Baked,
+        Some(path) => match load_policy_override(&path, W::INFO.policy_key) {
+            Ok(policy) => PolicyMode::Override(policy),
+            Err(message) => return usage(stderr, &message),
+        },
+    };
     let timeout = match timeout_secs(&matches, args.timeout_secs.as_deref()) {
-        Ok(secs) => Duration::from_secs(secs),
+        Ok(secs) => W::LIMITS.clamp_timeout(Duration::from_secs(secs)),
         Err(message) => return usage(stderr, &message),
     };
     let input = match load_input(&matches, &args, stdin) {
@@ -167,13 +211,43 @@ pub fn run<W: Workflow>(
         },
     };
 
+    let intel_unix = env_string(&matches, "intel_unix", args.intel_unix);
+    let intel_http = env_string(&matches, "intel_http", args.intel_http);
+    let bearer_file = env_string(
+        &matches,
+        "intel_http_bearer_file",
+        args.intel_http_bearer_file,
+    );
+    #[cfg(feature = "llm")]
+    let intel = match crate::intel::cli_intel::<W>(
+        intel_unix.as_deref(),
+        intel_http.as_deref(),
+        bearer_file.as_deref(),
+        timeout,
+    ) {
+        Ok(intel) => intel,
+        Err(message) => return usage(stderr, &message),
+    };
+    #[cfg(not(feature = "llm"))]
+    let _ = (intel_unix, intel_http, bearer_file);
+
+    // Process limits go on last, just before the run: everything above allocates
+    // freely and is bounded by the input size limits.
+    if let Err(e) = crate::budget::apply(&W::LIMITS) {
+        let _ = writeln!(stderr, "agentd: refusing to start: {e}");
+        return EXIT_SEMANTIC;
+    }
     let options = RunOptions {
         dry_run: args.dry_run,
         timeout,
         record_trace: false,
+        policy,
         ..RunOptions::default()
     };
-    let report = Engine::new(workflow, options).run(&start, Trigger::manual(input));
+    let engine = Engine::new(workflow, options);
+    #[cfg(feature = "llm")]
+    let engine = engine.with_intel(intel);
+    let report = engine.run(&start, Trigger::manual(input));
     match report.outcome {
         Ok(outcome) => {
             let _ = writeln!(stdout, "{}", pretty(&outcome));
@@ -218,6 +292,28 @@ pub fn pick_start<W: Workflow>() -> Result<&'static str, String> {
         "cannot pick a start node automatically ({} manual / {} total); pass --start NAME",
         manual.len(),
         starts.len()
+    ))
+}
+
+/// Load `--policy FILE`; when the binary was built with signing required, the file
+/// must carry a valid `FILE.sig` from the workflow's signing key.
+#[cfg(feature = "policy-file")]
+fn load_policy_override(
+    path: &str,
+    key: Option<&'static [u8; 32]>,
+) -> Result<std::sync::Arc<Policy>, String> {
+    crate::policy_file::PolicyFile::load(std::path::Path::new(path), key)
+        .map(|file| file.current())
+        .map_err(|e| format!("refusing to start: {e}"))
+}
+
+#[cfg(not(feature = "policy-file"))]
+fn load_policy_override(
+    path: &str,
+    _key: Option<&'static [u8; 32]>,
+) -> Result<std::sync::Arc<Policy>, String> {
+    Err(format!(
+        "refusing to start: --policy `{path}` given, but this binary was built without the `policy-file` feature"
     ))
 }
 

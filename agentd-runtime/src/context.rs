@@ -109,6 +109,9 @@ pub(crate) struct Shared {
     /// `None` = allow-all.
     pub(crate) policy: Option<PolicyRef>,
     pub(crate) metrics: AtomicMetrics,
+    /// LLM backends and the token budget.
+    #[cfg(feature = "llm")]
+    pub(crate) intel: crate::intel::Intel,
 }
 
 /// A borrowed-or-shared policy, so a baked `static` needs no allocation.
@@ -308,6 +311,13 @@ impl Cx<'_> {
         &self.frame.raw_input
     }
 
+    /// The run's LLM backends and token budget.
+    #[cfg(feature = "llm")]
+    #[must_use]
+    pub fn intel(&self) -> &crate::intel::Intel {
+        &self.shared.intel
+    }
+
     /// The effective policy; `None` means allow-all.
     #[must_use]
     pub fn policy(&self) -> Option<&Policy> {
@@ -423,6 +433,8 @@ pub(crate) mod testing {
                     stub_unavailable: false,
                     policy: None,
                     metrics: AtomicMetrics::default(),
+                    #[cfg(feature = "llm")]
+                    intel: crate::intel::Intel::default(),
                 },
                 frame: Frame::new(
                     &GRAPH,

@@ -82,12 +82,31 @@ impl Trigger {
 pub struct Engine<'w, W: Workflow> {
     workflow: &'w W,
     options: RunOptions,
+    #[cfg(feature = "llm")]
+    intel: crate::intel::Intel,
 }
 
 impl<'w, W: Workflow> Engine<'w, W> {
     /// An engine for `workflow` with `options`.
     pub fn new(workflow: &'w W, options: RunOptions) -> Self {
-        Self { workflow, options }
+        Self {
+            workflow,
+            options,
+            // No backends yet; the budget is the workflow's own.
+            #[cfg(feature = "llm")]
+            intel: crate::intel::Intel::new(
+                crate::intel::Backends::new(),
+                crate::intel::TokenBudget::new(W::MAX_LLM_TOKENS),
+            ),
+        }
+    }
+
+    /// Use `intel` (LLM backends and token budget) for every run.
+    #[cfg(feature = "llm")]
+    #[must_use]
+    pub fn with_intel(mut self, intel: crate::intel::Intel) -> Self {
+        self.intel = intel;
+        self
     }
 
     /// The options runs use.
@@ -114,6 +133,8 @@ impl<'w, W: Workflow> Engine<'w, W> {
             stub_unavailable: self.options.stub_unavailable,
             policy,
             metrics: AtomicMetrics::default(),
+            #[cfg(feature = "llm")]
+            intel: self.intel.clone(),
         };
         let mut entries = Vec::new();
         let trace = self.options.record_trace.then_some(&mut entries);

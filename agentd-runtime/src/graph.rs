@@ -200,6 +200,8 @@ pub enum Kind {
     PauseForApproval,
     Respond,
     Terminate,
+    /// agentd extension: a node run by a Rust function bound in `agentd!`.
+    Rust,
 }
 
 impl Kind {
@@ -231,6 +233,7 @@ impl Kind {
             Self::PauseForApproval => "pause_for_approval",
             Self::Respond => "respond",
             Self::Terminate => "terminate",
+            Self::Rust => "rust",
         }
     }
 
@@ -262,6 +265,36 @@ pub struct BuildInfo {
     pub sources: &'static [SourceFile],
     /// The capability set the binary was built with (sorted).
     pub capabilities: &'static [&'static str],
+    /// SHA-256 (hex) over the sources' digests, in order: the program's identity.
+    pub program_hash: &'static str,
+    /// Fingerprint of the Ed25519 key that verified every source at build time
+    /// (16 hex characters), or `None` when the sources were not all verified.
+    pub signer: Option<&'static str>,
+    /// Raw Ed25519 public key a `--policy` override file must be signed with; set
+    /// when the binary was built with signing required.
+    pub policy_key: Option<&'static [u8; 32]>,
+}
+
+impl BuildInfo {
+    /// The provenance document `--provenance` prints. `runtime_version` is the
+    /// version of this runtime crate, which the binary was linked against.
+    #[must_use]
+    pub fn provenance(&self) -> serde_json::Value {
+        let sources: Vec<serde_json::Value> = self
+            .sources
+            .iter()
+            .map(|s| serde_json::json!({ "path": s.path, "sha256": s.sha256 }))
+            .collect();
+        serde_json::json!({
+            "workflow": self.workflow,
+            "program_hash": self.program_hash,
+            "sources": sources,
+            "signer_key_fingerprint": self.signer,
+            "compiler_version": self.compiler_version,
+            "runtime_version": env!("CARGO_PKG_VERSION"),
+            "capabilities": self.capabilities,
+        })
+    }
 }
 
 /// One workflow file the binary was compiled from.

@@ -60,6 +60,33 @@ pub struct Case {
     /// Tolerated pass fraction; `None` means every trial must pass.
     pub min_pass_rate: Option<f64>,
     pub expected: Expected,
+    /// The scripted LLM: `[[intel.turns]]` (or fixture `[mocks] intel`) and
+    /// `[faults] intel_error_on_call`.
+    pub intel: CaseIntel,
+}
+
+/// The mock backend of a case (spec §9.1, §9.2).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaseIntel {
+    /// One entry per successive LLM call. Empty: no backend is registered,
+    /// so `llm_infer` answers the stub.
+    pub turns: &'static [crate::intel::mock::MockTurn],
+    /// 1-based call that fails with an injected transport fault.
+    pub fault_on_call: Option<u32>,
+}
+
+impl CaseIntel {
+    /// A fresh registry for trial `trial` (0-based) and an unbounded budget.
+    #[must_use]
+    pub fn for_trial(&self, trial: u32) -> crate::intel::Intel {
+        use crate::intel::{Backends, Intel, TokenBudget, mock::MockBackend};
+        let mut backends = Backends::new();
+        if !self.turns.is_empty() {
+            let mock = MockBackend::new(self.turns, u64::from(trial), self.fault_on_call);
+            backends.insert(crate::intel::DEFAULT_BACKEND, Arc::new(mock));
+        }
+        Intel::new(backends, TokenBudget::new(None))
+    }
 }
 
 /// The verdict on one case.
@@ -97,11 +124,12 @@ pub fn run_case<W: Workflow>(w: &W, case: &Case) -> CaseResult {
         stub_unavailable: true,
         record_trace: true,
     };
-    let engine = Engine::new(w, options);
     let trials = case.trials.max(1);
     let mut passed = 0;
     let mut detail = String::new();
-    for _ in 0..trials {
+    for trial in 0..trials {
+        // A fresh mock per trial: its queue and variant choice are per trial.
+        let engine = Engine::new(w, options.clone()).with_intel(case.intel.for_trial(trial));
         let report = engine.run(
             case.start,
             Trigger {

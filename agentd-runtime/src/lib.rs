@@ -20,21 +20,33 @@
 //! | `fs` | `read_file`, `write_file`, `create_dir` |
 //! | `env` | `read_env` |
 //! | `data` | `parse_json`, `template_render`, `json_select`, `diff_compute` |
+//! | `llm` | `llm_infer`, the backend registry, mock and JSON-RPC transports ([`intel`]) |
+//! | `llm-remote` | `[[intelligence.backends]]` providers over ureq + rustls |
+//! | `schema` | JSON Schema validation of `llm_infer` output |
+//! | `policy-file` | `--policy FILE` / `AGENTD_POLICY` override (module `policy_file`); always on in `agentd build` |
+//! | `signing` | Ed25519 check of signed policy overrides (built with signing required) |
+//! | `macros` | re-exports the `agentd!` macro (embedding; see `docs/embedding.md`); never in `agentd build` binaries |
 //!
 //! # What generated code looks like
 //!
 //! See `tests/hand_wired.rs` — the reference the code generator imitates.
 
+pub mod budget;
 pub mod cli;
 pub mod context;
+pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod graph;
 #[cfg(feature = "harness")]
 pub mod harness;
+#[cfg(feature = "llm")]
+pub mod intel;
 pub mod nodes;
 pub mod outcome;
 pub mod policy;
+#[cfg(feature = "policy-file")]
+pub mod policy_file;
 pub mod template;
 
 pub use context::{Cx, PolicyMode, Step};
@@ -47,6 +59,15 @@ pub use graph::{
 pub use outcome::{HttpResponse, Metrics, Outcome, RunReport, StepKind, Trace, TraceEntry};
 pub use policy::Policy;
 pub use template::{Seg, Template};
+
+/// `agentd!("workflows/x.toml")`: compile a workflow into this crate (see
+/// `docs/embedding.md`). Behind the `macros` feature, so binaries built by
+/// `agentd build` never compile the compiler.
+#[cfg(feature = "macros")]
+pub use agentd_macros::agentd;
+/// Re-exported so generated code and handler signatures name the same
+/// `serde_json::Value` the runtime uses.
+pub use serde_json;
 
 /// A compiled workflow. Implemented by generated code (one unit struct per
 /// workflow); the engine is generic over it, so dispatch is static.
@@ -62,6 +83,17 @@ pub trait Workflow: Sync + Sized + 'static {
     /// The top-level workflow's `[policy]`; `None` (no block) allows all.
     /// Child workflows' policies are never applied (spec §4.8).
     const POLICY: Option<&'static Policy> = None;
+
+    /// The top-level workflow's `[budget].max_llm_tokens` (`None` = no cap).
+    const MAX_LLM_TOKENS: Option<u64> = None;
+
+    /// The top-level workflow's process and run-time limits from `[budget]`,
+    /// applied by the CLI at start.
+    const LIMITS: budget::Limits = budget::Limits::NONE;
+
+    /// The top-level workflow's `[[intelligence.backends]]`.
+    #[cfg(feature = "llm")]
+    const BACKENDS: &'static [intel::BackendDef] = &[];
 
     /// Run node `node` of graph `g`: a generated `match` over `(g.0, node.0)`
     /// calling the node function with the node's baked config.

@@ -138,6 +138,9 @@ static INFO: ::agentd_runtime::graph::BuildInfo = ::agentd_runtime::graph::Build
         },
     ],
     capabilities: &["data", "fs"],
+    program_hash: "bd2a82d45c7d32f855e2b6e95aa0782bb83d505b75bcfe9061cc1200e372cd95",
+    signer: ::core::option::Option::None,
+    policy_key: ::core::option::Option::None,
 };
 impl ::agentd_runtime::Workflow for Program {
     const GRAPHS: &'static [::agentd_runtime::graph::GraphMeta] = &[G0];

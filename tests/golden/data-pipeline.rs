@@ -145,6 +145,9 @@ static INFO: ::agentd_runtime::graph::BuildInfo = ::agentd_runtime::graph::Build
         },
     ],
     capabilities: &["data"],
+    program_hash: "3e35b56fb6ec2a7017cde1e59b76306ff43d31ba68bab6874c8735cca8f81e75",
+    signer: ::core::option::Option::None,
+    policy_key: ::core::option::Option::None,
 };
 impl ::agentd_runtime::Workflow for Program {
     const GRAPHS: &'static [::agentd_runtime::graph::GraphMeta] = &[G0];

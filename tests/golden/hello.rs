@@ -118,6 +118,9 @@ static INFO: ::agentd_runtime::graph::BuildInfo = ::agentd_runtime::graph::Build
         },
     ],
     capabilities: &["data", "env", "fs"],
+    program_hash: "8334a1e817bbdcccd99d2332c21ebd0f6ce413c4953baba7d4e6723d3cb5e76d",
+    signer: ::core::option::Option::None,
+    policy_key: ::core::option::Option::None,
 };
 impl ::agentd_runtime::Workflow for Program {
     const GRAPHS: &'static [::agentd_runtime::graph::GraphMeta] = &[G0];

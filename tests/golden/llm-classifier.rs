@@ -123,6 +123,31 @@ const G0: ::agentd_runtime::graph::GraphMeta = ::agentd_runtime::graph::GraphMet
     ],
     edge_count: 7,
 };
+static G0_N0: ::agentd_runtime::nodes::llm::LlmInfer = ::agentd_runtime::nodes::llm::LlmInfer {
+    backend: "local",
+    prompt: ::agentd_runtime::template::Template(
+        &[
+            ::agentd_runtime::template::Seg::Lit(
+                "Classify the document below as exactly one of: invoice, contract, spam.\nReply with JSON only, in this shape: {\"label\": \"invoice\", \"confidence\": 0.9}\n\nDocument:\n",
+            ),
+            ::agentd_runtime::template::Seg::Key {
+                raw: "body",
+                path: &["body"],
+            },
+            ::agentd_runtime::template::Seg::Lit("\n"),
+        ],
+    ),
+    input_from: ::core::option::Option::Some(::agentd_runtime::graph::CtxPath {
+        text: "trigger",
+        root: ::agentd_runtime::graph::Slot::Trigger,
+        rest: &[],
+    }),
+    output_schema: ::agentd_runtime::nodes::llm::OutputSchema::File {
+        path: "schemas/classification.json",
+        schema: "{\n  \"$schema\": \"http://json-schema.org/draft-07/schema#\",\n  \"title\": \"document classification\",\n  \"description\": \"The JSON object llm-classifier.toml asks the model to return.\",\n  \"type\": \"object\",\n  \"required\": [\"label\", \"confidence\"],\n  \"properties\": {\n    \"label\": { \"enum\": [\"invoice\", \"contract\", \"spam\"] },\n    \"confidence\": { \"type\": \"number\", \"minimum\": 0, \"maximum\": 1 }\n  },\n  \"additionalProperties\": false\n}\n",
+    },
+    output_repairs: 2,
+};
 static G0_N1: ::agentd_runtime::nodes::control::Switch = ::agentd_runtime::nodes::control::Switch {
     expr: ::agentd_runtime::graph::CtxPath {
         text: "classify.parsed.label",
@@ -194,7 +219,10 @@ static INFO: ::agentd_runtime::graph::BuildInfo = ::agentd_runtime::graph::Build
             sha256: "56bbaf69bed1e4d68309c701bc8e3b470791a379543d576b98dca6eae0ace859",
         },
     ],
-    capabilities: &["data", "fs"],
+    capabilities: &["data", "fs", "llm", "llm-remote", "schema"],
+    program_hash: "a2016888809116d9954c22baaf2cdd7868a85a4c454dc176f3b24926c64fc90f",
+    signer: ::core::option::Option::None,
+    policy_key: ::core::option::Option::None,
 };
 impl ::agentd_runtime::Workflow for Program {
     const GRAPHS: &'static [::agentd_runtime::graph::GraphMeta] = &[G0];
@@ -226,6 +254,19 @@ impl ::agentd_runtime::Workflow for Program {
             },
         },
     );
+    const MAX_LLM_TOKENS: ::core::option::Option<u64> = ::core::option::Option::Some(
+        50000,
+    );
+    const BACKENDS: &'static [::agentd_runtime::intel::BackendDef] = &[
+        ::agentd_runtime::intel::BackendDef {
+            name: "local",
+            provider: ::agentd_runtime::intel::Provider::OpenAiCompatible,
+            model: "llama3.2",
+            api_key_env: ::core::option::Option::None,
+            base_url: ::core::option::Option::Some("http://127.0.0.1:11434"),
+            max_tokens: ::core::option::Option::None,
+        },
+    ];
     fn exec(
         &self,
         g: ::agentd_runtime::graph::GraphId,
@@ -236,7 +277,7 @@ impl ::agentd_runtime::Workflow for Program {
         ::agentd_runtime::error::Error,
     > {
         match (g.0, node.0) {
-            (0, 0) => ::agentd_runtime::nodes::unavailable(cx),
+            (0, 0) => ::agentd_runtime::nodes::llm::llm_infer(cx, &G0_N0),
             (0, 1) => ::agentd_runtime::nodes::control::switch(cx, &G0_N1),
             (0, 2) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N2),
             (0, 3) => ::agentd_runtime::nodes::fs::write_file(cx, &G0_N3),

@@ -57,6 +57,9 @@ static INFO: ::agentd_runtime::graph::BuildInfo = ::agentd_runtime::graph::Build
         },
     ],
     capabilities: &["data"],
+    program_hash: "cc5a0098f30343df2da44a5ee0ad68ae31e30f6a787cc6460835f9e6e0cf5a68",
+    signer: ::core::option::Option::None,
+    policy_key: ::core::option::Option::None,
 };
 impl ::agentd_runtime::Workflow for Program {
     const GRAPHS: &'static [::agentd_runtime::graph::GraphMeta] = &[G0];

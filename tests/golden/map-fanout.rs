@@ -137,6 +137,9 @@ static INFO: ::agentd_runtime::graph::BuildInfo = ::agentd_runtime::graph::Build
         },
     ],
     capabilities: &["data"],
+    program_hash: "f1daf8a0e7e4a23f8d31b1edd77cf3a53b67e45825dfa4f230e27b69d9d5fe35",
+    signer: ::core::option::Option::None,
+    policy_key: ::core::option::Option::None,
 };
 impl ::agentd_runtime::Workflow for Program {
     const GRAPHS: &'static [::agentd_runtime::graph::GraphMeta] = &[G0, G1];

@@ -131,6 +131,9 @@ static INFO: ::agentd_runtime::graph::BuildInfo = ::agentd_runtime::graph::Build
         },
     ],
     capabilities: &["data", "fs"],
+    program_hash: "b8dc1d1522a3e96634670353ea801092717d79a1ed2a0022527a73746a954e1d",
+    signer: ::core::option::Option::None,
+    policy_key: ::core::option::Option::None,
 };
 impl ::agentd_runtime::Workflow for Program {
     const GRAPHS: &'static [::agentd_runtime::graph::GraphMeta] = &[G0];

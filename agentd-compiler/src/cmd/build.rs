@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use agentd_compiler::build::{self, BuildError, BuildOptions, Linking, Profile};
 use agentd_compiler::codegen::CodegenOptions;
 use agentd_compiler::load::LoadOptions;
+use agentd_compiler::signing::VerifyOptions;
 
 use super::{emit_diagnostics, exit_for_failed_load};
-use crate::{EXIT_CARGO, EXIT_OK, EXIT_USAGE};
+use crate::{EXIT_CARGO, EXIT_OK, EXIT_SIGNATURE, EXIT_USAGE};
 
 pub struct Options {
     pub output: Option<PathBuf>,
@@ -17,11 +18,16 @@ pub struct Options {
     pub dynamic: bool,
     pub progress: Option<bool>,
     pub color: bool,
+    pub signing: VerifyOptions,
 }
 
 pub fn run(file: &Path, opts: Options) -> u8 {
-    let compiled =
-        agentd_compiler::compile(file, &LoadOptions::default(), &CodegenOptions::default());
+    let compiled = agentd_compiler::compile_verified(
+        file,
+        &LoadOptions::default(),
+        &opts.signing,
+        &CodegenOptions::default(),
+    );
     emit_diagnostics(
         &compiled.program.diagnostics,
         &compiled.program.sources,
@@ -29,6 +35,13 @@ pub fn run(file: &Path, opts: Options) -> u8 {
         opts.color,
     );
     let Some(generated) = compiled.generated else {
+        if super::signing::has_signing_error(&compiled.program.diagnostics) {
+            eprintln!(
+                "error: `{}` refused: a workflow file is unsigned or wrongly signed",
+                file.display()
+            );
+            return EXIT_SIGNATURE;
+        }
         return exit_for_failed_load(&compiled.program, file);
     };
     let output = opts

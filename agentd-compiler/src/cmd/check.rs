@@ -4,14 +4,16 @@ use std::path::{Path, PathBuf};
 
 use agentd_compiler::diagnostics::Severity;
 use agentd_compiler::load::{self, LoadOptions};
+use agentd_compiler::signing::{self, VerifyOptions};
 
 use super::{emit_diagnostics, is_io, plural};
-use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use crate::{EXIT_INVALID, EXIT_OK, EXIT_SIGNATURE, EXIT_USAGE};
 
 pub struct Options {
     pub json: bool,
     pub deny_warnings: bool,
     pub color: bool,
+    pub signing: VerifyOptions,
 }
 
 pub fn run(files: &[PathBuf], opts: Options) -> u8 {
@@ -25,6 +27,8 @@ pub fn run(files: &[PathBuf], opts: Options) -> u8 {
 
 fn check_one(file: &Path, load_opts: &LoadOptions, opts: &Options) -> u8 {
     let mut program = load::load(file, load_opts);
+    let verification = signing::verify_program(&program, &opts.signing);
+    program.diagnostics.extend(verification.diagnostics);
     if opts.deny_warnings {
         for d in &mut program.diagnostics {
             if d.severity == Severity::Warning {
@@ -53,6 +57,7 @@ fn check_one(file: &Path, load_opts: &LoadOptions, opts: &Options) -> u8 {
         return EXIT_USAGE;
     }
     if errors > 0 {
+        let signing_refused = super::signing::has_signing_error(&program.diagnostics);
         if !opts.json {
             eprintln!(
                 "error: `{}`{name} is invalid: {}, {}",
@@ -61,7 +66,11 @@ fn check_one(file: &Path, load_opts: &LoadOptions, opts: &Options) -> u8 {
                 plural(warnings, "warning")
             );
         }
-        return EXIT_INVALID;
+        return if signing_refused {
+            EXIT_SIGNATURE
+        } else {
+            EXIT_INVALID
+        };
     }
     if !opts.json {
         let children = program.units.len().saturating_sub(1);

@@ -43,11 +43,13 @@ pub fn to_dot(doc: &agentd_compiler::model::WorkflowDoc) -> String {
         }
     }
     for n in &doc.nodes {
+        // `\n` is dot's line break inside a quoted label, so it is added after escaping.
         let _ = writeln!(
             out,
-            "  {} [label={}];",
+            "  {} [label=\"{}\\n{}\"];",
             quote(&n.id),
-            quote(&format!("{}\\n{}", n.id, n.kind.type_name()))
+            escape(&n.id),
+            escape(n.kind.type_name())
         );
     }
     for e in &doc.edges {
@@ -71,5 +73,36 @@ pub fn to_dot(doc: &agentd_compiler::model::WorkflowDoc) -> String {
 }
 
 fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    format!("\"{}\"", escape(s))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_labels_break_lines_and_escape_quotes() {
+        let text = "name = \"w\"\n[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\nentry_node = \"a\"\n\
+                    [[nodes]]\nid = \"a\"\ntype = \"condition\"\nexpr = \"trigger.x\"\n\
+                    [[nodes]]\nid = \"b\\\"q\"\ntype = \"merge\"\n\
+                    [[edges]]\nfrom = \"a\"\nto = \"b\\\"q\"\nwhen = \"true\"\n\
+                    [[edges]]\nfrom = \"b\\\"q\"\nto = \"a\"\nmax_iterations = 2\n";
+        let r = agentd_compiler::parse::parse_str(Path::new("w.toml"), text);
+        let dot = to_dot(&r.doc.expect("parses"));
+        assert!(dot.contains("\"a\" [label=\"a\\ncondition\"];"), "{dot}");
+        assert!(
+            dot.contains("\"b\\\"q\" [label=\"b\\\"q\\nmerge\"];"),
+            "{dot}"
+        );
+        assert!(
+            dot.contains("\"a\" -> \"b\\\"q\" [label=\"true\"];"),
+            "{dot}"
+        );
+        assert!(dot.contains("style=dashed"), "{dot}");
+        assert!(dot.contains("\"start:main\" -> \"a\";"), "{dot}");
+    }
 }

@@ -46,6 +46,9 @@ static INFO: BuildInfo = BuildInfo {
     compiler_version: "9.9.9",
     sources: &[],
     capabilities: &[],
+    program_hash: "",
+    signer: None,
+    policy_key: None,
 };
 
 struct Cli;
@@ -321,4 +324,17 @@ fn parse_input_wraps_non_json_text() {
     assert_eq!(parse_input("3".into()), json!(3));
     assert_eq!(parse_input("{oops".into()), json!({"raw": "{oops"}));
     assert_eq!(parse_input(String::new()), json!({"raw": ""}));
+}
+
+#[test]
+fn provenance_prints_build_info_as_json_and_runs_nothing() {
+    let out = cli(&["--provenance", "--input", "{}"]);
+    assert_eq!(out.code, EXIT_OK, "{}", out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("provenance is JSON");
+    assert_eq!(doc["workflow"], "cli");
+    assert_eq!(doc["compiler_version"], "9.9.9");
+    assert_eq!(doc["runtime_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(doc["signer_key_fingerprint"], serde_json::Value::Null);
+    assert_eq!(doc["sources"], json!([]));
+    assert!(!out.stdout.contains("completed"), "{}", out.stdout);
 }

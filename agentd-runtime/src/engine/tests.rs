@@ -252,6 +252,9 @@ static INFO: BuildInfo = BuildInfo {
     compiler_version: "test",
     sources: &[],
     capabilities: &[],
+    program_hash: "",
+    signer: None,
+    policy_key: None,
 };
 
 const fn trigger_path(text: &'static str, rest: &'static [&'static str]) -> CtxPath {

@@ -24,9 +24,13 @@ pub mod data;
 pub mod env;
 #[cfg(feature = "fs")]
 pub mod fs;
+#[cfg(feature = "llm")]
+pub mod llm;
+pub mod rust;
 
 /// The node function for a kind this runtime does not implement or the
-/// binary was built without (today: `llm_infer`, `agent_loop`,
+/// binary was built without (today: `agent_loop`, `llm_infer` without
+/// feature `llm`,
 /// `http_request`, `shell_run`, `call_mcp_tool`, `read_mcp_resource`).
 ///
 /// Under a test harness ([`crate::RunOptions::stub_unavailable`]) it answers

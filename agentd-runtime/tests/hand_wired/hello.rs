@@ -108,6 +108,9 @@ static INFO: ::agentd_runtime::BuildInfo = ::agentd_runtime::BuildInfo {
         "terminate",
         "write_file",
     ],
+    program_hash: "",
+    signer: None,
+    policy_key: None,
 };
 
 // [policy.env] read_keys = ["AGENTD_NAME"]; [policy.fs] write = ["/tmp/agentd-hello/**"];

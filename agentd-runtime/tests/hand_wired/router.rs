@@ -252,6 +252,9 @@ static INFO: ::agentd_runtime::BuildInfo = ::agentd_runtime::BuildInfo {
         "switch",
         "template_render",
     ],
+    program_hash: "",
+    signer: None,
+    policy_key: None,
 };
 
 impl ::agentd_runtime::Workflow for Router {

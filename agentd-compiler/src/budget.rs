@@ -1,0 +1,39 @@
+//! Codegen for `[budget]`'s process and run-time limits: the `LIMITS` item of the
+//! generated `Workflow` impl (left out when the workflow declares none, keeping the
+//! trait's no-limit default). `max_llm_tokens` is baked separately, with the LLM
+//! settings; `max_fs_write_mb` is not enforced yet.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
+
+use crate::model::WorkflowDoc;
+
+/// `const LIMITS: Limits = ...;` when the root's `[budget]` sets memory, CPU or
+/// run-time limits; empty otherwise.
+pub fn workflow_consts(root: &WorkflowDoc) -> TokenStream {
+    let Some(b) = root.budget.as_ref() else {
+        return TokenStream::new();
+    };
+    if b.max_memory_mb.is_none() && b.max_cpu_secs.is_none() && b.max_run_time_secs.is_none() {
+        return TokenStream::new();
+    }
+    let opt = |v: Option<u64>| match v {
+        Some(v) => {
+            let v = Literal::u64_unsuffixed(v);
+            quote!(::core::option::Option::Some(#v))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let (mem, cpu, run) = (
+        opt(b.max_memory_mb),
+        opt(b.max_cpu_secs),
+        opt(b.max_run_time_secs),
+    );
+    quote! {
+        const LIMITS: ::agentd_runtime::budget::Limits = ::agentd_runtime::budget::Limits {
+            max_memory_mb: #mem,
+            max_cpu_secs: #cpu,
+            max_run_time_secs: #run,
+        };
+    }
+}

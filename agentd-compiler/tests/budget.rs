@@ -1,0 +1,115 @@
+//! `[budget]` process limits, checked in real child processes: the built binary
+//! applies `RLIMIT_AS` / `RLIMIT_CPU` before the run (read back from
+//! `/proc/self/limits`), a limit that cannot be applied refuses to start with exit 5,
+//! and a memory cap below what the process needs stops it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("agentd-compiler lives inside the workspace")
+        .to_path_buf()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Build a workflow that returns the text of the file `read` (an absolute path), with
+/// `budget` as its `[budget]` body, and return the binary's path.
+fn build_with_budget(test: &str, budget: &str, read: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("budget")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let wf = format!(
+        "name = \"budget-{test}\"\n[budget]\n{budget}\n\
+         [[start_nodes]]\nname = \"main\"\nsource = \"manual\"\nentry_node = \"path\"\n\
+         [[nodes]]\nid = \"path\"\ntype = \"template_render\"\ntemplate = \"{read}\"\n\
+         [[nodes]]\nid = \"read\"\ntype = \"read_file\"\npath_from = \"path.rendered\"\n\
+         [[edges]]\nfrom = \"path\"\nto = \"read\"\n"
+    );
+    std::fs::write(dir.join("wf.toml"), wf).expect("write workflow");
+    let out = Command::new(env!("CARGO_BIN_EXE_agentd"))
+        .args(["build", "wf.toml", "-o", "agent"])
+        .current_dir(&dir)
+        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
+        .env_remove("AGENTD_RUNTIME_PATH")
+        .output()
+        .expect("run agentd");
+    assert!(out.status.success(), "{}", stderr(&out));
+    dir.join("agent")
+}
+
+/// The soft limit column of one `/proc/self/limits` row.
+fn soft_limit(limits: &str, row: &str) -> Option<String> {
+    let line = limits.lines().find(|l| l.starts_with(row))?;
+    line[row.len()..]
+        .split_whitespace()
+        .next()
+        .map(str::to_owned)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn memory_and_cpu_budgets_are_process_limits_of_the_running_binary() {
+    let agent = build_with_budget(
+        "applied",
+        "max_memory_mb = 512\nmax_cpu_secs = 7\nmax_run_time_secs = 30",
+        "/proc/self/limits",
+    );
+    let out = Command::new(&agent).output().expect("run the agent");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).expect("outcome JSON");
+    let limits = outcome["final_value"]["content"]
+        .as_str()
+        .expect("read_file content");
+    assert_eq!(
+        soft_limit(limits, "Max address space").as_deref(),
+        Some("536870912"),
+        "{limits}"
+    );
+    assert_eq!(
+        soft_limit(limits, "Max cpu time").as_deref(),
+        Some("7"),
+        "{limits}"
+    );
+}
+
+#[test]
+fn a_limit_that_cannot_be_applied_refuses_to_start_with_exit_5() {
+    // 2^63-1 MiB does not fit in bytes: the limit cannot be set, so nothing runs.
+    let agent = build_with_budget(
+        "overflow",
+        "max_memory_mb = 9223372036854775807",
+        "/proc/self/limits",
+    );
+    let out = Command::new(&agent).output().expect("run the agent");
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr(&out).contains("refusing to start: [budget] max_memory_mb"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_memory_cap_below_what_the_run_needs_stops_the_process() {
+    // Reading a 16 MiB file needs fresh address space; 8 MiB in all is not enough.
+    let big = Path::new(env!("CARGO_TARGET_TMPDIR")).join("budget-big.txt");
+    std::fs::write(&big, "x".repeat(16 * 1024 * 1024)).expect("write big file");
+    let agent = build_with_budget("tiny", "max_memory_mb = 8", &big.display().to_string());
+    let out = Command::new(&agent).output().expect("run the agent");
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("out of memory"), "{}", stderr(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("completed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -1,0 +1,269 @@
+//! Provenance and reproducibility of built binaries: a signed build carries its
+//! sources' digests and the signer's fingerprint (`agent --provenance`) and accepts
+//! only a signed `--policy` override; building the same workflow twice gives
+//! byte-identical binaries.
+//!
+//! These tests run real `agentd build`s into the shared cache
+//! (`<workspace>/target/agentd-cache`, as the e2e tests do), so only a session's first
+//! build is cold.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("agentd-compiler lives inside the workspace")
+        .to_path_buf()
+}
+
+fn cache() -> PathBuf {
+    workspace().join("target/agentd-cache")
+}
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("provenance")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the scratch dir");
+    dir
+}
+
+fn agentd(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agentd"))
+        .args(args)
+        .current_dir(cwd)
+        .env("AGENTD_CACHE_DIR", cache())
+        .env_remove("AGENTD_RUNTIME_PATH")
+        .env_remove("AGENTD_SIGNING_REQUIRED")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run agentd")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `workflows/hello.toml` renamed to `name` (so its generated crate is this test's
+/// own) and writing under `dir/out` instead of `/tmp/agentd-hello`, with `extra`
+/// appended.
+fn hello_as(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let hello = std::fs::read_to_string(workspace().join("workflows/hello.toml")).expect("hello");
+    let renamed = hello
+        .replacen("name = \"hello\"", &format!("name = \"{name}\""), 1)
+        .replace("/tmp/agentd-hello", &dir.join("out").display().to_string());
+    assert_ne!(renamed, hello, "hello.toml declares name = \"hello\"");
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, format!("{renamed}{extra}")).expect("write workflow");
+    path
+}
+
+fn provenance(binary: &Path) -> Value {
+    let out = Command::new(binary)
+        .arg("--provenance")
+        .output()
+        .expect("run the built binary");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("--provenance prints JSON")
+}
+
+#[test]
+fn signed_build_carries_source_digests_and_signer_fingerprint() {
+    let dir = scratch("signed");
+    let keygen = agentd(&dir, &["keygen", "-o", "release"]);
+    assert!(keygen.status.success(), "{}", stderr(&keygen));
+    let fingerprint = stderr(&keygen)
+        .lines()
+        .find_map(|l| l.strip_prefix("key fingerprint: ").map(str::to_owned))
+        .expect("keygen prints the fingerprint");
+    let wf = hello_as(
+        &dir,
+        "provenance-signed",
+        "\n[signing]\nrequired = true\npublic_key_file = \"release.pub\"\n",
+    );
+    let sign = agentd(
+        &dir,
+        &["sign", "provenance-signed.toml", "--key", "release"],
+    );
+    assert!(sign.status.success(), "{}", stderr(&sign));
+
+    let out = agentd(
+        &dir,
+        &[
+            "build",
+            "provenance-signed.toml",
+            "-o",
+            "agent",
+            "--signing-required",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let doc = provenance(&dir.join("agent"));
+    let digest: String = Sha256::digest(std::fs::read(&wf).expect("read"))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(doc["workflow"], "provenance-signed");
+    assert_eq!(doc["sources"][0]["sha256"], digest.as_str());
+    assert_eq!(doc["sources"][0]["path"], "provenance-signed.toml");
+    assert_eq!(doc["signer_key_fingerprint"], fingerprint.as_str());
+    assert_eq!(doc["compiler_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(doc["runtime_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(doc["program_hash"].as_str().map(str::len), Some(64));
+    let caps: Vec<&str> = doc["capabilities"]
+        .as_array()
+        .expect("capabilities")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(caps.contains(&"fs") && caps.contains(&"env"), "{caps:?}");
+
+    // The override must be signed by the same key: unsigned refuses to start.
+    let agent = dir.join("agent");
+    let run = |args: &[&str]| {
+        Command::new(&agent)
+            .args(args)
+            .current_dir(&dir)
+            .env("AGENTD_NAME", "override")
+            .env_remove("AGENTD_POLICY")
+            .output()
+            .expect("run the agent")
+    };
+    let deny_writes = dir.join("deny.toml");
+    std::fs::write(
+        &deny_writes,
+        "[policy.env]\nread_keys = [\"AGENTD_NAME\"]\n",
+    )
+    .expect("write override");
+    let unsigned = run(&["--policy", "deny.toml"]);
+    assert_eq!(unsigned.status.code(), Some(2), "{}", stderr(&unsigned));
+    assert!(
+        stderr(&unsigned).contains("not signed"),
+        "{}",
+        stderr(&unsigned)
+    );
+    assert!(unsigned.stdout.is_empty());
+
+    // Signed with the workflow's key: the override replaces the baked policy, which
+    // allowed the write; the override has no [policy.fs], so the write is denied.
+    let signed = agentd(&dir, &["sign", "deny.toml", "--key", "release"]);
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    let denied = run(&["--policy", "deny.toml"]);
+    assert_eq!(denied.status.code(), Some(5), "{}", stderr(&denied));
+    assert!(stderr(&denied).contains("policy"), "{}", stderr(&denied));
+    let baked = run(&[]);
+    assert_eq!(baked.status.code(), Some(0), "{}", stderr(&baked));
+
+    // Signed by another key: refused.
+    assert!(agentd(&dir, &["keygen", "-o", "other"]).status.success());
+    assert!(
+        agentd(&dir, &["sign", "deny.toml", "--key", "other"])
+            .status
+            .success()
+    );
+    let other = run(&["--policy", "deny.toml"]);
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("does not verify"),
+        "{}",
+        stderr(&other)
+    );
+
+    // One flipped byte after signing (the greeting's `H` becomes `h`, still valid
+    // TOML): refused with exit 4, nothing built.
+    let mut bytes = std::fs::read(&wf).expect("read");
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b"Hello,")
+        .expect("the greeting template");
+    bytes[at] ^= 0x20;
+    std::fs::write(&wf, bytes).expect("write");
+    let refused = agentd(&dir, &["build", "provenance-signed.toml", "-o", "agent2"]);
+    assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+    assert!(!dir.join("agent2").exists());
+}
+
+#[test]
+fn same_workflow_builds_byte_identical_binaries() {
+    let dir = scratch("repro");
+    hello_as(&dir, "repro-check", "");
+    let first = agentd(&dir, &["build", "repro-check.toml", "-o", "a/agent"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+
+    // Remove the generated crate so the second build rewrites it and cargo relinks.
+    for entry in std::fs::read_dir(cache().join("crates")).expect("crates dir") {
+        let path = entry.expect("entry").path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("repro-check-"))
+        {
+            std::fs::remove_dir_all(&path).expect("remove generated crate");
+        }
+    }
+    let second = agentd(&dir, &["build", "repro-check.toml", "-o", "b/agent"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+
+    let a = std::fs::read(dir.join("a/agent")).expect("first binary");
+    let b = std::fs::read(dir.join("b/agent")).expect("second binary");
+    assert!(!a.is_empty());
+    assert!(
+        a == b,
+        "the two builds differ ({} vs {} bytes)",
+        a.len(),
+        b.len()
+    );
+    assert_eq!(
+        provenance(&dir.join("b/agent"))["signer_key_fingerprint"],
+        Value::Null
+    );
+}
+
+#[test]
+fn policy_override_is_checked_at_start_and_replaces_the_baked_policy() {
+    let dir = scratch("override");
+    hello_as(&dir, "policy-override", "");
+    let out = agentd(&dir, &["build", "policy-override.toml", "-o", "agent"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = |policy: Option<&str>| {
+        let mut cmd = Command::new(dir.join("agent"));
+        cmd.current_dir(&dir).env("AGENTD_NAME", "override");
+        match policy {
+            Some(p) => cmd.env("AGENTD_POLICY", p),
+            None => cmd.env_remove("AGENTD_POLICY"),
+        };
+        cmd.output().expect("run the agent")
+    };
+
+    // A typo in the file: refused before anything runs, with the key and line.
+    std::fs::write(dir.join("typo.toml"), "[policy.fs]\nwrit = [\"/x/**\"]\n").expect("write");
+    let typo = run(Some("typo.toml"));
+    assert_eq!(typo.status.code(), Some(2), "{}", stderr(&typo));
+    assert!(stderr(&typo).contains("writ"), "{}", stderr(&typo));
+    assert!(stderr(&typo).contains("line 2"), "{}", stderr(&typo));
+    assert!(!dir.join("out").exists(), "nothing ran");
+
+    let missing = run(Some("nope.toml"));
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+
+    // Unsigned overrides are fine when the build did not require signing.
+    std::fs::write(dir.join("deny.toml"), "[policy.env]\nread_keys = [\"*\"]\n").expect("write");
+    let denied = run(Some("deny.toml"));
+    assert_eq!(denied.status.code(), Some(5), "{}", stderr(&denied));
+    assert!(!dir.join("out").exists(), "the write was denied");
+
+    let allow = format!(
+        "[policy.env]\nread_keys = [\"*\"]\n[policy.fs]\nwrite = [\"{}/**\"]\n",
+        dir.join("out").display()
+    );
+    std::fs::write(dir.join("allow.toml"), allow).expect("write");
+    let allowed = run(Some("allow.toml"));
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    assert!(dir.join("out/greeting.txt").is_file());
+}

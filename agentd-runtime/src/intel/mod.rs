@@ -1,0 +1,456 @@
+//! The intelligence layer: LLM backends behind one trait (feature `llm`).
+//!
+//! Owns the chat request/reply shapes ([`ChatRequest`], [`ChatReply`]), the
+//! [`Backend`] trait, the registry of named backends a run sees
+//! ([`Backends`]), the process-wide token budget ([`TokenBudget`]) and the
+//! baked backend definitions of `[[intelligence.backends]]` ([`BackendDef`]).
+//! The transports live in submodules: [`mock`] (the scripted harness
+//! backend), [`rpc`] (the dialect's JSON-RPC adapter over a Unix socket or
+//! plain HTTP) and `openai` (OpenAI-compatible chat completions, feature
+//! `llm-remote`).
+//!
+//! Everything a backend receives from the outside (socket bytes, HTTP
+//! bodies, model output) is untrusted: sizes are bounded, malformed input is
+//! an [`Error::Intelligence`], and nothing here panics on it. This module
+//! never decides what a node does with a reply (see [`crate::nodes::llm`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::Error;
+
+pub mod mock;
+#[cfg(feature = "llm-remote")]
+pub mod openai;
+pub mod rpc;
+
+/// The reserved name of the command-line backend (`--intel-unix`/`--intel-http`).
+pub const DEFAULT_BACKEND: &str = "default";
+
+/// One chat message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChatMessage {
+    /// `user`, `assistant` (or `system`).
+    pub role: &'static str,
+    /// The message text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A `user` message.
+    #[must_use]
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: "user",
+            content: content.into(),
+        }
+    }
+
+    /// An `assistant` message.
+    #[must_use]
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self {
+            role: "assistant",
+            content: content.into(),
+        }
+    }
+}
+
+/// A chat completion request in the dialect's shape (dialect-ops §13).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChatRequest {
+    /// The logical model name (`llm_infer` always sends `"fast"`); remote
+    /// providers substitute their configured model.
+    pub model: String,
+    /// The conversation so far.
+    pub messages: Vec<ChatMessage>,
+    /// Completion token cap; omitted from the wire when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature; omitted from the wire when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+}
+
+/// What a backend answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChatReply {
+    /// The assistant text.
+    pub content: String,
+    /// Prompt tokens billed (0 when the backend reported no usage).
+    pub prompt_tokens: u64,
+    /// Completion tokens billed.
+    pub completion_tokens: u64,
+}
+
+impl ChatReply {
+    /// Prompt plus completion tokens (saturating).
+    #[must_use]
+    pub fn total_tokens(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
+/// An LLM backend. Implementations must be safe to call from the threads of
+/// `parallel`/`map` at once.
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// Run one completion.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Intelligence`] for transport failures and malformed replies.
+    fn complete(&self, req: &ChatRequest) -> Result<ChatReply, Error>;
+}
+
+/// The named backends a run can reach. Cheap to share (`Arc`).
+#[derive(Clone, Debug, Default)]
+pub struct Backends {
+    map: BTreeMap<String, Arc<dyn Backend>>,
+}
+
+impl Backends {
+    /// An empty registry.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Register `backend` as `name`, replacing any earlier one.
+    pub fn insert(&mut self, name: impl Into<String>, backend: Arc<dyn Backend>) {
+        self.map.insert(name.into(), backend);
+    }
+
+    /// Whether no backend is registered.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The registered names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+
+    /// Look up `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Intelligence`] naming the known backends (spec §3.8 step 1).
+    pub fn get(&self, name: &str) -> Result<&dyn Backend, Error> {
+        self.map.get(name).map(|b| &**b).ok_or_else(|| {
+            let known = self
+                .names()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Error::Intelligence(format!(
+                "backend `{name}` is not configured on this runtime; known backends: {}",
+                if known.is_empty() { "(none)" } else { &known }
+            ))
+        })
+    }
+}
+
+/// The `[budget].max_llm_tokens` counter: cumulative prompt + completion
+/// tokens, shared by every run of the process, never reset (dialect-ops §10).
+#[derive(Debug, Default)]
+pub struct TokenBudget {
+    cap: Option<u64>,
+    used: AtomicU64,
+}
+
+impl TokenBudget {
+    /// A budget capped at `cap` tokens (`None` = unbounded).
+    #[must_use]
+    pub fn new(cap: Option<u64>) -> Self {
+        Self {
+            cap,
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// Tokens consumed so far.
+    #[must_use]
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The cap, if any.
+    #[must_use]
+    pub fn cap(&self) -> Option<u64> {
+        self.cap
+    }
+
+    /// The check made before every call.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Tool` (`tool` = the node kind) once the cap is reached:
+    /// `budget.max_llm_tokens exceeded: U / C tokens consumed`.
+    pub fn check(&self, tool: &'static str) -> Result<(), Error> {
+        let used = self.used();
+        match self.cap {
+            Some(cap) if used >= cap => Err(Error::tool(
+                tool,
+                format!("budget.max_llm_tokens exceeded: {used} / {cap} tokens consumed"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Bill `tokens` after a call.
+    pub fn add(&self, tokens: u64) {
+        // fetch_update never fails with a closure that always returns Some.
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                Some(u.saturating_add(tokens))
+            });
+    }
+}
+
+/// What an engine hands its runs: the backends and the token budget.
+#[derive(Clone, Debug, Default)]
+pub struct Intel {
+    /// Named backends (`default` = the command-line transport).
+    pub backends: Arc<Backends>,
+    /// The process-wide token budget.
+    pub budget: Arc<TokenBudget>,
+}
+
+impl Intel {
+    /// Bundle a registry and a budget.
+    #[must_use]
+    pub fn new(backends: Backends, budget: TokenBudget) -> Self {
+        Self {
+            backends: Arc::new(backends),
+            budget: Arc::new(budget),
+        }
+    }
+}
+
+/// `provider` of an `[[intelligence.backends]]` entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// Anthropic Messages API.
+    Anthropic,
+    /// OpenAI (chat completions), default base `https://api.openai.com`.
+    OpenAi,
+    /// Google Gemini.
+    Gemini,
+    /// Any OpenAI-dialect server at an explicit `base_url`.
+    OpenAiCompatible,
+}
+
+impl Provider {
+    /// The TOML spelling.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Anthropic => "anthropic",
+            Self::OpenAi => "openai",
+            Self::Gemini => "gemini",
+            Self::OpenAiCompatible => "openai-compatible",
+        }
+    }
+}
+
+/// A baked `[[intelligence.backends]]` entry (generated code declares these
+/// as [`crate::Workflow::BACKENDS`]).
+#[derive(Clone, Copy, Debug)]
+pub struct BackendDef {
+    /// The name nodes refer to.
+    pub name: &'static str,
+    /// Which API dialect.
+    pub provider: Provider,
+    /// The provider's model id (replaces the logical `"fast"`).
+    pub model: &'static str,
+    /// Environment variable holding the API key, read at every call.
+    pub api_key_env: Option<&'static str>,
+    /// Base URL (required for `openai-compatible`).
+    pub base_url: Option<&'static str>,
+    /// The definition's own completion cap (overridden by `llm_infer`).
+    pub max_tokens: Option<u32>,
+}
+
+/// Build the named backends of `defs` with I/O timeout `timeout`.
+///
+/// # Errors
+///
+/// A message (the CLI exits 2) for a definition this build cannot serve: a
+/// provider other than `openai`/`openai-compatible`, a missing `base_url`
+/// or `model`, or a build without the `llm-remote` feature.
+pub fn build_named(defs: &[BackendDef], timeout: Duration) -> Result<Backends, String> {
+    let mut out = Backends::new();
+    for (i, def) in defs.iter().enumerate() {
+        if def.model.is_empty() {
+            return Err(format!("intelligence.backends.{i}: `model` is required"));
+        }
+        out.insert(def.name, remote_backend(i, def, timeout)?);
+    }
+    Ok(out)
+}
+
+/// The baked binary's backends: `default` from `--intel-unix` (wins) or
+/// `--intel-http` (+ bearer from `bearer_file`, else
+/// `AGENTD_INTEL_HTTP_BEARER`), plus `W::BACKENDS`; the budget is
+/// `W::MAX_LLM_TOKENS`. `timeout` is the run timeout (the transports' I/O
+/// timeout).
+///
+/// # Errors
+///
+/// A usage message (exit 2): `--intel-unix` off Unix, a bad `--intel-http`
+/// URL, an unreadable bearer file, or a backend definition this build
+/// cannot serve.
+pub fn cli_intel<W: crate::Workflow>(
+    unix: Option<&str>,
+    http: Option<&str>,
+    bearer_file: Option<&str>,
+    timeout: Duration,
+) -> Result<Intel, String> {
+    let mut backends = build_named(W::BACKENDS, timeout)?;
+    if let Some(path) = unix {
+        #[cfg(unix)]
+        backends.insert(
+            DEFAULT_BACKEND,
+            Arc::new(rpc::UnixBackend::new(path, timeout)),
+        );
+        #[cfg(not(unix))]
+        return Err(format!(
+            "--intel-unix `{path}`: Unix sockets are not available on this platform"
+        ));
+    } else if let Some(url) = http {
+        let bearer = match bearer_file {
+            Some(file) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| format!("cannot read --intel-http-bearer-file `{file}`: {e}"))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => std::env::var("AGENTD_INTEL_HTTP_BEARER")
+                .ok()
+                .map(|b| b.trim().to_owned()),
+        };
+        backends.insert(
+            DEFAULT_BACKEND,
+            Arc::new(rpc::HttpBackend::new(url, bearer, timeout)?),
+        );
+    }
+    Ok(Intel::new(backends, TokenBudget::new(W::MAX_LLM_TOKENS)))
+}
+
+#[cfg(feature = "llm-remote")]
+fn remote_backend(
+    i: usize,
+    def: &BackendDef,
+    timeout: Duration,
+) -> Result<Arc<dyn Backend>, String> {
+    let base = match (def.provider, def.base_url) {
+        (Provider::OpenAi, None) => "https://api.openai.com",
+        (Provider::OpenAi | Provider::OpenAiCompatible, Some(url)) => url,
+        (Provider::OpenAiCompatible, None) => {
+            return Err(format!(
+                "intelligence.backends.{i}: `base_url` is required for provider `openai-compatible`"
+            ));
+        }
+        (p @ (Provider::Anthropic | Provider::Gemini), _) => {
+            return Err(format!(
+                "intelligence.backends.{i} (`{}`): provider `{}` is not supported by this runtime yet; \
+                 use `openai` or `openai-compatible`",
+                def.name,
+                p.as_str()
+            ));
+        }
+    };
+    Ok(Arc::new(openai::OpenAiBackend::new(
+        base,
+        def.model,
+        def.api_key_env,
+        timeout,
+    )))
+}
+
+#[cfg(not(feature = "llm-remote"))]
+fn remote_backend(
+    i: usize,
+    def: &BackendDef,
+    _timeout: Duration,
+) -> Result<Arc<dyn Backend>, String> {
+    Err(format!(
+        "intelligence.backends.{i} (`{}`): this binary was built without the `llm-remote` feature",
+        def.name
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Echo;
+    impl Backend for Echo {
+        fn complete(&self, req: &ChatRequest) -> Result<ChatReply, Error> {
+            Ok(ChatReply {
+                content: req.messages.len().to_string(),
+                ..ChatReply::default()
+            })
+        }
+    }
+
+    #[test]
+    fn unknown_backend_names_the_known_ones() {
+        let mut b = Backends::new();
+        b.insert("zeta", Arc::new(Echo));
+        b.insert("alpha", Arc::new(Echo));
+        let err = b.get("nope").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "intelligence call failed: backend `nope` is not configured on this runtime; \
+                 known backends: `alpha`, `zeta`"
+            )
+        );
+        assert!(b.get("alpha").is_ok());
+        let empty = Backends::new().get("default").err().map(|e| e.to_string());
+        assert!(empty.is_some_and(|e| e.ends_with("known backends: (none)")));
+    }
+
+    #[test]
+    fn budget_refuses_once_the_cap_is_reached() {
+        let b = TokenBudget::new(Some(100));
+        assert!(b.check("llm_infer").is_ok());
+        b.add(99);
+        assert!(b.check("llm_infer").is_ok());
+        b.add(1);
+        assert_eq!(
+            b.check("llm_infer").err().map(|e| e.to_string()).as_deref(),
+            Some(
+                "tool `llm_infer` failed: budget.max_llm_tokens exceeded: 100 / 100 tokens consumed"
+            )
+        );
+        let unbounded = TokenBudget::new(None);
+        unbounded.add(u64::MAX);
+        unbounded.add(5);
+        assert_eq!(unbounded.used(), u64::MAX);
+        assert!(unbounded.check("llm_infer").is_ok());
+    }
+
+    #[test]
+    fn request_omits_unset_fields_on_the_wire() {
+        let req = ChatRequest {
+            model: "fast".into(),
+            messages: vec![ChatMessage::user("hi")],
+            max_tokens: None,
+            temperature: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&req).unwrap_or_default(),
+            r#"{"model":"fast","messages":[{"role":"user","content":"hi"}]}"#
+        );
+    }
+}

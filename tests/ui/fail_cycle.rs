@@ -1,0 +1,6 @@
+// `cycle`: the diagnostic lands on the path literal with the workflow's file:line:col.
+use agentd_runtime::agentd;
+
+agentd!("workflows/cycle.toml");
+
+fn main() {}

@@ -1,0 +1,6 @@
+// `dangling_edge`: the diagnostic lands on the path literal with the workflow's file:line:col.
+use agentd_runtime::agentd;
+
+agentd!("workflows/dangling_edge.toml");
+
+fn main() {}

@@ -1,0 +1,6 @@
+// `signing_required = true` refuses a workflow file without a `.sig` beside it.
+use agentd_runtime::agentd;
+
+agentd!("workflows/unsigned.toml", signing_required = true);
+
+fn main() {}

@@ -1,0 +1,6 @@
+// `unreachable_node`: the diagnostic lands on the path literal with the workflow's file:line:col.
+use agentd_runtime::agentd;
+
+agentd!("workflows/unreachable_node.toml");
+
+fn main() {}

@@ -1,0 +1,1 @@
+gcFCPbOdAbbSRf2h5G+fGerkcpXgO7yEDqEpuyZrJBDMGeb7oHAuMuSj8Wh7eXepZUc0Yw3z7GbURa3cZqG7Dw==
