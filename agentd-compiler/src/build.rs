@@ -62,6 +62,8 @@ pub struct BuildOptions {
     pub linking: Linking,
     /// Show cargo's progress (default: when stderr is a terminal).
     pub progress: bool,
+    /// `--handlers PATH`: the user crate custom Rust nodes are bound from.
+    pub handlers: Option<crate::handlers::HandlerCrate>,
 }
 
 impl BuildOptions {
@@ -73,6 +75,7 @@ impl BuildOptions {
             profile: Profile::Release,
             linking: Linking::Static,
             progress: std::io::stderr().is_terminal(),
+            handlers: None,
         }
     }
 }
@@ -106,6 +109,8 @@ pub enum BuildError {
     },
     #[error("cargo reported success but `{0}` was not produced")]
     MissingArtifact(PathBuf),
+    #[error(transparent)]
+    Handlers(#[from] crate::handlers::HandlerCrateError),
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BuildError + 'a {
@@ -159,6 +164,7 @@ pub fn write_crate(
     generated: &GeneratedCrate,
     runtime: &Path,
     cache: &Path,
+    handlers: Option<&crate::handlers::HandlerCrate>,
 ) -> Result<CrateLayout, BuildError> {
     let slug = slug(&generated.workflow_name);
     let hash = &generated.source_hash[..12.min(generated.source_hash.len())];
@@ -186,7 +192,11 @@ pub fn write_crate(
             "{{runtime_path}}",
             &toml_escape(&runtime.display().to_string()),
         )
-        .replace("{{features}}", &features);
+        .replace("{{features}}", &features)
+        .replace(
+            "{{handlers_dependency}}",
+            &handlers.map(|h| h.dependency_line()).unwrap_or_default(),
+        );
     let main_rs = match &generated.main_override {
         Some(main) => main.clone(),
         None => MAIN_RS_TEMPLATE
@@ -241,7 +251,10 @@ pub fn slug(name: &str) -> String {
 pub fn build(generated: &GeneratedCrate, opts: &BuildOptions) -> Result<PathBuf, BuildError> {
     let runtime = runtime_path(opts.runtime.as_deref())?;
     let cache = cache_dir(opts.cache_dir.as_deref());
-    let layout = write_crate(generated, &runtime, &cache)?;
+    if let Some(h) = &opts.handlers {
+        h.check_runtime(&runtime)?;
+    }
+    let layout = write_crate(generated, &runtime, &cache, opts.handlers.as_ref())?;
     let target_dir = cache.join("target");
     let static_link =
         opts.linking == Linking::Static && cfg!(all(target_os = "linux", target_arch = "x86_64"));

@@ -40,6 +40,9 @@ pub struct CodegenOptions {
     /// reports a wrong handler signature at the binding. A `rust` node whose handler
     /// is not here gets the runtime's `unbound` arm.
     pub handlers: std::collections::BTreeMap<String, TokenStream>,
+    /// A crate path (`agentd build --handlers`: `::agentd_handlers`) binding every
+    /// handler that `handlers` does not to `<crate>::<handler name>`.
+    pub handler_crate: Option<TokenStream>,
 }
 
 /// Generate the `workflow` module for a program. `root` is the root workflow document
@@ -101,7 +104,7 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
         items.extend(graph_items(gi, g));
         graph_refs.push(quote!(#gname));
         for (ni, node) in g.nodes.iter().enumerate() {
-            let (item, call) = node_wiring(gi, ni, g, &ir.graphs, &node.kind, &opts.handlers);
+            let (item, call) = node_wiring(gi, ni, g, &ir.graphs, &node.kind, opts);
             items.extend(item);
             let gl = Literal::u32_unsuffixed(gi as u32);
             let nl = Literal::u32_unsuffixed(ni as u32);
@@ -324,7 +327,7 @@ fn node_wiring(
     g: &GraphIr,
     graphs: &[GraphIr],
     kind: &NodeKind,
-    handlers: &std::collections::BTreeMap<String, TokenStream>,
+    opts: &CodegenOptions,
 ) -> (TokenStream, TokenStream) {
     let cfg = format_ident!("G{gi}_N{ni}");
     let rt = quote!(::agentd_runtime::nodes);
@@ -467,7 +470,13 @@ fn node_wiring(
         NodeKind::Rust(c) => {
             let handler = s(&c.handler);
             let input = opt_path(g, c.input_from.as_ref());
-            let call = match handlers.get(&c.handler) {
+            // The validator only lets identifiers through (no keywords).
+            let bound = opts.handlers.get(&c.handler).cloned().or_else(|| {
+                let krate = opts.handler_crate.as_ref()?;
+                let name = format_ident!("{}", c.handler);
+                Some(quote!(#krate::#name))
+            });
+            let call = match bound {
                 // The bound function item is passed by value: `call` is generic over it,
                 // so the handler is called directly (monomorphised, no fn pointer).
                 Some(f) => quote!(#rt::rust::call(cx, &#cfg, #f)),

@@ -1243,10 +1243,11 @@ workflow may touch. Not reported for child workflows (their parent's policy appl
         dialect1: false,
         summary: "a custom Rust node (`type = \"rust\"`) where strict dialect 1 is required",
         explanation: "`type = \"rust\"` is an agentd extension: the node runs a Rust function that the \
-embedding crate binds with agentd!(\"file.toml\", handlers = { name = path::to_fn }). Only the \
-agentd! macro can bind handlers, so `agentd check`, `emit` and `build` (strict dialect 1) refuse \
-these nodes, and so does agentd! with `strict_dialect1 = true`. Embed the workflow in a Rust crate, \
-or replace the node with dialect-1 kinds.",
+embedding crate binds with agentd!(\"file.toml\", handlers = { name = path::to_fn }), or that \
+`agentd build --handlers PATH` binds from a library crate (`handler = \"x\"` calls its root-level \
+`pub fn x`). Without those, `agentd check`, `emit` and `build` are strict dialect 1 and refuse \
+these nodes (`check --allow-rust-nodes` accepts them), and so does agentd! with \
+`strict_dialect1 = true`. Bind the handlers, or replace the node with dialect-1 kinds.",
         example: r#"name = "example"
 
 [[nodes]]
@@ -1262,8 +1263,8 @@ handler = "classify"
         dialect1: false,
         summary: "a Rust node's `handler` is not a Rust identifier",
         explanation: "A handler is bound in agentd!(.., handlers = { name = path }) by a Rust \
-identifier, so the name in the workflow must be one: ASCII letters, digits and `_`, not starting \
-with a digit.",
+identifier (and `agentd build --handlers` calls `agentd_handlers::<name>`), so the name in the \
+workflow must be one: ASCII letters, digits and `_`, not starting with a digit, not a keyword.",
         example: r#"name = "example"
 
 [[nodes]]

@@ -98,6 +98,7 @@ pub fn expand(req: &EmbedRequest) -> TokenStream {
             .iter()
             .map(|h| (h.name.clone(), from_inner_module(&h.path)))
             .collect(),
+        handler_crate: None,
     };
     let compiled = crate::compile_verified(&file, &load_opts, &verify, &cg);
     let program = &compiled.program;

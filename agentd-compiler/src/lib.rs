@@ -11,6 +11,7 @@ pub mod codegen;
 pub mod codes;
 pub mod diagnostics;
 pub mod embed;
+pub mod handlers;
 pub mod ir;
 pub mod llm;
 pub mod load;

@@ -50,10 +50,7 @@ enum Command {
     /// Validate a workflow and compile it into a standalone binary.
     Build(BuildArgs),
     /// Print the Rust code `agentd build` would compile for a workflow.
-    Emit {
-        /// The workflow file.
-        file: PathBuf,
-    },
+    Emit(EmitArgs),
     /// Run conformance scenarios and fixtures (compiled into one harness binary).
     Test(TestArgs),
     /// Print a workflow's graph in Graphviz dot format.
@@ -99,8 +96,28 @@ struct CheckArgs {
     /// Treat warnings as errors.
     #[arg(long)]
     deny_warnings: bool,
+    /// Accept custom Rust nodes (`type = "rust"`), as `agentd!` and `build --handlers` do.
+    #[arg(long)]
+    allow_rust_nodes: bool,
+    /// As for `build`: implies --allow-rust-nodes and checks that PATH is a usable
+    /// handler crate.
+    #[arg(long, value_name = "PATH")]
+    handlers: Option<PathBuf>,
     #[command(flatten)]
     signing: cmd::signing::SigningArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct EmitArgs {
+    /// The workflow file.
+    file: PathBuf,
+    /// Accept custom Rust nodes and bind them to `agentd_handlers::<handler>`, as
+    /// `build --handlers` does.
+    #[arg(long)]
+    allow_rust_nodes: bool,
+    /// As for `build` (implies --allow-rust-nodes).
+    #[arg(long, value_name = "PATH")]
+    handlers: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -128,6 +145,11 @@ struct BuildArgs {
     /// Never show cargo's progress.
     #[arg(long, short)]
     quiet: bool,
+    /// A library crate (its Cargo.toml directory) whose root-level public functions
+    /// implement the workflow's custom Rust nodes: `handler = "x"` calls
+    /// `agentd_handlers::x`. Allows `type = "rust"` nodes.
+    #[arg(long, value_name = "PATH")]
+    handlers: Option<PathBuf>,
     #[command(flatten)]
     signing: cmd::signing::SigningArgs,
 }
@@ -193,6 +215,8 @@ fn main() -> ExitCode {
             cmd::check::Options {
                 json: args.message_format == MessageFormat::Json,
                 deny_warnings: args.deny_warnings,
+                allow_rust_nodes: args.allow_rust_nodes,
+                handlers: args.handlers,
                 color,
                 signing: args.signing.options(),
             },
@@ -208,7 +232,14 @@ fn main() -> ExitCode {
                 color,
             },
         ),
-        Command::Emit { file } => cmd::emit::run(&file, color),
+        Command::Emit(args) => cmd::emit::run(
+            &args.file,
+            cmd::emit::Options {
+                allow_rust_nodes: args.allow_rust_nodes,
+                handlers: args.handlers,
+                color,
+            },
+        ),
         Command::Build(args) => cmd::build::run(
             &args.file,
             cmd::build::Options {
@@ -217,6 +248,7 @@ fn main() -> ExitCode {
                 cache_dir: args.cache_dir,
                 release_lto: args.release_lto,
                 dynamic: args.dynamic,
+                handlers: args.handlers,
                 progress: if args.progress {
                     Some(true)
                 } else if args.quiet {

@@ -1700,21 +1700,24 @@ impl Validator<'_> {
                     ),
                 )
                 .with_span(self.span(loc!["nodes", i, "handler"]))
-                .with_help("use letters, digits and `_`, not starting with a digit, e.g. \"classify_ticket\"");
+                .with_help("use letters, digits and `_`, not starting with a digit and not a Rust keyword, e.g. \"classify_ticket\"");
                 self.push(d);
             }
         }
     }
 }
 
-/// `[A-Za-z_][A-Za-z0-9_]*`, not `_` alone: a name `agentd!` can bind with `name = path`.
+/// `[A-Za-z_][A-Za-z0-9_]*`, not `_` alone and not a keyword: a name `agentd!` can bind
+/// with `name = path`, and `agentd build --handlers` can call as `agentd_handlers::name`.
 pub fn is_rust_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     match chars.next() {
         Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
         _ => return false,
     }
-    name != "_" && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    name != "_"
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && syn::parse_str::<syn::Ident>(name).is_ok()
 }
 
 /// Check an `http_request` header value: only `{{secret:NAME}}` placeholders

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use serde::Deserialize;
 
 use crate::policy::Policy;
 
@@ -54,23 +53,21 @@ pub enum PolicyFileError {
     SigningUnsupported,
 }
 
-/// The file's shape: exactly one `[policy]` table.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OverrideFile {
-    policy: Policy,
-}
+mod subset;
 
-/// Parse the text of an override file.
+/// Parse the text of an override file: exactly one `[policy]` table whose sections
+/// and keys are those of a workflow's `[policy]`, every value an array of strings.
+///
+/// Read by [`subset`], a strict reader for the TOML this needs, rather than a
+/// general TOML parser: that costs ~130–250 KB in every static binary
+/// (docs/performance.md).
 ///
 /// # Errors
 ///
-/// The parser's message (with line and column) for bad TOML, a missing `[policy]`
-/// table, unknown keys and wrong types.
+/// `line L, column C: message` for bad or unsupported TOML, unknown keys, keys set
+/// twice and wrong types; `missing table `[policy]`` when there is none.
 pub fn parse(text: &str) -> Result<Policy, String> {
-    toml::from_str::<OverrideFile>(text)
-        .map(|f| f.policy)
-        .map_err(|e| e.to_string().trim_end().to_owned())
+    subset::parse(text)
 }
 
 /// A loaded override file and the policy it currently holds.
@@ -149,6 +146,7 @@ fn read_policy(path: &Path, key: Option<&'static [u8; 32]>) -> Result<Policy, Po
 }
 
 /// `FILE.sig` next to the file.
+#[cfg(feature = "signing")]
 fn sig_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".sig");

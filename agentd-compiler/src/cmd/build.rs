@@ -1,13 +1,15 @@
 //! `agentd build FILE -o OUT` — validate, generate, and compile one binary.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use agentd_compiler::build::{self, BuildError, BuildOptions, Linking, Profile};
 use agentd_compiler::codegen::CodegenOptions;
+use agentd_compiler::handlers::{self, HandlerCrate};
 use agentd_compiler::load::LoadOptions;
 use agentd_compiler::signing::VerifyOptions;
 
-use super::{emit_diagnostics, exit_for_failed_load};
+use super::{emit_diagnostics, exit_for_failed_load, load_handler_crate};
 use crate::{EXIT_CARGO, EXIT_OK, EXIT_SIGNATURE, EXIT_USAGE};
 
 pub struct Options {
@@ -16,18 +18,30 @@ pub struct Options {
     pub cache_dir: Option<PathBuf>,
     pub release_lto: bool,
     pub dynamic: bool,
+    /// `--handlers PATH`: the crate custom Rust nodes are bound from.
+    pub handlers: Option<PathBuf>,
     pub progress: Option<bool>,
     pub color: bool,
     pub signing: VerifyOptions,
 }
 
 pub fn run(file: &Path, opts: Options) -> u8 {
-    let compiled = agentd_compiler::compile_verified(
-        file,
-        &LoadOptions::default(),
-        &opts.signing,
-        &CodegenOptions::default(),
-    );
+    let handler_crate = match load_handler_crate(opts.handlers.as_deref()) {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    // With a handler crate, `type = "rust"` nodes are allowed and each
+    // `handler = "x"` calls `::agentd_handlers::x`.
+    let load_opts = LoadOptions {
+        allow_rust_nodes: handler_crate.is_some(),
+        ..LoadOptions::default()
+    };
+    let cg = CodegenOptions {
+        handler_crate: handler_crate.as_ref().map(|_| handlers::codegen_prefix()),
+        ..CodegenOptions::default()
+    };
+    let mut compiled = agentd_compiler::compile_verified(file, &load_opts, &opts.signing, &cg);
+    super::cli_rust_node_help(&mut compiled.program.diagnostics);
     emit_diagnostics(
         &compiled.program.diagnostics,
         &compiled.program.sources,
@@ -50,6 +64,7 @@ pub fn run(file: &Path, opts: Options) -> u8 {
     let mut bopts = BuildOptions::new(output);
     bopts.runtime = opts.runtime;
     bopts.cache_dir = opts.cache_dir;
+    bopts.handlers = handler_crate.clone();
     if opts.release_lto {
         bopts.profile = Profile::ReleaseLto;
     }
@@ -77,14 +92,52 @@ pub fn run(file: &Path, opts: Options) -> u8 {
                 eprintln!("{log}");
             }
             eprintln!("error: cargo failed to build the generated crate ({status})");
-            eprintln!(
-                "help: this is a bug in agentd if `agentd check` passes; please report it with `agentd emit` output"
-            );
+            match &handler_crate {
+                Some(h) => {
+                    let names = handlers::handler_names(&compiled.program);
+                    handler_hint(h, &names, &log);
+                }
+                None => eprintln!(
+                    "help: this is a bug in agentd if `agentd check` passes; please report it with `agentd emit` output"
+                ),
+            }
             EXIT_CARGO
         }
         Err(e) => {
             eprintln!("error: {e}");
             EXIT_USAGE
         }
+    }
+}
+
+/// After a failed build with `--handlers`: name the handlers rustc could not find in
+/// the crate (or all of them) and where they must be defined.
+fn handler_hint(h: &HandlerCrate, names: &BTreeSet<String>, log: &str) {
+    let alias = handlers::CRATE_ALIAS;
+    let lib = h.lib.display();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| {
+            // rustc: "cannot find function `x` in crate `agentd_handlers`" (or `::agentd_handlers`).
+            log.contains(&format!("`{n}` in crate `{alias}`"))
+                || log.contains(&format!("`{n}` in crate `::{alias}`"))
+        })
+        .collect();
+    for name in &missing {
+        eprintln!(
+            "help: handler `{name}` is not defined in crate `{}`: add `pub fn {name}(cx: &Cx<'_>, input: &Value) -> Result<NodeOutput, NodeError>` to {lib} (or re-export it at the crate root)",
+            h.package
+        );
+    }
+    if missing.is_empty() {
+        let list = names
+            .iter()
+            .map(|n| format!("`{alias}::{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        eprintln!(
+            "help: the workflow's Rust nodes call {list} in crate `{}` ({lib}); each must be a `pub fn(&Cx<'_>, &serde_json::Value) -> Result<NodeOutput, NodeError>` at the crate root (or re-exported there); see rustc's errors above",
+            h.package
+        );
     }
 }

@@ -12,12 +12,22 @@ use crate::{EXIT_INVALID, EXIT_OK, EXIT_SIGNATURE, EXIT_USAGE};
 pub struct Options {
     pub json: bool,
     pub deny_warnings: bool,
+    /// `--allow-rust-nodes`: accept custom Rust nodes (`type = "rust"`).
+    pub allow_rust_nodes: bool,
+    /// `--handlers PATH`: implies `allow_rust_nodes`; the crate must be readable.
+    pub handlers: Option<PathBuf>,
     pub color: bool,
     pub signing: VerifyOptions,
 }
 
 pub fn run(files: &[PathBuf], opts: Options) -> u8 {
-    let load_opts = LoadOptions::default();
+    if let Err(code) = super::load_handler_crate(opts.handlers.as_deref()) {
+        return code;
+    }
+    let load_opts = LoadOptions {
+        allow_rust_nodes: opts.allow_rust_nodes || opts.handlers.is_some(),
+        ..LoadOptions::default()
+    };
     let mut worst = EXIT_OK;
     for file in files {
         worst = worst.max(check_one(file, &load_opts, &opts));
@@ -29,6 +39,7 @@ fn check_one(file: &Path, load_opts: &LoadOptions, opts: &Options) -> u8 {
     let mut program = load::load(file, load_opts);
     let verification = signing::verify_program(&program, &opts.signing);
     program.diagnostics.extend(verification.diagnostics);
+    super::cli_rust_node_help(&mut program.diagnostics);
     if opts.deny_warnings {
         for d in &mut program.diagnostics {
             if d.severity == Severity::Warning {

@@ -11,6 +11,7 @@ pub mod test;
 use std::path::Path;
 
 use agentd_compiler::diagnostics::{self, Diagnostic, SourceDb};
+use agentd_compiler::handlers::HandlerCrate;
 use agentd_compiler::load::Program;
 
 use crate::{EXIT_INVALID, EXIT_USAGE};
@@ -54,4 +55,35 @@ pub fn exit_for_failed_load(program: &Program, file: &Path) -> u8 {
         plural(errors, "error")
     );
     EXIT_INVALID
+}
+
+/// `--handlers PATH`: read the handler crate, or print why it cannot be used (exit 2).
+pub fn load_handler_crate(path: Option<&Path>) -> Result<Option<HandlerCrate>, u8> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    match HandlerCrate::load(path) {
+        Ok(h) => Ok(Some(h)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+/// The validator's help for `rust_node_not_allowed` speaks to `agentd!` users; on the
+/// command line, point at the flags that accept Rust nodes instead.
+pub fn cli_rust_node_help(diags: &mut [Diagnostic]) {
+    for d in diags
+        .iter_mut()
+        .filter(|d| d.code == "rust_node_not_allowed")
+    {
+        d.help = Some(
+            "bind its handler from a library crate with `agentd build --handlers PATH` \
+             (`handler = \"x\"` calls the crate's `pub fn x`), embed the workflow with \
+             agentd!(\"<file>\", handlers = { <name> = path::to_fn }), or check it with \
+             `agentd check --allow-rust-nodes`"
+                .to_string(),
+        );
+    }
 }

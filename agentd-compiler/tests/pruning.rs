@@ -1,0 +1,100 @@
+//! Capability pruning, measured (DESIGN §1, issue 8): a binary holds only the code
+//! paths its workflow uses.
+//!
+//! Shipped binaries are stripped, so symbol names are gone; the markers are byte
+//! strings that only the pruned code carries: the source paths that panic locations
+//! embed (`…/ureq-3.5.1/src/…`, `…/rustls-0.23.46/src/…`) and messages unique to
+//! the runtime's LLM modules. The positive control (`workflows/llm-classifier.toml`,
+//! `llm_infer` with an OpenAI-compatible backend) must contain them, so the test can
+//! fail if a marker stops meaning anything.
+//!
+//! Not covered yet: serve (hyper/tokio) and MCP have no runtime modules today; their
+//! markers are asserted absent from hello so the check starts working the day they land,
+//! but they have no positive control until then.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("agentd-compiler lives inside the workspace")
+        .to_path_buf()
+}
+
+/// `agentd build WORKFLOW -o OUT` (static, the default) with the shared test cache.
+fn build(workflow: &str, out: &Path) -> Vec<u8> {
+    let output = Command::new(env!("CARGO_BIN_EXE_agentd"))
+        .current_dir(workspace())
+        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
+        .env_remove("AGENTD_RUNTIME_PATH")
+        .args(["--color=never", "build", "--quiet", workflow, "-o"])
+        .arg(out)
+        .output()
+        .expect("agentd runs");
+    assert!(
+        output.status.success(),
+        "agentd build {workflow} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read(out).expect("read the built binary")
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// HTTP client and TLS: crate paths from panic locations.
+const HTTP_TLS: &[&str] = &[
+    "/ureq-",
+    "/ureq-proto-",
+    "/rustls-",
+    "/ring-",
+    "/rustls-webpki-",
+];
+/// The runtime's LLM modules: the `llm_infer` node, the JSON-RPC envelope, the
+/// OpenAI-compatible client.
+const LLM: &[&str] = &["llm_infer", "jsonrpc", "/v1/chat/completions"];
+/// Server stack and MCP: absent everywhere today (see the module docs).
+const SERVE_MCP: &[&str] = &["/tokio-", "/hyper-", "/tokio-rustls-", "/mio-"];
+
+#[test]
+fn hello_contains_no_http_tls_llm_or_server_code_and_llm_classifier_does() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pruning");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+
+    let hello = build("workflows/hello.toml", &dir.join("hello"));
+    let present: Vec<&str> = HTTP_TLS
+        .iter()
+        .chain(LLM)
+        .chain(SERVE_MCP)
+        .copied()
+        .filter(|m| contains(&hello, m))
+        .collect();
+    assert!(
+        present.is_empty(),
+        "hello (no http_request, llm_infer, mcp or routes) carries code it does not use: {present:?}"
+    );
+
+    // Positive control: the same markers do show up when the capability is used.
+    let llm = build("workflows/llm-classifier.toml", &dir.join("llm-classifier"));
+    let missing: Vec<&str> = HTTP_TLS
+        .iter()
+        .chain(LLM)
+        .copied()
+        .filter(|m| !contains(&llm, m))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "markers absent from llm-classifier (an OpenAI-compatible backend), so they prove nothing: {missing:?}"
+    );
+    assert!(
+        llm.len() > hello.len() * 2,
+        "llm-classifier ({} bytes) should dwarf hello ({} bytes)",
+        llm.len(),
+        hello.len()
+    );
+}

@@ -1,0 +1,160 @@
+//! The static binary does what a dynamic one does (DESIGN §3 "Static binaries",
+//! issue 8).
+//!
+//! - Linkage (`ldd` says "not a dynamic executable"/"statically linked") is checked
+//!   by `tests/e2e.rs`; here a precondition only (no `PT_INTERP` program header).
+//! - Host-name resolution: static glibc's `getaddrinfo` loads NSS modules
+//!   (`libnss_files`, `libnss_dns`) at run time. The only outgoing connection a
+//!   workflow makes today is `llm_infer` over `--intel-http`, so the test points it at
+//!   `http://localhost:PORT/rpc`, served by a tiny in-test HTTP server speaking the
+//!   dialect's JSON-RPC: `localhost` must be resolved by the binary itself.
+//! - TLS: the OpenAI-compatible backend (ureq + rustls) needs a TLS peer; not covered
+//!   here (no TLS endpoint in the test environment).
+//! - Child processes: no node kind spawns one today (`shell_run`, MCP stdio are not
+//!   implemented), so there is nothing to test yet.
+#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("agentd-compiler lives inside the workspace")
+        .to_path_buf()
+}
+
+const WORKFLOW: &str = r#"name = "static_dns"
+
+[[start_nodes]]
+name = "main"
+source = "manual"
+entry_node = "ask"
+
+[[nodes]]
+id = "ask"
+type = "llm_infer"
+backend = "default"
+prompt = "Say hi to {{who}}"
+input_from = "trigger"
+"#;
+
+/// Whether an ELF64 little-endian file has a `PT_INTERP` program header (i.e. asks
+/// for a dynamic loader).
+fn has_interpreter(elf: &[u8]) -> bool {
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let u64_at = |o: usize| {
+        let mut b = [0_u8; 8];
+        b.copy_from_slice(&elf[o..o + 8]);
+        u64::from_le_bytes(b) as usize
+    };
+    assert_eq!(&elf[..4], b"\x7fELF", "not an ELF file");
+    assert_eq!(elf[4], 2, "not ELF64");
+    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    (0..phnum).any(|i| {
+        let p = phoff + i * phentsize;
+        u32::from_le_bytes([elf[p], elf[p + 1], elf[p + 2], elf[p + 3]]) == 3
+    })
+}
+
+/// Answer one HTTP/1.1 JSON-RPC `complete` request; return the request line, the
+/// `Host` header and the JSON body.
+fn serve_one(listener: &TcpListener) -> (String, String, Value) {
+    let (stream, _) = listener.accept().expect("accept");
+    let mut r = BufReader::new(stream);
+    let mut request_line = String::new();
+    r.read_line(&mut request_line).expect("request line");
+    let (mut host, mut length) = (String::new(), 0_usize);
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("header line");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("host") {
+                host = value.trim().to_owned();
+            } else if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().expect("Content-Length");
+            }
+        }
+    }
+    let mut body = vec![0_u8; length];
+    r.read_exact(&mut body).expect("body");
+    let req: Value = serde_json::from_slice(&body).expect("a JSON-RPC request");
+    let reply = json!({"jsonrpc": "2.0", "id": req["id"], "result": {
+        "content": "hi from localhost", "usage": {"prompt_tokens": 4, "completion_tokens": 3}}})
+    .to_string();
+    let mut stream = r.into_inner();
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+        reply.len()
+    )
+    .expect("write the reply");
+    (request_line.trim_end().to_owned(), host, req)
+}
+
+#[test]
+fn a_static_binary_resolves_localhost_for_its_llm_backend() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("static-dns");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    std::fs::write(dir.join("wf.toml"), WORKFLOW).expect("write workflow");
+    let exe = dir.join("static-dns");
+    let out = Command::new(env!("CARGO_BIN_EXE_agentd"))
+        .current_dir(&dir)
+        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
+        .env_remove("AGENTD_RUNTIME_PATH")
+        .args(["--color=never", "build", "--quiet", "wf.toml", "-o"])
+        .arg(&exe)
+        .output()
+        .expect("agentd build runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !has_interpreter(&std::fs::read(&exe).expect("read the binary")),
+        "the default build is not static"
+    );
+
+    // 127.0.0.1 only: `localhost` may resolve to ::1 first, which the binary must
+    // then skip (it tries every address getaddrinfo returns).
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    let server = std::thread::spawn(move || serve_one(&listener));
+    let run = Command::new(&exe)
+        .args(["--intel-http", &format!("http://localhost:{port}/rpc")])
+        .args(["--input", r#"{"who": "static glibc"}"#])
+        .env_remove("AGENTD_INTEL_UNIX")
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let (request_line, host, req) = server.join().expect("server thread");
+    assert_eq!(request_line, "POST /rpc HTTP/1.1");
+    assert_eq!(host, format!("localhost:{port}"));
+    assert_eq!(req["method"], "complete");
+    assert_eq!(
+        req["params"]["messages"],
+        json!([{"role": "user", "content": "Say hi to static glibc"}])
+    );
+    let outcome: Value = serde_json::from_str(&stdout).expect("outcome JSON");
+    assert_eq!(outcome["status"], "completed", "{outcome}");
+    assert!(
+        outcome.to_string().contains("hi from localhost"),
+        "{outcome}"
+    );
+}
