@@ -65,9 +65,9 @@ done
 
 cat <<REPORT
 
-stripped binary sizes ($(uname -m), $("$agentd" --version); MB = 10^6 bytes; Δ = over the floor)
+stripped binary sizes ($(uname -m), $("$agentd" --version); MB = 10^6 bytes; +floor = MB over the empty program)
 
-workflow                   static bytes      MB       Δ    dynamic bytes      MB       Δ
+$(printf '%-22s %10s  %6s  %6s   %10s  %6s  %6s' workflow "static B" MB "+floor" "dynamic B" MB "+floor")
 $(printf '%-22s %10d  %6s  %6s   %10d  %6s  %6s' "fn main(){} (floor)" "$floor_static" "$(mb "$floor_static")" "+0.00" "$floor_dynamic" "$(mb "$floor_dynamic")" "+0.00")
 $(printf '%s\n' "${rows[@]}")
 REPORT
