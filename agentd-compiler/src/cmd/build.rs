@@ -4,12 +4,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use agentd_compiler::build::{self, BuildError, BuildOptions, Linking, Profile};
-use agentd_compiler::codegen::CodegenOptions;
 use agentd_compiler::handlers::{self, HandlerCrate};
-use agentd_compiler::load::LoadOptions;
 use agentd_compiler::signing::VerifyOptions;
 
-use super::{emit_diagnostics, exit_for_failed_load, load_handler_crate};
+use super::{exit_for_failed_load, load_handler_crate};
 use crate::{EXIT_CARGO, EXIT_OK, EXIT_SIGNATURE, EXIT_USAGE};
 
 pub struct Options {
@@ -32,22 +30,8 @@ pub fn run(file: &Path, opts: Options) -> u8 {
     };
     // With a handler crate, `type = "rust"` nodes are allowed and each
     // `handler = "x"` calls `::agentd_handlers::x`.
-    let load_opts = LoadOptions {
-        allow_rust_nodes: handler_crate.is_some(),
-        ..LoadOptions::default()
-    };
-    let cg = CodegenOptions {
-        handler_crate: handler_crate.as_ref().map(|_| handlers::codegen_prefix()),
-        ..CodegenOptions::default()
-    };
-    let mut compiled = agentd_compiler::compile_verified(file, &load_opts, &opts.signing, &cg);
-    super::cli_rust_node_help(&mut compiled.program.diagnostics);
-    emit_diagnostics(
-        &compiled.program.diagnostics,
-        &compiled.program.sources,
-        false,
-        opts.color,
-    );
+    let compiled =
+        super::compile_and_report(file, handler_crate.is_some(), &opts.signing, opts.color);
     let Some(generated) = compiled.generated else {
         if super::signing::has_signing_error(&compiled.program.diagnostics) {
             eprintln!(

@@ -2,11 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use agentd_compiler::codegen::CodegenOptions;
-use agentd_compiler::handlers;
-use agentd_compiler::load::LoadOptions;
-
-use super::{emit_diagnostics, exit_for_failed_load, load_handler_crate};
+use super::{exit_for_failed_load, load_handler_crate};
 use crate::EXIT_OK;
 
 pub struct Options {
@@ -23,20 +19,10 @@ pub fn run(file: &Path, opts: Options) -> u8 {
         return code;
     }
     let rust_nodes = opts.allow_rust_nodes || opts.handlers.is_some();
-    let load_opts = LoadOptions {
-        allow_rust_nodes: rust_nodes,
-        ..LoadOptions::default()
-    };
-    let cg = CodegenOptions {
-        handler_crate: rust_nodes.then(handlers::codegen_prefix),
-        ..CodegenOptions::default()
-    };
-    let mut compiled = agentd_compiler::compile(file, &load_opts, &cg);
-    super::cli_rust_node_help(&mut compiled.program.diagnostics);
-    emit_diagnostics(
-        &compiled.program.diagnostics,
-        &compiled.program.sources,
-        false,
+    let compiled = super::compile_and_report(
+        file,
+        rust_nodes,
+        &agentd_compiler::signing::VerifyOptions::default(),
         opts.color,
     );
     match compiled.generated {

@@ -87,3 +87,31 @@ pub fn cli_rust_node_help(diags: &mut [Diagnostic]) {
         );
     }
 }
+
+/// The shared front of `build` and `emit`: load, validate, verify and generate `file`,
+/// with `type = "rust"` nodes bound to `::agentd_handlers::<name>` when `rust_nodes`,
+/// and print the diagnostics.
+pub fn compile_and_report(
+    file: &Path,
+    rust_nodes: bool,
+    signing: &agentd_compiler::signing::VerifyOptions,
+    color: bool,
+) -> agentd_compiler::Compiled {
+    let load_opts = agentd_compiler::load::LoadOptions {
+        allow_rust_nodes: rust_nodes,
+        ..agentd_compiler::load::LoadOptions::default()
+    };
+    let cg = agentd_compiler::codegen::CodegenOptions {
+        handler_crate: rust_nodes.then(agentd_compiler::handlers::codegen_prefix),
+        ..agentd_compiler::codegen::CodegenOptions::default()
+    };
+    let mut compiled = agentd_compiler::compile_verified(file, &load_opts, signing, &cg);
+    cli_rust_node_help(&mut compiled.program.diagnostics);
+    emit_diagnostics(
+        &compiled.program.diagnostics,
+        &compiled.program.sources,
+        false,
+        color,
+    );
+    compiled
+}
