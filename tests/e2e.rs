@@ -404,6 +404,8 @@ fn compat_corpus_and_fixture_suite_pass_in_full() {
             .arg("test")
             .arg(compat.join("corpus"))
             .arg(compat.join("fixture-suite"))
+            // Our own scenarios ride in the same harness build (agent_loop, MCP).
+            .arg(workspace().join("tests/scenarios"))
             .output()
             .expect("agentd test runs")
     };
@@ -416,7 +418,7 @@ fn compat_corpus_and_fixture_suite_pass_in_full() {
     );
     assert_eq!(
         stdout.lines().last(),
-        Some("13 passed, 0 failed"),
+        Some("19 passed, 0 failed"),
         "{stdout}"
     );
     assert!(
@@ -427,6 +429,10 @@ fn compat_corpus_and_fixture_suite_pass_in_full() {
         "llm-route",
         "reliability-robust (8/8 trials)",
         "intel_classify",
+        "agent-loop-mcp",
+        "agent-loop-injection",
+        "mcp-allowlist",
+        "mcp-warehouse",
     ] {
         assert!(
             stdout.lines().any(|line| line == format!("PASS  {llm}")),

@@ -1,20 +1,24 @@
-//! Codegen for `[budget]`'s process and run-time limits: the `LIMITS` item of the
-//! generated `Workflow` impl (left out when the workflow declares none, keeping the
-//! trait's no-limit default). `max_llm_tokens` is baked separately, with the LLM
-//! settings; `max_fs_write_mb` is not enforced yet.
+//! Codegen for `[budget]`'s process, run-time and fs-write limits: the `LIMITS` item
+//! of the generated `Workflow` impl (left out when the workflow declares none, keeping
+//! the trait's no-limit default). `max_llm_tokens` is baked separately, with the LLM
+//! settings.
 
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
 use crate::model::WorkflowDoc;
 
-/// `const LIMITS: Limits = ...;` when the root's `[budget]` sets memory, CPU or
-/// run-time limits; empty otherwise.
+/// `const LIMITS: Limits = ...;` when the root's `[budget]` sets memory, CPU,
+/// run-time or fs-write limits; empty otherwise.
 pub fn workflow_consts(root: &WorkflowDoc) -> TokenStream {
     let Some(b) = root.budget.as_ref() else {
         return TokenStream::new();
     };
-    if b.max_memory_mb.is_none() && b.max_cpu_secs.is_none() && b.max_run_time_secs.is_none() {
+    if b.max_memory_mb.is_none()
+        && b.max_cpu_secs.is_none()
+        && b.max_run_time_secs.is_none()
+        && b.max_fs_write_mb.is_none()
+    {
         return TokenStream::new();
     }
     let opt = |v: Option<u64>| match v {
@@ -24,16 +28,18 @@ pub fn workflow_consts(root: &WorkflowDoc) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
-    let (mem, cpu, run) = (
+    let (mem, cpu, run, fs_write) = (
         opt(b.max_memory_mb),
         opt(b.max_cpu_secs),
         opt(b.max_run_time_secs),
+        opt(b.max_fs_write_mb),
     );
     quote! {
         const LIMITS: ::agentd_runtime::budget::Limits = ::agentd_runtime::budget::Limits {
             max_memory_mb: #mem,
             max_cpu_secs: #cpu,
             max_run_time_secs: #run,
+            max_fs_write_mb: #fs_write,
         };
     }
 }

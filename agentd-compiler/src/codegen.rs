@@ -114,7 +114,13 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
     let policy = policy_tokens(root.policy.as_ref());
     let llm_consts = crate::llm::workflow_consts(root);
     let budget_consts = crate::budget::workflow_consts(root);
+    let auth_consts = crate::auth::workflow_consts(root);
+    let serve_consts = crate::serve::workflow_consts(ir, root);
+    let logging_consts = crate::logging::workflow_consts(root);
+    let secret_consts = crate::secrets::workflow_consts(root);
+    let mcp_consts = crate::mcp::workflow_consts(root, ir.features.contains("mcp"));
     let info = info_tokens(ir);
+    let pause_reason = pause_reason_fn(ir);
     quote! {
         #![allow(unused_imports)]
 
@@ -132,6 +138,11 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
             const POLICY: ::core::option::Option<&'static ::agentd_runtime::policy::Policy> = #policy;
             #llm_consts
             #budget_consts
+            #auth_consts
+            #serve_consts
+            #logging_consts
+            #secret_consts
+            #mcp_consts
 
             fn exec(
                 &self,
@@ -143,6 +154,42 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
                     #(#arms)*
                     _ => ::agentd_runtime::nodes::unknown_node(g, node),
                 }
+            }
+
+            #pause_reason
+        }
+    }
+}
+
+/// `Workflow::pause_reason`: the engine runs `pause_for_approval` itself, so
+/// the declared reasons are baked as a match. Nothing (the trait's `None`
+/// default) when no pause node declares a reason.
+fn pause_reason_fn(ir: &ProgramIr) -> TokenStream {
+    let mut arms = Vec::new();
+    for (gi, g) in ir.graphs.iter().enumerate() {
+        for (ni, node) in g.nodes.iter().enumerate() {
+            if let NodeKind::PauseForApproval(c) = &node.kind
+                && let Some(reason) = &c.reason
+            {
+                let gl = Literal::u32_unsuffixed(gi as u32);
+                let nl = Literal::u32_unsuffixed(ni as u32);
+                let reason = s(reason);
+                arms.push(quote! { (#gl, #nl) => ::core::option::Option::Some(#reason), });
+            }
+        }
+    }
+    if arms.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        fn pause_reason(
+            &self,
+            g: ::agentd_runtime::graph::GraphId,
+            node: ::agentd_runtime::graph::NodeIdx,
+        ) -> ::core::option::Option<&'static str> {
+            match (g.0, node.0) {
+                #(#arms)*
+                _ => ::core::option::Option::None,
             }
         }
     }
@@ -541,11 +588,56 @@ fn node_wiring(
                 quote!(#rt::llm::llm_infer(cx, &#cfg))
             )
         }
-        NodeKind::AgentLoop(_)
-        | NodeKind::HttpRequest(_)
-        | NodeKind::ShellRun(_)
-        | NodeKind::CallMcpTool(_)
-        | NodeKind::ReadMcpResource(_) => (TokenStream::new(), quote!(#rt::unavailable(cx))),
+        NodeKind::HttpRequest(c) => {
+            // Upper-cased here so the runtime's policy check and request use it as is.
+            let method = s(&c.method.to_ascii_uppercase());
+            let url = path(&g.path(&c.url_from));
+            let body = opt_path(g, c.body_from.as_ref());
+            let headers = crate::secrets::headers_tokens(c.headers.as_ref());
+            with_cfg!(
+                quote!(#rt::http::HttpRequest),
+                quote!(#rt::http::HttpRequest { method: #method, url_from: #url, body_from: #body, headers: #headers }),
+                quote!(#rt::http::http_request(cx, &#cfg))
+            )
+        }
+        NodeKind::ShellRun(c) => {
+            let command = s(&c.command);
+            let args = opt_path(g, c.args_from.as_ref());
+            // Spec §3.14: default 30 s, at least 1.
+            let timeout = Literal::u64_unsuffixed(c.timeout_secs.unwrap_or(30).max(1));
+            with_cfg!(
+                quote!(#rt::shell::ShellRun),
+                quote!(#rt::shell::ShellRun { command: #command, args_from: #args, timeout_secs: #timeout }),
+                quote!(#rt::shell::shell_run(cx, &#cfg))
+            )
+        }
+        NodeKind::AgentLoop(c) => {
+            let init = crate::mcp::agent_loop_config(c, opt_path(g, c.instructions_from.as_ref()));
+            with_cfg!(
+                quote!(#rt::agent_loop::AgentLoop),
+                init,
+                quote!(#rt::agent_loop::agent_loop(cx, &#cfg))
+            )
+        }
+        NodeKind::CallMcpTool(c) => {
+            let tool = s(&c.tool);
+            let args = opt_path(g, c.args_from.as_ref());
+            let server = opt_str(c.server.as_deref());
+            with_cfg!(
+                quote!(#rt::mcp::CallMcpTool),
+                quote!(#rt::mcp::CallMcpTool { tool: #tool, args_from: #args, server: #server }),
+                quote!(#rt::mcp::call_mcp_tool(cx, &#cfg))
+            )
+        }
+        NodeKind::ReadMcpResource(c) => {
+            let uri = path(&g.path(&c.resource_from));
+            let server = opt_str(c.server.as_deref());
+            with_cfg!(
+                quote!(#rt::mcp::ReadMcpResource),
+                quote!(#rt::mcp::ReadMcpResource { resource_from: #uri, server: #server }),
+                quote!(#rt::mcp::read_mcp_resource(cx, &#cfg))
+            )
+        }
     }
 }
 

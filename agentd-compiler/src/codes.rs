@@ -1273,6 +1273,230 @@ type = "rust"
 handler = "classify-ticket"   # fix: "classify_ticket"
 "#,
     },
+    // ------------------------------------------------------- extension: secrets
+    CodeInfo {
+        code: "dup_secret_name",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "two [[secrets]] entries have the same name",
+        explanation: "Secrets are looked up by name (`{{secret:NAME}}`, `api_key_env`, MCP `env`), \
+so a second entry with a name already declared could never be used. Dialect 1 refuses duplicates \
+when the binary starts; we refuse them at build time. Rename or remove one of them.",
+        example: r#"name = "example"
+
+[[secrets]]
+name = "api"
+source = "env"
+var = "API_TOKEN"
+
+[[secrets]]
+name = "api"          # fix: another name, e.g. "api_backup"
+source = "file"
+path = "/run/secrets/api"
+
+[[nodes]]
+id = "a"
+type = "merge"
+"#,
+    },
+    CodeInfo {
+        code: "secret_source_unsupported",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "a [[secrets]] source this runtime does not implement (`command`, `oauth2`)",
+        explanation: "agentd binaries read secrets from `env` (another environment variable, read on \
+every use) and `file` (re-read on every use, so rotation needs no restart). Dialect 1's optional \
+`command` and `oauth2` sources are not implemented; rather than build a binary that refuses to \
+start, the build fails. Have the deployment write the value to a file or an environment variable.",
+        example: r#"name = "example"
+
+[[secrets]]
+name = "api"
+source = "command"       # fix: source = "file", path = "/run/secrets/api"
+argv = ["/usr/bin/pass", "show", "api"]
+
+[[nodes]]
+id = "a"
+type = "merge"
+"#,
+    },
+    CodeInfo {
+        code: "secret_literal_material",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "a secret value written into the workflow file",
+        explanation: "Workflow files are committed, reviewed, signed and baked into binaries, so \
+they must never hold secret values. This fires where a value was pasted in place of a name: an \
+`env` secret whose `var` is not an environment variable name; an `api_key_env`, MCP server `env` \
+entry, auth binding `tokens_env` / `credentials_env` / `secret_env`, or `{{secret:NAME}}` that \
+names neither a declared [[secrets]] entry nor a variable; and a credential header (`Authorization`, `Proxy-Authorization`, `Cookie`, `X-Api-Key`, `Api-Key`, \
+`X-Auth-Token`, `X-Access-Token`, `Private-Token`) written as a literal with no \
+`{{secret:NAME}}`. Put the value in the environment or a file, declare it in [[secrets]], and \
+reference it by name. The message never repeats the suspected value.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "call"
+type = "http_request"
+method = "GET"
+url_from = "trigger.url"
+headers = { Authorization = "Bearer sk-live-1234" }   # fix: "Bearer {{secret:API_TOKEN}}"
+"#,
+    },
+    CodeInfo {
+        code: "auth_literal_secret",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "an auth binding holds literal tokens, credentials or an HMAC secret",
+        explanation: "`tokens` ([auth.bearer.*]), `credentials` ([auth.basic.*]) and `secret` \
+([auth.hmac.*]) put credentials in the workflow file, and so in version control, in signatures and \
+in the built binary. Dialect 1 accepts them for tests, and so do we, with this warning. For anything \
+deployed use `tokens_env`, `credentials_env` or `secret_env`: the NAME of a [[secrets]] entry or an \
+environment variable, resolved on every request (rotation needs no restart).",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "a"
+type = "merge"
+
+[auth.bearer.ops]
+tokens = ["let-me-in"]   # fix: tokens_env = "OPS_TOKENS"
+"#,
+    },
+    CodeInfo {
+        code: "hmac_tolerance_without_timestamp",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "`tolerance_secs` is set but there is no `timestamp_header` to apply it to",
+        explanation: "agentd extends [auth.hmac.*] with replay protection: with `timestamp_header` \
+set, the sender puts Unix seconds in that header and signs `<timestamp>.<body>`, and requests more \
+than `tolerance_secs` (default 300) away from the server's clock are refused. Without \
+`timestamp_header` the signature covers the body alone and `tolerance_secs` does nothing.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "a"
+type = "merge"
+
+[auth.hmac.github]
+secret_env = "HOOK_SECRET"
+tolerance_secs = 120   # fix: also set timestamp_header = "X-Agent-Timestamp"
+"#,
+    },
+    CodeInfo {
+        code: "oidc_algorithm_rejected",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an OIDC binding allows `none`, a symmetric (HS*) or an unknown JWT algorithm",
+        explanation: "Tokens are verified against pinned public keys (JWKS). `none` would accept \
+unsigned tokens from anyone; HS256/384/512 are keyed with a shared secret that a public key set \
+cannot hold (and dialect 1 refused them at start). Any other name must be one the runtime \
+verifies: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA. The default is \
+[\"RS256\"].",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "a"
+type = "merge"
+
+[auth.oidc.corp]
+issuer = "https://login.example.com"
+jwks_file = "/etc/agent/jwks.json"
+algorithms = ["HS256"]   # fix: ["RS256"] (what the provider signs with)
+"#,
+    },
+    CodeInfo {
+        code: "oidc_jwks_source",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an OIDC binding sets neither or both of `jwks_json` and `jwks_file`",
+        explanation: "Keys are pinned, never fetched: each [auth.oidc.*] binding takes its public \
+keys from exactly one place, `jwks_json` (the JWKS document inline, baked into the binary) or \
+`jwks_file` (read at start and again on every reload, so keys can rotate without a rebuild).",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "a"
+type = "merge"
+
+[auth.oidc.corp]
+issuer = "https://login.example.com"
+# fix: jwks_file = "/etc/agent/jwks.json"
+"#,
+    },
+    CodeInfo {
+        code: "oidc_jwks_invalid",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an inline `jwks_json` is not a usable public key set",
+        explanation: "`jwks_json` is baked into the binary, so it is checked now: it must be a JSON \
+object whose `keys` array holds at least one public key, RSA (`n`, `e`), EC (`crv`, `x`, `y`) or \
+OKP (`crv`, `x`). Symmetric `oct` keys are refused: a shared secret does not belong in a key set \
+that the workflow file publishes.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "a"
+type = "merge"
+
+[auth.oidc.corp]
+issuer = "https://login.example.com"
+jwks_json = '{"keys": []}'   # fix: paste the provider's JWKS
+"#,
+    },
+    CodeInfo {
+        code: "oidc_jwks_file_unreadable",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "an OIDC `jwks_file` cannot be read or is not a key set at build time",
+        explanation: "`jwks_file` is read when the binary starts (relative to its working \
+directory) and on every reload, so the build only warns: the file may well exist on the host the \
+binary is deployed to. If it is missing or invalid there, the binary refuses to serve (and a reload \
+keeps the previous keys).",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "a"
+type = "merge"
+
+[auth.oidc.corp]
+issuer = "https://login.example.com"
+jwks_file = "does/not/exist/jwks.json"   # fine if it exists where the binary runs
+"#,
+    },
+    CodeInfo {
+        code: "tls_client_ca_missing",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "client certificates are requested but there is no `ca_file` to verify them",
+        explanation: "[server.tls.client_auth] with `mode = \"required\"` (or agentd's \
+`\"optional\"`) verifies client certificates against the CA certificates in `ca_file`. Without it \
+no certificate could ever be verified, so the build fails instead of the server.",
+        example: r#"name = "example"
+
+[[nodes]]
+id = "a"
+type = "merge"
+
+[server.tls]
+cert_file = "server.pem"
+key_file = "server.key"
+
+[server.tls.client_auth]
+mode = "required"
+# fix: ca_file = "clients-ca.pem"
+"#,
+    },
     CodeInfo {
         code: "unbound_handler",
         severity: Error,
@@ -1303,6 +1527,52 @@ typo in the binding or in the workflow.",
         example: r#"# agentd!("wf.toml", handlers = { clasify = crate::classify })
 # where the workflow's node says handler = "classify"
 # fix: bind the name the workflow uses: handlers = { classify = crate::classify }
+"#,
+    },
+    // ------------------------------------------------------- extension: logging
+    CodeInfo {
+        code: "invalid_logging",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "a [logging] value the runtime cannot use",
+        explanation: "`level` is a filter directive: a level (`off`, `error`, `warn`, `info`, \
+`debug`, `trace`) and/or comma-separated `target=level` pairs such as \
+`warn,agentd::engine=debug` (span and field filters like `target[span]=debug` are not \
+supported). `format` is `text` (alias `pretty`) or `json`; `target` and \
+`[logging.audit].target` are `stderr`, `stdout` or `file:PATH`; `rotation` is `never`, \
+`daily`, `hourly` or `minutely`. Dialect 1 silently fell back to `info` for a bad level; \
+agentd refuses to build, so the binary logs what you wrote.",
+        example: r#"name = "example"
+
+[logging]
+level = "warn,agentd=loud"   # fix: "warn,agentd=debug"
+
+[[nodes]]
+id = "a"
+type = "merge"
+"#,
+    },
+    CodeInfo {
+        code: "otel_unsupported",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "[logging.otel] is declared, but agentd binaries cannot export OTLP",
+        explanation: "OTLP export is not built into agentd binaries (it would add a gRPC or \
+HTTP exporter and an async runtime to every binary that asks for it). Dialect 1 refused to \
+start without its `otel` feature; agentd refuses to build, so traces are never silently \
+dropped. Use JSON logs (`format = \"json\"` or `--log-format json`) and let your collector \
+read the file or stderr. Only the root workflow's block is reported: a child's [logging] is \
+not applied.",
+        example: r#"name = "example"
+
+[logging.otel]               # fix: remove this block; use format = "json"
+endpoint = "http://collector:4317"
+
+[[nodes]]
+id = "a"
+type = "merge"
 "#,
     },
     // -------------------------------------------------------------- signing stage
@@ -1478,6 +1748,9 @@ mod tests {
     fn every_emitted_code_is_registered() {
         let sources = [
             ("validate.rs", include_str!("validate.rs")),
+            ("validate.rs", include_str!("validate/secrets.rs")),
+            ("validate.rs", include_str!("validate/auth.rs")),
+            ("validate.rs", include_str!("validate/logging.rs")),
             ("parse.rs", include_str!("parse.rs")),
             ("load.rs", include_str!("load.rs")),
             ("embed.rs", include_str!("embed.rs")),
@@ -1515,8 +1788,16 @@ mod tests {
 
     #[test]
     fn every_validate_code_is_emitted_with_its_severity() {
-        let src = include_str!("validate.rs");
-        let src = src.split("#[cfg(test)]").next().unwrap_or(src);
+        // The validator's own file plus its submodules.
+        let src = [
+            include_str!("validate.rs"),
+            include_str!("validate/secrets.rs"),
+            include_str!("validate/auth.rs"),
+            include_str!("validate/logging.rs"),
+        ]
+        .map(|s| s.split("#[cfg(test)]").next().unwrap_or(s))
+        .concat();
+        let src = src.as_str();
         for c in CODES.iter().filter(|c| c.stage == Stage::Validate) {
             let ctor = match c.severity {
                 Severity::Error => "Diagnostic::error(",

@@ -148,6 +148,25 @@ pub fn expand(req: &EmbedRequest) -> TokenStream {
         " Run workflow `{workflow}` once on `input` (its only manual start, else its only start) \
          and return the outcome."
     );
+    // Only a workflow with routes or long-lived triggers can be served.
+    let serve_fn = if generated.features.contains(&"serve") {
+        quote! {
+            /// Serve the workflow's HTTP routes and scheduled triggers until
+            /// SIGTERM/SIGINT (with `config.handle_signals`), then drain.
+            ///
+            /// # Errors
+            ///
+            /// The server cannot start (bind, state dir, TLS or auth material),
+            /// or in-flight work outlived the drain timeout.
+            pub fn serve(
+                config: ::agentd_runtime::serve::ServeConfig,
+            ) -> ::core::result::Result<(), ::agentd_runtime::serve::ServeError> {
+                ::agentd_runtime::serve::serve(&#ty, config)
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
     quote! {
         #[doc = #doc]
         #[doc(hidden)]
@@ -180,6 +199,8 @@ pub fn expand(req: &EmbedRequest) -> TokenStream {
                 pub fn run_with(options: ::agentd_runtime::embed::RunWith) -> ::agentd_runtime::RunReport {
                     ::agentd_runtime::embed::run_with(&#ty, options)
                 }
+
+                #serve_fn
             }
         }
         #[doc(inline)]

@@ -190,6 +190,9 @@ pub fn lower(program: &Program) -> ProgramIr {
             if let Some(f) = feature_of(&n.kind) {
                 features.insert(f);
             }
+            if let NodeKind::AgentLoop(a) = &n.kind {
+                features.extend(crate::mcp::agent_loop_features(&a.tools));
+            }
         }
         if g.schemas
             .values()
@@ -203,6 +206,10 @@ pub fn lower(program: &Program) -> ProgramIr {
         .is_some_and(|r| !crate::llm::backends(&r.doc).is_empty())
     {
         features.insert("llm-remote");
+    }
+    if let Some(root) = program.root() {
+        crate::auth::add_features(&root.doc, &mut features);
+        crate::serve::add_features(&root.doc, &mut features);
     }
     let sources: Vec<SourceHash> = program
         .units
@@ -236,7 +243,10 @@ pub fn feature_of(kind: &NodeKind) -> Option<&'static str> {
         | NodeKind::TemplateRender(_)
         | NodeKind::JsonSelect(_)
         | NodeKind::DiffCompute(_) => Some("data"),
-        NodeKind::LlmInfer(_) => Some("llm"),
+        NodeKind::LlmInfer(_) | NodeKind::AgentLoop(_) => Some("llm"),
+        NodeKind::CallMcpTool(_) | NodeKind::ReadMcpResource(_) => Some("mcp"),
+        NodeKind::HttpRequest(_) => Some("http"),
+        NodeKind::ShellRun(_) => Some("shell"),
         _ => None,
     }
 }

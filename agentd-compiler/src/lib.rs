@@ -5,6 +5,7 @@
 //! as [`diagnostics::Diagnostic`] values; the CLI and the `agentd!` macro only render
 //! them.
 
+pub mod auth;
 pub mod budget;
 pub mod build;
 pub mod codegen;
@@ -15,8 +16,12 @@ pub mod handlers;
 pub mod ir;
 pub mod llm;
 pub mod load;
+pub mod logging;
+pub mod mcp;
 pub mod model;
 pub mod parse;
+pub mod secrets;
+pub mod serve;
 pub mod signing;
 pub mod source;
 pub mod testing;

@@ -736,6 +736,14 @@ pub struct HmacAuth {
     pub header: Option<String>,
     #[serde(default)]
     pub prefix: Option<String>,
+    /// agentd extension (replay protection; the names dialect 1's docs advertised):
+    /// a header holding Unix seconds, signed together with the body.
+    #[serde(default)]
+    pub timestamp_header: Option<String>,
+    /// agentd extension: how far (seconds) `timestamp_header` may be from now
+    /// (default 300).
+    #[serde(default)]
+    pub tolerance_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -18,7 +18,7 @@ use crate::codegen::{self, CodegenOptions, GeneratedCrate};
 use crate::diagnostics::Diagnostic;
 use crate::ir;
 use crate::load::{self, LoadOptions, Program};
-use crate::model::{NodeKind, PolicyManifest};
+use crate::model::PolicyManifest;
 
 /// `[[intel.turns]]` entry: `content` (+ token counts), or non-empty `variants`
 /// (which win over `content`).
@@ -124,8 +124,23 @@ pub struct Scenario {
     pub policy: Option<PolicyManifest>,
     #[serde(default)]
     pub faults: Faults,
+    /// agentd extension: the fixture format's MCP mocks, for scenarios whose
+    /// workflow calls MCP tools or reads resources (LLM turns stay in
+    /// `[[intel.turns]]`).
+    #[serde(default)]
+    pub mocks: ScenarioMocks,
     #[serde(default)]
     pub expected: Expectations,
+}
+
+/// A scenario's `[mocks]`: MCP only.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioMocks {
+    #[serde(default)]
+    pub mcp_tools: BTreeMap<String, Vec<toml::Value>>,
+    #[serde(default)]
+    pub mcp_resources: BTreeMap<String, Vec<toml::Value>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -184,8 +199,10 @@ pub struct Case {
     pub turns: Vec<Turn>,
     /// `[faults] intel_error_on_call`.
     pub intel_error_on_call: Option<u32>,
-    /// Set when the case needs a capability this build cannot provide yet.
-    pub expected_failure: Option<String>,
+    /// `[mocks] mcp_tools`: tool name → results (JSON), answered in order.
+    pub mcp_tools: Vec<(String, Vec<serde_json::Value>)>,
+    /// `[mocks] mcp_resources`: exact URI → results (JSON), answered in order.
+    pub mcp_resources: Vec<(String, Vec<serde_json::Value>)>,
 }
 
 /// A case that could not even be loaded.
@@ -257,27 +274,14 @@ fn fail(suite: &mut Suite, name: String, origin: &Path, reason: String) {
     });
 }
 
-fn needs_unbuilt_capability(program: &Program) -> Option<String> {
-    for u in &program.units {
-        for n in &u.doc.nodes {
-            let k = &n.kind;
-            if matches!(k, NodeKind::AgentLoop(_)) {
-                return Some(format!(
-                    "node `{}` is {}: agent_loop lands with the effect-nodes issue (#4)",
-                    n.id,
-                    k.type_name()
-                ));
-            }
-            if matches!(k, NodeKind::CallMcpTool(_) | NodeKind::ReadMcpResource(_)) {
-                return Some(format!(
-                    "node `{}` is {}: MCP mocks land with the effect-nodes issue (#4)",
-                    n.id,
-                    k.type_name()
-                ));
-            }
-        }
-    }
-    None
+/// `[mocks]` MCP tables as JSON, in key order.
+fn mock_results(
+    table: &BTreeMap<String, Vec<toml::Value>>,
+) -> Vec<(String, Vec<serde_json::Value>)> {
+    table
+        .iter()
+        .map(|(k, v)| (k.clone(), v.iter().map(toml_to_json).collect()))
+        .collect()
 }
 
 fn toml_to_json(v: &toml::Value) -> serde_json::Value {
@@ -376,7 +380,8 @@ fn load_scenario(path: &Path, opts: &LoadOptions, suite: &mut Suite, explicit: b
             expected: sc.expected,
             turns: sc.intel.turns,
             intel_error_on_call: sc.faults.intel_error_on_call,
-            expected_failure: None,
+            mcp_tools: mock_results(&sc.mocks.mcp_tools),
+            mcp_resources: mock_results(&sc.mocks.mcp_resources),
             program,
         },
     );
@@ -435,7 +440,8 @@ fn load_fixture(dir: &Path, opts: &LoadOptions, suite: &mut Suite) {
                 })
                 .collect(),
             intel_error_on_call: None,
-            expected_failure: None,
+            mcp_tools: mock_results(&fx.mocks.mcp_tools),
+            mcp_resources: mock_results(&fx.mocks.mcp_resources),
             program,
         },
     );
@@ -473,7 +479,6 @@ fn push_case(suite: &mut Suite, mut case: Case) {
             .and_then(|u| u.doc.start_nodes.first())
             .map(|s| s.name.clone());
     }
-    case.expected_failure = needs_unbuilt_capability(&case.program);
     suite.cases.push(case);
 }
 
@@ -510,7 +515,24 @@ fn intel_tokens(turns: &[Turn], fault: Option<u32>) -> TokenStream {
     quote!(::agentd_runtime::harness::CaseIntel { turns: &[#(#turns),*], fault_on_call: #fault })
 }
 
-/// Generate the harness crate for the runnable (not expected-to-fail) cases.
+/// The `CaseMcp { .. }` of a case: each canned result as JSON text.
+fn mcp_tokens(
+    tools: &[(String, Vec<serde_json::Value>)],
+    resources: &[(String, Vec<serde_json::Value>)],
+) -> TokenStream {
+    let table = |entries: &[(String, Vec<serde_json::Value>)]| {
+        let rows = entries.iter().map(|(key, results)| {
+            let key = Literal::string(key);
+            let texts = results.iter().map(|r| Literal::string(&r.to_string()));
+            quote!((#key, &[#(#texts),*]))
+        });
+        quote!(&[#(#rows),*])
+    };
+    let (tools, resources) = (table(tools), table(resources));
+    quote!(::agentd_runtime::harness::CaseMcp { tools: #tools, resources: #resources })
+}
+
+/// Generate the harness crate for the cases.
 pub fn harness_crate(cases: &[&Case]) -> GeneratedCrate {
     let mut modules = String::new();
     let mut features = std::collections::BTreeSet::from(["harness"]);
@@ -593,6 +615,7 @@ pub fn harness_crate(cases: &[&Case]) -> GeneratedCrate {
             opt_u(e.min_policy_denials),
         );
         let intel = intel_tokens(&case.turns, case.intel_error_on_call);
+        let mcp = mcp_tokens(&case.mcp_tools, &case.mcp_resources);
         case_items.extend(quote! {
             static #cname: ::agentd_runtime::harness::Case = ::agentd_runtime::harness::Case {
                 name: #name,
@@ -615,6 +638,7 @@ pub fn harness_crate(cases: &[&Case]) -> GeneratedCrate {
                     min_policy_denials: #mpd,
                 },
                 intel: #intel,
+                mcp: #mcp,
             };
         });
         runs.push(quote! {

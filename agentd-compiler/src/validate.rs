@@ -13,7 +13,15 @@
 //!    `unknown_backend`) and `output_schema_unreadable`;
 //! 4. routing (`ambiguous_successor`, then one label warning per edge, then
 //!    `condition_missing_branch`);
-//! 5. `no_policy`.
+//! 5. `no_policy`;
+//! 6. custom Rust nodes;
+//! 7. secrets (`dup_secret_name`, `secret_source_unsupported`,
+//!    `secret_literal_material`; module `secrets`);
+//! 8. auth bindings and `[server.tls]` (`oidc_algorithm_rejected`,
+//!    `oidc_jwks_source`, `oidc_jwks_invalid`, `oidc_jwks_file_unreadable`,
+//!    `auth_literal_secret`, `hmac_tolerance_without_timestamp`,
+//!    `tls_client_ca_missing`; module `auth`);
+//! 9. `[logging]` (`invalid_logging`, `otel_unsupported`; module `logging`).
 //!
 //! Maps are iterated in sorted order, so header issues (a hash map in dialect 1) come
 //! out in header-name order. Every diagnostic points at the most precise span we can
@@ -31,6 +39,12 @@ use crate::loc;
 use crate::model::{AGENT_LOOP_TOOLS, ClientAuthMode, Edge, NodeKind, Trigger, WorkflowDoc};
 use crate::parse::suggest;
 use crate::source::{Loc, Seg, SourceFile};
+
+mod auth;
+mod logging;
+mod secrets;
+pub use auth::{OIDC_ALGORITHMS, check_jwks, rejected_algorithm};
+pub use secrets::{CREDENTIAL_HEADERS, header_secret_names, is_env_name};
 
 /// Largest `agent_loop.max_steps` dialect 1 accepts.
 pub const MAX_AGENT_LOOP_STEPS: u32 = 64;
@@ -373,6 +387,10 @@ impl<'a> Validator<'a> {
         self.check_condition_branches();
         self.check_policy_present();
         self.check_rust_nodes();
+        self.check_secrets();
+        self.check_auth_bindings();
+        self.check_server_tls();
+        self.check_logging();
     }
 
     // -- 1, 2: uniqueness -------------------------------------------------------------

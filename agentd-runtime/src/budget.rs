@@ -1,16 +1,20 @@
 //! Process limits from the workflow's `[budget]` (spec/dialect-ops.md §10):
 //! `max_memory_mb` → `RLIMIT_AS`, `max_cpu_secs` → `RLIMIT_CPU` (soft = hard, so the
-//! kernel's SIGXCPU ends the process), and `max_run_time_secs`, which can only lower
-//! the run deadline.
+//! kernel kills the process when it reaches the limit), `max_run_time_secs`, which can only lower
+//! the run deadline, and `max_fs_write_mb`, the cumulative bytes `write_file` may
+//! write in this process ([`FsWriteBudget`]).
 //!
 //! Owns the one place the runtime calls `setrlimit`; the `unsafe` here is limited to
 //! that libc call. **Divergence from dialect 1:** a limit the workflow asked for that
 //! cannot be applied is an error that stops the binary from starting (exit 5), never a
 //! warning — a budget that silently does not exist protects nothing. A value of `0`
-//! means "no limit" for every field.
+//! means "no limit" for every field. Every limit applied or hit is an audit event
+//! (`budget.applied`, `budget.apply_failed`, `budget.fs_write_denied`; the run-time
+//! and token limits are audited where they are enforced).
 
 #![allow(unsafe_code)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The `[budget]` limits applied at start, baked by the compiler.
@@ -22,6 +26,8 @@ pub struct Limits {
     pub max_cpu_secs: Option<u64>,
     /// Upper bound on the run deadline, in seconds.
     pub max_run_time_secs: Option<u64>,
+    /// Cumulative `write_file` bytes for the whole process, in MiB.
+    pub max_fs_write_mb: Option<u64>,
 }
 
 impl Limits {
@@ -30,6 +36,7 @@ impl Limits {
         max_memory_mb: None,
         max_cpu_secs: None,
         max_run_time_secs: None,
+        max_fs_write_mb: None,
     };
 
     /// The effective deadline: `min(requested, max_run_time_secs)`; `0` never clamps.
@@ -38,6 +45,128 @@ impl Limits {
         match self.max_run_time_secs.filter(|s| *s > 0) {
             Some(cap) => requested.min(Duration::from_secs(cap)),
             None => requested,
+        }
+    }
+
+    /// The fs-write cap in bytes (`None` or `0` = unlimited; saturates).
+    #[must_use]
+    pub fn fs_write_cap_bytes(&self) -> Option<u64> {
+        self.max_fs_write_mb
+            .filter(|mb| *mb > 0)
+            .map(|mb| mb.saturating_mul(1024 * 1024))
+    }
+}
+
+/// A cumulative byte counter with a cap: `max_fs_write_mb`'s accounting.
+/// Reservations are atomic (compare-and-swap), so concurrent writers of
+/// `parallel`/`map` can never overshoot the cap together.
+#[derive(Debug, Default)]
+pub struct FsWriteBudget {
+    used: AtomicU64,
+}
+
+/// The process-wide counter every `write_file` draws from (shared by all
+/// runs and triggers, never reset — spec/dialect-ops.md §10).
+pub static FS_WRITES: FsWriteBudget = FsWriteBudget::new();
+
+/// The fs-write budget a run draws from: the cap and the counter.
+#[derive(Debug, Clone, Copy)]
+pub struct FsWriteLimit {
+    /// The cap in bytes (`None` = unlimited).
+    pub cap: Option<u64>,
+    /// The counter, [`FS_WRITES`] outside tests.
+    pub counter: &'static FsWriteBudget,
+}
+
+impl FsWriteLimit {
+    /// No cap, counted in [`FS_WRITES`].
+    pub const UNLIMITED: FsWriteLimit = FsWriteLimit {
+        cap: None,
+        counter: &FS_WRITES,
+    };
+
+    /// `limits`' cap, counted in [`FS_WRITES`].
+    #[must_use]
+    pub fn of(limits: &Limits) -> Self {
+        Self {
+            cap: limits.fs_write_cap_bytes(),
+            counter: &FS_WRITES,
+        }
+    }
+
+    /// [`FsWriteBudget::reserve`] under this cap.
+    ///
+    /// # Errors
+    ///
+    /// [`FsWriteDenied`] when the write would cross the cap.
+    pub fn reserve(&self, bytes: u64) -> Result<(), FsWriteDenied> {
+        self.counter.reserve(bytes, self.cap)
+    }
+}
+
+/// A write refused by [`FsWriteBudget::reserve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "budget.max_fs_write_mb exceeded: writing {requested} bytes would bring the total to \
+     {would_be} of {cap} bytes ({used} already written)"
+)]
+pub struct FsWriteDenied {
+    /// The bytes of the refused write.
+    pub requested: u64,
+    /// Bytes written before it.
+    pub used: u64,
+    /// What the total would have been.
+    pub would_be: u64,
+    /// The cap in bytes.
+    pub cap: u64,
+}
+
+impl FsWriteBudget {
+    /// An empty counter.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes reserved so far.
+    #[must_use]
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Reserve `bytes` under `cap` (`None` = unlimited, counted anyway).
+    /// A write that would cross the cap reserves nothing and is refused
+    /// whole, so nothing is ever partly written. A reservation is kept even
+    /// if the write then fails (the bytes may be partly on disk).
+    ///
+    /// # Errors
+    ///
+    /// [`FsWriteDenied`] when `used + bytes > cap`.
+    pub fn reserve(&self, bytes: u64, cap: Option<u64>) -> Result<(), FsWriteDenied> {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let would_be = used.saturating_add(bytes);
+            if let Some(cap) = cap
+                && would_be > cap
+            {
+                return Err(FsWriteDenied {
+                    requested: bytes,
+                    used,
+                    would_be,
+                    cap,
+                });
+            }
+            match self.used.compare_exchange_weak(
+                used,
+                would_be,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => used = now,
+            }
         }
     }
 }
@@ -68,16 +197,41 @@ pub enum BudgetError {
 /// The first limit that could not be applied.
 pub fn apply(limits: &Limits) -> Result<(), BudgetError> {
     if let Some(mb) = limits.max_memory_mb.filter(|v| *v > 0) {
-        let bytes = mb.checked_mul(1024 * 1024).ok_or(BudgetError::TooLarge {
-            key: "max_memory_mb",
-            value: mb,
-        })?;
-        set(Resource::AddressSpace, "max_memory_mb", mb, bytes)?;
+        let applied = mb
+            .checked_mul(1024 * 1024)
+            .ok_or(BudgetError::TooLarge {
+                key: "max_memory_mb",
+                value: mb,
+            })
+            .and_then(|bytes| set(Resource::AddressSpace, "max_memory_mb", mb, bytes));
+        audited("memory_mb", mb, applied)?;
     }
     if let Some(secs) = limits.max_cpu_secs.filter(|v| *v > 0) {
-        set(Resource::CpuTime, "max_cpu_secs", secs, secs)?;
+        audited(
+            "cpu_secs",
+            secs,
+            set(Resource::CpuTime, "max_cpu_secs", secs, secs),
+        )?;
     }
     Ok(())
+}
+
+/// `budget.applied{kind, value}` or `budget.apply_failed{kind, value, reason}`.
+fn audited(
+    kind: &'static str,
+    value: u64,
+    result: Result<(), BudgetError>,
+) -> Result<(), BudgetError> {
+    use tracing_core::Level;
+    let mut fields = vec![("kind", kind.into()), ("value", value.into())];
+    match &result {
+        Ok(()) => crate::obs::audit_pairs(Level::INFO, "budget.applied", fields),
+        Err(e) => {
+            fields.push(("reason", e.to_string().into()));
+            crate::obs::audit_pairs(Level::WARN, "budget.apply_failed", fields);
+        }
+    }
+    result
 }
 
 #[derive(Clone, Copy)]
@@ -168,6 +322,127 @@ mod tests {
                 "[budget] max_memory_mb = {} is too large for this platform",
                 u64::MAX
             )
+        );
+    }
+
+    #[test]
+    fn fs_write_reservations_stop_at_the_cap_and_refuse_whole() {
+        let budget = FsWriteBudget::new();
+        let cap = Limits {
+            max_fs_write_mb: Some(1),
+            ..Limits::NONE
+        }
+        .fs_write_cap_bytes();
+        assert_eq!(cap, Some(1024 * 1024));
+        assert_eq!(budget.reserve(1000 * 1024, cap), Ok(()));
+        assert_eq!(
+            budget.reserve(24 * 1024, cap),
+            Ok(()),
+            "exactly the cap is allowed"
+        );
+        let denied = budget.reserve(1, cap);
+        assert_eq!(
+            denied,
+            Err(FsWriteDenied {
+                requested: 1,
+                used: 1024 * 1024,
+                would_be: 1024 * 1024 + 1,
+                cap: 1024 * 1024,
+            })
+        );
+        assert_eq!(budget.used(), 1024 * 1024, "a refusal reserves nothing");
+        assert_eq!(budget.reserve(0, cap), Ok(()));
+    }
+
+    #[test]
+    fn without_a_cap_writes_are_counted_but_never_refused() {
+        let budget = FsWriteBudget::new();
+        let zero = Limits {
+            max_fs_write_mb: Some(0),
+            ..Limits::NONE
+        };
+        assert_eq!(zero.fs_write_cap_bytes(), None);
+        assert_eq!(budget.reserve(u64::MAX, None), Ok(()));
+        assert_eq!(budget.reserve(5, None), Ok(()), "the counter saturates");
+        assert_eq!(budget.used(), u64::MAX);
+    }
+
+    #[test]
+    fn concurrent_writers_never_overshoot_the_cap() {
+        let budget = FsWriteBudget::new();
+        let granted = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        if budget.reserve(7, Some(10_000)).is_ok() {
+                            granted.fetch_add(7, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(granted.load(Ordering::Relaxed), budget.used());
+        assert!(
+            budget.used() <= 10_000 && budget.used() > 10_000 - 7,
+            "{}",
+            budget.used()
+        );
+    }
+
+    const CPU_CHILD: &str = "AGENTD_BUDGET_TEST_CPU_CHILD";
+
+    /// Runs only as the child of the test below: apply a 1 s CPU budget,
+    /// then spin. Reaching the end means the limit did not stop it.
+    #[test]
+    #[ignore = "runs in a child process of a_cpu_budget_kills_a_process_that_spins_past_it"]
+    fn cpu_budget_child_spins() {
+        if std::env::var_os(CPU_CHILD).is_none() {
+            return;
+        }
+        if let Err(e) = apply(&Limits {
+            max_cpu_secs: Some(1),
+            ..Limits::NONE
+        }) {
+            panic!("apply: {e}");
+        }
+        let started = std::time::Instant::now();
+        let mut x = 1_u64;
+        // Bounded, so a limit that does not work fails the test instead of hanging.
+        while started.elapsed() < Duration::from_secs(60) {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_cpu_budget_kills_a_process_that_spins_past_it() {
+        use std::os::unix::process::ExitStatusExt;
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => panic!("current_exe: {e}"),
+        };
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "budget::tests::cpu_budget_child_spins",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .env(CPU_CHILD, "1")
+            .output();
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => panic!("spawn the child: {e}"),
+        };
+        // soft = hard: Linux sends SIGKILL at the hard limit (SIGXCPU only
+        // between a lower soft and the hard one).
+        let signal = out.status.signal();
+        assert!(
+            signal == Some(libc::SIGKILL) || signal == Some(libc::SIGXCPU),
+            "the child was not killed by its CPU limit: {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
         );
     }
 }

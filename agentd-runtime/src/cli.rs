@@ -21,6 +21,17 @@
 //! | `--intel-http-bearer-file PATH` | `AGENTD_INTEL_HTTP_BEARER_FILE` | bearer token for `--intel-http`, read and trimmed at startup (unreadable ⇒ exit 2); else `AGENTD_INTEL_HTTP_BEARER` |
 //! | `--policy FILE` | `AGENTD_POLICY` | `[policy]` override file (feature `policy-file`); a bad file ⇒ exit 2 |
 //! | (`[budget]`) | — | `RLIMIT_AS` / `RLIMIT_CPU` applied before the run; failure ⇒ exit 5; `max_run_time_secs` lowers the deadline |
+//! | `--state-dir DIR` | `AGENTD_STATE_DIR` | checkpoint directory (created `0700` if absent); a `pause_for_approval` without it is a hard error (exit 5) |
+//! | `--resume RUN_ID` | `AGENTD_RESUME` | continue a checkpoint (needs `--state-dir`; unloadable, another build's, or in use ⇒ exit 2) |
+//! | `--approve` / `--deny` | — | with `--resume`: the decision; approve is the default, deny ends the run `failed` (exit 5) |
+//! | `--checkpoint-each-node` | `AGENTD_CHECKPOINT_EACH_NODE` | progress checkpoint after every node (needs `--state-dir`) |
+//! | `--resume-incomplete` | — | resume every progress checkpoint of this workflow; exit = the last non-zero code |
+//! | `--list-checkpoints` | — | one line per checkpoint (`<id>  paused\|recoverable  workflow=… resume_node=…`), exit 0 |
+//! | `--checkpoint-retention-days N` | `AGENTD_CHECKPOINT_RETENTION_DAYS` | at start, delete this workflow's checkpoints older than N days (default 30; 0 keeps all) |
+//! | `--log-level DIRECTIVES` | `AGENTD_LOG` | log filter (`warn`, `warn,agentd::engine=debug`); invalid ⇒ `info` with a note; default `[logging].level`, else `warn` |
+//! | `--log-format text\|json` | `AGENTD_LOG_FORMAT` | `pretty` = `text`; bad on the command line ⇒ exit 2, bad in the env ⇒ ignored |
+//! | `--log-target T` | `AGENTD_LOG_TARGET` | `stderr`, `stdout` or `file:PATH` (parents created; unopenable ⇒ exit 5); bad CLI value ⇒ exit 2 |
+//! | `--quiet` | `AGENTD_QUIET` | no main log (the `[logging.audit]` sink stays on); see [`crate::obs`] |
 //! | `--provenance` | — | print the build provenance (workflow, source sha256s, signer key fingerprint, versions, capabilities) as JSON and exit 0 |
 //! | `--version`, `-V` / `--help`, `-h` | — | exit 0 |
 //!
@@ -66,6 +77,14 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
     about = "Run this compiled agentd workflow once"
 )]
 struct Args {
+    /// `--log-level`, `--log-format`, `--log-target`, `--quiet`.
+    #[command(flatten, next_help_heading = "Logging")]
+    log: crate::obs::LogArgs,
+
+    /// `--mode`, `--bind`, `--drain-timeout-secs`, ... (module `serve`).
+    #[command(flatten, next_help_heading = "Serve mode")]
+    serve: serve::ServeArgs,
+
     /// Trigger input as inline JSON (`-` reads stdin); non-JSON text becomes {"raw": text}
     #[arg(long, value_name = "JSON")]
     input: Option<String>,
@@ -122,6 +141,42 @@ struct Args {
         env = "AGENTD_INTEL_HTTP_BEARER_FILE"
     )]
     intel_http_bearer_file: Option<String>,
+
+    /// Directory for checkpoints (pause_for_approval, --checkpoint-each-node)
+    #[arg(long = "state-dir", value_name = "DIR", env = "AGENTD_STATE_DIR")]
+    state_dir: Option<String>,
+
+    /// Resume the checkpointed run RUN_ID from --state-dir (approves unless --deny)
+    #[arg(long, value_name = "RUN_ID", env = "AGENTD_RESUME")]
+    resume: Option<String>,
+
+    /// With --resume: approve the paused run and continue it (the default)
+    #[arg(long, action = ArgAction::SetTrue, conflicts_with = "deny")]
+    approve: bool,
+
+    /// With --resume: deny the paused run; it ends `failed` without running further
+    #[arg(long, action = ArgAction::SetTrue)]
+    deny: bool,
+
+    /// Write a progress checkpoint after every node, for --resume-incomplete after a crash
+    #[arg(long = "checkpoint-each-node", env = "AGENTD_CHECKPOINT_EACH_NODE", action = ArgAction::SetTrue, value_parser = dialect_bool)]
+    checkpoint_each_node: bool,
+
+    /// Resume every interrupted (not paused) checkpoint of this workflow, then exit
+    #[arg(long = "resume-incomplete", action = ArgAction::SetTrue, conflicts_with = "resume")]
+    resume_incomplete: bool,
+
+    /// Print one line per checkpoint in --state-dir and exit
+    #[arg(long = "list-checkpoints", action = ArgAction::SetTrue)]
+    list_checkpoints: bool,
+
+    /// At start, delete this workflow's checkpoints older than DAYS (0 keeps all) [default: 30]
+    #[arg(
+        long = "checkpoint-retention-days",
+        value_name = "DAYS",
+        env = "AGENTD_CHECKPOINT_RETENTION_DAYS"
+    )]
+    checkpoint_retention_days: Option<String>,
 }
 
 /// The dialect's env boolean: true only for `1`, `true`, `TRUE`, `True`.
@@ -144,7 +199,7 @@ pub fn main<W: Workflow>(workflow: &'static W) -> ExitCode {
 /// [`main`] with its inputs and outputs injected; returns the exit code.
 /// Environment twins are read from the process environment.
 pub fn run<W: Workflow>(
-    workflow: &W,
+    workflow: &'static W,
     args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
     stdin: &mut dyn Read,
     stdout: &mut dyn Write,
@@ -186,6 +241,27 @@ pub fn run<W: Workflow>(
         let _ = writeln!(stdout, "{}", pretty(&report));
         return EXIT_OK;
     }
+    let durable = match durable::DurableArgs::from_args(&matches, &args) {
+        Ok(durable) => durable,
+        Err(message) => return usage(stderr, &message),
+    };
+    if args.list_checkpoints {
+        return durable::list(durable.state_dir.as_deref(), stdout, stderr);
+    }
+
+    // Logging comes up before anything that can audit (spec/dialect-ops.md §1
+    // step 9): the policy override, budgets and the run itself.
+    if let Err(code) = crate::obs::init_cli(&matches, &args.log, &W::LOGGING, stderr) {
+        return code;
+    }
+
+    // Every `[[secrets]]` entry is read once before anything runs (spec/dialect-ops.md
+    // §11): one that cannot be read refuses to start, naming it (never a value). Values
+    // are re-read at each use afterwards, so rotation needs no restart.
+    if let Err(e) = crate::secrets::probe(W::SECRETS) {
+        let _ = writeln!(stderr, "agentd: [[secrets]]: {e}");
+        return EXIT_SEMANTIC;
+    }
 
     // The override is checked before anything else runs: a bad file refuses to start.
     let policy = match env_string(&matches, "policy", args.policy.clone()) {
@@ -199,12 +275,25 @@ pub fn run<W: Workflow>(
         Ok(secs) => W::LIMITS.clamp_timeout(Duration::from_secs(secs)),
         Err(message) => return usage(stderr, &message),
     };
+    // Mode resolution (spec/dialect-ops.md §1 step 15); a resume always runs once.
+    let serve = if durable.resuming() {
+        None
+    } else {
+        match serve::resolve::<W>(&matches, &args.serve) {
+            Ok(serve) => serve,
+            Err(message) => return usage(stderr, &message),
+        }
+    };
     let input = match load_input(&matches, &args, stdin) {
         Ok(input) => input,
         Err(message) => return usage(stderr, &message),
     };
     let start = match env_string(&matches, "start", args.start) {
         Some(start) => start,
+        // A resume takes its start from the checkpoint.
+        None if durable.resuming() => String::new(),
+        // Routes and triggers name their own starts.
+        None if serve.is_some() => String::new(),
         None => match pick_start::<W>() {
             Ok(start) => start.to_owned(),
             Err(message) => return usage(stderr, &message),
@@ -230,6 +319,27 @@ pub fn run<W: Workflow>(
     };
     #[cfg(not(feature = "llm"))]
     let _ = (intel_unix, intel_http, bearer_file);
+    // The `[[mcp_servers]]` children start now, so one that cannot start
+    // refuses the binary (exit 2) instead of failing a node later; a dry run
+    // starts none (they start on a first call, which a dry run never makes).
+    #[cfg(feature = "mcp")]
+    let mcp = {
+        let mcp = crate::mcp::Mcp::from_defs(
+            W::MCP_SERVERS,
+            &crate::mcp::McpOptions::for_workflow::<W>(timeout),
+        );
+        if !args.dry_run
+            && let Err(message) = mcp.start_all()
+        {
+            return usage(stderr, &message);
+        }
+        mcp
+    };
+
+    let state_dir = match durable::open::<W>(&durable, stderr) {
+        Ok(dir) => dir,
+        Err(code) => return code,
+    };
 
     // Process limits go on last, just before the run: everything above allocates
     // freely and is bounded by the input size limits.
@@ -242,11 +352,28 @@ pub fn run<W: Workflow>(
         timeout,
         record_trace: false,
         policy,
+        state_dir: state_dir.clone(),
+        checkpoint_each_node: durable.each_node,
         ..RunOptions::default()
     };
+    if let Some(serve) = serve {
+        #[cfg(feature = "llm")]
+        let serve = serve.with_intel(intel);
+        #[cfg(feature = "mcp")]
+        let serve = serve.with_mcp(mcp);
+        let policy_path = env_string(&matches, "policy", args.policy.clone());
+        return serve.run(workflow, options, policy_path.as_deref(), stderr);
+    }
     let engine = Engine::new(workflow, options);
     #[cfg(feature = "llm")]
     let engine = engine.with_intel(intel);
+    #[cfg(feature = "mcp")]
+    let engine = engine.with_mcp(mcp);
+    if let Some(code) =
+        durable::resume_if_asked(&engine, &durable, state_dir.as_ref(), stdout, stderr)
+    {
+        return code;
+    }
     let report = engine.run(&start, Trigger::manual(input));
     match report.outcome {
         Ok(outcome) => {
@@ -385,6 +512,9 @@ fn read_stdin(stdin: &mut dyn Read) -> Result<String, String> {
 pub fn parse_input(text: String) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }))
 }
+
+mod durable;
+mod serve;
 
 #[cfg(test)]
 mod tests;

@@ -112,6 +112,16 @@ pub(crate) struct Shared {
     /// LLM backends and the token budget.
     #[cfg(feature = "llm")]
     pub(crate) intel: crate::intel::Intel,
+    /// The named MCP servers.
+    #[cfg(feature = "mcp")]
+    pub(crate) mcp: crate::mcp::Mcp,
+    /// The top-level workflow's `[[secrets]]` (definitions, never values).
+    pub(crate) secrets: &'static [crate::secrets::SecretDef],
+    /// The outbound `traceparent` of this run (`None` when the trigger
+    /// carried no valid inbound one).
+    pub(crate) traceparent: Option<String>,
+    /// `[budget].max_fs_write_mb` and the process-wide byte counter.
+    pub(crate) fs_write: crate::budget::FsWriteLimit,
 }
 
 /// A borrowed-or-shared policy, so a baked `static` needs no allocation.
@@ -318,6 +328,27 @@ impl Cx<'_> {
         &self.shared.intel
     }
 
+    /// The run's MCP servers.
+    #[cfg(feature = "mcp")]
+    #[must_use]
+    pub fn mcp(&self) -> &crate::mcp::Mcp {
+        &self.shared.mcp
+    }
+
+    /// The run's `[[secrets]]` definitions (resolve them with
+    /// [`crate::secrets::resolve_secret`]).
+    #[must_use]
+    pub fn secrets(&self) -> &'static [crate::secrets::SecretDef] {
+        self.shared.secrets
+    }
+
+    /// The `traceparent` header this run sends on outbound requests, when
+    /// its trigger carried a valid one (spec/dialect-ops.md §12.6).
+    #[must_use]
+    pub fn traceparent(&self) -> Option<&str> {
+        self.shared.traceparent.as_deref()
+    }
+
     /// The effective policy; `None` means allow-all.
     #[must_use]
     pub fn policy(&self) -> Option<&Policy> {
@@ -435,6 +466,11 @@ pub(crate) mod testing {
                     metrics: AtomicMetrics::default(),
                     #[cfg(feature = "llm")]
                     intel: crate::intel::Intel::default(),
+                    #[cfg(feature = "mcp")]
+                    mcp: crate::mcp::Mcp::default(),
+                    secrets: &[],
+                    traceparent: None,
+                    fs_write: crate::budget::FsWriteLimit::UNLIMITED,
                 },
                 frame: Frame::new(
                     &GRAPH,

@@ -130,6 +130,7 @@ pub fn run_with<W: Workflow>(workflow: &W, options: RunWith) -> RunReport {
             policy: options.policy,
             stub_unavailable: false,
             record_trace: options.record_trace,
+            ..RunOptions::default()
         },
     );
     engine.run(
@@ -137,6 +138,7 @@ pub fn run_with<W: Workflow>(workflow: &W, options: RunWith) -> RunReport {
         Trigger {
             kind: options.trigger,
             input: options.input,
+            traceparent: None,
         },
     )
 }
@@ -181,6 +183,21 @@ macro_rules! __agentd_require_feature {
     };
     ("schema", $workflow:literal) => {
         $crate::__agentd_require_schema!($workflow);
+    };
+    ("http", $workflow:literal) => {
+        $crate::__agentd_require_http!($workflow);
+    };
+    ("shell", $workflow:literal) => {
+        $crate::__agentd_require_shell!($workflow);
+    };
+    ("serve", $workflow:literal) => {
+        $crate::__agentd_require_serve!($workflow);
+    };
+    ("schedule-cron", $workflow:literal) => {
+        $crate::__agentd_require_schedule_cron!($workflow);
+    };
+    ("fs-watch", $workflow:literal) => {
+        $crate::__agentd_require_fs_watch!($workflow);
     };
     // Features only the CLI of a built binary needs (`policy-file`, `signing`), and
     // any this runtime does not know.
@@ -309,6 +326,111 @@ macro_rules! __agentd_require_schema {
             $workflow,
             "` needs agentd-runtime feature `schema`; enable it in Cargo.toml: ",
             "agentd-runtime = { features = [\"macros\", \"schema\"] }"
+        ));
+    };
+}
+
+#[cfg(feature = "http")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __agentd_require_http {
+    ($workflow:literal) => {};
+}
+
+#[cfg(not(feature = "http"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __agentd_require_http {
+    ($workflow:literal) => {
+        ::core::compile_error!(::core::concat!(
+            "workflow `",
+            $workflow,
+            "` needs agentd-runtime feature `http`; enable it in Cargo.toml: ",
+            "agentd-runtime = { features = [\"macros\", \"http\"] }"
+        ));
+    };
+}
+
+#[cfg(feature = "shell")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __agentd_require_shell {
+    ($workflow:literal) => {};
+}
+
+#[cfg(not(feature = "shell"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __agentd_require_shell {
+    ($workflow:literal) => {
+        ::core::compile_error!(::core::concat!(
+            "workflow `",
+            $workflow,
+            "` needs agentd-runtime feature `shell`; enable it in Cargo.toml: ",
+            "agentd-runtime = { features = [\"macros\", \"shell\"] }"
+        ));
+    };
+}
+
+#[cfg(feature = "serve")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __agentd_require_serve {
+    ($workflow:literal) => {};
+}
+
+#[cfg(not(feature = "serve"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __agentd_require_serve {
+    ($workflow:literal) => {
+        ::core::compile_error!(::core::concat!(
+            "workflow `",
+            $workflow,
+            "` needs agentd-runtime feature `serve`; enable it in Cargo.toml: ",
+            "agentd-runtime = { features = [\"macros\", \"serve\"] }"
+        ));
+    };
+}
+
+#[cfg(feature = "schedule-cron")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __agentd_require_schedule_cron {
+    ($workflow:literal) => {};
+}
+
+#[cfg(not(feature = "schedule-cron"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __agentd_require_schedule_cron {
+    ($workflow:literal) => {
+        ::core::compile_error!(::core::concat!(
+            "workflow `",
+            $workflow,
+            "` needs agentd-runtime feature `schedule-cron`; enable it in Cargo.toml: ",
+            "agentd-runtime = { features = [\"macros\", \"schedule-cron\"] }"
+        ));
+    };
+}
+
+#[cfg(feature = "fs-watch")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __agentd_require_fs_watch {
+    ($workflow:literal) => {};
+}
+
+#[cfg(not(feature = "fs-watch"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __agentd_require_fs_watch {
+    ($workflow:literal) => {
+        ::core::compile_error!(::core::concat!(
+            "workflow `",
+            $workflow,
+            "` needs agentd-runtime feature `fs-watch`; enable it in Cargo.toml: ",
+            "agentd-runtime = { features = [\"macros\", \"fs-watch\"] }"
         ));
     };
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::Workflow;
+use crate::checkpoint::{self, Approval, CheckpointError, Claim, RunPoint, StateDir};
 use crate::context::{AtomicMetrics, Cx, Frame, PolicyMode, PolicyRef, Shared, Step};
 use crate::error::Error;
 use crate::graph::{GraphId, GraphMeta, Kind, NodeIdx, NodeMeta, RetryOn, Source, StartMeta};
@@ -43,6 +44,12 @@ pub struct RunOptions {
     /// Keep a trace of the top-level walk (each entry clones the node's
     /// output, so the CLI turns this off).
     pub record_trace: bool,
+    /// Where `pause_for_approval` and progress checkpoints go
+    /// (`--state-dir`). `None`: a pause is the dialect's hard error.
+    pub state_dir: Option<StateDir>,
+    /// Write a progress checkpoint after every node of the top-level walk
+    /// (`--checkpoint-each-node`); needs `state_dir`.
+    pub checkpoint_each_node: bool,
 }
 
 impl Default for RunOptions {
@@ -53,6 +60,8 @@ impl Default for RunOptions {
             policy: PolicyMode::Baked,
             stub_unavailable: false,
             record_trace: true,
+            state_dir: None,
+            checkpoint_each_node: false,
         }
     }
 }
@@ -64,6 +73,10 @@ pub struct Trigger {
     pub kind: Source,
     /// The raw input (`null` when none).
     pub input: Value,
+    /// The inbound W3C `traceparent` header, as received (serve mode). A
+    /// valid one makes the run send a child `traceparent` on every
+    /// `http_request`; an invalid one is ignored (spec/dialect-ops.md §12.6).
+    pub traceparent: Option<String>,
 }
 
 impl Trigger {
@@ -73,6 +86,7 @@ impl Trigger {
         Self {
             kind: Source::Manual,
             input,
+            traceparent: None,
         }
     }
 }
@@ -84,6 +98,8 @@ pub struct Engine<'w, W: Workflow> {
     options: RunOptions,
     #[cfg(feature = "llm")]
     intel: crate::intel::Intel,
+    #[cfg(feature = "mcp")]
+    mcp: crate::mcp::Mcp,
 }
 
 impl<'w, W: Workflow> Engine<'w, W> {
@@ -98,6 +114,12 @@ impl<'w, W: Workflow> Engine<'w, W> {
                 crate::intel::Backends::new(),
                 crate::intel::TokenBudget::new(W::MAX_LLM_TOKENS),
             ),
+            // The baked servers, each started on its first call.
+            #[cfg(feature = "mcp")]
+            mcp: crate::mcp::Mcp::from_defs(
+                W::MCP_SERVERS,
+                &crate::mcp::McpOptions::for_workflow::<W>(crate::mcp::DEFAULT_CALL_TIMEOUT),
+            ),
         }
     }
 
@@ -106,6 +128,14 @@ impl<'w, W: Workflow> Engine<'w, W> {
     #[must_use]
     pub fn with_intel(mut self, intel: crate::intel::Intel) -> Self {
         self.intel = intel;
+        self
+    }
+
+    /// Use `mcp` (the named MCP servers) for every run.
+    #[cfg(feature = "mcp")]
+    #[must_use]
+    pub fn with_mcp(mut self, mcp: crate::mcp::Mcp) -> Self {
+        self.mcp = mcp;
         self
     }
 
@@ -122,38 +152,283 @@ impl<'w, W: Workflow> Engine<'w, W> {
     pub fn run(&self, start: &str, trigger: Trigger) -> RunReport {
         let started = Instant::now();
         let execution_id = next_execution_id();
+        let shared = self.shared(execution_id.clone(), trigger.traceparent.as_deref());
+        let mut entries = Vec::new();
+        let trace = self.options.record_trace.then_some(&mut entries);
+        let deadline = started.checked_add(self.options.timeout);
+        let mut durable = self.options.state_dir.as_ref().map(|dir| Durable {
+            dir,
+            each_node: self.options.checkpoint_each_node,
+            run_id: execution_id.clone(),
+            start_node: start.to_owned(),
+            trigger_kind: trigger.kind,
+            program_hash: W::INFO.program_hash,
+            claim: None,
+            resumed: false,
+        });
+        let run_obs = crate::obs::spans::RunObs::start(
+            &execution_id,
+            W::INFO.workflow,
+            start,
+            self.options.dry_run,
+        );
+        let outcome = run_top(
+            self.workflow,
+            &shared,
+            start,
+            trigger,
+            deadline,
+            trace,
+            durable.as_mut(),
+        );
+        // `[budget].max_run_time_secs`, when it is what set the deadline.
+        let run_time_cap = W::LIMITS
+            .max_run_time_secs
+            .filter(|cap| *cap > 0 && self.options.timeout >= Duration::from_secs(*cap));
+        run_obs.finish(&execution_id, &outcome, run_time_cap);
+        if let Some(durable) = durable {
+            durable.finish(&outcome);
+        }
+        report(outcome, entries, &shared)
+    }
+
+    /// Resume run `run_id` from its checkpoint in the state directory (spec
+    /// §8.6): `Approve` continues at `resume_node` with the saved outputs, a
+    /// fresh deadline and fresh loop counters (a checkpoint without a
+    /// `resume_node` completes at once); `Deny` ends the run `failed`. The
+    /// trace holds only post-resume nodes. A `completed` or `failed` end
+    /// deletes the checkpoint; a hard error leaves it for another attempt.
+    ///
+    /// The run's lock is taken before the checkpoint is read and held to
+    /// the end, so a run still in progress, or a second resumer, is refused.
+    ///
+    /// # Errors
+    ///
+    /// Why the checkpoint cannot be resumed (no state dir, missing, corrupt,
+    /// another workflow or build, in use, `Deny` of a progress snapshot);
+    /// the run has not started then. Problems during the run are in the
+    /// report, as for [`Engine::run`].
+    pub fn resume(&self, run_id: &str, approval: Approval) -> Result<RunReport, CheckpointError> {
+        let dir = self
+            .options
+            .state_dir
+            .as_ref()
+            .ok_or(CheckpointError::NoStateDir)?;
+        let claim = dir.claim(run_id)?;
+        let saved = dir.load(run_id)?;
+        saved.check_program(W::INFO.workflow, W::INFO.program_hash)?;
+        if approval == Approval::Deny && !saved.awaiting_approval {
+            return Err(CheckpointError::NotAwaitingApproval {
+                run_id: saved.run_id,
+            });
+        }
+        let graph = W::GRAPHS
+            .first()
+            .ok_or_else(|| CheckpointError::WorkflowMismatch {
+                run_id: saved.run_id.clone(),
+                found: saved.workflow.clone(),
+                expected: "(no graphs compiled in)".to_owned(),
+            })?;
+        let named = |id: &Option<String>| {
+            id.as_deref()
+                .map(|id| checkpoint::node_named(graph, run_id, id))
+                .transpose()
+        };
+        let paused_at = named(&saved.paused_at)?.map(|(_, node)| node.id);
+        let resume_at = named(&saved.resume_node)?.map(|(idx, _)| idx);
+
+        let started = Instant::now();
+        let deadline = started
+            .checked_add(self.options.timeout)
+            .unwrap_or_else(far_future);
+        let trigger_kind = Source::from(saved.trigger_kind);
+        let mut frame = Frame::new(
+            graph,
+            GraphId(0),
+            trigger_kind,
+            saved.trigger_input.clone(),
+            deadline,
+            0,
+        );
+        checkpoint::restore(&mut frame, &saved)?;
+        let shared = self.shared(saved.run_id.clone(), None);
+        let mut durable = Durable {
+            dir,
+            each_node: self.options.checkpoint_each_node,
+            run_id: saved.run_id.clone(),
+            start_node: saved.start_node.clone(),
+            trigger_kind,
+            program_hash: W::INFO.program_hash,
+            claim: Some(claim),
+            resumed: true,
+        };
+        crate::obs::audit(
+            "workflow.resumed",
+            serde_json::json!({
+                "execution_id": saved.run_id,
+                "workflow": saved.workflow,
+                "decision": match approval {
+                    Approval::Approve => "approve",
+                    Approval::Deny => "deny",
+                },
+                "resume_node": saved.resume_node,
+            }),
+        );
+        let mut entries = Vec::new();
+        let trace = self.options.record_trace.then_some(&mut entries);
+        let outcome = match (approval, resume_at) {
+            (Approval::Deny, _) => Ok(Outcome::Failed {
+                reason: format!(
+                    "approval denied at `{}`",
+                    paused_at.unwrap_or("pause_for_approval")
+                )
+                .into(),
+                last_node: paused_at,
+            }),
+            (Approval::Approve, None) => Ok(Outcome::Completed {
+                final_value: Value::Null,
+                last_node: paused_at,
+                http_response: None,
+            }),
+            (Approval::Approve, Some(entry)) => walk(
+                self.workflow,
+                &shared,
+                &mut frame,
+                entry,
+                trace,
+                Some(&mut durable),
+            )
+            .map(|mut outcome| {
+                if let Outcome::Completed { http_response, .. } = &mut outcome {
+                    *http_response = frame.reply.take();
+                }
+                outcome
+            }),
+        };
+        durable.finish(&outcome);
+        Ok(report(outcome, entries, &shared))
+    }
+
+    /// The per-run state every walk of one run shares.
+    fn shared(&self, execution_id: String, traceparent: Option<&str>) -> Shared {
         let policy = match &self.options.policy {
             PolicyMode::Baked => W::POLICY.map(PolicyRef::Baked),
             PolicyMode::AllowAll => None,
             PolicyMode::Override(p) => Some(PolicyRef::Owned(p.clone())),
         };
-        let shared = Shared {
-            execution_id: execution_id.clone(),
+        Shared {
+            execution_id,
             dry_run: self.options.dry_run,
             stub_unavailable: self.options.stub_unavailable,
             policy,
             metrics: AtomicMetrics::default(),
             #[cfg(feature = "llm")]
             intel: self.intel.clone(),
-        };
-        let mut entries = Vec::new();
-        let trace = self.options.record_trace.then_some(&mut entries);
-        let deadline = started.checked_add(self.options.timeout);
-        let outcome = run_top(self.workflow, &shared, start, trigger, deadline, trace);
-        if outcome.is_err() {
-            // Spec §4.4: a hard error has no outcome and no trace.
-            entries.clear();
-        }
-        RunReport {
-            outcome,
-            trace: Trace {
-                execution_id: execution_id.clone(),
-                entries,
-            },
-            metrics: shared.metrics.snapshot(),
-            execution_id,
+            #[cfg(feature = "mcp")]
+            mcp: self.mcp.clone(),
+            secrets: W::SECRETS,
+            traceparent: crate::traceparent::outbound(traceparent),
+            fs_write: crate::budget::FsWriteLimit::of(&W::LIMITS),
         }
     }
+}
+
+/// The report of a finished run.
+fn report(
+    outcome: Result<Outcome, Error>,
+    mut entries: Vec<TraceEntry>,
+    shared: &Shared,
+) -> RunReport {
+    if outcome.is_err() {
+        // Spec §4.4: a hard error has no outcome and no trace.
+        entries.clear();
+    }
+    RunReport {
+        outcome,
+        trace: Trace {
+            execution_id: shared.execution_id.clone(),
+            entries,
+        },
+        metrics: shared.metrics.snapshot(),
+        execution_id: shared.execution_id.clone(),
+    }
+}
+
+/// The top-level walk's link to the state directory (child walks have
+/// none: a child's pause is its parent's error, spec §4.8).
+struct Durable<'e> {
+    dir: &'e StateDir,
+    each_node: bool,
+    run_id: String,
+    start_node: String,
+    trigger_kind: Source,
+    /// [`crate::graph::BuildInfo::program_hash`], stamped on every checkpoint.
+    program_hash: &'static str,
+    /// The run's lock: taken before the first checkpoint write (a resume
+    /// takes it before reading), released when the run ends.
+    claim: Option<Claim>,
+    /// The run started from a checkpoint.
+    resumed: bool,
+}
+
+impl Durable<'_> {
+    /// Write this run's checkpoint of `frame`.
+    fn save(
+        &mut self,
+        frame: &Frame,
+        paused_at: &str,
+        resume_node: Option<&str>,
+        reason: Option<&str>,
+        awaiting_approval: bool,
+    ) -> Result<(), Error> {
+        if self.claim.is_none() {
+            self.claim = Some(self.dir.claim(&self.run_id).map_err(io_error)?);
+        }
+        let point = RunPoint {
+            run_id: &self.run_id,
+            start_node: &self.start_node,
+            trigger_kind: self.trigger_kind,
+            program_hash: self.program_hash,
+        };
+        let saved = checkpoint::capture(
+            frame,
+            &point,
+            paused_at,
+            resume_node,
+            reason,
+            awaiting_approval,
+        );
+        self.dir.save(&saved).map_err(io_error)
+    }
+
+    /// End-of-run bookkeeping (spec §8.6): `completed` and `failed` delete
+    /// the checkpoint; `timed_out` keeps a progress snapshot (when
+    /// checkpointing each node) and otherwise deletes a resumed run's
+    /// checkpoint; `paused` and hard errors keep it. Dropping `self`
+    /// releases the run's lock.
+    fn finish(self, outcome: &Result<Outcome, Error>) {
+        let delete = match outcome {
+            Ok(Outcome::Completed { .. } | Outcome::Failed { .. }) => true,
+            Ok(Outcome::TimedOut { .. }) => self.resumed && !self.each_node,
+            Ok(Outcome::Paused { .. }) | Err(_) => false,
+        };
+        // Without the lock this run never wrote a checkpoint.
+        if delete
+            && self.claim.is_some()
+            && let Err(e) = self.dir.remove(&self.run_id)
+        {
+            // The outcome stands; a leftover checkpoint would be resumed again,
+            // so say so loudly.
+            crate::obs::audit(
+                "checkpoint.remove_failed",
+                serde_json::json!({ "execution_id": self.run_id, "error": e.to_string() }),
+            );
+        }
+    }
+}
+
+fn io_error(e: CheckpointError) -> Error {
+    Error::Io(std::io::Error::other(e.to_string()))
 }
 
 fn run_top<W: Workflow>(
@@ -163,6 +438,7 @@ fn run_top<W: Workflow>(
     trigger: Trigger,
     deadline: Option<Instant>,
     trace: Option<&mut Vec<TraceEntry>>,
+    durable: Option<&mut Durable<'_>>,
 ) -> Result<Outcome, Error> {
     let graph = W::GRAPHS
         .first()
@@ -180,7 +456,7 @@ fn run_top<W: Workflow>(
         deadline.unwrap_or_else(far_future),
         0,
     );
-    let mut outcome = walk(w, shared, &mut frame, entry, trace)?;
+    let mut outcome = walk(w, shared, &mut frame, entry, trace, durable)?;
     // Only the top-level run carries the `respond` reply, and only when it
     // completed (spec §3.23).
     if let Outcome::Completed { http_response, .. } = &mut outcome {
@@ -208,7 +484,7 @@ pub(crate) fn run_child<W: Workflow>(
         .ok_or_else(|| Error::Config(format!("graph {} has no start index {start}", graph.0)))?;
     let entry = resolve_entry(meta, start_meta)?;
     let mut frame = Frame::new(meta, graph, Source::Manual, input, deadline, depth);
-    walk(w, shared, &mut frame, entry, None)
+    walk(w, shared, &mut frame, entry, None, None)
 }
 
 fn graph_meta<W: Workflow>(graph: GraphId) -> Result<&'static GraphMeta, Error> {
@@ -238,6 +514,7 @@ fn walk<W: Workflow>(
     frame: &mut Frame,
     entry: NodeIdx,
     mut trace: Option<&mut Vec<TraceEntry>>,
+    mut durable: Option<&mut Durable<'_>>,
 ) -> Result<Outcome, Error> {
     let graph = frame.graph;
     let started = Instant::now();
@@ -271,13 +548,15 @@ fn walk<W: Workflow>(
         last_entered = Some(node.id);
 
         if node.kind == Kind::PauseForApproval {
-            return pause(frame, node);
+            return pause(w, shared, frame, current, node, durable, &mut trace);
         }
 
         AtomicMetrics::bump(&shared.metrics.node_executions);
         let visit_started = Instant::now();
+        let node_obs = crate::obs::spans::NodeObs::start(node);
         let result = dispatch(w, shared, frame, current, node);
         let elapsed_ms = millis(visit_started.elapsed());
+        node_obs.finish(&shared.execution_id, node, &result, elapsed_ms);
 
         let step = match result {
             Ok(step) => step,
@@ -337,6 +616,14 @@ fn walk<W: Workflow>(
                 match next {
                     Some(to) => {
                         frame.store(node.slot, value);
+                        if let Some(durable) = durable.as_deref_mut()
+                            && durable.each_node
+                        {
+                            // Progress snapshot (§8.6): a crash from here on
+                            // resumes at `to`, so `to` runs at least once.
+                            let next_id = node_meta(graph, to)?.id;
+                            durable.save(frame, node.id, Some(next_id), None, false)?;
+                        }
                         current = to;
                     }
                     None => {
@@ -386,21 +673,86 @@ fn record(
     }
 }
 
-/// `pause_for_approval` (spec §3.22, §8.6).
+/// `pause_for_approval` (spec §3.22, §8.6), before any handler: without a
+/// state directory the dialect's hard error; otherwise find the resume node
+/// (the pause's sole unconditional successor, or none), save a checkpoint
+/// awaiting approval, record the `pause` trace entry and end `paused`.
 ///
-/// Checkpointing needs a state directory, which this runtime does not have
-/// yet, so a pause is the dialect's hard error. The state-dir issue replaces
-/// this function: compute the resume node, write the checkpoint, push the
-/// `pause` trace entry and return [`Outcome::Paused`].
-fn pause(frame: &Frame, node: &NodeMeta) -> Result<Outcome, Error> {
-    Err(Error::workflow(
-        frame.graph.name,
-        format!(
-            "node `{}` is pause_for_approval but no state directory is configured \
-             (set --state-dir) — nowhere to checkpoint the run",
-            node.id
-        ),
-    ))
+/// In a child walk nothing is saved (a child run cannot be resumed on its
+/// own); the parent's `call`/`parallel`/`map` turns the `paused` outcome
+/// into its "nested pause_for_approval is not supported" error.
+fn pause<W: Workflow>(
+    w: &W,
+    shared: &Shared,
+    frame: &Frame,
+    idx: NodeIdx,
+    node: &'static NodeMeta,
+    durable: Option<&mut Durable<'_>>,
+    trace: &mut Option<&mut Vec<TraceEntry>>,
+) -> Result<Outcome, Error> {
+    let reason = w.pause_reason(frame.graph_id, idx);
+    let paused = Outcome::Paused {
+        run_id: shared.execution_id.clone(),
+        last_node: Some(node.id),
+        reason,
+    };
+    if frame.depth > 0 {
+        return Ok(paused);
+    }
+    let Some(durable) = durable else {
+        return Err(Error::workflow(
+            frame.graph.name,
+            format!(
+                "node `{}` is pause_for_approval but no state directory is configured \
+                 (set --state-dir) — nowhere to checkpoint the run",
+                node.id
+            ),
+        ));
+    };
+    let resume_node = match sole_unconditional_successor(frame.graph, idx, node)? {
+        Some(to) => Some(node_meta(frame.graph, to)?.id),
+        None => None,
+    };
+    durable.save(frame, node.id, resume_node, reason, true)?;
+    record(trace, node, StepKind::Pause, None, Value::Null, 0);
+    crate::obs::audit(
+        "workflow.paused",
+        serde_json::json!({
+            "execution_id": shared.execution_id,
+            "workflow": frame.graph.name,
+            "node": node.id,
+            "resume_node": resume_node,
+            "reason": reason,
+        }),
+    );
+    Ok(paused)
+}
+
+/// The target of the pause node's only unconditional out-edge; `None` when
+/// it has none; a hard error when it has several (spec §8.6).
+fn sole_unconditional_successor(
+    graph: &GraphMeta,
+    idx: NodeIdx,
+    node: &NodeMeta,
+) -> Result<Option<NodeIdx>, Error> {
+    let edges = usize::try_from(idx.0)
+        .ok()
+        .and_then(|i| graph.out_edges.get(i))
+        .map_or(&[][..], |edges| *edges);
+    let mut unconditional = edges.iter().filter(|e| e.when.is_none());
+    match (unconditional.next(), unconditional.count()) {
+        (None, _) => Ok(None),
+        (Some(edge), 0) => Ok(Some(edge.to)),
+        (Some(_), more) => Err(Error::workflow(
+            graph.name,
+            format!(
+                "pause_for_approval node `{}` has {} unconditional out-edges; \
+                 it must have at most one (the node to resume at)",
+                node.id,
+                more + 1
+            ),
+        )),
+    }
 }
 
 /// Call the node through the generated dispatch, honouring its retry policy.
@@ -442,6 +794,7 @@ fn dispatch<W: Workflow>(
         {
             return Err(Error::Timeout(wait));
         }
+        crate::obs::spans::node_retry(&shared.execution_id, node, attempt, &policy, wait, err);
         std::thread::sleep(wait);
         attempt += 1;
     }

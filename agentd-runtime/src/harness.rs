@@ -63,6 +63,63 @@ pub struct Case {
     /// The scripted LLM: `[[intel.turns]]` (or fixture `[mocks] intel`) and
     /// `[faults] intel_error_on_call`.
     pub intel: CaseIntel,
+    /// The scripted MCP servers: `[mocks] mcp_tools` / `mcp_resources`.
+    pub mcp: CaseMcp,
+}
+
+/// The `[mocks]` MCP results of a case: tool name or exact URI → the JSON
+/// text of each result, answered in order (spec §9.2).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaseMcp {
+    /// `mcp_tools`: `tools/call` results in MCP wire casing.
+    pub tools: &'static [(&'static str, &'static [&'static str])],
+    /// `mcp_resources`: `resources/read` results.
+    pub resources: &'static [(&'static str, &'static [&'static str])],
+}
+
+impl CaseMcp {
+    /// Fresh mock servers for one trial of workflow `W`, or an empty
+    /// registry (the MCP kinds then answer the stub) when the case has no
+    /// MCP mocks. One scripted server answers under every name the
+    /// workflow declares in `[[mcp_servers]]` (with that server's
+    /// allowlists), or under `default` (gated by `[policy.mcp]`) when it
+    /// declares none.
+    ///
+    /// # Errors
+    ///
+    /// A canned result that is not JSON.
+    #[cfg(feature = "mcp")]
+    pub fn for_trial<W: Workflow>(&self) -> Result<crate::mcp::Mcp, String> {
+        use crate::mcp::{
+            Allowlists, DEFAULT_CALL_TIMEOUT, DEFAULT_SERVER, Mcp, McpServer, ServerEntry,
+            mock::MockServer,
+        };
+        if self.tools.is_empty() && self.resources.is_empty() {
+            return Ok(Mcp::new(Vec::new(), DEFAULT_CALL_TIMEOUT));
+        }
+        let server: Arc<dyn McpServer> =
+            Arc::new(MockServer::from_canned(self.tools, self.resources)?);
+        let entries = if W::MCP_SERVERS.is_empty() {
+            vec![ServerEntry {
+                name: DEFAULT_SERVER.to_owned(),
+                allow: Allowlists::PolicyMcp,
+                server,
+            }]
+        } else {
+            W::MCP_SERVERS
+                .iter()
+                .map(|def| ServerEntry {
+                    name: def.name.to_owned(),
+                    allow: Allowlists::Lists {
+                        tools: def.allow_tools,
+                        resources: def.allow_resources,
+                    },
+                    server: Arc::clone(&server),
+                })
+                .collect()
+        };
+        Ok(Mcp::new(entries, DEFAULT_CALL_TIMEOUT))
+    }
 }
 
 /// The mock backend of a case (spec §9.1, §9.2).
@@ -77,13 +134,24 @@ pub struct CaseIntel {
 
 impl CaseIntel {
     /// A fresh registry for trial `trial` (0-based) and an unbounded budget.
+    /// The one scripted backend answers as `default` and under every name
+    /// in `aliases` (the workflow's `[[intelligence.backends]]`), so the
+    /// turns drive `llm_infer` and `agent_loop` whatever backend they name,
+    /// in call order.
     #[must_use]
-    pub fn for_trial(&self, trial: u32) -> crate::intel::Intel {
-        use crate::intel::{Backends, Intel, TokenBudget, mock::MockBackend};
+    pub fn for_trial(&self, trial: u32, aliases: &[&str]) -> crate::intel::Intel {
+        use crate::intel::{Backend, Backends, Intel, TokenBudget, mock::MockBackend};
         let mut backends = Backends::new();
         if !self.turns.is_empty() {
-            let mock = MockBackend::new(self.turns, u64::from(trial), self.fault_on_call);
-            backends.insert(crate::intel::DEFAULT_BACKEND, Arc::new(mock));
+            let mock: Arc<dyn Backend> = Arc::new(MockBackend::new(
+                self.turns,
+                u64::from(trial),
+                self.fault_on_call,
+            ));
+            backends.insert(crate::intel::DEFAULT_BACKEND, Arc::clone(&mock));
+            for name in aliases {
+                backends.insert(*name, Arc::clone(&mock));
+            }
         }
         Intel::new(backends, TokenBudget::new(None))
     }
@@ -123,18 +191,36 @@ pub fn run_case<W: Workflow>(w: &W, case: &Case) -> CaseResult {
         policy,
         stub_unavailable: true,
         record_trace: true,
+        // Spec §9.1: no state dir, so `pause_for_approval` is `errored`.
+        state_dir: None,
+        checkpoint_each_node: false,
     };
     let trials = case.trials.max(1);
     let mut passed = 0;
     let mut detail = String::new();
     for trial in 0..trials {
         // A fresh mock per trial: its queue and variant choice are per trial.
-        let engine = Engine::new(w, options.clone()).with_intel(case.intel.for_trial(trial));
+        let aliases: Vec<&str> = W::BACKENDS.iter().map(|b| b.name).collect();
+        let engine =
+            Engine::new(w, options.clone()).with_intel(case.intel.for_trial(trial, &aliases));
+        #[cfg(feature = "mcp")]
+        let engine = match case.mcp.for_trial::<W>() {
+            Ok(mcp) => engine.with_mcp(mcp),
+            Err(why) => {
+                return CaseResult {
+                    passed: false,
+                    trials_passed: 0,
+                    trials,
+                    detail: why,
+                };
+            }
+        };
         let report = engine.run(
             case.start,
             Trigger {
                 kind: case.trigger_kind,
                 input: payload.clone(),
+                traceparent: None,
             },
         );
         match check(&case.expected, &report) {

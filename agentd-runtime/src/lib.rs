@@ -20,9 +20,14 @@
 //! | `fs` | `read_file`, `write_file`, `create_dir` |
 //! | `env` | `read_env` |
 //! | `data` | `parse_json`, `template_render`, `json_select`, `diff_compute` |
+//! | `http` | `http_request` (ureq + rustls, ring provider, webpki roots or `AGENTD_HTTP_CA_FILE`) |
+//! | `shell` | `shell_run` (Unix; process-group kill through libc) |
+//! | *(always)* | `[[secrets]]` resolution ([`secrets`]) and W3C `traceparent` ([`traceparent`]) |
+//! | *(always)* | `pause_for_approval`, checkpoints, resume and crash recovery in `--state-dir` ([`checkpoint`]) |
 //! | `llm` | `llm_infer`, the backend registry, mock and JSON-RPC transports ([`intel`]) |
 //! | `llm-remote` | `[[intelligence.backends]]` providers over ureq + rustls |
 //! | `schema` | JSON Schema validation of `llm_infer` output |
+//! | `mcp` | `call_mcp_tool`, `read_mcp_resource`, the stdio MCP client ([`mcp`]) |
 //! | `policy-file` | `--policy FILE` / `AGENTD_POLICY` override (module `policy_file`); always on in `agentd build` |
 //! | `signing` | Ed25519 check of signed policy overrides (built with signing required) |
 //! | `macros` | re-exports the `agentd!` macro (embedding; see `docs/embedding.md`); never in `agentd build` binaries |
@@ -32,6 +37,7 @@
 //! See `tests/hand_wired.rs` — the reference the code generator imitates.
 
 pub mod budget;
+pub mod checkpoint;
 pub mod cli;
 pub mod context;
 pub mod embed;
@@ -42,12 +48,21 @@ pub mod graph;
 pub mod harness;
 #[cfg(feature = "llm")]
 pub mod intel;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 pub mod nodes;
+pub mod obs;
 pub mod outcome;
 pub mod policy;
 #[cfg(feature = "policy-file")]
 pub mod policy_file;
+#[cfg(feature = "serve")]
+pub mod reload;
+pub mod secrets;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod template;
+pub mod traceparent;
 
 pub use context::{Cx, PolicyMode, Step};
 pub use engine::{Engine, RunOptions, Trigger};
@@ -91,9 +106,36 @@ pub trait Workflow: Sync + Sized + 'static {
     /// applied by the CLI at start.
     const LIMITS: budget::Limits = budget::Limits::NONE;
 
+    /// The top-level workflow's `[logging]` (level, format, target, rotation,
+    /// the audit sink), the lowest-precedence source of the log settings.
+    const LOGGING: obs::LogConfig = obs::LogConfig::NONE;
+
+    /// The top-level workflow's `[[secrets]]` definitions (names and
+    /// sources, never values); resolved by [`secrets::resolve`].
+    const SECRETS: &'static [secrets::SecretDef] = &[];
+
     /// The top-level workflow's `[[intelligence.backends]]`.
     #[cfg(feature = "llm")]
     const BACKENDS: &'static [intel::BackendDef] = &[];
+
+    /// The top-level workflow's `[[http_routes]]` and long-lived
+    /// `[[triggers]]` (serve mode; see [`serve`]).
+    #[cfg(feature = "serve")]
+    const SERVE: &'static serve::ServeDef = &serve::ServeDef::EMPTY;
+
+    /// The top-level workflow's `[[mcp_servers]]` (child workflows' are
+    /// never applied, spec §4.8).
+    #[cfg(feature = "mcp")]
+    const MCP_SERVERS: &'static [mcp::McpServerDef] = &[];
+
+    /// The top-level workflow's `[auth.*]` bindings, checked per route by
+    /// [`serve::auth::authorize`].
+    #[cfg(feature = "serve")]
+    const AUTH: &'static serve::auth::AuthDefs = &serve::auth::AuthDefs::EMPTY;
+
+    /// The top-level workflow's `[server.tls]`; `None` serves plaintext.
+    #[cfg(feature = "tls")]
+    const TLS: Option<&'static serve::tls::TlsDef> = None;
 
     /// Run node `node` of graph `g`: a generated `match` over `(g.0, node.0)`
     /// calling the node function with the node's baked config.
@@ -103,4 +145,13 @@ pub trait Workflow: Sync + Sized + 'static {
     /// Whatever the node function returns; an unknown `(g, node)` pair
     /// should return [`Error::Config`].
     fn exec(&self, g: GraphId, node: NodeIdx, cx: &mut Cx<'_>) -> Result<Step, Error>;
+
+    /// The `reason` of `pause_for_approval` node `node` of graph `g`, if it
+    /// declared one (the engine runs pauses itself, so the reason is baked
+    /// here rather than in a node config). Generated only for workflows
+    /// with such a node.
+    fn pause_reason(&self, g: GraphId, node: NodeIdx) -> Option<&'static str> {
+        let _ = (g, node);
+        None
+    }
 }

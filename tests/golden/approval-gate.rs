@@ -189,4 +189,18 @@ impl ::agentd_runtime::Workflow for Program {
             _ => ::agentd_runtime::nodes::unknown_node(g, node),
         }
     }
+    fn pause_reason(
+        &self,
+        g: ::agentd_runtime::graph::GraphId,
+        node: ::agentd_runtime::graph::NodeIdx,
+    ) -> ::core::option::Option<&'static str> {
+        match (g.0, node.0) {
+            (0, 2) => {
+                ::core::option::Option::Some(
+                    "Review the proposal, then resume with --resume RUN_ID to apply it.",
+                )
+            }
+            _ => ::core::option::Option::None,
+        }
+    }
 }

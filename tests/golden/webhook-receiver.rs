@@ -130,7 +130,7 @@ static INFO: ::agentd_runtime::graph::BuildInfo = ::agentd_runtime::graph::Build
             sha256: "bb53b569a6bf9ffd9a48e43a4fd33025904f54a28975efb2d4d910a2f9a4c80e",
         },
     ],
-    capabilities: &["data", "fs"],
+    capabilities: &["auth-hmac", "data", "fs", "serve"],
     program_hash: "b8dc1d1522a3e96634670353ea801092717d79a1ed2a0022527a73746a954e1d",
     signer: ::core::option::Option::None,
     policy_key: ::core::option::Option::None,
@@ -165,6 +165,40 @@ impl ::agentd_runtime::Workflow for Program {
             },
         },
     );
+    #[allow(clippy::needless_update)]
+    const AUTH: &'static ::agentd_runtime::serve::auth::AuthDefs = &::agentd_runtime::serve::auth::AuthDefs {
+        bearer: &[],
+        basic: &[],
+        hmac: &[
+            ::agentd_runtime::serve::auth::HmacDef {
+                name: "github",
+                secret_name: ::core::option::Option::Some("GITHUB_WEBHOOK_SECRET"),
+                secret: ::core::option::Option::None,
+                header: "X-Hub-Signature-256",
+                prefix: "sha256=",
+                timestamp_header: ::core::option::Option::None,
+                tolerance_secs: ::agentd_runtime::serve::auth::HmacDef::DEFAULT_TOLERANCE_SECS,
+            },
+        ],
+        ..::agentd_runtime::serve::auth::AuthDefs::EMPTY
+    };
+    const SERVE: &'static ::agentd_runtime::serve::def::ServeDef = &::agentd_runtime::serve::def::ServeDef {
+        routes: &[
+            ::agentd_runtime::serve::def::RouteDef {
+                method: "POST",
+                path: "/hooks/github",
+                start: "on_hook",
+                auth: ::agentd_runtime::serve::def::AuthRef::Hmac("github"),
+                rate_limit: ::core::option::Option::Some(::agentd_runtime::serve::def::RateLimitDef {
+                    capacity: 20,
+                    per_second: 5f64,
+                }),
+                idempotency: ::core::option::Option::None,
+                inline: false,
+            },
+        ],
+        triggers: &[],
+    };
     fn exec(
         &self,
         g: ::agentd_runtime::graph::GraphId,

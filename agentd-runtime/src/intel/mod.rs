@@ -6,8 +6,9 @@
 //! baked backend definitions of `[[intelligence.backends]]` ([`BackendDef`]).
 //! The transports live in submodules: [`mock`] (the scripted harness
 //! backend), [`rpc`] (the dialect's JSON-RPC adapter over a Unix socket or
-//! plain HTTP) and `openai` (OpenAI-compatible chat completions, feature
-//! `llm-remote`).
+//! plain HTTP), and with feature `llm-remote` the providers `openai`
+//! (OpenAI-compatible chat completions), `anthropic` (Messages API) and
+//! `gemini` (`generateContent`), which share `remote`.
 //!
 //! Everything a backend receives from the outside (socket bytes, HTTP
 //! bodies, model output) is untrusted: sizes are bounded, malformed input is
@@ -24,9 +25,15 @@ use serde::Serialize;
 
 use crate::error::Error;
 
+#[cfg(feature = "llm-remote")]
+pub mod anthropic;
+#[cfg(feature = "llm-remote")]
+pub mod gemini;
 pub mod mock;
 #[cfg(feature = "llm-remote")]
 pub mod openai;
+#[cfg(feature = "llm-remote")]
+pub mod remote;
 pub mod rpc;
 
 /// The reserved name of the command-line backend (`--intel-unix`/`--intel-http`).
@@ -195,10 +202,16 @@ impl TokenBudget {
     pub fn check(&self, tool: &'static str) -> Result<(), Error> {
         let used = self.used();
         match self.cap {
-            Some(cap) if used >= cap => Err(Error::tool(
-                tool,
-                format!("budget.max_llm_tokens exceeded: {used} / {cap} tokens consumed"),
-            )),
+            Some(cap) if used >= cap => {
+                crate::obs::audit(
+                    "budget.llm_tokens_exceeded",
+                    serde_json::json!({"tool": tool, "used": used, "cap": cap}),
+                );
+                Err(Error::tool(
+                    tool,
+                    format!("budget.max_llm_tokens exceeded: {used} / {cap} tokens consumed"),
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -278,22 +291,44 @@ pub struct BackendDef {
     pub max_tokens: Option<u32>,
 }
 
-/// Build the named backends of `defs` with I/O timeout `timeout`.
+/// Resolves an `api_key_env` secret name to the key at call time; `Err`
+/// says why it cannot (never containing a value).
+pub type KeyResolver = fn(&str) -> Result<String, String>;
+
+/// Build the named backends of `defs` with I/O timeout `timeout`; API keys
+/// are resolved with `keys` at every call.
 ///
 /// # Errors
 ///
 /// A message (the CLI exits 2) for a definition this build cannot serve: a
-/// provider other than `openai`/`openai-compatible`, a missing `base_url`
-/// or `model`, or a build without the `llm-remote` feature.
-pub fn build_named(defs: &[BackendDef], timeout: Duration) -> Result<Backends, String> {
+/// missing `model`, a missing `api_key_env` (`anthropic`, `gemini`) or
+/// `base_url` (`openai-compatible`), or a build without the `llm-remote`
+/// feature.
+pub fn build_named(
+    defs: &[BackendDef],
+    timeout: Duration,
+    keys: KeyResolver,
+) -> Result<Backends, String> {
     let mut out = Backends::new();
     for (i, def) in defs.iter().enumerate() {
         if def.model.is_empty() {
             return Err(format!("intelligence.backends.{i}: `model` is required"));
         }
-        out.insert(def.name, remote_backend(i, def, timeout)?);
+        out.insert(def.name, remote_backend(i, def, timeout, keys)?);
     }
     Ok(out)
+}
+
+/// The [`KeyResolver`] of workflow `W`: its `[[secrets]]`, then the process
+/// environment (spec/dialect-ops.md §11, the single front door).
+///
+/// # Errors
+///
+/// A message naming the secret and its source.
+pub fn secret_key<W: crate::Workflow>(name: &str) -> Result<String, String> {
+    crate::secrets::resolve(W::SECRETS, name)
+        .map(crate::secrets::Secret::into_exposed)
+        .map_err(|e| e.to_string())
 }
 
 /// The baked binary's backends: `default` from `--intel-unix` (wins) or
@@ -313,7 +348,7 @@ pub fn cli_intel<W: crate::Workflow>(
     bearer_file: Option<&str>,
     timeout: Duration,
 ) -> Result<Intel, String> {
-    let mut backends = build_named(W::BACKENDS, timeout)?;
+    let mut backends = build_named(W::BACKENDS, timeout, secret_key::<W>)?;
     if let Some(path) = unix {
         #[cfg(unix)]
         backends.insert(
@@ -349,30 +384,57 @@ fn remote_backend(
     i: usize,
     def: &BackendDef,
     timeout: Duration,
+    keys: KeyResolver,
 ) -> Result<Arc<dyn Backend>, String> {
-    let base = match (def.provider, def.base_url) {
-        (Provider::OpenAi, None) => "https://api.openai.com",
-        (Provider::OpenAi | Provider::OpenAiCompatible, Some(url)) => url,
-        (Provider::OpenAiCompatible, None) => {
-            return Err(format!(
-                "intelligence.backends.{i}: `base_url` is required for provider `openai-compatible`"
-            ));
-        }
-        (p @ (Provider::Anthropic | Provider::Gemini), _) => {
-            return Err(format!(
-                "intelligence.backends.{i} (`{}`): provider `{}` is not supported by this runtime yet; \
-                 use `openai` or `openai-compatible`",
+    let required_key = || {
+        def.api_key_env.ok_or_else(|| {
+            format!(
+                "intelligence.backends.{i} (`{}`): `api_key_env` is required for provider `{}`",
                 def.name,
-                p.as_str()
-            ));
-        }
+                def.provider.as_str()
+            )
+        })
     };
-    Ok(Arc::new(openai::OpenAiBackend::new(
-        base,
-        def.model,
-        def.api_key_env,
-        timeout,
-    )))
+    Ok(match def.provider {
+        Provider::Anthropic => Arc::new(
+            anthropic::AnthropicBackend::new(
+                def.base_url.unwrap_or("https://api.anthropic.com"),
+                def.model,
+                required_key()?,
+                def.max_tokens,
+                timeout,
+            )
+            .with_key_resolver(keys),
+        ),
+        Provider::Gemini => Arc::new(
+            gemini::GeminiBackend::new(
+                def.base_url
+                    .unwrap_or("https://generativelanguage.googleapis.com"),
+                def.model,
+                required_key()?,
+                def.max_tokens,
+                timeout,
+            )
+            .with_key_resolver(keys),
+        ),
+        Provider::OpenAi | Provider::OpenAiCompatible => {
+            let base = match (def.provider, def.base_url) {
+                (_, Some(url)) => url,
+                (Provider::OpenAi, None) => "https://api.openai.com",
+                _ => {
+                    return Err(format!(
+                        "intelligence.backends.{i} (`{}`): `base_url` is required for provider `openai-compatible`",
+                        def.name
+                    ));
+                }
+            };
+            Arc::new(
+                openai::OpenAiBackend::new(base, def.model, def.api_key_env, timeout)
+                    .with_max_tokens(def.max_tokens)
+                    .with_key_resolver(keys),
+            )
+        }
+    })
 }
 
 #[cfg(not(feature = "llm-remote"))]
@@ -380,6 +442,7 @@ fn remote_backend(
     i: usize,
     def: &BackendDef,
     _timeout: Duration,
+    _keys: KeyResolver,
 ) -> Result<Arc<dyn Backend>, String> {
     Err(format!(
         "intelligence.backends.{i} (`{}`): this binary was built without the `llm-remote` feature",

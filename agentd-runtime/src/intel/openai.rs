@@ -27,21 +27,13 @@ pub struct OpenAiBackend {
     url: String,
     model: String,
     api_key_env: Option<String>,
+    max_tokens: Option<u32>,
     resolve_key: KeyResolver,
     agent: ureq::Agent,
 }
 
-/// Resolves an `api_key_env` name to the key at call time.
-pub type KeyResolver = fn(&str) -> Option<String>;
-
-/// The default [`KeyResolver`]: the process environment (blank = unset).
-#[must_use]
-pub fn env_key(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|k| k.trim().to_owned())
-        .filter(|k| !k.is_empty())
-}
+pub use super::KeyResolver;
+pub use super::remote::env_key;
 
 impl OpenAiBackend {
     /// A client for `base_url` (with or without a trailing `/`; a trailing
@@ -62,13 +54,22 @@ impl OpenAiBackend {
             url: format!("{base}/v1/chat/completions"),
             model: model.to_owned(),
             api_key_env: api_key_env.map(str::to_owned),
+            max_tokens: None,
             resolve_key: env_key,
             agent: config.into(),
         }
     }
 
+    /// The definition's own completion cap, sent when a request has none
+    /// (`agent_loop`; `llm_infer` always sends 1024).
+    #[must_use]
+    pub fn with_max_tokens(mut self, max_tokens: Option<u32>) -> Self {
+        self.max_tokens = max_tokens;
+        self
+    }
+
     /// Resolve `api_key_env` with `resolve` instead of the environment (the
-    /// hook a secrets registry plugs into).
+    /// workflow's `[[secrets]]`, then the environment).
     #[must_use]
     pub fn with_key_resolver(mut self, resolve: KeyResolver) -> Self {
         self.resolve_key = resolve;
@@ -123,19 +124,9 @@ pub fn decode_completion(body: &[u8]) -> Result<ChatReply, Error> {
 
 impl Backend for OpenAiBackend {
     fn complete(&self, req: &ChatRequest) -> Result<ChatReply, Error> {
-        let key = match &self.api_key_env {
-            Some(var) => match (self.resolve_key)(var) {
-                Some(k) => Some(k),
-                None => {
-                    return Err(Error::Intelligence(format!(
-                        "API key environment variable `{var}` is not set"
-                    )));
-                }
-            },
-            None => None,
-        };
+        let key = super::remote::api_key(self.resolve_key, self.api_key_env.as_deref())?;
         let mut body = json!({ "model": self.model, "messages": req.messages });
-        if let Some(n) = req.max_tokens {
+        if let Some(n) = req.max_tokens.or(self.max_tokens) {
             body["max_tokens"] = json!(n);
         }
         if let Some(t) = req.temperature {
@@ -235,7 +226,9 @@ mod tests {
             Duration::from_secs(5),
         )
         .with_key_resolver(|name| {
-            (name == "AGENTD_TEST_OPENAI_KEY_1").then(|| "sk-test".to_owned())
+            (name == "AGENTD_TEST_OPENAI_KEY_1")
+                .then(|| "sk-test".to_owned())
+                .ok_or_else(|| format!("secret `{name}` is not set"))
         });
         let reply = b.complete(&req());
         let seen = server.join().unwrap_or_default();
@@ -290,7 +283,9 @@ mod tests {
         assert_eq!(
             b.complete(&req()).err().map(|e| e.to_string()).as_deref(),
             Some(
-                "intelligence call failed: API key environment variable `AGENTD_TEST_SURELY_UNSET_KEY` is not set"
+                "intelligence call failed: API key `AGENTD_TEST_SURELY_UNSET_KEY`: secret \
+                 `AGENTD_TEST_SURELY_UNSET_KEY` is not declared in [[secrets]] and environment \
+                 variable `AGENTD_TEST_SURELY_UNSET_KEY` is not set"
             )
         );
     }

@@ -25,7 +25,29 @@ pub struct ReadEnv {
 ///
 /// A denial (`Policy`); a non-UTF-8 value (`Tool`).
 pub fn read_env(cx: &Cx<'_>, cfg: &'static ReadEnv) -> Result<Step, Error> {
-    let key = cfg.key;
+    read_key(cx, cfg.key).map(Step::value)
+}
+
+/// The `read_env` tool of `agent_loop`: args `{"key"}`; the node's gate and
+/// output.
+///
+/// # Errors
+///
+/// A missing or non-string `key` (`Tool`), and whatever the node fails with.
+#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "the agent_loop tool"))]
+pub(crate) fn loop_read_env(
+    cx: &Cx<'_>,
+    args: &serde_json::Value,
+) -> Result<serde_json::Value, Error> {
+    let key = args
+        .get("key")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| Error::tool("read_env", "argument `key` must be a string"))?;
+    read_key(cx, key)
+}
+
+/// `read_env` for `key`: gate, then read. Shared by the node and the loop tool.
+fn read_key(cx: &Cx<'_>, key: &str) -> Result<serde_json::Value, Error> {
     cx.check_env(key)?;
     // `env::var` panics on a name with `=` or NUL; such a name cannot be
     // set, so it is simply missing.
@@ -33,7 +55,7 @@ pub fn read_env(cx: &Cx<'_>, cfg: &'static ReadEnv) -> Result<Step, Error> {
         return Ok(missing(key));
     }
     match env::var(key) {
-        Ok(value) => Ok(Step::value(json!({ "key": key, "value": value }))),
+        Ok(value) => Ok(json!({ "key": key, "value": value })),
         Err(VarError::NotPresent) => Ok(missing(key)),
         Err(VarError::NotUnicode(_)) => Err(Error::tool(
             "read_env",
@@ -42,8 +64,8 @@ pub fn read_env(cx: &Cx<'_>, cfg: &'static ReadEnv) -> Result<Step, Error> {
     }
 }
 
-fn missing(key: &str) -> Step {
-    Step::value(json!({ "key": key, "value": null, "missing": true }))
+fn missing(key: &str) -> serde_json::Value {
+    json!({ "key": key, "value": null, "missing": true })
 }
 
 #[cfg(test)]

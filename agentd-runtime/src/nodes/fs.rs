@@ -47,19 +47,61 @@ pub struct CreateDir {
 /// Unset or non-string path and read/UTF-8 failures (`Tool`); a denial
 /// (`Policy`).
 pub fn read_file(cx: &Cx<'_>, cfg: &'static ReadFile) -> Result<Step, Error> {
-    const TOOL: &str = "read_file";
-    let path = cx.require_str(TOOL, &cfg.path_from)?;
-    cx.check_fs(TOOL, FsOp::Read, path)?;
+    let path = cx.require_str(READ, &cfg.path_from)?;
+    read_path(cx, path).map(Step::value)
+}
+
+const READ: &str = "read_file";
+const WRITE: &str = "write_file";
+
+/// `read_file` after path resolution: gate, dry-run, read. Shared by the
+/// node and the `agent_loop` tool.
+fn read_path(cx: &Cx<'_>, path: &str) -> Result<Value, Error> {
+    cx.check_fs(READ, FsOp::Read, path)?;
     if cx.dry_run() {
-        return Ok(Step::value(json!({ "path": path, "dry_run": true })));
+        return Ok(json!({ "path": path, "dry_run": true }));
     }
     let content =
-        fs::read_to_string(path).map_err(|e| Error::tool(TOOL, format!("read {path}: {e}")))?;
-    Ok(Step::value(json!({
+        fs::read_to_string(path).map_err(|e| Error::tool(READ, format!("read {path}: {e}")))?;
+    Ok(json!({
         "path": path,
         "bytes": content.len(),
         "content": content,
-    })))
+    }))
+}
+
+/// The `read_file` tool of `agent_loop`: args `{"path"}`; the node's gate,
+/// dry-run and output.
+///
+/// # Errors
+///
+/// A missing or non-string `path` (`Tool`), and whatever the node fails with.
+#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "the agent_loop tool"))]
+pub(crate) fn loop_read_file(cx: &Cx<'_>, args: &Value) -> Result<Value, Error> {
+    read_path(cx, loop_str(READ, args, "path")?)
+}
+
+/// The `write_file` tool of `agent_loop`: args `{"path", "content"}`
+/// (`content` must be a string); the node's gate, dry-run, fs-write budget
+/// and output.
+///
+/// # Errors
+///
+/// A missing or non-string argument (`Tool`), and whatever the node fails
+/// with.
+#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "the agent_loop tool"))]
+pub(crate) fn loop_write_file(cx: &Cx<'_>, args: &Value) -> Result<Value, Error> {
+    let path = loop_str(WRITE, args, "path")?;
+    cx.check_fs(WRITE, FsOp::Write, path)?;
+    let content = loop_str(WRITE, args, "content")?;
+    write_text(cx, path, content.to_owned())
+}
+
+#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "the agent_loop tool"))]
+fn loop_str<'a>(tool: &'static str, args: &'a Value, key: &str) -> Result<&'a str, Error> {
+    args.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::tool(tool, format!("argument `{key}` must be a string")))
 }
 
 /// `write_file`: output `{"path", "bytes", "written": true}`; dry-run
@@ -67,10 +109,10 @@ pub fn read_file(cx: &Cx<'_>, cfg: &'static ReadFile) -> Result<Step, Error> {
 ///
 /// # Errors
 ///
-/// Unset paths, a non-string path, directory or write failures (`Tool`);
-/// a denial (`Policy`).
+/// Unset paths, a non-string path, directory or write failures, a write
+/// that would cross `[budget].max_fs_write_mb` (`Tool`); a denial (`Policy`).
 pub fn write_file(cx: &Cx<'_>, cfg: &'static WriteFile) -> Result<Step, Error> {
-    const TOOL: &str = "write_file";
+    const TOOL: &str = WRITE;
     let path = cx.require_str(TOOL, &cfg.path_from)?;
     cx.check_fs(TOOL, FsOp::Write, path)?;
     let content = match cx.require(TOOL, &cfg.content_from)? {
@@ -78,15 +120,38 @@ pub fn write_file(cx: &Cx<'_>, cfg: &'static WriteFile) -> Result<Step, Error> {
         // `Value`'s Display is compact JSON.
         other => other.to_string(),
     };
+    write_text(cx, path, content).map(Step::value)
+}
+
+/// `write_file` after the gate and content resolution: dry-run, budget,
+/// parent directories, write. Shared by the node and the `agent_loop` tool.
+fn write_text(cx: &Cx<'_>, path: &str, content: String) -> Result<Value, Error> {
+    const TOOL: &str = WRITE;
     if cx.dry_run() {
-        return Ok(Step::value(json!({
+        return Ok(json!({
             "path": path,
             "bytes": content.len(),
             "dry_run": true,
-        })));
+        }));
     }
-    // The fs-write budget check (`[budget].max_fs_write_mb`) lands here with
-    // the budget issue, before any byte is written.
+    // `[budget].max_fs_write_mb`: the whole write is reserved before any byte
+    // (or directory) is written, so a refusal leaves nothing behind.
+    let bytes = u64::try_from(content.len()).unwrap_or(u64::MAX);
+    if let Err(denied) = cx.shared.fs_write.reserve(bytes) {
+        crate::obs::audit_pairs(
+            tracing_core::Level::WARN,
+            "budget.fs_write_denied",
+            vec![
+                ("execution_id", cx.execution_id().into()),
+                ("node", cx.node_id().into()),
+                ("path", path.into()),
+                ("bytes", bytes.into()),
+                ("used", denied.used.into()),
+                ("cap_bytes", denied.cap.into()),
+            ],
+        );
+        return Err(Error::tool(TOOL, denied.to_string()));
+    }
     if let Some(parent) = Path::new(path).parent()
         && !parent.as_os_str().is_empty()
     {
@@ -95,11 +160,11 @@ pub fn write_file(cx: &Cx<'_>, cfg: &'static WriteFile) -> Result<Step, Error> {
     }
     fs::write(path, content.as_bytes())
         .map_err(|e| Error::tool(TOOL, format!("write {path}: {e}")))?;
-    Ok(Step::value(json!({
+    Ok(json!({
         "path": path,
         "bytes": content.len(),
         "written": true,
-    })))
+    }))
 }
 
 /// `create_dir`: `mkdir -p`; output `{"path", "created": true}`; dry-run
@@ -323,6 +388,45 @@ mod tests {
                  allowlist patterns are configured"
             )
         );
+    }
+
+    #[test]
+    fn a_write_crossing_the_fs_write_budget_is_refused_whole() {
+        let scratch = Scratch::new();
+        let first = scratch.file("budget/one.txt");
+        let second = scratch.file("budget/two/two.txt");
+        let counter: &'static crate::budget::FsWriteBudget =
+            leak(crate::budget::FsWriteBudget::new());
+        let limit = crate::budget::FsWriteLimit {
+            cap: Some(10),
+            counter,
+        };
+        let mut run = TestRun::new(json!({"path": first, "content": "123456"}));
+        run.shared.fs_write = limit;
+        assert!(write_file(&run.cx(), write_cfg()).is_ok());
+
+        let mut run = TestRun::new(json!({"path": second, "content": "12345"}));
+        run.shared.fs_write = limit;
+        assert_eq!(
+            err_text(write_file(&run.cx(), write_cfg())),
+            "tool `write_file` failed: budget.max_fs_write_mb exceeded: writing 5 bytes would \
+             bring the total to 11 of 10 bytes (6 already written)"
+        );
+        assert!(
+            !Path::new(&second).exists(),
+            "nothing of the refused write exists"
+        );
+        assert!(
+            !Path::new(&scratch.file("budget/two")).exists(),
+            "not even its directory"
+        );
+        assert_eq!(counter.used(), 6);
+
+        // Dry runs write nothing, so they draw nothing.
+        let mut run = TestRun::new(json!({"path": second, "content": "12345"})).dry();
+        run.shared.fs_write = limit;
+        assert!(write_file(&run.cx(), write_cfg()).is_ok());
+        assert_eq!(counter.used(), 6);
     }
 
     #[test]

@@ -16,6 +16,8 @@ use crate::context::{Cx, Step};
 use crate::error::Error;
 use crate::graph::{GraphId, NodeIdx};
 
+#[cfg(feature = "llm")]
+pub mod agent_loop;
 pub mod compose;
 pub mod control;
 #[cfg(feature = "data")]
@@ -24,14 +26,21 @@ pub mod data;
 pub mod env;
 #[cfg(feature = "fs")]
 pub mod fs;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "llm")]
 pub mod llm;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 pub mod rust;
+#[cfg(all(feature = "shell", unix))]
+pub mod shell;
 
 /// The node function for a kind this runtime does not implement or the
 /// binary was built without (today: `agent_loop`, `llm_infer` without
 /// feature `llm`,
-/// `http_request`, `shell_run`, `call_mcp_tool`, `read_mcp_resource`).
+/// `call_mcp_tool`, `read_mcp_resource`; and `shell_run` under a test
+/// harness, which dialect 1 runs without `tools-shell`).
 ///
 /// Under a test harness ([`crate::RunOptions::stub_unavailable`]) it answers
 /// `{"stub": "<kind>"}` with no branch; otherwise it is the hard

@@ -16,6 +16,9 @@ pub mod data_pipeline;
 #[path = "../hello.rs"]
 pub mod hello;
 #[rustfmt::skip] // byte-exact `agentd emit` output, checked by tests/golden.rs
+#[path = "../incident-agent.rs"]
+pub mod incident_agent;
+#[rustfmt::skip] // byte-exact `agentd emit` output, checked by tests/golden.rs
 #[path = "../llm-classifier.rs"]
 pub mod llm_classifier;
 #[rustfmt::skip] // byte-exact `agentd emit` output, checked by tests/golden.rs
@@ -24,6 +27,12 @@ pub mod map_child;
 #[rustfmt::skip] // byte-exact `agentd emit` output, checked by tests/golden.rs
 #[path = "../map-fanout.rs"]
 pub mod map_fanout;
+#[rustfmt::skip] // byte-exact `agentd emit` output, checked by tests/golden.rs
+#[path = "../secure-api.rs"]
+pub mod secure_api;
+#[rustfmt::skip] // byte-exact `agentd emit` output, checked by tests/golden.rs
+#[path = "../status-report.rs"]
+pub mod status_report;
 #[rustfmt::skip] // byte-exact `agentd emit` output, checked by tests/golden.rs
 #[path = "../webhook-receiver.rs"]
 pub mod webhook_receiver;

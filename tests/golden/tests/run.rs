@@ -4,7 +4,8 @@
 //! Side-effecting workflows run with `dry_run`, so these tests touch no files.
 
 use agentd_golden::{
-    approval_gate, data_pipeline, hello, llm_classifier, map_child, map_fanout, webhook_receiver,
+    approval_gate, data_pipeline, hello, incident_agent, llm_classifier, map_child, map_fanout,
+    status_report, webhook_receiver,
 };
 use agentd_runtime::{Engine, RunOptions, Trigger, Workflow};
 use serde_json::{Value, json};
@@ -146,6 +147,46 @@ fn approval_gate_without_a_state_dir_aborts_at_the_pause() {
 }
 
 #[test]
+fn approval_gate_pauses_with_its_baked_reason_and_resumes_to_apply() {
+    let path = std::env::temp_dir().join(format!("agentd-golden-approval-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    let state = agentd_runtime::checkpoint::StateDir::create(&path).expect("a state dir");
+    let options = RunOptions {
+        state_dir: Some(state),
+        ..dry_run()
+    };
+    let paused = run(
+        &approval_gate::Program,
+        "main",
+        json!({"service": "api", "env": "prod"}),
+        options.clone(),
+    );
+    assert_eq!(paused["status"], "paused", "{paused}");
+    assert_eq!(
+        paused["reason"],
+        "Review the proposal, then resume with --resume RUN_ID to apply it."
+    );
+    let run_id = paused["run_id"].as_str().expect("a run id");
+    let report = Engine::new(&approval_gate::Program, options)
+        .resume(run_id, agentd_runtime::checkpoint::Approval::Approve)
+        .expect("the checkpoint resumes");
+    let outcome = serde_json::to_value(report.outcome.expect("an outcome")).expect("serialises");
+    assert_eq!(
+        outcome,
+        json!({
+            "status": "completed",
+            "final_value": {
+                "path": "/tmp/agentd-approvals/api-prod.plan",
+                "bytes": 65,
+                "dry_run": true,
+            },
+            "last_node": "apply",
+        })
+    );
+    let _ = std::fs::remove_dir_all(&path);
+}
+
+#[test]
 fn llm_classifier_with_llm_stubbed_ends_at_the_switch() {
     // This runtime has no LLM capability yet: a stubbed `classify` answers
     // `{"stub": "llm_infer"}`, `classify.parsed` is missing, no switch case
@@ -162,4 +203,90 @@ fn llm_classifier_with_llm_stubbed_ends_at_the_switch() {
     );
     assert_eq!(outcome["status"], "completed", "{outcome}");
     assert_eq!(outcome["last_node"], "route");
+}
+
+#[test]
+fn status_report_gates_the_url_then_dry_runs_the_fetch() {
+    // Outside `[policy.http]`: refused before any connection, even in dry-run.
+    let outcome = run(
+        &status_report::Program,
+        "main",
+        json!({"url": "http://example.com/status"}),
+        dry_run(),
+    );
+    assert_eq!(
+        outcome["error"],
+        "policy violation: http_request URL `http://example.com/status` not covered by any allowlist pattern"
+    );
+    // Allowed: the fetch answers its dry-run placeholder (no body), so the
+    // parse of `fetch.body` is the first hard error.
+    let outcome = run(
+        &status_report::Program,
+        "main",
+        json!({"url": "http://127.0.0.1:9/status"}),
+        dry_run(),
+    );
+    assert_eq!(
+        outcome["error"],
+        "tool `parse_json` failed: path `fetch.body` is not set in the execution context"
+    );
+}
+
+/// `incident_agent` with a scripted `claude` that is never called.
+fn incident_engine(options: RunOptions) -> Engine<'static, incident_agent::Program> {
+    use agentd_runtime::intel::{Backends, Intel, TokenBudget, mock::MockBackend};
+    let mut backends = Backends::new();
+    backends.insert(
+        "claude",
+        std::sync::Arc::new(MockBackend::from_contents(Vec::<String>::new())),
+    );
+    Engine::new(&incident_agent::Program, options)
+        .with_intel(Intel::new(backends, TokenBudget::new(None)))
+}
+
+#[test]
+fn incident_agent_dry_run_walks_every_mcp_and_loop_step_without_a_server() {
+    // The baked server's program does not exist: a dry run never starts it.
+    let report =
+        incident_engine(dry_run()).run("main", Trigger::manual(json!({"service": "billing"})));
+    let outcome = serde_json::to_value(report.outcome.expect("completes")).expect("serialises");
+    assert_eq!(outcome["status"], "completed");
+    assert_eq!(outcome["last_node"], "done");
+    assert_eq!(
+        report.trace.path(),
+        ["runbook_uri", "runbook", "investigate", "note", "done"]
+    );
+    assert_eq!(
+        report.trace.entries[1].output,
+        json!({"uri": "runbook://billing", "server": "pager", "dry_run": true})
+    );
+    assert_eq!(
+        report.trace.entries[2].output,
+        json!({"result": null, "steps": 0, "dry_run": true})
+    );
+    assert_eq!(
+        report.trace.entries[3].output,
+        json!({"tool": "incident_note", "server": "pager", "dry_run": true})
+    );
+}
+
+#[test]
+fn incident_agent_reports_a_server_that_cannot_start() {
+    // The server's `env` secret resolves through [[secrets]] before the spawn;
+    // the error names the secret and its variable, never a value.
+    if std::env::var_os("PAGER_TOKEN").is_some() {
+        return;
+    }
+    let report = incident_engine(RunOptions::default())
+        .run("main", Trigger::manual(json!({"service": "billing"})));
+    let error = report
+        .outcome
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        error,
+        "mcp: failed to start MCP server `pager`: env `PAGER_TOKEN`: secret `pager_token`: \
+         environment variable `PAGER_TOKEN` is not set"
+    );
 }

@@ -1,0 +1,135 @@
+//! Build-time pieces of MCP and `agent_loop`: the `[[mcp_servers]]` item of the
+//! generated `Workflow` impl, the node configs of `call_mcp_tool`,
+//! `read_mcp_resource` and `agent_loop`, and the runtime features an
+//! `agent_loop` needs (`llm` plus the family of every declared tool).
+//!
+//! Only the root workflow's servers are baked: a child's `[[mcp_servers]]` is
+//! validated against its own nodes but never applied (spec §4.8). Secret
+//! *names* of `env` are baked, never values.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
+
+use crate::model::{AgentLoop, WorkflowDoc};
+
+/// The runtime features an `agent_loop` declaring `tools` needs.
+pub fn agent_loop_features(tools: &[String]) -> Vec<&'static str> {
+    let mut out = vec!["llm"];
+    for t in tools {
+        let f = match t.as_str() {
+            "read_file" | "write_file" => "fs",
+            "read_env" => "env",
+            "http_request" => "http",
+            "shell_run" => "shell",
+            "call_mcp_tool" => "mcp",
+            // The validator rejects anything else.
+            _ => continue,
+        };
+        out.push(f);
+    }
+    out
+}
+
+/// `const MCP_SERVERS` when the root declares servers and the program uses MCP
+/// (`mcp_enabled`); otherwise nothing (the trait's empty default).
+pub fn workflow_consts(root: &WorkflowDoc, mcp_enabled: bool) -> TokenStream {
+    if !mcp_enabled || root.mcp_servers.is_empty() {
+        return TokenStream::new();
+    }
+    let strs = |items: &[String]| {
+        let lits = items.iter().map(|i| Literal::string(i));
+        quote!(&[#(#lits),*])
+    };
+    let defs = root.mcp_servers.iter().map(|s| {
+        let name = Literal::string(&s.name);
+        let command = strs(&s.command);
+        let tools = strs(&s.allow_tools);
+        let resources = strs(&s.allow_resources);
+        // BTreeMap: sorted, so the output is deterministic.
+        let env = s.env.iter().map(|(var, secret)| {
+            let (var, secret) = (Literal::string(var), Literal::string(secret));
+            quote!((#var, #secret))
+        });
+        quote!(::agentd_runtime::mcp::McpServerDef {
+            name: #name,
+            command: #command,
+            allow_tools: #tools,
+            allow_resources: #resources,
+            env: &[#(#env),*],
+        })
+    });
+    quote!(const MCP_SERVERS: &'static [::agentd_runtime::mcp::McpServerDef] = &[#(#defs),*];)
+}
+
+/// The `AgentLoop { .. }` config expression; `instructions_from` is already the
+/// token stream of an `Option<CtxPath>`.
+pub fn agent_loop_config(c: &AgentLoop, instructions_from: TokenStream) -> TokenStream {
+    let rt = quote!(::agentd_runtime::nodes::agent_loop);
+    let backend = Literal::string(&c.backend);
+    let instructions = match &c.instructions {
+        Some(text) => {
+            let text = Literal::string(text);
+            quote!(::core::option::Option::Some(#text))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let tools = c.tools.iter().filter_map(|t| {
+        let variant = match t.as_str() {
+            "read_file" => quote!(ReadFile),
+            "write_file" => quote!(WriteFile),
+            "read_env" => quote!(ReadEnv),
+            "http_request" => quote!(HttpRequest),
+            "shell_run" => quote!(ShellRun),
+            "call_mcp_tool" => quote!(CallMcpTool),
+            _ => return None,
+        };
+        Some(quote!(#rt::LoopTool::#variant))
+    });
+    let max_steps = Literal::u32_unsuffixed(c.max_steps);
+    let max_tokens = match c.max_tokens {
+        Some(n) => {
+            let n = Literal::u32_unsuffixed(n);
+            quote!(::core::option::Option::Some(#n))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    quote!(#rt::AgentLoop {
+        backend: #backend,
+        instructions: #instructions,
+        instructions_from: #instructions_from,
+        tools: &[#(#tools),*],
+        max_steps: #max_steps,
+        max_tokens: #max_tokens,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loop_features_follow_the_declared_tools() {
+        let tools: Vec<String> = ["read_file", "write_file", "call_mcp_tool", "shell_run"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert_eq!(
+            agent_loop_features(&tools),
+            vec!["llm", "fs", "fs", "mcp", "shell"]
+        );
+        assert_eq!(agent_loop_features(&[]), vec!["llm"]);
+    }
+
+    #[test]
+    fn servers_are_baked_only_when_mcp_is_in_use() {
+        let doc: WorkflowDoc = toml::from_str(
+            "name = \"w\"\n[[mcp_servers]]\nname = \"gh\"\ncommand = [\"/bin/gh-mcp\", \"--stdio\"]\n\
+             allow_tools = [\"search\"]\nenv = { GH_TOKEN = \"github_token\" }\n",
+        )
+        .expect("valid doc");
+        assert!(workflow_consts(&doc, false).is_empty());
+        let text = workflow_consts(&doc, true).to_string();
+        assert!(text.contains("\"/bin/gh-mcp\" , \"--stdio\""), "{text}");
+        assert!(text.contains("(\"GH_TOKEN\" , \"github_token\")"), "{text}");
+    }
+}

@@ -1,0 +1,267 @@
+//! The command line's durable-run flags: `--state-dir`, `--resume` (with
+//! `--approve`/`--deny`), `--checkpoint-each-node`, `--resume-incomplete`,
+//! `--list-checkpoints` and `--checkpoint-retention-days`
+//! (spec/dialect-ops.md §2.2, §2.6, §16).
+//!
+//! Owns checking those flags against each other, opening the state
+//! directory, applying the retention rule at start, and printing what
+//! listing and resuming produce, with the dialect's exit codes. The file
+//! format and locking are [`crate::checkpoint`]'s; resuming itself is
+//! [`Engine::resume`]'s.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use clap::ArgMatches;
+
+use crate::Workflow;
+use crate::checkpoint::{Approval, CheckpointError, DEFAULT_RETENTION_DAYS, Retention, StateDir};
+use crate::engine::Engine;
+use crate::outcome::RunReport;
+
+use super::{Args, EXIT_OK, EXIT_SEMANTIC, EXIT_USAGE, env_string, exit_code, from_env, pretty};
+
+/// The durable-run flags, after env twins are applied.
+#[derive(Debug, Default)]
+pub(super) struct DurableArgs {
+    pub(super) state_dir: Option<String>,
+    pub(super) resume: Option<String>,
+    pub(super) approval: Approval,
+    pub(super) each_node: bool,
+    pub(super) resume_incomplete: bool,
+    pub(super) retention: Retention,
+    /// For the prune note.
+    pub(super) retention_days: u64,
+}
+
+impl DurableArgs {
+    /// Read the flags (blank env values count as unset).
+    ///
+    /// # Errors
+    ///
+    /// The usage message: `--approve`/`--deny` without `--resume`, or a
+    /// `--checkpoint-retention-days` that is not a whole number (the env
+    /// twin falls back to the default instead, like the dialect's numbers).
+    pub(super) fn from_args(matches: &ArgMatches, args: &Args) -> Result<Self, String> {
+        let resume = env_string(matches, "resume", args.resume.clone());
+        if (args.approve || args.deny) && resume.is_none() {
+            return Err("--approve and --deny need --resume RUN_ID".to_owned());
+        }
+        let retention_days = match args.checkpoint_retention_days.as_deref() {
+            None => DEFAULT_RETENTION_DAYS,
+            Some(raw) => match raw.trim().parse::<u64>() {
+                Ok(days) => days,
+                Err(_) if from_env(matches, "checkpoint_retention_days") => DEFAULT_RETENTION_DAYS,
+                Err(_) => {
+                    return Err(format!(
+                        "invalid value `{raw}` for --checkpoint-retention-days: expected whole days"
+                    ));
+                }
+            },
+        };
+        Ok(Self {
+            state_dir: env_string(matches, "state_dir", args.state_dir.clone()),
+            resume,
+            approval: if args.deny {
+                Approval::Deny
+            } else {
+                Approval::Approve
+            },
+            each_node: args.checkpoint_each_node,
+            resume_incomplete: args.resume_incomplete,
+            retention: Retention::days(retention_days),
+            retention_days,
+        })
+    }
+
+    /// Whether this invocation resumes instead of starting a run (the start
+    /// and trigger then come from the checkpoint).
+    pub(super) fn resuming(&self) -> bool {
+        self.resume.is_some() || self.resume_incomplete
+    }
+}
+
+/// `--list-checkpoints`: one line per checkpoint in the directory,
+/// whatever its workflow; unreadable files are named on stderr. Exit 0, or
+/// 2 without a readable `--state-dir`.
+pub(super) fn list(state_dir: Option<&str>, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8 {
+    let Some(path) = state_dir else {
+        return usage(stderr, "--list-checkpoints needs --state-dir");
+    };
+    let listed = match StateDir::existing(path).and_then(|dir| dir.list()) {
+        Ok(listed) => listed,
+        Err(e) => return usage(stderr, &e.to_string()),
+    };
+    for (run_id, loaded) in listed {
+        match loaded {
+            Ok(checkpoint) => {
+                let _ = writeln!(stdout, "{}", checkpoint.list_line());
+            }
+            Err(e) => {
+                let _ = writeln!(stderr, "agentd: skipping `{run_id}`: {e}");
+            }
+        }
+    }
+    EXIT_OK
+}
+
+/// Check the flags and open the state directory: created if absent for a
+/// run, required to exist for a resume. A run or `--resume-incomplete`
+/// then applies the retention rule to this workflow's checkpoints (an
+/// explicit `--resume RUN_ID` does not, so it never expires what it was
+/// asked to continue).
+///
+/// # Errors
+///
+/// The exit code (2) after printing the usage message.
+pub(super) fn open<W: Workflow>(
+    args: &DurableArgs,
+    stderr: &mut dyn Write,
+) -> Result<Option<StateDir>, u8> {
+    let Some(path) = args.state_dir.as_deref() else {
+        let needs = if args.resume.is_some() {
+            Some("--resume")
+        } else if args.resume_incomplete {
+            Some("--resume-incomplete")
+        } else if args.each_node {
+            Some("--checkpoint-each-node")
+        } else {
+            None
+        };
+        return match needs {
+            Some(flag) => Err(usage(stderr, &format!("{flag} needs --state-dir"))),
+            None => Ok(None),
+        };
+    };
+    let opened = if args.resuming() {
+        StateDir::existing(path)
+    } else {
+        StateDir::create(path)
+    };
+    let dir = opened.map_err(|e| usage(stderr, &e.to_string()))?;
+    if args.resume.is_none() {
+        prune::<W>(&dir, args, stderr);
+    }
+    Ok(Some(dir))
+}
+
+fn prune<W: Workflow>(dir: &StateDir, args: &DurableArgs, stderr: &mut dyn Write) {
+    match dir.prune(W::INFO.workflow, args.retention, SystemTime::now()) {
+        Ok(pruned) => {
+            for (run_id, state) in pruned.removed {
+                let _ = writeln!(
+                    stderr,
+                    "agentd: removed {state} checkpoint `{run_id}` (older than {} days)",
+                    args.retention_days
+                );
+            }
+            for problem in pruned.problems {
+                let _ = writeln!(stderr, "agentd: checkpoint retention: {problem}");
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(stderr, "agentd: checkpoint retention skipped: {e}");
+        }
+    }
+}
+
+/// `--resume RUN_ID` or `--resume-incomplete`, if asked for: run it and
+/// return the exit code; `None` when this invocation is an ordinary run.
+pub(super) fn resume_if_asked<W: Workflow>(
+    engine: &Engine<'_, W>,
+    args: &DurableArgs,
+    dir: Option<&StateDir>,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Option<u8> {
+    if let Some(run_id) = &args.resume {
+        return Some(match engine.resume(run_id, args.approval) {
+            Ok(report) => print_report(report, stdout, stderr),
+            Err(e) => usage(stderr, &e.to_string()),
+        });
+    }
+    if args.resume_incomplete {
+        return Some(match dir {
+            Some(dir) => resume_incomplete(engine, dir, stdout, stderr),
+            None => usage(stderr, "--resume-incomplete needs --state-dir"),
+        });
+    }
+    None
+}
+
+/// Resume every progress snapshot of this workflow, oldest run id first.
+/// Paused runs wait for a person; runs whose lock is held are still going.
+/// The exit code is the last one that was not 0 (spec §2.6), or 0.
+fn resume_incomplete<W: Workflow>(
+    engine: &Engine<'_, W>,
+    dir: &StateDir,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> u8 {
+    let listed = match dir.list() {
+        Ok(listed) => listed,
+        Err(e) => return usage(stderr, &e.to_string()),
+    };
+    let mut code = EXIT_OK;
+    let mut resumed = 0_usize;
+    for (run_id, loaded) in listed {
+        let checkpoint = match loaded {
+            Ok(checkpoint) => checkpoint,
+            Err(e) => {
+                let _ = writeln!(stderr, "agentd: skipping `{run_id}`: {e}");
+                continue;
+            }
+        };
+        if checkpoint.workflow != W::INFO.workflow || checkpoint.awaiting_approval {
+            continue;
+        }
+        let _ = writeln!(
+            stderr,
+            "agentd: resuming `{run_id}` at `{}`",
+            checkpoint.resume_node.as_deref().unwrap_or("-")
+        );
+        let this = match engine.resume(&run_id, crate::checkpoint::Approval::Approve) {
+            Ok(report) => print_report(report, stdout, stderr),
+            Err(CheckpointError::Busy { .. }) => {
+                let _ = writeln!(stderr, "agentd: skipping `{run_id}`: it is still running");
+                continue;
+            }
+            Err(e) => usage(stderr, &e.to_string()),
+        };
+        resumed += 1;
+        if this != EXIT_OK {
+            code = this;
+        }
+    }
+    if resumed == 0 {
+        let _ = writeln!(
+            stderr,
+            "agentd: no interrupted runs of `{}` in `{}`",
+            W::INFO.workflow,
+            dir.path().display()
+        );
+    }
+    code
+}
+
+/// Print a run's outcome (stdout) or hard error (stderr); its exit code.
+fn print_report(report: RunReport, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8 {
+    match report.outcome {
+        Ok(outcome) => {
+            let _ = writeln!(stdout, "{}", pretty(&outcome));
+            exit_code(&outcome)
+        }
+        Err(err) => {
+            let _ = writeln!(stderr, "agentd: {err}");
+            EXIT_SEMANTIC
+        }
+    }
+}
+
+fn usage(stderr: &mut dyn Write, message: &str) -> u8 {
+    let _ = writeln!(stderr, "agentd: {message}");
+    EXIT_USAGE
+}
+
+#[cfg(all(test, unix))]
+mod tests;

@@ -1,0 +1,339 @@
+//! Serve-mode flags of the baked binary, mode resolution
+//! (spec/dialect-ops.md §1 step 15) and the serve entry point.
+//!
+//! Owns `--mode`, `--bind`, `--drain-timeout-secs`, `--max-connections`,
+//! `--max-runs`, `--read-timeout-secs` and `--reload-file` with their env
+//! twins, the startup banner, and the exit code of a serving process (0
+//! after a clean drain, 5 when it cannot start or the drain times out).
+//! The flags exist in every binary, so `--mode serve` on a workflow with
+//! nothing to serve is a clear usage error (exit 2), not an unknown flag.
+//! It never serves anything itself: [`crate::serve`] does.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::ArgMatches;
+
+use super::{env_string, from_env};
+use crate::Workflow;
+use crate::engine::RunOptions;
+
+// The defaults live with the server; a binary without it still parses the
+// flags (and refuses `--mode serve`).
+#[cfg(feature = "serve")]
+use crate::serve::{
+    DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RUNS,
+    DEFAULT_READ_TIMEOUT_SECS,
+};
+#[cfg(not(feature = "serve"))]
+const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 30;
+#[cfg(not(feature = "serve"))]
+const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
+#[cfg(not(feature = "serve"))]
+const DEFAULT_MAX_RUNS: u64 = 64;
+#[cfg(not(feature = "serve"))]
+const DEFAULT_READ_TIMEOUT_SECS: u64 = 30;
+
+/// Serve-mode flags (flattened into the binary's arguments).
+#[derive(Debug, clap::Args)]
+pub(super) struct ServeArgs {
+    /// `once` or `serve` [default: serve when the workflow has HTTP routes or cron/interval/fs_watch triggers]
+    #[arg(long, value_name = "MODE", env = "AGENTD_MODE")]
+    mode: Option<String>,
+
+    /// Listen address, IP:PORT (port 0 picks a free one) [default: 127.0.0.1:8080]
+    #[arg(long, short = 'b', value_name = "ADDR", env = "AGENTD_HTTP_BIND")]
+    bind: Option<String>,
+
+    /// Seconds in-flight requests and runs get to finish after SIGTERM/SIGINT [default: 30]
+    #[arg(
+        long = "drain-timeout-secs",
+        value_name = "SECS",
+        env = "AGENTD_DRAIN_TIMEOUT_SECS"
+    )]
+    drain_timeout_secs: Option<String>,
+
+    /// Open connections allowed at once; one more gets 503 [default: 1024]
+    #[arg(
+        long = "max-connections",
+        value_name = "N",
+        env = "AGENTD_MAX_CONNECTIONS"
+    )]
+    max_connections: Option<String>,
+
+    /// Workflow runs in flight on the worker pool; one more gets 503 + Retry-After [default: 64]
+    #[arg(long = "max-runs", value_name = "N", env = "AGENTD_MAX_RUNS")]
+    max_runs: Option<String>,
+
+    /// Seconds to wait for a request's headers (also the keep-alive idle limit) and for its body [default: 30]
+    #[arg(
+        long = "read-timeout-secs",
+        value_name = "SECS",
+        env = "AGENTD_READ_TIMEOUT_SECS"
+    )]
+    read_timeout_secs: Option<String>,
+
+    /// Touching this file reloads TLS, auth material and the --policy file, like SIGHUP
+    #[arg(long = "reload-file", value_name = "PATH", env = "AGENTD_RELOAD_FILE")]
+    reload_file: Option<String>,
+}
+
+/// A resolved serve mode: the settings the flags asked for.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "serve"), allow(dead_code))] // never built without it
+pub(super) struct ServeCli {
+    bind: SocketAddr,
+    drain_timeout: Duration,
+    max_connections: usize,
+    max_runs: usize,
+    read_timeout: Duration,
+    reload_file: Option<PathBuf>,
+    #[cfg(feature = "llm")]
+    intel: Option<crate::intel::Intel>,
+    #[cfg(feature = "mcp")]
+    mcp: Option<crate::mcp::Mcp>,
+}
+
+/// Whether the workflow has anything to serve.
+fn servable<W: Workflow>() -> bool {
+    #[cfg(feature = "serve")]
+    {
+        !W::SERVE.is_empty()
+    }
+    #[cfg(not(feature = "serve"))]
+    {
+        false
+    }
+}
+
+/// Mode resolution: `Some` to serve, `None` to run once.
+///
+/// `--mode` wins; any value other than `once` or `serve` is an error (the
+/// dialect ignored it silently). Without it, serve when the workflow has
+/// routes or long-lived triggers.
+pub(super) fn resolve<W: Workflow>(
+    matches: &ArgMatches,
+    args: &ServeArgs,
+) -> Result<Option<ServeCli>, String> {
+    let mode = env_string(matches, "mode", args.mode.clone());
+    let serve = match mode.as_deref().map(str::trim) {
+        None => servable::<W>(),
+        Some(m) if m.eq_ignore_ascii_case("once") => false,
+        Some(m) if m.eq_ignore_ascii_case("serve") => {
+            if !servable::<W>() {
+                return Err(
+                    "--mode serve: this workflow has no [[http_routes]] and no cron, interval or \
+                     fs_watch trigger; nothing to serve"
+                        .to_owned(),
+                );
+            }
+            true
+        }
+        Some(other) => {
+            return Err(format!(
+                "invalid value `{other}` for --mode: expected `once` or `serve`"
+            ));
+        }
+    };
+    if !serve {
+        return Ok(None);
+    }
+    let bind_text = env_string(matches, "bind", args.bind.clone());
+    let bind = match bind_text.as_deref() {
+        None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid bind address `{text}`: expected IP:PORT"))?,
+    };
+    let secs = |id: &str, raw: &Option<String>, default: u64| {
+        number(matches, id, raw.as_deref(), default).map(Duration::from_secs)
+    };
+    let count = |id: &str, raw: &Option<String>, default: u64| {
+        number(matches, id, raw.as_deref(), default)
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+    };
+    Ok(Some(ServeCli {
+        bind,
+        drain_timeout: secs(
+            "drain_timeout_secs",
+            &args.drain_timeout_secs,
+            DEFAULT_DRAIN_TIMEOUT_SECS,
+        )?,
+        max_connections: count(
+            "max_connections",
+            &args.max_connections,
+            DEFAULT_MAX_CONNECTIONS,
+        )?,
+        max_runs: count("max_runs", &args.max_runs, DEFAULT_MAX_RUNS)?,
+        read_timeout: secs(
+            "read_timeout_secs",
+            &args.read_timeout_secs,
+            DEFAULT_READ_TIMEOUT_SECS,
+        )?,
+        reload_file: env_string(matches, "reload_file", args.reload_file.clone())
+            .map(PathBuf::from),
+        #[cfg(feature = "llm")]
+        intel: None,
+        #[cfg(feature = "mcp")]
+        mcp: None,
+    }))
+}
+
+/// A positive whole number flag: strict on the command line (a bad value
+/// or 0 is a usage error), lenient from the env (falls back to `default`),
+/// as the dialect's env rules say.
+fn number(matches: &ArgMatches, id: &str, raw: Option<&str>, default: u64) -> Result<u64, String> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    let parsed = raw.trim().parse::<u64>().ok().filter(|n| *n > 0);
+    if from_env(matches, id) {
+        return Ok(parsed.unwrap_or(default));
+    }
+    parsed.ok_or_else(|| {
+        format!(
+            "invalid value `{raw}` for --{}: expected a whole number above 0",
+            id.replace('_', "-")
+        )
+    })
+}
+
+impl ServeCli {
+    /// Use `intel` for every run.
+    #[cfg(feature = "llm")]
+    pub(super) fn with_intel(mut self, intel: crate::intel::Intel) -> Self {
+        self.intel = Some(intel);
+        self
+    }
+
+    /// Use `mcp` (started once, shared by every run) for every run.
+    #[cfg(feature = "mcp")]
+    pub(super) fn with_mcp(mut self, mcp: crate::mcp::Mcp) -> Self {
+        self.mcp = Some(mcp);
+        self
+    }
+
+    /// Serve until SIGTERM/SIGINT and drain; the exit code.
+    ///
+    /// `options` are every run's options (the policy is re-read per run
+    /// from the reloadable `--policy` file at `policy`, else the baked one).
+    #[cfg(feature = "serve")]
+    pub(super) fn run<W: Workflow>(
+        self,
+        workflow: &'static W,
+        options: RunOptions,
+        policy: Option<&str>,
+        stderr: &mut dyn Write,
+    ) -> u8 {
+        use std::sync::Arc;
+
+        use crate::reload::{Reloader, ReloaderConfig};
+        use crate::serve::{ServeConfig, ServeError};
+
+        let reloader = match Reloader::new(ReloaderConfig::for_workflow::<W>(
+            policy.map(std::path::Path::new),
+        )) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                let _ = writeln!(stderr, "agentd: refusing to start: {e}");
+                return super::EXIT_SEMANTIC;
+            }
+        };
+        let drain_secs = self.drain_timeout.as_secs();
+        let config = ServeConfig {
+            bind: self.bind,
+            drain_timeout: self.drain_timeout,
+            max_connections: self.max_connections,
+            max_runs: self.max_runs,
+            read_timeout: self.read_timeout,
+            state_dir: options.state_dir.as_ref().map(|d| d.path().to_path_buf()),
+            run: options,
+            handle_signals: true,
+            reload_file: self.reload_file,
+            announce: true,
+            hooks: crate::serve::Hooks {
+                reloader: Some(reloader),
+                #[cfg(feature = "llm")]
+                intel: self.intel,
+                #[cfg(feature = "mcp")]
+                mcp: self.mcp,
+            },
+        };
+        let running = match crate::serve::start(workflow, config) {
+            Ok(running) => running,
+            Err(e) => {
+                let _ = writeln!(stderr, "agentd: cannot serve: {e}");
+                return super::EXIT_SEMANTIC;
+            }
+        };
+        banner::<W>(stderr, running.local_addr(), drain_secs);
+        match running.wait() {
+            Ok(()) => super::EXIT_OK,
+            Err(ServeError::DrainTimedOut { .. }) => super::EXIT_SEMANTIC,
+            Err(e) => {
+                let _ = writeln!(stderr, "agentd: {e}");
+                super::EXIT_SEMANTIC
+            }
+        }
+    }
+
+    /// Without the `serve` feature there is nothing to serve ([`resolve`]
+    /// never returns `Some`); kept so the CLI compiles the same either way.
+    #[cfg(not(feature = "serve"))]
+    pub(super) fn run<W: Workflow>(
+        self,
+        _workflow: &'static W,
+        _options: RunOptions,
+        _policy: Option<&str>,
+        stderr: &mut dyn Write,
+    ) -> u8 {
+        let _ = writeln!(
+            stderr,
+            "agentd: this binary was built without serve mode (feature `serve`)"
+        );
+        super::EXIT_USAGE
+    }
+}
+
+/// The startup banner (spec §5.1): where it listens, each route, each
+/// trigger. Tests read the bound address from its first line.
+#[cfg(feature = "serve")]
+fn banner<W: Workflow>(stderr: &mut dyn Write, addr: Option<SocketAddr>, drain_secs: u64) {
+    use crate::serve::def::TriggerDef;
+
+    let def = W::SERVE;
+    let name = W::INFO.workflow;
+    match addr {
+        Some(addr) => {
+            let _ = writeln!(
+                stderr,
+                "agentd: workflow `{name}` listening on http://{addr}/ ({} routes; drain_timeout={drain_secs}s)",
+                def.routes.len()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                stderr,
+                "agentd: workflow `{name}` running {} triggers, no HTTP routes (drain_timeout={drain_secs}s)",
+                def.triggers.len()
+            );
+        }
+    }
+    for r in def.routes {
+        let _ = writeln!(stderr, "agentd:   {} {} → {}", r.method, r.path, r.start);
+    }
+    for t in def.triggers {
+        let what = match t {
+            TriggerDef::Cron { schedule, .. } => format!("cron \"{schedule}\""),
+            TriggerDef::Interval { every, .. } => format!("interval every {every}"),
+            TriggerDef::FsWatch { path, .. } => format!("fs_watch {path}"),
+        };
+        let _ = writeln!(stderr, "agentd:   {what} → {}", t.start());
+    }
+    if addr.is_some() {
+        let _ = writeln!(stderr, "agentd: GET /healthz is always live");
+    }
+}

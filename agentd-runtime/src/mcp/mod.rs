@@ -1,0 +1,488 @@
+//! The MCP client side (feature `mcp`; spec/dialect-ops.md §14).
+//!
+//! Owns the registry of named MCP servers a run can reach ([`Mcp`]), the
+//! baked `[[mcp_servers]]` definitions ([`McpServerDef`]), the server
+//! selection rule of the MCP node kinds, the allowlist decision, and the
+//! [`McpServer`] trait with its two implementations: [`stdio::StdioServer`]
+//! (a child process speaking NDJSON JSON-RPC 2.0) and [`mock::MockServer`]
+//! (the `[mocks]` of the test harness).
+//!
+//! Allowlists. With no effective policy (no `[policy]` block, or a fixture
+//! run) every tool and resource is allowed, as in dialect 1. Under a policy,
+//! a call must match the target server's own `allow_tools` /
+//! `allow_resources` (default `[]`, which denies); the synthetic `default`
+//! server of the harness uses `[policy.mcp]` instead. **Extension:** a
+//! non-empty `[policy.mcp].tools` / `resources` list narrows every server
+//! further, so a `--policy` override file can restrict MCP without a
+//! rebuild; an empty one adds nothing (in dialect 1 the per-server lists
+//! are the gate, and workflows rely on that). Patterns are the dialect's
+//! MCP matcher: `*`, a trailing-`*` prefix, or exact.
+//!
+//! Everything a server sends is untrusted: lines are capped
+//! ([`MAX_LINE`]), every exchange has a read timeout, and garbage is an
+//! [`Error::Mcp`], never a panic or a hang. This module never decides what a
+//! node outputs (see [`crate::nodes::mcp`]).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::policy::{Policy, name_matches};
+
+pub mod mock;
+pub mod stdio;
+
+/// The read timeout of one MCP exchange when nothing else is configured.
+/// Built binaries use the run timeout (`--timeout-secs`) instead.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest line accepted from a server (16 MiB, the intelligence socket's
+/// frame cap).
+pub const MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// The protocol version sent in `initialize`.
+pub const PROTOCOL_VERSION: &str = "2025-03-26";
+
+/// The server name the harness's mocks use when the workflow declares none
+/// (dialect 1's `--mcp-stdio` server).
+pub const DEFAULT_SERVER: &str = "default";
+
+/// A baked `[[mcp_servers]]` entry (generated code declares these as
+/// [`crate::Workflow::MCP_SERVERS`]).
+#[derive(Clone, Copy, Debug)]
+pub struct McpServerDef {
+    /// The name nodes refer to with `server`.
+    pub name: &'static str,
+    /// argv; the first element is the program.
+    pub command: &'static [&'static str],
+    /// Tool names this server may be asked to call.
+    pub allow_tools: &'static [&'static str],
+    /// Resource URIs this server may be asked to read.
+    pub allow_resources: &'static [&'static str],
+    /// `(VAR, secret name)`: set on the child only, resolved at spawn.
+    pub env: &'static [(&'static str, &'static str)],
+}
+
+/// One MCP server, as the nodes see it. Implementations must be safe to
+/// call from the threads of `parallel`/`map` at once.
+pub trait McpServer: Send + Sync + fmt::Debug {
+    /// `tools/call {name, arguments}`; `Ok` is the JSON-RPC `result`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mcp`] for transport failures, timeouts, garbage and
+    /// JSON-RPC error replies.
+    fn call_tool(&self, tool: &str, arguments: &Value, timeout: Duration) -> Result<Value, Error>;
+
+    /// `resources/read {uri}`; `Ok` is the JSON-RPC `result`.
+    ///
+    /// # Errors
+    ///
+    /// As [`McpServer::call_tool`].
+    fn read_resource(&self, uri: &str, timeout: Duration) -> Result<Value, Error>;
+}
+
+/// Where a server's allowlists come from.
+#[derive(Clone, Copy, Debug)]
+pub enum Allowlists {
+    /// The server's own `allow_tools` / `allow_resources`.
+    Lists {
+        /// Tool patterns.
+        tools: &'static [&'static str],
+        /// Resource URI patterns.
+        resources: &'static [&'static str],
+    },
+    /// The effective policy's `[policy.mcp]` lists (the harness's synthetic
+    /// `default` server, like dialect 1's `--mcp-stdio` server).
+    PolicyMcp,
+}
+
+/// A named server in a registry.
+#[derive(Clone, Debug)]
+pub struct ServerEntry {
+    /// The name nodes select it by.
+    pub name: String,
+    /// Its allowlists.
+    pub allow: Allowlists,
+    /// The connection.
+    pub server: Arc<dyn McpServer>,
+}
+
+/// What is being asked of a server, for the allowlist check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access<'a> {
+    /// `tools/call` of this tool.
+    Tool(&'a str),
+    /// `resources/read` of this URI.
+    Resource(&'a str),
+}
+
+impl ServerEntry {
+    /// The allowlist gate. `policy` is the run's effective policy (`None`
+    /// allows everything).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Policy`]: `mcp tool `t` denied by allowlist on server `s``
+    /// (or `mcp resource ...`).
+    pub fn check(&self, policy: Option<&Policy>, access: Access<'_>) -> Result<(), Error> {
+        let Some(policy) = policy else {
+            return Ok(());
+        };
+        let (what, name, policy_list) = match access {
+            Access::Tool(t) => ("tool", t, &policy.mcp.tools),
+            Access::Resource(u) => ("resource", u, &policy.mcp.resources),
+        };
+        let by_policy = || Policy::mcp_list_allows(policy_list, name);
+        let allowed = match self.allow {
+            Allowlists::PolicyMcp => by_policy(),
+            Allowlists::Lists { tools, resources } => {
+                let own = match access {
+                    Access::Tool(_) => tools,
+                    Access::Resource(_) => resources,
+                };
+                own.iter().any(|p| name_matches(p, name)) && (policy_list.is_empty() || by_policy())
+            }
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(Error::Policy(format!(
+                "mcp {what} `{name}` denied by allowlist on server `{}`",
+                self.name
+            )))
+        }
+    }
+}
+
+/// How a registry reaches the outside: the per-exchange read timeout and
+/// the resolver of `[[mcp_servers]].env` secret names.
+#[derive(Clone)]
+pub struct McpOptions {
+    /// Read timeout of one exchange (also capped by the run deadline).
+    pub call_timeout: Duration,
+    /// Resolves a secret name to its value at spawn.
+    pub resolve_secret: SecretResolver,
+}
+
+/// Resolves a secret name to its value (`Err` = why it cannot).
+pub type SecretResolver = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+
+impl fmt::Debug for McpOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("McpOptions")
+            .field("call_timeout", &self.call_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for McpOptions {
+    fn default() -> Self {
+        Self {
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            resolve_secret: Arc::new(|name: &str| {
+                crate::secrets::resolve(&[], name)
+                    .map(crate::secrets::Secret::into_exposed)
+                    .map_err(|e| e.to_string())
+            }),
+        }
+    }
+}
+
+impl McpOptions {
+    /// Options for workflow `W`: `env` secrets resolve through its
+    /// `[[secrets]]` (then the process environment), exchanges time out
+    /// after `call_timeout`.
+    #[must_use]
+    pub fn for_workflow<W: crate::Workflow>(call_timeout: Duration) -> Self {
+        Self {
+            call_timeout,
+            resolve_secret: Arc::new(|name: &str| {
+                crate::secrets::resolve(W::SECRETS, name)
+                    .map(crate::secrets::Secret::into_exposed)
+                    .map_err(|e| e.to_string())
+            }),
+        }
+    }
+}
+
+/// The named MCP servers a run can reach. Cheap to share (`Arc` inside);
+/// dropping the last handle stops every child process.
+#[derive(Clone, Debug)]
+pub struct Mcp {
+    inner: Arc<Registry>,
+}
+
+#[derive(Debug)]
+struct Registry {
+    servers: Vec<ServerEntry>,
+    /// The stdio servers among `servers`, for [`Mcp::start_all`].
+    stdio: Vec<Arc<stdio::StdioServer>>,
+    call_timeout: Duration,
+}
+
+impl Default for Mcp {
+    fn default() -> Self {
+        Self::new(Vec::new(), DEFAULT_CALL_TIMEOUT)
+    }
+}
+
+impl Mcp {
+    /// A registry of `servers` (names must be unique; the compiler checks
+    /// that) with read timeout `call_timeout`.
+    #[must_use]
+    pub fn new(servers: Vec<ServerEntry>, call_timeout: Duration) -> Self {
+        Self {
+            inner: Arc::new(Registry {
+                servers,
+                stdio: Vec::new(),
+                call_timeout: call_timeout.max(Duration::from_millis(1)),
+            }),
+        }
+    }
+
+    /// The stdio servers of `defs`, not started yet (see [`Mcp::start_all`];
+    /// a server that is not running is started on its first call).
+    #[must_use]
+    pub fn from_defs(defs: &'static [McpServerDef], options: &McpOptions) -> Self {
+        let stdio: Vec<Arc<stdio::StdioServer>> = defs
+            .iter()
+            .map(|def| Arc::new(stdio::StdioServer::new(def, options.resolve_secret.clone())))
+            .collect();
+        let servers = defs
+            .iter()
+            .zip(&stdio)
+            .map(|(def, server)| ServerEntry {
+                name: def.name.to_owned(),
+                allow: Allowlists::Lists {
+                    tools: def.allow_tools,
+                    resources: def.allow_resources,
+                },
+                server: server.clone() as Arc<dyn McpServer>,
+            })
+            .collect();
+        Self {
+            inner: Arc::new(Registry {
+                servers,
+                stdio,
+                call_timeout: options.call_timeout.max(Duration::from_millis(1)),
+            }),
+        }
+    }
+
+    /// Spawn every stdio server that is not running yet, so a server that
+    /// cannot start stops the binary at startup (exit 2) instead of failing
+    /// a node later.
+    ///
+    /// # Errors
+    ///
+    /// `failed to start MCP server `N`: ...` for the first failure.
+    pub fn start_all(&self) -> Result<(), String> {
+        for s in &self.inner.stdio {
+            s.start().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Whether no server is registered (the MCP kinds are then
+    /// "capability unavailable", or a stub under a harness).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.inner.servers.is_empty()
+    }
+
+    /// The registered names, in declaration order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.inner.servers.iter().map(|s| s.name.as_str())
+    }
+
+    /// The server a node addresses: `explicit` must exist; when omitted,
+    /// the only server.
+    ///
+    /// # Errors
+    ///
+    /// The reason (the node wraps it in [`Error::Workflow`]): unknown name,
+    /// or `server` omitted while several servers are registered.
+    pub fn select(&self, explicit: Option<&str>) -> Result<&ServerEntry, String> {
+        let servers = &self.inner.servers;
+        match explicit {
+            Some(name) => servers.iter().find(|s| s.name == name).ok_or_else(|| {
+                format!(
+                    "mcp server `{name}` is not configured; known servers: {}",
+                    self.known()
+                )
+            }),
+            None => match servers.as_slice() {
+                [only] => Ok(only),
+                [] => Err("no MCP server is configured".to_owned()),
+                _ => Err(format!(
+                    "several MCP servers are configured ({}); name one with `server`",
+                    self.known()
+                )),
+            },
+        }
+    }
+
+    fn known(&self) -> String {
+        let names: Vec<String> = self.names().map(|n| format!("`{n}`")).collect();
+        if names.is_empty() {
+            "(none)".to_owned()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    /// The read timeout of an exchange started now in a run whose deadline
+    /// is `deadline`: the configured timeout, but never past the deadline
+    /// (at least one second, so a node that started just in time can still
+    /// finish a quick call).
+    #[must_use]
+    pub fn timeout_for(&self, deadline: Instant) -> Duration {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        self.inner
+            .call_timeout
+            .min(remaining.max(Duration::from_secs(1)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::McpPolicy;
+    use std::borrow::Cow;
+
+    #[derive(Debug)]
+    struct Nothing;
+    impl McpServer for Nothing {
+        fn call_tool(&self, _: &str, _: &Value, _: Duration) -> Result<Value, Error> {
+            Ok(Value::Null)
+        }
+        fn read_resource(&self, _: &str, _: Duration) -> Result<Value, Error> {
+            Ok(Value::Null)
+        }
+    }
+
+    fn entry(name: &str, allow: Allowlists) -> ServerEntry {
+        ServerEntry {
+            name: name.to_owned(),
+            allow,
+            server: Arc::new(Nothing),
+        }
+    }
+
+    fn policy_with_mcp(tools: &'static [Cow<'static, str>]) -> Policy {
+        Policy {
+            mcp: McpPolicy {
+                tools: Cow::Borrowed(tools),
+                ..Policy::DENY_ALL.mcp
+            },
+            ..Policy::DENY_ALL
+        }
+    }
+
+    fn denial(r: Result<(), Error>) -> String {
+        r.err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn no_policy_allows_everything() {
+        let e = entry(
+            "gh",
+            Allowlists::Lists {
+                tools: &[],
+                resources: &[],
+            },
+        );
+        assert!(e.check(None, Access::Tool("anything")).is_ok());
+        assert!(e.check(None, Access::Resource("file:///x")).is_ok());
+    }
+
+    #[test]
+    fn under_a_policy_the_server_lists_gate_and_empty_denies() {
+        let e = entry(
+            "gh",
+            Allowlists::Lists {
+                tools: &["search", "issue_*"],
+                resources: &[],
+            },
+        );
+        let p = Policy::DENY_ALL;
+        assert!(e.check(Some(&p), Access::Tool("search")).is_ok());
+        assert!(e.check(Some(&p), Access::Tool("issue_get")).is_ok());
+        assert_eq!(
+            denial(e.check(Some(&p), Access::Tool("delete_repo"))),
+            "policy violation: mcp tool `delete_repo` denied by allowlist on server `gh`"
+        );
+        assert_eq!(
+            denial(e.check(Some(&p), Access::Resource("repo://x"))),
+            "policy violation: mcp resource `repo://x` denied by allowlist on server `gh`"
+        );
+    }
+
+    #[test]
+    fn a_non_empty_policy_mcp_list_narrows_every_server() {
+        static ONLY_SEARCH: [Cow<'static, str>; 1] = [Cow::Borrowed("search")];
+        let e = entry(
+            "gh",
+            Allowlists::Lists {
+                tools: &["*"],
+                resources: &[],
+            },
+        );
+        let p = policy_with_mcp(&ONLY_SEARCH);
+        assert!(e.check(Some(&p), Access::Tool("search")).is_ok());
+        assert!(e.check(Some(&p), Access::Tool("issue_get")).is_err());
+        // The synthetic default server uses [policy.mcp] alone.
+        let d = entry(DEFAULT_SERVER, Allowlists::PolicyMcp);
+        assert!(d.check(Some(&p), Access::Tool("search")).is_ok());
+        assert!(
+            d.check(Some(&Policy::DENY_ALL), Access::Tool("search"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn selection_follows_the_server_rule() {
+        let none = Mcp::default();
+        assert_eq!(
+            none.select(None).err().as_deref(),
+            Some("no MCP server is configured")
+        );
+        let one = Mcp::new(
+            vec![entry("only", Allowlists::PolicyMcp)],
+            DEFAULT_CALL_TIMEOUT,
+        );
+        assert_eq!(one.select(None).map(|s| s.name.as_str()), Ok("only"));
+        assert_eq!(
+            one.select(Some("other")).err().as_deref(),
+            Some("mcp server `other` is not configured; known servers: `only`")
+        );
+        let two = Mcp::new(
+            vec![
+                entry("a", Allowlists::PolicyMcp),
+                entry("b", Allowlists::PolicyMcp),
+            ],
+            DEFAULT_CALL_TIMEOUT,
+        );
+        assert_eq!(two.select(Some("b")).map(|s| s.name.as_str()), Ok("b"));
+        assert!(
+            two.select(None)
+                .err()
+                .is_some_and(|e| e.contains("several MCP servers"))
+        );
+    }
+
+    #[test]
+    fn the_read_timeout_never_outlives_the_run_deadline() {
+        let mcp = Mcp::new(Vec::new(), Duration::from_secs(30));
+        let far = Instant::now() + Duration::from_secs(3600);
+        assert_eq!(mcp.timeout_for(far), Duration::from_secs(30));
+        let near = Instant::now() + Duration::from_secs(5);
+        assert!(mcp.timeout_for(near) <= Duration::from_secs(5));
+        // A deadline already passed still leaves one second.
+        assert_eq!(mcp.timeout_for(Instant::now()), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,513 @@
+//! An MCP server as a child process speaking NDJSON JSON-RPC 2.0 on its
+//! stdin/stdout (spec/dialect-ops.md §14).
+//!
+//! Life cycle: the child is spawned on [`StdioServer::start`] (the CLI does
+//! it at startup) or on the first call, with piped stdin/stdout, stderr to
+//! `/dev/null`, the inherited environment plus the `env` secret mapping
+//! (set on the child only, resolved at every spawn so a rotated secret is
+//! picked up). The first call performs the lazy handshake: `initialize`
+//! (protocol [`super::PROTOCOL_VERSION`]), then the
+//! `notifications/initialized` notification.
+//!
+//! One request is in flight per server (a mutex), so `parallel`/`map`
+//! branches sharing a server take turns. Request ids start at 1 per child.
+//! Incoming lines without an `id` (notifications) and responses to other
+//! ids are skipped; requests from the server are answered (`ping` with an
+//! empty result, anything else with JSON-RPC error -32601).
+//!
+//! Divergences from dialect 1 (DESIGN.md §8): every exchange has a read
+//! timeout (the handshake and the call share one deadline); a child that
+//! times out, writes a line that is not JSON-RPC, writes a line over
+//! [`super::MAX_LINE`], or closes its stdout is killed and reaped, the call
+//! fails with a clear [`Error::Mcp`], and the next call spawns a fresh child.
+//! A JSON-RPC `error` reply fails only that call. Children are killed
+//! (SIGKILL) and reaped when the server is dropped, so none outlives the
+//! binary or becomes a zombie.
+//!
+//! Pipes have no timeouts in std, so each child gets a reader thread (lines
+//! → a bounded channel the caller waits on with `recv_timeout`) and a writer
+//! thread (so a child that stops reading cannot block the caller either).
+//! Both threads end when the child's pipes close.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use super::{MAX_LINE, McpServer, McpServerDef, PROTOCOL_VERSION, SecretResolver};
+use crate::error::Error;
+
+/// Messages queued for the writer thread before the child counts as not
+/// reading its input.
+const WRITE_QUEUE: usize = 16;
+
+/// Lines buffered from the reader thread (each up to [`MAX_LINE`]); small,
+/// so a flooding child is held back by the pipe instead of our memory.
+const READ_QUEUE: usize = 2;
+
+/// A stdio MCP server.
+pub struct StdioServer {
+    name: String,
+    argv: Vec<String>,
+    /// `(VAR, secret name)`.
+    env: Vec<(String, String)>,
+    resolve_secret: SecretResolver,
+    /// The running child, if any; the mutex is the one-request-in-flight
+    /// rule.
+    proc: Mutex<Option<Proc>>,
+}
+
+impl std::fmt::Debug for StdioServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StdioServer")
+            .field("name", &self.name)
+            .field("argv", &self.argv)
+            .field(
+                "env_vars",
+                &self.env.iter().map(|(v, _)| v).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the reader and writer threads report.
+#[derive(Debug)]
+enum Event {
+    Line(Vec<u8>),
+    TooLong,
+    Eof,
+    ReadFailed(String),
+    WriteFailed(String),
+}
+
+/// One running child.
+struct Proc {
+    child: Child,
+    to_child: SyncSender<Vec<u8>>,
+    from_child: Receiver<Event>,
+    next_id: u64,
+    initialized: bool,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // Kill before reaping: a hung child would never exit on its own.
+        // Both fail only when the child is already gone, which is the goal.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Why an exchange failed: `Reply` leaves the child running (the server
+/// answered with a JSON-RPC error); `Fatal` means the child is unusable.
+enum Failure {
+    Reply(String),
+    Fatal(String),
+}
+
+impl StdioServer {
+    /// A server for the baked definition `def` (not started).
+    #[must_use]
+    pub fn new(def: &McpServerDef, resolve_secret: SecretResolver) -> Self {
+        Self::from_parts(
+            def.name,
+            def.command.iter().map(|s| (*s).to_owned()).collect(),
+            def.env
+                .iter()
+                .map(|(v, s)| ((*v).to_owned(), (*s).to_owned()))
+                .collect(),
+            resolve_secret,
+        )
+    }
+
+    /// A server named `name` running `argv`, with `env` as `(VAR, secret
+    /// name)` pairs (not started).
+    #[must_use]
+    pub fn from_parts(
+        name: &str,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        resolve_secret: SecretResolver,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            argv,
+            env,
+            resolve_secret,
+            proc: Mutex::new(None),
+        }
+    }
+
+    /// The server's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Spawn the child unless it is already running.
+    ///
+    /// # Errors
+    ///
+    /// `failed to start MCP server `N`: ...` (no program, an unresolvable
+    /// env secret, or a spawn failure).
+    pub fn start(&self) -> Result<(), String> {
+        let mut guard = self.lock();
+        self.ensure_running(&mut guard).map(|_| ())
+    }
+
+    /// The child's process id, if one is running (tests use it to check
+    /// that a timed-out child is gone).
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.lock().as_ref().map(|p| p.child.id())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Proc>> {
+        // A panic while holding the lock leaves at worst a child that the
+        // next call finds dead and replaces.
+        self.proc.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn command_text(&self) -> &str {
+        self.argv.first().map_or("", String::as_str)
+    }
+
+    /// The running child, spawning one if there is none or it has exited.
+    fn ensure_running<'g>(
+        &self,
+        guard: &'g mut MutexGuard<'_, Option<Proc>>,
+    ) -> Result<&'g mut Proc, String> {
+        if guard.as_mut().is_some_and(|p| p.has_exited()) {
+            **guard = None;
+        }
+        if guard.is_none() {
+            **guard = Some(self.spawn()?);
+        }
+        guard
+            .as_mut()
+            .ok_or_else(|| format!("failed to start MCP server `{}`", self.name))
+    }
+
+    fn spawn(&self) -> Result<Proc, String> {
+        let fail = |why: String| format!("failed to start MCP server `{}`: {why}", self.name);
+        let Some((program, args)) = self.argv.split_first() else {
+            return Err(fail("`command` is empty".to_owned()));
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (var, secret) in &self.env {
+            let value =
+                (self.resolve_secret)(secret).map_err(|e| fail(format!("env `{var}`: {e}")))?;
+            cmd.env(var, value);
+        }
+        let mut child = cmd.spawn().map_err(|e| fail(format!("{program}: {e}")))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail("the child's pipes are missing".to_owned()));
+        };
+        let (events_tx, from_child) = mpsc::sync_channel(READ_QUEUE);
+        let (to_child, writes) = mpsc::sync_channel(WRITE_QUEUE);
+        let write_events = events_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("agentd-mcp-read-{}", self.name))
+            .spawn(move || read_lines(stdout, &events_tx))
+            .and_then(|_| {
+                std::thread::Builder::new()
+                    .name(format!("agentd-mcp-write-{}", self.name))
+                    .spawn(move || write_lines(stdin, &writes, &write_events))
+            });
+        if let Err(e) = spawned {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail(format!("cannot start its I/O threads: {e}")));
+        }
+        Ok(Proc {
+            child,
+            to_child,
+            from_child,
+            next_id: 1,
+            initialized: false,
+        })
+    }
+
+    /// One request (handshake first if this child has not done it), within
+    /// `timeout`.
+    fn request(&self, method: &str, params: Value, timeout: Duration) -> Result<Value, Error> {
+        let mut guard = self.lock();
+        let deadline = Instant::now() + timeout;
+        let proc = self.ensure_running(&mut guard).map_err(Error::Mcp)?;
+        let result = self
+            .handshake(proc, deadline, timeout)
+            .and_then(|()| proc.exchange(self, method, params, deadline, timeout));
+        match result {
+            Ok(v) => Ok(v),
+            Err(Failure::Reply(msg)) => Err(Error::Mcp(msg)),
+            Err(Failure::Fatal(msg)) => {
+                // Dropping the child kills and reaps it; the next call spawns
+                // a fresh one.
+                *guard = None;
+                Err(Error::Mcp(msg))
+            }
+        }
+    }
+
+    fn handshake(
+        &self,
+        proc: &mut Proc,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), Failure> {
+        if proc.initialized {
+            return Ok(());
+        }
+        let params = json!({
+            "protocolVersion": PROTOCOL_VERSION,
+            "clientInfo": { "name": "agentd", "version": env!("CARGO_PKG_VERSION") },
+            "capabilities": {},
+        });
+        match proc.exchange(self, "initialize", params, deadline, timeout) {
+            Ok(Value::Object(_)) => {}
+            Ok(other) => {
+                return Err(Failure::Fatal(format!(
+                    "mcp server `{}` answered `initialize` with a non-object result: {}",
+                    self.name,
+                    snippet(other.to_string().as_bytes())
+                )));
+            }
+            // A refused handshake leaves the child in an unknown state.
+            Err(Failure::Reply(msg) | Failure::Fatal(msg)) => return Err(Failure::Fatal(msg)),
+        }
+        proc.send(
+            self,
+            &json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
+        )?;
+        proc.initialized = true;
+        Ok(())
+    }
+}
+
+impl Proc {
+    fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn send(&self, server: &StdioServer, message: &Value) -> Result<(), Failure> {
+        let mut line = serde_json::to_vec(message).map_err(|e| {
+            Failure::Fatal(format!(
+                "cannot encode a request for mcp server `{}`: {e}",
+                server.name
+            ))
+        })?;
+        line.push(b'\n');
+        match self.to_child.try_send(line) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(Failure::Fatal(format!(
+                "mcp server `{}` is not reading its input",
+                server.name
+            ))),
+            Err(TrySendError::Disconnected(_)) => Err(Failure::Fatal(format!(
+                "mcp server `{}` (`{}`) closed the pipe unexpectedly",
+                server.name,
+                server.command_text()
+            ))),
+        }
+    }
+
+    /// Send request `method` and wait for the response with its id.
+    fn exchange(
+        &mut self,
+        server: &StdioServer,
+        method: &str,
+        params: Value,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Value, Failure> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(
+            server,
+            &json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }),
+        )?;
+        let name = &server.name;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let event = match self.from_child.recv_timeout(remaining) {
+                Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(Failure::Fatal(format!(
+                        "mcp server `{name}` did not answer `{method}` within {timeout:?}; \
+                         the server process was stopped and the next call starts a new one"
+                    )));
+                }
+                Err(RecvTimeoutError::Disconnected) => Event::Eof,
+            };
+            let line = match event {
+                Event::Line(line) => line,
+                Event::TooLong => {
+                    return Err(Failure::Fatal(format!(
+                        "mcp server `{name}` wrote a line longer than {MAX_LINE} bytes"
+                    )));
+                }
+                Event::Eof => {
+                    return Err(Failure::Fatal(format!(
+                        "mcp server `{name}` (`{}`) closed the pipe unexpectedly",
+                        server.command_text()
+                    )));
+                }
+                Event::ReadFailed(e) => {
+                    return Err(Failure::Fatal(format!(
+                        "cannot read from mcp server `{name}`: {e}"
+                    )));
+                }
+                Event::WriteFailed(e) => {
+                    return Err(Failure::Fatal(format!(
+                        "cannot write to mcp server `{name}`: {e}"
+                    )));
+                }
+            };
+            let text = line.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            // serde_json's recursion limit turns hostile nesting into an error.
+            let message: Value = serde_json::from_slice(text).map_err(|e| {
+                Failure::Fatal(format!(
+                    "mcp server `{name}` wrote a line that is not JSON ({e}): {}",
+                    snippet(text)
+                ))
+            })?;
+            let Value::Object(message) = message else {
+                return Err(Failure::Fatal(format!(
+                    "mcp server `{name}` wrote a line that is not a JSON-RPC message: {}",
+                    snippet(text)
+                )));
+            };
+            let Some(their_id) = message.get("id").filter(|i| !i.is_null()) else {
+                // A notification (progress, logging, list changes): skipped.
+                continue;
+            };
+            if let Some(Value::String(their_method)) = message.get("method") {
+                self.answer_server_request(server, their_id, their_method)?;
+                continue;
+            }
+            if !same_id(their_id, id) {
+                // A late answer to some earlier request: not ours.
+                continue;
+            }
+            return decode_response(name, method, message);
+        }
+    }
+
+    /// Answer a request the server sent us: `ping` succeeds, nothing else is
+    /// supported (no sampling, no roots).
+    fn answer_server_request(
+        &self,
+        server: &StdioServer,
+        id: &Value,
+        method: &str,
+    ) -> Result<(), Failure> {
+        let reply = if method == "ping" {
+            json!({ "jsonrpc": "2.0", "id": id, "result": {} })
+        } else {
+            json!({
+                "jsonrpc": "2.0",
+                "id": id,
+                "error": { "code": -32601, "message": format!("method `{method}` is not supported by agentd") },
+            })
+        };
+        self.send(server, &reply)
+    }
+}
+
+fn same_id(theirs: &Value, ours: u64) -> bool {
+    theirs.as_u64() == Some(ours) || theirs.as_str() == Some(ours.to_string().as_str())
+}
+
+fn decode_response(
+    name: &str,
+    method: &str,
+    mut message: Map<String, Value>,
+) -> Result<Value, Failure> {
+    if let Some(err) = message.get("error").filter(|e| !e.is_null()) {
+        let code = err
+            .get("code")
+            .map_or_else(|| "?".to_owned(), Value::to_string);
+        let text = err.get("message").and_then(Value::as_str).unwrap_or("");
+        return Err(Failure::Reply(format!(
+            "mcp server `{name}` answered `{method}` with error {code}: {text}"
+        )));
+    }
+    match message.remove("result") {
+        Some(result) if !result.is_null() => Ok(result),
+        _ => Err(Failure::Fatal(format!(
+            "mcp server `{name}` answered `{method}` with neither `result` nor `error`"
+        ))),
+    }
+}
+
+/// The first 120 characters of untrusted output, for error messages.
+fn snippet(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text.chars().take(120).collect();
+    if text.chars().nth(120).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// The reader thread: one event per line, each capped at [`MAX_LINE`].
+fn read_lines(stdout: ChildStdout, events: &SyncSender<Event>) {
+    let mut reader = BufReader::new(stdout);
+    let cap = u64::try_from(MAX_LINE)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    loop {
+        let mut line = Vec::new();
+        let event = match reader.by_ref().take(cap).read_until(b'\n', &mut line) {
+            Ok(0) => Event::Eof,
+            Ok(_) if line.last() != Some(&b'\n') && line.len() > MAX_LINE => Event::TooLong,
+            Ok(_) => Event::Line(line),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => Event::ReadFailed(e.to_string()),
+        };
+        let last = !matches!(event, Event::Line(_));
+        // A send fails only when the child was dropped: nobody is listening.
+        if events.send(event).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// The writer thread: queued lines to the child's stdin, flushed each.
+fn write_lines(mut stdin: ChildStdin, lines: &Receiver<Vec<u8>>, events: &SyncSender<Event>) {
+    for line in lines {
+        if let Err(e) = stdin.write_all(&line).and_then(|()| stdin.flush()) {
+            let _ = events.try_send(Event::WriteFailed(e.to_string()));
+            return;
+        }
+    }
+}
+
+impl McpServer for StdioServer {
+    fn call_tool(&self, tool: &str, arguments: &Value, timeout: Duration) -> Result<Value, Error> {
+        let mut params = Map::new();
+        params.insert("name".to_owned(), Value::from(tool));
+        // MCP's `arguments` is an optional object: a missing `args_from`
+        // (null) is sent as no arguments rather than `null`.
+        if !arguments.is_null() {
+            params.insert("arguments".to_owned(), arguments.clone());
+        }
+        self.request("tools/call", Value::Object(params), timeout)
+    }
+
+    fn read_resource(&self, uri: &str, timeout: Duration) -> Result<Value, Error> {
+        self.request("resources/read", json!({ "uri": uri }), timeout)
+    }
+}

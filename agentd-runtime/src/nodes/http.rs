@@ -1,0 +1,486 @@
+//! `http_request` (feature `http`, spec §3.12) and the `agent_loop` tool of
+//! the same name.
+//!
+//! Order is the dialect's: resolve the URL → `[policy.http]` on the
+//! upper-cased method and the full URL → dry-run → resolve the body (over
+//! [`MAX_REQUEST_BODY`] is a hard error) → render headers (`{{secret:NAME}}`
+//! through [`crate::secrets`]; CR/LF is a hard error) → send. A non-2xx
+//! status takes the `error` branch; connection, DNS, TLS and timeout
+//! failures are hard [`Error::Tool`].
+//!
+//! The client is ureq with rustls (ring provider). Beyond dialect 1
+//! (DESIGN.md §8): `https://` is always available, chunked responses are
+//! read, the response body is read up to [`MAX_RESPONSE_BODY`] and then
+//! **truncated** (the output gains `"truncated": true`, the audit event
+//! `http_response.truncated` is emitted, the rest is never read, so an
+//! endless body cannot hang or exhaust memory), and every request is also
+//! bounded by the run deadline. Redirects are never followed; proxy
+//! environment variables are not consulted. Trusted roots are Mozilla's
+//! (webpki-roots), or — when `AGENTD_HTTP_CA_FILE` (else `SSL_CERT_FILE`)
+//! names a PEM file — exactly the certificates in that file, read at every
+//! request.
+//!
+//! Security posture: header values are literals baked at build time plus
+//! secrets; no context data can reach a header. Secret values never enter
+//! the output, errors or the trace: the output holds only the response.
+//! This module must never act before the policy gate, never send in
+//! dry-run, and never follow a redirect.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use ureq::http;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
+
+use crate::context::{Cx, Step};
+use crate::error::Error;
+use crate::graph::CtxPath;
+use crate::policy::Decision;
+
+/// Largest request body sent (1 MiB); a larger one is a hard error.
+pub const MAX_REQUEST_BODY: usize = 1024 * 1024;
+
+/// Most response-body bytes read (1 MiB); the rest is dropped.
+pub const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+
+/// Connect, per-read and per-write timeout (spec §6.2).
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest CA bundle read from `AGENTD_HTTP_CA_FILE` / `SSL_CERT_FILE`.
+const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
+
+const TOOL: &str = "http_request";
+
+/// `http_request` config, baked by the compiler.
+#[derive(Debug)]
+pub struct HttpRequest {
+    /// The method, upper-cased at build time.
+    pub method: &'static str,
+    /// `url_from`: must resolve to a string.
+    pub url_from: CtxPath,
+    /// `body_from`: a string is sent verbatim, other JSON compact; the path
+    /// must be set.
+    pub body_from: Option<CtxPath>,
+    /// Declared headers, sorted by name.
+    pub headers: &'static [Header],
+}
+
+/// One declared header: a name and its value pre-split at build time.
+#[derive(Debug)]
+pub struct Header {
+    /// The header name (`[A-Za-z0-9_-]+`, checked at build time).
+    pub name: &'static str,
+    /// Literal text and secret references, in order.
+    pub value: &'static [HeaderSeg],
+}
+
+/// A segment of a header value.
+#[derive(Debug)]
+pub enum HeaderSeg {
+    /// Literal text from the workflow file.
+    Lit(&'static str),
+    /// `{{secret:NAME}}`: resolved through [`crate::secrets`] at send time.
+    Secret(&'static str),
+}
+
+/// `http_request`: output `{"status", "headers", "body", "bytes"}` (plus
+/// `"truncated": true` when the body was cut at [`MAX_RESPONSE_BODY`]);
+/// branch `error` when the status is not 2xx. Dry-run: `{"method", "url",
+/// "dry_run": true}` after the policy check.
+///
+/// # Errors
+///
+/// Unset paths, an oversized body, a secret that does not resolve or holds
+/// CR/LF, and every transport failure (`Tool`); a denial (`Policy`).
+pub fn http_request(cx: &Cx<'_>, cfg: &'static HttpRequest) -> Result<Step, Error> {
+    node(cx, cfg, Roots::from_env)
+}
+
+/// [`http_request`] with the trust roots supplied by `roots`, called only
+/// when a request is really sent.
+fn node(
+    cx: &Cx<'_>,
+    cfg: &'static HttpRequest,
+    roots: impl FnOnce() -> Result<Roots, Error>,
+) -> Result<Step, Error> {
+    let url = cx.require_str(TOOL, &cfg.url_from)?;
+    check_policy(cx, cfg.method, url)?;
+    if cx.dry_run() {
+        return Ok(Step::value(dry_run(cfg.method, url)));
+    }
+    let body = match &cfg.body_from {
+        Some(path) => Some(body_text(cx.require(TOOL, path)?)?),
+        None => None,
+    };
+    let headers = render_headers(cx, cfg.headers)?;
+    let response = send(
+        &Outgoing {
+            method: cfg.method,
+            url,
+            body: body.as_deref(),
+            headers: &headers,
+            traceparent: cx.traceparent(),
+            deadline: cx.deadline(),
+        },
+        &roots()?,
+    )?;
+    let branch = !(200..=299).contains(&response.status);
+    let value = response.into_value();
+    Ok(if branch {
+        Step::branch(value, "error")
+    } else {
+        Step::value(value)
+    })
+}
+
+/// The `http_request` tool of `agent_loop` (spec §3.9): args `{"method",
+/// "url", "body"?}` — never headers. Same gate, dry-run and caps as the
+/// node; returns the node's output value (a non-2xx status is data, not an
+/// error).
+///
+/// # Errors
+///
+/// Malformed args and everything [`http_request`] fails with.
+#[allow(dead_code, reason = "called by agent_loop")]
+pub(crate) fn loop_http(cx: &Cx<'_>, args: &Value) -> Result<Value, Error> {
+    loop_tool(cx, args, Roots::from_env)
+}
+
+fn loop_tool(
+    cx: &Cx<'_>,
+    args: &Value,
+    roots: impl FnOnce() -> Result<Roots, Error>,
+) -> Result<Value, Error> {
+    let field = |key: &str| -> Result<&str, Error> {
+        args.get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::tool(TOOL, format!("argument `{key}` must be a string")))
+    };
+    let method = field("method")?.to_ascii_uppercase();
+    let url = field("url")?;
+    check_policy(cx, &method, url)?;
+    if cx.dry_run() {
+        return Ok(dry_run(&method, url));
+    }
+    let body = match args.get("body") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(body_text(v)?),
+    };
+    let response = send(
+        &Outgoing {
+            method: &method,
+            url,
+            body: body.as_deref(),
+            headers: &[],
+            traceparent: cx.traceparent(),
+            deadline: cx.deadline(),
+        },
+        &roots()?,
+    )?;
+    Ok(response.into_value())
+}
+
+fn dry_run(method: &str, url: &str) -> Value {
+    json!({ "method": method, "url": url, "dry_run": true })
+}
+
+fn check_policy(cx: &Cx<'_>, method: &str, url: &str) -> Result<(), Error> {
+    match cx.policy().map(|p| p.check_http(method, url)) {
+        None | Some(Decision::Allow) => Ok(()),
+        Some(Decision::Deny(reason)) => Err(Error::Policy(reason)),
+    }
+}
+
+/// A string is sent verbatim, any other JSON compact-serialised.
+fn body_text(value: &Value) -> Result<String, Error> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if text.len() > MAX_REQUEST_BODY {
+        return Err(Error::tool(
+            TOOL,
+            format!(
+                "request body is {} bytes; the limit is {MAX_REQUEST_BODY}",
+                text.len()
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+/// Render the declared headers. Errors name the header and the secret,
+/// never a value.
+fn render_headers(
+    cx: &Cx<'_>,
+    headers: &'static [Header],
+) -> Result<Vec<(&'static str, String)>, Error> {
+    let mut out = Vec::with_capacity(headers.len());
+    for h in headers {
+        let mut value = String::new();
+        for seg in h.value {
+            match seg {
+                HeaderSeg::Lit(text) => value.push_str(text),
+                HeaderSeg::Secret(name) => {
+                    let secret = crate::secrets::resolve_secret(cx, name)
+                        .map_err(|e| Error::tool(TOOL, format!("header `{}`: {e}", h.name)))?;
+                    if secret.expose().contains(['\r', '\n']) {
+                        return Err(Error::tool(
+                            TOOL,
+                            format!("header `{}`: secret `{name}` contains CR or LF", h.name),
+                        ));
+                    }
+                    value.push_str(secret.expose());
+                }
+            }
+        }
+        if value.contains(['\r', '\n']) {
+            return Err(Error::tool(
+                TOOL,
+                format!("header `{}` contains CR or LF", h.name),
+            ));
+        }
+        out.push((h.name, value));
+    }
+    Ok(out)
+}
+
+/// One request, ready to send.
+pub(crate) struct Outgoing<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) url: &'a str,
+    pub(crate) body: Option<&'a str>,
+    /// Rendered declared headers (may hold secret values: never logged).
+    pub(crate) headers: &'a [(&'static str, String)],
+    pub(crate) traceparent: Option<&'a str>,
+    pub(crate) deadline: Instant,
+}
+
+/// A response as the node reports it.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) status: u16,
+    pub(crate) headers: Map<String, Value>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) truncated: bool,
+}
+
+impl Received {
+    fn into_value(self) -> Value {
+        let mut out = json!({
+            "status": self.status,
+            "headers": Value::Object(self.headers),
+            "bytes": self.body.len(),
+            "body": String::from_utf8_lossy(&self.body),
+        });
+        if self.truncated {
+            out["truncated"] = Value::Bool(true);
+        }
+        out
+    }
+}
+
+/// The trusted TLS roots of one request.
+#[derive(Debug)]
+pub(crate) enum Roots {
+    /// Mozilla's roots (webpki-roots), compiled in.
+    WebPki,
+    /// Exactly these certificates (from a CA file).
+    Specific(Vec<Certificate<'static>>),
+}
+
+impl Roots {
+    /// `AGENTD_HTTP_CA_FILE`, else `SSL_CERT_FILE`, else the built-in roots.
+    ///
+    /// # Errors
+    ///
+    /// A named file that cannot be read, is too large, or holds no
+    /// certificate (`Tool`): a misconfigured trust store must not silently
+    /// fall back to other roots.
+    pub(crate) fn from_env() -> Result<Self, Error> {
+        let named = ["AGENTD_HTTP_CA_FILE", "SSL_CERT_FILE"]
+            .into_iter()
+            .find_map(|var| {
+                std::env::var_os(var)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (var, v))
+            });
+        match named {
+            None => Ok(Self::WebPki),
+            Some((var, path)) => {
+                let path = std::path::PathBuf::from(path);
+                let pem = read_capped(&path)
+                    .map_err(|e| Error::tool(TOOL, format!("{var} `{}`: {e}", path.display())))?;
+                Self::from_pem(&pem)
+                    .map_err(|e| Error::tool(TOOL, format!("{var} `{}`: {e}", path.display())))
+            }
+        }
+    }
+
+    /// The certificates of a PEM bundle (other PEM items are skipped).
+    pub(crate) fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(pem) {
+            match item {
+                Ok(PemItem::Certificate(c)) => certs.push(c),
+                Ok(_) => {}
+                Err(e) => return Err(format!("not a PEM bundle: {e}")),
+            }
+        }
+        if certs.is_empty() {
+            return Err("no certificate in the file".to_owned());
+        }
+        Ok(Self::Specific(certs))
+    }
+
+    fn root_certs(&self) -> RootCerts {
+        match self {
+            Self::WebPki => RootCerts::WebPki,
+            Self::Specific(certs) => RootCerts::new_with_certs(certs),
+        }
+    }
+}
+
+fn read_capped(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CA_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CA_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_CA_FILE} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// An agent for one request: no redirects, no proxies, statuses as data,
+/// 30 s connect/read/write timeouts, and the whole exchange bounded by the
+/// time left before `deadline`.
+fn agent(roots: &Roots, deadline: Instant) -> ureq::Agent {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(roots.root_certs())
+        .build();
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .allow_non_standard_methods(true)
+        .user_agent(concat!("agentd/", env!("CARGO_PKG_VERSION")))
+        .timeout_connect(Some(IO_TIMEOUT))
+        .timeout_per_read(Some(IO_TIMEOUT))
+        .timeout_per_write(Some(IO_TIMEOUT))
+        .timeout_global(Some(left))
+        // One request per agent: nothing to pool.
+        .max_idle_connections(0)
+        .tls_config(tls)
+        .build()
+        .into()
+}
+
+/// Send `req` and read the reply (body capped at [`MAX_RESPONSE_BODY`]).
+pub(crate) fn send(req: &Outgoing<'_>, roots: &Roots) -> Result<Received, Error> {
+    let (method, url) = (req.method, req.url);
+    let fail = |what: String| Error::tool(TOOL, format!("{method} {url}: {what}"));
+    let scheme_ok = url
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+        || url
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
+    if !scheme_ok {
+        return Err(fail(
+            "only http:// and https:// URLs are supported".to_owned(),
+        ));
+    }
+    let m = http::Method::from_bytes(method.as_bytes())
+        .map_err(|_| fail("invalid method".to_owned()))?;
+    let mut builder = http::Request::builder().method(m).uri(url);
+    let declares = |name: &str| {
+        req.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
+    if req.body.is_some_and(|b| !b.is_empty()) && !declares("content-type") {
+        builder = builder.header("content-type", "application/json");
+    }
+    if let Some(tp) = req.traceparent
+        && !declares("traceparent")
+    {
+        builder = builder.header("traceparent", tp);
+    }
+    for (name, value) in req.headers {
+        builder = builder.header(*name, value.as_str());
+    }
+    let agent = agent(roots, req.deadline);
+    // The http crate validates the URI and header values; its message never
+    // includes a header value.
+    let sent = match req.body {
+        Some(body) => builder
+            .body(body.as_bytes())
+            .map_err(|e| fail(format!("invalid request: {e}")))
+            .and_then(|r| agent.run(r).map_err(|e| fail(describe(&e)))),
+        None => builder
+            .body(())
+            .map_err(|e| fail(format!("invalid request: {e}")))
+            .and_then(|r| agent.run(r).map_err(|e| fail(describe(&e)))),
+    }?;
+    let status = sent.status().as_u16();
+    let mut headers = Map::new();
+    for (name, value) in sent.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        // Repeated headers are joined as HTTP allows (RFC 9110 §5.3).
+        match headers.get_mut(name.as_str()) {
+            Some(Value::String(prev)) => {
+                prev.push_str(", ");
+                prev.push_str(&value);
+            }
+            _ => {
+                headers.insert(name.as_str().to_owned(), Value::String(value));
+            }
+        }
+    }
+    let mut body = Vec::new();
+    sent.into_body()
+        .into_reader()
+        .take(MAX_RESPONSE_BODY as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| fail(format!("reading the response body: {e}")))?;
+    let truncated = body.len() > MAX_RESPONSE_BODY;
+    if truncated {
+        body.truncate(MAX_RESPONSE_BODY);
+        crate::obs::audit(
+            "http_response.truncated",
+            json!({
+                "claimed_bytes": headers.get("content-length"),
+                "cap_bytes": MAX_RESPONSE_BODY,
+            }),
+        );
+    }
+    Ok(Received {
+        status,
+        headers,
+        body,
+        truncated,
+    })
+}
+
+/// A transport error in words (ureq's own, plus the timeout's phase).
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(ureq::Timeout::Global) => {
+            "timed out (the run deadline was reached)".to_owned()
+        }
+        ureq::Error::Timeout(phase) => format!("timed out ({phase})"),
+        ureq::Error::HostNotFound => "host not found".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,235 @@
+//! Observability: the log subscriber, a span per run and per node, and the
+//! audit sink (spec/dialect-ops.md §12.1, §12.2, §12.4).
+//!
+//! Owns how the runtime reports what it did:
+//!
+//! - **the main log** — `--log-level` / `AGENTD_LOG` / `[logging].level`
+//!   (a directive such as `warn,agentd::engine=debug`, module [`filter`]),
+//!   `--log-format text|json`, `--log-target stderr|stdout|file:PATH`,
+//!   `--quiet`, with the dialect's precedence per field: command line, then
+//!   environment, then `[logging]`, then `warn` / `text` / `stderr` /
+//!   enabled (module `config`); time-based rotation of file targets
+//!   (module `sink`);
+//! - **spans and events** — `workflow.run{execution_id, workflow_id,
+//!   start_node, dry_run}` and `node.execute{node_id, kind, outcome,
+//!   latency_ms}`, and the §12.4 events at their levels (module `spans`,
+//!   called by the engine);
+//! - **audit events** — [`audit`]: target `agentd::audit`, written to the
+//!   `[logging.audit]` JSONL sink **whatever the main log level is** (the
+//!   dialect filtered them first, so info-level audit events were lost at
+//!   the default level) and to the main log when its filter lets them
+//!   through;
+//! - **redaction** — secret-named fields (at any depth) become
+//!   `"<redacted>"` in every sink, `reason` too in the audit sink unless
+//!   `include_reason`, and registered secret values ([`register_secret`])
+//!   are scrubbed from every line (module `redact`).
+//!
+//! The subscriber is our own (module `subscriber`), not tracing-subscriber:
+//! the formats are simple to write, and tracing-subscriber's env filter
+//! would pull `regex` into every binary. Divergence from dialect 1: `--quiet`
+//! and `enabled = false` silence the main log but not the audit sink, which
+//! has no command-line or environment override at all.
+//!
+//! This module must never decide anything about a run; it only reports. A
+//! failing log write never fails a run.
+
+mod config;
+pub mod filter;
+pub mod format;
+pub mod redact;
+pub mod sink;
+pub(crate) mod spans;
+mod subscriber;
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+use tracing_core::Level;
+
+pub use config::{Inputs, LogArgs, LogError, Settings, init_cli, install, resolve};
+pub use redact::register_secret;
+
+/// The target of audit events.
+pub const AUDIT_TARGET: &str = "agentd::audit";
+
+/// The default `[logging.audit].target`.
+pub const DEFAULT_AUDIT_TARGET: &str = "file:/var/log/agent/audit.jsonl";
+
+/// `[logging]` as the compiler bakes it ([`crate::Workflow::LOGGING`]).
+/// Values were checked at build time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `level`: a filter directive.
+    pub level: Option<&'static str>,
+    /// `format`.
+    pub format: Option<LogFormat>,
+    /// `target`: `stderr`, `stdout` or `file:PATH`.
+    pub target: Option<&'static str>,
+    /// `enabled`.
+    pub enabled: Option<bool>,
+    /// `rotation` of a file target.
+    pub rotation: Rotation,
+    /// `[logging.audit]`.
+    pub audit: Option<AuditConfig>,
+}
+
+impl LogConfig {
+    /// No `[logging]` block.
+    pub const NONE: LogConfig = LogConfig {
+        level: None,
+        format: None,
+        target: None,
+        enabled: None,
+        rotation: Rotation::Never,
+        audit: None,
+    };
+}
+
+/// `[logging.audit]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// `target`; `None` = [`DEFAULT_AUDIT_TARGET`].
+    pub target: Option<&'static str>,
+    /// `redact_fields`, added to the built-in list.
+    pub redact_fields: &'static [&'static str],
+    /// `include_reason`: keep `reason` fields unredacted.
+    pub include_reason: bool,
+}
+
+/// `--log-format` / `[logging].format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (`text`, alias `pretty`).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` | `pretty` | `json`, any case.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("text") || t.eq_ignore_ascii_case("pretty") {
+            Some(Self::Text)
+        } else if t.eq_ignore_ascii_case("json") {
+            Some(Self::Json)
+        } else {
+            None
+        }
+    }
+}
+
+/// `[logging].rotation` of a file target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Rotation {
+    /// One file, appended forever.
+    #[default]
+    Never,
+    /// `<file>.YYYY-MM-DD`.
+    Daily,
+    /// `<file>.YYYY-MM-DD-HH`.
+    Hourly,
+    /// `<file>.YYYY-MM-DD-HH-MM`.
+    Minutely,
+}
+
+/// Emit the audit event `event` (spec/dialect-ops.md §12.4) with `fields`
+/// (a JSON object; anything else is recorded under `value`), at the level
+/// [`audit_level`] gives it.
+pub fn audit(event: &'static str, fields: Value) {
+    audit_at(audit_level(event), event, fields);
+}
+
+/// [`audit`] at an explicit level.
+pub fn audit_at(level: Level, event: &'static str, fields: Value) {
+    let mut record: format::Fields = Vec::with_capacity(8);
+    match fields {
+        Value::Object(map) => {
+            for (k, v) in map {
+                record.push((Cow::Owned(k), format::Val::Json(v)));
+            }
+        }
+        Value::Null => {}
+        other => record.push((Cow::Borrowed("value"), format::Val::Json(other))),
+    }
+    emit_audit(level, event, record);
+}
+
+/// [`audit_at`] with the fields as name/value pairs, kept in this order.
+/// The runtime's own events use it: a list of pairs is less code than a
+/// `json!` map at every call site.
+pub(crate) fn audit_pairs(level: Level, event: &'static str, pairs: Vec<(&'static str, Value)>) {
+    let record = pairs
+        .into_iter()
+        .map(|(k, v)| (Cow::Borrowed(k), format::Val::Json(v)))
+        .collect();
+    emit_audit(level, event, record);
+}
+
+fn emit_audit(level: Level, event: &'static str, mut record: format::Fields) {
+    record.insert(
+        0,
+        (
+            Cow::Borrowed("event"),
+            format::Val::Json(Value::String(event.to_owned())),
+        ),
+    );
+    if let Some(logger) = subscriber::active() {
+        logger.emit(&level, AUDIT_TARGET, record, subscriber::stack_top());
+        return;
+    }
+    // No agentd logger (a program embedding the runtime): hand the event to
+    // whatever tracing subscriber it installed, at info (a subscriber filters
+    // by callsite, so one level keeps this to one callsite) with the audit
+    // level as a field and the fields as one compact JSON object.
+    let fields = format::object_text(&record[1..]);
+    tracing::info!(
+        target: "agentd::audit",
+        event,
+        level = format::level_str(&level),
+        fields = %fields
+    );
+}
+
+/// Whether an audit event at `level` would be written anywhere: callers on
+/// hot paths check it before building the fields.
+#[must_use]
+pub fn audit_enabled(level: Level) -> bool {
+    match subscriber::active() {
+        Some(logger) => logger.wants(AUDIT_TARGET, &level),
+        None => {
+            tracing_core::dispatcher::has_been_set()
+                && tracing_core::LevelFilter::current() >= level
+        }
+    }
+}
+
+/// The level of an audit event, from its name: `warn` for denials,
+/// failures, errors, exceeded limits, rejections, rate limits, timeouts,
+/// dropped or truncated data and retries; `info` for everything else
+/// (starts, completions, applied settings, reloads).
+#[must_use]
+pub fn audit_level(event: &str) -> Level {
+    let last = event.rsplit('.').next().unwrap_or(event);
+    const WARN: [&str; 10] = [
+        "denied",
+        "failed",
+        "error",
+        "exceeded",
+        "rejected",
+        "rate_limited",
+        "timed_out",
+        "dropped",
+        "truncated",
+        "retry",
+    ];
+    if WARN.iter().any(|w| last.contains(w)) {
+        Level::WARN
+    } else {
+        Level::INFO
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,435 @@
+//! One log record → one line of text or JSON.
+//!
+//! The layouts follow tracing-subscriber's (spec/dialect-ops.md §12.1) so
+//! log pipelines built for dialect 1 keep working: **text** is
+//! `TIMESTAMP LEVEL span{k=v}:span{k=v}: target: message k=v ...` without
+//! ANSI colours; **json** is
+//! `{"timestamp","level","fields":{...},"target","span":{...},"spans":[...]}`;
+//! the audit sink writes `{"timestamp","level","target","fields"}`.
+//!
+//! Every record is exactly one line: control characters in messages and
+//! raw values are escaped, so a value from outside (an error text, a path)
+//! cannot forge a second log entry. Formatting is writing, not parsing: this
+//! module never reads text back. Timestamps are UTC with microseconds,
+//! computed from the UNIX clock without a date crate.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tracing_core::Level;
+
+/// A field value as recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val {
+    /// A typed value: strings print quoted in text, numbers and booleans bare.
+    Json(Value),
+    /// A `Debug`/`Display` rendering (`?x`, `%x`): printed bare in text.
+    Raw(String),
+}
+
+/// One field: its name and value.
+pub type Field = (Cow<'static, str>, Val);
+
+/// The fields of an event or span, in recording order.
+pub type Fields = Vec<Field>;
+
+/// One span of an event's context: its name and fields.
+#[derive(Clone, Debug)]
+pub struct SpanView {
+    /// The span's name, e.g. `node.execute`.
+    pub name: &'static str,
+    /// Its fields recorded so far.
+    pub fields: Fields,
+}
+
+/// `LEVEL` as tracing-subscriber spells it.
+#[must_use]
+pub fn level_str(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARN",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        _ => "TRACE",
+    }
+}
+
+/// The text layout. `spans` runs from the outermost span to the innermost.
+#[must_use]
+pub fn text_line(
+    now: SystemTime,
+    level: &Level,
+    target: &str,
+    fields: &[Field],
+    spans: &[SpanView],
+) -> String {
+    let mut line = String::with_capacity(128);
+    line.push_str(&timestamp(now));
+    let _ = write!(line, " {:>5} ", level_str(level));
+    for span in spans {
+        line.push_str(span.name);
+        if !span.fields.is_empty() {
+            line.push('{');
+            push_text_fields(&mut line, &span.fields, false);
+            line.push('}');
+        }
+        line.push(':');
+    }
+    if !spans.is_empty() {
+        line.push(' ');
+    }
+    line.push_str(target);
+    line.push_str(": ");
+    let message = fields.iter().find(|(k, _)| k == "message").map(|(_, v)| v);
+    if let Some(message) = message {
+        match message {
+            Val::Json(Value::String(s)) => push_escaped(&mut line, s),
+            Val::Raw(s) => push_escaped(&mut line, s),
+            Val::Json(v) => line.push_str(&v.to_string()),
+        }
+        if fields.len() > 1 {
+            line.push(' ');
+        }
+    }
+    push_text_fields(&mut line, fields, true);
+    line.push('\n');
+    line
+}
+
+fn push_text_fields(line: &mut String, fields: &[Field], skip_message: bool) {
+    let mut first = true;
+    for (key, value) in fields {
+        if skip_message && key == "message" {
+            continue;
+        }
+        if !first {
+            line.push(' ');
+        }
+        first = false;
+        line.push_str(key);
+        line.push('=');
+        match value {
+            // `Value`'s Display is compact JSON: strings quoted and escaped.
+            Val::Json(v) => line.push_str(&v.to_string()),
+            Val::Raw(s) => push_escaped(line, s),
+        }
+    }
+}
+
+/// Append `s` with control characters escaped, so it stays on one line.
+fn push_escaped(line: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\n' => line.push_str("\\n"),
+            '\r' => line.push_str("\\r"),
+            '\t' => line.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(line, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => line.push(c),
+        }
+    }
+}
+
+/// The JSON layout of the main log.
+#[must_use]
+pub fn json_line(
+    now: SystemTime,
+    level: &Level,
+    target: &str,
+    fields: &[Field],
+    spans: &[SpanView],
+) -> String {
+    let mut line = String::with_capacity(160);
+    line.push_str("{\"timestamp\":\"");
+    line.push_str(&timestamp(now));
+    line.push_str("\",\"level\":\"");
+    line.push_str(level_str(level));
+    line.push_str("\",\"fields\":");
+    push_json_object(&mut line, fields, None);
+    line.push_str(",\"target\":");
+    push_json_str(&mut line, target);
+    if let Some(current) = spans.last() {
+        line.push_str(",\"span\":");
+        push_json_object(&mut line, &current.fields, Some(current.name));
+        line.push_str(",\"spans\":[");
+        for (i, span) in spans.iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            push_json_object(&mut line, &span.fields, Some(span.name));
+        }
+        line.push(']');
+    }
+    line.push_str("}\n");
+    line
+}
+
+/// The audit sink's layout: no spans.
+#[must_use]
+pub fn audit_line(now: SystemTime, level: &Level, target: &str, fields: &[Field]) -> String {
+    let mut line = String::with_capacity(160);
+    line.push_str("{\"timestamp\":\"");
+    line.push_str(&timestamp(now));
+    line.push_str("\",\"level\":\"");
+    line.push_str(level_str(level));
+    line.push_str("\",\"target\":");
+    push_json_str(&mut line, target);
+    line.push_str(",\"fields\":");
+    push_json_object(&mut line, fields, None);
+    line.push_str("}\n");
+    line
+}
+
+/// `fields` as one compact JSON object, in field order.
+#[must_use]
+pub fn object_text(fields: &[Field]) -> String {
+    let mut text = String::new();
+    push_json_object(&mut text, fields, None);
+    text
+}
+
+/// `{"k":v,...}` in field order (a later duplicate key replaces nothing: both
+/// are written, as tracing-subscriber does); `name` adds `"name":...` last.
+fn push_json_object(line: &mut String, fields: &[Field], name: Option<&str>) {
+    line.push('{');
+    let mut first = true;
+    for (key, value) in fields {
+        if !first {
+            line.push(',');
+        }
+        first = false;
+        push_json_str(line, key);
+        line.push(':');
+        match value {
+            Val::Json(v) => line.push_str(&v.to_string()),
+            Val::Raw(s) => push_json_str(line, s),
+        }
+    }
+    if let Some(name) = name {
+        if !first {
+            line.push(',');
+        }
+        line.push_str("\"name\":");
+        push_json_str(line, name);
+    }
+    line.push('}');
+}
+
+fn push_json_str(line: &mut String, s: &str) {
+    // Serialising a `&str` cannot fail; the fallback keeps this panic-free.
+    line.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()));
+}
+
+/// A broken-down UTC time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Utc {
+    /// Year, e.g. 2026.
+    pub year: i64,
+    /// 1–12.
+    pub month: u32,
+    /// 1–31.
+    pub day: u32,
+    /// 0–23.
+    pub hour: u32,
+    /// 0–59.
+    pub minute: u32,
+    /// 0–59.
+    pub second: u32,
+    /// 0–999 999.
+    pub micros: u32,
+}
+
+impl Utc {
+    /// `t` in UTC; times before 1970 clamp to the epoch.
+    #[must_use]
+    pub fn from(t: SystemTime) -> Self {
+        let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = d.as_secs();
+        let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+        let rem = secs % 86_400;
+        let (year, month, day) = civil_from_days(days);
+        // `rem` < 86 400, so these fit.
+        let rem = u32::try_from(rem).unwrap_or(0);
+        Self {
+            year,
+            month,
+            day,
+            hour: rem / 3600,
+            minute: rem % 3600 / 60,
+            second: rem % 60,
+            micros: d.subsec_micros(),
+        }
+    }
+}
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian
+/// calendar (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11]
+    let d = doy - (153 * mp + 2) / 5 + 1; // [1, 31]
+    let m = if mp < 10 { mp + 3 } else { mp - 9 }; // [1, 12]
+    let year = if m <= 2 { y + 1 } else { y };
+    (
+        year,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+#[must_use]
+pub fn timestamp(t: SystemTime) -> String {
+    let u = Utc::from(t);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        u.year, u.month, u.day, u.hour, u.minute, u.second, u.micros
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn at(secs: u64, micros: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros)
+    }
+
+    fn fields(pairs: &[(&'static str, Val)]) -> Fields {
+        pairs
+            .iter()
+            .map(|(k, v)| (Cow::Borrowed(*k), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn timestamps_are_utc_with_microseconds() {
+        assert_eq!(timestamp(at(0, 0)), "1970-01-01T00:00:00.000000Z");
+        // 2000-02-29 (a leap day) 12:34:56.000789
+        assert_eq!(
+            timestamp(at(951_827_696, 789)),
+            "2000-02-29T12:34:56.000789Z"
+        );
+        // 2024-12-31 23:59:59
+        assert_eq!(
+            timestamp(at(1_735_689_599, 999_999)),
+            "2024-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(
+            timestamp(at(1_735_689_600, 0)),
+            "2025-01-01T00:00:00.000000Z"
+        );
+    }
+
+    #[test]
+    fn text_lines_match_the_fmt_layout_and_stay_on_one_line() {
+        let spans = [
+            SpanView {
+                name: "workflow.run",
+                fields: fields(&[("execution_id", Val::Json(json!("exec-1")))]),
+            },
+            SpanView {
+                name: "node.execute",
+                fields: fields(&[
+                    ("node_id", Val::Json(json!("save"))),
+                    ("kind", Val::Json(json!("write_file"))),
+                ]),
+            },
+        ];
+        let line = text_line(
+            at(0, 0),
+            &Level::WARN,
+            "agentd::engine",
+            &fields(&[
+                ("event", Val::Json(json!("node.failed"))),
+                ("reason", Val::Json(json!("bad\nline"))),
+                ("latency_ms", Val::Json(json!(3))),
+            ]),
+            &spans,
+        );
+        assert_eq!(
+            line,
+            "1970-01-01T00:00:00.000000Z  WARN workflow.run{execution_id=\"exec-1\"}:\
+             node.execute{node_id=\"save\" kind=\"write_file\"}: agentd::engine: \
+             event=\"node.failed\" reason=\"bad\\nline\" latency_ms=3\n"
+        );
+        let message = text_line(
+            at(0, 0),
+            &Level::INFO,
+            "t",
+            &fields(&[
+                ("message", Val::Raw("two\nlines".into())),
+                ("n", Val::Raw("x\ry".into())),
+            ]),
+            &[],
+        );
+        assert_eq!(
+            message,
+            "1970-01-01T00:00:00.000000Z  INFO t: two\\nlines n=x\\ry\n"
+        );
+    }
+
+    #[test]
+    fn json_lines_have_the_tracing_subscriber_shape() {
+        let spans = [SpanView {
+            name: "node.execute",
+            fields: fields(&[("node_id", Val::Json(json!("a")))]),
+        }];
+        let line = json_line(
+            at(0, 0),
+            &Level::ERROR,
+            "agentd::engine",
+            &fields(&[
+                ("event", Val::Json(json!("node.failed"))),
+                ("dbg", Val::Raw("X\n".into())),
+            ]),
+            &spans,
+        );
+        let v: Value = serde_json::from_str(&line).unwrap_or_default();
+        assert_eq!(
+            v,
+            json!({
+                "timestamp": "1970-01-01T00:00:00.000000Z",
+                "level": "ERROR",
+                "fields": {"event": "node.failed", "dbg": "X\n"},
+                "target": "agentd::engine",
+                "span": {"node_id": "a", "name": "node.execute"},
+                "spans": [{"node_id": "a", "name": "node.execute"}],
+            })
+        );
+        assert!(
+            line.ends_with("}\n") && line.matches('\n').count() == 1,
+            "{line}"
+        );
+        let bare = json_line(at(0, 0), &Level::INFO, "t", &Vec::new(), &[]);
+        assert_eq!(
+            bare,
+            "{\"timestamp\":\"1970-01-01T00:00:00.000000Z\",\"level\":\"INFO\",\"fields\":{},\"target\":\"t\"}\n"
+        );
+    }
+
+    #[test]
+    fn audit_lines_carry_no_spans() {
+        let line = audit_line(
+            at(0, 0),
+            &Level::INFO,
+            "agentd::audit",
+            &fields(&[("event", Val::Json(json!("workflow.started")))]),
+        );
+        assert_eq!(
+            line,
+            "{\"timestamp\":\"1970-01-01T00:00:00.000000Z\",\"level\":\"INFO\",\
+             \"target\":\"agentd::audit\",\"fields\":{\"event\":\"workflow.started\"}}\n"
+        );
+    }
+}

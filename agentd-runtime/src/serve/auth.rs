@@ -1,0 +1,504 @@
+//! Route authentication for serve mode (spec/dialect-ops.md §6): the baked
+//! `[auth.*]` bindings, their prepared (reloadable) form, and the one check the
+//! server makes per request.
+//!
+//! Owns: the schemes (bearer, basic, HMAC with an optional replay window, mTLS,
+//! OIDC/JWT against a pinned JWKS), their deny reasons, and the principal a
+//! request is accepted as. It must never read the network (JWKS is pinned,
+//! inline or a local file), never log or return a secret value, and never
+//! decide routing, rate limits or status codes beyond "denied, and why".
+//!
+//! # How the server uses it
+//!
+//! ```text
+//! // at start and on reload (reload.rs holds the result in an ArcSwap):
+//! let prepared = PreparedAuth::prepare(W::AUTH)?;           // JWKS parsed here
+//! // per request, at pipeline step 5 (after the rate limit, before body decoding):
+//! let req = AuthRequest { headers: &parts.headers, body: &body, peer: peer.as_ref(), now: SystemTime::now() };
+//! match authorize(&prepared, route.auth, &req) {
+//!     Ok(principal) => /* step 7: inject principal.to_json() as `principal` */,
+//!     Err(denied) => /* 401, body denied.body(), audit http.auth_denied{method,path,reason} */,
+//! }
+//! ```
+//!
+//! A route's [`AuthRef`] names a binding the compiler has checked exists,
+//! and the compiler enables a scheme's feature whenever a route names it, so
+//! a generated binary never meets an unknown binding or a missing scheme; in
+//! hand-written code either one denies every request (fail closed).
+//!
+//! # Security posture
+//!
+//! - Secrets (`tokens_env`, `credentials_env`, `secret_env`) are resolved by
+//!   name on every request through [`SecretLookup`], so rotation needs no
+//!   reload; a secret that cannot be resolved denies (fail closed).
+//! - Token and credential comparison is constant-time across the whole set
+//!   (only lengths leak); HMAC tags are checked with `Mac::verify_slice`.
+//! - More than one `Authorization` (or signature/timestamp) header is refused
+//!   rather than guessing which one a proxy meant.
+//! - Deny reasons name headers, schemes and bindings, never a secret.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::HeaderMap;
+use serde_json::{Map, Value, json};
+use subtle::ConstantTimeEq;
+
+pub use super::def::AuthRef;
+
+#[cfg(feature = "auth-hmac")]
+mod hmac;
+#[cfg(feature = "auth-oidc")]
+mod oidc;
+
+#[cfg(feature = "auth-hmac")]
+pub use hmac::HmacDef;
+#[cfg(feature = "auth-oidc")]
+pub use oidc::{JwksSource, MAX_JWKS_BYTES, OidcDef};
+
+/// `[auth.bearer.NAME]`: `Authorization: Bearer <token>`.
+#[derive(Debug)]
+pub struct BearerDef {
+    /// The binding name (`NAME`).
+    pub name: &'static str,
+    /// `tokens_env`: a secret name whose value holds newline-separated tokens.
+    pub tokens_secret: Option<&'static str>,
+    /// `tokens`: literal tokens from the workflow file (tests only; the build warns).
+    pub tokens: &'static [&'static str],
+}
+
+/// `[auth.basic.NAME]`: `Authorization: Basic base64(user:password)` (RFC 7617).
+#[derive(Debug)]
+pub struct BasicDef {
+    /// The binding name (`NAME`).
+    pub name: &'static str,
+    /// `credentials_env`: a secret name whose value holds newline-separated `user:password`.
+    pub credentials_secret: Option<&'static str>,
+    /// `credentials`: literal `user:password` entries (tests only; the build warns).
+    pub credentials: &'static [&'static str],
+}
+
+/// Every `[auth.*]` binding of the workflow, baked by the compiler
+/// ([`crate::Workflow::AUTH`]). Scheme tables exist only with their feature.
+#[derive(Debug)]
+pub struct AuthDefs {
+    pub bearer: &'static [BearerDef],
+    pub basic: &'static [BasicDef],
+    #[cfg(feature = "auth-hmac")]
+    pub hmac: &'static [HmacDef],
+    #[cfg(feature = "auth-oidc")]
+    pub oidc: &'static [OidcDef],
+}
+
+impl AuthDefs {
+    /// No bindings (a workflow without `[auth]`).
+    pub const EMPTY: AuthDefs = AuthDefs {
+        bearer: &[],
+        basic: &[],
+        #[cfg(feature = "auth-hmac")]
+        hmac: &[],
+        #[cfg(feature = "auth-oidc")]
+        oidc: &[],
+    };
+}
+
+/// Who the TLS peer is, from its leaf certificate (see `serve::tls::peer_identity`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// `sha256:<64 lowercase hex>` of the leaf certificate's DER: authoritative.
+    pub fingerprint: String,
+    /// The first subject CN, when the certificate parsed and has one (advisory).
+    pub cn: Option<String>,
+    /// DNS subject alternative names, lowercased (advisory; empty when none or
+    /// when the certificate did not parse).
+    pub sans: Vec<String>,
+}
+
+/// What [`authorize`] looks at. `body` is the raw body (HMAC signs it); `now`
+/// is injected so replay windows and token lifetimes are testable.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthRequest<'a> {
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    pub peer: Option<&'a PeerIdentity>,
+    pub now: SystemTime,
+}
+
+/// Who a request was accepted as; injected as `trigger.principal`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// `anonymous`, `bearer`, `basic`, `hmac`, `mtls` or `oidc`.
+    pub kind: &'static str,
+    /// The binding (bearer, hmac), the user (basic), the certificate
+    /// fingerprint (mtls), the subject or issuer (oidc); empty for anonymous.
+    pub name: String,
+    /// From the client certificate, whenever the connection carried one.
+    pub cn: Option<String>,
+    pub sans: Option<Vec<String>>,
+}
+
+impl Principal {
+    fn new(kind: &'static str, name: impl Into<String>, peer: Option<&PeerIdentity>) -> Self {
+        Principal {
+            kind,
+            name: name.into(),
+            cn: peer.and_then(|p| p.cn.clone()),
+            sans: peer.map(|p| p.sans.clone()),
+        }
+    }
+
+    /// `{kind, name[, cn][, sans]}` (spec §5.4 step 7).
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("kind".into(), Value::from(self.kind));
+        m.insert("name".into(), Value::from(self.name.clone()));
+        if let Some(cn) = &self.cn {
+            m.insert("cn".into(), Value::from(cn.clone()));
+        }
+        if let Some(sans) = &self.sans {
+            m.insert("sans".into(), Value::from(sans.clone()));
+        }
+        Value::Object(m)
+    }
+}
+
+/// A refused request. The reason is the spec's text and is safe to send to the
+/// client: it never contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthDenied {
+    reason: String,
+}
+
+impl AuthDenied {
+    pub(crate) fn new(reason: impl Into<String>) -> Self {
+        AuthDenied {
+            reason: reason.into(),
+        }
+    }
+
+    /// The deny reason (`detail` of the 401 body, `reason` of the audit event).
+    #[must_use]
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The 401 body: `{"error":"unauthorized","detail":reason}`.
+    #[must_use]
+    pub fn body(&self) -> Value {
+        json!({ "error": "unauthorized", "detail": self.reason })
+    }
+}
+
+impl fmt::Display for AuthDenied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for AuthDenied {}
+
+/// Why the auth material could not be prepared (at start: refuse to serve;
+/// on reload: keep the old material).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// `jwks_file` could not be read.
+    #[error("auth binding `oidc:{binding}`: cannot read jwks_file `{path}`: {source}")]
+    JwksRead {
+        binding: &'static str,
+        path: &'static str,
+        source: std::io::Error,
+    },
+    /// `jwks_file` is larger than the JWKS limit.
+    #[error(
+        "auth binding `oidc:{binding}`: jwks_file `{path}` is {size} bytes; the limit is {limit}"
+    )]
+    JwksTooLarge {
+        binding: &'static str,
+        path: &'static str,
+        size: u64,
+        limit: u64,
+    },
+    /// The JWKS is not a usable key set.
+    #[error("auth binding `oidc:{binding}`: invalid JWKS: {reason}")]
+    Jwks {
+        binding: &'static str,
+        reason: String,
+    },
+    /// An `algorithms` entry is unknown, symmetric (`HS*`) or `none`.
+    #[error("auth binding `oidc:{binding}`: algorithm `{alg}` is not allowed: {reason}")]
+    Algorithm {
+        binding: &'static str,
+        alg: &'static str,
+        reason: &'static str,
+    },
+}
+
+/// Resolves a secret by name (the `*_env` fields). `Err` carries a reason that
+/// names the secret, never a value.
+pub type SecretLookup = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+
+/// The process environment as the secret store (the front door of
+/// [`crate::secrets::resolve`] without `[[secrets]]` entries): an unset or
+/// blank variable is an error.
+#[must_use]
+pub fn env_secrets() -> SecretLookup {
+    Arc::new(crate::secrets::resolver(&[]))
+}
+
+/// The auth bindings ready for requests: the baked definitions plus whatever
+/// had to be read and parsed (JWKS). Rebuilt on reload; requests in flight
+/// keep the snapshot they started with.
+pub struct PreparedAuth {
+    defs: &'static AuthDefs,
+    secrets: SecretLookup,
+    #[cfg(feature = "auth-oidc")]
+    oidc: Vec<oidc::PreparedOidc>,
+}
+
+impl fmt::Debug for PreparedAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedAuth")
+            .field("defs", &self.defs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedAuth {
+    /// Prepare every binding of `defs`, resolving secrets from the process
+    /// environment.
+    ///
+    /// # Errors
+    ///
+    /// An OIDC binding whose JWKS cannot be read or parsed, or whose
+    /// `algorithms` name `none`, a symmetric or an unknown algorithm.
+    pub fn prepare(defs: &'static AuthDefs) -> Result<Self, AuthError> {
+        Self::prepare_with(defs, env_secrets())
+    }
+
+    /// [`PreparedAuth::prepare`] with another secret store (`[[secrets]]`).
+    ///
+    /// # Errors
+    ///
+    /// As [`PreparedAuth::prepare`].
+    pub fn prepare_with(defs: &'static AuthDefs, secrets: SecretLookup) -> Result<Self, AuthError> {
+        Ok(PreparedAuth {
+            defs,
+            secrets,
+            #[cfg(feature = "auth-oidc")]
+            oidc: defs
+                .oidc
+                .iter()
+                .map(oidc::PreparedOidc::prepare)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The baked definitions this was prepared from.
+    #[must_use]
+    pub fn defs(&self) -> &'static AuthDefs {
+        self.defs
+    }
+
+    fn secret(&self, name: &str) -> Result<String, String> {
+        (self.secrets)(name)
+    }
+}
+
+/// Check one request against its route's auth (spec §5.4 step 5).
+///
+/// # Errors
+///
+/// [`AuthDenied`] with the spec's reason when the request is not authorised.
+pub fn authorize(
+    prepared: &PreparedAuth,
+    route: AuthRef,
+    req: &AuthRequest<'_>,
+) -> Result<Principal, AuthDenied> {
+    match route {
+        AuthRef::None => Ok(Principal::new("anonymous", "", req.peer)),
+        AuthRef::Bearer(name) => {
+            let def = binding(prepared.defs.bearer, name, |d| d.name, "bearer")?;
+            bearer(prepared, def, req)
+        }
+        AuthRef::Basic(name) => {
+            let def = binding(prepared.defs.basic, name, |d| d.name, "basic")?;
+            basic(prepared, def, req)
+        }
+        #[cfg(feature = "auth-hmac")]
+        AuthRef::Hmac(name) => {
+            let def = binding(prepared.defs.hmac, name, |d| d.name, "hmac")?;
+            let secret = hmac::secret(def, |n| prepared.secret(n))?;
+            hmac::verify(def, secret.as_bytes(), req)?;
+            Ok(Principal::new("hmac", def.name, req.peer))
+        }
+        #[cfg(feature = "auth-oidc")]
+        AuthRef::Oidc(name) => {
+            let Some(p) = prepared.oidc.iter().find(|p| p.name() == name) else {
+                return Err(AuthDenied::new(format!("oidc.unknown-binding:{name}")));
+            };
+            p.verify(req)
+        }
+        #[cfg(feature = "tls")]
+        AuthRef::Mtls => match req.peer {
+            Some(peer) => Ok(Principal::new("mtls", peer.fingerprint.clone(), Some(peer))),
+            None => Err(AuthDenied::new("client certificate required")),
+        },
+        #[cfg(not(feature = "auth-hmac"))]
+        AuthRef::Hmac(_) => Err(not_compiled_in("hmac")),
+        #[cfg(not(feature = "auth-oidc"))]
+        AuthRef::Oidc(_) => Err(not_compiled_in("oidc")),
+        #[cfg(not(feature = "tls"))]
+        AuthRef::Mtls => Err(not_compiled_in("mtls")),
+    }
+}
+
+/// Unreachable from generated code (the compiler enables the scheme's
+/// feature); hand-written code that names a missing scheme fails closed.
+#[allow(dead_code)]
+fn not_compiled_in(scheme: &str) -> AuthDenied {
+    AuthDenied::new(format!("`{scheme}` auth is not compiled into this binary"))
+}
+
+fn binding<'d, T>(
+    defs: &'d [T],
+    name: &str,
+    name_of: impl Fn(&T) -> &str,
+    scheme: &str,
+) -> Result<&'d T, AuthDenied> {
+    // Unreachable from generated code, whose references the compiler checked.
+    defs.iter()
+        .find(|d| name_of(d) == name)
+        .ok_or_else(|| AuthDenied::new(format!("auth ref `{scheme}:{name}` is not defined")))
+}
+
+/// The single value of header `name`; more than one is refused.
+pub(crate) fn single_header<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+) -> Result<Option<&'h http::HeaderValue>, AuthDenied> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(AuthDenied::new(format!("multiple {name} headers")));
+    }
+    Ok(first)
+}
+
+/// The `Authorization` header's text (`None` when absent).
+fn authorization(headers: &HeaderMap) -> Result<Option<&str>, AuthDenied> {
+    match single_header(headers, "authorization")? {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| AuthDenied::new("Authorization header is not printable ASCII")),
+    }
+}
+
+/// Every non-blank line of a secret's value, trimmed.
+fn lines(value: &str) -> impl Iterator<Item = &str> {
+    value.lines().map(str::trim).filter(|l| !l.is_empty())
+}
+
+/// Constant-time membership: every candidate is compared, so the time taken
+/// does not depend on which one (if any) matched.
+fn contains_ct<'a>(set: impl Iterator<Item = &'a str>, presented: &[u8]) -> bool {
+    let mut found = subtle::Choice::from(0);
+    for candidate in set {
+        found |= candidate.as_bytes().ct_eq(presented);
+    }
+    bool::from(found)
+}
+
+/// The secret-backed and literal entries of a binding, merged.
+fn entries(
+    prepared: &PreparedAuth,
+    secret: Option<&'static str>,
+    literals: &'static [&'static str],
+    scheme: &str,
+    binding: &str,
+) -> Result<Vec<String>, AuthDenied> {
+    let mut all: Vec<String> = Vec::new();
+    if let Some(name) = secret {
+        let value = prepared
+            .secret(name)
+            .map_err(|why| AuthDenied::new(format!("{scheme} binding `{binding}`: {why}")))?;
+        all.extend(lines(&value).map(str::to_owned));
+    }
+    all.extend(literals.iter().map(|s| (*s).to_owned()));
+    Ok(all)
+}
+
+fn bearer(
+    prepared: &PreparedAuth,
+    def: &BearerDef,
+    req: &AuthRequest<'_>,
+) -> Result<Principal, AuthDenied> {
+    let header = authorization(req.headers)?
+        .ok_or_else(|| AuthDenied::new("missing Authorization header"))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .ok_or_else(|| AuthDenied::new("Authorization header does not use Bearer scheme"))?
+        .trim();
+    if token.is_empty() {
+        return Err(AuthDenied::new("Bearer token is empty"));
+    }
+    let tokens = entries(prepared, def.tokens_secret, def.tokens, "bearer", def.name)?;
+    if tokens.is_empty() {
+        return Err(AuthDenied::new(format!(
+            "bearer binding `{}` has no tokens configured",
+            def.name
+        )));
+    }
+    if !contains_ct(tokens.iter().map(String::as_str), token.as_bytes()) {
+        return Err(AuthDenied::new("bearer token does not match"));
+    }
+    Ok(Principal::new("bearer", def.name, req.peer))
+}
+
+fn basic(
+    prepared: &PreparedAuth,
+    def: &BasicDef,
+    req: &AuthRequest<'_>,
+) -> Result<Principal, AuthDenied> {
+    use base64::Engine as _;
+
+    let header = authorization(req.headers)?
+        .ok_or_else(|| AuthDenied::new("missing Authorization header"))?;
+    let encoded = header
+        .strip_prefix("Basic ")
+        .ok_or_else(|| AuthDenied::new("Authorization header does not use Basic scheme"))?
+        .trim();
+    // STANDARD requires canonical padding: the length is a multiple of 4.
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| AuthDenied::new("Basic credentials are not valid padded base64"))?;
+    let presented = String::from_utf8(decoded)
+        .map_err(|_| AuthDenied::new("Basic credentials are not valid UTF-8"))?;
+    let Some((user, _)) = presented.split_once(':') else {
+        return Err(AuthDenied::new("Basic credentials are not `user:password`"));
+    };
+    let credentials = entries(
+        prepared,
+        def.credentials_secret,
+        def.credentials,
+        "basic",
+        def.name,
+    )?;
+    if credentials.is_empty() {
+        return Err(AuthDenied::new(format!(
+            "basic binding `{}` has no credentials configured",
+            def.name
+        )));
+    }
+    if !contains_ct(credentials.iter().map(String::as_str), presented.as_bytes()) {
+        return Err(AuthDenied::new("basic credentials do not match"));
+    }
+    Ok(Principal::new("basic", user, req.peer))
+}
+
+#[cfg(test)]
+mod tests;

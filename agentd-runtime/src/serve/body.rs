@@ -1,0 +1,345 @@
+//! Request body decoding by `Content-Type` (spec/dialect-ops.md §5.4 step 6)
+//! and principal injection (step 7).
+//!
+//! Owns the mapping from a raw body to the run's trigger input:
+//! - `application/x-www-form-urlencoded` → a flat object of strings, decoded
+//!   by the `form_urlencoded` crate after a strictness check (every `%` is
+//!   followed by two hex digits and the decoded bytes are UTF-8), last key
+//!   wins, a pair without `=` gets `""`;
+//! - `multipart/form-data` → a flat object of the text fields, parsed by
+//!   `multer`; parts with a `filename` are dropped (and reported so the
+//!   server can audit them), a part without a `name` is an error;
+//! - anything else → `null` for an empty body, otherwise any JSON value
+//!   (serde_json, whose recursion limit stops hostile nesting).
+//!
+//! Every failure is a [`DecodeError`] whose text is the 400 reply's
+//! `error`. This module never reads sockets and never panics on input.
+
+use serde_json::{Map, Value};
+
+/// A decoding failure: the message is the 400 body's `error`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The body is not JSON.
+    #[error("invalid JSON body: {0}")]
+    Json(String),
+    /// A malformed urlencoded body.
+    #[error("invalid urlencoded body: {0}")]
+    Urlencoded(&'static str),
+    /// A malformed multipart body.
+    #[error("invalid multipart body: {0}")]
+    Multipart(String),
+}
+
+/// A file part that was dropped from a multipart body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DroppedFile {
+    /// The part's `name`.
+    pub field: String,
+    /// The part's `filename`.
+    pub filename: String,
+    /// The part's size in bytes.
+    pub bytes: usize,
+}
+
+/// A decoded body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoded {
+    /// The trigger input.
+    pub value: Value,
+    /// Multipart file parts that were left out of `value`.
+    pub dropped_files: Vec<DroppedFile>,
+}
+
+impl Decoded {
+    fn value(value: Value) -> Self {
+        Self {
+            value,
+            dropped_files: Vec::new(),
+        }
+    }
+}
+
+/// The media type of a `Content-Type` value: the part before `;`, trimmed
+/// and lower-cased.
+#[must_use]
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Decode `body` according to `content_type`.
+///
+/// # Errors
+///
+/// [`DecodeError`] with the reason the body cannot be read as its type.
+pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Decoded, DecodeError> {
+    let media = content_type.map(media_type).unwrap_or_default();
+    match media.as_str() {
+        "application/x-www-form-urlencoded" => urlencoded(body).map(Decoded::value),
+        "multipart/form-data" => multipart(content_type.unwrap_or(""), body),
+        _ if body.is_empty() => Ok(Decoded::value(Value::Null)),
+        _ => serde_json::from_slice(body)
+            .map(Decoded::value)
+            .map_err(|e| DecodeError::Json(e.to_string())),
+    }
+}
+
+fn urlencoded(body: &[u8]) -> Result<Value, DecodeError> {
+    check_percent_escapes(body)?;
+    // `+` is a space only in the form encoding; decoding the whole body at
+    // once is enough to check UTF-8, because the separators are ASCII and
+    // never part of a multi-byte sequence.
+    let plus_as_space: Vec<u8> = body
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    if percent_encoding::percent_decode(&plus_as_space)
+        .decode_utf8()
+        .is_err()
+    {
+        return Err(DecodeError::Urlencoded("decoded text is not UTF-8"));
+    }
+    let mut map = Map::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        map.insert(k.into_owned(), Value::String(v.into_owned()));
+    }
+    Ok(Value::Object(map))
+}
+
+/// Every `%` must start a `%XX` escape with two hex digits.
+fn check_percent_escapes(body: &[u8]) -> Result<(), DecodeError> {
+    let mut i = 0;
+    while let Some(off) = body
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'%'))
+    {
+        let at = i + off;
+        let ok = body
+            .get(at + 1..at + 3)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+        if !ok {
+            return Err(DecodeError::Urlencoded(
+                "`%` is not followed by two hex digits",
+            ));
+        }
+        i = at + 3;
+    }
+    Ok(())
+}
+
+fn multipart(content_type: &str, body: &[u8]) -> Result<Decoded, DecodeError> {
+    use futures_util::FutureExt as _;
+
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|_| DecodeError::Multipart("missing or invalid boundary".to_owned()))?;
+    let chunk = bytes::Bytes::copy_from_slice(body);
+    let stream =
+        futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(chunk) });
+    let mut parts = multer::Multipart::new(stream, boundary);
+    let mut fields = Map::new();
+    let mut dropped_files = Vec::new();
+    // The whole body is already in memory, so every future below is ready
+    // on its first poll; `now_or_never` turns multer's async API into a
+    // plain loop (a `None` would be a multer bug, reported as bad input).
+    let not_ready = || DecodeError::Multipart("parser stalled on a complete body".to_owned());
+    loop {
+        let next = parts
+            .next_field()
+            .now_or_never()
+            .ok_or_else(not_ready)?
+            .map_err(|e| DecodeError::Multipart(e.to_string()))?;
+        let Some(field) = next else { break };
+        let name = field
+            .name()
+            .map(str::to_owned)
+            .ok_or_else(|| DecodeError::Multipart("a part has no `name`".to_owned()))?;
+        let filename = field.file_name().map(str::to_owned);
+        let data = field
+            .bytes()
+            .now_or_never()
+            .ok_or_else(not_ready)?
+            .map_err(|e| DecodeError::Multipart(e.to_string()))?;
+        match filename {
+            Some(filename) => dropped_files.push(DroppedFile {
+                field: name,
+                filename,
+                bytes: data.len(),
+            }),
+            None => {
+                let text = String::from_utf8(data.to_vec()).map_err(|_| {
+                    DecodeError::Multipart(format!("field `{name}` is not UTF-8 text"))
+                })?;
+                fields.insert(name, Value::String(text));
+            }
+        }
+    }
+    Ok(Decoded {
+        value: Value::Object(fields),
+        dropped_files,
+    })
+}
+
+/// Step 7: put `principal` into the input. An object gains the key (a body
+/// field of that name is replaced: the server's word wins), `null` becomes
+/// `{"principal": …}`, arrays and scalars are left alone.
+#[must_use]
+pub fn inject_principal(input: Value, principal: Value) -> Value {
+    match input {
+        Value::Object(mut map) => {
+            map.insert("principal".to_owned(), principal);
+            Value::Object(map)
+        }
+        Value::Null => {
+            let mut map = Map::new();
+            map.insert("principal".to_owned(), principal);
+            Value::Object(map)
+        }
+        other => other,
+    }
+}
+
+/// The principal of a route without authentication.
+#[must_use]
+pub fn anonymous() -> Value {
+    let mut map = Map::new();
+    map.insert("kind".to_owned(), Value::from("anonymous"));
+    map.insert("name".to_owned(), Value::from(""));
+    Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ok(ct: Option<&str>, body: &[u8]) -> Value {
+        match decode(ct, body) {
+            Ok(d) => d.value,
+            Err(e) => panic!(
+                "{ct:?} {:?} should decode: {e}",
+                String::from_utf8_lossy(body)
+            ),
+        }
+    }
+
+    fn err(ct: Option<&str>, body: &[u8]) -> String {
+        match decode(ct, body) {
+            Ok(d) => panic!("{ct:?} {body:?} should fail, got {:?}", d.value),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn json_is_the_default_and_an_empty_body_is_null() {
+        assert_eq!(ok(None, b""), Value::Null);
+        assert_eq!(ok(Some("application/json"), b""), Value::Null);
+        assert_eq!(ok(None, br#"{"a":[1,2]}"#), json!({"a": [1, 2]}));
+        assert_eq!(ok(Some("text/plain"), b"42"), json!(42));
+        assert_eq!(
+            ok(Some("Application/JSON; charset=utf-8"), br#""s""#),
+            json!("s")
+        );
+    }
+
+    #[test]
+    fn bad_json_is_a_400_reason() {
+        assert!(err(None, b"{oops").starts_with("invalid JSON body: "));
+        assert!(err(None, b"  ").starts_with("invalid JSON body: "));
+        // Hostile nesting hits serde_json's recursion limit, not the stack.
+        let deep = "[".repeat(100_000);
+        assert!(err(None, deep.as_bytes()).contains("recursion limit"));
+    }
+
+    #[test]
+    fn urlencoded_becomes_a_flat_object_of_strings() {
+        let ct = Some("application/x-www-form-urlencoded");
+        assert_eq!(
+            ok(ct, b"name=J%C3%BCrgen+M&age=42&flag&name2=a%2Bb&x=1&x=2"),
+            json!({"name": "Jürgen M", "age": "42", "flag": "", "name2": "a+b", "x": "2"})
+        );
+        assert_eq!(ok(ct, b""), json!({}));
+    }
+
+    #[test]
+    fn urlencoded_is_strict() {
+        let ct = Some("application/x-www-form-urlencoded; charset=utf-8");
+        assert!(err(ct, b"a=%zz").contains("two hex digits"));
+        assert!(err(ct, b"a=%4").contains("two hex digits"));
+        assert!(err(ct, b"a=%").contains("two hex digits"));
+        assert!(err(ct, b"a=%ff%fe").contains("UTF-8"));
+        assert!(err(ct, b"a=\xff").contains("UTF-8"));
+    }
+
+    fn multipart_body(parts: &[(&str, Option<&str>, &str)]) -> Vec<u8> {
+        let mut body = String::new();
+        for (name, filename, data) in parts {
+            body.push_str("--XyZ\r\n");
+            match filename {
+                Some(f) => body.push_str(&format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n\
+                     Content-Type: application/octet-stream\r\n\r\n"
+                )),
+                None => body.push_str(&format!(
+                    "Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+                )),
+            }
+            body.push_str(data);
+            body.push_str("\r\n");
+        }
+        body.push_str("--XyZ--\r\n");
+        body.into_bytes()
+    }
+
+    #[test]
+    fn multipart_keeps_text_fields_and_drops_files() {
+        let body = multipart_body(&[
+            ("title", None, "hello"),
+            ("upload", Some("a.bin"), "12345"),
+            ("note", None, "multi\r\nline"),
+        ]);
+        let d = decode(Some("multipart/form-data; boundary=\"XyZ\""), &body);
+        let d = d.unwrap_or_else(|e| panic!("decodes: {e}"));
+        assert_eq!(d.value, json!({"title": "hello", "note": "multi\r\nline"}));
+        assert_eq!(
+            d.dropped_files,
+            vec![DroppedFile {
+                field: "upload".into(),
+                filename: "a.bin".into(),
+                bytes: 5
+            }]
+        );
+    }
+
+    #[test]
+    fn multipart_without_a_boundary_or_name_is_rejected() {
+        assert!(err(Some("multipart/form-data"), b"x").contains("boundary"));
+        let nameless = b"--B\r\nContent-Disposition: form-data\r\n\r\nx\r\n--B--\r\n";
+        assert!(err(Some("multipart/form-data; boundary=B"), nameless).contains("name"));
+        let truncated = b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nno end";
+        assert!(
+            err(Some("multipart/form-data; boundary=B"), truncated)
+                .starts_with("invalid multipart body")
+        );
+    }
+
+    #[test]
+    fn principal_goes_into_objects_and_null_only() {
+        let p = anonymous();
+        assert_eq!(
+            inject_principal(json!({"a": 1, "principal": "forged"}), p.clone()),
+            json!({"a": 1, "principal": {"kind": "anonymous", "name": ""}})
+        );
+        assert_eq!(
+            inject_principal(Value::Null, p.clone()),
+            json!({"principal": {"kind": "anonymous", "name": ""}})
+        );
+        assert_eq!(inject_principal(json!([1]), p.clone()), json!([1]));
+        assert_eq!(inject_principal(json!("s"), p), json!("s"));
+    }
+}

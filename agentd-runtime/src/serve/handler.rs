@@ -1,0 +1,396 @@
+//! One HTTP request, from head to response: the pipeline of
+//! spec/dialect-ops.md §5.4 with the DESIGN.md §8 changes.
+//!
+//! Order: `/healthz` and `/metrics` (no auth, no rate limit) → route match
+//! (404 / 405 with `Allow`) → `Content-Length` over the cap (413, before
+//! reading) → rate limit (429) → body read, capped while streaming so
+//! chunked bodies work (413, 408 on a stalled body) → auth (401) → body
+//! decoding (400) → principal → idempotency (replay / 409) → traceparent →
+//! the run (inline, or on the bounded pool with 503 when it is full) →
+//! outcome to status (200 / `respond`'s status, 422, 504, 202, 500).
+//!
+//! Every reply this module builds is JSON except `/metrics` and `respond`
+//! bodies. It never parses HTTP framing (hyper has) and never runs a node.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::Workflow;
+use crate::engine::Trigger;
+use crate::graph::Source;
+use crate::outcome::{Outcome, RunReport};
+use crate::serve::auth::{self, AuthRequest, PeerIdentity};
+use crate::serve::body;
+use crate::serve::def::{AuthRef, RouteDef};
+use crate::serve::idempotency::{Claim, resolve_key};
+use crate::serve::metrics::{Fixed, RouteLabel, Shed};
+use crate::serve::ratelimit::retry_after_secs;
+use crate::serve::{BODY_CAP, State};
+use crate::traceparent::{TraceParent, new_span_id};
+
+/// The response type of every handler.
+pub(crate) type Reply = Response<Full<Bytes>>;
+
+const JSON: &str = "application/json";
+const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Handle one request; never fails (every problem is a status code).
+pub(crate) async fn handle<W: Workflow>(
+    state: Arc<State<W>>,
+    req: Request<Incoming>,
+    peer: Option<Arc<PeerIdentity>>,
+) -> Reply {
+    let started = Instant::now();
+    let _in_flight = state.track();
+    let (label, reply) = pipeline(&state, req, peer).await;
+    state
+        .metrics
+        .record_request(label, reply.status().as_u16(), started.elapsed());
+    reply
+}
+
+async fn pipeline<W: Workflow>(
+    state: &Arc<State<W>>,
+    req: Request<Incoming>,
+    peer: Option<Arc<PeerIdentity>>,
+) -> (RouteLabel, Reply) {
+    let path = req.uri().path().to_owned();
+    if req.method() == Method::GET && path == "/healthz" {
+        let body = json!({"status": "ok", "workflow": W::INFO.workflow});
+        return (
+            RouteLabel::Fixed(Fixed::Healthz),
+            json_reply(StatusCode::OK, &body),
+        );
+    }
+    if req.method() == Method::GET && path == "/metrics" {
+        let reply = text_reply(StatusCode::OK, METRICS_TYPE, state.metrics.render());
+        return (RouteLabel::Fixed(Fixed::Metrics), reply);
+    }
+    let method = req.method().as_str();
+    let Some(index) = state
+        .def
+        .routes
+        .iter()
+        .position(|r| r.path == path && r.method.eq_ignore_ascii_case(method))
+    else {
+        return (RouteLabel::Fixed(Fixed::Unmatched), unmatched(state, &path));
+    };
+    let route = &state.def.routes[index];
+    let label = RouteLabel::Route(index);
+    (label, route_request(state, index, route, req, peer).await)
+}
+
+/// 405 with `Allow` when another method serves the path, else 404.
+fn unmatched<W: Workflow>(state: &State<W>, path: &str) -> Reply {
+    let allowed: Vec<&str> = state
+        .def
+        .routes
+        .iter()
+        .filter(|r| r.path == path)
+        .map(|r| r.method)
+        .collect();
+    if allowed.is_empty() {
+        return json_reply(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "Not Found", "path": path}),
+        );
+    }
+    let mut reply = json_reply(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({"error": "Method Not Allowed", "path": path}),
+    );
+    if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+        reply.headers_mut().insert(header::ALLOW, v);
+    }
+    reply
+}
+
+async fn route_request<W: Workflow>(
+    state: &Arc<State<W>>,
+    index: usize,
+    route: &'static RouteDef,
+    req: Request<Incoming>,
+    peer: Option<Arc<PeerIdentity>>,
+) -> Reply {
+    // 413 from Content-Length, before a byte of the body is read.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_CAP as u64) {
+        return too_large();
+    }
+
+    if let Some(Some(bucket)) = state.buckets.get(index)
+        && let Err(wait) = bucket.try_take(Instant::now())
+    {
+        let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        crate::obs::audit(
+            "http.rate_limited",
+            json!({"method": route.method, "path": route.path, "retry_after_ms": retry_after_ms}),
+        );
+        let mut reply = json_reply(
+            StatusCode::TOO_MANY_REQUESTS,
+            &json!({"error": "rate limited", "retry_after_ms": retry_after_ms}),
+        );
+        set_retry_after(&mut reply, retry_after_secs(wait));
+        return reply;
+    }
+
+    let (parts, incoming) = req.into_parts();
+    let raw = match read_body(incoming, state.read_timeout).await {
+        Ok(raw) => raw,
+        Err(reply) => return reply,
+    };
+
+    let principal = if route.auth == AuthRef::None && peer.is_none() {
+        // The common case needs no auth material at all.
+        body::anonymous()
+    } else {
+        // The material current now: a reload never changes a request midway.
+        let prepared = state.reloader.auth();
+        let request = AuthRequest {
+            headers: &parts.headers,
+            body: &raw,
+            peer: peer.as_deref(),
+            now: SystemTime::now(),
+        };
+        match auth::authorize(&prepared, route.auth, &request) {
+            Ok(principal) => principal.to_json(),
+            Err(denied) => {
+                crate::obs::audit(
+                    "http.auth_denied",
+                    json!({"method": route.method, "path": route.path, "reason": denied.reason()}),
+                );
+                return json_reply(StatusCode::UNAUTHORIZED, &denied.body());
+            }
+        }
+    };
+
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let decoded = match body::decode(content_type, &raw) {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            return json_reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}));
+        }
+    };
+    for file in &decoded.dropped_files {
+        crate::obs::audit(
+            "http.multipart_file_dropped",
+            json!({"field": file.field, "filename": file.filename, "bytes": file.bytes}),
+        );
+    }
+    let input = body::inject_principal(decoded.value, principal);
+
+    let key = match route.idempotency {
+        Some(def) => match resolve_key(def.key, &raw, &input) {
+            Ok(key) => Some((key, def.ttl_secs)),
+            Err(e) => {
+                return json_reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}));
+            }
+        },
+        None => None,
+    };
+
+    let inbound = parts
+        .headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let echo = inbound
+        .as_deref()
+        .and_then(TraceParent::parse)
+        .map(|tp| tp.child(&new_span_id()));
+    let trigger = Trigger {
+        kind: Source::Http,
+        input,
+        traceparent: inbound,
+    };
+
+    let mut reply = if route.inline && key.is_none() {
+        reply_for(&state.run(route.start, trigger))
+    } else {
+        match pooled(state, route, trigger, key).await {
+            Ok(reply) => reply,
+            Err(reply) => return reply,
+        }
+    };
+    if let Some(tp) = echo
+        && let Ok(v) = HeaderValue::from_str(&tp)
+    {
+        reply.headers_mut().insert("traceparent", v);
+    }
+    reply
+}
+
+/// Run on the blocking pool (with the idempotency claim, whose file I/O
+/// must not block the reactor either). `Err` is a reply that did not run.
+async fn pooled<W: Workflow>(
+    state: &Arc<State<W>>,
+    route: &'static RouteDef,
+    trigger: Trigger,
+    key: Option<(String, u64)>,
+) -> Result<Reply, Reply> {
+    let Ok(permit) = Arc::clone(&state.runs).try_acquire_owned() else {
+        state.metrics.shed(Shed::Runs);
+        let mut reply = json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"error": "server busy: every run worker is in use"}),
+        );
+        set_retry_after(&mut reply, 1);
+        return Err(reply);
+    };
+    let run_state = Arc::clone(state);
+    // Counted separately from the request: a run whose client disconnects
+    // keeps going, and the drain must wait for it.
+    let guard = state.track();
+    let task = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let _guard = guard;
+        let Some((key, ttl)) = key else {
+            return reply_for(&run_state.run(route.start, trigger));
+        };
+        let Some(store) = &run_state.idempotency else {
+            // `start` refuses idempotent routes without a store.
+            return reply_for(&run_state.run(route.start, trigger));
+        };
+        let ttl = std::time::Duration::from_secs(ttl);
+        match store.claim(route.method, route.path, &key, ttl, SystemTime::now()) {
+            Claim::Replay(hit) => {
+                let status = StatusCode::from_u16(hit.status).unwrap_or(StatusCode::OK);
+                let mut reply = text_reply(status, &hit.content_type, hit.body);
+                reply.headers_mut().insert(
+                    "x-agentd-idempotent-replay",
+                    HeaderValue::from_static("true"),
+                );
+                reply
+            }
+            Claim::InFlight => json_reply(
+                StatusCode::CONFLICT,
+                &json!({"error": "a delivery with this idempotency key is in flight"}),
+            ),
+            Claim::Claimed(guard) => {
+                let report = run_state.run(route.start, trigger);
+                let (reply, text) = reply_and_text(&report);
+                // Completed (respond replies included) and paused runs are
+                // kept; failures only release the key so a retry runs again.
+                if let (Ok(Outcome::Completed { .. } | Outcome::Paused { .. }), Some((ct, body))) =
+                    (&report.outcome, text)
+                {
+                    guard.store(reply.status().as_u16(), &ct, &body, SystemTime::now());
+                }
+                reply
+            }
+        }
+    });
+    task.await.map_err(|_| {
+        closing(json_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": "the run stopped unexpectedly"}),
+        ))
+    })
+}
+
+/// Read the whole body within `timeout`, at most [`BODY_CAP`] bytes.
+async fn read_body(incoming: Incoming, timeout: std::time::Duration) -> Result<Bytes, Reply> {
+    let limited = Limited::new(incoming, BODY_CAP);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(closing(json_reply(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": format!("body read failed: {e}")}),
+        ))),
+        Err(_) => Err(closing(json_reply(
+            StatusCode::REQUEST_TIMEOUT,
+            &json!({"error": "request body read timed out"}),
+        ))),
+    }
+}
+
+fn too_large() -> Reply {
+    closing(json_reply(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &json!({"error": "body exceeds server cap", "cap_bytes": BODY_CAP}),
+    ))
+}
+
+/// The HTTP reply for a run (spec §5.4 step 11).
+pub(crate) fn reply_for(report: &RunReport) -> Reply {
+    reply_and_text(report).0
+}
+
+/// The reply, and its content type and body text for the idempotency store
+/// (`None` for replies that are never stored).
+fn reply_and_text(report: &RunReport) -> (Reply, Option<(String, String)>) {
+    let outcome = match &report.outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let reply = closing(json_reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": e.to_string()}),
+            ));
+            return (reply, None);
+        }
+    };
+    if let Outcome::Completed {
+        http_response: Some(r),
+        ..
+    } = outcome
+    {
+        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let reply = text_reply(status, r.content_type, r.body.clone());
+        return (reply, Some((r.content_type.to_owned(), r.body.clone())));
+    }
+    let status = match outcome {
+        Outcome::Completed { .. } => StatusCode::OK,
+        Outcome::Failed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Outcome::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
+        Outcome::Paused { .. } => StatusCode::ACCEPTED,
+    };
+    // Serialising the outcome (plain data) cannot fail; `{}` keeps this
+    // path panic-free regardless.
+    let body = serde_json::to_string(outcome).unwrap_or_else(|_| "{}".to_owned());
+    (
+        text_reply(status, JSON, body.clone()),
+        Some((JSON.to_owned(), body)),
+    )
+}
+
+fn json_reply(status: StatusCode, body: &Value) -> Reply {
+    text_reply(status, JSON, body.to_string())
+}
+
+fn text_reply(status: StatusCode, content_type: &str, body: String) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from(body)));
+    *reply.status_mut() = status;
+    let ct = HeaderValue::from_str(content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    reply.headers_mut().insert(header::CONTENT_TYPE, ct);
+    reply
+}
+
+/// Ask hyper to close the connection after this reply.
+fn closing(mut reply: Reply) -> Reply {
+    reply
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    reply
+}
+
+fn set_retry_after(reply: &mut Reply, secs: u64) {
+    reply
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+}

@@ -1,0 +1,376 @@
+//! Serve mode: HTTP routes and scheduled triggers as a long-running process
+//! (spec/dialect-ops.md §5, §12.3, §15; DESIGN.md §4 `serve/`, §8).
+//!
+//! Owns the server's life cycle: [`start`] checks the baked [`def::ServeDef`]
+//! against the configuration (idempotency needs a state dir, an
+//! authenticated route needs an authorizer, fs_watch paths exist), binds
+//! the listener, and runs a tokio reactor on its own thread; [`Running`]
+//! reports the bound address and drains on [`Running::shutdown`] or on
+//! SIGTERM/SIGINT; [`serve`] is both in one call (what the CLI and
+//! `Triage::serve` use).
+//!
+//! Shape of the process:
+//! - one reactor thread (tokio `current_thread`) accepts connections and
+//!   drives hyper's HTTP/1 state machine for all of them: no thread per
+//!   connection, a connection cap, `TCP_NODELAY` on every socket, a header
+//!   read timeout that also bounds idle keep-alive connections, and a body
+//!   read timeout;
+//! - workflow runs are synchronous. A route whose reachable nodes are all
+//!   pure computation ([`def::RouteDef::inline`]) runs on the reactor
+//!   thread; every other run goes to tokio's blocking pool, capped at
+//!   [`ServeConfig::max_runs`] concurrent runs — a request beyond that gets
+//!   503 with `Retry-After` instead of waiting in an unbounded queue;
+//! - scheduled triggers are reactor tasks that hand each fire to the
+//!   blocking pool, serially per trigger ([`schedule`]).
+//!
+//! Drain: stop accepting, stop the schedules, let hyper close idle
+//! keep-alive connections at once and finish in-flight requests, wait for
+//! every run (including runs whose client went away) — all within
+//! [`ServeConfig::drain_timeout`], else [`ServeError::DrainTimedOut`].
+//!
+//! Reloadable state comes from [`crate::reload::Reloader`]: the TLS config
+//! is taken at accept, the prepared auth ([`auth::authorize`], pipeline step
+//! 5) per request, the policy per run. A route's auth reference was checked
+//! at build time and its scheme compiled in, so every route is served with
+//! its auth or the binary does not exist.
+//!
+//! This module must never parse HTTP itself (hyper does), never implement
+//! run semantics (the [`crate::Engine`] does), and never print unless
+//! [`ServeConfig::announce`] asks it to.
+
+pub mod auth;
+pub mod body;
+pub mod def;
+mod handler;
+pub mod idempotency;
+pub mod metrics;
+pub mod ratelimit;
+pub mod schedule;
+mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::Workflow;
+use crate::engine::{Engine, RunOptions, Trigger};
+use crate::outcome::RunReport;
+
+pub use def::{AuthRef, RouteDef, ServeDef, TriggerDef};
+
+/// Largest request body accepted (spec §5.3), chunked or not.
+pub const BODY_CAP: usize = 1024 * 1024;
+
+/// Largest request line plus headers (spec §5.3); more is 431.
+pub const HEAD_CAP: usize = 16 * 1024;
+
+/// Default `--bind`.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+/// Default `--drain-timeout-secs`.
+pub const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 30;
+
+/// Default `--max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
+
+/// Default `--max-runs`.
+pub const DEFAULT_MAX_RUNS: u64 = 64;
+
+/// Default `--read-timeout-secs`.
+pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 30;
+
+/// Settings of one serving process. [`ServeConfig::default`] matches the
+/// binary's defaults.
+#[derive(Clone)]
+pub struct ServeConfig {
+    /// Listen address (`--bind`); port 0 picks a free port, reported by
+    /// [`Running::local_addr`].
+    pub bind: SocketAddr,
+    /// How long a drain may take before the process gives up (exit 5).
+    pub drain_timeout: Duration,
+    /// Open connections allowed at once; one more gets 503 and is closed.
+    pub max_connections: usize,
+    /// Workflow runs on the blocking pool at once; one more gets 503.
+    pub max_runs: usize,
+    /// Longest wait for a request's headers (which also closes an idle
+    /// keep-alive connection) and, separately, for its body.
+    pub read_timeout: Duration,
+    /// `--state-dir`: where idempotency keys are stored.
+    pub state_dir: Option<PathBuf>,
+    /// Options of every run (deadline, dry run, policy); `record_trace` is
+    /// ignored (serve mode never keeps traces).
+    pub run: RunOptions,
+    /// Install SIGTERM/SIGINT handlers that start the drain, and the
+    /// SIGHUP handler that reloads.
+    pub handle_signals: bool,
+    /// `--reload-file`: touching it reloads, like SIGHUP (spec §7.4).
+    pub reload_file: Option<PathBuf>,
+    /// Print the drain messages of spec §5.10 on stderr.
+    pub announce: bool,
+    /// Parts supplied by other modules.
+    pub hooks: Hooks,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            drain_timeout: Duration::from_secs(DEFAULT_DRAIN_TIMEOUT_SECS),
+            // The defaults are small numbers; the casts cannot truncate.
+            max_connections: DEFAULT_MAX_CONNECTIONS as usize,
+            max_runs: DEFAULT_MAX_RUNS as usize,
+            read_timeout: Duration::from_secs(DEFAULT_READ_TIMEOUT_SECS),
+            state_dir: None,
+            run: RunOptions {
+                record_trace: false,
+                ..RunOptions::default()
+            },
+            handle_signals: true,
+            reload_file: None,
+            announce: false,
+            hooks: Hooks::default(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Listen on `bind`.
+    #[must_use]
+    pub fn bind(mut self, bind: SocketAddr) -> Self {
+        self.bind = bind;
+        self
+    }
+
+    /// Keep idempotency keys under `dir`.
+    #[must_use]
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Set the drain timeout.
+    #[must_use]
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("bind", &self.bind)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_runs", &self.max_runs)
+            .field("read_timeout", &self.read_timeout)
+            .field("state_dir", &self.state_dir)
+            .field("run", &self.run)
+            .field("handle_signals", &self.handle_signals)
+            .field("reload_file", &self.reload_file)
+            .field("announce", &self.announce)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parts of serve mode that other modules supply.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// The reloadable state (TLS config, prepared auth, policy override),
+    /// read at accept (TLS), per request (auth) and per run (policy).
+    /// `None` builds one from the workflow's baked `[server.tls]` and
+    /// `[auth]` with the baked policy.
+    pub reloader: Option<Arc<crate::reload::Reloader>>,
+    /// LLM backends and token budget of every run.
+    #[cfg(feature = "llm")]
+    pub intel: Option<crate::intel::Intel>,
+    /// The MCP servers every run shares (their children live as long as
+    /// the server). `None`: each run gets the baked servers, started lazily.
+    #[cfg(feature = "mcp")]
+    pub mcp: Option<crate::mcp::Mcp>,
+}
+
+/// Why serving could not start, or how it ended badly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The workflow has no routes and no long-lived triggers.
+    #[error(
+        "serve mode needs [[http_routes]] or a cron, interval or fs_watch trigger; this workflow has none"
+    )]
+    NothingToServe,
+    /// A route declares an idempotency key but there is no state dir.
+    #[error("route `{0}` declares idempotency_key but no --state-dir is set")]
+    IdempotencyWithoutStateDir(String),
+    /// The idempotency store cannot be created.
+    #[error("cannot create the idempotency store under `{dir}`: {source}")]
+    StateDir {
+        /// The state dir.
+        dir: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TLS material, auth material (JWKS) or the policy file cannot be
+    /// loaded, or the reload triggers cannot be installed.
+    #[error("{0}")]
+    Reload(#[from] crate::reload::ReloadError),
+    /// A trigger cannot be set up (bad schedule, missing path, feature off).
+    #[error("trigger `{trigger}`: {reason}")]
+    Trigger {
+        /// `kind#index:start`.
+        trigger: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The listener could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The reactor could not be started.
+    #[error("cannot start the server runtime: {0}")]
+    Runtime(std::io::Error),
+    /// In-flight work outlived the drain timeout.
+    #[error("drain timed out with {in_flight} request(s) or run(s) still in flight")]
+    DrainTimedOut {
+        /// Connections and runs still going.
+        in_flight: usize,
+    },
+    /// The server thread died.
+    #[error("the server thread stopped unexpectedly")]
+    Crashed,
+}
+
+/// A started server.
+#[derive(Debug)]
+pub struct Running {
+    local_addr: Option<SocketAddr>,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
+}
+
+impl Running {
+    /// The bound listen address (`None` when there are no routes: a
+    /// schedules-only process has no HTTP listener, as in dialect 1).
+    #[must_use]
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// Start the drain (as SIGTERM would). Idempotent.
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Wait until the server has drained.
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError::DrainTimedOut`] when in-flight work outlived the drain
+    /// timeout; [`ServeError::Crashed`] if the server thread panicked.
+    pub fn wait(mut self) -> Result<(), ServeError> {
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or(Err(ServeError::Crashed)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A dropped handle stops its server rather than leaking it.
+        if let Some(t) = self.thread.take() {
+            self.stop.send_replace(true);
+            let _ = t.join();
+        }
+    }
+}
+
+/// Start serving `workflow` and return at once.
+///
+/// # Errors
+///
+/// Any [`ServeError`] that prevents the start.
+pub fn start<W: Workflow>(
+    workflow: &'static W,
+    config: ServeConfig,
+) -> Result<Running, ServeError> {
+    server::start(workflow, W::SERVE, config)
+}
+
+/// Serve `workflow` until SIGTERM/SIGINT (when
+/// [`ServeConfig::handle_signals`]) and drain.
+///
+/// # Errors
+///
+/// Any [`ServeError`] of [`start`] or [`Running::wait`].
+pub fn serve<W: Workflow>(workflow: &'static W, config: ServeConfig) -> Result<(), ServeError> {
+    start(workflow, config)?.wait()
+}
+
+/// Per-process state shared by connections, triggers and runs.
+pub(crate) struct State<W: Workflow> {
+    pub(crate) workflow: &'static W,
+    pub(crate) def: &'static ServeDef,
+    pub(crate) metrics: metrics::Registry,
+    /// Per route (same index), its token bucket.
+    pub(crate) buckets: Vec<Option<ratelimit::TokenBucket>>,
+    pub(crate) idempotency: Option<idempotency::IdempotencyStore>,
+    /// Permits for runs on the blocking pool.
+    pub(crate) runs: Arc<tokio::sync::Semaphore>,
+    /// Runs and requests still going (the drain waits for zero).
+    pub(crate) in_flight: tokio::sync::watch::Sender<usize>,
+    pub(crate) run_options: RunOptions,
+    pub(crate) reloader: Arc<crate::reload::Reloader>,
+    #[cfg(feature = "llm")]
+    pub(crate) intel: Option<crate::intel::Intel>,
+    #[cfg(feature = "mcp")]
+    pub(crate) mcp: Option<crate::mcp::Mcp>,
+    pub(crate) read_timeout: Duration,
+}
+
+impl<W: Workflow> State<W> {
+    /// Run start `start` synchronously with `trigger` and fold its metrics
+    /// into the registry.
+    pub(crate) fn run(&self, start: &str, trigger: Trigger) -> RunReport {
+        let mut options = self.run_options.clone();
+        // A reloaded `--policy` file applies from the next run on.
+        options.policy = self.reloader.policy_mode();
+        let engine = Engine::new(self.workflow, options);
+        #[cfg(feature = "llm")]
+        let engine = match &self.intel {
+            Some(intel) => engine.with_intel(intel.clone()),
+            None => engine,
+        };
+        #[cfg(feature = "mcp")]
+        let engine = match &self.mcp {
+            Some(mcp) => engine.with_mcp(mcp.clone()),
+            None => engine,
+        };
+        let started = Instant::now();
+        let report = engine.run(start, trigger);
+        self.metrics.record_run(&report, started.elapsed());
+        report
+    }
+
+    /// Count one unit of in-flight work until the guard drops.
+    pub(crate) fn track(self: &Arc<Self>) -> InFlight {
+        self.in_flight.send_modify(|n| *n += 1);
+        InFlight(self.in_flight.clone())
+    }
+}
+
+/// One request or run the drain must wait for.
+pub(crate) struct InFlight(tokio::sync::watch::Sender<usize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}

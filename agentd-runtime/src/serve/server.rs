@@ -1,0 +1,415 @@
+//! The listener, the connection loop and the drain.
+//!
+//! Owns start-up checks, binding, the tokio runtime and its thread, the
+//! accept loop (connection cap, `TCP_NODELAY`, hyper's HTTP/1 connection
+//! with its header read timeout), signal handling, and the drain sequence.
+//! Request handling is [`super::handler`]; schedules are
+//! [`super::schedule`]. This module never looks inside a request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+
+use crate::Workflow;
+use crate::reload::{Reloader, ReloaderConfig, spawn_reload_triggers};
+use crate::serve::auth::PeerIdentity;
+use crate::serve::def::ServeDef;
+use crate::serve::idempotency::IdempotencyStore;
+use crate::serve::metrics::{Registry, Shed};
+use crate::serve::ratelimit::TokenBucket;
+use crate::serve::{HEAD_CAP, Running, ServeConfig, ServeError, State, handler, schedule};
+
+/// The read buffer hyper may grow to while reading a request head: the
+/// head cap plus room for the start of a body read in the same segment.
+const READ_BUF: usize = HEAD_CAP + 8 * 1024;
+
+/// Requests headers hyper accepts before answering 431.
+const MAX_HEADERS: usize = 100;
+
+/// Reply to a connection over the cap. Written raw because no request is
+/// read from it: it is an output format, not a parse.
+const OVER_CAP_BODY: &str = r#"{"error":"too many connections"}"#;
+
+pub(crate) fn start<W: Workflow>(
+    workflow: &'static W,
+    def: &'static ServeDef,
+    config: ServeConfig,
+) -> Result<Running, ServeError> {
+    if def.is_empty() {
+        return Err(ServeError::NothingToServe);
+    }
+    check_routes(def, &config)?;
+    let reloader = match &config.hooks.reloader {
+        Some(r) => Arc::clone(r),
+        None => Arc::new(Reloader::new(ReloaderConfig::for_workflow::<W>(None))?),
+    };
+    let triggers = schedule::prepare(def)?;
+    let idempotency = match &config.state_dir {
+        Some(dir) if def.routes.iter().any(|r| r.idempotency.is_some()) => Some(
+            IdempotencyStore::open(dir, config.run.timeout).map_err(|source| {
+                ServeError::StateDir {
+                    dir: dir.clone(),
+                    source,
+                }
+            })?,
+        ),
+        _ => None,
+    };
+
+    // Bound here, before the thread starts, so a bad address is reported
+    // to the caller and the bound port is known when `start` returns.
+    let listener = if def.routes.is_empty() {
+        None
+    } else {
+        let std_listener =
+            std::net::TcpListener::bind(config.bind).map_err(|source| ServeError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|source| ServeError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        Some(std_listener)
+    };
+    let local_addr = match &listener {
+        Some(l) => Some(l.local_addr().map_err(|source| ServeError::Bind {
+            addr: config.bind,
+            source,
+        })?),
+        None => None,
+    };
+
+    let max_runs = config.max_runs.max(1);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        // Runs of routes plus one per trigger (trigger runs are serial per
+        // trigger and never wait for a route's permit).
+        .max_blocking_threads(max_runs + def.triggers.len() + 1)
+        .thread_name("agentd-run")
+        .build()
+        .map_err(ServeError::Runtime)?;
+
+    let now = Instant::now();
+    let state = Arc::new(State {
+        workflow,
+        def,
+        metrics: Registry::new(W::INFO, def),
+        buckets: def
+            .routes
+            .iter()
+            .map(|r| r.rate_limit.map(|rl| TokenBucket::new(rl, now)))
+            .collect(),
+        idempotency,
+        runs: Arc::new(Semaphore::new(max_runs)),
+        in_flight: watch::Sender::new(0),
+        run_options: config.run.clone(),
+        reloader: Arc::clone(&reloader),
+        #[cfg(feature = "llm")]
+        intel: config.hooks.intel.clone(),
+        #[cfg(feature = "mcp")]
+        mcp: config.hooks.mcp.clone(),
+        read_timeout: config.read_timeout,
+    });
+
+    // SIGHUP and --reload-file. Installed now, inside the runtime, so a
+    // failure refuses the start instead of running without the reload
+    // channel the operator asked for.
+    let reload_triggers = if config.handle_signals || config.reload_file.is_some() {
+        let _entered = runtime.enter();
+        Some(spawn_reload_triggers(reloader, config.reload_file.clone())?)
+    } else {
+        None
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let thread = std::thread::Builder::new()
+        .name("agentd-serve".to_owned())
+        .spawn(move || {
+            let result = runtime.block_on(run(state, listener, triggers, config, stop_rx));
+            drop(reload_triggers);
+            // Runs that outlived a drain timeout are abandoned, not joined:
+            // the process is about to exit with 5.
+            runtime.shutdown_background();
+            result
+        })
+        .map_err(ServeError::Runtime)?;
+    Ok(Running {
+        local_addr,
+        stop: stop_tx,
+        thread: Some(thread),
+    })
+}
+
+/// Refuse a configuration that would serve a route wrongly.
+fn check_routes(def: &ServeDef, config: &ServeConfig) -> Result<(), ServeError> {
+    match def.routes.iter().find(|r| r.idempotency.is_some()) {
+        Some(r) if config.state_dir.is_none() => Err(ServeError::IdempotencyWithoutStateDir(
+            format!("{} {}", r.method, r.path),
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn run<W: Workflow>(
+    state: Arc<State<W>>,
+    listener: Option<std::net::TcpListener>,
+    triggers: Vec<schedule::Prepared>,
+    config: ServeConfig,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let (accept_stop_tx, accept_stop_rx) = watch::channel(false);
+    let accept = match listener {
+        Some(l) => {
+            let listener = TcpListener::from_std(l).map_err(ServeError::Runtime)?;
+            let state = Arc::clone(&state);
+            let max_connections = config.max_connections.max(1);
+            let read_timeout = config.read_timeout;
+            Some(tokio::spawn(accept_loop(
+                state,
+                listener,
+                max_connections,
+                read_timeout,
+                accept_stop_rx,
+            )))
+        }
+        None => None,
+    };
+    let schedules = schedule::spawn(&state, triggers, stop.clone());
+
+    wait_for_stop(&mut stop, config.handle_signals).await;
+    if config.announce {
+        eprintln!("agentd: shutdown signal received; draining…");
+    }
+    let deadline = tokio::time::Instant::now() + config.drain_timeout.max(Duration::from_secs(1));
+
+    // 1. No new connections and no new fires.
+    accept_stop_tx.send_replace(true);
+    let graceful = match accept {
+        Some(accept) => accept.await.ok(),
+        None => None,
+    };
+    stop_schedules(schedules).await;
+    // 2. Idle keep-alive connections close now; busy ones after their
+    //    response. 3. Runs whose client left still finish.
+    let drained = tokio::time::timeout_at(deadline, async {
+        if let Some(graceful) = graceful {
+            graceful.shutdown().await;
+        }
+        let mut in_flight = state.in_flight.subscribe();
+        let _ = in_flight.wait_for(|n| *n == 0).await;
+    })
+    .await;
+    match drained {
+        Ok(()) => {
+            if config.announce {
+                eprintln!("agentd: drain complete");
+            }
+            Ok(())
+        }
+        Err(_) => {
+            let in_flight = *state.in_flight.borrow();
+            crate::obs::audit(
+                "http.drain_deadline_exceeded",
+                serde_json::json!({ "in_flight": in_flight }),
+            );
+            if config.announce {
+                eprintln!("agentd: drain timed out (forced exit)");
+            }
+            Err(ServeError::DrainTimedOut { in_flight })
+        }
+    }
+}
+
+async fn stop_schedules(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    // Trigger tasks see the stop flag themselves; joining them here only
+    // makes sure no fire starts after this point.
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Until `stop` is set, or a SIGTERM/SIGINT arrives when `signals`.
+async fn wait_for_stop(stop: &mut watch::Receiver<bool>, signals: bool) {
+    let stopped = async {
+        // A dropped sender (the handle went away) also means stop.
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if !signals {
+        stopped.await;
+        return;
+    }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    () = stopped => {}
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            // Handlers that cannot be installed leave the default
+            // disposition (the signal kills the process); stop still works.
+            _ => stopped.await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::select! {
+            () = stopped => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+}
+
+/// Accept until `stop`; returns the watcher of every connection still open,
+/// for the drain.
+async fn accept_loop<W: Workflow>(
+    state: Arc<State<W>>,
+    listener: TcpListener,
+    max_connections: usize,
+    read_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> GracefulShutdown {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(read_timeout)
+        .max_buf_size(READ_BUF)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(true);
+    // `max_header_size` bounds the parsed head (request line + headers):
+    // hyper answers 431 beyond it.
+    builder.max_header_size(HEAD_CAP);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return graceful,
+            accepted = listener.accept() => accepted,
+        };
+        #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning; the
+                // listener stays up.
+                if !is_per_connection_error(&e) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                continue;
+            }
+        };
+        // Every reply is written whole; Nagle would only add latency
+        // (and delayed-ACK stalls on keep-alive).
+        let _ = stream.set_nodelay(true);
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            state.metrics.shed(Shed::Connections);
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        state.metrics.connection_delta(1);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = state.reloader.tls_config() {
+            // The handshake runs in the connection's task so a slow client
+            // never stalls the accept loop; it is bounded by the read
+            // timeout. The config is the one current at accept: a reload
+            // never changes a connection's TLS midway.
+            let state = Arc::clone(&state);
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                match tokio::time::timeout(read_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => {
+                        let peer_identity =
+                            crate::serve::tls::connection_peer(tls_stream.get_ref().1)
+                                .map(Arc::new);
+                        let conn = builder.serve_connection(
+                            TokioIo::new(tls_stream),
+                            service(&state, peer_identity),
+                        );
+                        let _ = watcher.watch(conn).await;
+                    }
+                    Ok(Err(e)) => crate::obs::audit(
+                        "tls.handshake_failed",
+                        serde_json::json!({"peer": peer.to_string(), "reason": e.to_string()}),
+                    ),
+                    Err(_) => crate::obs::audit(
+                        "tls.handshake_failed",
+                        serde_json::json!({"peer": peer.to_string(), "reason": "handshake timed out"}),
+                    ),
+                }
+                state.metrics.connection_delta(-1);
+                drop(slot);
+            });
+            continue;
+        }
+        let conn = builder.serve_connection(TokioIo::new(stream), service(&state, None));
+        let watched = graceful.watch(conn);
+        let conn_state = Arc::clone(&state);
+        tokio::spawn(async move {
+            // Errors here are the client's (reset, malformed request, header
+            // timeout); hyper already answered what can be answered.
+            let _ = watched.await;
+            conn_state.metrics.connection_delta(-1);
+            drop(slot);
+        });
+    }
+}
+
+/// The per-connection request handler; `peer` is the TLS client identity.
+fn service<W: Workflow>(
+    state: &Arc<State<W>>,
+    peer: Option<Arc<PeerIdentity>>,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = handler::Reply,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<handler::Reply, std::convert::Infallible>> + Send,
+> + Send
++ 'static {
+    let state = Arc::clone(state);
+    hyper::service::service_fn(move |req| {
+        let state = Arc::clone(&state);
+        let peer = peer.clone();
+        async move { Ok(handler::handle(state, req, peer).await) }
+    })
+}
+
+/// Errors of one accepted connection that say nothing about the listener.
+fn is_per_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted};
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted
+    )
+}
+
+/// Answer a connection over the cap with 503 and close it.
+async fn refuse(mut stream: TcpStream) {
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{OVER_CAP_BODY}",
+        OVER_CAP_BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(reply.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}

@@ -1,0 +1,401 @@
+//! End-to-end durable runs: real `agentd build` binaries paused, resumed, refused by
+//! another build, and killed with SIGKILL mid-run then recovered with
+//! `--resume-incomplete`.
+//!
+//! Builds share `<workspace>/target/agentd-cache` with tests/e2e.rs and
+//! tests/handlers_e2e.rs, so the runtime is compiled once per feature set.
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Serialises builds into the shared cache, so cargo's output stays readable.
+static CACHE_LOCK: Mutex<()> = Mutex::new(());
+
+fn lock() -> MutexGuard<'static, ()> {
+    CACHE_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("agentd-compiler lives inside the workspace")
+        .to_path_buf()
+}
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("durable_e2e")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the scratch dir");
+    dir
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `agentd build --quiet [extra...] WORKFLOW -o OUT` from `cwd`.
+fn build(cwd: &Path, extra: &[&str], workflow: &str, out: &Path) {
+    let _guard = lock();
+    let output = Command::new(env!("CARGO_BIN_EXE_agentd"))
+        .current_dir(cwd)
+        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
+        .env_remove("AGENTD_RUNTIME_PATH")
+        .args(["--color=never", "build", "--quiet"])
+        .args(extra)
+        .args([workflow, "-o"])
+        .arg(out)
+        .output()
+        .expect("agentd runs");
+    assert!(
+        output.status.success(),
+        "agentd build {workflow} failed ({}):\n{}",
+        output.status,
+        text(&output.stderr)
+    );
+}
+
+/// A workflow binary with the durable env twins cleared.
+fn binary(path: &Path) -> Command {
+    let mut cmd = Command::new(path);
+    for var in [
+        "AGENTD_INPUT",
+        "AGENTD_START",
+        "AGENTD_STATE_DIR",
+        "AGENTD_RESUME",
+        "AGENTD_CHECKPOINT_EACH_NODE",
+        "AGENTD_CHECKPOINT_RETENTION_DAYS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn run(path: &Path, args: &[&str]) -> Output {
+    binary(path)
+        .args(args)
+        .output()
+        .expect("the workflow binary runs")
+}
+
+fn stdout_json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        )
+    })
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+fn read_json(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Every file in `dir`, sorted (locks and temp files included).
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+// ----- the compat approval gate -------------------------------------------------
+
+#[test]
+fn compat_approval_gate_pauses_with_exit_7_and_resumes_to_completion() {
+    let compat = workspace().join("../shared/compat");
+    if !compat.is_dir() {
+        eprintln!("note: {} is absent; skipping", compat.display());
+        return;
+    }
+    let dir = scratch("approval-gate");
+    let gate = dir.join("approval-gate");
+    build(&compat, &[], "examples/approval-gate.toml", &gate);
+    let state = dir.join("state");
+    let state_arg = state.to_string_lossy().into_owned();
+
+    // Without a state dir the pause has nowhere to go: the dialect's hard error.
+    let nowhere = run(&gate, &["--input", r#"{"service":"api","env":"prod"}"#]);
+    assert_eq!(code(&nowhere), 5);
+    assert!(
+        text(&nowhere.stderr).contains("no state directory is configured (set --state-dir)"),
+        "{}",
+        text(&nowhere.stderr)
+    );
+
+    let paused = run(
+        &gate,
+        &[
+            "--state-dir",
+            &state_arg,
+            "--input",
+            r#"{"service":"api","env":"prod"}"#,
+        ],
+    );
+    assert_eq!(code(&paused), 7, "stderr: {}", text(&paused.stderr));
+    let outcome = stdout_json(&paused);
+    assert_eq!(outcome["status"], "paused");
+    assert_eq!(outcome["last_node"], "approve");
+    assert_eq!(
+        outcome["reason"],
+        "Review the prepared change above, then resume to apply it."
+    );
+    let run_id = outcome["run_id"].as_str().expect("a run id").to_owned();
+    assert!(run_id.starts_with("exec-"), "{run_id}");
+
+    let file = state.join(format!("{run_id}.json"));
+    assert_eq!(files(&state), [format!("{run_id}.json")]);
+    let mode = std::fs::metadata(&file).map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(mode.ok(), Some(0o600));
+    let saved = read_json(&file);
+    assert_eq!(saved["awaiting_approval"], true);
+    assert_eq!(saved["resume_node"], "apply");
+    assert_eq!(
+        saved["node_outputs"]["prepare"]["rendered"],
+        "Prepared: deploy api to prod."
+    );
+    let provenance = stdout_json(&run(&gate, &["--provenance"]));
+    assert_eq!(saved["program_hash"], provenance["program_hash"]);
+
+    let listed = run(&gate, &["--state-dir", &state_arg, "--list-checkpoints"]);
+    assert_eq!(code(&listed), 0);
+    assert_eq!(
+        text(&listed.stdout),
+        format!("{run_id}  paused  workflow=deploy_with_approval resume_node=apply\n")
+    );
+
+    // The same workflow name built from different bytes refuses the checkpoint.
+    let edited = std::fs::read_to_string(compat.join("examples/approval-gate.toml"))
+        .expect("read the example")
+        .replace("then resume to apply it.", "then resume to apply it (v2).");
+    std::fs::write(dir.join("approval-gate-v2.toml"), edited).expect("write the edit");
+    let v2 = dir.join("approval-gate-v2");
+    build(&dir, &[], "approval-gate-v2.toml", &v2);
+    let refused = run(&v2, &["--state-dir", &state_arg, "--resume", &run_id]);
+    assert_eq!(code(&refused), 2, "stderr: {}", text(&refused.stderr));
+    let stderr = text(&refused.stderr);
+    let v2_hash = stdout_json(&run(&v2, &["--provenance"]))["program_hash"].clone();
+    for hash in [&provenance["program_hash"], &v2_hash] {
+        let hash = hash.as_str().expect("a program hash");
+        assert!(stderr.contains(hash), "names {hash}: {stderr}");
+    }
+    assert!(file.is_file(), "a refused checkpoint is kept");
+
+    let resumed = run(&gate, &["--state-dir", &state_arg, "--resume", &run_id]);
+    assert_eq!(code(&resumed), 0, "stderr: {}", text(&resumed.stderr));
+    let outcome = stdout_json(&resumed);
+    assert_eq!(outcome["status"], "completed");
+    assert_eq!(outcome["last_node"], "apply");
+    assert_eq!(outcome["final_value"], Value::Null);
+    assert!(files(&state).is_empty(), "retired: {:?}", files(&state));
+
+    let again = run(&gate, &["--state-dir", &state_arg, "--resume", &run_id]);
+    assert_eq!(code(&again), 2);
+    assert!(
+        text(&again.stderr).contains(&format!("no checkpoint `{run_id}`")),
+        "{}",
+        text(&again.stderr)
+    );
+}
+
+// ----- crash recovery -------------------------------------------------------------
+
+const CRASH_WORKFLOW: &str = r#"name = "durable_e2e_crash"
+
+[[start_nodes]]
+name = "main"
+source = "manual"
+entry_node = "first"
+
+[[nodes]]
+id = "first"
+type = "rust"
+handler = "first"
+input_from = "trigger"
+
+[[nodes]]
+id = "slow"
+type = "rust"
+handler = "slow"
+input_from = "first"
+
+[[nodes]]
+id = "report"
+type = "template_render"
+template = "batch {{batch}} done after {{waited}}"
+input_from = "slow"
+
+[[edges]]
+from = "first"
+to = "slow"
+
+[[edges]]
+from = "slow"
+to = "report"
+"#;
+
+/// `first` logs once and passes the batch on; `slow` logs, announces itself through
+/// `$CRASH_MARKER`, then sleeps `$CRASH_SLEEP_SECS` (0 when unset).
+const CRASH_HANDLERS: &str = r#"//! Handlers for the crash test.
+use std::io::Write;
+
+use agentd_runtime::Cx;
+use agentd_runtime::nodes::rust::{NodeError, NodeOutput};
+use agentd_runtime::serde_json::{Value, json};
+
+fn log(line: &str) -> Result<(), NodeError> {
+    let path = std::env::var("CRASH_LOG").map_err(NodeError::new)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(NodeError::new)?;
+    writeln!(file, "{line}").map_err(NodeError::new)
+}
+
+pub fn first(_cx: &Cx<'_>, trigger: &Value) -> Result<NodeOutput, NodeError> {
+    log("first")?;
+    Ok(NodeOutput::value(json!({ "batch": trigger.get("batch").cloned() })))
+}
+
+pub fn slow(_cx: &Cx<'_>, first: &Value) -> Result<NodeOutput, NodeError> {
+    log("slow")?;
+    let secs: u64 = std::env::var("CRASH_SLEEP_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if let Ok(marker) = std::env::var("CRASH_MARKER") {
+        std::fs::write(marker, "sleeping").map_err(NodeError::new)?;
+    }
+    std::thread::sleep(std::time::Duration::from_secs(secs));
+    Ok(NodeOutput::value(json!({ "batch": first.get("batch").cloned(), "waited": secs })))
+}
+"#;
+
+fn handler_crate(dir: &Path) {
+    let runtime = workspace().join("agentd-runtime");
+    let runtime = runtime.canonicalize().unwrap_or(runtime);
+    std::fs::create_dir_all(dir.join("src")).expect("create src");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"crash-handlers\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
+             [dependencies]\nagentd-runtime = {{ path = {:?}, default-features = false }}\n",
+            runtime.display().to_string()
+        ),
+    )
+    .expect("write Cargo.toml");
+    std::fs::write(dir.join("src/lib.rs"), CRASH_HANDLERS).expect("write lib.rs");
+}
+
+#[test]
+fn a_run_killed_mid_node_is_completed_by_resume_incomplete() {
+    let dir = scratch("crash");
+    handler_crate(&dir.join("handlers"));
+    std::fs::write(dir.join("crash.toml"), CRASH_WORKFLOW).expect("write the workflow");
+    let crash = dir.join("crash");
+    build(&dir, &["--handlers", "handlers"], "crash.toml", &crash);
+
+    let state = dir.join("state");
+    let state_arg = state.to_string_lossy().into_owned();
+    let log = dir.join("log.txt");
+    let marker = dir.join("marker");
+
+    let mut child = binary(&crash)
+        .args(["--state-dir", &state_arg, "--checkpoint-each-node"])
+        .args(["--input", r#"{"batch": 7}"#])
+        .env("CRASH_LOG", &log)
+        .env("CRASH_MARKER", &marker)
+        .env("CRASH_SLEEP_SECS", "600")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the workflow binary");
+
+    // Generous: only there so a broken binary cannot hang the suite.
+    let give_up = Instant::now() + Duration::from_secs(120);
+    while !marker.exists() {
+        if let Some(status) = child.try_wait().expect("poll the child") {
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = stderr.read_to_string(&mut err);
+            }
+            panic!("the run ended before `slow` started ({status}): {err}");
+        }
+        if Instant::now() > give_up {
+            let _ = child.kill();
+            panic!("`slow` never started");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGKILL: no handler, no cleanup, exactly like a power cut to the process.
+    child.kill().expect("SIGKILL the run");
+    let status = child.wait().expect("reap the run");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "{status}"
+    );
+
+    // The progress snapshot written before `slow` started is whole and says where
+    // to go on; no temp file, and the dead run's lock is free again.
+    let snapshots: Vec<String> = files(&state)
+        .into_iter()
+        .filter(|f| f.ends_with(".json"))
+        .collect();
+    assert_eq!(snapshots.len(), 1, "{:?}", files(&state));
+    assert!(
+        !files(&state).iter().any(|f| f.contains(".tmp-")),
+        "{:?}",
+        files(&state)
+    );
+    let snapshot = read_json(&state.join(&snapshots[0]));
+    assert_eq!(snapshot["awaiting_approval"], false);
+    assert_eq!(snapshot["paused_at"], "first");
+    assert_eq!(snapshot["resume_node"], "slow");
+    assert_eq!(snapshot["node_outputs"]["first"]["batch"], 7);
+
+    let listed = run(&crash, &["--state-dir", &state_arg, "--list-checkpoints"]);
+    assert!(
+        text(&listed.stdout).contains("  recoverable  workflow=durable_e2e_crash resume_node=slow"),
+        "{}",
+        text(&listed.stdout)
+    );
+
+    let recovered = binary(&crash)
+        .args(["--state-dir", &state_arg, "--resume-incomplete"])
+        .env("CRASH_LOG", &log)
+        .output()
+        .expect("run --resume-incomplete");
+    assert_eq!(code(&recovered), 0, "stderr: {}", text(&recovered.stderr));
+    let outcome = stdout_json(&recovered);
+    assert_eq!(outcome["status"], "completed");
+    assert_eq!(outcome["last_node"], "report");
+    assert_eq!(outcome["final_value"]["rendered"], "batch 7 done after 0");
+
+    // At least once for the interrupted node, exactly once for the finished one.
+    let lines = std::fs::read_to_string(&log).expect("read the log");
+    assert_eq!(lines.lines().collect::<Vec<_>>(), ["first", "slow", "slow"]);
+    assert!(files(&state).is_empty(), "{:?}", files(&state));
+}

@@ -1,0 +1,287 @@
+//! End to end: `workflows/status-report.toml` built by the real `agentd` into a
+//! static binary, run against real HTTP and HTTPS servers on 127.0.0.1 with a
+//! real `/usr/bin/echo` (http_request with a `{{secret:NAME}}` header from
+//! `[[secrets]]`, shell_run, the error branch, the start-up secret probe, the
+//! CA bundle of `AGENTD_HTTP_CA_FILE`).
+#![cfg(target_os = "linux")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// A canary secret: must reach the server and nothing else.
+const TOKEN: &str = "canary-token-93b1f7";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("agentd-compiler lives inside the workspace")
+        .to_path_buf()
+}
+
+/// The workflow binary, built once for every test of this file.
+fn binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("effects-e2e");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let out = dir.join("status-report");
+        let built = Command::new(env!("CARGO_BIN_EXE_agentd"))
+            .current_dir(workspace())
+            .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
+            .env_remove("AGENTD_RUNTIME_PATH")
+            .args([
+                "--color=never",
+                "build",
+                "--quiet",
+                "workflows/status-report.toml",
+                "-o",
+            ])
+            .arg(&out)
+            .output()
+            .expect("agentd runs");
+        assert!(
+            built.status.success(),
+            "agentd build failed:\n{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        out
+    })
+}
+
+/// Serve `status` + `body` to every request (TLS when `tls` is set); the
+/// request heads seen are collected.
+fn serve(
+    status: &'static str,
+    body: &'static str,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+            let head = match &tls {
+                None => answer(stream, status, body),
+                Some(cfg) => match rustls::ServerConnection::new(Arc::clone(cfg)) {
+                    Ok(conn) => answer(rustls::StreamOwned::new(conn, stream), status, body),
+                    Err(_) => None,
+                },
+            };
+            if let (Some(head), Ok(mut s)) = (head, sink.lock()) {
+                s.push(head);
+            }
+        }
+    });
+    (port, seen)
+}
+
+fn answer(stream: impl Read + Write, status: &str, body: &str) -> Option<String> {
+    let mut r = BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let mut stream = r.into_inner();
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(reply.as_bytes()).ok()?;
+    stream.flush().ok()?;
+    Some(head)
+}
+
+/// Run the binary with `input`; `token` set as STATUS_API_TOKEN when given.
+fn run(input: &Value, token: Option<&str>, ca_file: Option<&Path>) -> Output {
+    let mut cmd = Command::new(binary());
+    cmd.arg("--input")
+        .arg(input.to_string())
+        .env_remove("STATUS_API_TOKEN")
+        .env_remove("AGENTD_HTTP_CA_FILE")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("AGENTD_INPUT");
+    if let Some(t) = token {
+        cmd.env("STATUS_API_TOKEN", t);
+    }
+    if let Some(ca) = ca_file {
+        cmd.env("AGENTD_HTTP_CA_FILE", ca);
+    }
+    cmd.output().expect("the workflow binary runs")
+}
+
+fn outcome(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The last line of stderr: the `agentd: ...` error (logs come before it).
+fn last_stderr_line(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn assert_no_canary(out: &Output) {
+    for (name, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        assert!(
+            !String::from_utf8_lossy(bytes).contains(TOKEN),
+            "the secret leaked into {name}"
+        );
+    }
+}
+
+#[test]
+fn a_2xx_status_is_recorded_by_the_command_and_the_token_only_reaches_the_server() {
+    let (port, seen) = serve("200 OK", r#"{"service":"api","state":"up"}"#, None);
+    let out = run(
+        &json!({ "url": format!("http://127.0.0.1:{port}/status") }),
+        Some(TOKEN),
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let o = outcome(&out);
+    assert_eq!(o["status"], "completed", "{o}");
+    assert_eq!(o["last_node"], "record");
+    assert_eq!(o["final_value"]["stdout"], "service=api state=up\n");
+    assert_eq!(o["final_value"]["exit_code"], 0);
+    let heads = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let auth = heads[0]
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+        .map(str::to_owned);
+    assert_eq!(
+        auth.as_deref(),
+        Some(format!("authorization: Bearer {TOKEN}").as_str())
+    );
+    assert_no_canary(&out);
+}
+
+#[test]
+fn a_non_2xx_status_takes_the_error_branch_to_the_fail_node() {
+    let (port, _) = serve("503 Service Unavailable", r#"{"state":"down"}"#, None);
+    let out = run(
+        &json!({ "url": format!("http://127.0.0.1:{port}/status") }),
+        Some(TOKEN),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(5));
+    let o = outcome(&out);
+    assert_eq!(o["status"], "failed", "{o}");
+    assert_eq!(o["last_node"], "unreachable_status");
+    assert_no_canary(&out);
+}
+
+#[test]
+fn a_missing_secret_refuses_to_start_and_names_it() {
+    let (port, seen) = serve("200 OK", "{}", None);
+    let out = run(
+        &json!({ "url": format!("http://127.0.0.1:{port}/status") }),
+        None,
+        None,
+    );
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(
+        last_stderr_line(&out),
+        "agentd: [[secrets]]: secret `status_token`: environment variable `STATUS_API_TOKEN` is not set"
+    );
+    assert!(seen.lock().map(|s| s.is_empty()).unwrap_or(false));
+}
+
+#[test]
+fn https_uses_the_ca_bundle_named_by_agentd_http_ca_file() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf");
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    )
+    .expect("server config");
+    let (port, _) = serve(
+        "200 OK",
+        r#"{"service":"tls","state":"up"}"#,
+        Some(Arc::new(server)),
+    );
+    let ca_file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("effects-e2e-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("write the CA");
+    let input = json!({ "url": format!("https://localhost:{port}/status") });
+
+    let out = run(&input, Some(TOKEN), Some(&ca_file));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        outcome(&out)["final_value"]["stdout"],
+        "service=tls state=up\n"
+    );
+
+    // Without the bundle the test CA is not trusted: a hard error (exit 5).
+    let out = run(&input, Some(TOKEN), None);
+    assert_eq!(out.status.code(), Some(5));
+    let stderr = last_stderr_line(&out);
+    assert!(
+        stderr.starts_with("agentd: tool `http_request` failed: GET https://localhost:"),
+        "{stderr}"
+    );
+    assert_no_canary(&out);
+}
+
+#[test]
+fn a_url_outside_the_policy_is_refused() {
+    let out = run(
+        &json!({ "url": "http://example.com/status" }),
+        Some(TOKEN),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(
+        last_stderr_line(&out),
+        "agentd: policy violation: http_request URL `http://example.com/status` not covered by any allowlist pattern"
+    );
+}

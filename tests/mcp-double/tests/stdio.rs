@@ -1,0 +1,303 @@
+//! The runtime's stdio MCP client against `mcp-double`, a real child process
+//! speaking NDJSON JSON-RPC 2.0: the handshake, tools and resources, and
+//! every way a server can misbehave (garbage, silence, dying mid-call, huge
+//! lines, chatter) — each a clear error, never a hang, and the next call
+//! gets a fresh child.
+#![cfg(unix)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentd_runtime::mcp::McpServer;
+use agentd_runtime::mcp::stdio::StdioServer;
+use serde_json::{Value, json};
+
+const DOUBLE: &str = env!("CARGO_BIN_EXE_mcp-double");
+
+fn server(name: &str, flags: &[&str]) -> StdioServer {
+    server_with_env(name, flags, Vec::new())
+}
+
+fn server_with_env(name: &str, flags: &[&str], env: Vec<(String, String)>) -> StdioServer {
+    let mut argv = vec![DOUBLE.to_owned()];
+    argv.extend(flags.iter().map(|f| (*f).to_owned()));
+    StdioServer::from_parts(
+        name,
+        argv,
+        env,
+        Arc::new(|secret: &str| {
+            if secret == "DOUBLE_TOKEN" {
+                Ok("s3cret-value".to_owned())
+            } else {
+                Err(format!("secret `{secret}` is not declared"))
+            }
+        }),
+    )
+}
+
+fn scratch(tag: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("mcp-{tag}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+const T: Duration = Duration::from_secs(10);
+
+fn text_of(result: &Value) -> String {
+    result
+        .pointer("/content/0/text")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn err(r: Result<Value, agentd_runtime::Error>) -> String {
+    match r {
+        Ok(v) => panic!("expected an error, got {v}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Whether `pid` is a live `mcp-double` (not reaped, not reused).
+fn double_alive(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains("mcp-double"))
+        .unwrap_or(false)
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
+}
+
+#[test]
+fn handshake_then_tools_and_resources() {
+    let dir = scratch("handshake");
+    let log = dir.join("received.jsonl");
+    let log_arg = log.to_string_lossy().into_owned();
+    let s = server("double", &["--log", &log_arg]);
+    let echoed = s.call_tool("echo", &json!({"q": "rust"}), T).expect("echo");
+    assert_eq!(echoed["structuredContent"], json!({"q": "rust"}));
+    assert_eq!(echoed["isError"], json!(false));
+    let failed = s.call_tool("fail", &json!({}), T).expect("fail answers");
+    assert_eq!(failed["isError"], json!(true));
+    let res = s.read_resource("mem://hello", T).expect("resource");
+    assert_eq!(res["contents"][0]["text"], json!("hello"));
+    // A missing `args_from` is sent as no `arguments` at all.
+    let bare = s
+        .call_tool("echo", &Value::Null, T)
+        .expect("echo without args");
+    assert_eq!(bare["structuredContent"], Value::Null);
+    drop(s);
+    let received: Vec<Value> = std::fs::read_to_string(&log)
+        .expect("the double logged")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("we sent JSON lines"))
+        .collect();
+    assert_eq!(received[0]["method"], json!("initialize"));
+    assert_eq!(received[0]["id"], json!(1));
+    assert_eq!(
+        received[0]["params"]["protocolVersion"],
+        json!("2025-03-26")
+    );
+    assert_eq!(received[0]["params"]["clientInfo"]["name"], json!("agentd"));
+    assert_eq!(
+        received[1],
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    );
+    assert_eq!(received[2]["method"], json!("tools/call"));
+    assert_eq!(received[2]["id"], json!(2));
+    assert_eq!(
+        received[2]["params"],
+        json!({"name": "echo", "arguments": {"q": "rust"}})
+    );
+    assert_eq!(received[4]["params"], json!({"uri": "mem://hello"}));
+    assert_eq!(received[5]["params"], json!({"name": "echo"}));
+    assert_eq!(received.len(), 6, "one handshake for the child's life");
+}
+
+#[test]
+fn json_rpc_errors_fail_the_call_but_keep_the_child() {
+    let s = server("double", &[]);
+    let pid = text_of(&s.call_tool("pid", &Value::Null, T).expect("pid"));
+    let e = err(s.call_tool("no_such_tool", &json!({}), T));
+    assert_eq!(
+        e,
+        "mcp: mcp server `double` answered `tools/call` with error -32602: unknown tool `no_such_tool`"
+    );
+    let e = err(s.read_resource("mem://missing", T));
+    assert!(e.contains("error -32002: resource not found"), "{e}");
+    assert_eq!(
+        text_of(&s.call_tool("pid", &Value::Null, T).expect("pid")),
+        pid
+    );
+}
+
+#[test]
+fn notifications_pings_and_stale_answers_are_skipped() {
+    let dir = scratch("chatty");
+    let log = dir.join("received.jsonl");
+    let log_arg = log.to_string_lossy().into_owned();
+    let s = server("chatty", &["--chatty", "--log", &log_arg]);
+    for i in 0..3 {
+        let r = s
+            .call_tool("echo", &json!({"i": i}), T)
+            .expect("answers despite chatter");
+        assert_eq!(r["structuredContent"], json!({"i": i}));
+    }
+    drop(s);
+    let text = std::fs::read_to_string(&log).expect("the double logged");
+    // Every server ping got an empty result.
+    let pongs = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("method").is_none() && v["result"] == json!({}))
+        .count();
+    assert_eq!(
+        pongs, 4,
+        "one ping per answered request (initialize + 3 calls)"
+    );
+}
+
+#[test]
+fn garbage_is_a_clear_error() {
+    let s = server("noisy", &["--garbage"]);
+    let e = err(s.call_tool("echo", &json!({}), T));
+    assert!(
+        e.starts_with("mcp: mcp server `noisy` wrote a line that is not JSON"),
+        "{e}"
+    );
+    assert!(e.contains("this is not json"), "{e}");
+    assert_eq!(s.pid(), None, "the garbled child was stopped");
+}
+
+#[test]
+fn a_silent_server_times_out_and_is_stopped() {
+    let s = server("mute", &["--silent"]);
+    s.start().expect("spawns");
+    let pid = s.pid().expect("running");
+    let started = Instant::now();
+    let e = err(s.call_tool("echo", &json!({}), Duration::from_millis(300)));
+    assert!(started.elapsed() < Duration::from_secs(20), "no hang");
+    assert!(
+        e.starts_with("mcp: mcp server `mute` did not answer `initialize` within 300ms"),
+        "{e}"
+    );
+    assert_eq!(s.pid(), None);
+    assert!(
+        !double_alive(pid),
+        "the timed-out child is killed and reaped"
+    );
+}
+
+#[test]
+fn a_hung_call_times_out_and_the_next_call_gets_a_fresh_child() {
+    let s = server("double", &[]);
+    let first = text_of(&s.call_tool("pid", &Value::Null, T).expect("pid"));
+    let e = err(s.call_tool("hang", &json!({}), Duration::from_millis(300)));
+    assert!(
+        e.contains("did not answer `tools/call` within 300ms"),
+        "{e}"
+    );
+    let second = text_of(&s.call_tool("pid", &Value::Null, T).expect("respawned"));
+    assert_ne!(first, second);
+}
+
+#[test]
+fn a_child_exiting_mid_call_is_a_clean_error_then_respawns() {
+    let s = server("double", &[]);
+    let first = text_of(&s.call_tool("pid", &Value::Null, T).expect("pid"));
+    let e = err(s.call_tool("exit", &json!({}), T));
+    assert_eq!(
+        e,
+        format!("mcp: mcp server `double` (`{DOUBLE}`) closed the pipe unexpectedly")
+    );
+    let second = text_of(&s.call_tool("pid", &Value::Null, T).expect("respawned"));
+    assert_ne!(first, second);
+    let pid: u32 = first.parse().expect("numeric pid");
+    assert!(!double_alive(pid), "the dead child was reaped");
+}
+
+#[test]
+fn an_over_long_line_is_refused() {
+    let s = server("double", &[]);
+    let e = err(s.call_tool("huge", &json!({}), T));
+    assert_eq!(
+        e,
+        "mcp: mcp server `double` wrote a line longer than 16777216 bytes"
+    );
+    assert!(s.call_tool("echo", &json!({}), T).is_ok());
+}
+
+#[test]
+fn env_secrets_reach_the_child_only() {
+    let s = server_with_env(
+        "double",
+        &[],
+        vec![("DOUBLE_SEEN_TOKEN".to_owned(), "DOUBLE_TOKEN".to_owned())],
+    );
+    let r = s
+        .call_tool("env", &json!({"name": "DOUBLE_SEEN_TOKEN"}), T)
+        .expect("env tool");
+    assert_eq!(text_of(&r), "s3cret-value");
+    assert!(std::env::var_os("DOUBLE_SEEN_TOKEN").is_none());
+    // Debug output names the variable, never the secret or its value.
+    let debug = format!("{s:?}");
+    assert!(
+        debug.contains("DOUBLE_SEEN_TOKEN") && !debug.contains("s3cret"),
+        "{debug}"
+    );
+
+    let missing = server_with_env(
+        "double",
+        &[],
+        vec![("X".to_owned(), "UNDECLARED".to_owned())],
+    );
+    assert_eq!(
+        missing.start().err().as_deref(),
+        Some("failed to start MCP server `double`: env `X`: secret `UNDECLARED` is not declared")
+    );
+}
+
+#[test]
+fn a_missing_program_fails_to_start() {
+    let s = StdioServer::from_parts(
+        "ghost",
+        vec!["/nonexistent/mcp-server".to_owned()],
+        Vec::new(),
+        Arc::new(|_: &str| Err("unused".to_owned())),
+    );
+    let e = s.start().err().unwrap_or_default();
+    assert!(
+        e.starts_with("failed to start MCP server `ghost`: /nonexistent/mcp-server:"),
+        "{e}"
+    );
+    let e = err(s.call_tool("echo", &json!({}), T));
+    assert!(
+        e.starts_with("mcp: failed to start MCP server `ghost`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn concurrent_callers_take_turns() {
+    let s = Arc::new(server("double", &[]));
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || s.call_tool("sleep", &json!({"ms": 30, "i": i}), T))
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let r = h.join().expect("no panic").expect("each call answered");
+        assert_eq!(r["structuredContent"]["i"], json!(i));
+    }
+}
+
+#[test]
+fn dropping_the_server_kills_its_child() {
+    let s = server("double", &[]);
+    s.start().expect("spawns");
+    let pid = s.pid().expect("running");
+    assert!(double_alive(pid));
+    drop(s);
+    assert!(!double_alive(pid), "no orphan, no zombie");
+}
