@@ -992,6 +992,24 @@ api_key_env = "ANTHROPIC_API_KEY"
 "#,
     },
     CodeInfo {
+        code: "incomplete_backend",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an intelligence backend lacks a field its provider requires",
+        explanation: "Every [[intelligence.backends]] entry needs `model`; `anthropic`, `openai` and \
+`gemini` also need `api_key_env` (the secret holding the API key), and `openai-compatible` needs \
+`base_url`. Dialect 1 refused to start (exit 2) with such a definition; agentd refuses to build it.",
+        example: r#"name = "example"
+
+[[intelligence.backends]]
+name = "claude"
+provider = "anthropic"
+model = "claude-sonnet-4-6"
+# fix: api_key_env = "ANTHROPIC_API_KEY"
+"#,
+    },
+    CodeInfo {
         code: "unknown_backend",
         severity: Error,
         stage: Validate,
@@ -1751,6 +1769,7 @@ mod tests {
             ("validate.rs", include_str!("validate/secrets.rs")),
             ("validate.rs", include_str!("validate/auth.rs")),
             ("validate.rs", include_str!("validate/logging.rs")),
+            ("validate.rs", include_str!("validate/backends.rs")),
             ("parse.rs", include_str!("parse.rs")),
             ("load.rs", include_str!("load.rs")),
             ("embed.rs", include_str!("embed.rs")),
@@ -1794,6 +1813,7 @@ mod tests {
             include_str!("validate/secrets.rs"),
             include_str!("validate/auth.rs"),
             include_str!("validate/logging.rs"),
+            include_str!("validate/backends.rs"),
         ]
         .map(|s| s.split("#[cfg(test)]").next().unwrap_or(s))
         .concat();

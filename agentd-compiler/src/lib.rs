@@ -58,8 +58,9 @@ pub fn compile_verified(
     verify: &signing::VerifyOptions,
     cg: &codegen::CodegenOptions,
 ) -> Compiled {
-    let mut program = load::load(path, load_opts);
-    let verification = signing::verify_program(&program, verify);
+    // Signatures are checked on the raw bytes before parsing wherever the key is
+    // already known, so a tampered file never reaches the parser.
+    let (mut program, verification) = signing::load_verified(path, load_opts, verify);
     program.diagnostics.extend(verification.diagnostics);
     let generated = match program.root() {
         Some(root) if !program.has_errors() => {

@@ -95,20 +95,45 @@ impl Program {
     }
 }
 
+/// A check of a file's raw bytes before the TOML parser sees them (signature
+/// verification: a tampered file must never reach the parser).
+pub trait ParseGate {
+    /// Called with the bytes of `path` before they are parsed; `root` is the
+    /// parsed root workflow when `path` is a child. An error diagnostic stops
+    /// the file from being parsed (it is reported and the file is not loaded).
+    fn before_parse(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        root: Option<&Unit>,
+    ) -> Option<Diagnostic>;
+}
+
 /// Load `path` and everything it references.
 pub fn load(path: &Path, opts: &LoadOptions) -> Program {
     let parsed = parse::parse_file(path);
-    load_parsed(parsed, opts)
+    load_parsed(parsed, opts, None)
+}
+
+/// [`load`], with every file's bytes passed through `gate` before parsing.
+pub fn load_gated(path: &Path, opts: &LoadOptions, gate: &mut dyn ParseGate) -> Program {
+    let parsed = read_gated(path, &mut Some(&mut *gate), None);
+    load_parsed(parsed, opts, Some(gate))
 }
 
 /// Load from text already in memory (used by tests and the scenario harness).
 pub fn load_str(path: &Path, text: &str, opts: &LoadOptions) -> Program {
-    load_parsed(parse::parse_str(path, text), opts)
+    load_parsed(parse::parse_str(path, text), opts, None)
 }
 
-fn load_parsed(parsed: ParseResult, opts: &LoadOptions) -> Program {
+fn load_parsed<'a>(
+    parsed: ParseResult,
+    opts: &'a LoadOptions,
+    gate: Option<&'a mut dyn ParseGate>,
+) -> Program {
     let mut loader = Loader {
         opts,
+        gate,
         program: Program::default(),
         by_path: BTreeMap::new(),
         root_backends: Vec::new(),
@@ -118,8 +143,34 @@ fn load_parsed(parsed: ParseResult, opts: &LoadOptions) -> Program {
     loader.program
 }
 
+/// Read `path`, let `gate` see the bytes, then parse them. Unreadable and
+/// oversized files go straight to the parser's own diagnostics.
+fn read_gated(
+    path: &Path,
+    gate: &mut Option<&mut dyn ParseGate>,
+    root: Option<&Unit>,
+) -> ParseResult {
+    let Some(gate) = gate.as_mut() else {
+        return parse::parse_file(path);
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) if bytes.len() <= parse::MAX_WORKFLOW_BYTES => bytes,
+        _ => return parse::parse_file(path),
+    };
+    match gate.before_parse(path, &bytes, root) {
+        Some(refused) => ParseResult {
+            source: SourceFile::new(path, String::new()),
+            doc: None,
+            diagnostics: vec![refused],
+        },
+        None => parse::parse_bytes(path, &bytes),
+    }
+}
+
 struct Loader<'a> {
     opts: &'a LoadOptions,
+    /// Checks each child's bytes before it is parsed (see [`ParseGate`]).
+    gate: Option<&'a mut dyn ParseGate>,
     program: Program,
     /// Canonical path → unit index (`None` while the file failed to parse).
     by_path: BTreeMap<PathBuf, Option<usize>>,
@@ -286,7 +337,7 @@ impl Loader<'_> {
         let unit = match self.by_path.get(&canonical) {
             Some(known) => *known,
             None => {
-                let parsed = parse::parse_file(&found);
+                let parsed = read_gated(&found, &mut self.gate, self.program.units.first());
                 let before = self.program.diagnostics.len();
                 let unit = self.admit(parsed, canonical, depth + 1, stack);
                 let child_errors = self.program.diagnostics[before..]

@@ -197,7 +197,12 @@ fn fs_events_mask(events: &[String]) -> u8 {
 
 /// Whether a run of `start` only ever visits pure nodes of `g`.
 fn runs_inline(g: &GraphIr, start: &str) -> bool {
-    let Some(entry) = g.starts.iter().find(|s| s.name == start).and_then(|s| s.entry) else {
+    let Some(entry) = g
+        .starts
+        .iter()
+        .find(|s| s.name == start)
+        .and_then(|s| s.entry)
+    else {
         // No entry: the run errors at once, wherever it runs.
         return true;
     };
@@ -249,7 +254,11 @@ mod tests {
     fn program(text: &str) -> (ProgramIr, WorkflowDoc) {
         let opts = crate::load::LoadOptions::default();
         let program = crate::load::load_str(std::path::Path::new("t.toml"), text, &opts);
-        let errors: Vec<_> = program.diagnostics.iter().filter(|d| d.is_error()).collect();
+        let errors: Vec<_> = program
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .collect();
         assert!(errors.is_empty(), "{errors:?}");
         let doc = program
             .root()
@@ -308,7 +317,10 @@ to = "after"
         let code = workflow_consts(&ir, &doc).to_string().replace(' ', "");
         assert!(code.contains("method:\"POST\""), "{code}");
         assert!(code.contains("per_second:0.1f64"), "{code}");
-        assert!(code.contains("IdempotencyKey::Path(&[\"order\",\"id\"])"), "{code}");
+        assert!(
+            code.contains("IdempotencyKey::Path(&[\"order\",\"id\"])"),
+            "{code}"
+        );
         assert!(code.contains("ttl_secs:86400"), "{code}");
         assert!(code.contains("AuthRef::Bearer(\"default\")"), "{code}");
         assert!(code.contains("IdempotencyKey::BodySha256"), "{code}");
@@ -331,11 +343,21 @@ to = "after"
         );
         let (ir, doc) = program(&text);
         let code = workflow_consts(&ir, &doc).to_string().replace(' ', "");
-        assert!(code.contains("schedule:\"30\"") || code.contains("schedule:\"302***\""), "{code}");
+        assert!(
+            code.contains("schedule:\"30\"") || code.contains("schedule:\"302***\""),
+            "{code}"
+        );
         assert!(code.contains("expr:\"0302***\""), "{code}");
         assert!(code.contains("every_ms:300000"), "{code}");
-        assert!(code.contains("FsEvents(5u8)") || code.contains("FsEvents(5)"), "{code}");
-        assert_eq!(code.matches("TriggerDef::").count(), 3, "internal.event is not baked: {code}");
+        assert!(
+            code.contains("FsEvents(5u8)") || code.contains("FsEvents(5)"),
+            "{code}"
+        );
+        assert_eq!(
+            code.matches("TriggerDef::").count(),
+            3,
+            "internal.event is not baked: {code}"
+        );
         let mut f = Features::new();
         add_features(&doc, &mut f);
         assert_eq!(

@@ -308,84 +308,12 @@ pub fn verify_program(program: &Program, opts: &VerifyOptions) -> Verification {
     let mut all_verified = true;
     for unit in &program.units {
         let path = unit.source.path.as_path();
-        let sig_file = sig_path(path);
-        let text = match fs::read_to_string(&sig_file) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        match check_file(path, unit.source.text.as_bytes(), key.as_ref(), required) {
+            FileCheck::Verified => out.verified += 1,
+            FileCheck::Unsigned => all_verified = false,
+            FileCheck::Problem(d) => {
                 all_verified = false;
-                if required {
-                    out.diagnostics.push(
-                        Diagnostic::error(
-                            "signature_missing",
-                            path,
-                            format!("`{}` is not signed and signing is required", path.display()),
-                        )
-                        .with_help(format!(
-                            "sign it: `agentd sign {} --key PRIVATE_KEY` (writes `{}`)",
-                            path.display(),
-                            sig_file.display()
-                        )),
-                    );
-                }
-                continue;
-            }
-            Err(e) => {
-                all_verified = false;
-                out.diagnostics.push(
-                    Diagnostic::error(
-                        "signature_malformed",
-                        path,
-                        format!("cannot read `{}`: {e}", sig_file.display()),
-                    )
-                    .with_help("make the signature file readable, or re-sign the workflow"),
-                );
-                continue;
-            }
-        };
-        let Some(key) = key.as_ref() else {
-            all_verified = false;
-            out.diagnostics.push(
-                Diagnostic::warning(
-                    "signature_unverified",
-                    path,
-                    format!(
-                        "`{}` exists but no public key is configured, so it was not checked",
-                        sig_file.display()
-                    ),
-                )
-                .with_help(
-                    "add a `[signing]` block with the public key, or pass --verify-key PATH",
-                ),
-            );
-            continue;
-        };
-        match verify(unit.source.text.as_bytes(), &text, key) {
-            Ok(()) => out.verified += 1,
-            Err(e @ (SigningError::SignatureEncoding(_) | SigningError::SignatureLength(_))) => {
-                all_verified = false;
-                out.diagnostics.push(
-                    Diagnostic::error(
-                        "signature_malformed",
-                        path,
-                        format!("`{}` is malformed: {e}", sig_file.display()),
-                    )
-                    .with_help(
-                        "a .sig file holds standard padded base64 of the 64-byte signature; re-sign with `agentd sign`",
-                    ),
-                );
-            }
-            Err(e) => {
-                all_verified = false;
-                out.diagnostics.push(
-                    Diagnostic::error(
-                        "signature_invalid",
-                        path,
-                        format!("`{}`: {e}", path.display()),
-                    )
-                    .with_help(
-                        "the file changed after it was signed, or it was signed with another key; re-sign it with the key that matches the configured public key",
-                    ),
-                );
+                out.diagnostics.push(*d);
             }
         }
     }
@@ -394,6 +322,169 @@ pub fn verify_program(program: &Program, opts: &VerifyOptions) -> Verification {
         out.key = key.as_ref().map(VerifyingKey::to_bytes);
     }
     out
+}
+
+/// What checking one file's signature found.
+enum FileCheck {
+    Verified,
+    /// No `.sig`, and signing is not required.
+    Unsigned,
+    /// An error, or the `signature_unverified` warning.
+    Problem(Box<Diagnostic>),
+}
+
+/// Check `bytes` (the file at `path`, exactly as on disk) against `path.sig`.
+fn check_file(path: &Path, bytes: &[u8], key: Option<&VerifyingKey>, required: bool) -> FileCheck {
+    let sig_file = sig_path(path);
+    let problem = |d: Diagnostic| FileCheck::Problem(Box::new(d));
+    let text = match fs::read_to_string(&sig_file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if !required {
+                return FileCheck::Unsigned;
+            }
+            return problem(
+                Diagnostic::error(
+                    "signature_missing",
+                    path,
+                    format!("`{}` is not signed and signing is required", path.display()),
+                )
+                .with_help(format!(
+                    "sign it: `agentd sign {} --key PRIVATE_KEY` (writes `{}`)",
+                    path.display(),
+                    sig_file.display()
+                )),
+            );
+        }
+        Err(e) => {
+            return problem(
+                Diagnostic::error(
+                    "signature_malformed",
+                    path,
+                    format!("cannot read `{}`: {e}", sig_file.display()),
+                )
+                .with_help("make the signature file readable, or re-sign the workflow"),
+            );
+        }
+    };
+    let Some(key) = key else {
+        return problem(
+            Diagnostic::warning(
+                "signature_unverified",
+                path,
+                format!(
+                    "`{}` exists but no public key is configured, so it was not checked",
+                    sig_file.display()
+                ),
+            )
+            .with_help("add a `[signing]` block with the public key, or pass --verify-key PATH"),
+        );
+    };
+    match verify(bytes, &text, key) {
+        Ok(()) => FileCheck::Verified,
+        Err(e @ (SigningError::SignatureEncoding(_) | SigningError::SignatureLength(_))) => problem(
+            Diagnostic::error(
+                "signature_malformed",
+                path,
+                format!("`{}` is malformed: {e}", sig_file.display()),
+            )
+            .with_help(
+                "a .sig file holds standard padded base64 of the 64-byte signature; re-sign with `agentd sign`",
+            ),
+        ),
+        Err(e) => problem(
+            Diagnostic::error(
+                "signature_invalid",
+                path,
+                format!("`{}`: {e}", path.display()),
+            )
+            .with_help(
+                "the file changed after it was signed, or it was signed with another key; re-sign it with the key that matches the configured public key",
+            ),
+        ),
+    }
+}
+
+/// Load a program the way `check` and `build` do: every file whose key is
+/// known before it is parsed has its signature checked on the raw bytes
+/// first, so a tampered or unsigned file never reaches the TOML parser; then
+/// [`verify_program`] checks the whole program (the root's own signature
+/// when its key lives in its `[signing]` block, key problems, the signer).
+///
+/// The key is known before parsing for every file with `--verify-key`, and
+/// for every child once the root has been parsed.
+pub fn load_verified(
+    path: &Path,
+    load_opts: &crate::load::LoadOptions,
+    opts: &VerifyOptions,
+) -> (Program, Verification) {
+    let mut gate = PreParse {
+        opts,
+        key: None,
+        resolved: false,
+        refused: false,
+    };
+    let program = crate::load::load_gated(path, load_opts, &mut gate);
+    let mut verification = verify_program(&program, opts);
+    if gate.refused {
+        // A file refused before parsing is not part of `program`: the files
+        // that remain verifying does not make the program signed.
+        verification.signer = None;
+        verification.key = None;
+    }
+    (program, verification)
+}
+
+/// The [`crate::load::ParseGate`] of [`load_verified`].
+struct PreParse<'a> {
+    opts: &'a VerifyOptions,
+    /// The key, once known.
+    key: Option<VerifyingKey>,
+    /// Whether the root's `[signing]` block has been consulted.
+    resolved: bool,
+    /// Whether some file was refused.
+    refused: bool,
+}
+
+impl crate::load::ParseGate for PreParse<'_> {
+    fn before_parse(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        root: Option<&Unit>,
+    ) -> Option<Diagnostic> {
+        let required = match root {
+            // The root: only an out-of-band key is trusted before parsing.
+            None => {
+                if self.key.is_none()
+                    && let Some(file) = &self.opts.verify_key
+                {
+                    self.key = read_key_file(file)
+                        .ok()
+                        .and_then(|pem| public_key_from_pem(&pem).ok());
+                }
+                self.opts.required
+            }
+            Some(root) => {
+                if !self.resolved {
+                    self.resolved = true;
+                    if self.key.is_none() {
+                        self.key = resolve_key(root, self.opts).ok().flatten();
+                    }
+                }
+                self.opts.required || root.doc.signing.as_ref().is_some_and(|b| b.required)
+            }
+        };
+        // Without a key nothing can be checked yet: `verify_program` reports it.
+        let key = self.key.as_ref()?;
+        match check_file(path, bytes, Some(key), required) {
+            FileCheck::Problem(d) if d.is_error() => {
+                self.refused = true;
+                Some(*d)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The verifying key: `--verify-key`, else `[signing]` (inline PEM or file), else none.
@@ -603,6 +694,144 @@ mod tests {
         assert!(v.diagnostics.is_empty(), "{:#?}", v.diagnostics);
         assert_eq!(v.verified, 2);
         assert_eq!(v.signer.as_deref(), Some(kp.fingerprint.as_str()));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    fn codes(diags: &[Diagnostic]) -> Vec<&'static str> {
+        diags.iter().map(|d| d.code).collect()
+    }
+
+    /// A root calling `child.toml`, both signed with a fresh key; returns the
+    /// directory, the public key file and the root path.
+    fn signed_program(name: &str, key_in_root: bool) -> (PathBuf, PathBuf, PathBuf) {
+        let dir = temp_dir(name);
+        let kp = generate_keypair().expect("keygen");
+        let sk = private_key_from_pem(&kp.private_pem).expect("pem");
+        let public = dir.join("k.pub");
+        fs::write(&public, &kp.public_pem).expect("write");
+        let signing = if key_in_root {
+            "[signing]\nrequired = true\npublic_key_file = \"k.pub\"\n"
+        } else {
+            ""
+        };
+        let root = dir.join("root.toml");
+        let files = [
+            (
+                root.clone(),
+                format!(
+                    "name = \"root\"\n[policy]\n{signing}[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\n\
+                     [[nodes]]\nid = \"c\"\ntype = \"call\"\nworkflow = \"child.toml\"\n"
+                ),
+            ),
+            (
+                dir.join("child.toml"),
+                "name = \"child\"\n[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\n\
+                 [[nodes]]\nid = \"r\"\ntype = \"merge\"\n"
+                    .to_owned(),
+            ),
+        ];
+        for (path, text) in files {
+            fs::write(&path, &text).expect("write");
+            fs::write(sig_path(&path), sign(text.as_bytes(), &sk)).expect("write sig");
+        }
+        (dir, public, root)
+    }
+
+    /// Replace a signed file's content with bytes the TOML parser rejects.
+    fn tamper(path: &Path) {
+        fs::write(path, "name = [[[ not toml\n").expect("tamper");
+    }
+
+    #[test]
+    fn a_tampered_root_never_reaches_the_parser_with_an_out_of_band_key() {
+        let (dir, public, root) = signed_program("preparse-root", false);
+        tamper(&root);
+        let opts = VerifyOptions {
+            required: true,
+            verify_key: Some(public),
+            cwd: dir.clone(),
+        };
+        let load_opts = LoadOptions {
+            cwd: dir.clone(),
+            ..LoadOptions::default()
+        };
+        let (program, v) = load_verified(&root, &load_opts, &opts);
+        assert_eq!(
+            codes(&program.diagnostics),
+            ["signature_invalid"],
+            "no parse diagnostics"
+        );
+        assert!(program.units.is_empty() && v.diagnostics.is_empty());
+
+        // The same file with signing checked after parsing would have failed to parse.
+        let parsed = load(&root, &load_opts);
+        assert!(codes(&parsed.diagnostics).contains(&"toml_syntax"));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_tampered_child_is_refused_before_parsing_with_the_roots_key() {
+        let (dir, _, root) = signed_program("preparse-child", true);
+        tamper(&dir.join("child.toml"));
+        let opts = VerifyOptions {
+            cwd: dir.clone(),
+            ..VerifyOptions::default()
+        };
+        let load_opts = LoadOptions {
+            cwd: dir.clone(),
+            ..LoadOptions::default()
+        };
+        let (program, v) = load_verified(&root, &load_opts, &opts);
+        let all = codes(&program.diagnostics);
+        assert!(all.contains(&"signature_invalid"), "{all:?}");
+        assert!(
+            !all.contains(&"toml_syntax"),
+            "the child was parsed: {all:?}"
+        );
+        assert_eq!(program.units.len(), 1, "only the root loaded");
+        assert!(v.signer.is_none());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_unsigned_child_is_refused_before_parsing_when_signing_is_required() {
+        let (dir, public, root) = signed_program("preparse-unsigned", false);
+        let child = dir.join("child.toml");
+        let _ = fs::remove_file(sig_path(&child));
+        tamper(&child);
+        let opts = VerifyOptions {
+            required: true,
+            verify_key: Some(public),
+            cwd: dir.clone(),
+        };
+        let load_opts = LoadOptions {
+            cwd: dir.clone(),
+            ..LoadOptions::default()
+        };
+        let (program, _) = load_verified(&root, &load_opts, &opts);
+        let all = codes(&program.diagnostics);
+        assert!(all.contains(&"signature_missing"), "{all:?}");
+        assert!(!all.contains(&"toml_syntax"), "{all:?}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_correctly_signed_program_loads_and_verifies_as_before() {
+        let (dir, public, root) = signed_program("preparse-ok", false);
+        let opts = VerifyOptions {
+            required: true,
+            verify_key: Some(public),
+            cwd: dir.clone(),
+        };
+        let load_opts = LoadOptions {
+            cwd: dir.clone(),
+            ..LoadOptions::default()
+        };
+        let (program, v) = load_verified(&root, &load_opts, &opts);
+        assert!(!program.has_errors(), "{:#?}", program.diagnostics);
+        assert!(v.diagnostics.is_empty(), "{:#?}", v.diagnostics);
+        assert_eq!((program.units.len(), v.verified), (2, 2));
+        assert!(v.signer.is_some());
         let _ = fs::remove_dir_all(&dir);
     }
 }

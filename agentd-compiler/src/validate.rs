@@ -41,6 +41,7 @@ use crate::parse::suggest;
 use crate::source::{Loc, Seg, SourceFile};
 
 mod auth;
+mod backends;
 mod logging;
 mod secrets;
 pub use auth::{OIDC_ALGORITHMS, check_jwks, rejected_algorithm};
@@ -381,6 +382,7 @@ impl<'a> Validator<'a> {
         self.check_route_auth();
         self.check_trigger_syntax();
         self.check_backends();
+        self.check_backend_defs();
         self.check_output_schemas();
         self.check_ambiguous_successors();
         self.check_edge_labels();

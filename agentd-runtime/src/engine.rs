@@ -8,7 +8,9 @@
 //!
 //! It must never implement a node kind (node functions live in
 //! [`crate::nodes`]) except `pause_for_approval`, which the dialect defines
-//! as engine-internal, and never read workflow files.
+//! as engine-internal, and never read workflow files. It decides when a run
+//! is checkpointed and how [`Engine::resume`] continues one (spec §8.6); the
+//! file format, the state directory and its locks are [`crate::checkpoint`]'s.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};

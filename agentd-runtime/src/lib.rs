@@ -24,12 +24,17 @@
 //! | `shell` | `shell_run` (Unix; process-group kill through libc) |
 //! | *(always)* | `[[secrets]]` resolution ([`secrets`]) and W3C `traceparent` ([`traceparent`]) |
 //! | *(always)* | `pause_for_approval`, checkpoints, resume and crash recovery in `--state-dir` ([`checkpoint`]) |
-//! | `llm` | `llm_infer`, the backend registry, mock and JSON-RPC transports ([`intel`]) |
-//! | `llm-remote` | `[[intelligence.backends]]` providers over ureq + rustls |
+//! | *(always)* | logging, `workflow.run`/`node.execute` spans, the `[logging.audit]` sink and redaction ([`obs`]); `[budget]` limits incl. `max_fs_write_mb` ([`budget`]) |
+//! | `llm` | `llm_infer`, `agent_loop`, the backend registry, mock and JSON-RPC transports ([`intel`]) |
+//! | `llm-remote` | `[[intelligence.backends]]` providers (`openai`, `openai-compatible`, `anthropic`, `gemini`) over ureq + rustls |
 //! | `schema` | JSON Schema validation of `llm_infer` output |
 //! | `mcp` | `call_mcp_tool`, `read_mcp_resource`, the stdio MCP client ([`mcp`]) |
 //! | `policy-file` | `--policy FILE` / `AGENTD_POLICY` override (module `policy_file`); always on in `agentd build` |
 //! | `signing` | Ed25519 check of signed policy overrides (built with signing required) |
+//! | `serve` (auth part) | route auth with bearer and basic ([`serve::auth`]), hot reload ([`reload`]: SIGHUP, `--reload-file`) |
+//! | `auth-hmac` | `[auth.hmac.*]`: HMAC-SHA256 signatures, optional timestamp window (hmac + sha2) |
+//! | `auth-oidc` | `[auth.oidc.*]`: JWT bearer tokens against a pinned JWKS (jsonwebtoken 9 on ring) |
+//! | `tls` | `[server.tls]`: rustls server config, mTLS peer identity (tokio-rustls, x509-parser) |
 //! | `macros` | re-exports the `agentd!` macro (embedding; see `docs/embedding.md`); never in `agentd build` binaries |
 //!
 //! # What generated code looks like

@@ -178,8 +178,7 @@ fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
 fn everything_reported(report: &RunReport) -> String {
     format!(
         "{} {} {:?}",
-        serde_json::to_string(report.outcome.as_ref().ok().expect("an outcome"))
-            .unwrap_or_default(),
+        serde_json::to_string(report.outcome.as_ref().expect("an outcome")).unwrap_or_default(),
         serde_json::to_string(&report.trace).unwrap_or_default(),
         report
     )

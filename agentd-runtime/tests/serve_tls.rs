@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use agentd_runtime::reload::{Reloader, ReloaderConfig};
 use agentd_runtime::serde_json::{Value, json};
-use agentd_runtime::serve::auth::{AuthDefs, BearerDef, env_secrets};
+use agentd_runtime::serve::auth::{AuthDefs, BearerDef};
 use agentd_runtime::serve::def::{AuthRef, RouteDef, ServeDef};
 use agentd_runtime::serve::tls::{ClientAuthDef, ClientCertMode, TlsDef};
 use agentd_runtime::serve::{Hooks, Running, ServeConfig, start};
@@ -193,7 +193,9 @@ struct Reply {
 
 /// One keep-alive request; `None` when the server closed or the TLS session failed.
 fn post(tls: &mut Tls, path: &str, headers: &[(&str, &str)]) -> Option<Reply> {
-    let mut req = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n");
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -272,22 +274,20 @@ fn serve_who(tag: &str) -> Fixture {
     }));
     write_leaf(def, &server_ca.leaf("localhost", &["localhost"]));
 
-    let reloader = Arc::new(
-        Reloader::new(ReloaderConfig {
-            tls: Some(def),
-            auth: <Who as agentd_runtime::Workflow>::AUTH,
-            secrets: env_secrets(),
-            policy: None,
-        })
-        .expect("reloadable state"),
-    );
+    // The baked auth of `Who`; TLS from files made for this test.
+    let mut reload_config = ReloaderConfig::for_workflow::<Who>(None);
+    reload_config.tls = Some(def);
+    let reloader = Arc::new(Reloader::new(reload_config).expect("reloadable state"));
+    // Other hooks exist only with other features.
+    #[allow(clippy::needless_update)]
+    let hooks = Hooks {
+        reloader: Some(reloader.clone()),
+        ..Hooks::default()
+    };
     let config = ServeConfig {
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         handle_signals: false,
-        hooks: Hooks {
-            reloader: Some(reloader.clone()),
-            ..Hooks::default()
-        },
+        hooks,
         ..ServeConfig::default()
     };
     let running = start(&Who, config).unwrap_or_else(|e| panic!("serve: {e}"));

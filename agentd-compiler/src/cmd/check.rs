@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use agentd_compiler::diagnostics::Severity;
-use agentd_compiler::load::{self, LoadOptions};
+use agentd_compiler::load::LoadOptions;
 use agentd_compiler::signing::{self, VerifyOptions};
 
 use super::{emit_diagnostics, is_io, plural};
@@ -36,8 +36,7 @@ pub fn run(files: &[PathBuf], opts: Options) -> u8 {
 }
 
 fn check_one(file: &Path, load_opts: &LoadOptions, opts: &Options) -> u8 {
-    let mut program = load::load(file, load_opts);
-    let verification = signing::verify_program(&program, &opts.signing);
+    let (mut program, verification) = signing::load_verified(file, load_opts, &opts.signing);
     program.diagnostics.extend(verification.diagnostics);
     super::cli_rust_node_help(&mut program.diagnostics);
     if opts.deny_warnings {

@@ -15,12 +15,15 @@ use crate::diagnostics::Diagnostic;
 use crate::loc;
 use crate::logging::{check_format, check_level, check_rotation, check_target};
 
+/// One grammar check of [`crate::logging`].
+type Check = fn(&str) -> Result<(), String>;
+
 impl Validator<'_> {
     pub(super) fn check_logging(&mut self) {
         let Some(l) = self.doc.logging.as_ref() else {
             return;
         };
-        let checks: [(&str, Option<&String>, fn(&str) -> Result<(), String>); 4] = [
+        let checks: [(&str, Option<&String>, Check); 4] = [
             ("level", l.level.as_ref(), check_level),
             ("format", l.format.as_ref(), check_format),
             ("target", l.target.as_ref(), check_target),

@@ -37,10 +37,9 @@ pub mod rust;
 pub mod shell;
 
 /// The node function for a kind this runtime does not implement or the
-/// binary was built without (today: `agent_loop`, `llm_infer` without
-/// feature `llm`,
-/// `call_mcp_tool`, `read_mcp_resource`; and `shell_run` under a test
-/// harness, which dialect 1 runs without `tools-shell`).
+/// binary was built without (today: `shell_run` under a test harness,
+/// which dialect 1 runs without `tools-shell`; the match arm of
+/// `pause_for_approval`, which the engine handles before dispatch).
 ///
 /// Under a test harness ([`crate::RunOptions::stub_unavailable`]) it answers
 /// `{"stub": "<kind>"}` with no branch; otherwise it is the hard

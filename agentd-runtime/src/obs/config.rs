@@ -25,15 +25,15 @@ use super::{DEFAULT_AUDIT_TARGET, LogConfig, LogFormat, Rotation};
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct LogArgs {
     /// Log filter: a level or directives like `warn,agentd::engine=debug` [default: warn]
-    #[arg(long = "log-level", value_name = "DIRECTIVES", env = "AGENTD_LOG")]
+    #[arg(long = "log-level", env = "AGENTD_LOG")]
     pub log_level: Option<String>,
 
     /// Log line format: text (alias pretty) or json [default: text]
-    #[arg(long = "log-format", value_name = "FORMAT", env = "AGENTD_LOG_FORMAT")]
+    #[arg(long = "log-format", env = "AGENTD_LOG_FORMAT")]
     pub log_format: Option<String>,
 
     /// Where logs go: stderr, stdout or file:PATH [default: stderr]
-    #[arg(long = "log-target", value_name = "TARGET", env = "AGENTD_LOG_TARGET")]
+    #[arg(long = "log-target", env = "AGENTD_LOG_TARGET")]
     pub log_target: Option<String>,
 
     /// No log output (the [logging.audit] sink stays on)

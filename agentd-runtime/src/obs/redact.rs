@@ -47,34 +47,33 @@ pub const MIN_SCRUB_LEN: usize = 4;
 /// Redaction by field name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Redactor {
-    /// Lower-case names.
-    names: Vec<String>,
+    /// `redact_fields` (trimmed, non-empty); matched case-insensitively.
+    extra: Vec<String>,
+    /// Whether `reason` is redacted too.
+    hide_reason: bool,
 }
 
 impl Redactor {
     /// The built-in names plus `extra`, plus `reason` when `hide_reason`.
     #[must_use]
     pub fn new(extra: &[&str], hide_reason: bool) -> Self {
-        let mut names: Vec<String> = BUILTIN.iter().map(|n| (*n).to_owned()).collect();
-        if hide_reason {
-            names.push("reason".to_owned());
-        }
-        for name in extra {
-            let name = name.trim().to_ascii_lowercase();
-            if !name.is_empty() && !names.contains(&name) {
-                names.push(name);
-            }
-        }
-        Self { names }
+        let extra = extra
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Self { extra, hide_reason }
     }
 
     /// Whether a field called `name` is secret.
     #[must_use]
     pub fn is_secret(&self, name: &str) -> bool {
         let last = name.rsplit('.').next().unwrap_or(name);
-        self.names
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(name) || n.eq_ignore_ascii_case(last))
+        let hit = |n: &str| n.eq_ignore_ascii_case(name) || n.eq_ignore_ascii_case(last);
+        BUILTIN.iter().any(|n| hit(n))
+            || (self.hide_reason && hit("reason"))
+            || self.extra.iter().any(|n| hit(n))
     }
 
     /// Redact `fields` in place (names at every depth).

@@ -46,6 +46,18 @@ impl Reloadable for Probe {
     }
 }
 
+fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "agentd-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
 fn config() -> ReloaderConfig {
     ReloaderConfig {
         #[cfg(feature = "tls")]
@@ -87,7 +99,7 @@ fn one_failing_component_does_not_stop_the_others() {
 #[cfg(feature = "policy-file")]
 #[test]
 fn a_bad_policy_file_refuses_to_start_and_a_bad_reload_keeps_the_old_policy() {
-    let dir = crate::serve::tls::test_support::temp_dir("reload-policy");
+    let dir = temp_dir("reload-policy");
     let path = dir.join("policy.toml");
     std::fs::write(&path, "[policy.env\n").expect("write");
     let mut c = config();
@@ -115,7 +127,7 @@ fn a_signed_policy_is_re_verified_on_every_reload() {
 
     let signer = SigningKey::from_bytes(&[9; 32]);
     let public: &'static [u8; 32] = Box::leak(Box::new(signer.verifying_key().to_bytes()));
-    let dir = crate::serve::tls::test_support::temp_dir("reload-signed");
+    let dir = temp_dir("reload-signed");
     let path = dir.join("policy.toml");
     let sig = dir.join("policy.toml.sig");
     let sign = |text: &str| {
@@ -153,7 +165,10 @@ fn a_signed_policy_is_re_verified_on_every_reload() {
 mod tls_reload {
     use super::*;
     use crate::serve::tls::ClientCertMode;
-    use crate::serve::tls::test_support::*;
+    use crate::serve::tls::test_support::{
+        Ca, Leaf, client_config, connect, def_with_client, echo_server, roundtrip, server_leaf,
+        tls_def,
+    };
 
     fn reloader(def: &'static TlsDef, policy: Option<PathBuf>) -> Arc<Reloader> {
         let mut c = config();
@@ -302,7 +317,7 @@ fn a_jwks_file_reload_swaps_keys_and_a_broken_one_keeps_them() {
         (jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()), jwk)
     }
 
-    let dir = crate::serve::tls::test_support::temp_dir("reload-jwks");
+    let dir = temp_dir("reload-jwks");
     let path = dir.join("jwks.json");
     let (k1, j1) = key("one");
     let (k2, j2) = key("two");
@@ -371,7 +386,7 @@ async fn reloaded(probe: &Probe, n: usize) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn touching_the_reload_file_triggers_a_pass() {
-    let dir = crate::serve::tls::test_support::temp_dir("reload-file");
+    let dir = temp_dir("reload-file");
     let file = dir.join("reload-me");
     assert!(!file.exists());
     let r = Arc::new(Reloader::new(config()).expect("starts"));

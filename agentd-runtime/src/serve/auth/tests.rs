@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -53,6 +53,8 @@ fn store(values: &[(&str, &str)]) -> (SecretLookup, Arc<Mutex<HashMap<String, St
 }
 
 fn defs(bearer: &'static [BearerDef], basic: &'static [BasicDef]) -> &'static AuthDefs {
+    // The other tables exist only with their features.
+    #[allow(clippy::needless_update)]
     leak(AuthDefs {
         bearer,
         basic,
@@ -386,7 +388,7 @@ mod hmac_scheme {
     }];
 
     fn at(secs: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
     }
 
     fn stamped(p: &PreparedAuth, ts: &str, sig_over: &[&[u8]], now: u64) -> Result<(), String> {
@@ -591,7 +593,7 @@ mod oidc_scheme {
     fn check(p: &PreparedAuth, authorization: &str) -> Result<Principal, String> {
         let h = headers(&[("authorization", authorization)]);
         let r = AuthRequest {
-            now: SystemTime::UNIX_EPOCH + Duration::from_secs(NOW),
+            now: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(NOW),
             ..req(&h, b"")
         };
         authorize(p, AuthRef::Oidc("idp"), &r).map_err(|d| d.reason().to_owned())
