@@ -107,9 +107,15 @@ struct Exchange {
     server_cert: Option<CertificateDer<'static>>,
 }
 
-fn post(addr: SocketAddr, config: Arc<rustls::ClientConfig>, path: &str, token: Option<&str>) -> Exchange {
+fn post(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    path: &str,
+    token: Option<&str>,
+) -> Exchange {
     let tcp = TcpStream::connect(addr).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
     let name = ServerName::try_from("localhost").expect("name");
     let conn = rustls::ClientConnection::new(config, name).expect("client");
     let mut tls = rustls::StreamOwned::new(conn, tcp);
@@ -145,7 +151,11 @@ fn post(addr: SocketAddr, config: Arc<rustls::ClientConfig>, path: &str, token: 
         } else {
             body.to_owned()
         },
-        server_cert: tls.conn.peer_certificates().and_then(|c| c.first()).cloned(),
+        server_cert: tls
+            .conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .cloned(),
     }
 }
 
@@ -246,7 +256,13 @@ impl Agent {
     fn start(binary: &Path, dir: &Path) -> Agent {
         let mut child = Command::new(binary)
             .current_dir(dir)
-            .args(["--bind", "127.0.0.1:0", "--policy", "policy.toml", "--reload-file"])
+            .args([
+                "--bind",
+                "127.0.0.1:0",
+                "--policy",
+                "policy.toml",
+                "--reload-file",
+            ])
             .arg(dir.join("reload"))
             .env("OPS_TOKENS", "t0ken")
             .env("A_VALUE", "alpha")
@@ -277,7 +293,10 @@ impl Agent {
             Ok(addr) => addr.parse().expect("banner address"),
             Err(_) => {
                 let _ = child.kill();
-                panic!("no banner; stderr:\n{}", stderr.lock().map(|s| s.clone()).unwrap_or_default());
+                panic!(
+                    "no banner; stderr:\n{}",
+                    stderr.lock().map(|s| s.clone()).unwrap_or_default()
+                );
             }
         };
         Agent {
@@ -331,10 +350,26 @@ fn signed_policy_reloads_on_sighup_tampering_is_refused_and_certificates_rotate(
     std::fs::write(dir.join("policy.toml"), POLICY_A).expect("policy");
 
     ok(agentd(&dir, &["keygen", "-o", "release"]), "keygen");
-    ok(agentd(&dir, &["sign", "guarded.toml", "--key", "release"]), "sign workflow");
-    ok(agentd(&dir, &["sign", "policy.toml", "--key", "release"]), "sign policy");
     ok(
-        agentd(&dir, &["--color=never", "build", "--quiet", "guarded.toml", "-o", "guarded"]),
+        agentd(&dir, &["sign", "guarded.toml", "--key", "release"]),
+        "sign workflow",
+    );
+    ok(
+        agentd(&dir, &["sign", "policy.toml", "--key", "release"]),
+        "sign policy",
+    );
+    ok(
+        agentd(
+            &dir,
+            &[
+                "--color=never",
+                "build",
+                "--quiet",
+                "guarded.toml",
+                "-o",
+                "guarded",
+            ],
+        ),
         "agentd build",
     );
 
@@ -350,11 +385,21 @@ fn signed_policy_reloads_on_sighup_tampering_is_refused_and_certificates_rotate(
     assert_eq!(a.server_cert, Some(first.der.clone()));
     let denied = post(agent.addr, config.clone(), "/a", None);
     assert_eq!(denied.status, Some(401), "{}", denied.body);
-    assert!(denied.body.contains("missing Authorization header"), "{}", denied.body);
+    assert!(
+        denied.body.contains("missing Authorization header"),
+        "{}",
+        denied.body
+    );
     let denied = post(agent.addr, config.clone(), "/a", Some("wrong"));
     assert_eq!(denied.status, Some(401), "{}", denied.body);
     assert_eq!(
-        post(agent.addr, client_config(&server_ca, None), "/a", Some("t0ken")).status,
+        post(
+            agent.addr,
+            client_config(&server_ca, None),
+            "/a",
+            Some("t0ken")
+        )
+        .status,
         None,
         "no client certificate, no HTTP"
     );
@@ -362,13 +407,22 @@ fn signed_policy_reloads_on_sighup_tampering_is_refused_and_certificates_rotate(
 
     // A signed change, taken on SIGHUP.
     std::fs::write(dir.join("policy.toml"), POLICY_B).expect("policy");
-    ok(agentd(&dir, &["sign", "policy.toml", "--key", "release"]), "re-sign policy");
+    ok(
+        agentd(&dir, &["sign", "policy.toml", "--key", "release"]),
+        "re-sign policy",
+    );
     agent.signal(libc::SIGHUP);
-    eventually("the signed policy to allow B_VALUE", || call("/b").status == Some(200));
+    eventually("the signed policy to allow B_VALUE", || {
+        call("/b").status == Some(200)
+    });
     assert_eq!(call("/a").status, Some(500), "A_VALUE is no longer allowed");
 
     // Tampered after signing: refused on a --reload-file touch; B stays, C never opens.
-    std::fs::write(dir.join("policy.toml"), "[policy.env]\nread_keys = [\"*\"]\n").expect("tamper");
+    std::fs::write(
+        dir.join("policy.toml"),
+        "[policy.env]\nread_keys = [\"*\"]\n",
+    )
+    .expect("tamper");
     std::fs::write(dir.join("reload"), "1").expect("touch");
     let audit = dir.join("audit.jsonl");
     eventually("reload.failed for the policy in the audit log", || {
@@ -377,7 +431,11 @@ fn signed_policy_reloads_on_sighup_tampering_is_refused_and_certificates_rotate(
                 .any(|l| l.contains("reload.failed") && l.contains("\"policy\""))
         })
     });
-    assert_eq!(call("/c").status, Some(500), "the unsigned policy is not in force");
+    assert_eq!(
+        call("/c").status,
+        Some(500),
+        "the unsigned policy is not in force"
+    );
     assert_eq!(call("/b").status, Some(200), "the signed policy stays");
 
     // A rotated server certificate reaches new connections.
@@ -390,9 +448,17 @@ fn signed_policy_reloads_on_sighup_tampering_is_refused_and_certificates_rotate(
     });
 
     let log = std::fs::read_to_string(&audit).unwrap_or_default();
-    for event in ["reload.started", "reload.tls", "reload.policy", "reload.failed"] {
+    for event in [
+        "reload.started",
+        "reload.tls",
+        "reload.policy",
+        "reload.failed",
+    ] {
         assert!(log.contains(event), "audit log lacks {event}:\n{log}");
     }
     let stderr = agent.stderr.lock().map(|s| s.clone()).unwrap_or_default();
-    assert!(!stderr.contains("t0ken"), "a secret reached stderr:\n{stderr}");
+    assert!(
+        !stderr.contains("t0ken"),
+        "a secret reached stderr:\n{stderr}"
+    );
 }

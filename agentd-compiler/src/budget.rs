@@ -43,3 +43,38 @@ pub fn workflow_consts(root: &WorkflowDoc) -> TokenStream {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_str;
+    use std::path::Path;
+
+    fn consts(budget: &str) -> String {
+        let text =
+            format!("name = \"w\"\n[budget]\n{budget}\n[[nodes]]\nid = \"a\"\ntype = \"merge\"\n");
+        let r = parse_str(Path::new("w.toml"), &text);
+        let Some(doc) = r.doc else {
+            panic!("{:?}", r.diagnostics);
+        };
+        workflow_consts(&doc).to_string()
+    }
+
+    #[test]
+    fn an_fs_write_cap_alone_emits_limits() {
+        let tokens = consts("max_fs_write_mb = 3");
+        assert!(
+            tokens.contains("max_fs_write_mb : :: core :: option :: Option :: Some (3)"),
+            "{tokens}"
+        );
+        assert!(
+            tokens.contains("max_memory_mb : :: core :: option :: Option :: None"),
+            "{tokens}"
+        );
+    }
+
+    #[test]
+    fn a_token_cap_alone_keeps_the_default_limits() {
+        assert!(consts("max_llm_tokens = 100").is_empty());
+    }
+}

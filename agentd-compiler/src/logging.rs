@@ -206,3 +206,43 @@ mod tests {
         assert!(check_rotation("hourly").is_ok() && check_rotation("weekly").is_err());
     }
 }
+
+#[cfg(test)]
+mod codegen_tests {
+    use super::*;
+    use crate::parse::parse_str;
+    use std::path::Path;
+
+    fn consts(logging: &str) -> String {
+        let text = format!("name = \"w\"\n{logging}\n[[nodes]]\nid = \"a\"\ntype = \"merge\"\n");
+        let r = parse_str(Path::new("w.toml"), &text);
+        let Some(doc) = r.doc else {
+            panic!("{:?}", r.diagnostics);
+        };
+        workflow_consts(&doc).to_string()
+    }
+
+    #[test]
+    fn no_block_keeps_the_runtime_defaults() {
+        assert!(consts("").is_empty());
+    }
+
+    #[test]
+    fn every_key_is_baked() {
+        let tokens = consts(
+            "[logging]\nlevel = \"warn,agentd::audit=info\"\nformat = \"Pretty\"\ntarget = \"stdout\"\n\
+             enabled = false\nrotation = \"Hourly\"\n[logging.audit]\nredact_fields = [\"tenant\"]\ninclude_reason = true\n",
+        );
+        for want in [
+            "level : :: core :: option :: Option :: Some (\"warn,agentd::audit=info\")",
+            "format : :: core :: option :: Option :: Some (:: agentd_runtime :: obs :: LogFormat :: Text)",
+            "target : :: core :: option :: Option :: Some (\"stdout\")",
+            "enabled : :: core :: option :: Option :: Some (false)",
+            "rotation : :: agentd_runtime :: obs :: Rotation :: Hourly",
+            "redact_fields : & [\"tenant\"]",
+            "include_reason : true",
+        ] {
+            assert!(tokens.contains(want), "missing `{want}` in {tokens}");
+        }
+    }
+}

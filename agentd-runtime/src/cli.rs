@@ -186,12 +186,14 @@ fn dialect_bool(value: &str) -> Result<bool, std::convert::Infallible> {
 
 /// The entry point of a generated binary's `main`.
 pub fn main<W: Workflow>(workflow: &'static W) -> ExitCode {
+    // stdout and stderr stay unlocked: a lock held for the whole run (a server's
+    // whole life) would block every other thread that logs to them, forever.
     let code = run(
         workflow,
         std::env::args_os(),
         &mut std::io::stdin().lock(),
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
     );
     ExitCode::from(code)
 }

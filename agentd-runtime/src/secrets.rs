@@ -60,6 +60,14 @@ pub enum SecretSource {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wrap a freshly resolved value and hand it to the log scrubber, so the
+    /// value is masked in every log and audit line even if some message
+    /// were ever to carry it.
+    fn registered(value: String) -> Self {
+        crate::obs::register_secret(&value);
+        Self(value)
+    }
+
     /// The value, for the one place it is sent (a header, a child's env).
     #[must_use]
     pub fn expose(&self) -> &str {
@@ -251,7 +259,7 @@ fn read_env(
     if value.trim().is_empty() {
         return Err(unset());
     }
-    Ok(Secret(value))
+    Ok(Secret::registered(value))
 }
 
 fn read_file(name: &str, path: &str, trim: bool) -> Result<Secret, SecretError> {
@@ -285,7 +293,7 @@ fn read_file(name: &str, path: &str, trim: bool) -> Result<Secret, SecretError> 
             path: path.to_owned(),
         });
     }
-    Ok(Secret(value))
+    Ok(Secret::registered(value))
 }
 
 #[cfg(test)]

@@ -97,6 +97,7 @@ pub(super) struct ServeCli {
 }
 
 /// Whether the workflow has anything to serve.
+#[cfg_attr(not(feature = "serve"), allow(clippy::extra_unused_type_parameters))]
 fn servable<W: Workflow>() -> bool {
     #[cfg(feature = "serve")]
     {

@@ -376,7 +376,23 @@ fn run_declared(cx: &Cx<'_>, cfg: &AgentLoop, tool: &str, args: &Value) -> Resul
             names.join(", ")
         ));
     };
-    run_tool(cx, declared, args).map_err(|e| e.to_string())
+    run_tool(cx, declared, args).map_err(|e| {
+        // Spec §3.9: a denial is an observation, not a run failure, and is not
+        // counted in `policy_denials`; it is still an audit event, so an
+        // operator sees what the model tried.
+        if matches!(e, Error::Policy(_)) {
+            crate::obs::audit(
+                "policy.denied",
+                serde_json::json!({
+                    "node": cx.node_id(),
+                    "kind": "agent_loop",
+                    "tool": tool,
+                    "reason": e.to_string(),
+                }),
+            );
+        }
+        e.to_string()
+    })
 }
 
 /// One tool call through its node kind's gates (policy, dry-run, budgets).

@@ -572,3 +572,48 @@ fn hostile_transport_replies_are_clear_intelligence_errors() {
     assert!(errors[2].contains("recursion limit"), "{}", errors[2]);
     assert_eq!(run.shared.metrics.snapshot().llm_calls, 0, "nothing billed");
 }
+
+#[cfg(all(feature = "shell", feature = "http", unix))]
+#[test]
+fn shell_and_http_tools_take_their_node_kinds_gates() {
+    use crate::policy::ShellPolicy;
+    static TOOLS: [LoopTool; 2] = [LoopTool::ShellRun, LoopTool::HttpRequest];
+    static ANY_COMMAND: [Cow<'static, str>; 1] = [Cow::Borrowed("*")];
+    let echo = json!({"action": "tool", "tool": "shell_run",
+                      "args": {"command": "/bin/echo", "args": ["from", "the loop"]}});
+    let fetch = json!({"action": "tool", "tool": "http_request",
+                       "args": {"method": "get", "url": "http://127.0.0.1:9/x"}});
+    let (run, mock) = run_with(
+        vec![
+            reply(&echo.to_string(), 1, 1),
+            reply(&fetch.to_string(), 1, 1),
+            reply(r#"{"action":"final","result":"ok"}"#, 1, 1),
+        ],
+        None,
+    );
+    // Shell allowed; [policy.http] empty, so every request is denied
+    // before any connection.
+    let mut run = run.with_policy(Policy {
+        shell: ShellPolicy {
+            commands: Cow::Borrowed(&ANY_COMMAND),
+        },
+        ..Policy::DENY_ALL
+    });
+    let (value, _) = parts(go(&mut run, cfg(&TOOLS, 4, None)));
+    assert_eq!(value["result"], json!("ok"));
+    let reqs = mock.requests();
+    let observed = |call: usize| -> Value {
+        serde_json::from_str(&reqs[call].messages[reqs[call].messages.len() - 1].content)
+            .expect("observation JSON")
+    };
+    let shell = observed(1);
+    assert_eq!(
+        shell["tool_result"]["stdout"],
+        json!("from the loop\n"),
+        "{shell}"
+    );
+    assert_eq!(shell["tool_result"]["exit_code"], json!(0));
+    let http = observed(2)["error"].as_str().unwrap_or_default().to_owned();
+    assert!(http.starts_with("policy violation: "), "{http}");
+    assert_eq!(value["transcript"][1]["ok"], json!(false));
+}

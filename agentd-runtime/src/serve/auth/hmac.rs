@@ -51,8 +51,9 @@ pub(super) fn secret(
     match (def.secret_name, def.secret) {
         (Some(name), _) => lookup(name)
             .map_err(|why| AuthDenied::new(format!("hmac binding `{}`: {why}", def.name))),
-        (None, Some(literal)) => Ok(literal.to_owned()),
-        (None, None) => Err(AuthDenied::new(format!(
+        // An empty key would let anyone compute valid signatures.
+        (None, Some(literal)) if !literal.is_empty() => Ok(literal.to_owned()),
+        (None, _) => Err(AuthDenied::new(format!(
             "hmac binding `{}` has no secret configured",
             def.name
         ))),

@@ -462,6 +462,26 @@ mod hmac_scheme {
     }
 
     #[test]
+    fn an_empty_literal_secret_is_no_secret() {
+        static EMPTY_KEY: [HmacDef; 1] = [HmacDef {
+            name: "empty",
+            secret_name: None,
+            secret: Some(""),
+            header: HmacDef::DEFAULT_HEADER,
+            prefix: HmacDef::DEFAULT_PREFIX,
+            timestamp_header: None,
+            tolerance_secs: 300,
+        }];
+        let p = prepared(&EMPTY_KEY);
+        let forged = format!("sha256={}", tag("", &[b"x"]));
+        let h = headers(&[("x-agent-signature", &forged)]);
+        assert_eq!(
+            denied(authorize(&p, AuthRef::Hmac("empty"), &req(&h, b"x"))),
+            "hmac binding `empty` has no secret configured"
+        );
+    }
+
+    #[test]
     fn hmac_secret_that_cannot_be_resolved_denies() {
         static UNSET: [HmacDef; 1] = [HmacDef {
             name: "unset",
