@@ -891,7 +891,39 @@ pub fn next_execution_id() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    format!("exec-{secs:x}-{:x}-{n:x}", std::process::id())
+    // getpid(2) is a system call each time (glibc does not cache it), and a
+    // server runs this once per request; the id of this process never changes.
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
+    // Written by hand rather than with `format!`: the formatting machinery
+    // was most of the cost of a trivial served run.
+    let mut id = String::with_capacity(5 + 16 + 1 + 8 + 1 + 16);
+    id.push_str("exec-");
+    push_hex(&mut id, secs);
+    id.push('-');
+    push_hex(&mut id, u64::from(pid));
+    id.push('-');
+    push_hex(&mut id, n);
+    id
+}
+
+/// Append `v` in lower-case hex without leading zeros (`{:x}`).
+fn push_hex(out: &mut String, v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0_u8; 16];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        out.push(char::from(b));
+    }
 }
 
 fn millis(d: Duration) -> u64 {

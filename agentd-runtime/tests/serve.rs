@@ -705,3 +705,73 @@ fn interval_triggers_fire_with_the_dialect_payload_and_count_skips() {
         "no skipped fire between runs: {ticks:?}"
     );
 }
+
+/// Poll `sink` until it holds at least `n` entries (or fail after 20 s).
+fn wait_for(sink: &std::sync::Mutex<Vec<Value>>, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = sink
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if seen.len() >= n {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} runs: {seen:?}",
+            seen.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(feature = "schedule-cron")]
+#[test]
+fn cron_triggers_fire_on_schedule_with_the_dialect_payload() {
+    let running = start(&api::Every, config()).unwrap_or_else(|e| panic!("serve: {e}"));
+    let seen = wait_for(&api::CRON_SEEN, 2);
+    running.shutdown();
+    assert!(running.wait().is_ok());
+    assert_eq!(seen[0]["kind"], "cron");
+    assert_eq!(seen[0]["schedule"], "* * * * * *");
+    assert_eq!(
+        (seen[0]["tick"].as_u64(), seen[1]["tick"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let (a, b) = (
+        seen[0]["fired_at_unix_ms"].as_u64().unwrap_or(0),
+        seen[1]["fired_at_unix_ms"].as_u64().unwrap_or(0),
+    );
+    // One fire per second (the sleeps wake on the second, give or take).
+    assert!((500..=1500).contains(&(b - a)), "{a} → {b}");
+}
+
+#[cfg(feature = "fs-watch")]
+#[test]
+fn fs_watch_fires_per_path_with_the_last_event_and_honours_the_filter() {
+    let dir = std::path::Path::new(api::WATCHED);
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let running = start(&api::Watcher, config()).unwrap_or_else(|e| panic!("serve: {e}"));
+    let file = dir.join("in.txt");
+    std::fs::write(&file, b"one").unwrap_or_else(|e| panic!("write: {e}"));
+    // Modifications are filtered out (only create and remove fire).
+    std::fs::write(&file, b"two").unwrap_or_else(|e| panic!("write: {e}"));
+    let seen = wait_for(&api::FS_SEEN, 1);
+    assert_eq!(seen[0]["kind"], "fs_watch");
+    assert_eq!(seen[0]["event"], "create");
+    assert_eq!(seen[0]["path"], file.to_string_lossy().as_ref());
+    assert_eq!(seen[0]["tick"], 1);
+    std::fs::remove_file(&file).unwrap_or_else(|e| panic!("remove: {e}"));
+    let seen = wait_for(&api::FS_SEEN, 2);
+    assert_eq!(seen[1]["event"], "remove");
+    running.shutdown();
+    assert!(running.wait().is_ok());
+    assert_eq!(
+        api::FS_SEEN.lock().map(|s| s.len()).unwrap_or(0),
+        2,
+        "a modify never fired"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -338,3 +338,158 @@ fn banner<W: Workflow>(stderr: &mut dyn Write, addr: Option<SocketAddr>, drain_s
         let _ = writeln!(stderr, "agentd: GET /healthz is always live");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+
+    use super::*;
+    use crate::context::{Cx, Step};
+    use crate::error::Error;
+    use crate::graph::{BuildInfo, GraphId, GraphMeta, NodeIdx};
+
+    static INFO: BuildInfo = BuildInfo {
+        workflow: "quiet",
+        compiler_version: "0",
+        sources: &[],
+        capabilities: &[],
+        program_hash: "",
+        signer: None,
+        policy_key: None,
+    };
+
+    /// Nothing to serve: no routes, no triggers.
+    struct Quiet;
+
+    impl Workflow for Quiet {
+        const GRAPHS: &'static [GraphMeta] = &[];
+        const INFO: &'static BuildInfo = &INFO;
+
+        fn exec(&self, _g: GraphId, _n: NodeIdx, _cx: &mut Cx<'_>) -> Result<Step, Error> {
+            Ok(Step::value(serde_json::Value::Null))
+        }
+    }
+
+    /// One route.
+    #[cfg(feature = "serve")]
+    struct Served;
+
+    #[cfg(feature = "serve")]
+    static ROUTES: [crate::serve::def::RouteDef; 1] = [crate::serve::def::RouteDef {
+        method: "GET",
+        path: "/x",
+        start: "s",
+        auth: crate::serve::def::AuthRef::None,
+        rate_limit: None,
+        idempotency: None,
+        inline: true,
+    }];
+
+    #[cfg(feature = "serve")]
+    static SERVED: crate::serve::def::ServeDef = crate::serve::def::ServeDef {
+        routes: &ROUTES,
+        triggers: &[],
+    };
+
+    #[cfg(feature = "serve")]
+    impl Workflow for Served {
+        const GRAPHS: &'static [GraphMeta] = &[];
+        const INFO: &'static BuildInfo = &INFO;
+        const SERVE: &'static crate::serve::def::ServeDef = &SERVED;
+
+        fn exec(&self, _g: GraphId, _n: NodeIdx, _cx: &mut Cx<'_>) -> Result<Step, Error> {
+            Ok(Step::value(serde_json::Value::Null))
+        }
+    }
+
+    fn resolve_args<W: Workflow>(args: &[&str]) -> Result<Option<ServeCli>, String> {
+        let argv = std::iter::once("agent").chain(args.iter().copied());
+        let matches = super::super::Args::command()
+            .try_get_matches_from(argv)
+            .map_err(|e| e.to_string())?;
+        let parsed = super::super::Args::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+        resolve::<W>(&matches, &parsed.serve)
+    }
+
+    #[test]
+    fn a_workflow_without_routes_runs_once_and_refuses_serve() {
+        assert!(matches!(resolve_args::<Quiet>(&[]), Ok(None)));
+        assert!(matches!(
+            resolve_args::<Quiet>(&["--mode", "once"]),
+            Ok(None)
+        ));
+        let err = resolve_args::<Quiet>(&["--mode", "serve"])
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("nothing to serve"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_mode_is_a_usage_error() {
+        let err = resolve_args::<Quiet>(&["--mode", "daemon"])
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            err,
+            "invalid value `daemon` for --mode: expected `once` or `serve`"
+        );
+    }
+
+    #[cfg(feature = "serve")]
+    #[test]
+    fn routes_infer_serve_mode_with_the_dialect_defaults() {
+        let serve = resolve_args::<Served>(&[]).ok().flatten();
+        let serve = serve.unwrap_or_else(|| panic!("routes mean serve mode"));
+        assert_eq!(serve.bind, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(serve.drain_timeout, Duration::from_secs(30));
+        assert_eq!(serve.max_connections, 1024);
+        assert_eq!(serve.max_runs, 64);
+        assert!(matches!(
+            resolve_args::<Served>(&["--mode", "once"]),
+            Ok(None)
+        ));
+    }
+
+    #[cfg(feature = "serve")]
+    #[test]
+    fn serve_flags_are_checked_strictly_on_the_command_line() {
+        let serve = resolve_args::<Served>(&[
+            "--bind",
+            "0.0.0.0:9000",
+            "--drain-timeout-secs",
+            "5",
+            "--max-connections",
+            "10",
+            "--max-runs",
+            "2",
+            "--read-timeout-secs",
+            "3",
+        ]);
+        let serve = serve.ok().flatten().unwrap_or_else(|| panic!("serve"));
+        assert_eq!(serve.bind, SocketAddr::from(([0, 0, 0, 0], 9000)));
+        assert_eq!(
+            (
+                serve.drain_timeout,
+                serve.max_connections,
+                serve.max_runs,
+                serve.read_timeout
+            ),
+            (Duration::from_secs(5), 10, 2, Duration::from_secs(3))
+        );
+        for (flag, value, needle) in [
+            (
+                "--bind",
+                "localhost:80",
+                "invalid bind address `localhost:80`",
+            ),
+            ("--max-connections", "0", "--max-connections"),
+            ("--max-runs", "many", "--max-runs"),
+            ("--drain-timeout-secs", "1.5", "--drain-timeout-secs"),
+        ] {
+            let err = resolve_args::<Served>(&[flag, value])
+                .err()
+                .unwrap_or_default();
+            assert!(err.contains(needle), "{flag} {value}: {err}");
+        }
+    }
+}

@@ -704,6 +704,15 @@ fn execution_ids_follow_the_dialect_format_and_are_unique() {
 }
 
 #[test]
+fn hand_written_hex_matches_the_formatter() {
+    for v in [0_u64, 1, 0xf, 0x10, 0xdead_beef, u64::MAX] {
+        let mut s = String::new();
+        super::push_hex(&mut s, v);
+        assert_eq!(s, format!("{v:x}"));
+    }
+}
+
+#[test]
 fn trace_recording_can_be_turned_off() {
     let options = RunOptions {
         record_trace: false,

@@ -61,7 +61,7 @@ async fn pipeline<W: Workflow>(
     req: Request<Incoming>,
     peer: Option<Arc<PeerIdentity>>,
 ) -> (RouteLabel, Reply) {
-    let path = req.uri().path().to_owned();
+    let path = req.uri().path();
     if req.method() == Method::GET && path == "/healthz" {
         let body = json!({"status": "ok", "workflow": W::INFO.workflow});
         return (
@@ -80,7 +80,7 @@ async fn pipeline<W: Workflow>(
         .iter()
         .position(|r| r.path == path && r.method.eq_ignore_ascii_case(method))
     else {
-        return (RouteLabel::Fixed(Fixed::Unmatched), unmatched(state, &path));
+        return (RouteLabel::Fixed(Fixed::Unmatched), unmatched(state, path));
     };
     let route = &state.def.routes[index];
     let label = RouteLabel::Route(index);
@@ -219,7 +219,7 @@ async fn route_request<W: Workflow>(
     };
 
     let mut reply = if route.inline && key.is_none() {
-        reply_for(&state.run(route.start, trigger))
+        reply_for(state.run(route.start, trigger))
     } else {
         match pooled(state, route, trigger, key).await {
             Ok(reply) => reply,
@@ -259,11 +259,11 @@ async fn pooled<W: Workflow>(
         let _permit = permit;
         let _guard = guard;
         let Some((key, ttl)) = key else {
-            return reply_for(&run_state.run(route.start, trigger));
+            return reply_for(run_state.run(route.start, trigger));
         };
         let Some(store) = &run_state.idempotency else {
             // `start` refuses idempotent routes without a store.
-            return reply_for(&run_state.run(route.start, trigger));
+            return reply_for(run_state.run(route.start, trigger));
         };
         let ttl = std::time::Duration::from_secs(ttl);
         match store.claim(route.method, route.path, &key, ttl, SystemTime::now()) {
@@ -304,6 +304,12 @@ async fn pooled<W: Workflow>(
 
 /// Read the whole body within `timeout`, at most [`BODY_CAP`] bytes.
 async fn read_body(incoming: Incoming, timeout: std::time::Duration) -> Result<Bytes, Reply> {
+    use hyper::body::Body as _;
+    // No body at all (a GET, or Content-Length: 0): nothing to wait for, so
+    // no timer either.
+    if incoming.is_end_stream() {
+        return Ok(Bytes::new());
+    }
     let limited = Limited::new(incoming, BODY_CAP);
     match tokio::time::timeout(timeout, limited.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
@@ -327,8 +333,38 @@ fn too_large() -> Reply {
 }
 
 /// The HTTP reply for a run (spec §5.4 step 11).
-pub(crate) fn reply_for(report: &RunReport) -> Reply {
-    reply_and_text(report).0
+pub(crate) fn reply_for(report: RunReport) -> Reply {
+    let outcome = match report.outcome {
+        Ok(Outcome::Completed {
+            http_response: Some(r),
+            ..
+        }) => {
+            let status =
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return static_reply(status, r.content_type, r.body);
+        }
+        Ok(outcome) => outcome,
+        Err(e) => return error_reply(&e),
+    };
+    let body = serde_json::to_string(&outcome).unwrap_or_else(|_| "{}".to_owned());
+    static_reply(outcome_status(&outcome), JSON, body)
+}
+
+/// 500 for a hard error; the connection closes after it.
+fn error_reply(e: &crate::error::Error) -> Reply {
+    closing(json_reply(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &json!({"error": e.to_string()}),
+    ))
+}
+
+fn outcome_status(outcome: &Outcome) -> StatusCode {
+    match outcome {
+        Outcome::Completed { .. } => StatusCode::OK,
+        Outcome::Failed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Outcome::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
+        Outcome::Paused { .. } => StatusCode::ACCEPTED,
+    }
 }
 
 /// The reply, and its content type and body text for the idempotency store
@@ -336,13 +372,7 @@ pub(crate) fn reply_for(report: &RunReport) -> Reply {
 fn reply_and_text(report: &RunReport) -> (Reply, Option<(String, String)>) {
     let outcome = match &report.outcome {
         Ok(outcome) => outcome,
-        Err(e) => {
-            let reply = closing(json_reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &json!({"error": e.to_string()}),
-            ));
-            return (reply, None);
-        }
+        Err(e) => return (error_reply(e), None),
     };
     if let Outcome::Completed {
         http_response: Some(r),
@@ -353,12 +383,7 @@ fn reply_and_text(report: &RunReport) -> (Reply, Option<(String, String)>) {
         let reply = text_reply(status, r.content_type, r.body.clone());
         return (reply, Some((r.content_type.to_owned(), r.body.clone())));
     }
-    let status = match outcome {
-        Outcome::Completed { .. } => StatusCode::OK,
-        Outcome::Failed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        Outcome::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
-        Outcome::Paused { .. } => StatusCode::ACCEPTED,
-    };
+    let status = outcome_status(outcome);
     // Serialising the outcome (plain data) cannot fail; `{}` keeps this
     // path panic-free regardless.
     let body = serde_json::to_string(outcome).unwrap_or_else(|_| "{}".to_owned());
@@ -369,15 +394,36 @@ fn reply_and_text(report: &RunReport) -> (Reply, Option<(String, String)>) {
 }
 
 fn json_reply(status: StatusCode, body: &Value) -> Reply {
-    text_reply(status, JSON, body.to_string())
+    static_reply(status, JSON, body.to_string())
 }
 
 fn text_reply(status: StatusCode, content_type: &str, body: String) -> Reply {
-    let mut reply = Response::new(Full::new(Bytes::from(body)));
-    *reply.status_mut() = status;
     let ct = HeaderValue::from_str(content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
-    reply.headers_mut().insert(header::CONTENT_TYPE, ct);
+    reply_with(status, ct, body)
+}
+
+/// [`text_reply`] for a content type that lives for the whole process (a
+/// `respond` node's, or ours): no copy when it is a valid header value.
+fn static_reply(status: StatusCode, content_type: &'static str, body: String) -> Reply {
+    // `from_static` panics on an invalid value; check first with the same
+    // rule (visible ASCII, space, tab).
+    let valid = content_type
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+    if valid {
+        reply_with(status, HeaderValue::from_static(content_type), body)
+    } else {
+        text_reply(status, content_type, body)
+    }
+}
+
+fn reply_with(status: StatusCode, content_type: HeaderValue, body: String) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from(body)));
+    *reply.status_mut() = status;
+    reply
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
     reply
 }
 

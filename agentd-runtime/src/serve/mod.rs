@@ -47,12 +47,14 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod schedule;
 mod server;
+mod stall;
 #[cfg(feature = "tls")]
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::Workflow;
@@ -325,7 +327,7 @@ pub(crate) struct State<W: Workflow> {
     /// Permits for runs on the blocking pool.
     pub(crate) runs: Arc<tokio::sync::Semaphore>,
     /// Runs and requests still going (the drain waits for zero).
-    pub(crate) in_flight: tokio::sync::watch::Sender<usize>,
+    pub(crate) in_flight: Arc<InFlightCount>,
     pub(crate) run_options: RunOptions,
     pub(crate) reloader: Arc<crate::reload::Reloader>,
     #[cfg(feature = "llm")]
@@ -360,17 +362,49 @@ impl<W: Workflow> State<W> {
     }
 
     /// Count one unit of in-flight work until the guard drops.
-    pub(crate) fn track(self: &Arc<Self>) -> InFlight {
-        self.in_flight.send_modify(|n| *n += 1);
-        InFlight(self.in_flight.clone())
+    pub(crate) fn track(&self) -> InFlight {
+        self.in_flight.count.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(&self.in_flight))
+    }
+}
+
+/// Requests and runs still going. An atomic on the hot path; the drain
+/// is woken when the count reaches zero.
+#[derive(Debug, Default)]
+pub(crate) struct InFlightCount {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl InFlightCount {
+    /// The current count.
+    pub(crate) fn get(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Until nothing is in flight.
+    pub(crate) async fn idle(&self) {
+        loop {
+            // Registered before the check, so a drop to zero in between
+            // still wakes us (`notify_waiters` only wakes registered ones).
+            let notified = self.idle.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.get() == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
 /// One request or run the drain must wait for.
-pub(crate) struct InFlight(tokio::sync::watch::Sender<usize>);
+pub(crate) struct InFlight(Arc<InFlightCount>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
     }
 }

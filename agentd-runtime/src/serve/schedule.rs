@@ -48,7 +48,7 @@ pub(crate) struct Prepared {
 
 enum How {
     #[cfg(feature = "schedule-cron")]
-    Cron(cron::Schedule),
+    Cron(Box<cron::Schedule>),
     Interval(Duration),
     #[cfg(feature = "fs-watch")]
     FsWatch(fs_watch::Watch),
@@ -75,10 +75,10 @@ pub(crate) fn prepare(def: &'static ServeDef) -> Result<Vec<Prepared>, ServeErro
                 #[cfg(feature = "schedule-cron")]
                 TriggerDef::Cron { expr, .. } => {
                     use std::str::FromStr as _;
-                    How::Cron(
+                    How::Cron(Box::new(
                         cron::Schedule::from_str(expr)
                             .map_err(|e| err(format!("schedule `{expr}`: {e}")))?,
-                    )
+                    ))
                 }
                 #[cfg(not(feature = "schedule-cron"))]
                 TriggerDef::Cron { .. } => {
@@ -123,7 +123,7 @@ pub(crate) fn spawn<W: Workflow>(
             match p.how {
                 How::Interval(every) => tokio::spawn(interval_task(runner, every, stop)),
                 #[cfg(feature = "schedule-cron")]
-                How::Cron(schedule) => tokio::spawn(cron_task(runner, schedule, stop)),
+                How::Cron(schedule) => tokio::spawn(cron_task(runner, *schedule, stop)),
                 #[cfg(feature = "fs-watch")]
                 How::FsWatch(watch) => tokio::spawn(fs_watch::task(runner, watch, stop)),
             }
@@ -528,6 +528,45 @@ mod tests {
         );
         assert_eq!(c(EventKind::Access(AccessKind::Any)), None);
         assert_eq!(fs_watch::name(FsEvents::REMOVE), "remove");
+    }
+
+    #[cfg(feature = "fs-watch")]
+    #[test]
+    fn a_missing_watched_path_refuses_to_start() {
+        use crate::serve::def::FsEvents;
+        static TRIGGERS: [TriggerDef; 1] = [TriggerDef::FsWatch {
+            path: "/nonexistent/agentd-fs-watch",
+            recursive: false,
+            events: FsEvents::ALL,
+            debounce_ms: 250,
+            start: "s",
+        }];
+        static DEF: ServeDef = ServeDef {
+            routes: &[],
+            triggers: &TRIGGERS,
+        };
+        match prepare(&DEF) {
+            Err(ServeError::Trigger { trigger, reason }) => {
+                assert_eq!(trigger, "fs_watch#0:s");
+                assert!(reason.contains("does not exist"), "{reason}");
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a missing path must refuse to start"),
+        }
+    }
+
+    #[test]
+    fn a_zero_interval_refuses_to_start() {
+        static TRIGGERS: [TriggerDef; 1] = [TriggerDef::Interval {
+            every: "0s",
+            every_ms: 0,
+            start: "s",
+        }];
+        static DEF: ServeDef = ServeDef {
+            routes: &[],
+            triggers: &TRIGGERS,
+        };
+        assert!(matches!(prepare(&DEF), Err(ServeError::Trigger { .. })));
     }
 
     #[cfg(feature = "schedule-cron")]

@@ -23,14 +23,12 @@ use crate::serve::def::ServeDef;
 use crate::serve::idempotency::IdempotencyStore;
 use crate::serve::metrics::{Registry, Shed};
 use crate::serve::ratelimit::TokenBucket;
+use crate::serve::stall::WriteStall;
 use crate::serve::{HEAD_CAP, Running, ServeConfig, ServeError, State, handler, schedule};
 
 /// The read buffer hyper may grow to while reading a request head: the
 /// head cap plus room for the start of a body read in the same segment.
 const READ_BUF: usize = HEAD_CAP + 8 * 1024;
-
-/// Requests headers hyper accepts before answering 431.
-const MAX_HEADERS: usize = 100;
 
 /// Reply to a connection over the cap. Written raw because no request is
 /// read from it: it is an output format, not a parse.
@@ -110,7 +108,7 @@ pub(crate) fn start<W: Workflow>(
             .collect(),
         idempotency,
         runs: Arc::new(Semaphore::new(max_runs)),
-        in_flight: watch::Sender::new(0),
+        in_flight: Arc::default(),
         run_options: config.run.clone(),
         reloader: Arc::clone(&reloader),
         #[cfg(feature = "llm")]
@@ -204,8 +202,7 @@ async fn run<W: Workflow>(
         if let Some(graceful) = graceful {
             graceful.shutdown().await;
         }
-        let mut in_flight = state.in_flight.subscribe();
-        let _ = in_flight.wait_for(|n| *n == 0).await;
+        state.in_flight.idle().await;
     })
     .await;
     match drained {
@@ -216,7 +213,7 @@ async fn run<W: Workflow>(
             Ok(())
         }
         Err(_) => {
-            let in_flight = *state.in_flight.borrow();
+            let in_flight = state.in_flight.get();
             crate::obs::audit(
                 "http.drain_deadline_exceeded",
                 serde_json::json!({ "in_flight": in_flight }),
@@ -291,7 +288,6 @@ async fn accept_loop<W: Workflow>(
         .timer(TokioTimer::new())
         .header_read_timeout(read_timeout)
         .max_buf_size(READ_BUF)
-        .max_headers(MAX_HEADERS)
         .keep_alive(true);
     // `max_header_size` bounds the parsed head (request line + headers):
     // hyper answers 431 beyond it.
@@ -323,6 +319,8 @@ async fn accept_loop<W: Workflow>(
             continue;
         };
         state.metrics.connection_delta(1);
+        // A client that stops reading its replies cannot hold the connection.
+        let stream = WriteStall::new(stream, read_timeout);
         #[cfg(feature = "tls")]
         if let Some(tls) = state.reloader.tls_config() {
             // The handshake runs in the connection's task so a slow client

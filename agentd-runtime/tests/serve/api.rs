@@ -10,7 +10,7 @@
 //   [[start_nodes]] name = "boom"  source = "http"   entry_node = "boom"
 //   [[start_nodes]] name = "tick"  source = "manual" entry_node = "count"
 //   [[nodes]] id = "reply" type = "respond" status = 201 content_type = "application/json"
-//             body_template = '{"name":"{{name}}","principal":"{{principal.kind}}","raw":{{tags}}}'
+//             body_template = '{"name":"{{name}}","principal":"{{principal.kind}}"}'
 //   [[nodes]] id = "stop"  type = "fail" reason = "nope"
 //   [[http_routes]] POST /echo → echo; POST /fail → fail; POST /slow → slow;
 //                   POST /boom → boom; GET /limited → echo (rate_limit 1 per 100 s);
@@ -188,27 +188,35 @@ fn nap(cx: &Cx<'_>) -> Result<Step, Error> {
     })))
 }
 
-fn count(cx: &Cx<'_>) -> Result<Step, Error> {
-    COUNTED
-        .lock()
+/// `count`: record the input into `sink`, then sleep `sleep_ms`.
+fn count(cx: &Cx<'_>, sink: &Mutex<Vec<Value>>, sleep_ms: u64) -> Result<Step, Error> {
+    sink.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(cx.raw_input().clone());
-    let ms = *COUNT_SLEEP_MS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    std::thread::sleep(Duration::from_millis(ms));
+    std::thread::sleep(Duration::from_millis(sleep_ms));
     Ok(Step::value(Value::Null))
 }
 
-fn exec(node: NodeIdx, cx: &mut Cx<'_>) -> Result<Step, Error> {
+fn exec(
+    node: NodeIdx,
+    cx: &mut Cx<'_>,
+    sink: &Mutex<Vec<Value>>,
+    sleep_ms: u64,
+) -> Result<Step, Error> {
     match node.0 {
         0 => ::agentd_runtime::nodes::control::respond(cx, &G0_N0),
         1 => ::agentd_runtime::nodes::control::fail(cx, &G0_N1),
         2 => nap(cx),
         3 => Err(Error::tool("boom", "it blew up")),
-        4 => count(cx),
+        4 => count(cx, sink, sleep_ms),
         _ => ::agentd_runtime::nodes::unknown_node(GraphId(0), node),
     }
+}
+
+fn count_sleep_ms() -> u64 {
+    *COUNT_SLEEP_MS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ::agentd_runtime::Workflow for Api {
@@ -217,7 +225,7 @@ impl ::agentd_runtime::Workflow for Api {
     const SERVE: &'static ServeDef = &API_SERVE;
 
     fn exec(&self, _g: GraphId, node: NodeIdx, cx: &mut Cx<'_>) -> Result<Step, Error> {
-        exec(node, cx)
+        exec(node, cx, &COUNTED, 0)
     }
 }
 
@@ -227,6 +235,80 @@ impl ::agentd_runtime::Workflow for Ticker {
     const SERVE: &'static ServeDef = &TICKER_SERVE;
 
     fn exec(&self, _g: GraphId, node: NodeIdx, cx: &mut Cx<'_>) -> Result<Step, Error> {
-        exec(node, cx)
+        exec(node, cx, &COUNTED, count_sleep_ms())
+    }
+}
+
+/// The same graph fired by a cron schedule (every second) and nothing else.
+#[cfg(feature = "schedule-cron")]
+pub struct Every;
+
+/// Inputs `count` has seen in [`Every`].
+#[cfg(feature = "schedule-cron")]
+pub static CRON_SEEN: Mutex<Vec<Value>> = Mutex::new(Vec::new());
+
+#[cfg(feature = "schedule-cron")]
+static CRON_TRIGGERS: [TriggerDef; 1] = [TriggerDef::Cron {
+    schedule: "* * * * * *",
+    expr: "* * * * * *",
+    start: "tick",
+}];
+
+#[cfg(feature = "schedule-cron")]
+static CRON_SERVE: ServeDef = ServeDef {
+    routes: &[],
+    triggers: &CRON_TRIGGERS,
+};
+
+#[cfg(feature = "schedule-cron")]
+impl ::agentd_runtime::Workflow for Every {
+    const GRAPHS: &'static [::agentd_runtime::GraphMeta] = std::slice::from_ref(&G0);
+    const INFO: &'static ::agentd_runtime::BuildInfo = &INFO;
+    const SERVE: &'static ServeDef = &CRON_SERVE;
+
+    fn exec(&self, _g: GraphId, node: NodeIdx, cx: &mut Cx<'_>) -> Result<Step, Error> {
+        exec(node, cx, &CRON_SEEN, 0)
+    }
+}
+
+/// The directory [`Watcher`] watches (created by its test).
+#[cfg(feature = "fs-watch")]
+pub const WATCHED: &str = "/tmp/agentd-serve-test-fs-watch";
+
+/// The same graph fired by an fs_watch trigger on [`WATCHED`] (creates and
+/// removes only, 100 ms debounce).
+#[cfg(feature = "fs-watch")]
+pub struct Watcher;
+
+/// Inputs `count` has seen in [`Watcher`].
+#[cfg(feature = "fs-watch")]
+pub static FS_SEEN: Mutex<Vec<Value>> = Mutex::new(Vec::new());
+
+#[cfg(feature = "fs-watch")]
+static FS_TRIGGERS: [TriggerDef; 1] = [TriggerDef::FsWatch {
+    path: WATCHED,
+    recursive: false,
+    events: agentd_runtime::serve::def::FsEvents(
+        agentd_runtime::serve::def::FsEvents::CREATE.0
+            | agentd_runtime::serve::def::FsEvents::REMOVE.0,
+    ),
+    debounce_ms: 100,
+    start: "tick",
+}];
+
+#[cfg(feature = "fs-watch")]
+static FS_SERVE: ServeDef = ServeDef {
+    routes: &[],
+    triggers: &FS_TRIGGERS,
+};
+
+#[cfg(feature = "fs-watch")]
+impl ::agentd_runtime::Workflow for Watcher {
+    const GRAPHS: &'static [::agentd_runtime::GraphMeta] = std::slice::from_ref(&G0);
+    const INFO: &'static ::agentd_runtime::BuildInfo = &INFO;
+    const SERVE: &'static ServeDef = &FS_SERVE;
+
+    fn exec(&self, _g: GraphId, node: NodeIdx, cx: &mut Cx<'_>) -> Result<Step, Error> {
+        exec(node, cx, &FS_SEEN, 0)
     }
 }

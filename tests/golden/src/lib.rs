@@ -28,6 +28,9 @@ pub mod map_child;
 #[path = "../map-fanout.rs"]
 pub mod map_fanout;
 #[rustfmt::skip] // byte-exact `agentd emit` output, checked by tests/golden.rs
+#[path = "../order-api.rs"]
+pub mod order_api;
+#[rustfmt::skip] // byte-exact `agentd emit` output, checked by tests/golden.rs
 #[path = "../secure-api.rs"]
 pub mod secure_api;
 #[rustfmt::skip] // byte-exact `agentd emit` output, checked by tests/golden.rs

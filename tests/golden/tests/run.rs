@@ -5,7 +5,7 @@
 
 use agentd_golden::{
     approval_gate, data_pipeline, hello, incident_agent, llm_classifier, map_child, map_fanout,
-    status_report, webhook_receiver,
+    order_api, status_report, webhook_receiver,
 };
 use agentd_runtime::{Engine, RunOptions, Trigger, Workflow};
 use serde_json::{Value, json};
@@ -288,5 +288,37 @@ fn incident_agent_reports_a_server_that_cannot_start() {
         error,
         "mcp: failed to start MCP server `pager`: env `PAGER_TOKEN`: secret `pager_token`: \
          environment variable `PAGER_TOKEN` is not set"
+    );
+}
+
+#[test]
+fn order_api_bakes_its_routes_and_answers_an_order_with_201() {
+    let routes = order_api::Program::SERVE.routes;
+    let summary: Vec<(&str, &str, &str, bool)> = routes
+        .iter()
+        .map(|r| (r.method, r.path, r.start, r.inline))
+        .collect();
+    // Pure routes run on the reactor; the one with a command goes to the pool.
+    assert_eq!(
+        summary,
+        [
+            ("POST", "/echo", "echo", true),
+            ("POST", "/orders", "order", true),
+            ("GET", "/status", "status", true),
+            ("POST", "/reports", "report", false),
+        ]
+    );
+    assert!(routes[1].idempotency.is_some() && routes[2].rate_limit.is_some());
+    let outcome = run(
+        &order_api::Program,
+        "order",
+        json!({"order_id": "A-1", "quantity": 3}),
+        RunOptions::default(),
+    );
+    assert_eq!(outcome["status"], "completed");
+    assert_eq!(outcome["http_response"]["status"], 201);
+    assert_eq!(
+        outcome["http_response"]["body"],
+        r#"{"order_id":"A-1","quantity":3,"status":"accepted"}"#
     );
 }

@@ -1,0 +1,426 @@
+//! End to end: `workflows/order-api.toml` built by the real `agentd`, served on
+//! an ephemeral port, and driven over real sockets — routing, `respond`,
+//! outcome statuses, body decoding, caps, keep-alive, rate limits,
+//! idempotency, `/metrics`, traceparent, hostile clients, and a SIGTERM
+//! drain with a request in flight. One build for the whole file.
+#![cfg(target_os = "linux")]
+
+// Shared with the runtime's serve tests; not every helper is used here.
+#[allow(dead_code)]
+#[path = "../agentd-runtime/tests/serve/client.rs"]
+mod client;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use client::{agent, closed_by_server, connect, exchange, parts, read_response};
+use serde_json::{Value, json};
+
+const AGENTD: &str = env!("CARGO_BIN_EXE_agentd");
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("agentd-compiler lives inside the workspace")
+        .to_path_buf()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("serve-e2e")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the scratch dir");
+    dir
+}
+
+/// `agentd build workflows/order-api.toml`, once per test binary.
+fn binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let out = scratch("bin").join("order-api");
+        let built = Command::new(AGENTD)
+            .current_dir(workspace())
+            .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
+            .env_remove("AGENTD_RUNTIME_PATH")
+            .args(["--color=never", "build", "workflows/order-api.toml", "-o"])
+            .arg(&out)
+            .output()
+            .expect("agentd runs");
+        assert!(
+            built.status.success(),
+            "agentd build failed:\n{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        out
+    })
+}
+
+/// A served `order-api` on 127.0.0.1:0; killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(name: &str, extra: &[&str]) -> Server {
+        let state = scratch(name);
+        let mut child = Command::new(binary())
+            .args(["--bind", "127.0.0.1:0", "--state-dir"])
+            .arg(&state)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = Arc::clone(&stderr);
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Some(addr) = line
+                    .split("listening on http://")
+                    .nth(1)
+                    .and_then(|rest| rest.split('/').next())
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+                {
+                    let _ = tx.send(addr);
+                }
+                let mut log = log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no banner; stderr:\n{}",
+                    stderr.lock().map(|s| s.clone()).unwrap_or_default()
+                )
+            });
+        Server {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn sigterm(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) with a pid this test spawned and still owns.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(rc, 0, "SIGTERM delivered");
+    }
+
+    /// Wait for exit (at most `limit`); the exit code.
+    fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+const JSON: &str = "application/json";
+
+#[test]
+fn routes_respond_statuses_decoding_and_fixed_endpoints() {
+    let s = Server::start("routes", &[]);
+    let a = agent();
+
+    let (status, _, body, _) = parts(a.get(&s.url("/healthz")).call());
+    assert_eq!(status, 200);
+    assert_eq!(
+        json_of(&body),
+        json!({"status": "ok", "workflow": "order_api"})
+    );
+
+    // respond sets status, type and body; JSON, urlencoded and multipart all
+    // land in trigger.* with the anonymous principal.
+    let (status, ct, body, _) = parts(
+        a.post(&s.url("/echo"))
+            .header("content-type", JSON)
+            .send(r#"{"name":"Ada"}"#),
+    );
+    assert_eq!((status, ct.as_str()), (200, JSON));
+    assert_eq!(
+        json_of(&body),
+        json!({"hello": "Ada", "caller": "anonymous"})
+    );
+    let (_, _, body, _) = parts(
+        a.post(&s.url("/echo"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send("name=Grace+H"),
+    );
+    assert_eq!(json_of(&body)["hello"], "Grace H");
+    let multipart =
+        "--zz\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nLin\r\n--zz--\r\n";
+    let (_, _, body, _) = parts(
+        a.post(&s.url("/echo"))
+            .header("content-type", "multipart/form-data; boundary=zz")
+            .send(multipart),
+    );
+    assert_eq!(json_of(&body)["hello"], "Lin");
+    let (status, _, body, _) = parts(
+        a.post(&s.url("/echo"))
+            .header("content-type", JSON)
+            .send("{broken"),
+    );
+    assert_eq!(status, 400, "{body}");
+
+    // A condition routes to `fail`: 422 with the outcome.
+    let (status, _, body, _) = parts(
+        a.post(&s.url("/orders"))
+            .header("content-type", JSON)
+            .send(r#"{"order_id":"B-1"}"#),
+    );
+    assert_eq!(status, 422);
+    assert_eq!(
+        json_of(&body),
+        json!({"status": "failed", "reason": "an order needs a quantity", "last_node": "rejected"})
+    );
+
+    let (status, _, body, _) = parts(a.get(&s.url("/orders")).call());
+    assert_eq!(status, 405);
+    assert_eq!(json_of(&body)["error"], "Method Not Allowed");
+    let (status, _, _, _) = parts(a.get(&s.url("/orders/1")).call());
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn idempotency_rate_limits_keep_alive_traceparent_and_metrics() {
+    let s = Server::start("limits", &[]);
+    let a = agent();
+    let order = r#"{"order_id":"A-1","quantity":2}"#;
+    let post = || {
+        parts(
+            a.post(&s.url("/orders"))
+                .header("content-type", JSON)
+                .send(order),
+        )
+    };
+    let (status, _, first, headers) = post();
+    assert_eq!(status, 201);
+    assert_eq!(
+        json_of(&first),
+        json!({"order_id": "A-1", "quantity": 2, "status": "accepted"})
+    );
+    assert!(headers.get("x-agentd-idempotent-replay").is_none());
+    let (status, _, again, headers) = post();
+    assert_eq!((status, again.as_str()), (201, first.as_str()));
+    assert_eq!(
+        headers
+            .get("x-agentd-idempotent-replay")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+
+    // Two tokens, then 429 with Retry-After.
+    for _ in 0..2 {
+        let (status, ct, body, _) = parts(a.get(&s.url("/status")).call());
+        assert_eq!(
+            (status, ct.as_str(), body.as_str()),
+            (200, "text/plain", "ok\n")
+        );
+    }
+    let (status, _, body, headers) = parts(a.get(&s.url("/status")).call());
+    assert_eq!(status, 429, "{body}");
+    assert!(headers.get("retry-after").is_some());
+
+    // Several requests on one connection.
+    let mut conn = connect(s.addr);
+    for _ in 0..3 {
+        let req = "POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 12\r\n\r\n{\"name\":\"k\"}";
+        assert!(conn.write_all(req.as_bytes()).is_ok());
+        let reply = read_response(&mut conn).expect("a reply on the kept-alive connection");
+        assert_eq!(reply.status, 200);
+    }
+
+    let inbound = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let (_, _, _, headers) = parts(
+        a.post(&s.url("/echo"))
+            .header("traceparent", inbound)
+            .send_empty(),
+    );
+    let echoed = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        echoed.starts_with("00-0af7651916cd43dd8448eb211c80319c-")
+            && !echoed.contains("b7ad6b7169203331"),
+        "{echoed}"
+    );
+
+    let (_, ct, metrics, _) = parts(a.get(&s.url("/metrics")).call());
+    assert_eq!(ct, "text/plain; version=0.0.4; charset=utf-8");
+    for needle in [
+        "agentd_workflow_completions_total{workflow=\"order_api\"}",
+        "agentd_http_requests_total{workflow=\"order_api\",route=\"POST /orders\",status=\"201\"} 2",
+        "agentd_http_requests_total{workflow=\"order_api\",route=\"GET /status\",status=\"429\"} 1",
+        "agentd_http_request_duration_seconds_bucket{workflow=\"order_api\",route=\"POST /echo\",le=\"+Inf\"} 4",
+        "agentd_build_info{workflow=\"order_api\",",
+    ] {
+        assert!(metrics.contains(needle), "missing `{needle}` in\n{metrics}");
+    }
+}
+
+#[test]
+fn hostile_clients_get_precise_statuses_and_the_server_lives_on() {
+    let s = Server::start("hostile", &["--read-timeout-secs", "2"]);
+
+    let reply = exchange(s.addr, b"NOT A REQUEST\r\n\r\n");
+    if let Some(reply) = reply {
+        assert_eq!(reply.status, 400);
+    }
+    let big = format!("GET /healthz HTTP/1.1\r\nx: {}\r\n\r\n", "y".repeat(20_000));
+    assert_eq!(
+        exchange(s.addr, big.as_bytes()).map(|r| r.status),
+        Some(431)
+    );
+    let declared = b"POST /echo HTTP/1.1\r\ncontent-length: 5000000\r\n\r\n";
+    assert_eq!(exchange(s.addr, declared).map(|r| r.status), Some(413));
+
+    let mut conn = connect(s.addr);
+    assert!(
+        conn.write_all(b"POST /echo HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n")
+            .is_ok()
+    );
+    let chunk = vec![b'x'; 256 * 1024];
+    for _ in 0..5 {
+        let size = format!("{:x}\r\n", chunk.len());
+        if conn.write_all(size.as_bytes()).is_err()
+            || conn.write_all(&chunk).is_err()
+            || conn.write_all(b"\r\n").is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(read_response(&mut conn).map(|r| r.status), Some(413));
+
+    // Pipelined garbage after a good request.
+    let mut conn = connect(s.addr);
+    assert!(
+        conn.write_all(b"GET /healthz HTTP/1.1\r\n\r\n\x01\x02\x03 nonsense\r\n\r\n")
+            .is_ok()
+    );
+    assert_eq!(read_response(&mut conn).map(|r| r.status), Some(200));
+    if let Some(second) = read_response(&mut conn) {
+        assert_eq!(second.status, 400);
+    }
+
+    // Slowloris: headers a byte at a time are cut off by the read timeout
+    // while another client is served.
+    let mut slow = connect(s.addr);
+    let started = Instant::now();
+    for b in b"GET /healthz HTTP/1.1\r\nx-drip: " {
+        if slow.write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, _, _, _) = parts(agent().get(&s.url("/healthz")).call());
+    assert_eq!(status, 200, "served while the slow client dribbles");
+    let mut dripping = true;
+    while dripping && started.elapsed() < Duration::from_secs(30) {
+        dripping = slow.write_all(b"a").is_ok();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !dripping || closed_by_server(&mut slow),
+        "the slow client was never cut off"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    let (status, _, _, _) = parts(agent().get(&s.url("/healthz")).call());
+    assert_eq!(status, 200, "alive after all of it");
+}
+
+#[test]
+fn sigterm_drains_the_request_in_flight_and_exits_zero() {
+    let mut s = Server::start("drain", &[]);
+    let url = s.url("/reports");
+    // The report job runs for a second.
+    let in_flight = std::thread::spawn(move || parts(agent().post(&url).send_empty()));
+    std::thread::sleep(Duration::from_millis(300));
+    s.sigterm();
+    let (status, _, body, _) = in_flight.join().expect("the client thread");
+    assert_eq!((status, body.as_str()), (202, r#"{"report":"done"}"#));
+    assert_eq!(s.wait(Duration::from_secs(30)), Some(0), "{}", s.stderr());
+    let log = s.stderr();
+    assert!(log.contains("shutdown signal received; draining"), "{log}");
+    assert!(log.contains("drain complete"), "{log}");
+}
+
+#[test]
+fn flags_and_start_checks_exit_with_the_dialect_codes() {
+    let run = |args: &[&str]| {
+        Command::new(binary())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the binary runs")
+    };
+    let out = run(&["--mode", "sideways"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mode"));
+    let out = run(&["--bind", "localhost:80"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid bind address"));
+    // An idempotent route without --state-dir refuses to serve.
+    let out = run(&["--bind", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no --state-dir"));
+    // --mode once runs a route's start like any one-shot run.
+    let out = run(&[
+        "--mode",
+        "once",
+        "--start",
+        "echo",
+        "--input",
+        r#"{"name":"cli"}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let outcome = json_of(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        outcome["http_response"]["body"],
+        r#"{"hello":"cli","caller":"{{principal.kind}}"}"#
+    );
+}
