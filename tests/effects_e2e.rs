@@ -185,6 +185,52 @@ fn a_2xx_status_is_recorded_by_the_command_and_the_token_only_reaches_the_server
     assert_no_canary(&out);
 }
 
+/// A run that ends in a hard error after `fetch` keeps its progress
+/// checkpoint (`--checkpoint-each-node`); that file holds what `fetch`
+/// returned, and never the secret sent in its header.
+#[test]
+fn a_kept_checkpoint_holds_the_fetched_output_but_never_the_secret() {
+    // A quote in `service` makes the rendered argv invalid JSON: `args` fails hard.
+    let (port, seen) = serve("200 OK", r#"{"service":"a\"b","state":"up"}"#, None);
+    let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join("effects-e2e-state");
+    let _ = std::fs::remove_dir_all(&state);
+    let out = Command::new(binary())
+        .arg("--input")
+        .arg(json!({ "url": format!("http://127.0.0.1:{port}/status") }).to_string())
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--checkpoint-each-node")
+        .env("STATUS_API_TOKEN", TOKEN)
+        .env_remove("AGENTD_INPUT")
+        .output()
+        .expect("the workflow binary runs");
+    assert_ne!(out.status.code(), Some(0), "the run must not complete");
+    assert_no_canary(&out);
+    assert_eq!(seen.lock().map(|s| s.len()).unwrap_or_default(), 1);
+    let kept: Vec<String> = std::fs::read_dir(&state)
+        .expect("the state dir exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| std::fs::read_to_string(p).expect("read the checkpoint"))
+        .collect();
+    assert_eq!(
+        kept.len(),
+        1,
+        "one progress checkpoint; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(kept[0].contains("\"fetch\""), "{}", kept[0]);
+    assert!(
+        kept[0].contains("a\\\"b"),
+        "the fetched body is there: {}",
+        kept[0]
+    );
+    assert!(
+        !kept[0].contains(TOKEN),
+        "the secret reached the checkpoint"
+    );
+}
+
 #[test]
 fn a_non_2xx_status_takes_the_error_branch_to_the_fail_node() {
     let (port, _) = serve("503 Service Unavailable", r#"{"state":"down"}"#, None);

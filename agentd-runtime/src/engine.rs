@@ -75,9 +75,10 @@ pub struct Trigger {
     pub kind: Source,
     /// The raw input (`null` when none).
     pub input: Value,
-    /// The inbound W3C `traceparent` header, as received (serve mode). A
-    /// valid one makes the run send a child `traceparent` on every
-    /// `http_request`; an invalid one is ignored (spec/dialect-ops.md §12.6).
+    /// The run's own W3C `traceparent` (serve mode): the inbound header's
+    /// child, made with [`crate::traceparent::outbound`] by whoever received
+    /// it, so the reply can echo the same span the run sends on every
+    /// `http_request` (spec/dialect-ops.md §12.6). `None`: no trace.
     pub traceparent: Option<String>,
 }
 
@@ -329,7 +330,7 @@ impl<'w, W: Workflow> Engine<'w, W> {
             #[cfg(feature = "mcp")]
             mcp: self.mcp.clone(),
             secrets: W::SECRETS,
-            traceparent: crate::traceparent::outbound(traceparent),
+            traceparent: traceparent.map(str::to_owned),
             fs_write: crate::budget::FsWriteLimit::of(&W::LIMITS),
         }
     }

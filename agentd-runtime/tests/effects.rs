@@ -205,7 +205,9 @@ fn secrets_reach_only_the_wire_rotate_and_traceparent_propagates() {
     // 2. Rotation: the next run reads the rewritten file.
     std::fs::write(SECRET_FILE, "canary-two-90aa\n").expect("rewrite the secret");
     let mut trigger = Trigger::manual(input(&url));
-    trigger.traceparent = Some("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01".into());
+    trigger.traceparent = agentd_runtime::traceparent::outbound(Some(
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+    ));
     let report = Engine::new(&Effects, RunOptions::default()).run("main", trigger);
     assert!(report.outcome.is_ok(), "{:?}", report.outcome);
     assert!(!everything_reported(&report).contains("canary-two"));

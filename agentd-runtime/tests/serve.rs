@@ -453,6 +453,11 @@ fn traceparent_reaches_the_run_and_is_echoed_with_a_new_span() {
     let seen = json_of(&body)["final_value"]["traceparent"].clone();
     let seen = seen.as_str().map(parts_of).unwrap_or_default();
     assert_eq!(seen.get(1), Some(&i[1]), "the run continues the trace");
+    assert_eq!(
+        seen.get(2),
+        Some(&e[2]),
+        "the reply names the span the run sends on its outbound calls"
+    );
 
     // A malformed header is ignored, not an error.
     let (status, _, _, headers) = parts(
@@ -643,6 +648,22 @@ fn a_slowloris_client_is_cut_off_while_others_are_served() {
 }
 
 #[test]
+fn a_run_past_its_deadline_is_504_with_the_timed_out_outcome() {
+    let mut cfg = config();
+    cfg.run.timeout = Duration::from_millis(300);
+    let s = Server::start(cfg);
+    // `late` naps 800 ms; the deadline stops the walk before its next node.
+    let (status, ct, body, _) = parts(agent().post(&s.url("/late")).send(r#"{"ms":800}"#));
+    assert_eq!((status, ct.as_str()), (504, "application/json"), "{body}");
+    let v = json_of(&body);
+    assert_eq!(v["status"], "timed_out", "{v}");
+    // The server is still there for the next request.
+    let (status, _, _, _) = parts(agent().post(&s.url("/slow")).send(r#"{"ms":1}"#));
+    assert_eq!(status, 200);
+    assert!(s.stop().is_ok());
+}
+
+#[test]
 fn a_stalled_body_times_out_with_408() {
     let s = Server::start(ServeConfig {
         read_timeout: Duration::from_secs(1),
@@ -659,12 +680,12 @@ fn a_stalled_body_times_out_with_408() {
 }
 
 #[test]
-fn interval_triggers_fire_with_the_dialect_payload_and_count_skips() {
+fn interval_triggers_fire_with_the_dialect_payload_a_fixed_delay_after_each_run() {
     api::COUNTED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clear();
-    // Each run takes 250 ms; the trigger fires every 100 ms.
+    // Each run takes 250 ms; the trigger's delay is 100 ms.
     *api::COUNT_SLEEP_MS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = 250;
@@ -691,18 +712,19 @@ fn interval_triggers_fire_with_the_dialect_payload_and_count_skips() {
     let first = &seen[0];
     assert_eq!(first["kind"], "interval");
     assert_eq!(first["every_ms"], 100);
-    assert!(
-        first["fired_at_unix_ms"]
-            .as_u64()
-            .is_some_and(|t| t > 1_600_000_000_000)
-    );
-    // Runs are serial, so fires during a run were skipped: the ticks of the
-    // runs that happened have gaps.
+    // The delay starts when the previous run ends, so no fire is ever
+    // skipped: ticks are consecutive, and fires are at least run + delay
+    // (250 + 100 ms) apart.
     let ticks: Vec<u64> = seen.iter().filter_map(|v| v["tick"].as_u64()).collect();
-    assert_eq!(ticks[0], 1);
+    assert_eq!(ticks, (1..=ticks.len() as u64).collect::<Vec<_>>());
+    let fired: Vec<u64> = seen
+        .iter()
+        .filter_map(|v| v["fired_at_unix_ms"].as_u64())
+        .collect();
+    assert!(fired[0] > 1_600_000_000_000);
     assert!(
-        ticks.windows(2).any(|w| w[1] > w[0] + 1),
-        "no skipped fire between runs: {ticks:?}"
+        fired.windows(2).all(|w| w[1] >= w[0] + 350),
+        "fires closer than run + delay: {fired:?}"
     );
 }
 

@@ -309,9 +309,13 @@ fn banner<W: Workflow>(stderr: &mut dyn Write, addr: Option<SocketAddr>, drain_s
     let name = W::INFO.workflow;
     match addr {
         Some(addr) => {
+            #[cfg(feature = "tls")]
+            let scheme = if W::TLS.is_some() { "https" } else { "http" };
+            #[cfg(not(feature = "tls"))]
+            let scheme = "http";
             let _ = writeln!(
                 stderr,
-                "agentd: workflow `{name}` listening on http://{addr}/ ({} routes; drain_timeout={drain_secs}s)",
+                "agentd: workflow `{name}` listening on {scheme}://{addr}/ ({} routes; drain_timeout={drain_secs}s)",
                 def.routes.len()
             );
         }

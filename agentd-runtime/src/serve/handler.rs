@@ -33,7 +33,7 @@ use crate::serve::idempotency::{Claim, resolve_key};
 use crate::serve::metrics::{Fixed, RouteLabel, Shed};
 use crate::serve::ratelimit::retry_after_secs;
 use crate::serve::{BODY_CAP, State};
-use crate::traceparent::{TraceParent, new_span_id};
+use crate::traceparent;
 
 /// The response type of every handler.
 pub(crate) type Reply = Response<Full<Bytes>>;
@@ -203,19 +203,18 @@ async fn route_request<W: Workflow>(
         None => None,
     };
 
-    let inbound = parts
-        .headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let echo = inbound
-        .as_deref()
-        .and_then(TraceParent::parse)
-        .map(|tp| tp.child(&new_span_id()));
+    // The run's span: sent on its outbound calls and echoed in the reply.
+    let span = traceparent::outbound(
+        parts
+            .headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok()),
+    );
+    let echo = span.clone();
     let trigger = Trigger {
         kind: Source::Http,
         input,
-        traceparent: inbound,
+        traceparent: span,
     };
 
     let mut reply = if route.inline && key.is_none() {

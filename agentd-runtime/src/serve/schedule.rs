@@ -9,9 +9,8 @@
 //! - runs of one trigger are serial. A cron or interval fire that comes
 //!   while the trigger's previous run is still going is **skipped and
 //!   counted** (`agentd_trigger_skipped_total`, audit `cron.skipped`);
-//! - `interval` fires at a fixed rate (`every` after start, then every
-//!   `every`), so a long run shows up as skipped fires instead of silently
-//!   stretching the period (dialect 1 waited `every` after each run);
+//! - `interval` waits `every` after start, then `every` after each run
+//!   *ends* (dialect 1's fixed delay), so it never overlaps itself;
 //! - `cron` times are in the local time zone (`TZ`, else `/etc/localtime`,
 //!   else UTC), as in dialect 1; 5-field expressions were given a `0`
 //!   seconds field at build time. A fire missed by more than a second (the
@@ -146,8 +145,9 @@ impl<W: Workflow> Runner<W> {
         self.busy.load(Ordering::Acquire)
     }
 
-    /// Start a run with `payload` unless one is going; `false` when skipped.
-    fn fire(&self, tick: u64, payload: Value) -> bool {
+    /// Start a run with `payload` unless one is going; `None` when skipped,
+    /// else the run's task (an interval waits for it before the next delay).
+    fn fire(&self, tick: u64, payload: Value) -> Option<tokio::task::JoinHandle<()>> {
         let kind = self.def.kind();
         let start = self.def.start();
         let fs = matches!(self.def, TriggerDef::FsWatch { .. });
@@ -157,7 +157,7 @@ impl<W: Workflow> Runner<W> {
                 "cron.skipped",
                 json!({"kind": kind, "start_node": start, "tick": tick}),
             );
-            return false;
+            return None;
         }
         self.state.metrics.trigger_fired(self.index);
         if fs {
@@ -180,14 +180,13 @@ impl<W: Workflow> Runner<W> {
         let busy = Arc::clone(&self.busy);
         let guard = state.track();
         let prefix = if fs { "fs_watch" } else { "cron" };
-        tokio::task::spawn_blocking(move || {
+        Some(tokio::task::spawn_blocking(move || {
             let _guard = guard;
             let started = Instant::now();
             let report = state.run(start, Trigger::manual(payload));
             audit_completion(prefix, &report, started.elapsed());
             busy.store(false, Ordering::Release);
-        });
-        true
+        }))
     }
 }
 
@@ -253,24 +252,31 @@ pub fn fs_watch_payload(path: &str, event: &str, fired_at: SystemTime, tick: u64
     })
 }
 
+/// Dialect 1's fixed delay: the next fire is `every` after the previous run
+/// *ends*, so an interval trigger never overlaps itself.
 async fn interval_task<W: Workflow>(
     runner: Runner<W>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    // Fires missed while the reactor was stalled are not replayed in a burst.
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut tick = 0_u64;
     loop {
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => return,
-            _ = ticker.tick() => {}
+            () = tokio::time::sleep(every) => {}
         }
         tick += 1;
-        runner.fire(tick, interval_payload(every_ms, SystemTime::now(), tick));
+        if let Some(run) = runner.fire(tick, interval_payload(every_ms, SystemTime::now(), tick)) {
+            // The drain waits for the run itself (it is tracked); here only
+            // the next delay does.
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => return,
+                _ = run => {}
+            }
+        }
     }
 }
 
@@ -289,7 +295,10 @@ async fn cron_task<W: Workflow>(
     let mut after = Local::now();
     let mut tick = 0_u64;
     loop {
-        let Some(next) = schedule.after(&after).next() else {
+        // Only an instant later than `after`: in the hour a daylight-saving
+        // change repeats, the crate can yield an earlier one, which would
+        // otherwise fire (or skip) in a tight loop until the hour is over.
+        let Some(next) = schedule.after(&after).take(64).find(|n| *n > after) else {
             crate::obs::audit(
                 "cron.no_next_fire",
                 json!({"schedule": text, "start_node": runner.def.start()}),

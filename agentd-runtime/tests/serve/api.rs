@@ -66,6 +66,7 @@ static G0: ::agentd_runtime::GraphMeta = ::agentd_runtime::GraphMeta {
         start("fail", 1),
         start("slow", 2),
         start("boom", 3),
+        start("late", 5),
         ::agentd_runtime::StartMeta {
             name: "tick",
             source: ::agentd_runtime::Source::Manual,
@@ -79,9 +80,24 @@ static G0: ::agentd_runtime::GraphMeta = ::agentd_runtime::GraphMeta {
         node("nap", ::agentd_runtime::Kind::Rust, 2),
         node("boom", ::agentd_runtime::Kind::Rust, 3),
         node("count", ::agentd_runtime::Kind::Rust, 4),
+        // `late`: the same nap, then `nap` again (the deadline is checked
+        // between nodes).
+        node("late", ::agentd_runtime::Kind::Rust, 2),
     ],
-    out_edges: &[&[], &[], &[], &[], &[]],
-    edge_count: 0,
+    out_edges: &[
+        &[],
+        &[],
+        &[],
+        &[],
+        &[],
+        &[::agentd_runtime::EdgeMeta {
+            to: ::agentd_runtime::NodeIdx(2),
+            when: None,
+            max_iterations: None,
+            index: 0,
+        }],
+    ],
+    edge_count: 1,
 };
 
 static INFO: ::agentd_runtime::BuildInfo = ::agentd_runtime::BuildInfo {
@@ -136,8 +152,9 @@ const fn route(
     }
 }
 
-static ROUTES: [RouteDef; 6] = [
+static ROUTES: [RouteDef; 7] = [
     route("POST", "/echo", "echo", true),
+    route("POST", "/late", "late", false),
     route("POST", "/fail", "fail", true),
     route("POST", "/slow", "slow", false),
     route("POST", "/boom", "boom", false),
@@ -209,6 +226,7 @@ fn exec(
         2 => nap(cx),
         3 => Err(Error::tool("boom", "it blew up")),
         4 => count(cx, sink, sleep_ms),
+        5 => nap(cx),
         _ => ::agentd_runtime::nodes::unknown_node(GraphId(0), node),
     }
 }
