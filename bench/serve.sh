@@ -44,6 +44,9 @@ trap cleanup EXIT
 cat > "$work/ping.toml" <<'TOML'
 name = "ping"
 
+# Nothing touches files, env, the network or a shell.
+[policy]
+
 [[start_nodes]]
 name = "ping"
 source = "http"

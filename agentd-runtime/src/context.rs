@@ -209,6 +209,27 @@ impl Frame {
     }
 }
 
+/// Fuzzing entry point (feature `fuzzing`, used by `fuzz/fuzz_targets/paths.rs`;
+/// never enabled by `agentd build`, not a stable API): start a top-level walk
+/// of `graph` with `input` as its trigger, store each of `outputs` as a node
+/// with that slot would, then resolve `path` exactly as [`Cx::resolve`] does.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[must_use]
+pub fn fuzz_resolve(
+    graph: &'static GraphMeta,
+    kind: Source,
+    input: Value,
+    outputs: Vec<(Slot, Value)>,
+    path: &CtxPath,
+) -> Option<Value> {
+    let mut frame = Frame::new(graph, GraphId(0), kind, input, Instant::now(), 0);
+    for (slot, value) in outputs {
+        frame.store(slot, value);
+    }
+    frame.resolve(path).cloned()
+}
+
 /// The `trigger` context entry of spec §2.4: `{"kind": <kind>, ...input}`
 /// for an object input (input keys win, `kind` included), else
 /// `{"kind": <kind>, "input": <input>}`.

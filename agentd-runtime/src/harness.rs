@@ -342,3 +342,101 @@ pub fn report_line(case: &Case, result: &CaseResult) -> bool {
     }
     result.passed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::outcome::{Metrics, Trace};
+
+    const NOTHING: Expected = Expected {
+        status: None,
+        last_node: None,
+        reason_contains: None,
+        path: None,
+        path_exact: false,
+        max_llm_calls: None,
+        max_total_tokens: None,
+        min_policy_denials: None,
+    };
+
+    fn completed(metrics: Metrics) -> RunReport {
+        RunReport {
+            outcome: Ok(Outcome::Completed {
+                final_value: Value::Null,
+                last_node: Some("done"),
+                http_response: None,
+            }),
+            trace: Trace::default(),
+            metrics,
+            execution_id: "exec-test".to_owned(),
+        }
+    }
+
+    const SPENT: Metrics = Metrics {
+        node_executions: 4,
+        node_failures: 0,
+        policy_denials: 1,
+        llm_calls: 3,
+        llm_tokens: 120,
+    };
+
+    #[test]
+    fn cost_caps_hold_at_their_bound_and_fail_past_it() {
+        let report = completed(SPENT);
+        let at_bounds = Expected {
+            max_llm_calls: Some(3),
+            max_total_tokens: Some(120),
+            min_policy_denials: Some(1),
+            ..NOTHING
+        };
+        assert_eq!(check(&at_bounds, &report), Ok(()));
+
+        let calls = Expected {
+            max_llm_calls: Some(2),
+            ..NOTHING
+        };
+        assert_eq!(
+            check(&calls, &report),
+            Err("llm calls 3 exceed max_llm_calls 2".to_owned())
+        );
+        let tokens = Expected {
+            max_total_tokens: Some(119),
+            ..NOTHING
+        };
+        assert_eq!(
+            check(&tokens, &report),
+            Err("tokens 120 exceed max_total_tokens 119".to_owned())
+        );
+        let denials = Expected {
+            min_policy_denials: Some(2),
+            ..NOTHING
+        };
+        assert_eq!(
+            check(&denials, &report),
+            Err("policy denials 1 below min_policy_denials 2".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_errored_run_fails_a_completed_expectation_and_has_no_last_node() {
+        let report = RunReport {
+            outcome: Err(Error::tool("x", "boom")),
+            ..completed(SPENT)
+        };
+        let want = Expected {
+            status: Some("completed"),
+            ..NOTHING
+        };
+        let why = check(&want, &report).expect_err("errored is not completed");
+        assert!(why.contains("got `errored`"), "{why}");
+        let want = Expected {
+            last_node: Some("done"),
+            ..NOTHING
+        };
+        assert_eq!(
+            check(&want, &report),
+            Err("last_node: expected `done`, got none".to_owned())
+        );
+    }
+}

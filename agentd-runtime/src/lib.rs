@@ -36,6 +36,7 @@
 //! | `auth-oidc` | `[auth.oidc.*]`: JWT bearer tokens against a pinned JWKS (jsonwebtoken 9 on ring) |
 //! | `tls` | `[server.tls]`: rustls server config, mTLS peer identity (tokio-rustls, x509-parser) |
 //! | `macros` | re-exports the `agentd!` macro (embedding; see `docs/embedding.md`); never in `agentd build` binaries |
+//! | `fuzzing` | `#[doc(hidden)]` entry points for the cargo-fuzz targets in `fuzz/` (`context::fuzz_resolve`); never in `agentd build` binaries |
 //!
 //! # What generated code looks like
 //!

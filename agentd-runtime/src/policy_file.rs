@@ -34,8 +34,8 @@ pub enum PolicyFileError {
         source: std::io::Error,
     },
     /// The file is larger than [`MAX_POLICY_FILE_BYTES`].
-    #[error("policy file `{}` is {size} bytes; the limit is {MAX_POLICY_FILE_BYTES}", path.display())]
-    TooLarge { path: PathBuf, size: u64 },
+    #[error("policy file `{}` is larger than the limit of {MAX_POLICY_FILE_BYTES} bytes", path.display())]
+    TooLarge { path: PathBuf },
     /// Not TOML, no `[policy]` table, an unknown key or a wrong type.
     #[error("policy file `{}` is invalid: {message}", path.display())]
     Parse { path: PathBuf, message: String },
@@ -124,14 +124,20 @@ fn read_policy(path: &Path, key: Option<&'static [u8; 32]>) -> Result<Policy, Po
         path: path.to_path_buf(),
         source,
     };
-    let size = std::fs::metadata(path).map_err(read_err)?.len();
-    if size > MAX_POLICY_FILE_BYTES {
+    // Read at most one byte past the cap from the open file, rather than
+    // trusting a size taken before the read: the file may grow in between.
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_POLICY_FILE_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_POLICY_FILE_BYTES {
         return Err(PolicyFileError::TooLarge {
             path: path.to_path_buf(),
-            size,
         });
     }
-    let bytes = std::fs::read(path).map_err(read_err)?;
     if let Some(key) = key {
         verify_signature(path, &bytes, key)?;
     }
