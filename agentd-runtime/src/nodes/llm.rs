@@ -111,6 +111,10 @@ pub fn llm_infer(cx: &mut Cx<'_>, cfg: &LlmInfer) -> Result<Step, Error> {
         match check_output(&cfg.output_schema, &reply.content) {
             Ok(parsed) => return Ok(Step::value(output(reply, parsed))),
             Err(reason) if attempt < attempts => {
+                crate::obs::audit(
+                    "llm_infer.repair",
+                    json!({"node": cx.node_id(), "attempt": attempt, "reason": reason}),
+                );
                 req.messages.push(ChatMessage::assistant(reply.content));
                 req.messages.push(ChatMessage::user(format!(
                     "Your previous output was rejected: {reason}. Reply with corrected output only."
