@@ -665,6 +665,27 @@ fn a_run_past_its_deadline_is_504_with_the_timed_out_outcome() {
 }
 
 #[test]
+fn a_paused_run_is_202_with_its_run_id_and_leaves_a_checkpoint() {
+    let mut cfg = config();
+    let dir = scratch("pause-checkpoints");
+    cfg.run.state_dir = Some(
+        agentd_runtime::checkpoint::StateDir::create(&dir)
+            .unwrap_or_else(|e| panic!("state dir: {e}")),
+    );
+    let s = Server::start(cfg);
+    let (status, ct, body, _) = parts(agent().post(&s.url("/hold")).send(r#"{"amount":5}"#));
+    assert_eq!((status, ct.as_str()), (202, "application/json"), "{body}");
+    let v = json_of(&body);
+    assert_eq!(v["status"], "paused", "{v}");
+    let run_id = v["run_id"].as_str().unwrap_or_default().to_owned();
+    assert!(!run_id.is_empty(), "{v}");
+    let saved = std::fs::read_to_string(dir.join(format!("{run_id}.json")))
+        .unwrap_or_else(|e| panic!("the checkpoint of {run_id}: {e}"));
+    assert!(saved.contains("\"awaiting_approval\": true"), "{saved}");
+    assert!(s.stop().is_ok());
+}
+
+#[test]
 fn a_stalled_body_times_out_with_408() {
     let s = Server::start(ServeConfig {
         read_timeout: Duration::from_secs(1),

@@ -67,6 +67,7 @@ static G0: ::agentd_runtime::GraphMeta = ::agentd_runtime::GraphMeta {
         start("slow", 2),
         start("boom", 3),
         start("late", 5),
+        start("hold", 6),
         ::agentd_runtime::StartMeta {
             name: "tick",
             source: ::agentd_runtime::Source::Manual,
@@ -83,6 +84,8 @@ static G0: ::agentd_runtime::GraphMeta = ::agentd_runtime::GraphMeta {
         // `late`: the same nap, then `nap` again (the deadline is checked
         // between nodes).
         node("late", ::agentd_runtime::Kind::Rust, 2),
+        // `hold`: a pause (engine-internal; never dispatched).
+        node("hold", ::agentd_runtime::Kind::PauseForApproval, 6),
     ],
     out_edges: &[
         &[],
@@ -96,6 +99,7 @@ static G0: ::agentd_runtime::GraphMeta = ::agentd_runtime::GraphMeta {
             max_iterations: None,
             index: 0,
         }],
+        &[],
     ],
     edge_count: 1,
 };
@@ -152,8 +156,9 @@ const fn route(
     }
 }
 
-static ROUTES: [RouteDef; 7] = [
+static ROUTES: [RouteDef; 8] = [
     route("POST", "/echo", "echo", true),
+    route("POST", "/hold", "hold", false),
     route("POST", "/late", "late", false),
     route("POST", "/fail", "fail", true),
     route("POST", "/slow", "slow", false),
