@@ -22,9 +22,9 @@
 //! - **Never a downgrade.** The TLS cell exists only when the binary was built
 //!   with `[server.tls]` and always holds a config, so a server that started
 //!   with TLS keeps TLS, and one without cannot gain it by reload.
-//! - **Snapshots.** Readers `load_full` at accept (TLS, auth) or at run start
-//!   (policy), so in-flight connections and runs finish on what they started
-//!   with.
+//! - **Snapshots.** Readers `load_full` at accept (TLS), per request (auth)
+//!   or at run start (policy), so an in-flight handshake, request or run
+//!   finishes on what it started with.
 //! - **One pass at a time.** Triggers arriving during a pass merge into one
 //!   more pass.
 //!

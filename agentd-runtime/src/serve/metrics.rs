@@ -37,8 +37,9 @@ pub enum Fixed {
     Healthz,
     /// `GET /metrics`.
     Metrics,
-    /// Anything that matched no route (404, 405, and requests refused
-    /// before routing).
+    /// Anything that matched no route (404, 405). Requests hyper refuses
+    /// itself (malformed heads: 400, 431) never reach the handler and are
+    /// not counted.
     Unmatched,
 }
 
