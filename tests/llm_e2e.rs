@@ -161,3 +161,146 @@ fn a_built_binary_routes_on_a_socket_backend_with_schema_repair() {
         .expect("the binary runs");
     assert_eq!(https.status.code(), Some(2));
 }
+
+/// A named `openai-compatible` backend baked into a built binary, its API key
+/// a `[[secrets]]` file: the key only reaches the server (as a bearer
+/// token), a missing key file refuses to start before any call, and the
+/// reply drives the run.
+#[test]
+fn a_built_binary_calls_a_named_chat_completions_backend_with_a_key_from_a_secret_file() {
+    use std::net::TcpListener;
+
+    const KEY: &str = "sk-canary-5a1e";
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("llm-remote-e2e");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let key_file = dir.join("openai.key");
+    let workflow = format!(
+        r#"name = "remote_llm"
+
+[policy]
+
+[[secrets]]
+name = "openai_key"
+source = "file"
+path = "{key}"
+
+[[intelligence.backends]]
+name = "local"
+provider = "openai-compatible"
+base_url = "http://127.0.0.1:{port}"
+model = "tiny-model"
+api_key_env = "openai_key"
+
+[[start_nodes]]
+name = "main"
+source = "manual"
+entry_node = "classify"
+
+[[nodes]]
+id = "classify"
+type = "llm_infer"
+backend = "local"
+prompt = "Label this: {{{{text}}}}"
+input_from = "trigger"
+output_schema = "inline"
+"#,
+        key = key_file.display()
+    );
+    std::fs::write(dir.join("wf.toml"), workflow).expect("write workflow");
+    let exe = dir.join("remote-llm-bin");
+    let out = Command::new(env!("CARGO_BIN_EXE_agentd"))
+        .current_dir(&dir)
+        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
+        .env_remove("AGENTD_RUNTIME_PATH")
+        .args(["--color=never", "build", "--quiet", "wf.toml", "-o"])
+        .arg(&exe)
+        .output()
+        .expect("agentd build runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = |input: &str| {
+        Command::new(&exe)
+            .args(["--input", input])
+            .output()
+            .expect("the binary runs")
+    };
+
+    // No key file yet: the start-up probe of [[secrets]] refuses to start
+    // (exit 5), naming the secret; nothing is sent.
+    let refused = run(r#"{"text": "x"}"#);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("openai_key"), "{stderr}");
+
+    std::fs::write(&key_file, format!("{KEY}\n")).expect("write the key");
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut raw = Vec::new();
+        let mut chunk = [0_u8; 4096];
+        // Read the head, then the body its Content-Length announces.
+        let (head, body) = loop {
+            let n = s.read(&mut chunk).expect("read the request");
+            assert!(n > 0, "the client closed early");
+            raw.extend_from_slice(&chunk[..n]);
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .expect("a Content-Length");
+                while raw.len() < end + 4 + len {
+                    let n = s.read(&mut chunk).expect("read the body");
+                    assert!(n > 0, "the client closed mid-body");
+                    raw.extend_from_slice(&chunk[..n]);
+                }
+                break (head, raw[end + 4..end + 4 + len].to_vec());
+            }
+        };
+        let reply = json!({
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "model": "tiny-model",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "{\"label\": \"bug\"}"}}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}
+        })
+        .to_string();
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+            reply.len()
+        );
+        s.write_all(response.as_bytes()).expect("write the reply");
+        (head, body)
+    });
+    let ok = run(r#"{"text": "it crashes"}"#);
+    let (head, body) = server.join().expect("server thread");
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert_eq!(ok.status.code(), Some(0), "{stdout}\n{stderr}");
+    let outcome: Value = serde_json::from_str(&stdout).expect("outcome JSON");
+    assert_eq!(outcome["status"], "completed");
+    assert_eq!(outcome["final_value"]["parsed"], json!({"label": "bug"}));
+
+    assert!(head.starts_with("POST /v1/chat/completions "), "{head}");
+    assert!(
+        head.lines()
+            .any(|l| l.eq_ignore_ascii_case(&format!("authorization: Bearer {KEY}"))),
+        "{head}"
+    );
+    let request: Value = serde_json::from_slice(&body).expect("a JSON request body");
+    assert_eq!(request["model"], "tiny-model");
+    assert_eq!(request["messages"][0]["content"], "Label this: it crashes");
+    for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+        assert!(!text.contains(KEY), "the key reached {name}");
+    }
+}

@@ -226,7 +226,7 @@ fn routes_respond_statuses_decoding_and_fixed_endpoints() {
 
 #[test]
 fn idempotency_rate_limits_keep_alive_traceparent_and_metrics() {
-    let s = Server::start("limits", &[]);
+    let s = Server::start("limits", &["--log-format", "json", "--log-level", "info"]);
     let a = agent();
     let order = r#"{"order_id":"A-1","quantity":2}"#;
     let post = || {
@@ -288,6 +288,39 @@ fn idempotency_rate_limits_keep_alive_traceparent_and_metrics() {
             && !echoed.contains("b7ad6b7169203331"),
         "{echoed}"
     );
+    // The run's log lines sit inside an `http.request` span that names the
+    // caller's trace (spec §12.4).
+    let find_traced = || {
+        s.stderr()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| {
+                l["spans"][0]["name"] == "http.request"
+                    && l["spans"][0]["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+            })
+    };
+    // stderr is drained by a thread: give the line a moment to arrive.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let traced = loop {
+        if let Some(line) = find_traced() {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line in an http.request span:\n{}",
+            s.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let span = &traced["spans"][0];
+    assert_eq!(
+        (span["method"].as_str(), span["path"].as_str()),
+        (Some("POST"), Some("/echo"))
+    );
+    assert_eq!(span["parent_id"], "b7ad6b7169203331");
+    assert_eq!(span["trace_flags"], "01");
+    assert_eq!(span["sampled"], true);
+    assert_eq!(traced["spans"][1]["name"], "workflow.run");
 
     let (_, ct, metrics, _) = parts(a.get(&s.url("/metrics")).call());
     assert_eq!(ct, "text/plain; version=0.0.4; charset=utf-8");
@@ -377,7 +410,7 @@ fn hostile_clients_get_precise_statuses_and_the_server_lives_on() {
 fn sigterm_drains_the_request_in_flight_and_exits_zero() {
     let mut s = Server::start("drain", &[]);
     let url = s.url("/reports");
-    // The report job runs for a second.
+    // The report job runs for two seconds.
     let in_flight = std::thread::spawn(move || parts(agent().post(&url).send_empty()));
     std::thread::sleep(Duration::from_millis(300));
     s.sigterm();
@@ -387,6 +420,23 @@ fn sigterm_drains_the_request_in_flight_and_exits_zero() {
     let log = s.stderr();
     assert!(log.contains("shutdown signal received; draining"), "{log}");
     assert!(log.contains("drain complete"), "{log}");
+}
+
+#[test]
+fn a_drain_that_outlives_its_timeout_exits_5() {
+    let mut s = Server::start("drain-timeout", &["--drain-timeout-secs", "1"]);
+    let url = s.url("/reports");
+    // The report job runs for two seconds; the drain allows one.
+    let in_flight =
+        std::thread::spawn(move || agent().post(&url).send_empty().map(|r| r.status().as_u16()));
+    std::thread::sleep(Duration::from_millis(300));
+    s.sigterm();
+    assert_eq!(s.wait(Duration::from_secs(30)), Some(5), "{}", s.stderr());
+    let log = s.stderr();
+    assert!(log.contains("drain timed out"), "{log}");
+    // The process exited under the request: no reply reached the client.
+    let reply = in_flight.join().expect("the client thread");
+    assert!(reply.is_err(), "a reply after a forced exit: {reply:?}");
 }
 
 #[test]

@@ -163,6 +163,22 @@ pub fn expand(req: &EmbedRequest) -> TokenStream {
             ) -> ::core::result::Result<(), ::agentd_runtime::serve::ServeError> {
                 ::agentd_runtime::serve::serve(&#ty, config)
             }
+
+            /// Start serving in the background and return at once: the
+            /// handle gives the bound address, and `shutdown` + `wait`
+            /// drain it (for tests and programs that stop it themselves).
+            ///
+            /// # Errors
+            ///
+            /// The server cannot start (bind, state dir, TLS or auth material).
+            pub fn start(
+                config: ::agentd_runtime::serve::ServeConfig,
+            ) -> ::core::result::Result<
+                ::agentd_runtime::serve::Running,
+                ::agentd_runtime::serve::ServeError,
+            > {
+                ::agentd_runtime::serve::start(&#ty, config)
+            }
         }
     } else {
         TokenStream::new()

@@ -377,10 +377,30 @@ impl Cx<'_> {
     }
 
     /// Gate an fs side effect of node kind `tool` on `path` (as resolved).
+    ///
+    /// The policy first decides on the text of the path (normalised, so `..`
+    /// cannot climb out). When that allows it, the path is resolved through
+    /// the filesystem, and if a symbolic link takes it somewhere else, that
+    /// real location must be allowed too: a link inside an allowed directory
+    /// cannot lead out of it. (A link swapped in between this check and the
+    /// node's open is not caught; keep allowed directories unwritable by
+    /// others.)
     pub fn check_fs(&self, tool: &'static str, op: FsOp, path: &str) -> Result<(), Error> {
-        match self.policy().map(|p| p.check_fs(op, path)) {
-            None | Some(Decision::Allow) => Ok(()),
-            Some(Decision::Deny(reason)) => {
+        let Some(policy) = self.policy() else {
+            return Ok(());
+        };
+        let decision = match policy.check_fs(op, path) {
+            Decision::Allow => match real_location(path) {
+                Some(real) => policy.check_fs_real(op, path, &real, &|dir| {
+                    real_location(dir).unwrap_or_else(|| dir.to_owned())
+                }),
+                None => Decision::Allow,
+            },
+            deny => deny,
+        };
+        match decision {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => {
                 Err(Error::Policy(format!("{tool} denied on {path}: {reason}")))
             }
         }
@@ -405,6 +425,30 @@ impl Cx<'_> {
     pub(crate) fn stub_unavailable(&self) -> bool {
         self.shared.stub_unavailable
     }
+}
+
+/// Where `path` really leads when a symbolic link is on the way: the
+/// longest existing prefix canonicalised (links followed), the rest
+/// appended as written. `None` when it leads where its normalised text
+/// says, or when nothing of it can be resolved.
+fn real_location(path: &str) -> Option<String> {
+    let cwd = std::env::current_dir().ok()?;
+    let lexical = crate::policy::normalize(cwd.to_str()?, path);
+    let mut existing = std::path::Path::new(&lexical);
+    let mut rest = Vec::new();
+    let real = loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            break real;
+        }
+        rest.push(existing.file_name()?);
+        existing = existing.parent()?;
+    };
+    let mut real = real;
+    for part in rest.iter().rev() {
+        real.push(part);
+    }
+    let real = real.to_str()?.to_owned();
+    (real != lexical).then_some(real)
 }
 
 /// The JSON type name used in handler errors.

@@ -175,13 +175,7 @@ impl Policy {
     /// after lexical normalisation of both sides.
     #[must_use]
     pub fn check_fs(&self, op: FsOp, path: &str) -> Decision {
-        let patterns = match op {
-            FsOp::Read => &self.fs.read,
-            FsOp::Write => &self.fs.write,
-            FsOp::Delete => &self.fs.delete,
-            FsOp::List if self.fs.list.is_empty() => &self.fs.read,
-            FsOp::List => &self.fs.list,
-        };
+        let patterns = self.fs_patterns(op);
         let label = op.label();
         if patterns.is_empty() {
             return Decision::Deny(format!(
@@ -200,6 +194,51 @@ impl Policy {
             Decision::Deny(format!(
                 "{label} on `{path}` not covered by any allowlist pattern"
             ))
+        }
+    }
+
+    /// The second half of the fs gate, for a path that passed
+    /// [`Policy::check_fs`] on its text but that the filesystem resolves
+    /// elsewhere (a symbolic link on the way): `real` is where it really
+    /// leads, and each pattern's path part is passed through `resolve`
+    /// (the caller's symlink resolution) before matching, so an allowed
+    /// directory that is itself a link (`/var/run` → `/run`) still covers
+    /// what is inside it. This module never touches the filesystem; the
+    /// caller does, through `resolve` and `real`.
+    #[must_use]
+    pub fn check_fs_real(
+        &self,
+        op: FsOp,
+        path: &str,
+        real: &str,
+        resolve: &dyn Fn(&str) -> String,
+    ) -> Decision {
+        let patterns = self.fs_patterns(op);
+        let covered = current_dir().is_some_and(|cwd| {
+            let candidate = normalize(&cwd, real);
+            patterns.iter().any(|p| {
+                let resolved = resolve_pattern(&cwd, p, resolve);
+                fs_pattern_matches(&cwd, &resolved, &candidate)
+            })
+        });
+        if covered {
+            Decision::Allow
+        } else {
+            Decision::Deny(format!(
+                "{} on `{path}` leads through a symbolic link to `{real}`, which no allowlist \
+                 pattern covers",
+                op.label()
+            ))
+        }
+    }
+
+    fn fs_patterns(&self, op: FsOp) -> &Patterns {
+        match op {
+            FsOp::Read => &self.fs.read,
+            FsOp::Write => &self.fs.write,
+            FsOp::Delete => &self.fs.delete,
+            FsOp::List if self.fs.list.is_empty() => &self.fs.read,
+            FsOp::List => &self.fs.list,
         }
     }
 
@@ -338,6 +377,37 @@ fn fs_pattern_matches(cwd: &str, pattern: &str, candidate: &str) -> bool {
     candidate == normalize(cwd, pattern)
 }
 
+/// `pattern` with its path part (normalised, absolute) passed through
+/// `resolve`; the glob suffix is kept. For a `P*` prefix only the directory
+/// part is resolved (the rest is a file-name prefix).
+fn resolve_pattern(cwd: &str, pattern: &str, resolve: &dyn Fn(&str) -> String) -> String {
+    if pattern == "*" {
+        return pattern.to_owned();
+    }
+    for suffix in ["/**", "/*"] {
+        if let Some(prefix) = pattern.strip_suffix(suffix) {
+            if prefix.is_empty() {
+                return pattern.to_owned();
+            }
+            return format!("{}{suffix}", resolve(&normalize(cwd, prefix)));
+        }
+    }
+    if let Some(prefix) = pattern.strip_suffix('*') {
+        let absolute = if prefix.starts_with('/') {
+            prefix.to_owned()
+        } else {
+            format!("{}/{prefix}", cwd.trim_end_matches('/'))
+        };
+        return match absolute.rsplit_once('/') {
+            Some((dir, name)) if !dir.is_empty() => {
+                format!("{}/{name}*", resolve(&normalize(cwd, dir)))
+            }
+            _ => format!("{absolute}*"),
+        };
+    }
+    resolve(&normalize(cwd, pattern))
+}
+
 /// Lexically normalise `path`: join a relative path to `cwd`, drop empty
 /// and `.` components, let `..` pop one component (never above `/`).
 /// The result is absolute, has no trailing `/` (except the root itself).
@@ -388,6 +458,51 @@ mod tests {
 
     fn allowed(d: &Decision) -> bool {
         matches!(d, Decision::Allow)
+    }
+
+    /// A pretend filesystem for [`Policy::check_fs_real`]: `/var/run` is a
+    /// link to `/run`; nothing else is a link.
+    fn fake_resolve(dir: &str) -> String {
+        match dir.strip_prefix("/var/run") {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("/run{rest}"),
+            _ => dir.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_real_location_is_matched_against_resolved_patterns_of_every_form() {
+        static PATTERNS: [Cow<'static, str>; 4] = [
+            Cow::Borrowed("/var/run/agent/**"),
+            Cow::Borrowed("/var/run/spool/*"),
+            Cow::Borrowed("/var/run/report-*"),
+            Cow::Borrowed("/var/run/exact.txt"),
+        ];
+        let p = fs_write(&PATTERNS);
+        let real = |path: &str, real: &str| {
+            allowed(&p.check_fs_real(FsOp::Write, path, real, &fake_resolve))
+        };
+        // Each form covers what its alias covers, at the real location.
+        assert!(real("/var/run/agent/a/b.txt", "/run/agent/a/b.txt"));
+        assert!(real("/var/run/spool/x", "/run/spool/x"));
+        assert!(real("/var/run/report-1.json", "/run/report-1.json"));
+        assert!(real("/var/run/exact.txt", "/run/exact.txt"));
+        // A link inside an allowed directory that leads out of it is denied,
+        // whichever form allowed the text of the path.
+        assert!(!real("/var/run/agent/escape/x", "/etc/cron.d/x"));
+        assert!(!real("/var/run/spool/link", "/root/.ssh/authorized_keys"));
+        assert!(!real("/var/run/report-link", "/etc/passwd"));
+        assert!(!real("/var/run/exact.txt", "/etc/shadow"));
+        // `..` in the real location is normalised away, never an escape.
+        assert!(!real("/var/run/agent/x", "/run/agent/../../etc/x"));
+        let deny = p.check_fs_real(FsOp::Write, "/var/run/agent/e/x", "/etc/x", &fake_resolve);
+        assert_eq!(
+            deny,
+            Decision::Deny(
+                "fs_write on `/var/run/agent/e/x` leads through a symbolic link to `/etc/x`, \
+                 which no allowlist pattern covers"
+                    .to_owned()
+            )
+        );
     }
 
     #[test]

@@ -810,12 +810,22 @@ fn fs_watch_fires_per_path_with_the_last_event_and_honours_the_filter() {
     std::fs::remove_file(&file).unwrap_or_else(|e| panic!("remove: {e}"));
     let seen = wait_for(&api::FS_SEEN, 2);
     assert_eq!(seen[1]["event"], "remove");
+    // A burst on one path inside the debounce window is one fire, and the
+    // last kind wins.
+    let burst = dir.join("burst.txt");
+    std::fs::write(&burst, b"x").unwrap_or_else(|e| panic!("write: {e}"));
+    std::fs::remove_file(&burst).unwrap_or_else(|e| panic!("remove: {e}"));
+    let seen = wait_for(&api::FS_SEEN, 3);
+    assert_eq!(seen[2]["path"], burst.to_string_lossy().as_ref());
+    assert_eq!(seen[2]["event"], "remove");
+    // Long enough for a second fire of the burst to show up if there were one.
+    std::thread::sleep(Duration::from_millis(500));
     running.shutdown();
     assert!(running.wait().is_ok());
     assert_eq!(
         api::FS_SEEN.lock().map(|s| s.len()).unwrap_or(0),
-        2,
-        "a modify never fired"
+        3,
+        "a modify fired, or the burst fired twice"
     );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -314,6 +314,17 @@ pub fn build_named(
         if def.model.is_empty() {
             return Err(format!("intelligence.backends.{i}: `model` is required"));
         }
+        // Resolved once now so a missing key refuses to start (exit 2, spec
+        // §11) instead of failing the first call; the value is dropped and
+        // re-resolved at every call, so rotation still needs no restart.
+        if let Some(name) = def.api_key_env {
+            keys(name).map_err(|why| {
+                format!(
+                    "intelligence.backends.{i} (`{}`): API key `{name}` cannot be resolved: {why}",
+                    def.name
+                )
+            })?;
+        }
         out.insert(def.name, remote_backend(i, def, timeout, keys)?);
     }
     Ok(out)
@@ -463,6 +474,34 @@ mod tests {
                 ..ChatReply::default()
             })
         }
+    }
+
+    #[cfg(feature = "llm-remote")]
+    #[test]
+    fn a_backend_whose_key_cannot_be_resolved_refuses_to_start_naming_it() {
+        static DEFS: [BackendDef; 1] = [BackendDef {
+            name: "smart",
+            provider: Provider::OpenAi,
+            model: "gpt-test",
+            api_key_env: Some("OPENAI_KEY_FOR_TEST"),
+            base_url: None,
+            max_tokens: None,
+        }];
+        fn missing(name: &str) -> Result<String, String> {
+            Err(format!("`{name}` is not set"))
+        }
+        fn present(_: &str) -> Result<String, String> {
+            Ok("sk-canary".to_owned())
+        }
+        let why = build_named(&DEFS, Duration::from_secs(5), missing)
+            .err()
+            .unwrap_or_default();
+        assert!(
+            why.contains("`smart`") && why.contains("OPENAI_KEY_FOR_TEST"),
+            "{why}"
+        );
+        let built = build_named(&DEFS, Duration::from_secs(5), present);
+        assert!(built.is_ok_and(|b| b.names().eq(["smart"])));
     }
 
     #[test]

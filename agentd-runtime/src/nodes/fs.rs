@@ -390,6 +390,58 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_inside_an_allowed_directory_cannot_lead_out_of_it() {
+        let scratch = Scratch::new();
+        let allowed = scratch.file("allowed");
+        let outside = scratch.file("outside");
+        fs::create_dir_all(&allowed).expect("allowed dir");
+        fs::create_dir_all(&outside).expect("outside dir");
+        std::os::unix::fs::symlink(&outside, scratch.0.join("allowed/escape")).expect("link");
+
+        // A write through the link (to a file that does not exist yet).
+        let through = scratch.file("allowed/escape/planted.txt");
+        let mut run = TestRun::new(json!({"path": through, "content": "x"}))
+            .with_policy(write_only(&allowed));
+        let why = err_text(write_file(&run.cx(), write_cfg()));
+        assert!(
+            why.contains("leads through a symbolic link")
+                && why.contains(&scratch.file("outside/planted.txt")),
+            "{why}"
+        );
+        assert!(!scratch.0.join("outside/planted.txt").exists());
+
+        // A plain file next to the link is still allowed.
+        let plain = scratch.file("allowed/plain.txt");
+        let mut run =
+            TestRun::new(json!({"path": plain, "content": "x"})).with_policy(write_only(&allowed));
+        assert!(write_file(&run.cx(), write_cfg()).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_allowed_directory_that_is_itself_a_link_still_covers_its_contents() {
+        let scratch = Scratch::new();
+        let real = scratch.file("real");
+        fs::create_dir_all(&real).expect("real dir");
+        std::os::unix::fs::symlink(&real, scratch.0.join("alias")).expect("link");
+        // The policy names the alias (think `/var/run` → `/run`).
+        let target = scratch.file("alias/out.txt");
+        let mut run = TestRun::new(json!({"path": target, "content": "ok"}))
+            .with_policy(write_only(&scratch.file("alias")));
+        assert!(
+            write_file(&run.cx(), write_cfg()).is_ok(),
+            "the alias pattern must cover its real directory"
+        );
+        assert_eq!(
+            fs::read_to_string(scratch.0.join("real/out.txt"))
+                .ok()
+                .as_deref(),
+            Some("ok")
+        );
+    }
+
     #[test]
     fn a_write_crossing_the_fs_write_budget_is_refused_whole() {
         let scratch = Scratch::new();

@@ -131,6 +131,35 @@ impl RunObs {
     }
 }
 
+/// `http.request{method, path, trace_id, parent_id, trace_flags, sampled}`
+/// (serve mode), entered on the thread that runs the request's workflow, so
+/// it wraps `workflow.run`. The trace fields are recorded only when the
+/// request carried a valid `traceparent`; `parent_id` is the caller's span.
+#[cfg(feature = "serve")]
+pub(crate) fn http_request(
+    method: &str,
+    path: &str,
+    inbound: Option<&crate::traceparent::TraceParent>,
+) -> EnteredSpan {
+    let span = tracing::info_span!(
+        target: "agentd::serve",
+        "http.request",
+        method,
+        path,
+        trace_id = Empty,
+        parent_id = Empty,
+        trace_flags = Empty,
+        sampled = Empty
+    );
+    if let Some(tp) = inbound {
+        span.record("trace_id", tp.trace_id.as_str());
+        span.record("parent_id", tp.parent_id.as_str());
+        span.record("trace_flags", tp.flags.as_str());
+        span.record("sampled", tp.sampled());
+    }
+    span.entered()
+}
+
 /// One node visit in progress.
 pub(crate) struct NodeObs {
     span: EnteredSpan,

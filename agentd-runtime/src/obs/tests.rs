@@ -476,3 +476,57 @@ mod cli_flags {
         assert!(err.contains("invalid log level `agentd=chatty`"), "{err}");
     }
 }
+
+/// Each budget limit hit is an audit event in the sink (whatever the main
+/// level), carrying what was asked and what was left.
+#[cfg(feature = "fs")]
+#[test]
+fn budget_hits_are_audit_events_fs_write_and_llm_tokens() {
+    use crate::context::testing::{TestRun, path};
+
+    let dir = Scratch::new();
+    let target = dir.path("out/over.txt");
+    let write: &'static crate::nodes::fs::WriteFile =
+        Box::leak(Box::new(crate::nodes::fs::WriteFile {
+            path_from: path("trigger.path"),
+            content_from: path("trigger.content"),
+        }));
+    let counter: &'static crate::budget::FsWriteBudget =
+        Box::leak(Box::new(crate::budget::FsWriteBudget::new()));
+    with_logger(logger(&dir, "off", LogFormat::Text, &[]), || {
+        let mut run = TestRun::new(json!({"path": target, "content": "0123456789ab"}));
+        run.shared.fs_write = crate::budget::FsWriteLimit {
+            cap: Some(10),
+            counter,
+        };
+        assert!(crate::nodes::fs::write_file(&run.cx(), write).is_err());
+        #[cfg(feature = "llm")]
+        {
+            let tokens = crate::intel::TokenBudget::new(Some(100));
+            tokens.add(120);
+            assert!(tokens.check("llm_infer").is_err());
+        }
+    });
+    let audit = json_lines(&dir.path("audit/audit.jsonl"));
+    let fs = audit
+        .iter()
+        .find(|l| l["fields"]["event"] == "budget.fs_write_denied")
+        .unwrap_or_else(|| panic!("no budget.fs_write_denied in {audit:#?}"));
+    assert_eq!(fs["level"], "WARN");
+    assert_eq!(
+        (&fs["fields"]["bytes"], &fs["fields"]["cap_bytes"]),
+        (&json!(12), &json!(10))
+    );
+    assert!(!target.exists(), "the refused write left nothing");
+    #[cfg(feature = "llm")]
+    {
+        let llm = audit
+            .iter()
+            .find(|l| l["fields"]["event"] == "budget.llm_tokens_exceeded")
+            .unwrap_or_else(|| panic!("no budget.llm_tokens_exceeded in {audit:#?}"));
+        assert_eq!(
+            (&llm["fields"]["used"], &llm["fields"]["cap"]),
+            (&json!(120), &json!(100))
+        );
+    }
+}

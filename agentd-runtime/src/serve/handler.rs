@@ -33,7 +33,7 @@ use crate::serve::idempotency::{Claim, resolve_key};
 use crate::serve::metrics::{Fixed, RouteLabel, Shed};
 use crate::serve::ratelimit::retry_after_secs;
 use crate::serve::{BODY_CAP, State};
-use crate::traceparent;
+use crate::traceparent::{self, TraceParent};
 
 /// The response type of every handler.
 pub(crate) type Reply = Response<Full<Bytes>>;
@@ -204,12 +204,14 @@ async fn route_request<W: Workflow>(
     };
 
     // The run's span: sent on its outbound calls and echoed in the reply.
-    let span = traceparent::outbound(
-        parts
-            .headers
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok()),
-    );
+    let inbound = parts
+        .headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse);
+    let span = inbound
+        .as_ref()
+        .map(|tp| tp.child(&traceparent::new_span_id()));
     let echo = span.clone();
     let trigger = Trigger {
         kind: Source::Http,
@@ -218,9 +220,9 @@ async fn route_request<W: Workflow>(
     };
 
     let mut reply = if route.inline && key.is_none() {
-        reply_for(state.run(route.start, trigger))
+        reply_for(state.run_http(route, trigger, inbound.as_ref()))
     } else {
-        match pooled(state, route, trigger, key).await {
+        match pooled(state, route, trigger, key, inbound).await {
             Ok(reply) => reply,
             Err(reply) => return reply,
         }
@@ -240,6 +242,7 @@ async fn pooled<W: Workflow>(
     route: &'static RouteDef,
     trigger: Trigger,
     key: Option<(String, u64)>,
+    inbound: Option<TraceParent>,
 ) -> Result<Reply, Reply> {
     let Ok(permit) = Arc::clone(&state.runs).try_acquire_owned() else {
         state.metrics.shed(Shed::Runs);
@@ -258,11 +261,11 @@ async fn pooled<W: Workflow>(
         let _permit = permit;
         let _guard = guard;
         let Some((key, ttl)) = key else {
-            return reply_for(run_state.run(route.start, trigger));
+            return reply_for(run_state.run_http(route, trigger, inbound.as_ref()));
         };
         let Some(store) = &run_state.idempotency else {
             // `start` refuses idempotent routes without a store.
-            return reply_for(run_state.run(route.start, trigger));
+            return reply_for(run_state.run_http(route, trigger, inbound.as_ref()));
         };
         let ttl = std::time::Duration::from_secs(ttl);
         match store.claim(route.method, route.path, &key, ttl, SystemTime::now()) {
@@ -280,7 +283,7 @@ async fn pooled<W: Workflow>(
                 &json!({"error": "a delivery with this idempotency key is in flight"}),
             ),
             Claim::Claimed(guard) => {
-                let report = run_state.run(route.start, trigger);
+                let report = run_state.run_http(route, trigger, inbound.as_ref());
                 let (reply, text) = reply_and_text(&report);
                 // Completed (respond replies included) and paused runs are
                 // kept; failures only release the key so a retry runs again.

@@ -158,6 +158,40 @@ impl IdempotencyStore {
         Some(hit)
     }
 
+    /// Delete what no claim will ever read again: entries older than
+    /// `keep` (the longest TTL of any route), `.pending` markers left by a
+    /// crash and temporary files of an interrupted write (both once older
+    /// than the stale age). Ages come from modification times (entries
+    /// are written once, atomically). Best effort; returns the number of
+    /// files removed.
+    pub fn sweep(&self, keep: Duration, now: SystemTime) -> usize {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let limit = if name.ends_with(".json") {
+                keep
+            } else if name.ends_with(".pending") || name.contains(".tmp-") {
+                self.stale_after
+            } else {
+                continue;
+            };
+            let age = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|at| now.duration_since(at).ok());
+            if age.is_some_and(|age| age > limit) && fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     fn is_stale(&self, marker: &Path, now: SystemTime) -> bool {
         fs::metadata(marker)
             .and_then(|m| m.modified())
@@ -385,6 +419,35 @@ mod tests {
             Claim::Replay(_)
         ));
         let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_sweep_removes_expired_entries_and_crash_leftovers_only() {
+        let (store, _) = store("sweep");
+        let dir = store.dir().to_path_buf();
+        let t0 = SystemTime::now();
+        let Claim::Claimed(guard) = store.claim("POST", "/o", "old", DAY, t0) else {
+            panic!("first delivery claims");
+        };
+        guard.store(201, "application/json", "{}", t0);
+        let Claim::Claimed(live) = store.claim("POST", "/o", "running", DAY, t0) else {
+            panic!("first delivery claims");
+        };
+        std::fs::write(dir.join("x.json.tmp-1-2"), b"torn").expect("temp file");
+        std::fs::write(dir.join("notes.txt"), b"not ours").expect("other file");
+        // Nothing is old yet.
+        assert_eq!(store.sweep(Duration::from_secs(3600), t0), 0);
+        // Two hours on: the entry is past a one-hour keep, the marker and
+        // the temp file past the stale age; the unrelated file stays.
+        let later = t0 + Duration::from_secs(7200);
+        assert_eq!(store.sweep(Duration::from_secs(3600), later), 3);
+        let left: Vec<String> = std::fs::read_dir(&dir)
+            .expect("read the store")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["notes.txt"]);
+        drop(live);
     }
 
     #[test]

@@ -340,6 +340,18 @@ pub(crate) struct State<W: Workflow> {
 impl<W: Workflow> State<W> {
     /// Run start `start` synchronously with `trigger` and fold its metrics
     /// into the registry.
+    /// [`State::run`] for a request on `route`, inside its `http.request`
+    /// span (`inbound`: the request's valid `traceparent`, if any).
+    pub(crate) fn run_http(
+        &self,
+        route: &def::RouteDef,
+        trigger: Trigger,
+        inbound: Option<&crate::traceparent::TraceParent>,
+    ) -> RunReport {
+        let _span = crate::obs::spans::http_request(route.method, route.path, inbound);
+        self.run(route.start, trigger)
+    }
+
     pub(crate) fn run(&self, start: &str, trigger: Trigger) -> RunReport {
         let mut options = self.run_options.clone();
         // A reloaded `--policy` file applies from the next run on.

@@ -128,11 +128,20 @@ pub(crate) fn start<W: Workflow>(
         None
     };
 
+    // SIGTERM/SIGINT handlers go in before `start` returns (and so before
+    // the banner): a signal sent as soon as the process says it is ready
+    // must drain it, not kill it with the default disposition.
+    let signals = if config.handle_signals {
+        let _entered = runtime.enter();
+        Signals::install()
+    } else {
+        None
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("agentd-serve".to_owned())
         .spawn(move || {
-            let result = runtime.block_on(run(state, listener, triggers, config, stop_rx));
+            let result = runtime.block_on(run(state, listener, triggers, config, stop_rx, signals));
             drop(reload_triggers);
             // Runs that outlived a drain timeout are abandoned, not joined:
             // the process is about to exit with 5.
@@ -163,6 +172,7 @@ async fn run<W: Workflow>(
     triggers: Vec<schedule::Prepared>,
     config: ServeConfig,
     mut stop: watch::Receiver<bool>,
+    signals: Option<Signals>,
 ) -> Result<(), ServeError> {
     let (accept_stop_tx, accept_stop_rx) = watch::channel(false);
     let accept = match listener {
@@ -181,21 +191,32 @@ async fn run<W: Workflow>(
         }
         None => None,
     };
-    let schedules = schedule::spawn(&state, triggers, stop.clone());
+    // Triggers and the sweeper get a stop of their own, set below whatever
+    // ended the wait (the handle or a signal: a signal never sets `stop`).
+    let (tasks_stop_tx, tasks_stop_rx) = watch::channel(false);
+    let schedules = schedule::spawn(&state, triggers, tasks_stop_rx.clone());
+    let sweeper = state.idempotency.as_ref().map(|_| {
+        let state = Arc::clone(&state);
+        tokio::spawn(sweep_idempotency(state, tasks_stop_rx))
+    });
 
-    wait_for_stop(&mut stop, config.handle_signals).await;
+    wait_for_stop(&mut stop, signals).await;
     if config.announce {
-        eprintln!("agentd: shutdown signal received; draining…");
+        announce("agentd: shutdown signal received; draining…");
     }
     let deadline = tokio::time::Instant::now() + config.drain_timeout.max(Duration::from_secs(1));
 
     // 1. No new connections and no new fires.
     accept_stop_tx.send_replace(true);
+    tasks_stop_tx.send_replace(true);
     let graceful = match accept {
         Some(accept) => accept.await.ok(),
         None => None,
     };
     stop_schedules(schedules).await;
+    if let Some(sweeper) = sweeper {
+        let _ = sweeper.await;
+    }
     // 2. Idle keep-alive connections close now; busy ones after their
     //    response. 3. Runs whose client left still finish.
     let drained = tokio::time::timeout_at(deadline, async {
@@ -208,7 +229,7 @@ async fn run<W: Workflow>(
     match drained {
         Ok(()) => {
             if config.announce {
-                eprintln!("agentd: drain complete");
+                announce("agentd: drain complete");
             }
             Ok(())
         }
@@ -219,9 +240,47 @@ async fn run<W: Workflow>(
                 serde_json::json!({ "in_flight": in_flight }),
             );
             if config.announce {
-                eprintln!("agentd: drain timed out (forced exit)");
+                announce("agentd: drain timed out (forced exit)");
             }
             Err(ServeError::DrainTimedOut { in_flight })
+        }
+    }
+}
+
+/// A drain message on stderr. Never `eprintln!`: a closed stderr (a
+/// supervisor that went away) must not panic a server mid-drain.
+fn announce(message: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
+/// How often expired idempotency entries are deleted (also once at start).
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Delete expired idempotency entries at start and every [`SWEEP_EVERY`],
+/// on the blocking pool (it is directory I/O), until `stop`.
+async fn sweep_idempotency<W: Workflow>(state: Arc<State<W>>, mut stop: watch::Receiver<bool>) {
+    // The longest TTL of any route: an entry older than that can never be
+    // replayed again.
+    let keep = state
+        .def
+        .routes
+        .iter()
+        .filter_map(|r| r.idempotency.map(|i| i.ttl_secs))
+        .max()
+        .map_or(Duration::ZERO, Duration::from_secs);
+    loop {
+        let swept = Arc::clone(&state);
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(store) = &swept.idempotency {
+                store.sweep(keep, std::time::SystemTime::now());
+            }
+        })
+        .await;
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(SWEEP_EVERY) => {}
         }
     }
 }
@@ -234,37 +293,53 @@ async fn stop_schedules(tasks: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
+/// The SIGTERM and SIGINT streams that start the drain.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Install the handlers (inside a runtime context). `None` when they
+    /// cannot be installed: the default disposition then stays (the signal
+    /// kills the process) and `stop` still works.
+    fn install() -> Option<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Some(Self {
+                term: signal(SignalKind::terminate()).ok()?,
+                int: signal(SignalKind::interrupt()).ok()?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Some(Self {})
+        }
+    }
+}
+
 /// Until `stop` is set, or a SIGTERM/SIGINT arrives when `signals`.
-async fn wait_for_stop(stop: &mut watch::Receiver<bool>, signals: bool) {
+async fn wait_for_stop(stop: &mut watch::Receiver<bool>, signals: Option<Signals>) {
     let stopped = async {
         // A dropped sender (the handle went away) also means stop.
         let _ = stop.wait_for(|s| *s).await;
     };
-    if !signals {
+    let Some(mut signals) = signals else {
         stopped.await;
         return;
-    }
+    };
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    () = stopped => {}
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            // Handlers that cannot be installed leave the default
-            // disposition (the signal kills the process); stop still works.
-            _ => stopped.await,
-        }
+    tokio::select! {
+        () = stopped => {}
+        _ = signals.term.recv() => {}
+        _ = signals.int.recv() => {}
     }
     #[cfg(not(unix))]
     {
+        let _ = &mut signals;
         tokio::select! {
             () = stopped => {}
             _ = tokio::signal::ctrl_c() => {}

@@ -98,6 +98,41 @@ mod tests {
     use super::*;
     use agentd_runtime::serde_json::Value;
 
+    /// A workflow with routes gets `start` (and `serve`) on its handle: it
+    /// serves on 127.0.0.1, answers a real request, and drains on shutdown.
+    mod served {
+        use std::io::{Read as _, Write as _};
+
+        use agentd_runtime::agentd;
+        use agentd_runtime::serve::ServeConfig;
+
+        agentd!("workflows/pinger.toml");
+
+        #[test]
+        fn a_routed_workflow_is_served_through_its_handle() {
+            let config = ServeConfig {
+                bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                handle_signals: false,
+                ..ServeConfig::default()
+            };
+            let running = Pinger::start(config).unwrap_or_else(|e| panic!("start: {e}"));
+            let addr = running
+                .local_addr()
+                .unwrap_or_else(|| panic!("a routed workflow listens"));
+            let mut conn = std::net::TcpStream::connect(addr)
+                .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+            conn.write_all(b"GET /ping HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                .unwrap_or_else(|e| panic!("send: {e}"));
+            let mut reply = String::new();
+            conn.read_to_string(&mut reply)
+                .unwrap_or_else(|e| panic!("read: {e}"));
+            assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+            assert!(reply.ends_with("\r\n\r\npong from anonymous\n"), "{reply}");
+            running.shutdown();
+            assert!(running.wait().is_ok());
+        }
+    }
+
     #[test]
     fn embedded_types_carry_their_workflow_names() {
         use agentd_runtime::Workflow;
