@@ -1572,21 +1572,22 @@ type = "merge"
 "#,
     },
     CodeInfo {
-        code: "otel_unsupported",
+        code: "invalid_otel",
         severity: Error,
         stage: Validate,
         dialect1: false,
-        summary: "[logging.otel] is declared, but agentd binaries cannot export OTLP",
-        explanation: "OTLP export is not built into agentd binaries (it would add a gRPC or \
-HTTP exporter and an async runtime to every binary that asks for it). Dialect 1 refused to \
-start without its `otel` feature; agentd refuses to build, so traces are never silently \
-dropped. Use JSON logs (`format = \"json\"` or `--log-format json`) and let your collector \
-read the file or stderr. Only the root workflow's block is reported: a child's [logging] is \
-not applied.",
+        summary: "[logging.otel] cannot be used by the OTLP exporter",
+        explanation: "A root workflow's `[logging.otel]` block turns on OTLP/gRPC export of the \
+run, node and request spans (the runtime feature `otel`, compiled in only for such workflows). \
+Its `endpoint` must be an `http://` or `https://` URL with a host (an OTLP/gRPC receiver, \
+usually port 4317), `protocol` must be `grpc` or omitted (dialect 1 offered nothing else), and \
+`sample_ratio` must be a fraction between 0.0 and 1.0. Dialect 1 found these problems only \
+when the process started; agentd refuses to build. A child's [logging] is not applied, so it \
+is not checked.",
         example: r#"name = "example"
 
-[logging.otel]               # fix: remove this block; use format = "json"
-endpoint = "http://collector:4317"
+[logging.otel]
+endpoint = "collector:4317"     # fix: "http://collector:4317"
 
 [[nodes]]
 id = "a"

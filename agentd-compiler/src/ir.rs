@@ -210,6 +210,10 @@ pub fn lower(program: &Program) -> ProgramIr {
     if let Some(root) = program.root() {
         crate::auth::add_features(&root.doc, &mut features);
         crate::serve::add_features(&root.doc, &mut features);
+        // OTLP export is compiled in only for a workflow that asks for it.
+        if root.doc.logging.as_ref().is_some_and(|l| l.otel.is_some()) {
+            features.insert("otel");
+        }
     }
     let sources: Vec<SourceHash> = program
         .units

@@ -8,9 +8,9 @@
 //! directive of levels and `target=level` pairs (span and field filters are
 //! refused: the runtime has no regex engine), `text` / `pretty` / `json`,
 //! `stderr` / `stdout` / `file:PATH`, and `never` / `daily` / `hourly` /
-//! `minutely`. `[logging.otel]` is refused by the validator (`otel_unsupported`):
-//! OTLP export is not built, and a workflow that asks for it must not
-//! silently run without it.
+//! `minutely`. `[logging.otel]` is checked by the validator (`invalid_otel`)
+//! and baked as `LogConfig::otel`; the IR then enables the runtime's `otel`
+//! feature, so only workflows that ask for OTLP export carry the exporter.
 
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
@@ -155,6 +155,26 @@ pub fn workflow_consts(root: &WorkflowDoc) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
+    let otel = match &l.otel {
+        Some(o) => {
+            let endpoint = Literal::string(o.endpoint.trim());
+            let service = Literal::string(o.service_name.as_deref().unwrap_or("agentd"));
+            // Dialect 1 clamped the ratio; the validator already refused
+            // anything outside [0, 1], so this only fills the default.
+            let ratio = o.sample_ratio.unwrap_or(1.0).clamp(0.0, 1.0);
+            let attrs = o.resource_attrs.iter().map(|(k, v)| {
+                let (k, v) = (Literal::string(k), Literal::string(v));
+                quote!((#k, #v))
+            });
+            quote!(::core::option::Option::Some(#obs::OtelConfig {
+                endpoint: #endpoint,
+                service_name: #service,
+                resource_attrs: &[#(#attrs),*],
+                sample_ratio: #ratio,
+            }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     quote! {
         const LOGGING: #obs::LogConfig = #obs::LogConfig {
             level: #level,
@@ -163,6 +183,7 @@ pub fn workflow_consts(root: &WorkflowDoc) -> TokenStream {
             enabled: #enabled,
             rotation: #rotation,
             audit: #audit,
+            otel: #otel,
         };
     }
 }

@@ -21,7 +21,7 @@
 //!    `oidc_jwks_source`, `oidc_jwks_invalid`, `oidc_jwks_file_unreadable`,
 //!    `auth_literal_secret`, `hmac_tolerance_without_timestamp`,
 //!    `tls_client_ca_missing`; module `auth`);
-//! 9. `[logging]` (`invalid_logging`, `otel_unsupported`; module `logging`).
+//! 9. `[logging]` (`invalid_logging`, `invalid_otel`; module `logging`).
 //!
 //! Maps are iterated in sorted order, so header issues (a hash map in dialect 1) come
 //! out in header-name order. Every diagnostic points at the most precise span we can

@@ -195,6 +195,8 @@ pub fn main<W: Workflow>(workflow: &'static W) -> ExitCode {
         &mut std::io::stdout(),
         &mut std::io::stderr(),
     );
+    // Spans still queued for OTLP export leave before the process does.
+    crate::obs::flush();
     ExitCode::from(code)
 }
 

@@ -36,6 +36,8 @@
 mod config;
 pub mod filter;
 pub mod format;
+#[cfg(feature = "otel")]
+mod otel;
 pub mod redact;
 pub mod sink;
 pub(crate) mod spans;
@@ -49,6 +51,15 @@ use tracing_core::Level;
 pub use config::{Inputs, LogArgs, LogError, Settings, init_cli, install, resolve};
 pub use redact::register_secret;
 
+/// Send the spans still queued for OTLP export and wait for them (bounded);
+/// a no-op without `[logging.otel]`. The binary calls it before it exits.
+pub fn flush() {
+    #[cfg(feature = "otel")]
+    if let Some(exporter) = subscriber::current().and_then(|l| l.otel.clone()) {
+        exporter.flush();
+    }
+}
+
 /// The target of audit events.
 pub const AUDIT_TARGET: &str = "agentd::audit";
 
@@ -57,7 +68,7 @@ pub const DEFAULT_AUDIT_TARGET: &str = "file:/var/log/agent/audit.jsonl";
 
 /// `[logging]` as the compiler bakes it ([`crate::Workflow::LOGGING`]).
 /// Values were checked at build time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LogConfig {
     /// `level`: a filter directive.
     pub level: Option<&'static str>,
@@ -71,6 +82,8 @@ pub struct LogConfig {
     pub rotation: Rotation,
     /// `[logging.audit]`.
     pub audit: Option<AuditConfig>,
+    /// `[logging.otel]`: OTLP/gRPC export of spans (feature `otel`).
+    pub otel: Option<OtelConfig>,
 }
 
 impl LogConfig {
@@ -82,7 +95,21 @@ impl LogConfig {
         enabled: None,
         rotation: Rotation::Never,
         audit: None,
+        otel: None,
     };
+}
+
+/// `[logging.otel]`, as baked (validated at build time).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OtelConfig {
+    /// The OTLP/gRPC receiver, `http://host:port` or `https://…`.
+    pub endpoint: &'static str,
+    /// `service.name` of the exported resource (default `agentd`).
+    pub service_name: &'static str,
+    /// Further resource attributes.
+    pub resource_attrs: &'static [(&'static str, &'static str)],
+    /// Fraction of traces kept, by trace id (1.0 keeps all).
+    pub sample_ratio: f64,
 }
 
 /// `[logging.audit]`.

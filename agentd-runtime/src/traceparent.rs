@@ -74,19 +74,25 @@ impl TraceParent {
 /// A fresh 16-hex span id, never all zeros.
 #[must_use]
 pub fn new_span_id() -> String {
+    format!("{:016x}", random_u64())
+}
+
+/// A fresh id-sized number, never zero: splitmix64 over the clock, the
+/// process id and a counter, so distinct per call in a process and
+/// unlikely to collide across processes. Not a secret.
+#[must_use]
+pub(crate) fn random_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    // splitmix64 over clock, pid and counter: distinct per call in a
-    // process, unlikely to collide across processes. Not a secret.
     let mut z =
         nanos ^ (u64::from(std::process::id()) << 32) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^= z >> 31;
-    format!("{:016x}", z.max(1))
+    z.max(1)
 }
 
 /// The outbound `traceparent` of a run whose trigger carried `inbound`:

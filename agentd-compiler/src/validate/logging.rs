@@ -4,11 +4,11 @@
 //! - `invalid_logging`: a `level` directive, `format`, `target`, `rotation`
 //!   or `[logging.audit].target` outside the grammar the runtime accepts
 //!   (see [`crate::logging`]);
-//! - `otel_unsupported`: a `[logging.otel]` block in the root workflow. OTLP
-//!   export is not built into agentd binaries; dialect 1 refused to start
-//!   without its `otel` feature, and we refuse to build, so traces are never
-//!   silently dropped. (A child's `[logging]` is not applied, so its
-//!   `[logging.otel]` is not reported.)
+//! - `invalid_otel`: a `[logging.otel]` block the exporter could not use: an
+//!   `endpoint` that is not an `http://` or `https://` URL with a host, a
+//!   `protocol` other than `grpc` (dialect 1's only one), or a `sample_ratio`
+//!   that is not a number in [0, 1]. (A child's `[logging]` is not applied,
+//!   so its block is not checked.)
 
 use super::Validator;
 use crate::diagnostics::Diagnostic;
@@ -58,21 +58,59 @@ impl Validator<'_> {
             .with_help(logging_help("target"));
             self.push(d);
         }
-        if l.otel.is_some() && self.parent.is_none() {
-            let d = Diagnostic::error(
-                "otel_unsupported",
-                self.path(),
-                "[logging.otel]: OTLP export is not available in agentd binaries",
-            )
-            .with_span(self.key_span(loc!["logging", "otel"]))
-            .with_label("OTLP export requested here")
-            .with_help(
-                "remove [logging.otel]; use `--log-format json` (or `format = \"json\"`) and ship \
-                 the log lines with your collector's file or stderr receiver",
-            );
-            self.push(d);
+        if let Some(otel) = l.otel.as_ref().filter(|_| self.parent.is_none()) {
+            for (key, why) in otel_problems(otel) {
+                let d = Diagnostic::error(
+                    "invalid_otel",
+                    self.path(),
+                    format!("[logging.otel].{key}: {why}"),
+                )
+                .with_span(self.span(loc!["logging", "otel", key]))
+                .with_label("not usable by the OTLP exporter")
+                .with_help(
+                    "`endpoint = \"http://collector:4317\"` (an OTLP/gRPC receiver), `protocol = \"grpc\"` \
+                     or omitted, `sample_ratio` between 0.0 and 1.0",
+                );
+                self.push(d);
+            }
         }
     }
+}
+
+/// What is wrong with an OTLP block, by key.
+fn otel_problems(otel: &crate::model::OtelConfig) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    let endpoint = otel.endpoint.trim();
+    let host = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+    match host {
+        None => problems.push((
+            "endpoint",
+            format!("`{endpoint}` is not an http:// or https:// URL"),
+        )),
+        Some(h) if h.is_empty() || h.starts_with(':') => {
+            problems.push(("endpoint", format!("`{endpoint}` has no host")));
+        }
+        Some(_) => {}
+    }
+    if let Some(protocol) = otel.protocol.as_deref().filter(|p| *p != "grpc") {
+        problems.push((
+            "protocol",
+            format!("`{protocol}` is not supported; the exporter speaks OTLP over gRPC (`grpc`)"),
+        ));
+    }
+    if let Some(ratio) = otel
+        .sample_ratio
+        .filter(|r| !(r.is_finite() && (0.0..=1.0).contains(r)))
+    {
+        problems.push((
+            "sample_ratio",
+            format!("{ratio} is not a fraction between 0.0 and 1.0"),
+        ));
+    }
+    problems
 }
 
 fn logging_help(key: &str) -> &'static str {
@@ -109,7 +147,7 @@ mod tests {
             validate(&r.source, &doc, &ValidateOptions::default())
         };
         all.into_iter()
-            .filter(|d| matches!(d.code, "invalid_logging" | "otel_unsupported"))
+            .filter(|d| matches!(d.code, "invalid_logging" | "invalid_otel"))
             .map(|d| {
                 let at = d
                     .span
@@ -157,12 +195,28 @@ mod tests {
     }
 
     #[test]
-    fn otel_is_refused_in_the_root_and_ignored_in_a_child() {
-        let text = format!("name = \"w\"\n[logging.otel]\nendpoint = \"http://c:4317\"\n{NODE}");
-        let root = diags(&text, false);
-        assert_eq!(root.len(), 1);
-        assert_eq!(root[0].0.code, "otel_unsupported");
-        assert!(root[0].1.contains("otel"), "{}", root[0].1);
-        assert!(diags(&text, true).is_empty());
+    fn a_usable_otel_block_is_clean_and_a_bad_one_is_reported_at_its_keys() {
+        let good = format!(
+            "name = \"w\"\n[logging.otel]\nendpoint = \"http://collector:4317\"\n\
+             service_name = \"w\"\nprotocol = \"grpc\"\nsample_ratio = 0.25\n\
+             resource_attrs = {{ env = \"prod\" }}\n{NODE}"
+        );
+        assert!(diags(&good, false).is_empty());
+        let bad = format!(
+            "name = \"w\"\n[logging.otel]\nendpoint = \"collector:4317\"\n\
+             protocol = \"http/json\"\nsample_ratio = 1.5\n{NODE}"
+        );
+        let found = diags(&bad, false);
+        let seen: Vec<(&str, &str)> = found.iter().map(|(d, at)| (d.code, at.as_str())).collect();
+        assert_eq!(
+            seen,
+            [
+                ("invalid_otel", "\"collector:4317\""),
+                ("invalid_otel", "\"http/json\""),
+                ("invalid_otel", "1.5"),
+            ]
+        );
+        // A child's [logging] is not applied, so it is not checked.
+        assert!(diags(&bad, true).is_empty());
     }
 }

@@ -94,7 +94,7 @@ pub struct Inputs {
 }
 
 /// The effective settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     /// Whether the main log is on.
     pub enabled: bool,
@@ -112,6 +112,8 @@ pub struct Settings {
     pub main_redact: Redactor,
     /// Things worth telling the operator (an ignored directive...).
     pub notes: Vec<String>,
+    /// `[logging.otel]`, unless `--quiet` (which skips OTLP export too).
+    pub otel: Option<crate::obs::OtelConfig>,
 }
 
 /// Why logging could not be set up.
@@ -209,6 +211,7 @@ pub fn resolve(inputs: &Inputs, baked: &LogConfig) -> Result<Settings, LogError>
         audit,
         main_redact: Redactor::new(extra, false),
         notes,
+        otel: baked.otel.filter(|_| !inputs.quiet),
     })
 }
 
@@ -241,10 +244,26 @@ pub fn install(settings: &Settings) -> Result<(), LogError> {
     // The runtime's own unit tests call `cli::run` many times in one process:
     // a process-wide logger there would write every later test's events to
     // the test runner's stderr. (Opening the sinks above is still tested.)
-    if (main.is_none() && audit.is_none()) || cfg!(test) {
+    if (main.is_none() && audit.is_none() && settings.otel.is_none()) || cfg!(test) {
         return Ok(());
     }
-    subscriber::install(Logger { main, audit });
+    #[cfg(feature = "otel")]
+    let otel = match &settings.otel {
+        Some(config) => Some(super::otel::Exporter::start(config).map_err(LogError::Setup)?),
+        None => None,
+    };
+    #[cfg(not(feature = "otel"))]
+    if settings.otel.is_some() {
+        return Err(LogError::Setup(
+            "[logging.otel] is set, but this binary was built without the `otel` feature".into(),
+        ));
+    }
+    subscriber::install(Logger {
+        main,
+        audit,
+        #[cfg(feature = "otel")]
+        otel,
+    });
     Ok(())
 }
 
@@ -301,6 +320,7 @@ mod tests {
         enabled: Some(true),
         rotation: Rotation::Daily,
         audit: None,
+        otel: None,
     };
 
     fn ok(inputs: &Inputs, baked: &LogConfig) -> Settings {

@@ -54,6 +54,9 @@ pub struct Logger {
     pub(crate) main: Option<MainLog>,
     /// `None` without `[logging.audit]`.
     pub(crate) audit: Option<AuditLog>,
+    /// The OTLP exporter, with `[logging.otel]`.
+    #[cfg(feature = "otel")]
+    pub(crate) otel: Option<Arc<super::otel::Exporter>>,
 }
 
 impl Logger {
@@ -72,7 +75,26 @@ impl Logger {
         self.audit_wants(target) || self.main_enabled(target, level)
     }
 
+    /// Whether spans of this callsite are exported (all of the runtime's,
+    /// whatever the main log's level).
+    fn exports(&self, meta: &Metadata<'_>) -> bool {
+        #[cfg(feature = "otel")]
+        {
+            self.otel.is_some() && meta.is_span() && meta.target().starts_with("agentd")
+        }
+        #[cfg(not(feature = "otel"))]
+        {
+            let _ = meta;
+            false
+        }
+    }
+
     fn max_level(&self) -> LevelFilter {
+        #[cfg(feature = "otel")]
+        if self.otel.is_some() {
+            // Exported spans are info or debug.
+            return LevelFilter::TRACE;
+        }
         let main = self
             .main
             .as_ref()
@@ -167,6 +189,9 @@ struct SpanRec {
     fields: Fields,
     parent: Option<u64>,
     refs: usize,
+    /// Its identity and start, when it is exported.
+    #[cfg(feature = "otel")]
+    export: Option<(super::otel::SpanIds, SystemTime)>,
 }
 
 /// Live spans by id. A `Vec` searched linearly: a run has a handful of live
@@ -216,6 +241,37 @@ fn span_chain(parent: Option<u64>) -> Vec<SpanView> {
     }
     chain.reverse();
     chain
+}
+
+/// A root span that recorded an inbound trace (`http.request`'s `trace_id`
+/// and `parent_id`) continues it: same trace, the caller's span as remote
+/// parent, sampling decided again on that trace id.
+#[cfg(feature = "otel")]
+fn continue_remote_trace(rec: &mut SpanRec, subscriber: &ObsSubscriber) {
+    use serde_json::Value;
+    if rec.parent.is_some() {
+        return;
+    }
+    let text = |name: &str| {
+        rec.fields.iter().find_map(|(k, v)| match v {
+            Val::Json(Value::String(s)) if k == name => Some(s.clone()),
+            _ => None,
+        })
+    };
+    let (trace, parent) = (text("trace_id"), text("parent_id"));
+    let Some((ids, _)) = rec.export.as_mut() else {
+        return;
+    };
+    if let Some(trace_id) = trace.and_then(|t| super::otel::from_hex::<16>(&t)) {
+        ids.trace_id = trace_id;
+        if let Some(exporter) = subscriber.logger().and_then(|l| l.otel.clone()) {
+            ids.sampled = exporter.samples(&trace_id);
+        }
+    }
+    if let Some(parent) = parent.and_then(|t| super::otel::from_hex::<8>(&t)) {
+        ids.parent = Some(parent);
+        ids.remote_parent = true;
+    }
 }
 
 /// Collects field values into [`Fields`]; a field recorded again replaces
@@ -297,7 +353,7 @@ impl ObsSubscriber {
 
     fn wants(&self, meta: &Metadata<'_>) -> bool {
         self.logger()
-            .is_some_and(|l| l.wants(meta.target(), meta.level()))
+            .is_some_and(|l| l.wants(meta.target(), meta.level()) || l.exports(meta))
     }
 }
 
@@ -327,13 +383,45 @@ impl Subscriber for ObsSubscriber {
         };
         let mut fields = Vec::new();
         attrs.record(&mut Collect(&mut fields));
-        spans().push((
+        let mut list = spans();
+        #[cfg(feature = "otel")]
+        let export = self
+            .logger()
+            .and_then(|l| l.otel.clone())
+            .filter(|_| attrs.metadata().target().starts_with("agentd"))
+            .map(|exporter| {
+                let parent_ids = parent
+                    .and_then(|p| find(&mut list, p))
+                    .and_then(|rec| rec.export.map(|(ids, _)| ids));
+                let ids = match parent_ids {
+                    Some(p) => super::otel::SpanIds {
+                        span_id: super::otel::new_span_id(),
+                        parent: Some(p.span_id),
+                        remote_parent: false,
+                        ..p
+                    },
+                    None => {
+                        let (trace_id, span_id) = super::otel::new_ids();
+                        super::otel::SpanIds {
+                            trace_id,
+                            span_id,
+                            parent: None,
+                            remote_parent: false,
+                            sampled: exporter.samples(&trace_id),
+                        }
+                    }
+                };
+                (ids, SystemTime::now())
+            });
+        list.push((
             id,
             SpanRec {
                 meta: attrs.metadata(),
                 fields,
                 parent,
                 refs: 1,
+                #[cfg(feature = "otel")]
+                export,
             },
         ));
         Id::from_u64(id)
@@ -342,6 +430,8 @@ impl Subscriber for ObsSubscriber {
     fn record(&self, span: &Id, values: &Record<'_>) {
         if let Some(rec) = find(&mut spans(), span.into_u64()) {
             values.record(&mut Collect(&mut rec.fields));
+            #[cfg(feature = "otel")]
+            continue_remote_trace(rec, self);
         }
     }
 
@@ -391,7 +481,16 @@ impl Subscriber for ObsSubscriber {
         let rec = &mut list[pos].1;
         rec.refs = rec.refs.saturating_sub(1);
         if rec.refs == 0 {
-            list.swap_remove(pos);
+            let (_, rec) = list.swap_remove(pos);
+            drop(list);
+            #[cfg(feature = "otel")]
+            if let (Some((ids, start)), Some(exporter)) =
+                (rec.export, self.logger().and_then(|l| l.otel.clone()))
+            {
+                exporter.finish(rec.meta.name(), ids, &rec.fields, start, SystemTime::now());
+            }
+            #[cfg(not(feature = "otel"))]
+            drop(rec);
             true
         } else {
             false

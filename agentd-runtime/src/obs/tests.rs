@@ -72,6 +72,8 @@ fn logger(
             sink: sink(&dir.path("audit/audit.jsonl")),
             redact: Redactor::new(audit_extra, true),
         }),
+        #[cfg(feature = "otel")]
+        otel: None,
     }
 }
 

@@ -1,0 +1,189 @@
+//! End to end: a workflow with `[logging.otel]`, built by the real `agentd`
+//! (so the binary carries the `otel` feature), runs once and exports its
+//! spans over OTLP/gRPC to a collector in this test (tonic with the
+//! opentelemetry-proto service, on 127.0.0.1). The spans arrive before the
+//! process exits, as one trace: `workflow.run` with a `node.execute` child
+//! per node, under the configured service name and resource attributes.
+#![cfg(target_os = "linux")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+
+const AGENTD: &str = env!("CARGO_BIN_EXE_agentd");
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("agentd-compiler lives inside the workspace")
+        .to_path_buf()
+}
+
+/// Every export request the collector received.
+#[derive(Clone, Default)]
+struct Collector(Arc<Mutex<Vec<ExportTraceServiceRequest>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+fn text(attrs: &[KeyValue], key: &str) -> Option<String> {
+    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(AnyValue::StringValue(s)) => Some(s.clone()),
+            _ => None,
+        }
+    })
+}
+
+#[test]
+fn a_run_exports_its_spans_as_one_trace_over_otlp_grpc() {
+    // The collector, on its own runtime.
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    std_listener.set_nonblocking(true).expect("nonblocking");
+    let port = std_listener.local_addr().expect("addr").port();
+    let collector = Collector::default();
+    let service = TraceServiceServer::new(collector.clone());
+    runtime.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(std_listener).expect("tokio listener");
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let _ = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming)
+            .await;
+    });
+
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("otel-e2e");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let workflow = format!(
+        r#"name = "traced"
+
+[policy]
+
+[logging.otel]
+endpoint = "http://127.0.0.1:{port}"
+service_name = "otel-e2e"
+resource_attrs = {{ deployment = "test" }}
+
+[[start_nodes]]
+name = "main"
+source = "manual"
+entry_node = "greet"
+
+[[nodes]]
+id = "greet"
+type = "template_render"
+template = "hello, {{{{who}}}}"
+input_from = "trigger"
+
+[[nodes]]
+id = "done"
+type = "terminate"
+
+[[edges]]
+from = "greet"
+to = "done"
+"#
+    );
+    std::fs::write(dir.join("traced.toml"), workflow).expect("write the workflow");
+    let exe = dir.join("traced");
+    let built = Command::new(AGENTD)
+        .current_dir(&dir)
+        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
+        .env_remove("AGENTD_RUNTIME_PATH")
+        .args(["--color=never", "build", "--quiet", "traced.toml", "-o"])
+        .arg(&exe)
+        .output()
+        .expect("agentd runs");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+
+    let run = Command::new(&exe)
+        .args(["--input", r#"{"who": "otel"}"#])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    // The binary flushed before it exited: everything is here already.
+    let requests = collector
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let resource_spans: Vec<_> = requests.iter().flat_map(|r| &r.resource_spans).collect();
+    assert!(!resource_spans.is_empty(), "no spans were exported");
+    let resource = resource_spans[0].resource.as_ref().expect("a resource");
+    assert_eq!(
+        text(&resource.attributes, "service.name").as_deref(),
+        Some("otel-e2e")
+    );
+    assert_eq!(
+        text(&resource.attributes, "deployment").as_deref(),
+        Some("test")
+    );
+    let spans: Vec<_> = resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .collect();
+    let run_span = spans
+        .iter()
+        .find(|s| s.name == "workflow.run")
+        .unwrap_or_else(|| {
+            panic!(
+                "no workflow.run among {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(
+        text(&run_span.attributes, "workflow_id").as_deref(),
+        Some("traced")
+    );
+    assert!(run_span.parent_span_id.is_empty(), "the run is the root");
+    let nodes: Vec<_> = spans.iter().filter(|s| s.name == "node.execute").collect();
+    let ids: Vec<String> = nodes
+        .iter()
+        .filter_map(|s| text(&s.attributes, "node_id"))
+        .collect();
+    assert_eq!(ids, ["greet", "done"], "one span per node, in order");
+    for node in &nodes {
+        assert_eq!(node.trace_id, run_span.trace_id, "one trace");
+        assert_eq!(node.parent_span_id, run_span.span_id, "children of the run");
+        assert!(node.start_time_unix_nano >= run_span.start_time_unix_nano);
+        assert!(node.end_time_unix_nano <= run_span.end_time_unix_nano);
+    }
+    assert_eq!(run_span.trace_id.len(), 16);
+    assert!(run_span.trace_id.iter().any(|b| *b != 0));
+}
