@@ -5,7 +5,8 @@
 //!   or `[logging.audit].target` outside the grammar the runtime accepts
 //!   (see [`crate::logging`]);
 //! - `invalid_otel`: a `[logging.otel]` block the exporter could not use: an
-//!   `endpoint` that is not an `http://` or `https://` URL with a host, a
+//!   `endpoint` that is not an `http://` URL with a host (no TLS client is
+//!   built into the exporter), a
 //!   `protocol` other than `grpc` (dialect 1's only one), or a `sample_ratio`
 //!   that is not a number in [0, 1]. (A child's `[logging]` is not applied,
 //!   so its block is not checked.)
@@ -83,13 +84,16 @@ fn otel_problems(otel: &crate::model::OtelConfig) -> Vec<(&'static str, String)>
     let endpoint = otel.endpoint.trim();
     let host = endpoint
         .strip_prefix("http://")
-        .or_else(|| endpoint.strip_prefix("https://"))
         .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
     match host {
-        None => problems.push((
+        None if endpoint.starts_with("https://") => problems.push((
             "endpoint",
-            format!("`{endpoint}` is not an http:// or https:// URL"),
+            format!(
+                "`{endpoint}`: the exporter speaks plain gRPC (h2c) only; send to a collector \
+                 agent on the host or in the pod over http:// and let it forward over TLS"
+            ),
         )),
+        None => problems.push(("endpoint", format!("`{endpoint}` is not an http:// URL"))),
         Some(h) if h.is_empty() || h.starts_with(':') => {
             problems.push(("endpoint", format!("`{endpoint}` has no host")));
         }
@@ -202,6 +206,10 @@ mod tests {
              resource_attrs = {{ env = \"prod\" }}\n{NODE}"
         );
         assert!(diags(&good, false).is_empty());
+        let tls = format!("name = \"w\"\n[logging.otel]\nendpoint = \"https://c:4317\"\n{NODE}");
+        let found = diags(&tls, false);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].0.message.contains("h2c"), "{}", found[0].0.message);
         let bad = format!(
             "name = \"w\"\n[logging.otel]\nendpoint = \"collector:4317\"\n\
              protocol = \"http/json\"\nsample_ratio = 1.5\n{NODE}"
