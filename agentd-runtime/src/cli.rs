@@ -1,7 +1,7 @@
 //! The baked binary's command line (one-shot mode).
 //!
-//! Owns flag parsing (clap; each flag defined once, with its env twin
-//! shown in `--help`), the dialect's env rules (spec/dialect-ops.md §2.2),
+//! Owns the flags (one table in `cli/flags.rs` drives parsing, env twins
+//! and `--help`), the dialect's env rules (spec/dialect-ops.md §2.2),
 //! trigger input loading, one-shot start choice (§2.5), printing the
 //! outcome and the exit codes (§2.6). It must never implement run
 //! semantics: it builds [`RunOptions`] and hands them to the [`Engine`].
@@ -48,9 +48,10 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::parser::ValueSource;
-use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde_json::{Value, json};
+
+pub use flags::Matches;
+use flags::Parsed;
 
 use crate::Workflow;
 use crate::context::PolicyMode;
@@ -71,117 +72,77 @@ pub const EXIT_PAUSED: u8 = 7;
 /// Default run deadline in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
 
-#[derive(Debug, Parser)]
-#[command(
-    disable_version_flag = true,
-    about = "Run this compiled agentd workflow once"
-)]
+/// What `--help` says the binary does.
+const ABOUT: &str = "Run this compiled agentd workflow once";
+
+/// The flags of [`flags::FLAGS`] this module reads, after env twins.
+#[derive(Debug)]
 struct Args {
     /// `--log-level`, `--log-format`, `--log-target`, `--quiet`.
-    #[command(flatten, next_help_heading = "Logging")]
     log: crate::obs::LogArgs,
-
     /// `--mode`, `--bind`, `--drain-timeout-secs`, ... (module `serve`).
-    #[command(flatten, next_help_heading = "Serve mode")]
     serve: serve::ServeArgs,
-
-    /// Trigger input as inline JSON (`-` reads stdin); non-JSON text becomes {"raw": text}
-    #[arg(long, value_name = "JSON")]
     input: Option<String>,
-
-    /// Read the trigger input from a file (`-` reads stdin)
-    #[arg(
-        long = "input-file",
-        short = 'i',
-        value_name = "PATH",
-        env = "AGENTD_INPUT"
-    )]
     input_file: Option<String>,
-
-    /// Start node to run (default: the only manual start, else the only start)
-    #[arg(long, short = 's', value_name = "NAME", env = "AGENTD_START")]
     start: Option<String>,
-
-    /// Skip side effects; side-effecting nodes return placeholders
-    #[arg(long, env = "AGENTD_DRY_RUN", action = ArgAction::SetTrue, value_parser = dialect_bool)]
     dry_run: bool,
-
-    /// Run deadline in seconds, checked between nodes [default: 120]
-    #[arg(long, value_name = "SECS", env = "AGENTD_TIMEOUT_SECS")]
     timeout_secs: Option<String>,
-
-    /// Print {"ok": true, "workflow": ...} and exit (validated at build time)
-    #[arg(long, env = "AGENTD_VALIDATE_ONLY", action = ArgAction::SetTrue, value_parser = dialect_bool)]
     validate_only: bool,
-
-    /// Print the workflow name and compiler version
-    #[arg(long, short = 'V', action = ArgAction::SetTrue)]
     version: bool,
-
-    /// Print the build provenance as JSON: source sha256s, signer key, versions, capabilities
-    #[arg(long, action = ArgAction::SetTrue)]
     provenance: bool,
-
-    /// A TOML file with a [policy] table that replaces the baked policy (checked at start)
-    #[arg(long, value_name = "FILE", env = "AGENTD_POLICY")]
     policy: Option<String>,
-
-    /// Unix socket of the `default` LLM backend (framed JSON-RPC); wins over --intel-http
-    #[arg(long = "intel-unix", value_name = "PATH", env = "AGENTD_INTEL_UNIX")]
     intel_unix: Option<String>,
-
-    /// HTTP endpoint of the `default` LLM backend (http://host[:port]/path)
-    #[arg(long = "intel-http", value_name = "URL", env = "AGENTD_INTEL_HTTP")]
     intel_http: Option<String>,
-
-    /// File holding the --intel-http bearer token (else $AGENTD_INTEL_HTTP_BEARER)
-    #[arg(
-        long = "intel-http-bearer-file",
-        value_name = "PATH",
-        env = "AGENTD_INTEL_HTTP_BEARER_FILE"
-    )]
     intel_http_bearer_file: Option<String>,
-
-    /// Directory for checkpoints (pause_for_approval, --checkpoint-each-node)
-    #[arg(long = "state-dir", value_name = "DIR", env = "AGENTD_STATE_DIR")]
     state_dir: Option<String>,
-
-    /// Resume the checkpointed run RUN_ID from --state-dir (approves unless --deny)
-    #[arg(long, value_name = "RUN_ID", env = "AGENTD_RESUME")]
     resume: Option<String>,
-
-    /// With --resume: approve the paused run and continue it (the default)
-    #[arg(long, action = ArgAction::SetTrue, conflicts_with = "deny")]
     approve: bool,
-
-    /// With --resume: deny the paused run; it ends `failed` without running further
-    #[arg(long, action = ArgAction::SetTrue)]
     deny: bool,
-
-    /// Write a progress checkpoint after every node, for --resume-incomplete after a crash
-    #[arg(long = "checkpoint-each-node", env = "AGENTD_CHECKPOINT_EACH_NODE", action = ArgAction::SetTrue, value_parser = dialect_bool)]
     checkpoint_each_node: bool,
-
-    /// Resume every interrupted (not paused) checkpoint of this workflow, then exit
-    #[arg(long = "resume-incomplete", action = ArgAction::SetTrue, conflicts_with = "resume")]
     resume_incomplete: bool,
-
-    /// Print one line per checkpoint in --state-dir and exit
-    #[arg(long = "list-checkpoints", action = ArgAction::SetTrue)]
     list_checkpoints: bool,
-
-    /// At start, delete this workflow's checkpoints older than DAYS (0 keeps all) [default: 30]
-    #[arg(
-        long = "checkpoint-retention-days",
-        value_name = "DAYS",
-        env = "AGENTD_CHECKPOINT_RETENTION_DAYS"
-    )]
     checkpoint_retention_days: Option<String>,
 }
 
+impl Args {
+    fn from_matches(m: &Matches) -> Self {
+        Self {
+            log: crate::obs::LogArgs {
+                log_level: m.value("log_level"),
+                log_format: m.value("log_format"),
+                log_target: m.value("log_target"),
+                quiet: m.switch("quiet"),
+            },
+            serve: serve::ServeArgs::from_matches(m),
+            // `--input` has no env twin.
+            input: m.value("input"),
+            input_file: m.value("input_file"),
+            start: m.value("start"),
+            dry_run: m.switch("dry_run"),
+            timeout_secs: m.value("timeout_secs"),
+            validate_only: m.switch("validate_only"),
+            version: m.switch("version"),
+            provenance: m.switch("provenance"),
+            policy: m.value("policy"),
+            intel_unix: m.value("intel_unix"),
+            intel_http: m.value("intel_http"),
+            intel_http_bearer_file: m.value("intel_http_bearer_file"),
+            state_dir: m.value("state_dir"),
+            resume: m.value("resume"),
+            approve: m.switch("approve"),
+            deny: m.switch("deny"),
+            checkpoint_each_node: m.switch("checkpoint_each_node"),
+            resume_incomplete: m.switch("resume_incomplete"),
+            list_checkpoints: m.switch("list_checkpoints"),
+            checkpoint_retention_days: m.value("checkpoint_retention_days"),
+        }
+    }
+}
+
 /// The dialect's env boolean: true only for `1`, `true`, `TRUE`, `True`.
+#[cfg(test)]
 fn dialect_bool(value: &str) -> Result<bool, std::convert::Infallible> {
-    Ok(matches!(value, "1" | "true" | "TRUE" | "True"))
+    Ok(flags::dialect_bool(value))
 }
 
 /// The entry point of a generated binary's `main`.
@@ -210,26 +171,19 @@ pub fn run<W: Workflow>(
     stderr: &mut dyn Write,
 ) -> u8 {
     let name = W::INFO.workflow;
-    let matches = match Args::command().name(name).try_get_matches_from(args) {
-        Ok(matches) => matches,
-        Err(err) => {
-            use clap::error::ErrorKind;
-            let help = matches!(
-                err.kind(),
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-            );
-            let sink: &mut dyn Write = if help { stdout } else { stderr };
-            let _ = write!(sink, "{}", err.render());
-            return if help { EXIT_OK } else { EXIT_USAGE };
+    let argv = args.into_iter().map(Into::into);
+    let matches = match flags::parse(name, ABOUT, argv, |var| std::env::var_os(var)) {
+        Ok(Parsed::Run(matches)) => matches,
+        Ok(Parsed::Help(text)) => {
+            let _ = write!(stdout, "{text}");
+            return EXIT_OK;
         }
-    };
-    let args = match Args::from_arg_matches(&matches) {
-        Ok(args) => args,
-        Err(err) => {
-            let _ = write!(stderr, "{}", err.render());
+        Err(text) => {
+            let _ = write!(stderr, "{text}");
             return EXIT_USAGE;
         }
     };
+    let args = Args::from_matches(&matches);
 
     if args.version {
         let _ = writeln!(stdout, "{name} (agentd {})", W::INFO.compiler_version);
@@ -459,18 +413,18 @@ fn pretty<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
 }
 
-fn from_env(matches: &ArgMatches, id: &str) -> bool {
-    matches.value_source(id) == Some(ValueSource::EnvVariable)
+fn from_env(matches: &Matches, id: &str) -> bool {
+    matches.from_env(id)
 }
 
 /// A string flag whose env twin counts as unset when empty or blank.
-fn env_string(matches: &ArgMatches, id: &str, value: Option<String>) -> Option<String> {
+fn env_string(matches: &Matches, id: &str, value: Option<String>) -> Option<String> {
     value.filter(|v| !(from_env(matches, id) && v.trim().is_empty()))
 }
 
 /// `--timeout-secs`: strict on the command line, lenient from the env;
 /// at least 1.
-fn timeout_secs(matches: &ArgMatches, raw: Option<&str>) -> Result<u64, String> {
+fn timeout_secs(matches: &Matches, raw: Option<&str>) -> Result<u64, String> {
     let Some(raw) = raw else {
         return Ok(DEFAULT_TIMEOUT_SECS);
     };
@@ -487,7 +441,7 @@ fn timeout_secs(matches: &ArgMatches, raw: Option<&str>) -> Result<u64, String> 
 }
 
 /// The trigger input: `--input` text, else `--input-file`, else `null`.
-fn load_input(matches: &ArgMatches, args: &Args, stdin: &mut dyn Read) -> Result<Value, String> {
+fn load_input(matches: &Matches, args: &Args, stdin: &mut dyn Read) -> Result<Value, String> {
     let file = env_string(matches, "input_file", args.input_file.clone());
     if args.input.is_some() && file.is_some() && !from_env(matches, "input_file") {
         return Err("--input and --input-file cannot be used together".to_owned());
@@ -518,6 +472,7 @@ pub fn parse_input(text: String) -> Value {
 }
 
 mod durable;
+mod flags;
 mod serve;
 
 #[cfg(test)]

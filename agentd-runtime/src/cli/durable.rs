@@ -12,8 +12,6 @@
 use std::io::Write;
 use std::time::SystemTime;
 
-use clap::ArgMatches;
-
 use crate::Workflow;
 use crate::checkpoint::{Approval, CheckpointError, DEFAULT_RETENTION_DAYS, Retention, StateDir};
 use crate::engine::Engine;
@@ -42,7 +40,7 @@ impl DurableArgs {
     /// The usage message: `--approve`/`--deny` without `--resume`, or a
     /// `--checkpoint-retention-days` that is not a whole number (the env
     /// twin falls back to the default instead, like the dialect's numbers).
-    pub(super) fn from_args(matches: &ArgMatches, args: &Args) -> Result<Self, String> {
+    pub(super) fn from_args(matches: &super::Matches, args: &Args) -> Result<Self, String> {
         let resume = env_string(matches, "resume", args.resume.clone());
         if (args.approve || args.deny) && resume.is_none() {
             return Err("--approve and --deny need --resume RUN_ID".to_owned());

@@ -14,8 +14,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::ArgMatches;
-
 use super::{env_string, from_env};
 use crate::Workflow;
 use crate::engine::RunOptions;
@@ -36,48 +34,30 @@ const DEFAULT_MAX_RUNS: u64 = 64;
 #[cfg(not(feature = "serve"))]
 const DEFAULT_READ_TIMEOUT_SECS: u64 = 30;
 
-/// Serve-mode flags (flattened into the binary's arguments).
-#[derive(Debug, clap::Args)]
+/// Serve-mode flags (in `cli/flags.rs`'s table, section "Serve mode").
+#[derive(Debug)]
 pub(super) struct ServeArgs {
-    /// `once` or `serve` [default: serve when the workflow has HTTP routes or cron/interval/fs_watch triggers]
-    #[arg(long, value_name = "MODE", env = "AGENTD_MODE")]
     mode: Option<String>,
-
-    /// Listen address, IP:PORT (port 0 picks a free one) [default: 127.0.0.1:8080]
-    #[arg(long, short = 'b', value_name = "ADDR", env = "AGENTD_HTTP_BIND")]
     bind: Option<String>,
-
-    /// Seconds in-flight requests and runs get to finish after SIGTERM/SIGINT [default: 30]
-    #[arg(
-        long = "drain-timeout-secs",
-        value_name = "SECS",
-        env = "AGENTD_DRAIN_TIMEOUT_SECS"
-    )]
     drain_timeout_secs: Option<String>,
-
-    /// Open connections allowed at once; one more gets 503 [default: 1024]
-    #[arg(
-        long = "max-connections",
-        value_name = "N",
-        env = "AGENTD_MAX_CONNECTIONS"
-    )]
     max_connections: Option<String>,
-
-    /// Workflow runs in flight on the worker pool; one more gets 503 + Retry-After [default: 64]
-    #[arg(long = "max-runs", value_name = "N", env = "AGENTD_MAX_RUNS")]
     max_runs: Option<String>,
-
-    /// Seconds to wait for a request's headers (also the keep-alive idle limit) and for its body [default: 30]
-    #[arg(
-        long = "read-timeout-secs",
-        value_name = "SECS",
-        env = "AGENTD_READ_TIMEOUT_SECS"
-    )]
     read_timeout_secs: Option<String>,
-
-    /// Touching this file reloads TLS, auth material and the --policy file, like SIGHUP
-    #[arg(long = "reload-file", value_name = "PATH", env = "AGENTD_RELOAD_FILE")]
     reload_file: Option<String>,
+}
+
+impl ServeArgs {
+    pub(super) fn from_matches(m: &super::Matches) -> Self {
+        Self {
+            mode: m.value("mode"),
+            bind: m.value("bind"),
+            drain_timeout_secs: m.value("drain_timeout_secs"),
+            max_connections: m.value("max_connections"),
+            max_runs: m.value("max_runs"),
+            read_timeout_secs: m.value("read_timeout_secs"),
+            reload_file: m.value("reload_file"),
+        }
+    }
 }
 
 /// A resolved serve mode: the settings the flags asked for.
@@ -115,7 +95,7 @@ fn servable<W: Workflow>() -> bool {
 /// dialect ignored it silently). Without it, serve when the workflow has
 /// routes or long-lived triggers.
 pub(super) fn resolve<W: Workflow>(
-    matches: &ArgMatches,
+    matches: &super::Matches,
     args: &ServeArgs,
 ) -> Result<Option<ServeCli>, String> {
     let mode = env_string(matches, "mode", args.mode.clone());
@@ -186,7 +166,12 @@ pub(super) fn resolve<W: Workflow>(
 /// A positive whole number flag: strict on the command line (a bad value
 /// or 0 is a usage error), lenient from the env (falls back to `default`),
 /// as the dialect's env rules say.
-fn number(matches: &ArgMatches, id: &str, raw: Option<&str>, default: u64) -> Result<u64, String> {
+fn number(
+    matches: &super::Matches,
+    id: &str,
+    raw: Option<&str>,
+    default: u64,
+) -> Result<u64, String> {
     let Some(raw) = raw else {
         return Ok(default);
     };
@@ -345,8 +330,6 @@ fn banner<W: Workflow>(stderr: &mut dyn Write, addr: Option<SocketAddr>, drain_s
 
 #[cfg(test)]
 mod tests {
-    use clap::{CommandFactory as _, FromArgMatches as _};
-
     use super::*;
     use crate::context::{Cx, Step};
     use crate::error::Error;
@@ -408,11 +391,12 @@ mod tests {
 
     fn resolve_args<W: Workflow>(args: &[&str]) -> Result<Option<ServeCli>, String> {
         let argv = std::iter::once("agent").chain(args.iter().copied());
-        let matches = super::super::Args::command()
-            .try_get_matches_from(argv)
-            .map_err(|e| e.to_string())?;
-        let parsed = super::super::Args::from_arg_matches(&matches).map_err(|e| e.to_string())?;
-        resolve::<W>(&matches, &parsed.serve)
+        let parsed =
+            super::super::flags::parse("agent", "", argv.map(std::ffi::OsString::from), |_| None)?;
+        let super::super::flags::Parsed::Run(matches) = parsed else {
+            return Err("--help".to_owned());
+        };
+        resolve::<W>(&matches, &ServeArgs::from_matches(&matches))
     }
 
     #[test]

@@ -11,8 +11,6 @@
 
 use std::io::Write;
 
-use clap::ArgMatches;
-use clap::parser::ValueSource;
 use tracing_core::LevelFilter;
 
 use super::filter::Filter;
@@ -21,29 +19,18 @@ use super::sink::{Sink, Target};
 use super::subscriber::{self, AuditLog, Logger, MainLog};
 use super::{DEFAULT_AUDIT_TARGET, LogConfig, LogFormat, Rotation};
 
-/// The logging flags of a compiled binary (flattened into its CLI).
-#[derive(Clone, Debug, Default, clap::Args)]
+/// The logging flags of a compiled binary (`--log-level`, `--log-format`,
+/// `--log-target`, `--quiet`; env twins applied), from its command line.
+#[derive(Clone, Debug, Default)]
 pub struct LogArgs {
-    /// Log filter: a level or directives like `warn,agentd::engine=debug` [default: warn]
-    #[arg(long = "log-level", env = "AGENTD_LOG")]
+    /// `--log-level`: a level or directives like `warn,agentd::engine=debug`.
     pub log_level: Option<String>,
-
-    /// Log line format: text (alias pretty) or json [default: text]
-    #[arg(long = "log-format", env = "AGENTD_LOG_FORMAT")]
+    /// `--log-format`: text (alias pretty) or json.
     pub log_format: Option<String>,
-
-    /// Where logs go: stderr, stdout or file:PATH [default: stderr]
-    #[arg(long = "log-target", env = "AGENTD_LOG_TARGET")]
+    /// `--log-target`: stderr, stdout or file:PATH.
     pub log_target: Option<String>,
-
-    /// No log output (the [logging.audit] sink stays on)
-    #[arg(long, env = "AGENTD_QUIET", action = clap::ArgAction::SetTrue, value_parser = dialect_bool)]
+    /// `--quiet`: no log output (the [logging.audit] sink stays on).
     pub quiet: bool,
-}
-
-/// The dialect's env boolean: true only for `1`, `true`, `TRUE`, `True`.
-fn dialect_bool(value: &str) -> Result<bool, std::convert::Infallible> {
-    Ok(matches!(value, "1" | "true" | "TRUE" | "True"))
 }
 
 /// One setting as given outside the workflow.
@@ -275,14 +262,14 @@ pub fn install(settings: &Settings) -> Result<(), LogError> {
 ///
 /// The exit code, after printing `agentd: <why>` on `stderr`.
 pub fn init_cli(
-    matches: &ArgMatches,
+    matches: &crate::cli::Matches,
     args: &LogArgs,
     baked: &LogConfig,
     stderr: &mut dyn Write,
 ) -> Result<(), u8> {
     let given = |id: &str, value: &Option<String>| Given {
         value: value.clone(),
-        from_env: matches.value_source(id) == Some(ValueSource::EnvVariable),
+        from_env: matches.from_env(id),
     };
     let inputs = Inputs {
         level: given("log_level", &args.log_level),

@@ -249,7 +249,7 @@ fn durable_flags_without_what_they_need_are_usage_errors() {
     let both = cli(gate, &["--resume", "x", "--approve", "--deny"]);
     assert_eq!(
         both.code, EXIT_USAGE,
-        "clap refuses the pair: {}",
+        "the pair is refused: {}",
         both.stderr
     );
 }
