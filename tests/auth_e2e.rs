@@ -6,11 +6,12 @@
 //! Certificates and the OIDC key are made here, per run.
 #![cfg(target_os = "linux")]
 
+#[path = "support/build.rs"]
+mod build;
 #[path = "support/tls.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -18,15 +19,6 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use serde_json::{Value, json};
 use support::{Agent, Ca, Exchange, client_config, post};
-
-const AGENTD: &str = env!("CARGO_BIN_EXE_agentd");
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
 
 fn now() -> u64 {
     SystemTime::now()
@@ -109,24 +101,11 @@ fn every_auth_scheme_of_secure_api_accepts_and_refuses_over_mutual_tls() {
     std::fs::create_dir_all(dir.join("tls")).expect("scratch dir");
     std::fs::create_dir_all(dir.join("secure-api")).expect("scratch dir");
 
-    let built = Command::new(AGENTD)
-        .current_dir(workspace())
-        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
-        .env_remove("AGENTD_RUNTIME_PATH")
-        .args([
-            "--color=never",
-            "build",
-            "--quiet",
-            "workflows/secure-api.toml",
-            "-o",
-        ])
-        .arg(dir.join("secure-api-bin"))
-        .output()
-        .expect("agentd runs");
-    assert!(
-        built.status.success(),
-        "agentd build failed:\n{}",
-        String::from_utf8_lossy(&built.stderr)
+    build::agentd_build(
+        &build::workspace(),
+        "workflows/secure-api.toml",
+        &dir.join("secure-api-bin"),
+        &[],
     );
 
     // The files the workflow names, relative to the directory it runs in.

@@ -4,17 +4,13 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
+#[path = "support/build.rs"]
+mod build;
 
 fn read_frame(s: &mut impl Read) -> Option<Vec<u8>> {
     let mut len = [0_u8; 4];
@@ -82,19 +78,7 @@ fn a_built_binary_routes_on_a_socket_backend_with_schema_repair() {
     )
     .expect("write schema");
     let exe = dir.join("llm-e2e-bin");
-    let out = Command::new(env!("CARGO_BIN_EXE_agentd"))
-        .current_dir(&dir)
-        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
-        .env_remove("AGENTD_RUNTIME_PATH")
-        .args(["--color=never", "build", "--quiet", "wf.toml", "-o"])
-        .arg(&exe)
-        .output()
-        .expect("agentd build runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    build::agentd_build(&dir, "wf.toml", &exe, &[]);
     // The schema was baked: the binary runs from elsewhere without the file.
     std::fs::remove_dir_all(dir.join("schemas")).expect("remove schema");
 
@@ -211,19 +195,7 @@ output_schema = "inline"
     );
     std::fs::write(dir.join("wf.toml"), workflow).expect("write workflow");
     let exe = dir.join("remote-llm-bin");
-    let out = Command::new(env!("CARGO_BIN_EXE_agentd"))
-        .current_dir(&dir)
-        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
-        .env_remove("AGENTD_RUNTIME_PATH")
-        .args(["--color=never", "build", "--quiet", "wf.toml", "-o"])
-        .arg(&exe)
-        .output()
-        .expect("agentd build runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    build::agentd_build(&dir, "wf.toml", &exe, &[]);
     let run = |input: &str| {
         Command::new(&exe)
             .args(["--input", input])

@@ -6,7 +6,10 @@
 //! per node, under the configured service name and resource attributes.
 #![cfg(target_os = "linux")]
 
-use std::path::{Path, PathBuf};
+#[path = "support/build.rs"]
+mod build;
+
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
@@ -18,15 +21,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
-
-const AGENTD: &str = env!("CARGO_BIN_EXE_agentd");
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
 
 /// Every export request the collector received.
 #[derive(Clone, Default)]
@@ -110,19 +104,7 @@ to = "done"
     );
     std::fs::write(dir.join("traced.toml"), workflow).expect("write the workflow");
     let exe = dir.join("traced");
-    let built = Command::new(AGENTD)
-        .current_dir(&dir)
-        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
-        .env_remove("AGENTD_RUNTIME_PATH")
-        .args(["--color=never", "build", "--quiet", "traced.toml", "-o"])
-        .arg(&exe)
-        .output()
-        .expect("agentd runs");
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    build::agentd_build(&dir, "traced.toml", &exe, &[]);
 
     let run = Command::new(&exe)
         .args(["--input", r#"{"who": "otel"}"#])
