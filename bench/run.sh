@@ -49,7 +49,10 @@ codegen-units = 1
 incremental = false
 TOML
 echo 'fn main() {}' > "$work/empty/src/main.rs"
-CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+# The same rustc flags as a static `agentd build` (agentd-compiler/src/build.rs
+# `rustflags`), so the floor differs from hello only in what the workflow brings.
+CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; a=(-C target-feature=+crt-static \
+    -C force-unwind-tables=no -C link-arg=-Wl,-z,pack-relative-relocs); echo "${a[*]}")" \
     cargo build --quiet --release --manifest-path "$work/empty/Cargo.toml" \
     --target x86_64-unknown-linux-gnu --target-dir "$work/empty/target"
 cp "$work/empty/target/x86_64-unknown-linux-gnu/release/empty" "$work/empty-bin"

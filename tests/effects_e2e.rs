@@ -17,12 +17,9 @@ use serde_json::{Value, json};
 /// A canary secret: must reach the server and nothing else.
 const TOKEN: &str = "canary-token-93b1f7";
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
+#[path = "support/build.rs"]
+mod build;
+use build::workspace;
 
 /// The workflow binary, built once for every test of this file.
 fn binary() -> &'static Path {
@@ -32,25 +29,7 @@ fn binary() -> &'static Path {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch dir");
         let out = dir.join("status-report");
-        let built = Command::new(env!("CARGO_BIN_EXE_agentd"))
-            .current_dir(workspace())
-            .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
-            .env_remove("AGENTD_RUNTIME_PATH")
-            .args([
-                "--color=never",
-                "build",
-                "--quiet",
-                "workflows/status-report.toml",
-                "-o",
-            ])
-            .arg(&out)
-            .output()
-            .expect("agentd runs");
-        assert!(
-            built.status.success(),
-            "agentd build failed:\n{}",
-            String::from_utf8_lossy(&built.stderr)
-        );
+        build::agentd_build(&workspace(), "workflows/status-report.toml", &out, &[]);
         out
     })
 }

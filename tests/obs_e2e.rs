@@ -22,12 +22,8 @@ use serde_json::{Value, json};
 /// The canary secret: must reach the server and nothing else.
 const CANARY: &str = "canary-obs-e2e-7d41c9";
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
+#[path = "support/build.rs"]
+mod build;
 
 fn workflow(dir: &Path) -> String {
     format!(
@@ -121,19 +117,7 @@ to = "record"
 fn build(dir: &Path) -> PathBuf {
     std::fs::write(dir.join("obs.toml"), workflow(dir)).expect("write workflow");
     let out = dir.join("obs-agent");
-    let built = Command::new(env!("CARGO_BIN_EXE_agentd"))
-        .current_dir(dir)
-        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
-        .env_remove("AGENTD_RUNTIME_PATH")
-        .args(["--color=never", "build", "--quiet", "obs.toml", "-o"])
-        .arg(&out)
-        .output()
-        .expect("agentd runs");
-    assert!(
-        built.status.success(),
-        "agentd build failed:\n{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    build::agentd_build(dir, "obs.toml", &out, &[]);
     out
 }
 

@@ -259,6 +259,16 @@ pub fn build(generated: &GeneratedCrate, opts: &BuildOptions) -> Result<PathBuf,
     let static_link =
         opts.linking == Linking::Static && cfg!(all(target_os = "linux", target_arch = "x86_64"));
 
+    let flags = rustflags(
+        static_link,
+        &user_rustflags(),
+        &[
+            (cargo_home(), "/cargo"),
+            (Some(cache.clone()), "/agentd-cache"),
+            (Some(runtime.clone()), "/agentd-runtime"),
+        ],
+    );
+
     let run = |offline: bool| -> Result<(std::process::ExitStatus, String), BuildError> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let mut cmd = Command::new(&cargo);
@@ -275,13 +285,12 @@ pub fn build(generated: &GeneratedCrate, opts: &BuildOptions) -> Result<PathBuf,
             cmd.arg("--offline");
         }
         if static_link {
+            // With `--target`, cargo applies the flags below to target artifacts only:
+            // proc-macros and build scripts (host) stay dynamic and keep unwind tables.
             cmd.arg("--target").arg(STATIC_TARGET);
-            // Only target artifacts get crt-static; proc-macros (host) stay dynamic.
-            cmd.env(
-                "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
-                "-C target-feature=+crt-static",
-            );
         }
+        cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"));
+        cmd.env_remove("RUSTFLAGS");
         // Builds made from inside `cargo test` must not inherit its per-package flags.
         for var in [
             "CARGO_MANIFEST_DIR",
@@ -343,6 +352,91 @@ pub fn build(generated: &GeneratedCrate, opts: &BuildOptions) -> Result<PathBuf,
     Ok(opts.output.clone())
 }
 
+/// The rustc flags of a generated crate's build, after the user's own.
+///
+/// - Static: `+crt-static`; no unwind tables (`panic = "abort"` and a stripped binary
+///   leave them nothing to do but feed an address-only backtrace: about 30 KB); and
+///   packed relative relocations (`DT_RELR`, about 85 KB for a static PIE), only
+///   where the C library's static start-up code applies them (glibc 2.36 or later;
+///   binutils older than 2.38 ignores the option with a warning).
+/// - Always: `--remap-path-prefix` for the cargo home, the cache and the runtime, so
+///   a binary names `/agentd-runtime/src/engine.rs` rather than the build machine's
+///   paths, and two machines with different checkouts build the same bytes.
+fn rustflags(
+    static_link: bool,
+    user: &[String],
+    remaps: &[(Option<PathBuf>, &str)],
+) -> Vec<String> {
+    let mut flags = user.to_vec();
+    if static_link {
+        flags.extend(
+            [
+                "-C",
+                "target-feature=+crt-static",
+                "-C",
+                "force-unwind-tables=no",
+            ]
+            .map(String::from),
+        );
+        if static_glibc_applies_relr() {
+            flags.extend(["-C", "link-arg=-Wl,-z,pack-relative-relocs"].map(String::from));
+        }
+    }
+    for (from, to) in remaps {
+        if let Some(from) = from {
+            flags.push(format!("--remap-path-prefix={}={to}", from.display()));
+        }
+    }
+    flags
+}
+
+/// The user's `CARGO_ENCODED_RUSTFLAGS` or `RUSTFLAGS`, which cargo would otherwise
+/// use instead of (not besides) ours.
+fn user_rustflags() -> Vec<String> {
+    if let Ok(encoded) = std::env::var("CARGO_ENCODED_RUSTFLAGS") {
+        return encoded
+            .split('\x1f')
+            .filter(|f| !f.is_empty())
+            .map(String::from)
+            .collect();
+    }
+    std::env::var("RUSTFLAGS")
+        .map(|f| f.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+fn cargo_home() -> Option<PathBuf> {
+    non_empty_env("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty_env("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+}
+
+/// Whether static glibc's start-up code processes `DT_RELR` (glibc 2.36+). The static
+/// `libc.a` comes from the same C library package as the one this process runs on.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // one libc call
+fn static_glibc_applies_relr() -> bool {
+    // SAFETY: gnu_get_libc_version takes no arguments and returns a pointer to a
+    // static NUL-terminated string owned by glibc, valid for the whole process.
+    let version = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+    glibc_at_least(&version.to_string_lossy(), (2, 36))
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn static_glibc_applies_relr() -> bool {
+    false
+}
+
+/// `"2.36"` / `"2.39.0"` compared with a (major, minor) pair; unparsable is "no".
+fn glibc_at_least(version: &str, want: (u32, u32)) -> bool {
+    let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= want,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,5 +448,46 @@ mod tests {
         assert_eq!(slug("3d"), "wf-3d");
         assert_eq!(slug("  "), "workflow");
         assert_eq!(slug("a__b"), "a-b");
+    }
+
+    #[test]
+    fn glibc_versions_compare_by_major_and_minor() {
+        assert!(glibc_at_least("2.36", (2, 36)));
+        assert!(glibc_at_least("2.39.0", (2, 36)));
+        assert!(glibc_at_least("3.0", (2, 36)));
+        assert!(!glibc_at_least("2.35", (2, 36)));
+        assert!(!glibc_at_least("2.4", (2, 36)));
+        assert!(!glibc_at_least("", (2, 36)));
+        assert!(!glibc_at_least("two.36", (2, 36)));
+    }
+
+    #[test]
+    fn rustflags_keep_the_users_first_and_remap_known_paths() {
+        let user = vec!["-C".to_string(), "target-cpu=native".to_string()];
+        let remaps = [
+            (Some(PathBuf::from("/home/u/.cargo")), "/cargo"),
+            (None, "/agentd-cache"),
+            (
+                Some(PathBuf::from("/src/agentd-runtime")),
+                "/agentd-runtime",
+            ),
+        ];
+        let dynamic = rustflags(false, &user, &remaps);
+        assert_eq!(
+            dynamic,
+            [
+                "-C",
+                "target-cpu=native",
+                "--remap-path-prefix=/home/u/.cargo=/cargo",
+                "--remap-path-prefix=/src/agentd-runtime=/agentd-runtime",
+            ]
+        );
+        let static_ = rustflags(true, &user, &remaps);
+        assert_eq!(&static_[..2], &user[..]);
+        assert!(static_.contains(&"target-feature=+crt-static".to_string()));
+        assert!(static_.contains(&"force-unwind-tables=no".to_string()));
+        // Host artifacts (proc-macros) need unwind tables: never in a dynamic build,
+        // whose flags cargo also applies to them.
+        assert!(!dynamic.iter().any(|f| f.contains("unwind")));
     }
 }

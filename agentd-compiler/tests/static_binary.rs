@@ -4,14 +4,15 @@
 //! - Linkage (`ldd` says "not a dynamic executable"/"statically linked") is checked
 //!   by `tests/e2e.rs`; here a precondition only (no `PT_INTERP` program header).
 //! - Host-name resolution: static glibc's `getaddrinfo` loads NSS modules
-//!   (`libnss_files`, `libnss_dns`) at run time. The only outgoing connection a
-//!   workflow makes today is `llm_infer` over `--intel-http`, so the test points it at
-//!   `http://localhost:PORT/rpc`, served by a tiny in-test HTTP server speaking the
-//!   dialect's JSON-RPC: `localhost` must be resolved by the binary itself.
-//! - TLS: the OpenAI-compatible backend (ureq + rustls) needs a TLS peer; not covered
-//!   here (no TLS endpoint in the test environment).
-//! - Child processes: no node kind spawns one today (`shell_run`, MCP stdio are not
-//!   implemented), so there is nothing to test yet.
+//!   (`libnss_files`, `libnss_dns`) at run time. This test points an `llm_infer`
+//!   binary at `--intel-http http://localhost:PORT/rpc`, served by a tiny in-test HTTP
+//!   server speaking the dialect's JSON-RPC: `localhost` must be resolved by the
+//!   binary itself.
+//! - TLS and child processes are exercised by the end-to-end tests that build with
+//!   `tests/support/build.rs`, which asserts that every default build is static:
+//!   an HTTPS `http_request` against an in-test CA (`tests/effects_e2e.rs`), mutual
+//!   TLS served to an in-test client (`tests/auth_e2e.rs`), and `shell_run` children
+//!   (`tests/effects_e2e.rs`, `tests/obs_e2e.rs`).
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
 use std::io::{BufRead, BufReader, Read, Write};
