@@ -648,3 +648,180 @@ fn compat_examples_with_effect_nodes_build_and_start() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// A workflow whose `shell_run` starts `sh -c SCRIPT` (from the trigger's
+/// `args`), reachable once (`main`) and over `POST /nap` (`nap`).
+const SLEEPER: &str = r#"name = "sleeper"
+
+[[start_nodes]]
+name = "main"
+source = "manual"
+entry_node = "nap"
+
+[[start_nodes]]
+name = "nap"
+source = "http"
+entry_node = "nap"
+
+[[http_routes]]
+method = "POST"
+path = "/nap"
+start_node = "nap"
+
+[[nodes]]
+id = "nap"
+type = "shell_run"
+command = "/bin/sh"
+args_from = "trigger.args"
+timeout_secs = 120
+"#;
+
+/// The script of [`SLEEPER`]: the shell (the group leader) starts a sleeping
+/// grandchild, writes both pids to `pids` and waits.
+fn sleeper_args(pids: &Path) -> Value {
+    let script = format!(
+        "sleep 120 & echo $$ $! > {}.tmp; mv {0}.tmp {0}; wait",
+        pids.display()
+    );
+    serde_json::json!({ "args": ["-c", script] })
+}
+
+/// The pids `sleeper_args` wrote, once it has.
+fn wait_for_pids(pids: &Path) -> Vec<i32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(pids) {
+            let found: Vec<i32> = text
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            assert_eq!(found.len(), 2, "pids file: {text:?}");
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Whether `pid` is still a live process (a zombie waiting for a reaper
+/// that is not us counts as gone).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        // `pid (comm) S ...`: the state follows the last ')'.
+        Ok(stat) => {
+            !matches!(stat.rsplit(')').next().map(str::trim_start), Some(s) if s.starts_with('Z') || s.starts_with('X'))
+        }
+    }
+}
+
+fn assert_all_gone(pids: &[i32]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pids.iter().any(|&p| alive(p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "processes of the shell_run group outlived the binary: {:?}",
+            pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn signal(child: &std::process::Child, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits");
+    // SAFETY: kill(2) with the pid of a child this test spawned and still owns.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "signal {sig} delivered");
+}
+
+/// A `shell_run` command runs in its own process group, so a terminal's Ctrl-C
+/// never reaches it: the once-mode binary kills the group when it gets SIGINT,
+/// then dies of SIGINT itself.
+#[cfg(target_os = "linux")]
+#[test]
+fn sigint_to_a_once_run_kills_its_shell_run_group() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let dir = scratch("sigint_kills_shell_group");
+    std::fs::write(dir.join("sleeper.toml"), SLEEPER).expect("write workflow");
+    let exe = build(&dir, "sleeper.toml", &dir.join("sleeper"));
+    let pids = dir.join("pids");
+    let mut child = Command::new(&exe)
+        .args([
+            "--mode",
+            "once",
+            "--input",
+            &sleeper_args(&pids).to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let group = wait_for_pids(&pids);
+    assert!(group.iter().all(|&p| alive(p)), "the command is running");
+
+    signal(&child, libc::SIGINT);
+    let status = child.wait().expect("the binary ends");
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGINT),
+        "dies of the signal: {status}"
+    );
+    assert_all_gone(&group);
+}
+
+/// A server whose drain times out exits 5 and takes the commands of the runs it
+/// abandons with it.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_drain_timeout_kills_the_shell_run_groups_it_abandons() {
+    use std::io::{BufRead, Write};
+
+    let dir = scratch("drain_timeout_kills_shell_group");
+    std::fs::write(dir.join("sleeper.toml"), SLEEPER).expect("write workflow");
+    let exe = build(&dir, "sleeper.toml", &dir.join("sleeper"));
+    let mut child = Command::new(&exe)
+        .args(["--bind", "127.0.0.1:0", "--drain-timeout-secs", "1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .take(20)
+        .find_map(|l| {
+            l.split("listening on http://")
+                .nth(1)
+                .and_then(|rest| rest.split('/').next().map(str::to_owned))
+        })
+        .expect("a banner with the address");
+    // Keep reading stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+
+    let pids = dir.join("pids");
+    let body = sleeper_args(&pids).to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+    write!(
+        conn,
+        "POST /nap HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send the request");
+    let group = wait_for_pids(&pids);
+
+    signal(&child, libc::SIGTERM);
+    let status = child.wait().expect("the server ends");
+    assert_eq!(
+        status.code(),
+        Some(5),
+        "a timed-out drain exits 5: {status}"
+    );
+    assert_all_gone(&group);
+}

@@ -11,6 +11,10 @@ use serde_json::{Value, json};
 
 #[path = "support/build.rs"]
 mod build;
+#[path = "support/tls.rs"]
+mod tls;
+
+use rustls::pki_types::pem::PemObject;
 
 fn read_frame(s: &mut impl Read) -> Option<Vec<u8>> {
     let mut len = [0_u8; 4];
@@ -213,46 +217,7 @@ output_schema = "inline"
     std::fs::write(&key_file, format!("{KEY}\n")).expect("write the key");
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().expect("accept");
-        let mut raw = Vec::new();
-        let mut chunk = [0_u8; 4096];
-        // Read the head, then the body its Content-Length announces.
-        let (head, body) = loop {
-            let n = s.read(&mut chunk).expect("read the request");
-            assert!(n > 0, "the client closed early");
-            raw.extend_from_slice(&chunk[..n]);
-            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().ok())?
-                    })
-                    .expect("a Content-Length");
-                while raw.len() < end + 4 + len {
-                    let n = s.read(&mut chunk).expect("read the body");
-                    assert!(n > 0, "the client closed mid-body");
-                    raw.extend_from_slice(&chunk[..n]);
-                }
-                break (head, raw[end + 4..end + 4 + len].to_vec());
-            }
-        };
-        let reply = json!({
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "model": "tiny-model",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                "message": {"role": "assistant", "content": "{\"label\": \"bug\"}"}}],
-            "usage": {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}
-        })
-        .to_string();
-        let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-            reply.len()
-        );
-        s.write_all(response.as_bytes()).expect("write the reply");
-        (head, body)
+        answer_chat_completion(&mut s, "{\"label\": \"bug\"}")
     });
     let ok = run(r#"{"text": "it crashes"}"#);
     let (head, body) = server.join().expect("server thread");
@@ -275,4 +240,174 @@ output_schema = "inline"
     for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
         assert!(!text.contains(KEY), "the key reached {name}");
     }
+}
+
+/// Read one chat-completions request from `s` (head, then the body its
+/// Content-Length announces), reply with `content` as the assistant message,
+/// and return the head and the body.
+fn answer_chat_completion(s: &mut (impl Read + Write), content: &str) -> (String, Vec<u8>) {
+    let mut raw = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    let (head, body) = loop {
+        let n = s.read(&mut chunk).expect("read the request");
+        assert!(n > 0, "the client closed early");
+        raw.extend_from_slice(&chunk[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .expect("a Content-Length");
+            while raw.len() < end + 4 + len {
+                let n = s.read(&mut chunk).expect("read the body");
+                assert!(n > 0, "the client closed mid-body");
+                raw.extend_from_slice(&chunk[..n]);
+            }
+            break (head, raw[end + 4..end + 4 + len].to_vec());
+        }
+    };
+    let reply = json!({
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "tiny-model",
+        "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}
+    })
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+        reply.len()
+    );
+    s.write_all(response.as_bytes()).expect("write the reply");
+    s.flush().expect("flush the reply");
+    (head, body)
+}
+
+/// An `openai-compatible` backend behind TLS signed by a private CA: trusted
+/// only through `AGENTD_HTTP_CA_FILE` (the roots `http_request` uses too).
+/// Without it the handshake fails and nothing is sent; an unusable CA file
+/// refuses to start (exit 2) naming the variable.
+#[test]
+fn an_https_backend_signed_by_a_private_ca_is_trusted_through_agentd_http_ca_file() {
+    use std::net::TcpListener;
+    use std::sync::Arc;
+
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("llm-remote-tls-e2e");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let ca = tls::Ca::new("agentd llm test CA");
+    let leaf = ca.leaf("localhost", &["localhost"]);
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write the CA");
+    std::fs::write(dir.join("not-a-ca.pem"), "no certificates here\n").expect("write");
+    let server_config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der.clone()],
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("key"),
+        )
+        .expect("server config"),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let workflow = format!(
+        r#"name = "remote_llm_tls"
+
+[[intelligence.backends]]
+name = "private"
+provider = "openai-compatible"
+base_url = "https://localhost:{port}/v1"
+model = "tiny-model"
+
+[[start_nodes]]
+name = "main"
+source = "manual"
+entry_node = "ask"
+
+[[nodes]]
+id = "ask"
+type = "llm_infer"
+backend = "private"
+prompt = "Say hi to {{{{who}}}}"
+input_from = "trigger"
+"#
+    );
+    std::fs::write(dir.join("wf.toml"), workflow).expect("write workflow");
+    let exe = dir.join("remote-llm-tls-bin");
+    build::agentd_build(&dir, "wf.toml", &exe, &[]);
+    let run = |ca_file: Option<&str>| {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["--input", r#"{"who": "tls"}"#])
+            .env_remove("AGENTD_HTTP_CA_FILE")
+            .env_remove("SSL_CERT_FILE");
+        if let Some(file) = ca_file {
+            cmd.env("AGENTD_HTTP_CA_FILE", dir.join(file));
+        }
+        cmd.output().expect("the binary runs")
+    };
+
+    // Every connection gets a TLS server; what each one received is reported.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let conn = rustls::ServerConnection::new(Arc::clone(&server_config)).expect("conn");
+            let mut tls = rustls::StreamOwned::new(conn, stream);
+            // A client that refuses the certificate aborts the handshake.
+            let got = match tls.conn.complete_io(&mut tls.sock) {
+                Ok(_) if !tls.conn.is_handshaking() => {
+                    Some(answer_chat_completion(&mut tls, "hi, tls"))
+                }
+                _ => None,
+            };
+            if tx.send(got).is_err() {
+                break;
+            }
+        }
+    });
+
+    // The built-in roots do not know the private CA: the handshake fails, the
+    // run fails (exit 5) naming the URL, and no request reached the server.
+    let untrusted = run(None);
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains(&format!("https://localhost:{port}/v1/chat/completions")),
+        "{stderr}"
+    );
+    assert_eq!(
+        rx.recv().expect("a connection"),
+        None,
+        "nothing may pass an untrusted handshake"
+    );
+
+    // A file without certificates refuses to start before any call.
+    let bad = run(Some("not-a-ca.pem"));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("AGENTD_HTTP_CA_FILE"), "{stderr}");
+    assert!(stderr.contains("no certificate"), "{stderr}");
+
+    // The CA bundle: the call goes through and its reply drives the run.
+    let ok = run(Some("ca.pem"));
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert_eq!(ok.status.code(), Some(0), "{stdout}\n{stderr}");
+    let outcome: Value = serde_json::from_str(&stdout).expect("outcome JSON");
+    assert_eq!(outcome["final_value"]["content"], "hi, tls", "{outcome}");
+    let (head, body) = rx
+        .recv()
+        .expect("a connection")
+        .expect("the trusted request reached the server");
+    assert!(head.starts_with("POST /v1/chat/completions "), "{head}");
+    let request: Value = serde_json::from_slice(&body).expect("a JSON request body");
+    assert_eq!(request["messages"][0]["content"], "Say hi to tls");
 }

@@ -322,6 +322,10 @@ pub fn run<W: Workflow>(
         let policy_path = env_string(&matches, "policy", args.policy.clone());
         return serve.run(workflow, options, policy_path.as_deref(), stderr);
     }
+    // A command started by `shell_run` runs in its own process group, out of
+    // reach of a terminal's Ctrl-C: it is killed when the binary is.
+    #[cfg(all(feature = "shell", unix))]
+    crate::nodes::shell::kill_running_on_fatal_signals();
     let engine = Engine::new(workflow, options);
     #[cfg(feature = "llm")]
     let engine = engine.with_intel(intel);

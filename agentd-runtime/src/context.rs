@@ -120,7 +120,9 @@ pub(crate) struct Shared {
     /// The outbound `traceparent` of this run (`None` when the trigger
     /// carried no valid inbound one).
     pub(crate) traceparent: Option<String>,
-    /// `[budget].max_fs_write_mb` and the process-wide byte counter.
+    /// `[budget].max_fs_write_mb` and the process-wide byte counter (read by
+    /// `write_file`, so unused in a build without `fs`).
+    #[cfg_attr(not(feature = "fs"), allow(dead_code))]
     pub(crate) fs_write: crate::budget::FsWriteLimit,
 }
 

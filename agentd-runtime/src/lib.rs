@@ -68,6 +68,8 @@ pub mod secrets;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod template;
+#[cfg(any(feature = "http", feature = "llm-remote"))]
+pub mod tls_roots;
 pub mod traceparent;
 
 pub use context::{Cx, PolicyMode, Step};

@@ -258,7 +258,12 @@ impl ServeCli {
         banner::<W>(stderr, running.local_addr(), drain_secs);
         match running.wait() {
             Ok(()) => super::EXIT_OK,
-            Err(ServeError::DrainTimedOut { .. }) => super::EXIT_SEMANTIC,
+            Err(ServeError::DrainTimedOut { .. }) => {
+                // The process exits with runs still going: their commands go too.
+                #[cfg(all(feature = "shell", unix))]
+                crate::nodes::shell::kill_running();
+                super::EXIT_SEMANTIC
+            }
             Err(e) => {
                 let _ = writeln!(stderr, "agentd: {e}");
                 super::EXIT_SEMANTIC

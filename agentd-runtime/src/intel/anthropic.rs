@@ -46,6 +46,7 @@ impl AnthropicBackend {
         api_key_env: &str,
         max_tokens: Option<u32>,
         timeout: Duration,
+        roots: &remote::Roots,
     ) -> Self {
         Self {
             url: format!("{}/v1/messages", remote::trim_base(base_url, "/v1")),
@@ -53,7 +54,7 @@ impl AnthropicBackend {
             api_key_env: api_key_env.to_owned(),
             max_tokens,
             resolve_key: remote::env_key,
-            agent: remote::agent(timeout),
+            agent: remote::agent(timeout, roots),
         }
     }
 
@@ -203,6 +204,7 @@ mod tests {
             "ANTHROPIC_TEST_KEY",
             Some(512),
             Duration::from_secs(5),
+            &crate::tls_roots::Roots::WebPki,
         )
         .with_key_resolver(key);
         let reply = b.complete(&req(None));
@@ -236,9 +238,23 @@ mod tests {
 
     #[test]
     fn the_request_cap_wins_and_a_default_applies() {
-        let b = AnthropicBackend::new("https://x", "m", "K", Some(512), Duration::from_secs(1));
+        let b = AnthropicBackend::new(
+            "https://x",
+            "m",
+            "K",
+            Some(512),
+            Duration::from_secs(1),
+            &crate::tls_roots::Roots::WebPki,
+        );
         assert_eq!(b.body(&req(Some(1024)))["max_tokens"], json!(1024));
-        let b = AnthropicBackend::new("https://x", "m", "K", None, Duration::from_secs(1));
+        let b = AnthropicBackend::new(
+            "https://x",
+            "m",
+            "K",
+            None,
+            Duration::from_secs(1),
+            &crate::tls_roots::Roots::WebPki,
+        );
         assert_eq!(b.body(&req(None))["max_tokens"], json!(DEFAULT_MAX_TOKENS));
     }
 
@@ -254,6 +270,7 @@ mod tests {
             "ANTHROPIC_TEST_KEY",
             None,
             Duration::from_secs(5),
+            &crate::tls_roots::Roots::WebPki,
         )
         .with_key_resolver(key);
         let err = b
@@ -273,6 +290,7 @@ mod tests {
             "NOPE",
             None,
             Duration::from_secs(1),
+            &crate::tls_roots::Roots::WebPki,
         )
         .with_key_resolver(key);
         assert_eq!(

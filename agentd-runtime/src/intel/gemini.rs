@@ -40,6 +40,7 @@ impl GeminiBackend {
         api_key_env: &str,
         max_tokens: Option<u32>,
         timeout: Duration,
+        roots: &remote::Roots,
     ) -> Self {
         let model = model.strip_prefix("models/").unwrap_or(model);
         Self {
@@ -50,7 +51,7 @@ impl GeminiBackend {
             api_key_env: api_key_env.to_owned(),
             max_tokens,
             resolve_key: remote::env_key,
-            agent: remote::agent(timeout),
+            agent: remote::agent(timeout, roots),
         }
     }
 
@@ -223,6 +224,7 @@ mod tests {
             "GEMINI_TEST_KEY",
             None,
             Duration::from_secs(5),
+            &crate::tls_roots::Roots::WebPki,
         )
         .with_key_resolver(key);
         let reply = b.complete(&req());
@@ -260,8 +262,15 @@ mod tests {
             403,
             r#"{"error":{"code":403,"message":"API key not valid","status":"PERMISSION_DENIED"}}"#,
         );
-        let b = GeminiBackend::new(&base, "g", "GEMINI_TEST_KEY", None, Duration::from_secs(5))
-            .with_key_resolver(key);
+        let b = GeminiBackend::new(
+            &base,
+            "g",
+            "GEMINI_TEST_KEY",
+            None,
+            Duration::from_secs(5),
+            &crate::tls_roots::Roots::WebPki,
+        )
+        .with_key_resolver(key);
         let err = b
             .complete(&req())
             .err()

@@ -310,6 +310,11 @@ pub fn build_named(
     keys: KeyResolver,
 ) -> Result<Backends, String> {
     let mut out = Backends::new();
+    if defs.is_empty() {
+        return Ok(out);
+    }
+    // Read once for every backend: an unusable CA file refuses to start.
+    let roots = remote_roots()?;
     for (i, def) in defs.iter().enumerate() {
         if def.model.is_empty() {
             return Err(format!("intelligence.backends.{i}: `model` is required"));
@@ -325,7 +330,7 @@ pub fn build_named(
                 )
             })?;
         }
-        out.insert(def.name, remote_backend(i, def, timeout, keys)?);
+        out.insert(def.name, remote_backend(i, def, timeout, keys, &roots)?);
     }
     Ok(out)
 }
@@ -390,12 +395,30 @@ pub fn cli_intel<W: crate::Workflow>(
     Ok(Intel::new(backends, TokenBudget::new(W::MAX_LLM_TOKENS)))
 }
 
+/// What the remote providers trust for https.
+#[cfg(feature = "llm-remote")]
+type RemoteRoots = remote::Roots;
+#[cfg(not(feature = "llm-remote"))]
+type RemoteRoots = ();
+
+/// The roots the remote providers trust ([`crate::tls_roots::Roots::from_env`]).
+#[cfg(feature = "llm-remote")]
+fn remote_roots() -> Result<RemoteRoots, String> {
+    remote::Roots::from_env().map_err(|e| format!("intelligence backends: {e}"))
+}
+
+#[cfg(not(feature = "llm-remote"))]
+fn remote_roots() -> Result<RemoteRoots, String> {
+    Ok(())
+}
+
 #[cfg(feature = "llm-remote")]
 fn remote_backend(
     i: usize,
     def: &BackendDef,
     timeout: Duration,
     keys: KeyResolver,
+    roots: &RemoteRoots,
 ) -> Result<Arc<dyn Backend>, String> {
     let required_key = || {
         def.api_key_env.ok_or_else(|| {
@@ -414,6 +437,7 @@ fn remote_backend(
                 required_key()?,
                 def.max_tokens,
                 timeout,
+                roots,
             )
             .with_key_resolver(keys),
         ),
@@ -425,6 +449,7 @@ fn remote_backend(
                 required_key()?,
                 def.max_tokens,
                 timeout,
+                roots,
             )
             .with_key_resolver(keys),
         ),
@@ -440,7 +465,7 @@ fn remote_backend(
                 }
             };
             Arc::new(
-                openai::OpenAiBackend::new(base, def.model, def.api_key_env, timeout)
+                openai::OpenAiBackend::new(base, def.model, def.api_key_env, timeout, roots)
                     .with_max_tokens(def.max_tokens)
                     .with_key_resolver(keys),
             )
@@ -454,6 +479,7 @@ fn remote_backend(
     def: &BackendDef,
     _timeout: Duration,
     _keys: KeyResolver,
+    _roots: &RemoteRoots,
 ) -> Result<Arc<dyn Backend>, String> {
     Err(format!(
         "intelligence.backends.{i} (`{}`): this binary was built without the `llm-remote` feature",

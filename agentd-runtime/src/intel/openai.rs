@@ -6,8 +6,9 @@
 //! when the definition names an `api_key_env` (read at every call, so a
 //! rotated key is picked up; a missing key is an error only when one was
 //! configured). The reply's `choices[0].message.content` and
-//! `usage.{prompt,completion}_tokens` become the [`ChatReply`]. ureq with
-//! rustls (ring, webpki roots) for https; redirects are never followed;
+//! `usage.{prompt,completion}_tokens` become the [`ChatReply`]. The agent of
+//! [`super::remote::agent`]: rustls (ring) trusting Mozilla's roots or the
+//! `AGENTD_HTTP_CA_FILE` bundle; redirects are never followed;
 //! bodies are capped at [`MAX_BODY`]; connect timeout 10 s, overall timeout
 //! the run timeout.
 
@@ -39,24 +40,21 @@ impl OpenAiBackend {
     /// A client for `base_url` (with or without a trailing `/`; a trailing
     /// `/v1` is accepted too) and `model`.
     #[must_use]
-    pub fn new(base_url: &str, model: &str, api_key_env: Option<&str>, timeout: Duration) -> Self {
-        let base = base_url.trim_end_matches('/');
-        let base = base.strip_suffix("/v1").unwrap_or(base);
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout.max(Duration::from_millis(1))))
-            .timeout_connect(Some(
-                Duration::from_secs(10).min(timeout.max(Duration::from_millis(1))),
-            ))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .build();
+    pub fn new(
+        base_url: &str,
+        model: &str,
+        api_key_env: Option<&str>,
+        timeout: Duration,
+        roots: &super::remote::Roots,
+    ) -> Self {
+        let base = super::remote::trim_base(base_url, "/v1");
         Self {
             url: format!("{base}/v1/chat/completions"),
             model: model.to_owned(),
             api_key_env: api_key_env.map(str::to_owned),
             max_tokens: None,
             resolve_key: env_key,
-            agent: config.into(),
+            agent: super::remote::agent(timeout, roots),
         }
     }
 
@@ -224,6 +222,7 @@ mod tests {
             "gpt-test",
             Some("AGENTD_TEST_OPENAI_KEY_1"),
             Duration::from_secs(5),
+            &crate::tls_roots::Roots::WebPki,
         )
         .with_key_resolver(|name| {
             (name == "AGENTD_TEST_OPENAI_KEY_1")
@@ -261,7 +260,13 @@ mod tests {
     #[test]
     fn non_2xx_and_error_bodies_are_intelligence_errors() {
         let (base, server) = serve(401, r#"{"error":{"message":"bad key"}}"#);
-        let b = OpenAiBackend::new(&base, "m", None, Duration::from_secs(5));
+        let b = OpenAiBackend::new(
+            &base,
+            "m",
+            None,
+            Duration::from_secs(5),
+            &crate::tls_roots::Roots::WebPki,
+        );
         let err = b
             .complete(&req())
             .err()
@@ -279,6 +284,7 @@ mod tests {
             "m",
             Some("AGENTD_TEST_SURELY_UNSET_KEY"),
             Duration::from_secs(1),
+            &crate::tls_roots::Roots::WebPki,
         );
         assert_eq!(
             b.complete(&req()).err().map(|e| e.to_string()).as_deref(),

@@ -1,6 +1,6 @@
 //! What the remote providers share (feature `llm-remote`): the HTTP agent
 //! (ureq with rustls; 10 s connect timeout, the run timeout overall,
-//! redirects never followed), the JSON `POST` with a capped reply body, and
+//! redirects never followed, the roots of [`crate::tls_roots`]), the JSON `POST` with a capped reply body, and
 //! API-key resolution through the secrets front door.
 //!
 //! Keys are resolved at every call (a rotated key is picked up without a
@@ -17,6 +17,7 @@ use crate::error::Error;
 pub const MAX_BODY: u64 = 4 * 1024 * 1024;
 
 pub use super::KeyResolver;
+pub use crate::tls_roots::Roots;
 
 /// The default [`KeyResolver`]: the process environment (unset or blank is
 /// an error), as the secrets front door does for an undeclared name.
@@ -44,15 +45,18 @@ pub fn api_key(resolve: KeyResolver, name: Option<&str>) -> Result<Option<String
     }
 }
 
-/// An agent with the providers' timeouts.
+/// An agent with the providers' timeouts, trusting `roots` for https
+/// ([`Roots::from_env`]: `AGENTD_HTTP_CA_FILE`, else `SSL_CERT_FILE`, else
+/// Mozilla's roots).
 #[must_use]
-pub fn agent(timeout: Duration) -> ureq::Agent {
+pub fn agent(timeout: Duration, roots: &Roots) -> ureq::Agent {
     let timeout = timeout.max(Duration::from_millis(1));
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .timeout_connect(Some(Duration::from_secs(10).min(timeout)))
         .http_status_as_error(false)
         .max_redirects(0)
+        .tls_config(roots.tls_config())
         .build()
         .into()
 }

@@ -31,12 +31,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use ureq::http;
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
 
 use crate::context::{Cx, Step};
 use crate::error::Error;
 use crate::graph::CtxPath;
 use crate::policy::Decision;
+pub(crate) use crate::tls_roots::Roots;
 
 /// Largest request body sent (1 MiB); a larger one is a hard error.
 pub const MAX_REQUEST_BODY: usize = 1024 * 1024;
@@ -46,9 +46,6 @@ pub const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 
 /// Connect, per-read and per-write timeout (spec §6.2).
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Largest CA bundle read from `AGENTD_HTTP_CA_FILE` / `SSL_CERT_FILE`.
-const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
 
 const TOOL: &str = "http_request";
 
@@ -94,7 +91,7 @@ pub enum HeaderSeg {
 /// Unset paths, an oversized body, a secret that does not resolve or holds
 /// CR/LF, and every transport failure (`Tool`); a denial (`Policy`).
 pub fn http_request(cx: &Cx<'_>, cfg: &'static HttpRequest) -> Result<Step, Error> {
-    node(cx, cfg, Roots::from_env)
+    node(cx, cfg, roots_from_env)
 }
 
 /// [`http_request`] with the trust roots supplied by `roots`, called only
@@ -144,7 +141,7 @@ fn node(
 /// Malformed args and everything [`http_request`] fails with.
 #[allow(dead_code, reason = "called by agent_loop")]
 pub(crate) fn loop_http(cx: &Cx<'_>, args: &Value) -> Result<Value, Error> {
-    loop_tool(cx, args, Roots::from_env)
+    loop_tool(cx, args, roots_from_env)
 }
 
 fn loop_tool(
@@ -281,78 +278,10 @@ impl Received {
     }
 }
 
-/// The trusted TLS roots of one request.
-#[derive(Debug)]
-pub(crate) enum Roots {
-    /// Mozilla's roots (webpki-roots), compiled in.
-    WebPki,
-    /// Exactly these certificates (from a CA file).
-    Specific(Vec<Certificate<'static>>),
-}
-
-impl Roots {
-    /// `AGENTD_HTTP_CA_FILE`, else `SSL_CERT_FILE`, else the built-in roots.
-    ///
-    /// # Errors
-    ///
-    /// A named file that cannot be read, is too large, or holds no
-    /// certificate (`Tool`): a misconfigured trust store must not silently
-    /// fall back to other roots.
-    pub(crate) fn from_env() -> Result<Self, Error> {
-        let named = ["AGENTD_HTTP_CA_FILE", "SSL_CERT_FILE"]
-            .into_iter()
-            .find_map(|var| {
-                std::env::var_os(var)
-                    .filter(|v| !v.is_empty())
-                    .map(|v| (var, v))
-            });
-        match named {
-            None => Ok(Self::WebPki),
-            Some((var, path)) => {
-                let path = std::path::PathBuf::from(path);
-                let pem = read_capped(&path)
-                    .map_err(|e| Error::tool(TOOL, format!("{var} `{}`: {e}", path.display())))?;
-                Self::from_pem(&pem)
-                    .map_err(|e| Error::tool(TOOL, format!("{var} `{}`: {e}", path.display())))
-            }
-        }
-    }
-
-    /// The certificates of a PEM bundle (other PEM items are skipped).
-    pub(crate) fn from_pem(pem: &[u8]) -> Result<Self, String> {
-        let mut certs = Vec::new();
-        for item in ureq::tls::parse_pem(pem) {
-            match item {
-                Ok(PemItem::Certificate(c)) => certs.push(c),
-                Ok(_) => {}
-                Err(e) => return Err(format!("not a PEM bundle: {e}")),
-            }
-        }
-        if certs.is_empty() {
-            return Err("no certificate in the file".to_owned());
-        }
-        Ok(Self::Specific(certs))
-    }
-
-    fn root_certs(&self) -> RootCerts {
-        match self {
-            Self::WebPki => RootCerts::WebPki,
-            Self::Specific(certs) => RootCerts::new_with_certs(certs),
-        }
-    }
-}
-
-fn read_capped(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_CA_FILE + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_CA_FILE {
-        return Err(std::io::Error::other(format!(
-            "larger than {MAX_CA_FILE} bytes"
-        )));
-    }
-    Ok(bytes)
+/// The trusted roots, read at every request (a hard `Tool` error when a named CA file
+/// is unusable: a misconfigured trust store must not fall back to other roots).
+fn roots_from_env() -> Result<Roots, Error> {
+    Roots::from_env().map_err(|e| Error::tool(TOOL, e))
 }
 
 /// An agent for one request: no redirects, no proxies, statuses as data,
@@ -362,10 +291,6 @@ fn agent(roots: &Roots, deadline: Instant) -> ureq::Agent {
     let left = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));
-    let tls = TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .root_certs(roots.root_certs())
-        .build();
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -378,7 +303,7 @@ fn agent(roots: &Roots, deadline: Instant) -> ureq::Agent {
         .timeout_global(Some(left))
         // One request per agent: nothing to pool.
         .max_idle_connections(0)
-        .tls_config(tls)
+        .tls_config(roots.tls_config())
         .build()
         .into()
 }

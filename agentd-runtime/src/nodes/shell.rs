@@ -18,10 +18,18 @@
 //! grandchild holds open. The group is killed before the command is
 //! reaped, so its id cannot have been reused.
 //!
+//! **Beyond dialect 1:** commands do not outlive the binary. Every running
+//! group is listed (lock-free slots, readable from a signal handler) from
+//! spawn until its leader is dead, and [`kill_running`] kills them all: a
+//! once-mode binary calls it from its SIGINT/SIGTERM/SIGHUP handler
+//! ([`kill_running_on_fatal_signals`]) before dying of the signal, and a
+//! server calls it when its drain times out, before exiting. (A child in its
+//! own group gets no terminal Ctrl-C and outlives a parent that dies of one.)
+//!
 //! This module holds the feature's only `unsafe`: `waitid` (exit without
-//! reaping) and `kill` on the group, each with a `SAFETY:` note. It must
-//! never run a command before the policy gate, never in dry-run, and never
-//! through a shell.
+//! reaping), `kill` on the group and the signal handler's installation, each
+//! with a `SAFETY:` note. It must never run a command before the policy gate,
+//! never in dry-run, and never through a shell.
 
 #![allow(unsafe_code)]
 
@@ -29,6 +37,7 @@ use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -227,6 +236,7 @@ fn run(command: &str, args: &[String], timeout: Duration) -> Result<Ran, Error> 
         .spawn()
         .map_err(|e| Error::tool(TOOL, format!("spawn `{command}`: {e}")))?;
     let pid = child.id();
+    let listed = Listed::new(pid);
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let stdout = child.stdout.take().map(|s| drain(s, done_tx.clone()));
     let stderr = child.stderr.take().map(|s| drain(s, done_tx.clone()));
@@ -249,6 +259,8 @@ fn run(command: &str, args: &[String], timeout: Duration) -> Result<Ran, Error> 
     // The leader is a zombie now (not reaped), so `pid` still names this
     // group: killing it cannot hit an unrelated process.
     kill_group(pid);
+    // Unlisted before the reap, so a listed id never names a reused pid.
+    drop(listed);
     let status = child
         .wait()
         .map_err(|e| Error::tool(TOOL, format!("wait for `{command}`: {e}")))?;
@@ -319,6 +331,89 @@ fn wait_exit_without_reaping(pid: u32) {
         if rc == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             return;
         }
+    }
+}
+
+/// How many running commands [`kill_running`] can reach; one more still
+/// runs (and is still killed by its own timeout), it is just not listed.
+const MAX_LISTED: usize = 256;
+
+/// Process-group ids of the commands running now (0 = free slot).
+static RUNNING: [AtomicI32; MAX_LISTED] = [const { AtomicI32::new(0) }; MAX_LISTED];
+
+/// A slot of [`RUNNING`] held from spawn until the leader is dead, unreaped.
+struct Listed(Option<&'static AtomicI32>);
+
+impl Listed {
+    fn new(pid: u32) -> Self {
+        let Ok(pgid) = i32::try_from(pid) else {
+            return Self(None);
+        };
+        Self(RUNNING.iter().find(|slot| {
+            slot.compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        }))
+    }
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0 {
+            slot.store(0, Ordering::SeqCst);
+        }
+    }
+}
+
+/// `SIGKILL` to the process group of every running command. Only atomic
+/// loads and `kill`, so a signal handler may call it.
+pub fn kill_running() {
+    for slot in &RUNNING {
+        let pgid = slot.load(Ordering::SeqCst);
+        if pgid > 1 {
+            // SAFETY: `kill` takes plain integers and touches no memory of
+            // ours. A listed group's leader is alive or an unreaped zombie
+            // (it is unlisted before the reap), so `-pgid` is that group.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Once mode: on SIGINT, SIGTERM or SIGHUP, kill the running commands'
+/// groups, then die of the same signal (default disposition, re-raised), as
+/// the binary would have without the handler. A signal the process was
+/// started with ignored (`nohup`) stays ignored. Not for serve mode, whose
+/// SIGTERM/SIGINT start a drain.
+pub fn kill_running_on_fatal_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: both `sigaction` structs are zeroed locals that outlive the
+        // calls; the first call only reads the current action. The handler
+        // is an `extern "C" fn(c_int)` that only does async-signal-safe work
+        // (atomic loads, `kill`, `signal`, `raise`).
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0
+                || old.sa_sigaction == libc::SIG_IGN
+            {
+                continue;
+            }
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_fatal_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+extern "C" fn on_fatal_signal(sig: libc::c_int) {
+    kill_running();
+    // SAFETY: `signal` and `raise` are async-signal-safe; restoring the
+    // default action and re-raising ends the process with `sig`, as if no
+    // handler had been installed.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
     }
 }
 
