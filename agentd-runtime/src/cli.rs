@@ -149,7 +149,8 @@ fn dialect_bool(value: &str) -> Result<bool, std::convert::Infallible> {
 pub fn main<W: Workflow>(workflow: &'static W) -> ExitCode {
     // stdout and stderr stay unlocked: a lock held for the whole run (a server's
     // whole life) would block every other thread that logs to them, forever.
-    let code = run(
+    let code = run_as(
+        Process::Owned,
         workflow,
         std::env::args_os(),
         &mut std::io::stdin().lock(),
@@ -162,8 +163,29 @@ pub fn main<W: Workflow>(workflow: &'static W) -> ExitCode {
 }
 
 /// [`main`] with its inputs and outputs injected; returns the exit code.
-/// Environment twins are read from the process environment.
+/// Environment twins are read from the process environment. Unlike [`main`],
+/// it installs no process-wide signal handler of its own (serve mode still
+/// handles SIGTERM/SIGINT when it serves).
 pub fn run<W: Workflow>(
+    workflow: &'static W,
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> u8 {
+    run_as(Process::Shared, workflow, args, stdin, stdout, stderr)
+}
+
+/// Whether the CLI is the process's `main` (and may install process-wide
+/// signal handlers) or runs inside a process that is not its own (tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Process {
+    Owned,
+    Shared,
+}
+
+fn run_as<W: Workflow>(
+    process: Process,
     workflow: &'static W,
     args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
     stdin: &mut dyn Read,
@@ -325,7 +347,11 @@ pub fn run<W: Workflow>(
     // A command started by `shell_run` runs in its own process group, out of
     // reach of a terminal's Ctrl-C: it is killed when the binary is.
     #[cfg(all(feature = "shell", unix))]
-    crate::nodes::shell::kill_running_on_fatal_signals();
+    if process == Process::Owned {
+        crate::nodes::shell::kill_running_on_fatal_signals();
+    }
+    #[cfg(not(all(feature = "shell", unix)))]
+    let _ = process;
     let engine = Engine::new(workflow, options);
     #[cfg(feature = "llm")]
     let engine = engine.with_intel(intel);
