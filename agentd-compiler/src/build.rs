@@ -360,8 +360,8 @@ pub fn build(generated: &GeneratedCrate, opts: &BuildOptions) -> Result<PathBuf,
 ///   where the C library's static start-up code applies them (glibc 2.36 or later;
 ///   binutils older than 2.38 ignores the option with a warning).
 /// - Always: `--remap-path-prefix` for the cargo home, the cache and the runtime, so
-///   a binary names `/agentd-runtime/src/engine.rs` rather than the build machine's
-///   paths, and two machines with different checkouts build the same bytes.
+///   a binary names `/agentd-runtime/src/engine.rs` (in panic and log locations)
+///   rather than the build machine's paths.
 fn rustflags(
     static_link: bool,
     user: &[String],

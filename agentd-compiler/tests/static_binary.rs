@@ -17,17 +17,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
+#[path = "../../tests/support/build.rs"]
+mod build;
 
 const WORKFLOW: &str = r#"name = "static_dns"
 
@@ -43,24 +39,6 @@ backend = "default"
 prompt = "Say hi to {{who}}"
 input_from = "trigger"
 "#;
-
-/// Whether an ELF64 little-endian file has a `PT_INTERP` program header (i.e. asks
-/// for a dynamic loader).
-fn has_interpreter(elf: &[u8]) -> bool {
-    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
-    let u64_at = |o: usize| {
-        let mut b = [0_u8; 8];
-        b.copy_from_slice(&elf[o..o + 8]);
-        u64::from_le_bytes(b) as usize
-    };
-    assert_eq!(&elf[..4], b"\x7fELF", "not an ELF file");
-    assert_eq!(elf[4], 2, "not ELF64");
-    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
-    (0..phnum).any(|i| {
-        let p = phoff + i * phentsize;
-        u32::from_le_bytes([elf[p], elf[p + 1], elf[p + 2], elf[p + 3]]) == 3
-    })
-}
 
 /// Answer one HTTP/1.1 JSON-RPC `complete` request; return the request line, the
 /// `Host` header and the JSON body.
@@ -108,23 +86,9 @@ fn a_static_binary_resolves_localhost_for_its_llm_backend() {
     std::fs::create_dir_all(&dir).expect("scratch dir");
     std::fs::write(dir.join("wf.toml"), WORKFLOW).expect("write workflow");
     let exe = dir.join("static-dns");
-    let out = Command::new(env!("CARGO_BIN_EXE_agentd"))
-        .current_dir(&dir)
-        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
-        .env_remove("AGENTD_RUNTIME_PATH")
-        .args(["--color=never", "build", "--quiet", "wf.toml", "-o"])
-        .arg(&exe)
-        .output()
-        .expect("agentd build runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !has_interpreter(&std::fs::read(&exe).expect("read the binary")),
-        "the default build is not static"
-    );
+    // The shared builder also asserts that the default build is static (no
+    // `PT_INTERP` header).
+    build::agentd_build(&dir, "wf.toml", &exe, &[]);
 
     // 127.0.0.1 only: `localhost` may resolve to ::1 first, which the binary must
     // then skip (it tries every address getaddrinfo returns).
