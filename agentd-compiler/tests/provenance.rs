@@ -1,7 +1,7 @@
 //! Provenance and reproducibility of built binaries: a signed build carries its
 //! sources' digests and the signer's fingerprint (`agent --provenance`) and accepts
-//! only a signed `--policy` override; building the same workflow twice gives
-//! byte-identical binaries.
+//! only a signed `--policy` override; building the same workflow twice, with build
+//! caches at different paths, gives byte-identical binaries.
 //!
 //! These tests run real `agentd build`s into the shared cache
 //! (`<workspace>/target/agentd-cache`, as the e2e tests do), so only a session's first
@@ -34,10 +34,14 @@ fn scratch(test: &str) -> PathBuf {
 }
 
 fn agentd(cwd: &Path, args: &[&str]) -> Output {
+    agentd_with_cache(&cache(), cwd, args)
+}
+
+fn agentd_with_cache(cache: &Path, cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_agentd"))
         .args(args)
         .current_dir(cwd)
-        .env("AGENTD_CACHE_DIR", cache())
+        .env("AGENTD_CACHE_DIR", cache)
         .env_remove("AGENTD_RUNTIME_PATH")
         .env_remove("AGENTD_SIGNING_REQUIRED")
         .env("NO_COLOR", "1")
@@ -196,19 +200,21 @@ fn same_workflow_builds_byte_identical_binaries() {
     let first = agentd(&dir, &["build", "repro-check.toml", "-o", "a/agent"]);
     assert!(first.status.success(), "{}", stderr(&first));
 
-    // Remove the generated crate so the second build rewrites it and cargo relinks.
-    for entry in std::fs::read_dir(cache().join("crates")).expect("crates dir") {
-        let path = entry.expect("entry").path();
-        if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("repro-check-"))
-        {
-            std::fs::remove_dir_all(&path).expect("remove generated crate");
-        }
-    }
-    let second = agentd(&dir, &["build", "repro-check.toml", "-o", "b/agent"]);
+    // The second build uses a cache at another path: its own generated crate, its own
+    // compiled runtime and dependencies (cold on a fresh machine, so the test covers
+    // an independent build, as on another CI runner). Build paths are remapped out of
+    // the binary, so the bytes must not depend on where the cache is.
+    let other_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("provenance-second-cache");
+    let second = agentd_with_cache(
+        &other_cache,
+        &dir,
+        &["build", "repro-check.toml", "-o", "b/agent"],
+    );
     assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        other_cache.join("target").is_dir(),
+        "the second build compiled into its own cache"
+    );
 
     let a = std::fs::read(dir.join("a/agent")).expect("first binary");
     let b = std::fs::read(dir.join("b/agent")).expect("second binary");
