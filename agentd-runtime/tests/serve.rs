@@ -304,6 +304,27 @@ fn oversized_headers_get_431_and_malformed_requests_400() {
         assert!(closed_by_server(&mut conn), "{garbage:?}: still open");
     }
 
+    // The HTTP layer's own replies are counted too, under `unparsed` (counted
+    // when each connection ends, so poll briefly).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, _, metrics, _) = parts(agent().get(&s.url("/metrics")).call());
+        let counted = metrics.contains("route=\"unparsed\",status=\"431\"} 1")
+            && metrics.contains("route=\"unparsed\",status=\"400\"} 5");
+        if counted {
+            assert!(
+                !metrics.lines().any(|l| {
+                    l.starts_with("agentd_http_request_duration_seconds")
+                        && l.contains("route=\"unparsed\"")
+                }),
+                "unparsed requests have no latency:\n{metrics}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
     // A valid request followed by pipelined garbage: the first is answered,
     // the rest is refused, and the server lives on.
     let mut conn = connect(s.addr);

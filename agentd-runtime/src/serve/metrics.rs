@@ -37,10 +37,12 @@ pub enum Fixed {
     Healthz,
     /// `GET /metrics`.
     Metrics,
-    /// Anything that matched no route (404, 405). Requests hyper refuses
-    /// itself (malformed heads: 400, 431) never reach the handler and are
-    /// not counted.
+    /// Anything that matched no route (404, 405).
     Unmatched,
+    /// Requests the HTTP layer refused before any handler saw them (an
+    /// unparsable head: 400; a head over the cap: 431). Counted by status,
+    /// with no latency.
+    Unparsed,
 }
 
 /// Which label a request is counted under.
@@ -172,7 +174,7 @@ impl Registry {
             .map(|r| RouteStats::new(format!("{} {}", r.method, r.path)))
             .collect();
         let route_count = routes.len();
-        for fixed in ["GET /healthz", "GET /metrics", "unmatched"] {
+        for fixed in ["GET /healthz", "GET /metrics", "unmatched", "unparsed"] {
             routes.push(RouteStats::new(fixed.to_owned()));
         }
         let triggers = def
@@ -234,7 +236,7 @@ impl Registry {
     pub fn record_request(&self, label: RouteLabel, status: u16, took: Duration) {
         let index = match label {
             RouteLabel::Route(i) if i < self.route_count => i,
-            RouteLabel::Route(_) => self.route_count + 2,
+            RouteLabel::Route(_) => self.route_count + Fixed::Unmatched as usize,
             RouteLabel::Fixed(f) => self.route_count + f as usize,
         };
         let Some(stats) = self.routes.get(index) else {
@@ -245,6 +247,18 @@ impl Registry {
             bump(c);
         }
         stats.latency.observe(took);
+    }
+
+    /// Count one reply the HTTP layer sent by itself (label `unparsed`).
+    pub fn record_unparsed(&self, status: u16) {
+        let slot = usize::from(status.clamp(100, 599) - 100);
+        if let Some(c) = self
+            .routes
+            .get(self.route_count + Fixed::Unparsed as usize)
+            .and_then(|stats| stats.statuses.get(slot))
+        {
+            bump(c);
+        }
     }
 
     /// A trigger fired (and its run started).
@@ -394,7 +408,9 @@ impl Registry {
             "Time from request head to response, by route.",
             "histogram",
         );
-        for r in &self.routes {
+        // `unparsed` (last) has no latency: the HTTP layer times nothing.
+        let timed = self.routes.len().saturating_sub(1);
+        for r in &self.routes[..timed] {
             let labels = format!("{wf},route=\"{}\"", escape(&r.label));
             r.latency
                 .render(&mut out, "agentd_http_request_duration_seconds", &labels);

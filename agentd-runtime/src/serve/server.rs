@@ -416,7 +416,9 @@ async fn accept_loop<W: Workflow>(
                             TokioIo::new(tls_stream),
                             service(&state, peer_identity),
                         );
-                        let _ = watcher.watch(conn).await;
+                        if let Err(e) = watcher.watch(conn).await {
+                            count_refusal(&state, &e);
+                        }
                     }
                     Ok(Err(e)) => crate::obs::audit(
                         "tls.handshake_failed",
@@ -438,11 +440,25 @@ async fn accept_loop<W: Workflow>(
         tokio::spawn(async move {
             // Errors here are the client's (reset, malformed request, header
             // timeout); hyper already answered what can be answered.
-            let _ = watched.await;
+            if let Err(e) = watched.await {
+                count_refusal(&conn_state, &e);
+            }
             conn_state.metrics.connection_delta(-1);
             drop(slot);
         });
     }
+}
+
+/// Count the reply hyper sent by itself for a request it could not parse, if
+/// it sent one: 431 for a head over [`super::HEAD_CAP`], 400 for anything
+/// else unparsable. (hyper's 414 needs a URI over 64 KiB, which cannot fit in
+/// the capped head; an HTTP/2 preface gets no reply.)
+fn count_refusal<W: Workflow>(state: &State<W>, e: &hyper::Error) {
+    if !e.is_parse() || e.is_parse_status() || e.is_parse_version_h2() {
+        return;
+    }
+    let status = if e.is_parse_too_large() { 431 } else { 400 };
+    state.metrics.record_unparsed(status);
 }
 
 /// The per-connection request handler; `peer` is the TLS client identity.
