@@ -201,8 +201,7 @@ output_schema = "inline"
     let exe = dir.join("remote-llm-bin");
     build::agentd_build(&dir, "wf.toml", &exe, &[]);
     let run = |input: &str| {
-        Command::new(&exe)
-            .args(["--input", input])
+        without_proxy(Command::new(&exe).args(["--input", input]))
             .output()
             .expect("the binary runs")
     };
@@ -240,6 +239,14 @@ output_schema = "inline"
     for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
         assert!(!text.contains(KEY), "the key reached {name}");
     }
+}
+
+/// The providers honour proxy variables; these tests talk to 127.0.0.1 directly.
+fn without_proxy(cmd: &mut Command) -> &mut Command {
+    for var in ["ALL_PROXY", "HTTPS_PROXY", "HTTP_PROXY"] {
+        cmd.env_remove(var).env_remove(var.to_ascii_lowercase());
+    }
+    cmd
 }
 
 /// Read one chat-completions request from `s` (head, then the body its
@@ -349,6 +356,7 @@ input_from = "trigger"
         cmd.args(["--input", r#"{"who": "tls"}"#])
             .env_remove("AGENTD_HTTP_CA_FILE")
             .env_remove("SSL_CERT_FILE");
+        without_proxy(&mut cmd);
         if let Some(file) = ca_file {
             cmd.env("AGENTD_HTTP_CA_FILE", dir.join(file));
         }
