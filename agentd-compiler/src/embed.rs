@@ -11,8 +11,12 @@
 //! Every problem becomes a `compile_error!` on the span of the path literal (a
 //! binding problem: on the binding), worded exactly as `agentd check` words it
 //! ([`render_short`]), with file paths shown relative to the directory the workflow
-//! path was resolved against. This module must never panic: the proc-macro runs
-//! inside rustc.
+//! path was resolved against. A workflow that compiles with warnings gets one rustc
+//! warning per diagnostic, on the same span: stable proc-macros cannot emit
+//! warnings, so each becomes the use of a `#[deprecated]` constant whose note is the
+//! diagnostic (the `deprecated` lint: `#[allow(deprecated)]` on the call silences
+//! them, `#![deny(deprecated)]` makes them errors). This module must never panic:
+//! the proc-macro runs inside rustc.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -132,6 +136,28 @@ pub fn expand(req: &EmbedRequest) -> TokenStream {
         }
     };
 
+    let warnings = program
+        .diagnostics
+        .iter()
+        .filter(|d| !d.is_error())
+        .map(|d| {
+            let text = render_relative(d, &program.sources, &base);
+            // Codes are snake_case; anything else would make `format_ident!` panic.
+            let code: String = d
+                .code
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let name = format_ident!("agentd_warning_{code}");
+            quote_spanned! {req.path_span=>
+                const _: () = {
+                    #[deprecated(note = #text)]
+                    #[allow(non_upper_case_globals)]
+                    const #name: () = ();
+                    #name
+                };
+            }
+        });
     let ty = format_ident!("{type_name}");
     let module = format_ident!("__agentd_{type_name}");
     let workflow = generated.workflow_name.as_str();
@@ -221,6 +247,7 @@ pub fn expand(req: &EmbedRequest) -> TokenStream {
         }
         #[doc(inline)]
         pub use self::#module::#ty;
+        #(#warnings)*
     }
 }
 
@@ -429,6 +456,31 @@ mod tests {
     }
 
     const RUST_NODE: &str = "name = \"flow\"\n[policy]\n[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\n[[nodes]]\nid = \"k\"\ntype = \"rust\"\nhandler = \"classify\"\n";
+
+    #[test]
+    fn warnings_become_deprecated_constants_and_a_clean_workflow_has_none() {
+        let dir = tmpdir("warn");
+        let open = RUST_NODE.replace("[policy]\n", "");
+        std::fs::write(dir.join("open.toml"), &open).expect("write");
+        std::fs::write(dir.join("flow.toml"), RUST_NODE).expect("write");
+        let bind = |mut req: EmbedRequest| {
+            req.handlers.push(HandlerBinding {
+                name: "classify".into(),
+                name_span: Span::call_site(),
+                path: quote!(crate::classify),
+            });
+            expand(&req).to_string()
+        };
+        let out = bind(request(&dir, "open.toml"));
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(out.contains("const agentd_warning_no_policy"), "{out}");
+        assert!(
+            out.contains("deprecated (note = \"open.toml:1:1: warning[no_policy]"),
+            "{out}"
+        );
+        let clean = bind(request(&dir, "flow.toml"));
+        assert!(!clean.contains("deprecated"), "{clean}");
+    }
 
     #[test]
     fn valid_workflow_expands_to_a_module_and_a_reexport() {
