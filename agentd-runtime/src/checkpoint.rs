@@ -245,7 +245,7 @@ pub enum CheckpointError {
         /// The underlying failure.
         source: io::Error,
     },
-    /// The file is larger than [`MAX_CHECKPOINT_BYTES`].
+    /// The file is (or would be) larger than [`MAX_CHECKPOINT_BYTES`].
     #[error("checkpoint `{path}` is larger than {MAX_CHECKPOINT_BYTES} bytes")]
     TooLarge {
         /// The file.
@@ -386,6 +386,30 @@ pub struct Pruned {
 /// checkpoint, or why it could not be read.
 pub type Listed = (String, Result<Checkpoint, CheckpointError>);
 
+/// A byte buffer that refuses to grow past [`MAX_CHECKPOINT_BYTES`].
+#[derive(Default)]
+struct CappedBuf {
+    bytes: Vec<u8>,
+    over: bool,
+}
+
+impl io::Write for CappedBuf {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let len = u64::try_from(self.bytes.len() + buf.len()).unwrap_or(u64::MAX);
+        // One byte is kept for the trailing newline.
+        if len >= MAX_CHECKPOINT_BYTES {
+            self.over = true;
+            return Err(io::Error::other("checkpoint too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A state directory holding `<run_id>.json` checkpoints. Cheap to clone
 /// (the path is shared). Other users of the directory (the idempotency
 /// store in `idempotency/`) are left alone: this type only touches
@@ -454,19 +478,30 @@ impl StateDir {
         Ok(self.root.join(format!("{run_id}.json")))
     }
 
-    /// Write `checkpoint` atomically as `<run_id>.json` (mode `0600`).
+    /// Write `checkpoint` atomically as `<run_id>.json` (mode `0600`), pretty JSON
+    /// (spec §8.5).
     ///
     /// # Errors
     ///
-    /// [`CheckpointError::InvalidRunId`], or [`CheckpointError::Write`]; the
-    /// previous file, if any, is then untouched and no temp file remains.
+    /// [`CheckpointError::InvalidRunId`], [`CheckpointError::TooLarge`] for a
+    /// checkpoint [`StateDir::load`] would refuse (so a run never pauses into a
+    /// state it cannot resume; serialising stops at the cap, so deeply nested
+    /// data that pretty printing inflates cannot exhaust memory either), or
+    /// [`CheckpointError::Write`]; the previous file, if any, is then untouched
+    /// and no temp file remains.
     pub fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let path = self.checkpoint_path(&checkpoint.run_id)?;
-        let mut bytes =
-            serde_json::to_vec_pretty(checkpoint).map_err(|e| CheckpointError::Write {
-                path: path.clone(),
+        let mut out = CappedBuf::default();
+        if let Err(e) = serde_json::to_writer_pretty(&mut out, checkpoint) {
+            if out.over {
+                return Err(CheckpointError::TooLarge { path });
+            }
+            return Err(CheckpointError::Write {
+                path,
                 source: io::Error::other(e),
-            })?;
+            });
+        }
+        let mut bytes = out.bytes;
         bytes.push(b'\n');
         self.write_atomically(&path, &checkpoint.run_id, &bytes)
             .map_err(|source| CheckpointError::Write { path, source })

@@ -462,13 +462,23 @@ fn timeout_secs(matches: &Matches, raw: Option<&str>) -> Result<u64, String> {
     if from_env(matches, "timeout_secs") {
         return Ok(parsed
             .ok()
-            .filter(|secs| *secs > 0)
+            .filter(|secs| (1..=MAX_SECS).contains(secs))
             .unwrap_or(DEFAULT_TIMEOUT_SECS));
     }
-    parsed
-        .map(|secs| secs.max(1))
-        .map_err(|_| format!("invalid value `{raw}` for --timeout-secs: expected whole seconds"))
+    match parsed {
+        Ok(secs) if secs <= MAX_SECS => Ok(secs.max(1)),
+        _ => Err(format!(
+            "invalid value `{raw}` for --timeout-secs: expected whole seconds up to {MAX_SECS}"
+        )),
+    }
 }
+
+/// Largest number of seconds a flag accepts (ten years): every deadline built from
+/// it (`now + timeout`) stays far from overflowing.
+const MAX_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// Largest trigger input read from `--input-file` or stdin; more is a usage error.
+pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The trigger input: `--input` text, else `--input-file`, else `null`.
 fn load_input(matches: &Matches, args: &Args, stdin: &mut dyn Read) -> Result<Value, String> {
@@ -480,7 +490,8 @@ fn load_input(matches: &Matches, args: &Args, stdin: &mut dyn Read) -> Result<Va
         (Some(text), _) if text == "-" => read_stdin(stdin)?,
         (Some(text), _) => text.clone(),
         (None, Some(path)) if path == "-" => read_stdin(stdin)?,
-        (None, Some(path)) => std::fs::read_to_string(&path)
+        (None, Some(path)) => std::fs::File::open(&path)
+            .and_then(|file| read_capped_text(file, "input file"))
             .map_err(|e| format!("cannot read input file `{path}`: {e}"))?,
         (None, None) => return Ok(Value::Null),
     };
@@ -488,10 +499,18 @@ fn load_input(matches: &Matches, args: &Args, stdin: &mut dyn Read) -> Result<Va
 }
 
 fn read_stdin(stdin: &mut dyn Read) -> Result<String, String> {
+    read_capped_text(stdin, "input").map_err(|e| format!("cannot read input from stdin: {e}"))
+}
+
+/// All of `source` as UTF-8, refusing more than [`MAX_INPUT_BYTES`].
+fn read_capped_text(source: impl Read, what: &str) -> std::io::Result<String> {
     let mut text = String::new();
-    stdin
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot read input from stdin: {e}"))?;
+    source.take(MAX_INPUT_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_INPUT_BYTES {
+        return Err(std::io::Error::other(format!(
+            "the {what} is larger than {MAX_INPUT_BYTES} bytes"
+        )));
+    }
     Ok(text)
 }
 

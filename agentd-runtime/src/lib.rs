@@ -54,6 +54,7 @@ pub mod graph;
 pub mod harness;
 #[cfg(feature = "llm")]
 pub mod intel;
+pub mod limits;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 pub mod nodes;

@@ -164,7 +164,8 @@ fn verify_signature(path: &Path, bytes: &[u8], key: &[u8; 32]) -> Result<(), Pol
     use base64::Engine as _;
 
     let sig = sig_path(path);
-    let text = match std::fs::read_to_string(&sig) {
+    // A signature is 88 base64 characters; anything much larger is not one.
+    let text = match crate::limits::read_capped_string(&sig, 4096) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(PolicyFileError::SignatureMissing {

@@ -8,9 +8,6 @@
 //! Security posture: a named file that cannot be read, is too large or holds no
 //! certificate is an error, never a silent fall-back to the built-in roots.
 
-use std::io::Read;
-use std::path::Path;
-
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
 
 /// Largest CA bundle read from `AGENTD_HTTP_CA_FILE` / `SSL_CERT_FILE`.
@@ -45,7 +42,7 @@ impl Roots {
             None => Ok(Self::WebPki),
             Some((var, path)) => {
                 let path = std::path::PathBuf::from(path);
-                read_capped(&path)
+                crate::limits::read_capped(&path, MAX_CA_FILE)
                     .map_err(|e| e.to_string())
                     .and_then(|pem| Self::from_pem(&pem))
                     .map_err(|e| format!("{var} `{}`: {e}", path.display()))
@@ -85,17 +82,4 @@ impl Roots {
             .root_certs(roots)
             .build()
     }
-}
-
-fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_CA_FILE + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_CA_FILE {
-        return Err(std::io::Error::other(format!(
-            "larger than {MAX_CA_FILE} bytes"
-        )));
-    }
-    Ok(bytes)
 }

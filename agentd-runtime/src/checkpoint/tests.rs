@@ -106,6 +106,30 @@ fn save_writes_a_0600_file_and_leaves_no_temp_file_behind() -> Result<(), Checkp
 }
 
 #[test]
+fn a_checkpoint_load_would_refuse_is_not_saved() -> Result<(), CheckpointError> {
+    let scratch = Scratch::new("too-large");
+    let dir = scratch.state();
+    save(&dir, &sample("exec-1"));
+    let mut big = sample("exec-1");
+    // Deep nesting: pretty printing indents every element by its depth, so a
+    // small value becomes a huge file. Serialising must stop at the cap.
+    let mut nested = json!(vec![0; 300_000]);
+    for _ in 0..120 {
+        nested = json!([nested]);
+    }
+    big.node_outputs.insert("deep".into(), nested);
+    let refused = dir.save(&big);
+    assert!(
+        matches!(refused, Err(CheckpointError::TooLarge { .. })),
+        "{refused:?}"
+    );
+    // The earlier checkpoint is untouched and still loads.
+    assert_eq!(dir.load("exec-1")?.node_outputs.get("deep"), None);
+    assert_eq!(scratch.names(), ["exec-1.json"]);
+    Ok(())
+}
+
+#[test]
 fn saving_again_replaces_the_checkpoint_whole() -> Result<(), CheckpointError> {
     let scratch = Scratch::new("replace");
     let dir = scratch.state();

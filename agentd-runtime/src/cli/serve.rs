@@ -130,10 +130,10 @@ pub(super) fn resolve<W: Workflow>(
             .map_err(|_| format!("invalid bind address `{text}`: expected IP:PORT"))?,
     };
     let secs = |id: &str, raw: &Option<String>, default: u64| {
-        number(matches, id, raw.as_deref(), default).map(Duration::from_secs)
+        number(matches, id, raw.as_deref(), default, super::MAX_SECS).map(Duration::from_secs)
     };
     let count = |id: &str, raw: &Option<String>, default: u64| {
-        number(matches, id, raw.as_deref(), default)
+        number(matches, id, raw.as_deref(), default, MAX_COUNT)
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
     };
     Ok(Some(ServeCli {
@@ -166,22 +166,31 @@ pub(super) fn resolve<W: Workflow>(
 /// A positive whole number flag: strict on the command line (a bad value
 /// or 0 is a usage error), lenient from the env (falls back to `default`),
 /// as the dialect's env rules say.
+/// Largest `--max-connections` / `--max-runs`: far beyond what one process can
+/// serve, and small enough for every sum and semaphore built from it.
+pub(super) const MAX_COUNT: u64 = 1_000_000;
+
 fn number(
     matches: &super::Matches,
     id: &str,
     raw: Option<&str>,
     default: u64,
+    max: u64,
 ) -> Result<u64, String> {
     let Some(raw) = raw else {
         return Ok(default);
     };
-    let parsed = raw.trim().parse::<u64>().ok().filter(|n| *n > 0);
+    let parsed = raw
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (1..=max).contains(n));
     if from_env(matches, id) {
         return Ok(parsed.unwrap_or(default));
     }
     parsed.ok_or_else(|| {
         format!(
-            "invalid value `{raw}` for --{}: expected a whole number above 0",
+            "invalid value `{raw}` for --{}: expected a whole number from 1 to {max}",
             id.replace('_', "-")
         )
     })
@@ -415,6 +424,32 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(err.contains("nothing to serve"), "{err}");
+    }
+
+    #[cfg(feature = "serve")]
+    #[test]
+    fn serve_numbers_above_their_maximum_are_usage_errors() {
+        for (flag, max) in [
+            ("--max-runs", MAX_COUNT),
+            ("--max-connections", MAX_COUNT),
+            ("--drain-timeout-secs", super::super::MAX_SECS),
+            ("--read-timeout-secs", super::super::MAX_SECS),
+        ] {
+            let err = resolve_args::<Served>(&[flag, "18446744073709551615"])
+                .err()
+                .unwrap_or_default();
+            assert_eq!(
+                err,
+                format!(
+                    "invalid value `18446744073709551615` for {flag}: expected a whole number from 1 to {max}"
+                )
+            );
+            let at_max = max.to_string();
+            assert!(
+                resolve_args::<Served>(&[flag, &at_max]).is_ok(),
+                "{flag} {max}"
+            );
+        }
     }
 
     #[test]

@@ -263,7 +263,32 @@ fn usage_errors_exit_2() {
     assert_eq!(out.code, EXIT_USAGE);
     assert_eq!(
         out.stderr,
-        "agentd: invalid value `soon` for --timeout-secs: expected whole seconds\n"
+        "agentd: invalid value `soon` for --timeout-secs: expected whole seconds up to 315360000\n"
+    );
+    // A deadline that far away would overflow `now + timeout` in the HTTP clients.
+    let out = cli(&["--timeout-secs", "18446744073709551615"]);
+    assert_eq!(out.code, EXIT_USAGE, "{}", out.stdout);
+    assert!(out.stderr.contains("up to 315360000"), "{}", out.stderr);
+}
+
+#[test]
+fn an_input_over_the_cap_is_a_usage_error_not_a_huge_read() {
+    let big = vec![b' '; usize::try_from(MAX_INPUT_BYTES).unwrap_or(usize::MAX) + 1];
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let code = run(
+        &Cli,
+        ["agent", "--input", "-"],
+        &mut &big[..],
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(code, EXIT_USAGE);
+    assert_eq!(
+        String::from_utf8_lossy(&err),
+        format!(
+            "agentd: cannot read input from stdin: the input is larger than {MAX_INPUT_BYTES} bytes\n"
+        )
     );
 }
 

@@ -291,6 +291,9 @@ pub struct BackendDef {
     pub max_tokens: Option<u32>,
 }
 
+/// Largest `--intel-http-bearer-file`: a token, not a document.
+const MAX_BEARER_BYTES: u64 = 64 * 1024;
+
 /// Resolves an `api_key_env` secret name to the key at call time; `Err`
 /// says why it cannot (never containing a value).
 pub type KeyResolver = fn(&str) -> Result<String, String>;
@@ -378,7 +381,7 @@ pub fn cli_intel<W: crate::Workflow>(
     } else if let Some(url) = http {
         let bearer = match bearer_file {
             Some(file) => Some(
-                std::fs::read_to_string(file)
+                crate::limits::read_capped_string(std::path::Path::new(file), MAX_BEARER_BYTES)
                     .map_err(|e| format!("cannot read --intel-http-bearer-file `{file}`: {e}"))?
                     .trim()
                     .to_owned(),

@@ -20,7 +20,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -196,16 +196,13 @@ impl Backend for UnixBackend {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = encode_request(id, req)?;
         let sock = self.path.display();
-        let mut stream = std::os::unix::net::UnixStream::connect(&self.path).map_err(|e| {
+        let stream = std::os::unix::net::UnixStream::connect(&self.path).map_err(|e| {
             io_err(
                 &format!("cannot connect to intelligence socket `{sock}`"),
                 &e,
             )
         })?;
-        stream
-            .set_read_timeout(Some(self.timeout))
-            .and_then(|()| stream.set_write_timeout(Some(self.timeout)))
-            .map_err(|e| io_err("cannot set socket timeouts", &e))?;
+        let mut stream = Deadlined::new(stream, self.timeout);
         write_frame(&mut stream, &body)
             .map_err(|e| io_err(&format!("cannot send to intelligence socket `{sock}`"), &e))?;
         let reply = read_frame(&mut stream).map_err(|e| {
@@ -215,6 +212,74 @@ impl Backend for UnixBackend {
             )
         })?;
         decode_response(&reply)
+    }
+}
+
+/// A socket whose every read and write must end by one deadline: before each
+/// call the socket timeout is set to the time left, so a backend that sends a
+/// byte just before each timeout cannot stretch one call past `timeout`.
+struct Deadlined<S> {
+    inner: S,
+    deadline: Instant,
+}
+
+/// Sockets whose read and write timeouts can be set.
+trait Timeouts {
+    fn set_timeouts(&self, t: Duration) -> io::Result<()>;
+}
+
+impl Timeouts for TcpStream {
+    fn set_timeouts(&self, t: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(t))?;
+        self.set_write_timeout(Some(t))
+    }
+}
+
+#[cfg(unix)]
+impl Timeouts for std::os::unix::net::UnixStream {
+    fn set_timeouts(&self, t: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(t))?;
+        self.set_write_timeout(Some(t))
+    }
+}
+
+impl<S: Timeouts> Deadlined<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            inner,
+            // A timeout too large to add is no deadline at all, in effect.
+            deadline: now
+                .checked_add(timeout)
+                .unwrap_or(now + Duration::from_secs(315_360_000)),
+        }
+    }
+
+    /// Arm the socket with the time left, or fail once there is none.
+    fn arm(&self) -> io::Result<()> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+        }
+        self.inner.set_timeouts(left)
+    }
+}
+
+impl<S: Read + Timeouts> Read for Deadlined<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.arm()?;
+        self.inner.read(buf)
+    }
+}
+
+impl<S: Write + Timeouts> Write for Deadlined<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm()?;
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -310,11 +375,7 @@ impl Backend for HttpBackend {
     fn complete(&self, req: &ChatRequest) -> Result<ChatReply, Error> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = encode_request(id, req)?;
-        let mut stream = self.connect()?;
-        stream
-            .set_read_timeout(Some(self.timeout))
-            .and_then(|()| stream.set_write_timeout(Some(self.timeout)))
-            .map_err(|e| io_err("cannot set socket timeouts", &e))?;
+        let mut stream = Deadlined::new(self.connect()?, self.timeout);
         let host = if self.port == 80 {
             self.host.clone()
         } else if self.host.contains(':') {

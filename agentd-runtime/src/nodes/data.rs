@@ -100,21 +100,49 @@ pub fn json_select(cx: &Cx<'_>, cfg: &'static JsonSelect) -> Result<Step, Error>
 pub fn diff_compute(cx: &Cx<'_>, cfg: &'static DiffCompute) -> Result<Step, Error> {
     let left = cx.require("diff_compute", &cfg.left_from)?;
     let right = cx.require("diff_compute", &cfg.right_from)?;
-    Ok(Step::value(diff(left, right)))
+    diff(left, right).map(Step::value).ok_or_else(|| {
+        Error::tool(
+            "diff_compute",
+            format!("the diff is too large: its paths exceed {MAX_DIFF_PATH_BYTES} bytes"),
+        )
+    })
 }
 
-/// The structural diff of spec §3.6 as a value.
+/// Most bytes of the paths of one diff. Each entry names its whole path, so
+/// many entries under a long key would repeat that key: without a cap a 1 MiB
+/// input could make gigabytes of paths.
+pub const MAX_DIFF_PATH_BYTES: usize = 16 * 1024 * 1024;
+
+/// The structural diff of spec §3.6 as a value; `None` when its paths would
+/// exceed [`MAX_DIFF_PATH_BYTES`].
 #[must_use]
-pub fn diff(left: &Value, right: &Value) -> Value {
+pub fn diff(left: &Value, right: &Value) -> Option<Value> {
     let mut bins = DiffBins::default();
-    bins.walk(String::new(), left, right);
+    bins.walk(&mut Vec::new(), left, right);
+    if bins.over {
+        return None;
+    }
     let unchanged = bins.added.is_empty() && bins.removed.is_empty() && bins.changed.is_empty();
-    json!({
+    Some(json!({
         "added": bins.added,
         "removed": bins.removed,
         "changed": bins.changed,
         "unchanged": unchanged,
-    })
+    }))
+}
+
+/// One step of a diff path.
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+#[derive(Clone, Copy)]
+enum Bin {
+    Added,
+    Removed,
+    Changed,
 }
 
 #[derive(Default)]
@@ -122,63 +150,94 @@ struct DiffBins {
     added: Map<String, Value>,
     removed: Map<String, Value>,
     changed: Map<String, Value>,
+    path_bytes: usize,
+    over: bool,
 }
 
 impl DiffBins {
-    /// `path` is the location so far: keys joined by `.`, indices as `[i]`,
-    /// empty at the root (reported as `$`).
-    fn walk(&mut self, path: String, left: &Value, right: &Value) {
+    /// `path` is the location so far, as segments: it is spelled out only for
+    /// an entry (keys joined by `.`, indices as `[i]`, `$` for the root), so
+    /// walking equal subtrees costs no string work.
+    fn walk<'a>(&mut self, path: &mut Vec<Seg<'a>>, left: &'a Value, right: &'a Value) {
+        if self.over {
+            return;
+        }
         match (left, right) {
             (Value::Object(l), Value::Object(r)) => {
                 for (key, lv) in l {
-                    let p = child_key(&path, key);
+                    path.push(Seg::Key(key));
                     match r.get(key) {
-                        Some(rv) => self.walk(p, lv, rv),
-                        None => {
-                            self.removed.insert(p, lv.clone());
-                        }
+                        Some(rv) => self.walk(path, lv, rv),
+                        None => self.record(Bin::Removed, path, lv.clone()),
                     }
+                    path.pop();
                 }
                 for (key, rv) in r {
                     if !l.contains_key(key) {
-                        self.added.insert(child_key(&path, key), rv.clone());
+                        path.push(Seg::Key(key));
+                        self.record(Bin::Added, path, rv.clone());
+                        path.pop();
                     }
                 }
             }
             (Value::Array(l), Value::Array(r)) => {
                 for i in 0..l.len().max(r.len()) {
-                    let p = format!("{path}[{i}]");
+                    path.push(Seg::Index(i));
                     match (l.get(i), r.get(i)) {
-                        (Some(lv), Some(rv)) => self.walk(p, lv, rv),
-                        (Some(lv), None) => {
-                            self.removed.insert(p, lv.clone());
-                        }
-                        (None, Some(rv)) => {
-                            self.added.insert(p, rv.clone());
-                        }
+                        (Some(lv), Some(rv)) => self.walk(path, lv, rv),
+                        (Some(lv), None) => self.record(Bin::Removed, path, lv.clone()),
+                        (None, Some(rv)) => self.record(Bin::Added, path, rv.clone()),
                         (None, None) => {}
                     }
+                    path.pop();
                 }
             }
             (l, r) if l == r => {}
-            (l, r) => {
-                let p = if path.is_empty() {
-                    "$".to_owned()
-                } else {
-                    path
-                };
-                self.changed.insert(p, json!({ "from": l, "to": r }));
-            }
+            (l, r) => self.record(Bin::Changed, path, json!({ "from": l, "to": r })),
         }
+    }
+
+    fn record(&mut self, bin: Bin, path: &[Seg<'_>], value: Value) {
+        if self.over {
+            return;
+        }
+        let spelled = spell(path);
+        self.path_bytes = self.path_bytes.saturating_add(spelled.len());
+        if self.path_bytes > MAX_DIFF_PATH_BYTES {
+            self.over = true;
+            return;
+        }
+        let map = match bin {
+            Bin::Added => &mut self.added,
+            Bin::Removed => &mut self.removed,
+            Bin::Changed => &mut self.changed,
+        };
+        map.insert(spelled, value);
     }
 }
 
-fn child_key(path: &str, key: &str) -> String {
+/// `a.b[2].c`; `$` for the root.
+fn spell(path: &[Seg<'_>]) -> String {
     if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
+        return "$".to_owned();
     }
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(key) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Seg::Index(i) => {
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -329,7 +388,7 @@ mod tests {
         let left = json!({"a": 1, "b": {"c": [1, 2, 3]}, "gone": true, "same": "x"});
         let right = json!({"a": "1", "b": {"c": [1, 5]}, "new": null, "same": "x"});
         assert_eq!(
-            diff(&left, &right),
+            diff(&left, &right).unwrap_or_default(),
             json!({
                 "added": {"new": null},
                 "removed": {"gone": true, "b.c[2]": 3},
@@ -342,7 +401,7 @@ mod tests {
     #[test]
     fn diff_of_equal_values_is_unchanged() {
         assert_eq!(
-            diff(&json!({"a": [1]}), &json!({"a": [1]})),
+            diff(&json!({"a": [1]}), &json!({"a": [1]})).unwrap_or_default(),
             json!({"added": {}, "removed": {}, "changed": {}, "unchanged": true})
         );
     }
@@ -350,13 +409,58 @@ mod tests {
     #[test]
     fn diff_of_root_scalars_uses_dollar() {
         assert_eq!(
-            diff(&json!(1), &json!([1]))["changed"],
+            diff(&json!(1), &json!([1])).unwrap_or_default()["changed"],
             json!({"$": {"from": 1, "to": [1]}})
         );
         assert_eq!(
-            diff(&json!([1]), &json!([1, {"k": 2}]))["added"],
+            diff(&json!([1]), &json!([1, {"k": 2}])).unwrap_or_default()["added"],
             json!({"[1]": {"k": 2}})
         );
+    }
+
+    #[test]
+    fn diff_paths_after_an_index_and_deep_keys_are_spelled_like_the_dialect() {
+        let left = json!([{"a": {"b": 1}}]);
+        let right = json!([{"a": {"b": 2, "c": 3}}]);
+        assert_eq!(
+            diff(&left, &right).unwrap_or_default(),
+            json!({
+                "added": {"[0].a.c": 3},
+                "removed": {},
+                "changed": {"[0].a.b": {"from": 1, "to": 2}},
+                "unchanged": false,
+            })
+        );
+    }
+
+    #[test]
+    fn a_diff_whose_paths_would_repeat_a_long_key_too_often_is_refused() {
+        // 64 KiB key × 300 removed entries = 19 MiB of paths, from a 64 KiB input.
+        let key = "k".repeat(64 * 1024);
+        let inner: Map<String, Value> = (0..300).map(|i| (format!("x{i}"), json!(0))).collect();
+        let left = json!({ key.clone(): inner });
+        let right = json!({ key: {} });
+        assert_eq!(diff(&left, &right), None);
+        let cfg = leak(DiffCompute {
+            left_from: path("trigger.before"),
+            right_from: path("trigger.after"),
+        });
+        let mut run = TestRun::new(json!({"before": left, "after": right}));
+        assert_eq!(
+            err_text(diff_compute(&run.cx(), cfg)).as_deref(),
+            Some(
+                "tool `diff_compute` failed: the diff is too large: its paths exceed 16777216 bytes"
+            )
+        );
+        // Equal subtrees under the same key cost nothing and stay unchanged.
+        let same = diff(&left_same(), &left_same()).unwrap_or_default();
+        assert_eq!(same["unchanged"], json!(true));
+    }
+
+    fn left_same() -> Value {
+        let key = "k".repeat(64 * 1024);
+        let inner: Map<String, Value> = (0..3000).map(|i| (format!("x{i}"), json!(0))).collect();
+        json!({ key: inner })
     }
 
     #[test]

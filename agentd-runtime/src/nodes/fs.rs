@@ -5,8 +5,14 @@
 //! (`fs.read` / `fs.write`), honour dry-run, then act. Every failure is
 //! hard — these kinds never emit an `error` branch. They must never act
 //! before the gate, and never act at all in dry-run.
+//!
+//! **Beyond dialect 1:** `read_file` reads regular files only, and at most
+//! [`MAX_READ_BYTES`]: a FIFO (whose `open` would block the run forever), a
+//! device or a huge file is a hard error instead of a hang or an exhausted
+//! memory.
 
 use std::fs;
+use std::io::Read;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -51,6 +57,9 @@ pub fn read_file(cx: &Cx<'_>, cfg: &'static ReadFile) -> Result<Step, Error> {
     read_path(cx, path).map(Step::value)
 }
 
+/// Largest file `read_file` reads (64 MiB); a larger one is a hard error.
+pub const MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
+
 const READ: &str = "read_file";
 const WRITE: &str = "write_file";
 
@@ -61,13 +70,45 @@ fn read_path(cx: &Cx<'_>, path: &str) -> Result<Value, Error> {
     if cx.dry_run() {
         return Ok(json!({ "path": path, "dry_run": true }));
     }
-    let content =
-        fs::read_to_string(path).map_err(|e| Error::tool(READ, format!("read {path}: {e}")))?;
+    let content = read_regular(path).map_err(|e| Error::tool(READ, format!("read {path}: {e}")))?;
     Ok(json!({
         "path": path,
         "bytes": content.len(),
         "content": content,
     }))
+}
+
+/// The text of the regular file at `path`, at most [`MAX_READ_BYTES`].
+///
+/// Opened non-blocking (a FIFO must not block the open), then checked on the
+/// open file, so no rename between a check and the open can slip a FIFO or a
+/// device in. Non-blocking has no effect on reading a regular file.
+fn read_regular(path: &str) -> std::io::Result<String> {
+    let mut open = fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NONBLOCK);
+    let file = open.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_READ_BYTES {
+        return Err(too_big());
+    }
+    let mut content = String::new();
+    file.take(MAX_READ_BYTES + 1).read_to_string(&mut content)?;
+    if content.len() as u64 > MAX_READ_BYTES {
+        // The file grew while being read.
+        return Err(too_big());
+    }
+    Ok(content)
+}
+
+fn too_big() -> std::io::Error {
+    std::io::Error::other(format!(
+        "larger than the read_file limit of {MAX_READ_BYTES} bytes"
+    ))
 }
 
 /// The `read_file` tool of `agent_loop`: args `{"path"}`; the node's gate,
@@ -269,6 +310,41 @@ mod tests {
             Some(Step::value(
                 json!({"path": file, "content": "héllo", "bytes": 6})
             ))
+        );
+    }
+
+    #[test]
+    fn read_file_refuses_fifos_directories_and_files_over_the_cap() {
+        let scratch = Scratch::new();
+        fs::create_dir_all(&scratch.0).expect("scratch dir");
+        // A FIFO with no writer: a blocking open would hang the run forever.
+        let fifo = scratch.file("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(made, "mkfifo {fifo}");
+        let mut run = TestRun::new(json!({"path": fifo}));
+        assert_eq!(
+            err_text(read_file(&run.cx(), read_cfg())),
+            format!("tool `read_file` failed: read {fifo}: not a regular file")
+        );
+        let dir = scratch.file("");
+        let mut run = TestRun::new(json!({"path": dir}));
+        assert_eq!(
+            err_text(read_file(&run.cx(), read_cfg())),
+            format!("tool `read_file` failed: read {dir}: not a regular file")
+        );
+        // Sparse: one byte over the cap without writing 64 MiB.
+        let big = scratch.file("big");
+        let f = fs::File::create(&big).expect("create");
+        f.set_len(MAX_READ_BYTES + 1).expect("set_len");
+        let mut run = TestRun::new(json!({"path": big}));
+        assert_eq!(
+            err_text(read_file(&run.cx(), read_cfg())),
+            format!(
+                "tool `read_file` failed: read {big}: larger than the read_file limit of {MAX_READ_BYTES} bytes"
+            )
         );
     }
 

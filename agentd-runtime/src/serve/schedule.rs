@@ -333,6 +333,8 @@ mod fs_watch {
     use notify::{RecursiveMode, Watcher as _};
     use tokio::sync::{mpsc, watch};
 
+    use serde_json::json;
+
     use super::{Runner, fs_watch_payload};
     use crate::Workflow;
     use crate::serve::def::{FsEvents, TriggerDef};
@@ -341,6 +343,12 @@ mod fs_watch {
     /// this, events are dropped (and audited) rather than buffered without
     /// bound.
     const QUEUE: usize = 4096;
+
+    /// Most distinct paths a trigger holds while they settle or wait for the
+    /// current run; events for more new paths are dropped (audit
+    /// `fs_watch.dropped` says how many), so a flood of files cannot grow
+    /// memory without bound.
+    const MAX_PENDING_PATHS: usize = 10_000;
 
     /// A live watch on one path.
     pub(crate) struct Watch {
@@ -433,6 +441,8 @@ mod fs_watch {
         let poll = debounce.clamp(Duration::from_millis(1), Duration::from_millis(200));
         // Path → (last kind, when it was seen).
         let mut pending: HashMap<PathBuf, (FsEvents, tokio::time::Instant)> = HashMap::new();
+        // New paths refused because `pending` was full, since the last report.
+        let mut dropped = 0_u64;
         let mut tick = 0_u64;
         loop {
             tokio::select! {
@@ -440,8 +450,11 @@ mod fs_watch {
                 _ = stop.wait_for(|s| *s) => return,
                 event = watch.events.recv() => match event {
                     Some((path, kind)) => {
-                        if filter.contains(kind) {
+                        let room = pending.len() < MAX_PENDING_PATHS || pending.contains_key(&path);
+                        if filter.contains(kind) && room {
                             pending.insert(path, (kind, tokio::time::Instant::now()));
+                        } else if filter.contains(kind) {
+                            dropped += 1;
                         }
                     }
                     // The watcher is gone; nothing more will come.
@@ -470,6 +483,17 @@ mod fs_watch {
                 let payload =
                     fs_watch_payload(&path.to_string_lossy(), name(kind), SystemTime::now(), tick);
                 runner.fire(tick, payload);
+            }
+            if dropped > 0 && pending.len() < MAX_PENDING_PATHS {
+                crate::obs::audit(
+                    "fs_watch.dropped",
+                    json!({
+                        "start_node": runner.def.start(),
+                        "dropped": dropped,
+                        "limit": MAX_PENDING_PATHS,
+                    }),
+                );
+                dropped = 0;
             }
         }
     }

@@ -110,7 +110,8 @@ fn read_pem(what: &'static str, path: &str) -> Result<Vec<u8>, TlsError> {
             size,
         });
     }
-    std::fs::read(path).map_err(open)
+    // Capped again while reading: the file may grow after the size check.
+    crate::limits::read_capped(Path::new(path), MAX_PEM_BYTES).map_err(open)
 }
 
 fn certificates(what: &'static str, path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -324,3 +324,44 @@ mod http {
         assert!(parse(&huge_head, 10).is_err_and(|e| e.to_string().contains("head exceeds")));
     }
 }
+
+/// A backend that sends one byte of its reply just before each read timeout
+/// would keep a call going for as long as it likes; the call's whole timeout
+/// bounds it instead.
+#[test]
+fn a_backend_trickling_its_reply_cannot_outlast_the_call_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let mut buf = [0_u8; 4096];
+        let _ = s.read(&mut buf);
+        // A status line that never ends: one byte every 100 ms.
+        for b in b"HTTP/1.1 200 OK\r\nX-Slow: "
+            .iter()
+            .chain(std::iter::repeat(&b'a'))
+        {
+            if s.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let backend = HttpBackend::new(
+        &format!("http://127.0.0.1:{port}/rpc"),
+        None,
+        Duration::from_millis(800),
+    )
+    .expect("backend");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(err_text(backend.complete(&req())));
+    });
+    // Generous: only a call that ignores its deadline takes this long.
+    let text = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the call ended within its timeout");
+    assert!(text.contains("timed out"), "{text}");
+}

@@ -124,7 +124,9 @@ fn jwks_text(def: &'static OidcDef) -> Result<String, AuthError> {
                     limit: MAX_JWKS_BYTES,
                 });
             }
-            std::fs::read_to_string(path).map_err(read)
+            // The size above is for the error message; the read itself is capped,
+            // since the file may grow in between (or be a FIFO, whose size is 0).
+            crate::limits::read_capped_string(path.as_ref(), MAX_JWKS_BYTES).map_err(read)
         }
     }
 }
