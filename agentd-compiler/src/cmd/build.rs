@@ -58,6 +58,8 @@ pub fn run(file: &Path, opts: Options) -> u8 {
     if let Some(p) = opts.progress {
         bopts.progress = p;
     }
+    let static_link =
+        bopts.linking == Linking::Static && cfg!(all(target_os = "linux", target_arch = "x86_64"));
     let started = std::time::Instant::now();
     match build::build(&generated, &bopts) {
         Ok(out) => {
@@ -76,6 +78,13 @@ pub fn run(file: &Path, opts: Options) -> u8 {
                 eprintln!("{log}");
             }
             eprintln!("error: cargo failed to build the generated crate ({status})");
+            if let Some(hint) = toolchain_hint(&log, static_link) {
+                eprintln!("{hint}");
+                return EXIT_CARGO;
+            }
+            if log.is_empty() && static_link {
+                eprintln!("{MAYBE_NO_STATIC_LIBC}");
+            }
             match &handler_crate {
                 Some(h) => {
                     let names = handlers::handler_names(&compiled.program);
@@ -93,6 +102,44 @@ pub fn run(file: &Path, opts: Options) -> u8 {
         }
     }
 }
+
+/// What to tell the user when cargo failed because of the machine's toolchain
+/// rather than agentd: no C linker, or no static C library for a static build.
+fn toolchain_hint(log: &str, static_link: bool) -> Option<&'static str> {
+    const NO_LINKER: &str = "help: cargo needs a C compiler to link the binary; install one \
+        (Debian/Ubuntu: `apt-get install gcc`, Fedora: `dnf install gcc`)";
+    const NO_STATIC_LIBC: &str = "help: a static build links the C library's static archives \
+        (libc.a and friends), which this machine lacks; install them (Debian/Ubuntu: \
+        `apt-get install libc6-dev`, Fedora/RHEL: `dnf install glibc-static`) or build with \
+        `--dynamic`";
+    if log.contains("linker `cc` not found") {
+        return Some(NO_LINKER);
+    }
+    if static_link {
+        let missing_archive = [
+            "-lc",
+            "-lm",
+            "-lpthread",
+            "-lrt",
+            "-ldl",
+            "-lutil",
+            "-lgcc_eh",
+        ]
+        .iter()
+        .any(|lib| log.contains(&format!("cannot find {lib}")));
+        if missing_archive || log.contains("cannot find crt1.o") {
+            return Some(NO_STATIC_LIBC);
+        }
+    }
+    None
+}
+
+/// With live progress cargo's output went to the terminal, so the log cannot be
+/// read: a static build names the likeliest machine problem as a possibility.
+const MAYBE_NO_STATIC_LIBC: &str = "help: if the link step failed with `cannot find -lc` \
+    (or another `-l` library), this machine lacks the static C library a static build \
+    needs: install it (Debian/Ubuntu: `apt-get install libc6-dev`, Fedora/RHEL: \
+    `dnf install glibc-static`) or build with `--dynamic`";
 
 /// After a failed build with `--handlers`: name the handlers rustc could not find in
 /// the crate (or all of them) and where they must be defined.
@@ -123,5 +170,28 @@ fn handler_hint(h: &HandlerCrate, names: &BTreeSet<String>, log: &str) {
             "help: the workflow's Rust nodes call {list} in crate `{}` ({lib}); each must be a `pub fn(&Cx<'_>, &serde_json::Value) -> Result<NodeOutput, NodeError>` at the crate root (or re-exported there); see rustc's errors above",
             h.package
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toolchain_failures_get_a_hint_and_code_failures_do_not() {
+        let no_libc = "error: linking with `cc` failed: exit status: 1\n  = note: /usr/bin/ld: cannot find -lc: No such file or directory\n";
+        let hint = toolchain_hint(no_libc, true).unwrap_or_default();
+        assert!(
+            hint.contains("glibc-static") && hint.contains("--dynamic"),
+            "{hint}"
+        );
+        // The same message from a dynamic build is not about static archives.
+        assert_eq!(toolchain_hint(no_libc, false), None);
+        let no_cc =
+            "error: linker `cc` not found\n  |\n  = note: No such file or directory (os error 2)";
+        let hint = toolchain_hint(no_cc, false).unwrap_or_default();
+        assert!(hint.contains("C compiler"), "{hint}");
+        let rustc = "error[E0425]: cannot find value `x` in this scope";
+        assert_eq!(toolchain_hint(rustc, true), None);
     }
 }
