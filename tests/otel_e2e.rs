@@ -4,10 +4,14 @@
 //! opentelemetry-proto service, on 127.0.0.1). The spans arrive before the
 //! process exits, as one trace: `workflow.run` with a `node.execute` child
 //! per node, under the configured service name and resource attributes.
+//! Over `https://` too: a collector with a certificate from an in-test CA,
+//! trusted through `AGENTD_HTTP_CA_FILE` (runtime feature `otel-tls`).
 #![cfg(target_os = "linux")]
 
 #[path = "support/build.rs"]
 mod build;
+#[path = "support/tls.rs"]
+mod tls;
 
 use std::path::Path;
 use std::process::Command;
@@ -51,9 +55,11 @@ fn text(attrs: &[KeyValue], key: &str) -> Option<String> {
     })
 }
 
-#[test]
-fn a_run_exports_its_spans_as_one_trace_over_otlp_grpc() {
-    // The collector, on its own runtime.
+/// A collector on 127.0.0.1 (TLS with `tls`), on its own runtime: the port,
+/// what it receives, and the runtime that keeps it alive.
+fn start_collector(
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> (u16, Collector, tokio::runtime::Runtime) {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     std_listener.set_nonblocking(true).expect("nonblocking");
@@ -63,22 +69,29 @@ fn a_run_exports_its_spans_as_one_trace_over_otlp_grpc() {
     runtime.spawn(async move {
         let listener = tokio::net::TcpListener::from_std(std_listener).expect("tokio listener");
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
-        let _ = tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            server = server.tls_config(tls).expect("server TLS");
+        }
+        let _ = server
             .add_service(service)
             .serve_with_incoming(incoming)
             .await;
     });
+    (port, collector, runtime)
+}
 
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("otel-e2e");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+/// Build the `traced` workflow exporting to `endpoint` in a fresh `dir`.
+fn build_traced(dir: &Path, endpoint: &str) -> std::path::PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("scratch dir");
     let workflow = format!(
         r#"name = "traced"
 
 [policy]
 
 [logging.otel]
-endpoint = "http://127.0.0.1:{port}"
+endpoint = "{endpoint}"
 service_name = "otel-e2e"
 resource_attrs = {{ deployment = "test" }}
 
@@ -104,10 +117,57 @@ to = "done"
     );
     std::fs::write(dir.join("traced.toml"), workflow).expect("write the workflow");
     let exe = dir.join("traced");
-    build::agentd_build(&dir, "traced.toml", &exe, &[]);
+    build::agentd_build(dir, "traced.toml", &exe, &[]);
+    exe
+}
 
-    let run = Command::new(&exe)
+#[test]
+fn a_run_exports_its_spans_as_one_trace_over_otlp_grpc() {
+    let (port, collector, _runtime) = start_collector(None);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("otel-e2e");
+    let exe = build_traced(&dir, &format!("http://127.0.0.1:{port}"));
+    assert_exported(&exe, &collector, &[]);
+}
+
+/// An `https://` collector whose certificate comes from a private CA: the
+/// binary trusts it only through `AGENTD_HTTP_CA_FILE`; a bundle without a
+/// certificate stops the binary at start (exit 5), naming the variable.
+#[test]
+fn spans_reach_an_https_collector_trusted_through_agentd_http_ca_file() {
+    let ca = tls::Ca::new("agentd otel test CA");
+    let leaf = ca.leaf("localhost", &["localhost", "127.0.0.1"]);
+    let identity = tonic::transport::Identity::from_pem(&leaf.cert_pem, &leaf.key_pem);
+    let (port, collector, _runtime) = start_collector(Some(
+        tonic::transport::ServerTlsConfig::new().identity(identity),
+    ));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("otel-tls-e2e");
+    let exe = build_traced(&dir, &format!("https://127.0.0.1:{port}"));
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write the CA");
+    std::fs::write(dir.join("empty.pem"), "no certificates\n").expect("write");
+
+    let refused = Command::new(&exe)
         .args(["--input", r#"{"who": "otel"}"#])
+        .env("AGENTD_HTTP_CA_FILE", dir.join("empty.pem"))
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("AGENTD_HTTP_CA_FILE"), "{stderr}");
+    assert!(collector.0.lock().map(|r| r.is_empty()).unwrap_or(false));
+
+    let ca_file = dir.join("ca.pem");
+    assert_exported(
+        &exe,
+        &collector,
+        &[("AGENTD_HTTP_CA_FILE", ca_file.as_path())],
+    );
+}
+
+/// Run `exe` once with `env` and check the collector got one trace of it.
+fn assert_exported(exe: &Path, collector: &Collector, env: &[(&str, &Path)]) {
+    let run = Command::new(exe)
+        .args(["--input", r#"{"who": "otel"}"#])
+        .envs(env.iter().copied())
         .output()
         .expect("the binary runs");
     assert_eq!(

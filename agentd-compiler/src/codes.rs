@@ -1579,9 +1579,9 @@ type = "merge"
         summary: "[logging.otel] cannot be used by the OTLP exporter",
         explanation: "A root workflow's `[logging.otel]` block turns on OTLP/gRPC export of the \
 run, node and request spans (the runtime feature `otel`, compiled in only for such workflows). \
-Its `endpoint` must be an `http://` URL with a host (an OTLP/gRPC receiver, usually port \
-4317; the exporter has no TLS client, so send to a local collector agent that forwards over \
-TLS), `protocol` must be `grpc` or omitted (dialect 1 offered nothing else), and \
+Its `endpoint` must be an `http://` or `https://` URL with a host (an OTLP/gRPC receiver, \
+usually port 4317; `https://` adds the runtime feature `otel-tls`, which trusts Mozilla's roots \
+or the `AGENTD_HTTP_CA_FILE` bundle), `protocol` must be `grpc` or omitted (dialect 1 offered nothing else), and \
 `sample_ratio` must be a fraction between 0.0 and 1.0. Dialect 1 found these problems only \
 when the process started; agentd refuses to build. A child's [logging] is not applied, so it \
 is not checked.",

@@ -211,8 +211,12 @@ pub fn lower(program: &Program) -> ProgramIr {
         crate::auth::add_features(&root.doc, &mut features);
         crate::serve::add_features(&root.doc, &mut features);
         // OTLP export is compiled in only for a workflow that asks for it.
-        if root.doc.logging.as_ref().is_some_and(|l| l.otel.is_some()) {
+        if let Some(otel) = root.doc.logging.as_ref().and_then(|l| l.otel.as_ref()) {
             features.insert("otel");
+            // TLS only for an https:// collector (tonic's rustls client).
+            if otel.endpoint.trim().starts_with("https://") {
+                features.insert("otel-tls");
+            }
         }
     }
     let sources: Vec<SourceHash> = program

@@ -20,7 +20,7 @@
 //! | `fs` | `read_file`, `write_file`, `create_dir` |
 //! | `env` | `read_env` |
 //! | `data` | `parse_json`, `template_render`, `json_select`, `diff_compute` |
-//! | `http` | `http_request` (ureq + rustls, ring provider, webpki roots or `AGENTD_HTTP_CA_FILE`) |
+//! | `http` | `http_request` (ureq + rustls, ring provider, roots of [`tls_roots`]) |
 //! | `shell` | `shell_run` (Unix; process-group kill through libc) |
 //! | *(always)* | `[[secrets]]` resolution ([`secrets`]) and W3C `traceparent` ([`traceparent`]) |
 //! | *(always)* | `pause_for_approval`, checkpoints, resume and crash recovery in `--state-dir` ([`checkpoint`]) |
@@ -35,6 +35,8 @@
 //! | `auth-hmac` | `[auth.hmac.*]`: HMAC-SHA256 signatures, optional timestamp window (hmac + sha2) |
 //! | `auth-oidc` | `[auth.oidc.*]`: JWT bearer tokens against a pinned JWKS (jsonwebtoken 9 on ring) |
 //! | `tls` | `[server.tls]`: rustls server config, mTLS peer identity (tokio-rustls, x509-parser) |
+//! | `otel` | `[logging.otel]`: OTLP/gRPC span export over tonic (module `obs::otel`) |
+//! | `otel-tls` | an `https://` OTLP endpoint: tonic's rustls client (ring), webpki roots or `AGENTD_HTTP_CA_FILE` |
 //! | `macros` | re-exports the `agentd!` macro (embedding; see `docs/embedding.md`); never in `agentd build` binaries |
 //! | `fuzzing` | `#[doc(hidden)]` entry points for the cargo-fuzz targets in `fuzz/` (`context::fuzz_resolve`); never in `agentd build` binaries |
 //!

@@ -5,11 +5,11 @@
 //!   or `[logging.audit].target` outside the grammar the runtime accepts
 //!   (see [`crate::logging`]);
 //! - `invalid_otel`: a `[logging.otel]` block the exporter could not use: an
-//!   `endpoint` that is not an `http://` URL with a host (no TLS client is
-//!   built into the exporter), a
-//!   `protocol` other than `grpc` (dialect 1's only one), or a `sample_ratio`
-//!   that is not a number in [0, 1]. (A child's `[logging]` is not applied,
-//!   so its block is not checked.)
+//!   `endpoint` that is not an `http://` or `https://` URL with a host (an
+//!   `https://` one gets the runtime's `otel-tls` feature), a `protocol` other
+//!   than `grpc` (dialect 1's only one), or a `sample_ratio` that is not a
+//!   number in [0, 1]. (A child's `[logging]` is not applied, so its block is
+//!   not checked.)
 
 use super::Validator;
 use crate::diagnostics::Diagnostic;
@@ -69,8 +69,8 @@ impl Validator<'_> {
                 .with_span(self.span(loc!["logging", "otel", key]))
                 .with_label("not usable by the OTLP exporter")
                 .with_help(
-                    "`endpoint = \"http://collector:4317\"` (an OTLP/gRPC receiver), `protocol = \"grpc\"` \
-                     or omitted, `sample_ratio` between 0.0 and 1.0",
+                    "`endpoint = \"http://collector:4317\"` or `\"https://collector:4317\"` (an OTLP/gRPC \
+                     receiver), `protocol = \"grpc\"` or omitted, `sample_ratio` between 0.0 and 1.0",
                 );
                 self.push(d);
             }
@@ -84,16 +84,13 @@ fn otel_problems(otel: &crate::model::OtelConfig) -> Vec<(&'static str, String)>
     let endpoint = otel.endpoint.trim();
     let host = endpoint
         .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
         .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
     match host {
-        None if endpoint.starts_with("https://") => problems.push((
+        None => problems.push((
             "endpoint",
-            format!(
-                "`{endpoint}`: the exporter speaks plain gRPC (h2c) only; send to a collector \
-                 agent on the host or in the pod over http:// and let it forward over TLS"
-            ),
+            format!("`{endpoint}` is not an http:// or https:// URL"),
         )),
-        None => problems.push(("endpoint", format!("`{endpoint}` is not an http:// URL"))),
         Some(h) if h.is_empty() || h.starts_with(':') => {
             problems.push(("endpoint", format!("`{endpoint}` has no host")));
         }
@@ -207,9 +204,15 @@ mod tests {
         );
         assert!(diags(&good, false).is_empty());
         let tls = format!("name = \"w\"\n[logging.otel]\nendpoint = \"https://c:4317\"\n{NODE}");
-        let found = diags(&tls, false);
+        assert!(diags(&tls, false).is_empty());
+        let no_host = format!("name = \"w\"\n[logging.otel]\nendpoint = \"https://:4317\"\n{NODE}");
+        let found = diags(&no_host, false);
         assert_eq!(found.len(), 1);
-        assert!(found[0].0.message.contains("h2c"), "{}", found[0].0.message);
+        assert!(
+            found[0].0.message.contains("has no host"),
+            "{}",
+            found[0].0.message
+        );
         let bad = format!(
             "name = \"w\"\n[logging.otel]\nendpoint = \"collector:4317\"\n\
              protocol = \"http/json\"\nsample_ratio = 1.5\n{NODE}"

@@ -153,6 +153,55 @@ impl Exporter {
     }
 }
 
+/// The TLS client of an `https://` endpoint: exactly the certificates of
+/// `AGENTD_HTTP_CA_FILE` (else `SSL_CERT_FILE`) when one is named, else Mozilla's
+/// roots; `None` for `http://`.
+#[cfg(feature = "otel-tls")]
+fn tls_config(
+    endpoint: &str,
+) -> Result<Option<opentelemetry_otlp::tonic_types::transport::ClientTlsConfig>, String> {
+    use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+
+    if !endpoint.starts_with("https://") {
+        return Ok(None);
+    }
+    let named = ["AGENTD_HTTP_CA_FILE", "SSL_CERT_FILE"]
+        .into_iter()
+        .find_map(|var| {
+            std::env::var_os(var)
+                .filter(|v| !v.is_empty())
+                .map(|v| (var, v))
+        });
+    let tls = ClientTlsConfig::new();
+    Ok(Some(match named {
+        None => tls.with_webpki_roots(),
+        Some((var, path)) => {
+            let path = std::path::PathBuf::from(path);
+            let pem = crate::limits::read_capped(&path, 4 * 1024 * 1024)
+                .map_err(|e| format!("{var} `{}`: {e}", path.display()))?;
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(format!(
+                    "{var} `{}`: no certificate in the file",
+                    path.display()
+                ));
+            }
+            tls.ca_certificate(Certificate::from_pem(pem))
+        }
+    }))
+}
+
+/// Without `otel-tls` an `https://` endpoint cannot be served (the compiler
+/// enables the feature for one, so this is a binary built by hand).
+#[cfg(not(feature = "otel-tls"))]
+fn tls_config(endpoint: &str) -> Result<(), String> {
+    if endpoint.starts_with("https://") {
+        return Err(format!(
+            "`{endpoint}` needs TLS, but this binary was built without the `otel-tls` feature"
+        ));
+    }
+    Ok(())
+}
+
 /// The exporter thread: build the client, then batch and send until the
 /// sending side goes away.
 fn worker(config: &OtelConfig, rx: &Receiver<Msg>, ready: &SyncSender<Result<(), String>>) {
@@ -168,13 +217,27 @@ fn worker(config: &OtelConfig, rx: &Receiver<Msg>, ready: &SyncSender<Result<(),
             return;
         }
     };
+    let tls = match tls_config(config.endpoint) {
+        Ok(tls) => tls,
+        Err(e) => {
+            let _ = ready.send(Err(format!("[logging.otel]: {e}")));
+            return;
+        }
+    };
     // tonic's channel must be built inside the runtime.
     let built = runtime.block_on(async {
-        opentelemetry_otlp::SpanExporter::builder()
+        let builder = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_endpoint(config.endpoint)
-            .with_timeout(EXPORT_TIMEOUT)
-            .build()
+            .with_timeout(EXPORT_TIMEOUT);
+        #[cfg(feature = "otel-tls")]
+        let builder = match tls {
+            Some(tls) => opentelemetry_otlp::WithTonicConfig::with_tls_config(builder, tls),
+            None => builder,
+        };
+        #[cfg(not(feature = "otel-tls"))]
+        let () = tls;
+        builder.build()
     });
     let mut exporter = match built {
         Ok(exporter) => exporter,
