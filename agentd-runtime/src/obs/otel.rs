@@ -157,9 +157,7 @@ impl Exporter {
 /// `AGENTD_HTTP_CA_FILE` (else `SSL_CERT_FILE`) when one is named, else Mozilla's
 /// roots; `None` for `http://`.
 #[cfg(feature = "otel-tls")]
-fn tls_config(
-    endpoint: &str,
-) -> Result<Option<opentelemetry_otlp::tonic_types::transport::ClientTlsConfig>, String> {
+fn tls_config(endpoint: &str) -> Result<Option<Tls>, String> {
     use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
 
     if !endpoint.starts_with("https://") {
@@ -193,14 +191,21 @@ fn tls_config(
 /// Without `otel-tls` an `https://` endpoint cannot be served (the compiler
 /// enables the feature for one, so this is a binary built by hand).
 #[cfg(not(feature = "otel-tls"))]
-fn tls_config(endpoint: &str) -> Result<(), String> {
+fn tls_config(endpoint: &str) -> Result<Option<Tls>, String> {
     if endpoint.starts_with("https://") {
         return Err(format!(
             "`{endpoint}` needs TLS, but this binary was built without the `otel-tls` feature"
         ));
     }
-    Ok(())
+    Ok(None)
 }
+
+/// The TLS client configuration of an `https://` endpoint.
+#[cfg(feature = "otel-tls")]
+type Tls = opentelemetry_otlp::tonic_types::transport::ClientTlsConfig;
+/// No TLS client without `otel-tls`.
+#[cfg(not(feature = "otel-tls"))]
+type Tls = std::convert::Infallible;
 
 /// The exporter thread: build the client, then batch and send until the
 /// sending side goes away.
@@ -236,7 +241,7 @@ fn worker(config: &OtelConfig, rx: &Receiver<Msg>, ready: &SyncSender<Result<(),
             None => builder,
         };
         #[cfg(not(feature = "otel-tls"))]
-        let () = tls;
+        let _: Option<Tls> = tls;
         builder.build()
     });
     let mut exporter = match built {
