@@ -22,6 +22,46 @@ pub fn read_capped(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The variables naming the CA bundle outgoing TLS trusts instead of Mozilla's
+/// roots, in order of precedence (`http_request`, the LLM providers, OTLP).
+pub const CA_FILE_VARS: [&str; 2] = ["AGENTD_HTTP_CA_FILE", "SSL_CERT_FILE"];
+
+/// Largest CA bundle read.
+pub const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
+
+/// A CA bundle named by one of [`CA_FILE_VARS`].
+#[derive(Debug)]
+pub struct CaBundle {
+    /// Where it came from, for messages: ``AGENTD_HTTP_CA_FILE `/etc/roots.pem` ``.
+    pub source: String,
+    /// Its bytes (PEM, unchecked).
+    pub pem: Vec<u8>,
+}
+
+/// The bundle the first set (non-empty) variable of [`CA_FILE_VARS`] names, or
+/// `None` when neither is set.
+///
+/// # Errors
+///
+/// A message naming the variable and the file when it cannot be read or is
+/// larger than [`MAX_CA_FILE`]: a misconfigured trust store must never fall
+/// back to other roots.
+pub fn ca_bundle_from_env() -> Result<Option<CaBundle>, String> {
+    let named = CA_FILE_VARS.into_iter().find_map(|var| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(|v| (var, std::path::PathBuf::from(v)))
+    });
+    let Some((var, path)) = named else {
+        return Ok(None);
+    };
+    let source = format!("{var} `{}`", path.display());
+    match read_capped(&path, MAX_CA_FILE) {
+        Ok(pem) => Ok(Some(CaBundle { source, pem })),
+        Err(e) => Err(format!("{source}: {e}")),
+    }
+}
+
 /// [`read_capped`] as UTF-8 text.
 ///
 /// # Errors

@@ -10,12 +10,6 @@
 
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
 
-/// Largest CA bundle read from `AGENTD_HTTP_CA_FILE` / `SSL_CERT_FILE`.
-pub const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
-
-/// The variables naming a CA bundle, in order of precedence.
-pub const CA_FILE_VARS: [&str; 2] = ["AGENTD_HTTP_CA_FILE", "SSL_CERT_FILE"];
-
 /// The trusted TLS roots of a client.
 #[derive(Debug, Clone)]
 pub enum Roots {
@@ -31,21 +25,12 @@ impl Roots {
     /// # Errors
     ///
     /// A message naming the variable and the file when the named file cannot be read,
-    /// is larger than [`MAX_CA_FILE`], or holds no certificate.
+    /// is larger than [`crate::limits::MAX_CA_FILE`], or holds no certificate.
     pub fn from_env() -> Result<Self, String> {
-        let named = CA_FILE_VARS.into_iter().find_map(|var| {
-            std::env::var_os(var)
-                .filter(|v| !v.is_empty())
-                .map(|v| (var, v))
-        });
-        match named {
+        match crate::limits::ca_bundle_from_env()? {
             None => Ok(Self::WebPki),
-            Some((var, path)) => {
-                let path = std::path::PathBuf::from(path);
-                crate::limits::read_capped(&path, MAX_CA_FILE)
-                    .map_err(|e| e.to_string())
-                    .and_then(|pem| Self::from_pem(&pem))
-                    .map_err(|e| format!("{var} `{}`: {e}", path.display()))
+            Some(bundle) => {
+                Self::from_pem(&bundle.pem).map_err(|e| format!("{}: {e}", bundle.source))
             }
         }
     }

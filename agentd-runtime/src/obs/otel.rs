@@ -163,27 +163,17 @@ fn tls_config(endpoint: &str) -> Result<Option<Tls>, String> {
     if !endpoint.starts_with("https://") {
         return Ok(None);
     }
-    let named = ["AGENTD_HTTP_CA_FILE", "SSL_CERT_FILE"]
-        .into_iter()
-        .find_map(|var| {
-            std::env::var_os(var)
-                .filter(|v| !v.is_empty())
-                .map(|v| (var, v))
-        });
     let tls = ClientTlsConfig::new();
-    Ok(Some(match named {
+    Ok(Some(match crate::limits::ca_bundle_from_env()? {
         None => tls.with_webpki_roots(),
-        Some((var, path)) => {
-            let path = std::path::PathBuf::from(path);
-            let pem = crate::limits::read_capped(&path, 4 * 1024 * 1024)
-                .map_err(|e| format!("{var} `{}`: {e}", path.display()))?;
-            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
-                return Err(format!(
-                    "{var} `{}`: no certificate in the file",
-                    path.display()
-                ));
+        Some(bundle) => {
+            // tonic parses the PEM only when it connects; refuse an obviously
+            // wrong file now, at start.
+            let marker = b"-----BEGIN CERTIFICATE-----";
+            if !bundle.pem.windows(marker.len()).any(|w| w == marker) {
+                return Err(format!("{}: no certificate in the file", bundle.source));
             }
-            tls.ca_certificate(Certificate::from_pem(pem))
+            tls.ca_certificate(Certificate::from_pem(bundle.pem))
         }
     }))
 }
