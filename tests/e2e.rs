@@ -686,8 +686,8 @@ fn sleeper_args(pids: &Path) -> Value {
     serde_json::json!({ "args": ["-c", script] })
 }
 
-/// The pids `sleeper_args` wrote, once it has.
-fn wait_for_pids(pids: &Path) -> Vec<i32> {
+/// The `n` pids the script wrote to `pids`, once it has.
+fn wait_for_pids(pids: &Path, n: usize) -> Vec<i32> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         if let Ok(text) = std::fs::read_to_string(pids) {
@@ -695,7 +695,7 @@ fn wait_for_pids(pids: &Path) -> Vec<i32> {
                 .split_whitespace()
                 .filter_map(|p| p.parse().ok())
                 .collect();
-            assert_eq!(found.len(), 2, "pids file: {text:?}");
+            assert_eq!(found.len(), n, "pids file: {text:?}");
             return found;
         }
         assert!(
@@ -761,7 +761,7 @@ fn sigint_to_a_once_run_kills_its_shell_run_group() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("the binary starts");
-    let group = wait_for_pids(&pids);
+    let group = wait_for_pids(&pids, 2);
     assert!(group.iter().all(|&p| alive(p)), "the command is running");
 
     signal(&child, libc::SIGINT);
@@ -814,7 +814,7 @@ fn a_drain_timeout_kills_the_shell_run_groups_it_abandons() {
         body.len()
     )
     .expect("send the request");
-    let group = wait_for_pids(&pids);
+    let group = wait_for_pids(&pids, 2);
 
     signal(&child, libc::SIGTERM);
     let status = child.wait().expect("the server ends");
@@ -824,4 +824,33 @@ fn a_drain_timeout_kills_the_shell_run_groups_it_abandons() {
         "a timed-out drain exits 5: {status}"
     );
     assert_all_gone(&group);
+}
+
+/// A binary killed outright runs no handler; on Linux its direct `shell_run`
+/// child still goes (`PR_SET_PDEATHSIG`), instead of running on unsupervised.
+#[cfg(target_os = "linux")]
+#[test]
+fn sigkill_to_a_once_run_takes_its_direct_shell_run_child_along() {
+    let dir = scratch("sigkill_takes_shell_child");
+    std::fs::write(dir.join("sleeper.toml"), SLEEPER).expect("write workflow");
+    let exe = build(&dir, "sleeper.toml", &dir.join("sleeper"));
+    let pids = dir.join("pids");
+    // `exec`: the command itself is the sleeping process.
+    let script = format!(
+        "echo $$ > {0}.tmp; mv {0}.tmp {0}; exec sleep 120",
+        pids.display()
+    );
+    let input = serde_json::json!({ "args": ["-c", script] }).to_string();
+    let mut child = Command::new(&exe)
+        .args(["--mode", "once", "--input", &input])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let command = wait_for_pids(&pids, 1);
+    assert!(alive(command[0]), "the command is running");
+
+    signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    assert_all_gone(&command);
 }

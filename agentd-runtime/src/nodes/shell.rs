@@ -26,9 +26,12 @@
 //! server calls it when its drain times out, before exiting. (A child in its
 //! own group gets no terminal Ctrl-C and outlives a parent that dies of one.)
 //!
+//! On Linux the command also gets `PR_SET_PDEATHSIG = SIGKILL`, so a binary
+//! killed outright (no handler runs) does not leave its direct child behind.
+//!
 //! This module holds the feature's only `unsafe`: `waitid` (exit without
-//! reaping), `kill` on the group and the signal handler's installation, each
-//! with a `SAFETY:` note. It must never run a command before the policy gate,
+//! reaping), `kill` on the group, the signal handler's installation and the
+//! `prctl` between fork and exec, each with a `SAFETY:` note. It must never run a command before the policy gate,
 //! never in dry-run, and never through a shell.
 
 #![allow(unsafe_code)]
@@ -223,7 +226,9 @@ struct Captured {
 
 fn run(command: &str, args: &[String], timeout: Duration) -> Result<Ran, Error> {
     let started = Instant::now();
-    let mut child = Command::new(command)
+    let mut cmd = Command::new(command);
+    die_with_parent(&mut cmd);
+    let mut child = cmd
         .args(args)
         .env_clear()
         .env("PATH", CHILD_PATH)
@@ -288,6 +293,33 @@ fn run(command: &str, args: &[String], timeout: Duration) -> Result<Ran, Error> 
         duration: started.elapsed(),
     })
 }
+
+/// Linux: the command gets `SIGKILL` when the thread that started it dies, so a
+/// binary killed outright (`SIGKILL`, the OOM killer), which can run no
+/// handler, does not leave it running. The starting thread is the one waiting
+/// for the command in [`run`], so it lives exactly as long as the node needs.
+/// (What the command itself starts is not covered: only the direct child gets
+/// the signal.)
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec, so it may only
+    // make async-signal-safe calls: `prctl`, `getppid` and `raise` are. It touches
+    // no memory but the copied `parent` id.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The parent may have died before prctl: then nobody will signal us.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                libc::raise(libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
 
 /// Read `stream` to its end on a thread, keeping the first [`OUTPUT_CAP`]
 /// bytes; signals `done` at EOF or on a read error.
