@@ -386,30 +386,6 @@ pub struct Pruned {
 /// checkpoint, or why it could not be read.
 pub type Listed = (String, Result<Checkpoint, CheckpointError>);
 
-/// A byte buffer that refuses to grow past [`MAX_CHECKPOINT_BYTES`].
-#[derive(Default)]
-struct CappedBuf {
-    bytes: Vec<u8>,
-    over: bool,
-}
-
-impl io::Write for CappedBuf {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let len = u64::try_from(self.bytes.len() + buf.len()).unwrap_or(u64::MAX);
-        // One byte is kept for the trailing newline.
-        if len >= MAX_CHECKPOINT_BYTES {
-            self.over = true;
-            return Err(io::Error::other("checkpoint too large"));
-        }
-        self.bytes.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A state directory holding `<run_id>.json` checkpoints. Cheap to clone
 /// (the path is shared). Other users of the directory (the idempotency
 /// store in `idempotency/`) are left alone: this type only touches
@@ -491,17 +467,17 @@ impl StateDir {
     /// and no temp file remains.
     pub fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let path = self.checkpoint_path(&checkpoint.run_id)?;
-        let mut out = CappedBuf::default();
-        if let Err(e) = serde_json::to_writer_pretty(&mut out, checkpoint) {
-            if out.over {
-                return Err(CheckpointError::TooLarge { path });
+        // One byte is kept for the trailing newline.
+        let mut bytes = match crate::limits::pretty_json(checkpoint, MAX_CHECKPOINT_BYTES - 1) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Err(CheckpointError::TooLarge { path }),
+            Err(e) => {
+                return Err(CheckpointError::Write {
+                    path,
+                    source: io::Error::other(e),
+                });
             }
-            return Err(CheckpointError::Write {
-                path,
-                source: io::Error::other(e),
-            });
-        }
-        let mut bytes = out.bytes;
+        };
         bytes.push(b'\n');
         self.write_atomically(&path, &checkpoint.run_id, &bytes)
             .map_err(|source| CheckpointError::Write { path, source })

@@ -438,9 +438,13 @@ fn usage(stderr: &mut dyn Write, message: &str) -> u8 {
 }
 
 fn pretty<T: serde::Serialize>(value: &T) -> String {
-    // Serialising plain data to a String cannot fail; an empty line is a
-    // harmless fallback that keeps this path panic-free.
-    serde_json::to_string_pretty(value).unwrap_or_default()
+    // Serialising plain data cannot fail and is not limited here; an empty line
+    // is a harmless fallback that keeps this path panic-free.
+    crate::limits::pretty_json(value, u64::MAX)
+        .ok()
+        .flatten()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_default()
 }
 
 fn from_env(matches: &Matches, id: &str) -> bool {

@@ -1,7 +1,8 @@
 //! Reading a file that must be small (keys, signatures, PEM and JWKS files,
 //! CA bundles) without trusting its size: at most one byte past the limit is
 //! read from the open file, so a file that grows, a device or a FIFO fed
-//! forever cannot exhaust memory.
+//! forever cannot exhaust memory. Likewise pretty JSON is written into a
+//! buffer that stops at a limit ([`pretty_json`]).
 
 use std::io::Read;
 use std::path::Path;
@@ -62,6 +63,54 @@ pub fn ca_bundle_from_env() -> Result<Option<CaBundle>, String> {
     }
 }
 
+/// Pretty JSON (two-space indent) of `value` if it takes at most `limit`
+/// bytes, else `Ok(None)`. Serialising stops at the limit, so a value whose
+/// pretty form balloons (deep nesting indents every line) cannot exhaust
+/// memory. Every pretty JSON the runtime writes goes through here, so the
+/// serializer is compiled for one writer only.
+///
+/// # Errors
+///
+/// A value serde_json cannot serialise (a map with non-string keys).
+pub fn pretty_json<T: serde::Serialize + ?Sized>(
+    value: &T,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, serde_json::Error> {
+    let mut out = Capped {
+        bytes: Vec::new(),
+        limit,
+        over: false,
+    };
+    match serde_json::to_writer_pretty(&mut out, value) {
+        Ok(()) => Ok(Some(out.bytes)),
+        Err(_) if out.over => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A byte buffer that refuses to grow past `limit`.
+struct Capped {
+    bytes: Vec<u8>,
+    limit: u64,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let len = u64::try_from(self.bytes.len().saturating_add(buf.len())).unwrap_or(u64::MAX);
+        if len > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other("over the size limit"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// [`read_capped`] as UTF-8 text.
 ///
 /// # Errors
@@ -90,5 +139,15 @@ mod tests {
         let refused = read_capped_string(&file, 5).err().map(|e| e.to_string());
         assert_eq!(refused.as_deref(), Some("not valid UTF-8"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn pretty_json_stops_at_its_limit() {
+        let value = serde_json::json!({"a": [1, 2]});
+        let text = "{\n  \"a\": [\n    1,\n    2\n  ]\n}";
+        let fits = pretty_json(&value, text.len() as u64).ok().flatten();
+        assert_eq!(fits.as_deref(), Some(text.as_bytes()));
+        let over = pretty_json(&value, text.len() as u64 - 1).ok();
+        assert_eq!(over, Some(None));
     }
 }
