@@ -138,6 +138,90 @@ fn default_awaiting() -> bool {
 }
 
 impl Checkpoint {
+    /// The checkpoint a parsed file holds, with serde's rules for the derive
+    /// (unknown keys ignored; the defaults of the `#[serde(default)]` fields),
+    /// mapped by hand: a typed serde_json deserializer for this one struct
+    /// cost every binary 45 KB.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the missing or mistyped field.
+    pub fn from_json(value: Value) -> Result<Self, String> {
+        let Value::Object(mut map) = value else {
+            return Err("expected a JSON object".to_owned());
+        };
+        // `take` leaves a null behind rather than removing the key: no map
+        // rebalancing code for a map that is dropped right after.
+        let mut take = |key: &str| map.get_mut(key).map(Value::take).filter(|v| !v.is_null());
+        let string = |key: &str, v: Option<Value>| match v {
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(format!("`{key}` is not a string")),
+            None => Err(format!("missing field `{key}`")),
+        };
+        let opt_string = |key: &str, v: Option<Value>| match v {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(format!("`{key}` is not a string")),
+        };
+        let number = |key: &str, v: Option<Value>| match v {
+            None => Ok(0),
+            Some(v) => v
+                .as_u64()
+                .ok_or_else(|| format!("`{key}` is not a whole number")),
+        };
+        let run_id = string("run_id", take("run_id"))?;
+        let workflow = string("workflow", take("workflow"))?;
+        let start_node = string("start_node", take("start_node"))?;
+        let trigger_kind = match string("trigger_kind", take("trigger_kind"))?.as_str() {
+            "manual" => TriggerKind::Manual,
+            "http" => TriggerKind::Http,
+            "event" => TriggerKind::Event,
+            other => {
+                return Err(format!(
+                    "`trigger_kind` `{other}` is not manual, http or event"
+                ));
+            }
+        };
+        // Present but null is a value here, as for serde's `Value` field.
+        let trigger_input = match map.get_mut("trigger_input") {
+            Some(v) => v.take(),
+            None => return Err("missing field `trigger_input`".to_owned()),
+        };
+        let mut take = |key: &str| map.get_mut(key).map(Value::take).filter(|v| !v.is_null());
+        let node_outputs = match take("node_outputs") {
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err("`node_outputs` is not an object".to_owned()),
+            None => return Err("missing field `node_outputs`".to_owned()),
+        };
+        let paused_at = opt_string("paused_at", take("paused_at"))?;
+        let resume_node = opt_string("resume_node", take("resume_node"))?;
+        let reason = opt_string("reason", take("reason"))?;
+        let awaiting_approval = match take("awaiting_approval") {
+            None => default_awaiting(),
+            Some(Value::Bool(b)) => b,
+            Some(_) => return Err("`awaiting_approval` is not a boolean".to_owned()),
+        };
+        let format_version = u32::try_from(number("format_version", take("format_version"))?)
+            .map_err(|_| "`format_version` is too large".to_owned())?;
+        let program_hash = opt_string("program_hash", take("program_hash"))?;
+        let saved_unix = number("saved_unix", take("saved_unix"))?;
+        Ok(Self {
+            run_id,
+            workflow,
+            start_node,
+            trigger_kind,
+            trigger_input,
+            node_outputs,
+            paused_at,
+            resume_node,
+            reason,
+            awaiting_approval,
+            format_version,
+            program_hash,
+            saved_unix,
+        })
+    }
+
     /// `paused` (awaiting approval) or `recoverable` (progress snapshot).
     #[must_use]
     pub fn state(&self) -> &'static str {
@@ -540,11 +624,13 @@ impl StateDir {
         if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_CHECKPOINT_BYTES {
             return Err(CheckpointError::TooLarge { path });
         }
-        let checkpoint: Checkpoint =
-            serde_json::from_slice(&bytes).map_err(|source| CheckpointError::Corrupt {
-                path: path.clone(),
-                source,
-            })?;
+        let corrupt = |source| CheckpointError::Corrupt {
+            path: path.clone(),
+            source,
+        };
+        let value: Value = serde_json::from_slice(&bytes).map_err(corrupt)?;
+        let checkpoint = Checkpoint::from_json(value)
+            .map_err(|why| corrupt(<serde_json::Error as serde::de::Error>::custom(why)))?;
         if checkpoint.run_id != run_id {
             return Err(CheckpointError::RunIdMismatch {
                 path,

@@ -478,3 +478,60 @@ fn remove_says_whether_there_was_a_checkpoint() -> Result<(), CheckpointError> {
     assert!(scratch.names().is_empty());
     Ok(())
 }
+
+/// The hand mapping reads files exactly as the serde derive would: the
+/// derive (kept for this test) is the reference.
+#[test]
+fn from_json_agrees_with_the_serde_derive() {
+    let full = serde_json::to_value(sample("exec-1")).unwrap_or_default();
+    let minimal = json!({
+        "run_id": "r", "workflow": "w", "start_node": "s", "trigger_kind": "http",
+        "trigger_input": null, "node_outputs": {}, "paused_at": null,
+        "resume_node": null, "reason": null, "extra_key": [1, 2]
+    });
+    for good in [full, minimal] {
+        let derived: Result<Checkpoint, _> = serde_json::from_value(good.clone());
+        let mapped = Checkpoint::from_json(good.clone());
+        assert_eq!(mapped.as_ref().ok(), derived.as_ref().ok(), "{good}");
+        assert!(mapped.is_ok(), "{good}");
+    }
+    let minimal = Checkpoint::from_json(json!({
+        "run_id": "r", "workflow": "w", "start_node": "s", "trigger_kind": "event",
+        "trigger_input": {"a": 1}, "node_outputs": {"trigger": {}}
+    }));
+    let minimal = minimal.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        minimal.awaiting_approval,
+        "awaiting_approval defaults to true"
+    );
+    assert_eq!((minimal.format_version, minimal.saved_unix), (0, 0));
+
+    for (bad, why) in [
+        (json!([]), "expected a JSON object"),
+        (json!({"workflow": "w"}), "missing field `run_id`"),
+        (
+            json!({"run_id": 7, "workflow": "w", "start_node": "s", "trigger_kind": "manual",
+                   "trigger_input": null, "node_outputs": {}}),
+            "`run_id` is not a string",
+        ),
+        (
+            json!({"run_id": "r", "workflow": "w", "start_node": "s", "trigger_kind": "cron",
+                   "trigger_input": null, "node_outputs": {}}),
+            "`trigger_kind` `cron` is not manual, http or event",
+        ),
+        (
+            json!({"run_id": "r", "workflow": "w", "start_node": "s", "trigger_kind": "manual",
+                   "node_outputs": {}}),
+            "missing field `trigger_input`",
+        ),
+        (
+            json!({"run_id": "r", "workflow": "w", "start_node": "s", "trigger_kind": "manual",
+                   "trigger_input": null, "node_outputs": {}, "saved_unix": -1}),
+            "`saved_unix` is not a whole number",
+        ),
+    ] {
+        let derived: Result<Checkpoint, _> = serde_json::from_value(bad.clone());
+        assert!(derived.is_err(), "the derive accepts {bad}");
+        assert_eq!(Checkpoint::from_json(bad).err().as_deref(), Some(why));
+    }
+}
