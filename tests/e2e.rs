@@ -686,6 +686,25 @@ fn sleeper_args(pids: &Path) -> Value {
     serde_json::json!({ "args": ["-c", script] })
 }
 
+/// [`SLEEPER`] built into a fresh scratch directory for `test`: the directory and
+/// the binary.
+fn build_sleeper(test: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(test);
+    std::fs::write(dir.join("sleeper.toml"), SLEEPER).expect("write workflow");
+    let exe = build(&dir, "sleeper.toml", &dir.join("sleeper"));
+    (dir, exe)
+}
+
+/// `exe --mode once --input INPUT`, its output discarded.
+fn start_once(exe: &Path, input: &Value) -> std::process::Child {
+    Command::new(exe)
+        .args(["--mode", "once", "--input", &input.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts")
+}
+
 /// The `n` pids the script wrote to `pids`, once it has.
 fn wait_for_pids(pids: &Path, n: usize) -> Vec<i32> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -746,21 +765,9 @@ fn signal(child: &std::process::Child, sig: libc::c_int) {
 fn sigint_to_a_once_run_kills_its_shell_run_group() {
     use std::os::unix::process::ExitStatusExt;
 
-    let dir = scratch("sigint_kills_shell_group");
-    std::fs::write(dir.join("sleeper.toml"), SLEEPER).expect("write workflow");
-    let exe = build(&dir, "sleeper.toml", &dir.join("sleeper"));
+    let (dir, exe) = build_sleeper("sigint_kills_shell_group");
     let pids = dir.join("pids");
-    let mut child = Command::new(&exe)
-        .args([
-            "--mode",
-            "once",
-            "--input",
-            &sleeper_args(&pids).to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("the binary starts");
+    let mut child = start_once(&exe, &sleeper_args(&pids));
     let group = wait_for_pids(&pids, 2);
     assert!(group.iter().all(|&p| alive(p)), "the command is running");
 
@@ -781,9 +788,7 @@ fn sigint_to_a_once_run_kills_its_shell_run_group() {
 fn a_drain_timeout_kills_the_shell_run_groups_it_abandons() {
     use std::io::{BufRead, Write};
 
-    let dir = scratch("drain_timeout_kills_shell_group");
-    std::fs::write(dir.join("sleeper.toml"), SLEEPER).expect("write workflow");
-    let exe = build(&dir, "sleeper.toml", &dir.join("sleeper"));
+    let (dir, exe) = build_sleeper("drain_timeout_kills_shell_group");
     let mut child = Command::new(&exe)
         .args(["--bind", "127.0.0.1:0", "--drain-timeout-secs", "1"])
         .stdin(std::process::Stdio::null())
@@ -831,22 +836,14 @@ fn a_drain_timeout_kills_the_shell_run_groups_it_abandons() {
 #[cfg(target_os = "linux")]
 #[test]
 fn sigkill_to_a_once_run_takes_its_direct_shell_run_child_along() {
-    let dir = scratch("sigkill_takes_shell_child");
-    std::fs::write(dir.join("sleeper.toml"), SLEEPER).expect("write workflow");
-    let exe = build(&dir, "sleeper.toml", &dir.join("sleeper"));
+    let (dir, exe) = build_sleeper("sigkill_takes_shell_child");
     let pids = dir.join("pids");
     // `exec`: the command itself is the sleeping process.
     let script = format!(
         "echo $$ > {0}.tmp; mv {0}.tmp {0}; exec sleep 120",
         pids.display()
     );
-    let input = serde_json::json!({ "args": ["-c", script] }).to_string();
-    let mut child = Command::new(&exe)
-        .args(["--mode", "once", "--input", &input])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("the binary starts");
+    let mut child = start_once(&exe, &serde_json::json!({ "args": ["-c", script] }));
     let command = wait_for_pids(&pids, 1);
     assert!(alive(command[0]), "the command is running");
 
