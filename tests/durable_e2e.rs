@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "support/compat.rs"]
+mod compat;
+
 /// Serialises builds into the shared cache, so cargo's output stays readable.
 static CACHE_LOCK: Mutex<()> = Mutex::new(());
 
@@ -123,12 +126,12 @@ fn files(dir: &Path) -> Vec<String> {
 // ----- the compat approval gate -------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    agentd_no_compat,
+    ignore = "compat corpus missing: set AGENTD_COMPAT_DIR"
+)]
 fn compat_approval_gate_pauses_with_exit_7_and_resumes_to_completion() {
-    let compat = workspace().join("../shared/compat");
-    if !compat.is_dir() {
-        eprintln!("note: {} is absent; skipping", compat.display());
-        return;
-    }
+    let compat = compat::dir();
     let dir = scratch("approval-gate");
     let gate = dir.join("approval-gate");
     build(&compat, &[], "examples/approval-gate.toml", &gate);

@@ -11,6 +11,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
 
+#[path = "support/compat.rs"]
+mod compat;
+
 /// Serialises everything that builds into the shared cache.
 static CACHE_LOCK: Mutex<()> = Mutex::new(());
 /// Serialises runs that write `/tmp/agentd-hello/greeting.txt`.
@@ -30,16 +33,6 @@ fn workspace() -> PathBuf {
         .parent()
         .expect("agentd-compiler lives inside the workspace")
         .to_path_buf()
-}
-
-fn compat_dir() -> Option<PathBuf> {
-    let dir = workspace().join("../shared/compat");
-    if dir.is_dir() {
-        Some(dir.canonicalize().expect("the compat dir resolves"))
-    } else {
-        eprintln!("note: {} is absent; skipping", dir.display());
-        None
-    }
 }
 
 /// A fresh scratch directory for one test.
@@ -307,8 +300,12 @@ fn returning_to_an_earlier_edit_rebuilds_its_binary() {
 // ----- compat examples ------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    agentd_no_compat,
+    ignore = "compat corpus missing: set AGENTD_COMPAT_DIR"
+)]
 fn compat_hello_example_writes_the_greeting_and_terminates() {
-    let Some(compat) = compat_dir() else { return };
+    let compat = compat::dir();
     let dir = scratch("compat-hello");
     let binary = build_compat(&compat, "examples/hello.toml", &dir.join("hello"));
 
@@ -334,8 +331,12 @@ fn compat_hello_example_writes_the_greeting_and_terminates() {
 }
 
 #[test]
+#[cfg_attr(
+    agentd_no_compat,
+    ignore = "compat corpus missing: set AGENTD_COMPAT_DIR"
+)]
 fn compat_map_fanout_example_runs_its_child_per_item_under_max_items() {
-    let Some(compat) = compat_dir() else { return };
+    let compat = compat::dir();
     let dir = scratch("compat-map");
     let binary = build_compat(&compat, "examples/map-fanout.toml", &dir.join("map"));
 
@@ -359,8 +360,12 @@ fn compat_map_fanout_example_runs_its_child_per_item_under_max_items() {
 }
 
 #[test]
+#[cfg_attr(
+    agentd_no_compat,
+    ignore = "compat corpus missing: set AGENTD_COMPAT_DIR"
+)]
 fn compat_parallel_fanout_example_joins_both_branches() {
-    let Some(compat) = compat_dir() else { return };
+    let compat = compat::dir();
     let dir = scratch("compat-parallel");
     let binary = build_compat(&compat, "examples/parallel-fanout.toml", &dir.join("fan"));
     let output = run(&binary, &["--input", r#"{"kind":"invoice"}"#]);
@@ -372,8 +377,12 @@ fn compat_parallel_fanout_example_joins_both_branches() {
 }
 
 #[test]
+#[cfg_attr(
+    agentd_no_compat,
+    ignore = "compat corpus missing: set AGENTD_COMPAT_DIR"
+)]
 fn compat_subworkflow_parent_example_routes_a_successful_call_to_done() {
-    let Some(compat) = compat_dir() else { return };
+    let compat = compat::dir();
     let dir = scratch("compat-subworkflow");
     let binary = build_compat(
         &compat,
@@ -396,8 +405,12 @@ fn compat_subworkflow_parent_example_routes_a_successful_call_to_done() {
 // ----- agentd test --------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    agentd_no_compat,
+    ignore = "compat corpus missing: set AGENTD_COMPAT_DIR"
+)]
 fn compat_corpus_and_fixture_suite_pass_in_full() {
-    let Some(compat) = compat_dir() else { return };
+    let compat = compat::dir();
     let output = {
         let _guard = lock(&CACHE_LOCK);
         agentd(&workspace())
@@ -588,8 +601,12 @@ fn emit_is_byte_for_byte_deterministic() {
 /// `cron-poller` (an interval trigger) is served and stopped with SIGTERM,
 /// which must drain and exit 0 even though no HTTP listener exists.
 #[test]
+#[cfg_attr(
+    agentd_no_compat,
+    ignore = "compat corpus missing: set AGENTD_COMPAT_DIR"
+)]
 fn compat_examples_with_effect_nodes_build_and_start() {
-    let Some(compat) = compat_dir() else { return };
+    let compat = compat::dir();
     let dir = scratch("compat-effects");
     for example in [
         "agent-loop",

@@ -20,12 +20,18 @@ pub mod logging;
 pub mod mcp;
 pub mod model;
 pub mod parse;
+pub mod schema;
 pub mod secrets;
 pub mod serve;
 pub mod signing;
 pub mod source;
 pub mod testing;
 pub mod validate;
+
+/// The compat corpus for unit tests (shared with the integration tests).
+#[cfg(test)]
+#[path = "../../tests/support/compat.rs"]
+mod compat_support;
 
 use std::path::Path;
 

@@ -53,6 +53,8 @@ enum Command {
     Emit(EmitArgs),
     /// Run conformance scenarios and fixtures (compiled into one harness binary).
     Test(TestArgs),
+    /// Print the JSON Schema (2020-12) of a workflow file, for editors (taplo).
+    Schema,
     /// Print a workflow's graph in Graphviz dot format.
     Graph {
         /// The workflow file.
@@ -222,6 +224,7 @@ fn main() -> ExitCode {
             },
         ),
         Command::Explain { code } => cmd::explain::run(code.as_deref()),
+        Command::Schema => cmd::schema::run(),
         Command::Graph { file } => cmd::graph::run(&file, color),
         Command::Test(args) => cmd::test::run(
             &args.paths,

@@ -13,48 +13,66 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// The wrapped document shape: `[[workflows]]` holding exactly one workflow.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WrappedDoc {
+    #[schemars(length(min = 1, max = 1))]
     pub workflows: Vec<WorkflowDoc>,
 }
 
 /// One workflow: the 16 top-level keys of dialect 1.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowDoc {
+    /// Workflow id: shown in logs, `/healthz` and metrics labels; checkpoints are matched on it.
     pub name: String,
+    /// Free text.
     #[serde(default)]
     pub description: Option<String>,
+    /// Named ways into the graph.
     #[serde(default)]
     pub start_nodes: Vec<StartNode>,
+    /// Schedules and watchers that start runs (serve mode).
     #[serde(default)]
     pub triggers: Vec<Trigger>,
+    /// HTTP endpoints that start runs (serve mode).
     #[serde(default)]
     pub http_routes: Vec<HttpRoute>,
+    /// The steps of the graph.
     #[serde(default)]
     pub nodes: Vec<Node>,
+    /// The routing between nodes.
     #[serde(default)]
     pub edges: Vec<Edge>,
+    /// What effects may touch; present means fail-closed (absent allows all).
     #[serde(default)]
     pub policy: Option<PolicyManifest>,
+    /// Credentials for route authentication, per scheme and binding name.
     #[serde(default)]
     pub auth: Option<AuthConfig>,
+    /// Log level, format and target, the audit sink, OTLP export.
     #[serde(default)]
     pub logging: Option<LoggingConfig>,
+    /// TLS and mTLS for serve mode.
     #[serde(default)]
     pub server: Option<ServerConfig>,
+    /// Ed25519 signature requirement for this file and its children.
     #[serde(default)]
     pub signing: Option<SigningConfig>,
+    /// Memory, CPU, run time, bytes written and LLM token limits.
     #[serde(default)]
     pub budget: Option<BudgetConfig>,
+    /// MCP servers spoken to over stdio.
     #[serde(default)]
     pub mcp_servers: Vec<McpServer>,
+    /// Named LLM backends.
     #[serde(default)]
     pub intelligence: Option<IntelligenceConfig>,
+    /// Where secret values come from (names and sources, never values).
     #[serde(default)]
     pub secrets: Vec<SecretDef>,
 }
@@ -63,17 +81,20 @@ pub struct WorkflowDoc {
 // Start nodes, triggers, routes (spec §2)
 // ---------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartNode {
+    /// Referenced by routes, triggers and `--start`.
     pub name: String,
+    /// Informational; a one-shot run without `--start` prefers the single `manual` start node.
     pub source: StartSource,
+    /// The node the run starts at (default: the first node).
     #[serde(default)]
     pub entry_node: Option<String>,
 }
 
 /// Informational origin of a start node; only used to pick the one-shot default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StartSource {
     Event,
@@ -92,7 +113,7 @@ impl StartSource {
 }
 
 /// `[[triggers]]`, internally tagged by `type`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
 pub enum Trigger {
     #[serde(rename = "mcp.resource.updated")]
@@ -132,7 +153,7 @@ impl Trigger {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct McpResourceTrigger {
     pub server: String,
@@ -140,36 +161,42 @@ pub struct McpResourceTrigger {
     pub start_node: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InternalEventTrigger {
     pub name: String,
     pub start_node: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CronTrigger {
+    /// Cron expression (5, 6 or 7 fields), local time.
     pub schedule: String,
     pub start_node: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntervalTrigger {
+    /// Delay after each run, e.g. `30s`, `5m`.
     pub every: String,
     pub start_node: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FsWatchTrigger {
+    /// File or directory to watch.
     pub path: String,
     pub start_node: String,
+    /// Watch subdirectories too.
     #[serde(default)]
     pub recursive: bool,
+    /// Event kinds that fire (`[]`: all).
     #[serde(default)]
     pub events: Vec<String>,
+    /// Quiet time per path before firing.
     #[serde(default = "default_debounce_ms")]
     pub debounce_ms: u64,
 }
@@ -178,28 +205,38 @@ fn default_debounce_ms() -> u64 {
     250
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpRoute {
+    /// HTTP method, compared case-insensitively.
     pub method: String,
+    /// Exact path; the query string is dropped.
     pub path: String,
+    /// The start node a request runs.
     pub start_node: String,
+    /// JSON Schema file for the request body.
     #[serde(default)]
     pub input_schema: Option<String>,
+    /// Auth reference: `bearer[:NAME]`, `basic[:NAME]`, `hmac[:NAME]`, `oidc[:NAME]`, `mtls` or `none`.
     #[serde(default)]
     pub auth: Option<String>,
+    /// Token bucket for this route.
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// Payload path (or `body_sha256`) whose value makes retries replay the stored response; needs `--state-dir`.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// How long a stored response is replayed (default 86400).
     #[serde(default)]
     pub idempotency_ttl_secs: Option<u64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
+    /// Bucket size: requests allowed in a burst.
     pub capacity: u32,
+    /// Tokens refilled per second.
     pub per_second: f32,
 }
 
@@ -209,28 +246,34 @@ pub struct RateLimit {
 
 /// A `[[nodes]]` entry. No `deny_unknown_fields` here on purpose: every key other than
 /// `id` and `retry` belongs to the kind, which decides its own strictness.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct Node {
+    /// Unique node id, referenced by edges and entry nodes.
     pub id: String,
+    /// Retry policy for a failing node.
     #[serde(default)]
     pub retry: Option<RetryPolicy>,
     #[serde(flatten)]
     pub kind: NodeKind,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
+    /// Attempts in total, the first included.
     pub max_attempts: u32,
+    /// Base delay between attempts, doubled each time.
     #[serde(default)]
     pub backoff_ms: Option<u64>,
+    /// Which errors are retried: `any` or `transient`.
     #[serde(default)]
     pub on: Option<RetryOn>,
+    /// Random spread of each delay, as a fraction of it (0 to 0.5).
     #[serde(default)]
     pub jitter: Option<f32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RetryOn {
     Any,
@@ -238,7 +281,7 @@ pub enum RetryOn {
 }
 
 /// The 24 node kinds, tagged by `type` with snake_case names.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NodeKind {
     ReadFile(ReadFile),
@@ -379,19 +422,19 @@ impl NodeKind {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadFile {
     pub path_from: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadEnv {
     pub key: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadMcpResource {
     pub resource_from: String,
@@ -399,13 +442,13 @@ pub struct ReadMcpResource {
     pub server: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParseJson {
     pub input_from: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateRender {
     pub template: String,
@@ -413,21 +456,21 @@ pub struct TemplateRender {
     pub input_from: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiffCompute {
     pub left_from: String,
     pub right_from: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JsonSelect {
     pub input_from: String,
     pub path: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LlmInfer {
     pub backend: String,
@@ -440,7 +483,7 @@ pub struct LlmInfer {
     pub output_repairs: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentLoop {
     pub backend: String,
@@ -465,20 +508,20 @@ pub const AGENT_LOOP_TOOLS: [&str; 6] = [
     "call_mcp_tool",
 ];
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WriteFile {
     pub path_from: String,
     pub content_from: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDir {
     pub path_from: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpRequest {
     pub method: String,
@@ -489,7 +532,7 @@ pub struct HttpRequest {
     pub headers: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallMcpTool {
     pub tool: String,
@@ -499,7 +542,7 @@ pub struct CallMcpTool {
     pub server: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShellRun {
     pub command: String,
@@ -509,7 +552,7 @@ pub struct ShellRun {
     pub timeout_secs: Option<u64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Call {
     pub workflow: String,
@@ -519,13 +562,13 @@ pub struct Call {
     pub start: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Parallel {
     pub branches: Vec<ParallelBranch>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParallelBranch {
     pub workflow: String,
@@ -535,7 +578,7 @@ pub struct ParallelBranch {
     pub start: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Map {
     pub items_from: String,
@@ -547,33 +590,33 @@ pub struct Map {
     pub max_concurrent: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
     pub expr: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Switch {
     pub expr: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Fail {
     #[serde(default)]
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PauseForApproval {
     #[serde(default)]
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Respond {
     #[serde(default)]
@@ -588,7 +631,7 @@ pub struct Respond {
 /// `type = "rust"` (agentd extension): the node runs the Rust function bound to
 /// `handler` in the embedding crate, with the value at `input_from` (default: the raw
 /// trigger input).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RustNode {
     pub handler: String,
@@ -600,13 +643,17 @@ pub struct RustNode {
 // Edges (spec §4)
 // ---------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Edge {
+    /// Source node id.
     pub from: String,
+    /// Target node id.
     pub to: String,
+    /// Branch label that selects this edge (absent: unconditional).
     #[serde(default)]
     pub when: Option<String>,
+    /// How often a loop edge may be taken in one run.
     #[serde(default)]
     pub max_iterations: Option<u32>,
 }
@@ -616,7 +663,7 @@ pub struct Edge {
 // ---------------------------------------------------------------------------------
 
 /// `[policy]`. Present ⇒ fail-closed: every section defaults to empty = deny.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyManifest {
     #[serde(default)]
@@ -633,7 +680,7 @@ pub struct PolicyManifest {
     pub rego: Option<RegoPolicy>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FsPolicy {
     #[serde(default)]
@@ -646,14 +693,14 @@ pub struct FsPolicy {
     pub list: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvPolicy {
     #[serde(default)]
     pub read_keys: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpPolicy {
     #[serde(default)]
@@ -662,14 +709,14 @@ pub struct HttpPolicy {
     pub methods: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShellPolicy {
     #[serde(default)]
     pub commands: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct McpPolicy {
     #[serde(default)]
@@ -680,7 +727,7 @@ pub struct McpPolicy {
     pub resources: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegoPolicy {
     #[serde(default)]
@@ -688,13 +735,14 @@ pub struct RegoPolicy {
     #[serde(default)]
     pub file: Option<String>,
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub data: Option<toml::Value>,
     #[serde(default)]
     pub query: Option<String>,
 }
 
 /// `[auth]`: named bindings per scheme (`[auth.bearer.NAME]`, …).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     #[serde(default)]
@@ -707,7 +755,7 @@ pub struct AuthConfig {
     pub oidc: BTreeMap<String, OidcAuth>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BearerAuth {
     #[serde(default)]
@@ -716,7 +764,7 @@ pub struct BearerAuth {
     pub tokens: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     #[serde(default)]
@@ -725,7 +773,7 @@ pub struct BasicAuth {
     pub credentials: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HmacAuth {
     #[serde(default)]
@@ -746,7 +794,7 @@ pub struct HmacAuth {
     pub tolerance_secs: Option<u64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OidcAuth {
     pub issuer: String,
@@ -764,7 +812,7 @@ pub struct OidcAuth {
     pub algorithms: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoggingConfig {
     #[serde(default)]
@@ -783,7 +831,7 @@ pub struct LoggingConfig {
     pub otel: Option<OtelConfig>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     #[serde(default)]
@@ -794,7 +842,7 @@ pub struct AuditConfig {
     pub include_reason: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtelConfig {
     pub endpoint: String,
@@ -808,14 +856,14 @@ pub struct OtelConfig {
     pub sample_ratio: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     #[serde(default)]
     pub tls: Option<TlsConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub cert_file: String,
@@ -824,7 +872,7 @@ pub struct TlsConfig {
     pub client_auth: Option<ClientAuth>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientAuth {
     pub mode: ClientAuthMode,
@@ -832,7 +880,7 @@ pub struct ClientAuth {
     pub ca_file: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuthMode {
     Required,
@@ -840,7 +888,7 @@ pub enum ClientAuthMode {
     None,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SigningConfig {
     #[serde(default)]
@@ -853,7 +901,7 @@ pub struct SigningConfig {
     pub algorithm: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
     #[serde(default)]
@@ -868,7 +916,7 @@ pub struct BudgetConfig {
     pub max_llm_tokens: Option<u64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct McpServer {
     pub name: String,
@@ -882,14 +930,14 @@ pub struct McpServer {
     pub env: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntelligenceConfig {
     #[serde(default)]
     pub backends: Vec<BackendDef>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackendDef {
     pub name: String,
@@ -904,7 +952,7 @@ pub struct BackendDef {
     pub max_tokens: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum Provider {
     #[serde(rename = "anthropic")]
     Anthropic,
@@ -918,14 +966,14 @@ pub enum Provider {
 
 /// `[[secrets]]`: a name plus a `source`-tagged body. Each source accepts only its own
 /// keys, so literal secret material has nowhere to go.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct SecretDef {
     pub name: String,
     #[serde(flatten)]
     pub source: SecretSource,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum SecretSource {
     Env(EnvSecret),
@@ -934,13 +982,13 @@ pub enum SecretSource {
     Oauth2(OAuth2Secret),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvSecret {
     pub var: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSecret {
     pub path: String,
@@ -948,13 +996,13 @@ pub struct FileSecret {
     pub trim: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandSecret {
     pub argv: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OAuth2Secret {
     pub token_url: String,

@@ -10,6 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "../../tests/support/compat.rs"]
+mod compat;
+
 fn agentd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_agentd"))
 }
@@ -211,15 +214,12 @@ fn toml_files_under(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 #[test]
+#[cfg_attr(
+    agentd_no_compat,
+    ignore = "compat corpus missing: set AGENTD_COMPAT_DIR"
+)]
 fn every_compat_example_checks_ok() {
-    let compat = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/compat");
-    if !compat.join("examples").is_dir() {
-        eprintln!(
-            "note: {} not found; skipping the compat examples",
-            compat.display()
-        );
-        return;
-    }
+    let compat = compat::dir();
     let mut files = Vec::new();
     toml_files_under(&compat.join("examples"), &mut files);
     files.sort();

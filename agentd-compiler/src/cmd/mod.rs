@@ -5,6 +5,7 @@ pub mod check;
 pub mod emit;
 pub mod explain;
 pub mod graph;
+pub mod schema;
 pub mod signing;
 pub mod test;
 
