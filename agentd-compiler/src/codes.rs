@@ -1253,6 +1253,77 @@ workflow may touch. Not reported for child workflows (their parent's policy appl
 # read = ["/data/**"]
 "#,
     },
+    // ------------------------------------------------ keys without effect, retry
+    CodeInfo {
+        code: "key_has_no_effect",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "a key that is accepted but does nothing",
+        explanation: "Dialect 1 accepts some keys that no part of the runtime acts on, so a file \
+that uses them builds and then silently does something else than it says. agentd keeps accepting \
+them (dialect-1 files legitimately contain them) but warns, saying why the key does nothing and \
+what to write instead: `mcp.resource.*` and `internal.event` triggers never fire; `[policy.fs] \
+delete` and `list` grant nothing (no node kind deletes or lists); `retry` is not applied to \
+`call`, `parallel`, `map` and `pause_for_approval`; extra keys on `merge` and `terminate` are \
+ignored; `[auth]` and `[server.tls]` need [[http_routes]], and an auth binding no route names is \
+never consulted; `instructions_from` is ignored when `instructions` is set; and in a child \
+workflow, the sections only the root's copy governs ([policy], [budget], [signing] without \
+`required`, [auth], [server], routes, triggers, [logging], MCP servers, backends, secrets). \
+`--deny-warnings` turns these into errors.",
+        example: r#"name = "example"
+[policy]
+[[start_nodes]]
+name = "main"
+source = "manual"
+[[nodes]]
+id = "done"
+type = "terminate"
+reason = "all good"   # fix: remove this line (terminate takes no keys)
+"#,
+    },
+    CodeInfo {
+        code: "invalid_retry",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "`retry.jitter` is not a finite number of at least 0",
+        explanation: "`jitter` spreads each retry delay by up to plus or minus that fraction of it. \
+NaN, infinity or a negative number has no meaning (dialect 1 let them through and they aborted code \
+generation); write a fraction from 0.0 to 0.5.",
+        example: r#"name = "example"
+[policy]
+[[start_nodes]]
+name = "main"
+source = "manual"
+[[nodes]]
+id = "get"
+type = "read_env"
+key = "HOME"
+retry = { max_attempts = 3, jitter = nan }   # fix: jitter = 0.2
+"#,
+    },
+    CodeInfo {
+        code: "retry_jitter_clamped",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "`retry.jitter` above 0.5, which the runtime clamps to 0.5",
+        explanation: "The runtime applies at most 0.5 (each delay between half and one and a half \
+times the backoff), as dialect 1 did; a larger value is clamped, so the file would say more spread \
+than it gets. Write 0.5 or less.",
+        example: r#"name = "example"
+[policy]
+[[start_nodes]]
+name = "main"
+source = "manual"
+[[nodes]]
+id = "get"
+type = "read_env"
+key = "HOME"
+retry = { max_attempts = 3, jitter = 0.9 }   # fix: jitter = 0.5
+"#,
+    },
     // ------------------------------------------- extension: custom Rust nodes
     CodeInfo {
         code: "rust_node_not_allowed",
@@ -1772,6 +1843,7 @@ mod tests {
             ("validate.rs", include_str!("validate/auth.rs")),
             ("validate.rs", include_str!("validate/logging.rs")),
             ("validate.rs", include_str!("validate/backends.rs")),
+            ("validate.rs", include_str!("validate/no_effect.rs")),
             ("parse.rs", include_str!("parse.rs")),
             ("load.rs", include_str!("load.rs")),
             ("embed.rs", include_str!("embed.rs")),
@@ -1816,6 +1888,7 @@ mod tests {
             include_str!("validate/auth.rs"),
             include_str!("validate/logging.rs"),
             include_str!("validate/backends.rs"),
+            include_str!("validate/no_effect.rs"),
         ]
         .map(|s| s.split("#[cfg(test)]").next().unwrap_or(s))
         .concat();

@@ -136,7 +136,7 @@ fn load_parsed<'a>(
         gate,
         program: Program::default(),
         by_path: BTreeMap::new(),
-        root_backends: Vec::new(),
+        root_doc: None,
     };
     let canonical = canonical_or_given(parsed.source.path());
     loader.admit(parsed, canonical, 0, &mut Vec::new());
@@ -174,8 +174,9 @@ struct Loader<'a> {
     program: Program,
     /// Canonical path → unit index (`None` while the file failed to parse).
     by_path: BTreeMap<PathBuf, Option<usize>>,
-    /// Backends declared by the root workflow (children may use them).
-    root_backends: Vec<String>,
+    /// The root workflow, once parsed (children use its backends; its sections govern
+    /// theirs).
+    root_doc: Option<WorkflowDoc>,
 }
 
 /// Where a reference was written, for diagnostics.
@@ -218,11 +219,13 @@ impl Loader<'_> {
         };
         // Children run on the root's engine (its backends, policy, secrets), so they
         // are validated against the root's backends and not nagged about policy.
-        let diags = if depth == 0 {
-            self.root_backends = validate::declared_backends(&doc);
-            validate::validate(&source, &doc, &vopts)
-        } else {
-            validate::validate_child(&source, &doc, &vopts, &self.root_backends)
+        let diags = match (&self.root_doc, depth) {
+            (_, 0) => {
+                self.root_doc = Some(doc.clone());
+                validate::validate(&source, &doc, &vopts)
+            }
+            (Some(root), _) => validate::validate_child_of(&source, &doc, &vopts, root),
+            (None, _) => validate::validate_child(&source, &doc, &vopts, &[]),
         };
         self.program.diagnostics.extend(diags);
 

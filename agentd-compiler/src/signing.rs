@@ -306,9 +306,44 @@ pub fn verify_program(program: &Program, opts: &VerifyOptions) -> Verification {
     }
 
     let mut all_verified = true;
-    for unit in &program.units {
+    for (i, unit) in program.units.iter().enumerate() {
         let path = unit.source.path.as_path();
-        match check_file(path, unit.source.text.as_bytes(), key.as_ref(), required) {
+        // A child's own `[signing] required = true` is honoured for that child: it is
+        // checked with the root's key, else the key its own block names.
+        let own = i > 0 && unit.doc.signing.as_ref().is_some_and(|b| b.required);
+        let unit_key = match (&key, own) {
+            (None, true) => match resolve_key(unit, opts) {
+                Ok(k) => k,
+                Err(d) => {
+                    all_verified = false;
+                    out.diagnostics.push(*d);
+                    continue;
+                }
+            },
+            _ => key,
+        };
+        if own && unit_key.is_none() {
+            all_verified = false;
+            out.diagnostics.push(
+                Diagnostic::error(
+                    "signing_key_missing",
+                    path,
+                    "this child workflow requires a signature but no public key is configured",
+                )
+                .with_span(unit.source.key_span_of(&[Seg::key("signing")]))
+                .with_help(
+                    "add `public_key_file` or `public_key_pem` to the root's or this file's \
+                     `[signing]`, or pass --verify-key PATH",
+                ),
+            );
+            continue;
+        }
+        match check_file(
+            path,
+            unit.source.text.as_bytes(),
+            unit_key.as_ref(),
+            required || own,
+        ) {
             FileCheck::Verified => out.verified += 1,
             FileCheck::Unsigned => all_verified = false,
             FileCheck::Problem(d) => {
@@ -694,6 +729,64 @@ mod tests {
         assert!(v.diagnostics.is_empty(), "{:#?}", v.diagnostics);
         assert_eq!(v.verified, 2);
         assert_eq!(v.signer.as_deref(), Some(kp.fingerprint.as_str()));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_child_requiring_a_signature_is_verified_even_when_the_root_does_not() {
+        let dir = temp_dir("child-required");
+        let kp = generate_keypair().expect("keygen");
+        fs::write(dir.join("k.pub"), &kp.public_pem).expect("write");
+        let root = dir.join("root.toml");
+        fs::write(
+            &root,
+            "name = \"root\"\n[policy]\n[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\n[[nodes]]\nid = \"c\"\ntype = \"call\"\nworkflow = \"child.toml\"\n",
+        )
+        .expect("write");
+        let child = dir.join("child.toml");
+        fs::write(
+            &child,
+            "name = \"child\"\n[signing]\nrequired = true\npublic_key_file = \"k.pub\"\n[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\n[[nodes]]\nid = \"r\"\ntype = \"merge\"\n",
+        )
+        .expect("write");
+        let program = load(
+            &root,
+            &LoadOptions {
+                cwd: dir.clone(),
+                ..LoadOptions::default()
+            },
+        );
+        assert!(!program.has_errors(), "{:#?}", program.diagnostics);
+        let opts = VerifyOptions {
+            cwd: dir.clone(),
+            ..VerifyOptions::default()
+        };
+        // Unsigned: the child is refused, the unsigned root (not required) is not.
+        let v = verify_program(&program, &opts);
+        assert_eq!(codes(&v.diagnostics), ["signature_missing"]);
+        assert_eq!(v.diagnostics[0].file, child);
+
+        // Signed with the key the child names: accepted.
+        let sk = private_key_from_pem(&kp.private_pem).expect("pem");
+        fs::write(
+            sig_path(&child),
+            sign(&fs::read(&child).expect("read"), &sk),
+        )
+        .expect("write sig");
+        let v = verify_program(&program, &opts);
+        assert!(v.diagnostics.is_empty(), "{:#?}", v.diagnostics);
+        assert_eq!(v.verified, 1);
+
+        // Signed by another key: refused.
+        let other = generate_keypair().expect("keygen");
+        let other_sk = private_key_from_pem(&other.private_pem).expect("pem");
+        fs::write(
+            sig_path(&child),
+            sign(&fs::read(&child).expect("read"), &other_sk),
+        )
+        .expect("write sig");
+        let v = verify_program(&program, &opts);
+        assert_eq!(codes(&v.diagnostics), ["signature_invalid"]);
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -201,6 +201,30 @@ impl SourceFile {
         self.walk(loc, true)
     }
 
+    /// The keys of the table at `loc` (relative to the workflow root), with their key
+    /// spans, in file order; empty when `loc` is not a table.
+    pub fn keys_of(&self, loc: &[Seg]) -> Vec<(String, Range<usize>)> {
+        let mut node = &self.tree;
+        for seg in self.root.iter().chain(loc.iter()) {
+            let next = match (seg, node) {
+                (Seg::Key(k), _) => node.entry(k).map(|e| &e.value),
+                (Seg::Index(i), SpanTree::Array(items)) => items.get(*i).map(|(_, v)| v),
+                (Seg::Index(_), _) => None,
+            };
+            match next {
+                Some(n) => node = n,
+                None => return Vec::new(),
+            }
+        }
+        match node {
+            SpanTree::Table(entries) => entries
+                .iter()
+                .map(|e| (e.key.clone(), e.key_span.clone()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn walk(&self, loc: &[Seg], want_key: bool) -> Option<Range<usize>> {
         let full: Vec<&Seg> = self.root.iter().chain(loc.iter()).collect();
         let mut node = &self.tree;

@@ -43,6 +43,7 @@ use crate::source::{Loc, Seg, SourceFile};
 mod auth;
 mod backends;
 mod logging;
+mod no_effect;
 mod secrets;
 pub use auth::{OIDC_ALGORITHMS, check_jwks, rejected_algorithm};
 pub use secrets::{CREDENTIAL_HEADERS, header_secret_names, is_env_name};
@@ -101,6 +102,22 @@ pub fn validate_child(
     parent_backends: &[String],
 ) -> Vec<Diagnostic> {
     let mut v = Validator::new(file, doc, opts, Some(parent_backends));
+    v.run();
+    v.diags
+}
+
+/// [`validate_child`] for a child of the root workflow `root`: the root's backends are
+/// accepted, and a child section that differs from the root's (which governs) is
+/// reported as `key_has_no_effect`.
+pub fn validate_child_of(
+    file: &SourceFile,
+    doc: &WorkflowDoc,
+    opts: &ValidateOptions,
+    root: &WorkflowDoc,
+) -> Vec<Diagnostic> {
+    let backends = declared_backends(root);
+    let mut v = Validator::new(file, doc, opts, Some(&backends));
+    v.root = Some(root);
     v.run();
     v.diags
 }
@@ -334,6 +351,9 @@ struct Validator<'a> {
     opts: &'a ValidateOptions,
     /// `Some(parent backends)` when validating a child workflow.
     parent: Option<&'a [String]>,
+    /// The root workflow when validating a child whose root is known: a child section
+    /// identical to the root's is not reported as without effect.
+    root: Option<&'a WorkflowDoc>,
     diags: Vec<Diagnostic>,
     /// Unique node ids in declaration order.
     ids: Vec<&'a str>,
@@ -389,6 +409,7 @@ impl<'a> Validator<'a> {
             doc,
             opts,
             parent,
+            root: None,
             diags: Vec::new(),
             ids,
             id_set,
@@ -454,6 +475,8 @@ impl<'a> Validator<'a> {
         self.check_auth_bindings();
         self.check_server_tls();
         self.check_logging();
+        self.check_retry_numbers();
+        self.check_keys_without_effect();
     }
 
     // -- 1, 2: uniqueness -------------------------------------------------------------
