@@ -14,6 +14,7 @@ pub mod diagnostics;
 pub mod embed;
 pub mod handlers;
 pub mod ir;
+pub mod keys;
 pub mod llm;
 pub mod load;
 pub mod logging;

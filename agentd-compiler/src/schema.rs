@@ -114,3 +114,91 @@ fn drop_null(map: &mut serde_json::Map<String, serde_json::Value>) {
         }
     }
 }
+
+/// Every key path of the model, read off [`json_schema`], sorted: `policy.fs.read`,
+/// `nodes[].retry.jitter`, `nodes[llm_infer].prompt` (a key of one variant of a
+/// tagged array), `nodes[].type` (the tag), `auth.bearer.*.tokens` (`*` is a name the
+/// user chooses). Tables are listed as well as their keys. The wrapped shape adds
+/// only `workflows`, whose entries have the same keys as the bare shape.
+pub fn key_paths() -> Vec<String> {
+    let schema = json_schema();
+    let mut out = std::collections::BTreeSet::new();
+    let defs = schema.get("$defs").cloned().unwrap_or_default();
+    let walker = KeyWalker { defs: &defs };
+    if let Some(root) = defs.get("WorkflowDoc") {
+        walker.walk(root, "", &mut out);
+    }
+    out.insert("workflows".to_string());
+    out.into_iter().collect()
+}
+
+struct KeyWalker<'a> {
+    defs: &'a serde_json::Value,
+}
+
+impl KeyWalker<'_> {
+    fn resolve<'s>(&'s self, schema: &'s serde_json::Value) -> &'s serde_json::Value {
+        match schema
+            .get("$ref")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|r| r.strip_prefix("#/$defs/"))
+        {
+            Some(name) => self.defs.get(name).unwrap_or(schema),
+            None => schema,
+        }
+    }
+
+    fn walk(
+        &self,
+        schema: &serde_json::Value,
+        path: &str,
+        out: &mut std::collections::BTreeSet<String>,
+    ) {
+        let schema = self.resolve(schema);
+        let join = |key: &str| {
+            if path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{path}.{key}")
+            }
+        };
+        if let Some(props) = schema.get("properties").and_then(|p| p.as_object()) {
+            for (key, sub) in props {
+                let p = join(key);
+                out.insert(p.clone());
+                self.walk(sub, &p, out);
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            self.walk(items, &format!("{path}[]"), out);
+        }
+        if let Some(values) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+            self.walk(values, &join("*"), out);
+        }
+        for variant in ["oneOf", "anyOf"]
+            .iter()
+            .filter_map(|k| schema.get(*k).and_then(|v| v.as_array()))
+            .flatten()
+        {
+            let variant = self.resolve(variant);
+            let Some(props) = variant.get("properties").and_then(|p| p.as_object()) else {
+                continue;
+            };
+            let tag = props
+                .iter()
+                .find_map(|(k, v)| v.get("const").and_then(|c| c.as_str()).map(|c| (k, c)));
+            let Some((tag_key, tag_value)) = tag else {
+                self.walk(variant, path, out);
+                continue;
+            };
+            out.insert(join(tag_key));
+            let base = path.strip_suffix("[]").unwrap_or(path);
+            let prefix = format!("{base}[{tag_value}]");
+            for (key, sub) in props.iter().filter(|(k, _)| *k != tag_key) {
+                let p = format!("{prefix}.{key}");
+                out.insert(p.clone());
+                self.walk(sub, &p, out);
+            }
+        }
+    }
+}

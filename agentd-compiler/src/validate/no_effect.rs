@@ -9,7 +9,8 @@
 //!   keys on `merge` / `terminate`, `[auth]` and `[server.tls]` in a workflow without
 //!   routes, auth bindings no route names, `instructions_from` beside `instructions`
 //!   (the literal wins), and every section of a *child* workflow that only the root's
-//!   copy governs (a child runs inside its root's binary);
+//!   copy governs (a child runs inside its root's binary); and, until they are
+//!   implemented, `[policy.rego]`, `[policy.mcp] servers` and route `input_schema`;
 //! - `invalid_retry` (error): a `retry.jitter` that is not a finite number ≥ 0 (it
 //!   would also make code generation fail);
 //! - `retry_jitter_clamped` (warning): a `retry.jitter` above 0.5, which the runtime
@@ -85,6 +86,47 @@ impl Validator<'_> {
         }
         self.check_fs_delete_list();
         self.check_node_keys_without_effect();
+        self.check_not_enforced();
+    }
+
+    /// Keys this build parses but does not enforce yet (issue 13: `[policy.rego]` and
+    /// `[policy.mcp] servers` are being implemented, as is route `input_schema`);
+    /// until then a file relying on them is told so instead of being trusted.
+    fn check_not_enforced(&mut self) {
+        if self.doc.policy.as_ref().is_some_and(|p| p.rego.is_some()) {
+            self.no_effect(
+                loc!["policy", "rego"],
+                "[policy.rego] is not enforced by this build: only the static [policy] lists \
+                 decide what effects are allowed"
+                    .into(),
+                "express the rule with the static lists ([policy.fs], [policy.env], [policy.http], \
+                 [policy.shell], [policy.mcp]) until Rego support lands",
+            );
+        }
+        if self.has_key(loc!["policy", "mcp", "servers"]) {
+            self.no_effect(
+                loc!["policy", "mcp", "servers"],
+                "[policy.mcp] servers is not checked: MCP calls are allowed by `tools` and \
+                 `resources` (and each server's own allowlists)"
+                    .into(),
+                "restrict servers with `allow_tools` / `allow_resources` on each [[mcp_servers]] \
+                 entry, or remove the servers you do not want",
+            );
+        }
+        for (i, route) in self.doc.http_routes.iter().enumerate() {
+            if route.input_schema.is_some() {
+                self.no_effect(
+                    loc!["http_routes", i, "input_schema"],
+                    format!(
+                        "route {} {}: `input_schema` is not enforced; request bodies are not \
+                         validated against it",
+                        route.method, route.path
+                    ),
+                    "validate the body in the workflow (e.g. a `condition` node on the fields you \
+                     need), or remove the key",
+                );
+            }
+        }
     }
 
     /// Triggers dialect 1 accepts but never fires.
@@ -492,6 +534,18 @@ mod tests {
              [auth.basic.default]\ncredentials_env = \"C\"\n"
         );
         assert_eq!(no_effect(&routed), ["spare"]);
+    }
+
+    #[test]
+    fn rego_mcp_servers_and_input_schema_are_reported_as_not_enforced() {
+        let text = format!(
+            "{BASE}[policy.rego]\ninline = \"package agentd\\ndefault allow = false\"\n\
+             [policy.mcp]\nservers = [\"gh\"]\n\
+             [[http_routes]]\nmethod = \"POST\"\npath = \"/a\"\nstart_node = \"main\"\ninput_schema = \"s.json\"\n\
+             [[nodes]]\nid = \"n\"\ntype = \"merge\"\n"
+        )
+        .replace("[policy]\n", "");
+        assert_eq!(no_effect(&text), ["rego", "servers", "input_schema"]);
     }
 
     fn child_diags(root: &str, child: &str) -> Vec<String> {

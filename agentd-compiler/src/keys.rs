@@ -1,0 +1,329 @@
+//! The key registry: what each key of the document model does, provably.
+//!
+//! Every key path of [`crate::model`] (as enumerated by [`crate::schema::key_paths`])
+//! has exactly one entry here, and `agentd-compiler/tests/keys.rs` fails otherwise:
+//!
+//! - [`KeyStatus::Honoured`]: the key works as docs/dialect.md says, and the named test
+//!   (`FILE::FUNCTION`, relative to the workspace root) shows its effect in a binary
+//!   built by the real `agentd`;
+//! - [`KeyStatus::Diagnosed`]: every use of the key is reported with the named code
+//!   (registered in [`crate::codes`]), e.g. `key_has_no_effect`;
+//! - [`KeyStatus::Untested`]: the key works (its runtime behaviour has unit tests) but
+//!   no end-to-end test of a built binary shows it yet. This is debt: the test holds
+//!   the list to a frozen baseline, so it can only shrink, and a new key can never be
+//!   added as `Untested`.
+//!
+//! Adding a key to the model? Add its line here, in the order of `key_paths()` (the
+//! test prints the exact line to add). Data only: nothing here changes what the
+//! compiler accepts or emits.
+
+/// What the registry says about one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// Works; the test (`path/to/file.rs::function`) shows its effect in a built binary.
+    Honoured(&'static str),
+    /// Every use is reported with this diagnostic code.
+    Diagnosed(&'static str),
+    /// Works, but no end-to-end test shows it yet (frozen baseline; may only shrink).
+    Untested,
+}
+
+use KeyStatus::{Diagnosed, Honoured, Untested};
+
+const HELLO: &str = "tests/e2e.rs::hello_builds_a_static_binary_that_writes_the_greeting";
+const CORPUS: &str = "tests/e2e.rs::compat_corpus_and_fixture_suite_pass_in_full";
+const MAP: &str = "tests/e2e.rs::compat_map_fanout_example_runs_its_child_per_item_under_max_items";
+const PARALLEL: &str = "tests/e2e.rs::compat_parallel_fanout_example_joins_both_branches";
+const CALL: &str =
+    "tests/e2e.rs::compat_subworkflow_parent_example_routes_a_successful_call_to_done";
+const POLLER: &str = "tests/e2e.rs::compat_examples_with_effect_nodes_build_and_start";
+const ROUTES: &str = "tests/serve_e2e.rs::routes_respond_statuses_decoding_and_fixed_endpoints";
+const IDEM: &str = "tests/serve_e2e.rs::idempotency_rate_limits_keep_alive_traceparent_and_metrics";
+const AUTH: &str =
+    "tests/auth_e2e.rs::every_auth_scheme_of_secure_api_accepts_and_refuses_over_mutual_tls";
+const EFFECTS: &str = "tests/effects_e2e.rs::a_2xx_status_is_recorded_by_the_command_and_the_token_only_reaches_the_server";
+const URLPOL: &str = "tests/effects_e2e.rs::a_url_outside_the_policy_is_refused";
+const LLMSOCK: &str =
+    "tests/llm_e2e.rs::a_built_binary_routes_on_a_socket_backend_with_schema_repair";
+const LLMREM: &str = "tests/llm_e2e.rs::a_built_binary_calls_a_named_chat_completions_backend_with_a_key_from_a_secret_file";
+const OBS: &str = "tests/obs_e2e.rs::json_logs_and_the_audit_sink_record_runs_and_never_the_secret";
+const OTEL: &str = "tests/otel_e2e.rs::a_run_exports_its_spans_as_one_trace_over_otlp_grpc";
+const BUDGET: &str = "agentd-compiler/tests/budget.rs::memory_and_cpu_budgets_are_process_limits_of_the_running_binary";
+const DURABLE: &str =
+    "tests/durable_e2e.rs::compat_approval_gate_pauses_with_exit_7_and_resumes_to_completion";
+const HANDLERS: &str =
+    "tests/handlers_e2e.rs::build_with_handlers_binds_the_crate_and_routes_on_the_handler_label";
+const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
+
+/// Every key path of the model and its status, in `key_paths()` order.
+pub const KEYS: &[(&str, KeyStatus)] = &[
+    ("auth", Honoured(AUTH)),
+    ("auth.basic", Honoured(AUTH)),
+    ("auth.basic.*.credentials", Diagnosed("auth_literal_secret")),
+    ("auth.basic.*.credentials_env", Honoured(AUTH)),
+    ("auth.bearer", Honoured(AUTH)),
+    ("auth.bearer.*.tokens", Diagnosed("auth_literal_secret")),
+    ("auth.bearer.*.tokens_env", Honoured(AUTH)),
+    ("auth.hmac", Honoured(AUTH)),
+    ("auth.hmac.*.header", Untested),
+    ("auth.hmac.*.prefix", Untested),
+    ("auth.hmac.*.secret", Diagnosed("auth_literal_secret")),
+    ("auth.hmac.*.secret_env", Honoured(AUTH)),
+    ("auth.hmac.*.timestamp_header", Honoured(AUTH)),
+    ("auth.hmac.*.tolerance_secs", Honoured(AUTH)),
+    ("auth.oidc", Honoured(AUTH)),
+    ("auth.oidc.*.algorithms", Honoured(AUTH)),
+    ("auth.oidc.*.audience", Honoured(AUTH)),
+    ("auth.oidc.*.clock_skew_secs", Untested),
+    ("auth.oidc.*.issuer", Honoured(AUTH)),
+    ("auth.oidc.*.jwks_file", Honoured(AUTH)),
+    ("auth.oidc.*.jwks_json", Untested),
+    ("auth.oidc.*.subject_allowlist", Untested),
+    ("budget", Honoured(LLMSOCK)),
+    ("budget.max_cpu_secs", Honoured(BUDGET)),
+    ("budget.max_fs_write_mb", Untested),
+    ("budget.max_llm_tokens", Honoured(LLMSOCK)),
+    ("budget.max_memory_mb", Honoured(BUDGET)),
+    ("budget.max_run_time_secs", Untested),
+    ("description", Honoured(HELLO)),
+    ("edges", Honoured(HELLO)),
+    ("edges[].from", Honoured(HELLO)),
+    ("edges[].max_iterations", Untested),
+    ("edges[].to", Honoured(HELLO)),
+    ("edges[].when", Honoured(CORPUS)),
+    ("http_routes", Honoured(ROUTES)),
+    ("http_routes[].auth", Honoured(AUTH)),
+    ("http_routes[].idempotency_key", Honoured(IDEM)),
+    ("http_routes[].idempotency_ttl_secs", Honoured(IDEM)),
+    ("http_routes[].input_schema", Diagnosed("key_has_no_effect")),
+    ("http_routes[].method", Honoured(ROUTES)),
+    ("http_routes[].path", Honoured(ROUTES)),
+    ("http_routes[].rate_limit", Honoured(IDEM)),
+    ("http_routes[].rate_limit.capacity", Honoured(IDEM)),
+    ("http_routes[].rate_limit.per_second", Honoured(IDEM)),
+    ("http_routes[].start_node", Honoured(ROUTES)),
+    ("intelligence", Honoured(LLMREM)),
+    ("intelligence.backends", Honoured(LLMREM)),
+    ("intelligence.backends[].api_key_env", Honoured(LLMREM)),
+    ("intelligence.backends[].base_url", Honoured(LLMREM)),
+    ("intelligence.backends[].max_tokens", Untested),
+    ("intelligence.backends[].model", Honoured(LLMREM)),
+    ("intelligence.backends[].name", Honoured(LLMREM)),
+    ("intelligence.backends[].provider", Honoured(LLMREM)),
+    ("logging", Honoured(OBS)),
+    ("logging.audit", Honoured(OBS)),
+    ("logging.audit.include_reason", Untested),
+    ("logging.audit.redact_fields", Honoured(OBS)),
+    ("logging.audit.target", Honoured(OBS)),
+    ("logging.enabled", Untested),
+    ("logging.format", Honoured(OBS)),
+    ("logging.level", Honoured(OBS)),
+    ("logging.otel", Honoured(OTEL)),
+    ("logging.otel.endpoint", Honoured(OTEL)),
+    ("logging.otel.protocol", Untested),
+    ("logging.otel.resource_attrs", Honoured(OTEL)),
+    ("logging.otel.sample_ratio", Untested),
+    ("logging.otel.service_name", Honoured(OTEL)),
+    ("logging.rotation", Untested),
+    ("logging.target", Untested),
+    ("mcp_servers", Honoured(CORPUS)),
+    ("mcp_servers[].allow_resources", Honoured(CORPUS)),
+    ("mcp_servers[].allow_tools", Honoured(CORPUS)),
+    ("mcp_servers[].command", Untested),
+    ("mcp_servers[].env", Untested),
+    ("mcp_servers[].name", Honoured(CORPUS)),
+    ("name", Honoured(HELLO)),
+    ("nodes", Honoured(HELLO)),
+    ("nodes[].id", Honoured(HELLO)),
+    ("nodes[].retry", Untested),
+    ("nodes[].retry.backoff_ms", Untested),
+    ("nodes[].retry.jitter", Untested),
+    ("nodes[].retry.max_attempts", Untested),
+    ("nodes[].retry.on", Untested),
+    ("nodes[].type", Honoured(HELLO)),
+    ("nodes[agent_loop].backend", Honoured(CORPUS)),
+    ("nodes[agent_loop].instructions", Honoured(CORPUS)),
+    ("nodes[agent_loop].instructions_from", Honoured(CORPUS)),
+    ("nodes[agent_loop].max_steps", Honoured(CORPUS)),
+    ("nodes[agent_loop].max_tokens", Honoured(CORPUS)),
+    ("nodes[agent_loop].tools", Honoured(CORPUS)),
+    ("nodes[call].input_from", Honoured(CALL)),
+    ("nodes[call].start", Untested),
+    ("nodes[call].workflow", Honoured(CALL)),
+    ("nodes[call_mcp_tool].args_from", Honoured(CORPUS)),
+    ("nodes[call_mcp_tool].server", Honoured(CORPUS)),
+    ("nodes[call_mcp_tool].tool", Honoured(CORPUS)),
+    ("nodes[condition].expr", Honoured(CORPUS)),
+    ("nodes[create_dir].path_from", Untested),
+    ("nodes[diff_compute].left_from", Honoured(CORPUS)),
+    ("nodes[diff_compute].right_from", Honoured(CORPUS)),
+    ("nodes[fail].reason", Honoured(CORPUS)),
+    ("nodes[http_request].body_from", Untested),
+    ("nodes[http_request].headers", Honoured(EFFECTS)),
+    ("nodes[http_request].method", Honoured(EFFECTS)),
+    ("nodes[http_request].url_from", Honoured(EFFECTS)),
+    ("nodes[json_select].input_from", Honoured(CORPUS)),
+    ("nodes[json_select].path", Honoured(CORPUS)),
+    ("nodes[llm_infer].backend", Honoured(LLMSOCK)),
+    ("nodes[llm_infer].input_from", Honoured(CORPUS)),
+    ("nodes[llm_infer].output_repairs", Honoured(LLMSOCK)),
+    ("nodes[llm_infer].output_schema", Honoured(LLMSOCK)),
+    ("nodes[llm_infer].prompt", Honoured(LLMSOCK)),
+    ("nodes[map].items_from", Honoured(MAP)),
+    ("nodes[map].max_concurrent", Honoured(MAP)),
+    ("nodes[map].max_items", Honoured(MAP)),
+    ("nodes[map].start", Untested),
+    ("nodes[map].workflow", Honoured(MAP)),
+    ("nodes[parallel].branches", Honoured(PARALLEL)),
+    ("nodes[parallel].branches[].input_from", Honoured(PARALLEL)),
+    ("nodes[parallel].branches[].start", Untested),
+    ("nodes[parallel].branches[].workflow", Honoured(PARALLEL)),
+    ("nodes[parse_json].input_from", Honoured(CORPUS)),
+    ("nodes[pause_for_approval].reason", Honoured(DURABLE)),
+    ("nodes[read_env].key", Honoured(HELLO)),
+    ("nodes[read_file].path_from", Untested),
+    ("nodes[read_mcp_resource].resource_from", Honoured(CORPUS)),
+    ("nodes[read_mcp_resource].server", Honoured(CORPUS)),
+    ("nodes[respond].body_template", Honoured(ROUTES)),
+    ("nodes[respond].content_type", Honoured(ROUTES)),
+    ("nodes[respond].input_from", Untested),
+    ("nodes[respond].status", Honoured(ROUTES)),
+    ("nodes[rust].handler", Honoured(HANDLERS)),
+    ("nodes[rust].input_from", Honoured(HANDLERS)),
+    ("nodes[shell_run].args_from", Honoured(ROUTES)),
+    ("nodes[shell_run].command", Honoured(ROUTES)),
+    ("nodes[shell_run].timeout_secs", Honoured(ROUTES)),
+    ("nodes[switch].expr", Honoured(CORPUS)),
+    ("nodes[template_render].input_from", Honoured(HELLO)),
+    ("nodes[template_render].template", Honoured(HELLO)),
+    ("nodes[write_file].content_from", Honoured(HELLO)),
+    ("nodes[write_file].path_from", Honoured(HELLO)),
+    ("policy", Honoured(HELLO)),
+    ("policy.env", Honoured(HELLO)),
+    ("policy.env.read_keys", Honoured(HELLO)),
+    ("policy.fs", Honoured(HELLO)),
+    ("policy.fs.delete", Diagnosed("key_has_no_effect")),
+    ("policy.fs.list", Diagnosed("key_has_no_effect")),
+    ("policy.fs.read", Honoured(CORPUS)),
+    ("policy.fs.write", Honoured(HELLO)),
+    ("policy.http", Honoured(URLPOL)),
+    ("policy.http.methods", Honoured(URLPOL)),
+    ("policy.http.urls", Honoured(URLPOL)),
+    ("policy.mcp", Untested),
+    ("policy.mcp.resources", Untested),
+    ("policy.mcp.servers", Diagnosed("key_has_no_effect")),
+    ("policy.mcp.tools", Untested),
+    ("policy.rego", Diagnosed("key_has_no_effect")),
+    ("policy.rego.data", Diagnosed("key_has_no_effect")),
+    ("policy.rego.file", Diagnosed("key_has_no_effect")),
+    ("policy.rego.inline", Diagnosed("key_has_no_effect")),
+    ("policy.rego.query", Diagnosed("key_has_no_effect")),
+    ("policy.shell", Honoured(ROUTES)),
+    ("policy.shell.commands", Honoured(ROUTES)),
+    ("secrets", Honoured(EFFECTS)),
+    ("secrets[].name", Honoured(EFFECTS)),
+    ("secrets[].source", Honoured(EFFECTS)),
+    (
+        "secrets[command].argv",
+        Diagnosed("secret_source_unsupported"),
+    ),
+    ("secrets[env].var", Honoured(EFFECTS)),
+    ("secrets[file].path", Honoured(LLMREM)),
+    ("secrets[file].trim", Honoured(LLMREM)),
+    (
+        "secrets[oauth2].auth_style",
+        Diagnosed("secret_source_unsupported"),
+    ),
+    (
+        "secrets[oauth2].client_id_env",
+        Diagnosed("secret_source_unsupported"),
+    ),
+    (
+        "secrets[oauth2].client_secret_env",
+        Diagnosed("secret_source_unsupported"),
+    ),
+    (
+        "secrets[oauth2].extra_params",
+        Diagnosed("secret_source_unsupported"),
+    ),
+    (
+        "secrets[oauth2].scopes",
+        Diagnosed("secret_source_unsupported"),
+    ),
+    (
+        "secrets[oauth2].skew_secs",
+        Diagnosed("secret_source_unsupported"),
+    ),
+    (
+        "secrets[oauth2].token_url",
+        Diagnosed("secret_source_unsupported"),
+    ),
+    ("server", Honoured(AUTH)),
+    ("server.tls", Honoured(AUTH)),
+    ("server.tls.cert_file", Honoured(AUTH)),
+    ("server.tls.client_auth", Honoured(AUTH)),
+    ("server.tls.client_auth.ca_file", Honoured(AUTH)),
+    ("server.tls.client_auth.mode", Honoured(AUTH)),
+    ("server.tls.key_file", Honoured(AUTH)),
+    ("signing", Honoured(SIGNED)),
+    (
+        "signing.algorithm",
+        Diagnosed("signing_algorithm_unsupported"),
+    ),
+    ("signing.public_key_file", Honoured(SIGNED)),
+    ("signing.public_key_pem", Untested),
+    ("signing.required", Honoured(SIGNED)),
+    ("start_nodes", Honoured(HELLO)),
+    ("start_nodes[].entry_node", Honoured(HELLO)),
+    ("start_nodes[].name", Honoured(HELLO)),
+    ("start_nodes[].source", Honoured(HELLO)),
+    ("triggers", Honoured(POLLER)),
+    ("triggers[].type", Honoured(POLLER)),
+    ("triggers[cron].schedule", Untested),
+    ("triggers[cron].start_node", Untested),
+    ("triggers[fs_watch].debounce_ms", Untested),
+    ("triggers[fs_watch].events", Untested),
+    ("triggers[fs_watch].path", Untested),
+    ("triggers[fs_watch].recursive", Untested),
+    ("triggers[fs_watch].start_node", Untested),
+    (
+        "triggers[internal.event].name",
+        Diagnosed("key_has_no_effect"),
+    ),
+    (
+        "triggers[internal.event].start_node",
+        Diagnosed("key_has_no_effect"),
+    ),
+    ("triggers[interval].every", Untested),
+    ("triggers[interval].start_node", Untested),
+    (
+        "triggers[mcp.resource.created].resource",
+        Diagnosed("key_has_no_effect"),
+    ),
+    (
+        "triggers[mcp.resource.created].server",
+        Diagnosed("key_has_no_effect"),
+    ),
+    (
+        "triggers[mcp.resource.created].start_node",
+        Diagnosed("key_has_no_effect"),
+    ),
+    (
+        "triggers[mcp.resource.updated].resource",
+        Diagnosed("key_has_no_effect"),
+    ),
+    (
+        "triggers[mcp.resource.updated].server",
+        Diagnosed("key_has_no_effect"),
+    ),
+    (
+        "triggers[mcp.resource.updated].start_node",
+        Diagnosed("key_has_no_effect"),
+    ),
+    ("workflows", Untested),
+];
+
+/// The registry entry for `path`.
+pub fn status(path: &str) -> Option<KeyStatus> {
+    KEYS.iter().find(|(k, _)| *k == path).map(|(_, s)| *s)
+}
