@@ -6,7 +6,8 @@
 #   TARGETS="serve_request paths" bench/fuzz.sh    # some targets only
 #
 # Targets (fuzz/fuzz_targets/):
-#   parse_validate   compiler front end: parse → validate → render diagnostics
+#   parse_validate   the compiler short of cargo: parse → validate → render
+#                    diagnostics, then load → lower → codegen for error-free input
 #   serve_request    serve mode's request path: auth, body decoding, idempotency key,
 #                    traceparent
 #   template_render  template splitting and both renderers
@@ -52,6 +53,11 @@ for t in $targets; do
     seeds=()
     if [ "$t" = parse_validate ]; then
         cp workflows/*.toml "$corpus/"
+        # The dialect-1 examples too, when the compat corpus is beside the workspace.
+        compat="${AGENTD_COMPAT_DIR:-../shared/compat}"
+        if [ -d "$compat/examples" ]; then
+            cp "$compat"/examples/*.toml "$corpus/"
+        fi
     fi
     if [ -d "fuzz/seeds/$t" ]; then
         seeds+=("fuzz/seeds/$t")

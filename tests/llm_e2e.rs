@@ -181,6 +181,7 @@ provider = "openai-compatible"
 base_url = "http://127.0.0.1:{port}"
 model = "tiny-model"
 api_key_env = "openai_key"
+max_tokens = 333
 
 [[start_nodes]]
 name = "main"
@@ -236,6 +237,8 @@ output_schema = "inline"
     let request: Value = serde_json::from_slice(&body).expect("a JSON request body");
     assert_eq!(request["model"], "tiny-model");
     assert_eq!(request["messages"][0]["content"], "Label this: it crashes");
+    // The backend's own max_tokens, not llm_infer's default of 1024.
+    assert_eq!(request["max_tokens"], 333);
     for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
         assert!(!text.contains(KEY), "the key reached {name}");
     }

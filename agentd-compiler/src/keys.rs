@@ -106,7 +106,7 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("intelligence.backends", Honoured(LLMREM)),
     ("intelligence.backends[].api_key_env", Honoured(LLMREM)),
     ("intelligence.backends[].base_url", Honoured(LLMREM)),
-    ("intelligence.backends[].max_tokens", Untested),
+    ("intelligence.backends[].max_tokens", Honoured(LLMREM)),
     ("intelligence.backends[].model", Honoured(LLMREM)),
     ("intelligence.backends[].name", Honoured(LLMREM)),
     ("intelligence.backends[].provider", Honoured(LLMREM)),

@@ -23,7 +23,6 @@ const UNTESTED_BASELINE: &[&str] = &[
     "budget.max_fs_write_mb",
     "budget.max_run_time_secs",
     "edges[].max_iterations",
-    "intelligence.backends[].max_tokens",
     "logging.audit.include_reason",
     "logging.enabled",
     "logging.otel.protocol",

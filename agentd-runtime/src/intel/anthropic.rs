@@ -146,6 +146,10 @@ pub fn decode_message(body: &[u8]) -> Result<ChatReply, Error> {
 }
 
 impl Backend for AnthropicBackend {
+    fn max_tokens(&self) -> Option<u32> {
+        self.max_tokens
+    }
+
     fn complete(&self, req: &ChatRequest) -> Result<ChatReply, Error> {
         let key = remote::api_key(self.resolve_key, Some(&self.api_key_env))?.unwrap_or_default();
         let (status, body) = remote::post_json(

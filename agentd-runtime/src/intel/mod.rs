@@ -112,6 +112,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
     ///
     /// [`Error::Intelligence`] for transport failures and malformed replies.
     fn complete(&self, req: &ChatRequest) -> Result<ChatReply, Error>;
+
+    /// The `max_tokens` of the backend's `[[intelligence.backends]]` definition, if
+    /// any. `llm_infer` sends it instead of its default of 1024 (dialect 1 always
+    /// sent 1024, overriding it).
+    fn max_tokens(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// The named backends a run can reach. Cheap to share (`Arc`).

@@ -121,6 +121,10 @@ pub fn decode_completion(body: &[u8]) -> Result<ChatReply, Error> {
 }
 
 impl Backend for OpenAiBackend {
+    fn max_tokens(&self) -> Option<u32> {
+        self.max_tokens
+    }
+
     fn complete(&self, req: &ChatRequest) -> Result<ChatReply, Error> {
         let key = super::remote::api_key(self.resolve_key, self.api_key_env.as_deref())?;
         let mut body = json!({ "model": self.model, "messages": req.messages });

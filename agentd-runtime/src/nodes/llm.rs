@@ -18,7 +18,8 @@ use crate::template::Template;
 /// The logical model every `llm_infer` request names.
 pub const MODEL: &str = "fast";
 
-/// The completion cap every `llm_infer` request carries.
+/// The completion cap an `llm_infer` request carries unless its backend definition
+/// sets `max_tokens`.
 pub const MAX_TOKENS: u32 = 1024;
 
 /// What `output_schema` asks for, as the compiler resolved it.
@@ -92,7 +93,8 @@ pub fn llm_infer(cx: &mut Cx<'_>, cfg: &LlmInfer) -> Result<Step, Error> {
     let mut req = ChatRequest {
         model: MODEL.to_owned(),
         messages: vec![ChatMessage::user(prompt)],
-        max_tokens: Some(MAX_TOKENS),
+        // A backend definition's own `max_tokens` is what its author asked for.
+        max_tokens: Some(backend.max_tokens().unwrap_or(MAX_TOKENS)),
         temperature: None,
     };
     let attempts = cfg.output_repairs.saturating_add(1);
