@@ -258,8 +258,10 @@ from = "slow"
 to = "report"
 "#;
 
-/// `first` logs once and passes the batch on; `slow` logs, announces itself through
-/// `$CRASH_MARKER`, then sleeps `$CRASH_SLEEP_SECS` (0 when unset).
+/// `first` logs once and passes the batch on (when `$CRASH_FIRST_SLEEP_SECS` is set,
+/// it first announces itself through `$CRASH_MARKER` and sleeps that long); `slow`
+/// logs, announces itself through `$CRASH_MARKER`, then sleeps `$CRASH_SLEEP_SECS`
+/// (0 when unset).
 const CRASH_HANDLERS: &str = r#"//! Handlers for the crash test.
 use std::io::Write;
 
@@ -279,6 +281,12 @@ fn log(line: &str) -> Result<(), NodeError> {
 
 pub fn first(_cx: &Cx<'_>, trigger: &Value) -> Result<NodeOutput, NodeError> {
     log("first")?;
+    if let Some(secs) = std::env::var("CRASH_FIRST_SLEEP_SECS").ok().and_then(|s| s.parse().ok()) {
+        if let Ok(marker) = std::env::var("CRASH_MARKER") {
+            std::fs::write(marker, "sleeping").map_err(NodeError::new)?;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(secs));
+    }
     Ok(NodeOutput::value(json!({ "batch": trigger.get("batch").cloned() })))
 }
 
@@ -312,30 +320,32 @@ fn handler_crate(dir: &Path) {
     std::fs::write(dir.join("src/lib.rs"), CRASH_HANDLERS).expect("write lib.rs");
 }
 
-#[test]
-fn a_run_killed_mid_node_is_completed_by_resume_incomplete() {
-    let dir = scratch("crash");
-    handler_crate(&dir.join("handlers"));
-    std::fs::write(dir.join("crash.toml"), CRASH_WORKFLOW).expect("write the workflow");
-    let crash = dir.join("crash");
-    build(&dir, &["--handlers", "handlers"], "crash.toml", &crash);
+/// The crash workflow with its handlers, built once for the tests that kill it.
+fn crash_binary() -> &'static Path {
+    static CRASH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CRASH.get_or_init(|| {
+        let dir = scratch("crash-build");
+        handler_crate(&dir.join("handlers"));
+        std::fs::write(dir.join("crash.toml"), CRASH_WORKFLOW).expect("write the workflow");
+        let crash = dir.join("crash");
+        build(&dir, &["--handlers", "handlers"], "crash.toml", &crash);
+        crash
+    })
+}
 
-    let state = dir.join("state");
-    let state_arg = state.to_string_lossy().into_owned();
-    let log = dir.join("log.txt");
-    let marker = dir.join("marker");
-
-    let mut child = binary(&crash)
-        .args(["--state-dir", &state_arg, "--checkpoint-each-node"])
+/// Start the crash binary with `--checkpoint-each-node`, wait until a node has
+/// written `marker`, then SIGKILL it.
+fn kill_when_marked(crash: &Path, state_arg: &str, log: &Path, marker: &Path, env: (&str, &str)) {
+    let mut child = binary(crash)
+        .args(["--state-dir", state_arg, "--checkpoint-each-node"])
         .args(["--input", r#"{"batch": 7}"#])
-        .env("CRASH_LOG", &log)
-        .env("CRASH_MARKER", &marker)
-        .env("CRASH_SLEEP_SECS", "600")
+        .env("CRASH_LOG", log)
+        .env("CRASH_MARKER", marker)
+        .env(env.0, env.1)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the workflow binary");
-
     // Generous: only there so a broken binary cannot hang the suite.
     let give_up = Instant::now() + Duration::from_secs(120);
     while !marker.exists() {
@@ -344,21 +354,84 @@ fn a_run_killed_mid_node_is_completed_by_resume_incomplete() {
             if let Some(mut stderr) = child.stderr.take() {
                 let _ = stderr.read_to_string(&mut err);
             }
-            panic!("the run ended before `slow` started ({status}): {err}");
+            panic!("the run ended before the marked node started ({status}): {err}");
         }
         if Instant::now() > give_up {
             let _ = child.kill();
-            panic!("`slow` never started");
+            panic!("the marked node never started");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    // SIGKILL: no handler, no cleanup, exactly like a power cut to the process.
     child.kill().expect("SIGKILL the run");
     let status = child.wait().expect("reap the run");
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
         Some(9),
         "{status}"
+    );
+}
+
+#[test]
+fn a_run_killed_in_its_first_node_is_rerun_by_resume_incomplete() {
+    let dir = scratch("crash-first");
+    let crash = crash_binary();
+    let state = dir.join("state");
+    let state_arg = state.to_string_lossy().into_owned();
+    let log = dir.join("log.txt");
+    let marker = dir.join("marker");
+    kill_when_marked(
+        crash,
+        &state_arg,
+        &log,
+        &marker,
+        ("CRASH_FIRST_SLEEP_SECS", "600"),
+    );
+
+    // The snapshot written before `first` ran: the trigger and the entry node.
+    let snapshots: Vec<String> = files(&state)
+        .into_iter()
+        .filter(|f| f.ends_with(".json"))
+        .collect();
+    assert_eq!(snapshots.len(), 1, "{:?}", files(&state));
+    let snapshot = read_json(&state.join(&snapshots[0]));
+    assert_eq!(snapshot["awaiting_approval"], false);
+    assert_eq!(snapshot["paused_at"], Value::Null);
+    assert_eq!(snapshot["resume_node"], "first");
+    assert_eq!(snapshot["trigger_input"]["batch"], 7);
+
+    let recovered = binary(crash)
+        .args(["--state-dir", &state_arg, "--resume-incomplete"])
+        .env("CRASH_LOG", &log)
+        .output()
+        .expect("run --resume-incomplete");
+    assert_eq!(code(&recovered), 0, "stderr: {}", text(&recovered.stderr));
+    let outcome = stdout_json(&recovered);
+    assert_eq!(outcome["status"], "completed");
+    assert_eq!(outcome["final_value"]["rendered"], "batch 7 done after 0");
+    let lines = std::fs::read_to_string(&log).expect("read the log");
+    assert_eq!(
+        lines.lines().collect::<Vec<_>>(),
+        ["first", "first", "slow"]
+    );
+    assert!(files(&state).is_empty(), "{:?}", files(&state));
+}
+
+#[test]
+fn a_run_killed_mid_node_is_completed_by_resume_incomplete() {
+    let dir = scratch("crash");
+    let crash = crash_binary();
+
+    let state = dir.join("state");
+    let state_arg = state.to_string_lossy().into_owned();
+    let log = dir.join("log.txt");
+    let marker = dir.join("marker");
+
+    kill_when_marked(
+        crash,
+        &state_arg,
+        &log,
+        &marker,
+        ("CRASH_SLEEP_SECS", "600"),
     );
 
     // The progress snapshot written before `slow` started is whole and says where
@@ -379,14 +452,14 @@ fn a_run_killed_mid_node_is_completed_by_resume_incomplete() {
     assert_eq!(snapshot["resume_node"], "slow");
     assert_eq!(snapshot["node_outputs"]["first"]["batch"], 7);
 
-    let listed = run(&crash, &["--state-dir", &state_arg, "--list-checkpoints"]);
+    let listed = run(crash, &["--state-dir", &state_arg, "--list-checkpoints"]);
     assert!(
         text(&listed.stdout).contains("  recoverable  workflow=durable_e2e_crash resume_node=slow"),
         "{}",
         text(&listed.stdout)
     );
 
-    let recovered = binary(&crash)
+    let recovered = binary(crash)
         .args(["--state-dir", &state_arg, "--resume-incomplete"])
         .env("CRASH_LOG", &log)
         .output()

@@ -110,7 +110,8 @@ pub struct Checkpoint {
     pub trigger_input: Value,
     /// Outputs by node id, plus `trigger` (the flattened trigger entry).
     pub node_outputs: Map<String, Value>,
-    /// The pause node, or for a progress snapshot the node just done.
+    /// The pause node, or for a progress snapshot the node just done
+    /// (`None` in the snapshot written before the first node runs).
     pub paused_at: Option<String>,
     /// Where the walk continues; `None` = the run completes on resume.
     pub resume_node: Option<String>,
@@ -721,6 +722,7 @@ impl StateDir {
     ) -> Result<Pruned, CheckpointError> {
         let mut pruned = Pruned::default();
         self.remove_stale_temps(now, &mut pruned);
+        self.remove_orphan_locks(&mut pruned);
         let Some(max_age) = retention.max_age else {
             return Ok(pruned);
         };
@@ -761,6 +763,37 @@ impl StateDir {
             drop(claim);
         }
         Ok(pruned)
+    }
+
+    /// Delete `.<run_id>.lock` files without a checkpoint and without a
+    /// holder: what a crash between removing a finished run's checkpoint
+    /// and unlinking its lock leaves. They never block anything (a lock is
+    /// the `flock`, not the file), but would pile up.
+    fn remove_orphan_locks(&self, pruned: &mut Pruned) {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(run_id) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix('.'))
+                .and_then(|n| n.strip_suffix(".lock"))
+            else {
+                continue;
+            };
+            if check_run_id(run_id).is_err() || self.root.join(format!("{run_id}.json")).exists() {
+                continue;
+            }
+            // Taking the claim proves nobody holds it; dropping it unlinks
+            // the file. A live run (between its claim and its first save)
+            // is `Busy` and left alone.
+            match self.claim(run_id) {
+                Ok(claim) => drop(claim),
+                Err(CheckpointError::Busy { .. }) => {}
+                Err(e) => pruned.problems.push(e.to_string()),
+            }
+        }
     }
 
     fn remove_stale_temps(&self, now: SystemTime, pruned: &mut Pruned) {
@@ -931,11 +964,13 @@ pub(crate) struct RunPoint<'a> {
     pub(crate) program_hash: &'a str,
 }
 
-/// A checkpoint of `frame` (the top-level walk's context) at `point`.
+/// A checkpoint of `frame` (the top-level walk's context) at `point`;
+/// `paused_at` is `None` for the run's first checkpoint, written before its
+/// entry node runs.
 pub(crate) fn capture(
     frame: &Frame,
     point: &RunPoint<'_>,
-    paused_at: &str,
+    paused_at: Option<&str>,
     resume_node: Option<&str>,
     reason: Option<&str>,
     awaiting_approval: bool,
@@ -956,7 +991,7 @@ pub(crate) fn capture(
         trigger_kind: point.trigger_kind.into(),
         trigger_input: frame.raw_input.clone(),
         node_outputs,
-        paused_at: Some(paused_at.to_owned()),
+        paused_at: paused_at.map(str::to_owned),
         resume_node: resume_node.map(str::to_owned),
         reason: reason.map(str::to_owned),
         awaiting_approval,

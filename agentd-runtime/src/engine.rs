@@ -379,7 +379,7 @@ impl Durable<'_> {
     fn save(
         &mut self,
         frame: &Frame,
-        paused_at: &str,
+        paused_at: Option<&str>,
         resume_node: Option<&str>,
         reason: Option<&str>,
         awaiting_approval: bool,
@@ -441,7 +441,7 @@ fn run_top<W: Workflow>(
     trigger: Trigger,
     deadline: Option<Instant>,
     trace: Option<&mut Vec<TraceEntry>>,
-    durable: Option<&mut Durable<'_>>,
+    mut durable: Option<&mut Durable<'_>>,
 ) -> Result<Outcome, Error> {
     let graph = W::GRAPHS
         .first()
@@ -459,6 +459,15 @@ fn run_top<W: Workflow>(
         deadline.unwrap_or_else(far_future),
         0,
     );
+    if let Some(durable) = durable.as_deref_mut()
+        && durable.each_node
+    {
+        // The first progress snapshot (trigger input, entry node), before
+        // anything runs: a crash inside the first node still leaves a run
+        // `--resume-incomplete` can start again.
+        let entry_id = node_meta(graph, entry)?.id;
+        durable.save(&frame, None, Some(entry_id), None, false)?;
+    }
     let mut outcome = walk(w, shared, &mut frame, entry, trace, durable)?;
     // Only the top-level run carries the `respond` reply, and only when it
     // completed (spec §3.23).
@@ -625,7 +634,7 @@ fn walk<W: Workflow>(
                             // Progress snapshot (§8.6): a crash from here on
                             // resumes at `to`, so `to` runs at least once.
                             let next_id = node_meta(graph, to)?.id;
-                            durable.save(frame, node.id, Some(next_id), None, false)?;
+                            durable.save(frame, Some(node.id), Some(next_id), None, false)?;
                         }
                         current = to;
                     }
@@ -716,7 +725,7 @@ fn pause<W: Workflow>(
         Some(to) => Some(node_meta(frame.graph, to)?.id),
         None => None,
     };
-    durable.save(frame, node.id, resume_node, reason, true)?;
+    durable.save(frame, Some(node.id), resume_node, reason, true)?;
     record(trace, node, StepKind::Pause, None, Value::Null, 0);
     crate::obs::audit(
         "workflow.paused",

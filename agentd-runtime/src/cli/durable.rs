@@ -189,7 +189,9 @@ pub(super) fn resume_if_asked<W: Workflow>(
 
 /// Resume every progress snapshot of this workflow, oldest run id first.
 /// Paused runs wait for a person; runs whose lock is held are still going.
-/// The exit code is the last one that was not 0 (spec §2.6), or 0.
+/// The exit code is the last one that was not 0 (spec §2.6), or 0; a
+/// checkpoint that cannot be read (corrupt, too large, unreadable) is named
+/// and makes it 2, since a run may be lost in it.
 fn resume_incomplete<W: Workflow>(
     engine: &Engine<'_, W>,
     dir: &StateDir,
@@ -206,7 +208,10 @@ fn resume_incomplete<W: Workflow>(
         let checkpoint = match loaded {
             Ok(checkpoint) => checkpoint,
             Err(e) => {
-                let _ = writeln!(stderr, "agentd: skipping `{run_id}`: {e}");
+                // The error names the file; whose run it was cannot be known,
+                // so it is never skipped silently.
+                let _ = writeln!(stderr, "agentd: cannot resume `{run_id}`: {e}");
+                code = EXIT_USAGE;
                 continue;
             }
         };

@@ -349,6 +349,16 @@ pub(crate) static FLAGS: &[Flag] = &[
     ),
     under(
         opt(
+            "max_preauth_bytes",
+            "max-preauth-bytes",
+            "BYTES",
+            Some("AGENTD_MAX_PREAUTH_BYTES"),
+            "Bytes of HMAC-signed request bodies held before they are authenticated, all clients together; past it 503 [default: 67108864]",
+        ),
+        Heading::Serve,
+    ),
+    under(
+        opt(
             "read_timeout_secs",
             "read-timeout-secs",
             "SECS",

@@ -2,7 +2,8 @@
 //! (spec/dialect-ops.md §1 step 15) and the serve entry point.
 //!
 //! Owns `--mode`, `--bind`, `--drain-timeout-secs`, `--max-connections`,
-//! `--max-runs`, `--read-timeout-secs` and `--reload-file` with their env
+//! `--max-runs`, `--max-preauth-bytes`, `--read-timeout-secs` and
+//! `--reload-file` with their env
 //! twins, the startup banner, and the exit code of a serving process (0
 //! after a clean drain, 5 when it cannot start or the drain times out).
 //! The flags exist in every binary, so `--mode serve` on a workflow with
@@ -22,8 +23,8 @@ use crate::engine::RunOptions;
 // flags (and refuses `--mode serve`).
 #[cfg(feature = "serve")]
 use crate::serve::{
-    DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RUNS,
-    DEFAULT_READ_TIMEOUT_SECS,
+    DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PREAUTH_BYTES,
+    DEFAULT_MAX_RUNS, DEFAULT_READ_TIMEOUT_SECS,
 };
 #[cfg(not(feature = "serve"))]
 const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 30;
@@ -33,6 +34,8 @@ const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
 const DEFAULT_MAX_RUNS: u64 = 64;
 #[cfg(not(feature = "serve"))]
 const DEFAULT_READ_TIMEOUT_SECS: u64 = 30;
+#[cfg(not(feature = "serve"))]
+const DEFAULT_MAX_PREAUTH_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Serve-mode flags (in `cli/flags.rs`'s table, section "Serve mode").
 #[derive(Debug)]
@@ -42,6 +45,7 @@ pub(super) struct ServeArgs {
     drain_timeout_secs: Option<String>,
     max_connections: Option<String>,
     max_runs: Option<String>,
+    max_preauth_bytes: Option<String>,
     read_timeout_secs: Option<String>,
     reload_file: Option<String>,
 }
@@ -54,6 +58,7 @@ impl ServeArgs {
             drain_timeout_secs: m.value("drain_timeout_secs"),
             max_connections: m.value("max_connections"),
             max_runs: m.value("max_runs"),
+            max_preauth_bytes: m.value("max_preauth_bytes"),
             read_timeout_secs: m.value("read_timeout_secs"),
             reload_file: m.value("reload_file"),
         }
@@ -68,6 +73,7 @@ pub(super) struct ServeCli {
     drain_timeout: Duration,
     max_connections: usize,
     max_runs: usize,
+    max_preauth_bytes: usize,
     read_timeout: Duration,
     reload_file: Option<PathBuf>,
     #[cfg(feature = "llm")]
@@ -149,6 +155,14 @@ pub(super) fn resolve<W: Workflow>(
             DEFAULT_MAX_CONNECTIONS,
         )?,
         max_runs: count("max_runs", &args.max_runs, DEFAULT_MAX_RUNS)?,
+        max_preauth_bytes: number(
+            matches,
+            "max_preauth_bytes",
+            args.max_preauth_bytes.as_deref(),
+            DEFAULT_MAX_PREAUTH_BYTES,
+            MAX_PREAUTH_BYTES,
+        )
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))?,
         read_timeout: secs(
             "read_timeout_secs",
             &args.read_timeout_secs,
@@ -169,6 +183,9 @@ pub(super) fn resolve<W: Workflow>(
 /// Largest `--max-connections` / `--max-runs`: far beyond what one process can
 /// serve, and small enough for every sum and semaphore built from it.
 pub(super) const MAX_COUNT: u64 = 1_000_000;
+
+/// Largest `--max-preauth-bytes` (1 TiB): beyond any memory it could guard.
+const MAX_PREAUTH_BYTES: u64 = 1 << 40;
 
 fn number(
     matches: &super::Matches,
@@ -243,6 +260,7 @@ impl ServeCli {
             drain_timeout: self.drain_timeout,
             max_connections: self.max_connections,
             max_runs: self.max_runs,
+            max_preauth_bytes: self.max_preauth_bytes,
             read_timeout: self.read_timeout,
             state_dir: options.state_dir.as_ref().map(|d| d.path().to_path_buf()),
             run: options,

@@ -10,7 +10,9 @@
 //!   `multer`; parts with a `filename` are dropped (and reported so the
 //!   server can audit them), a part without a `name` is an error;
 //! - anything else → `null` for an empty body, otherwise any JSON value
-//!   (serde_json, whose recursion limit stops hostile nesting).
+//!   (serde_json, whose recursion limit stops hostile nesting) of at most
+//!   [`MAX_JSON_VALUES`] values, counted by a byte scan before decoding so
+//!   the decoding work per request is bounded by more than the body cap.
 //!
 //! Every failure is a [`DecodeError`] whose text is the 400 reply's
 //! `error`. This module never reads sockets and never panics on input.
@@ -24,6 +26,9 @@ pub enum DecodeError {
     /// The body is not JSON.
     #[error("invalid JSON body: {0}")]
     Json(String),
+    /// The body holds more values than [`MAX_JSON_VALUES`].
+    #[error("JSON body holds more than {MAX_JSON_VALUES} values")]
+    TooManyValues,
     /// A malformed urlencoded body.
     #[error("invalid urlencoded body: {0}")]
     Urlencoded(&'static str),
@@ -61,6 +66,39 @@ impl Decoded {
     }
 }
 
+/// Most array elements and object members a JSON body may hold, counted as
+/// one plus its commas outside strings. A 1 MiB body of `[0,0,…]` has about
+/// 524,000; decoding one costs tens of milliseconds of CPU and a few dozen
+/// MiB of `Value`s. (Nesting is bounded apart, by serde_json's recursion
+/// limit of 128.)
+pub const MAX_JSON_VALUES: usize = 100_000;
+
+/// The values of JSON `body` as [`MAX_JSON_VALUES`] counts them: one, plus
+/// one per `,` outside strings. A linear scan, far cheaper than decoding.
+fn json_value_bound(body: &[u8]) -> usize {
+    let mut count = 1_usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b',' => count += 1,
+                _ => {}
+            }
+        }
+    }
+    count
+}
+
 /// The media type of a `Content-Type` value: the part before `;`, trimmed
 /// and lower-cased.
 #[must_use]
@@ -84,6 +122,7 @@ pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Decoded, Decode
         "application/x-www-form-urlencoded" => urlencoded(body).map(Decoded::value),
         "multipart/form-data" => multipart(content_type.unwrap_or(""), body),
         _ if body.is_empty() => Ok(Decoded::value(Value::Null)),
+        _ if json_value_bound(body) > MAX_JSON_VALUES => Err(DecodeError::TooManyValues),
         _ => serde_json::from_slice(body)
             .map(Decoded::value)
             .map_err(|e| DecodeError::Json(e.to_string())),
@@ -217,6 +256,30 @@ pub fn anonymous() -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn json_value_bound_counts_the_commas_outside_strings() {
+        assert_eq!(json_value_bound(b"1"), 1);
+        assert_eq!(json_value_bound(br#"{"a":1,"b":[1,2]}"#), 3);
+        // Commas inside strings, after escaped quotes included, are text.
+        assert_eq!(json_value_bound(br#"["a,{[", "\",x"]"#), 2);
+    }
+
+    #[test]
+    fn a_json_body_over_the_value_bound_is_refused_before_decoding() {
+        let mut wide = b"[0".to_vec();
+        wide.extend(std::iter::repeat_n(&b",0"[..], MAX_JSON_VALUES).flatten());
+        wide.push(b']');
+        assert_eq!(
+            decode(Some("application/json"), &wide),
+            Err(DecodeError::TooManyValues)
+        );
+        // Just under the bound still decodes.
+        let mut fits = b"[0".to_vec();
+        fits.extend(std::iter::repeat_n(&b",0"[..], MAX_JSON_VALUES - 2).flatten());
+        fits.push(b']');
+        assert!(decode(Some("application/json"), &fits).is_ok());
+    }
 
     fn ok(ct: Option<&str>, body: &[u8]) -> Value {
         match decode(ct, body) {

@@ -2,21 +2,34 @@
 //! spec/dialect-ops.md §5.4 with the DESIGN.md §8 changes.
 //!
 //! Order: `/healthz` and `/metrics` (no auth, no rate limit) → route match
-//! (404 / 405 with `Allow`) → `Content-Length` over the cap (413, before
-//! reading) → rate limit (429) → body read, capped while streaming so
-//! chunked bodies work (413, 408 on a stalled body) → auth (401) → body
-//! decoding (400) → principal → idempotency (replay / 409) → traceparent →
-//! the run (inline, or on the bounded pool with 503 when it is full) →
-//! outcome to status (200 / `respond`'s status, 422, 504, 202, 500).
+//! (404 / 405 with `Allow`) → transfer and content codings (501 / 415: a
+//! body is never read as something it is not) → `Content-Length` over the
+//! cap (413, before reading) → rate limit (429) → auth of every scheme that
+//! does not sign the body (401, before a byte of the body is read) → for
+//! HMAC, a share of the pre-auth byte budget (503 past it) → body read,
+//! capped while streaming so chunked bodies work (413, 408 on a stalled
+//! body) → HMAC auth (401) → body decoding (400; bodies over
+//! [`INLINE_BODY_MAX`] are decoded on the blocking pool, never on the
+//! reactor) → principal → idempotency (replay / 409) → traceparent → the
+//! run (inline, or on the bounded pool with 503 when it is full) → outcome
+//! to status (200 / `respond`'s status, 422, 504, 202, 500).
+//!
+//! With HTTP/1 `half_close` on, hyper only drops this future when the
+//! connection itself is cut off (a drain that outlived its timeout, a
+//! failed connection); a client that merely left is noticed when its reply
+//! cannot be written. A dropped request is still counted, under status 499,
+//! and audited as `http.request_dropped`; a pooled run it started finishes
+//! and is recorded as any run is.
 //!
 //! Every reply this module builds is JSON except `/metrics` and `respond`
 //! bodies. It never parses HTTP framing (hyper has) and never runs a node.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -32,7 +45,7 @@ use crate::serve::def::{AuthRef, RouteDef};
 use crate::serve::idempotency::{Claim, resolve_key};
 use crate::serve::metrics::{Fixed, RouteLabel, Shed};
 use crate::serve::ratelimit::retry_after_secs;
-use crate::serve::{BODY_CAP, State};
+use crate::serve::{BODY_CAP, INLINE_BODY_MAX, State};
 use crate::traceparent::{self, TraceParent};
 
 /// The response type of every handler.
@@ -49,17 +62,66 @@ pub(crate) async fn handle<W: Workflow>(
 ) -> Reply {
     let started = Instant::now();
     let _in_flight = state.track();
-    let (label, reply) = pipeline(&state, req, peer).await;
+    let mut watch = RequestWatch {
+        state: &state,
+        started,
+        route: AtomicUsize::new(NO_ROUTE),
+        answered: false,
+    };
+    let (label, reply) = pipeline(&state, req, peer, &watch.route).await;
+    watch.answered = true;
     state
         .metrics
         .record_request(label, reply.status().as_u16(), started.elapsed());
     reply
 }
 
+const NO_ROUTE: usize = usize::MAX;
+
+/// Status counted for a request dropped before its reply existed (nginx's
+/// "client closed request"; never sent).
+const DROPPED: u16 = 499;
+
+/// Counts and audits a request whose future was dropped before a reply
+/// existed, so no request disappears from the metrics and the audit log.
+struct RequestWatch<'s, W: Workflow> {
+    state: &'s State<W>,
+    started: Instant,
+    /// The matched route's index, once known ([`NO_ROUTE`] before). An
+    /// atomic only because the future must be `Send`.
+    route: AtomicUsize,
+    answered: bool,
+}
+
+impl<W: Workflow> Drop for RequestWatch<'_, W> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let index = self.route.load(Ordering::Relaxed);
+        let (label, method, path) = match self.state.def.routes.get(index) {
+            Some(route) => (RouteLabel::Route(index), route.method, route.path),
+            None => (RouteLabel::Fixed(Fixed::Unmatched), "", ""),
+        };
+        self.state
+            .metrics
+            .record_request(label, DROPPED, self.started.elapsed());
+        crate::obs::audit(
+            "http.request_dropped",
+            json!({
+                "method": method,
+                "path": path,
+                "elapsed_ms": u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            }),
+        );
+    }
+}
+
 async fn pipeline<W: Workflow>(
     state: &Arc<State<W>>,
     req: Request<Incoming>,
     peer: Option<Arc<PeerIdentity>>,
+    matched: &AtomicUsize,
 ) -> (RouteLabel, Reply) {
     let path = req.uri().path();
     if req.method() == Method::GET && path == "/healthz" {
@@ -83,6 +145,7 @@ async fn pipeline<W: Workflow>(
         return (RouteLabel::Fixed(Fixed::Unmatched), unmatched(state, path));
     };
     let route = &state.def.routes[index];
+    matched.store(index, Ordering::Relaxed);
     let label = RouteLabel::Route(index);
     (label, route_request(state, index, route, req, peer).await)
 }
@@ -119,6 +182,11 @@ async fn route_request<W: Workflow>(
     req: Request<Incoming>,
     peer: Option<Arc<PeerIdentity>>,
 ) -> Reply {
+    // A body in a coding we do not undo would be read as something else.
+    if let Some(refusal) = refuse_codings(req.headers()) {
+        return refusal;
+    }
+
     // 413 from Content-Length, before a byte of the body is read.
     let declared = req
         .headers()
@@ -146,40 +214,110 @@ async fn route_request<W: Workflow>(
     }
 
     let (parts, incoming) = req.into_parts();
-    let raw = match read_body(incoming, state.read_timeout).await {
+    // The material current now: a reload never changes a request midway.
+    let needs_auth = route.auth != AuthRef::None || peer.is_some();
+    let prepared = needs_auth.then(|| state.reloader.auth());
+    let deny = |denied: auth::AuthDenied| {
+        crate::obs::audit(
+            "http.auth_denied",
+            json!({"method": route.method, "path": route.path, "reason": denied.reason()}),
+        );
+        // The body stays unread: hyper drains what has already arrived and
+        // keeps the connection, or closes it when more is on the way.
+        json_reply(StatusCode::UNAUTHORIZED, &denied.body())
+    };
+
+    // Every scheme but HMAC is decided by headers and the TLS peer alone:
+    // decide before reading a byte of the body, so a client without
+    // credentials never gets memory held on its behalf.
+    let signs_body = matches!(route.auth, AuthRef::Hmac(_));
+    let mut principal = match &prepared {
+        Some(prepared) if !signs_body => {
+            let request = AuthRequest {
+                headers: &parts.headers,
+                body: &[],
+                peer: peer.as_deref(),
+                now: SystemTime::now(),
+            };
+            match auth::authorize(prepared, route.auth, &request) {
+                Ok(principal) => Some(principal.to_json()),
+                Err(denied) => return deny(denied),
+            }
+        }
+        Some(_) => None,
+        // The common case needs no auth material at all.
+        None => Some(body::anonymous()),
+    };
+
+    // An HMAC body is held before it is authenticated: charge it to the
+    // global pre-auth budget (the whole cap when the length is unknown).
+    let preauth = if principal.is_none() {
+        let want = declared.map_or(BODY_CAP, |n| usize::try_from(n).unwrap_or(BODY_CAP));
+        match state.preauth.reserve(want) {
+            Some(reserved) => Some(reserved),
+            None => {
+                state.metrics.shed(Shed::PreAuthBytes);
+                let mut reply = json_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"error": "server busy: too many unauthenticated request bodies in flight"}),
+                );
+                set_retry_after(&mut reply, 1);
+                return reply;
+            }
+        }
+    } else {
+        None
+    };
+
+    let raw = match read_body(incoming, declared, state.read_timeout).await {
         Ok(raw) => raw,
         Err(reply) => return reply,
     };
 
-    let principal = if route.auth == AuthRef::None && peer.is_none() {
-        // The common case needs no auth material at all.
-        body::anonymous()
-    } else {
-        // The material current now: a reload never changes a request midway.
-        let prepared = state.reloader.auth();
+    if let (None, Some(prepared)) = (&principal, &prepared) {
         let request = AuthRequest {
             headers: &parts.headers,
             body: &raw,
             peer: peer.as_deref(),
             now: SystemTime::now(),
         };
-        match auth::authorize(&prepared, route.auth, &request) {
-            Ok(principal) => principal.to_json(),
-            Err(denied) => {
-                crate::obs::audit(
-                    "http.auth_denied",
-                    json!({"method": route.method, "path": route.path, "reason": denied.reason()}),
-                );
-                return json_reply(StatusCode::UNAUTHORIZED, &denied.body());
-            }
+        match auth::authorize(prepared, route.auth, &request) {
+            Ok(p) => principal = Some(p.to_json()),
+            Err(denied) => return deny(denied),
         }
-    };
+    }
+    drop(preauth);
+    let principal = principal.unwrap_or_else(body::anonymous);
 
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let decoded = match body::decode(content_type, &raw) {
+    // A large body is decoded, its run executed and its value freed on the
+    // blocking pool under a run permit: milliseconds of work per request
+    // that must not stall the reactor, and at most `--max-runs` at once.
+    let offload = if raw.len() > INLINE_BODY_MAX {
+        match run_permit(state) {
+            Some(permit) => Some(permit),
+            None => return pool_busy(),
+        }
+    } else {
+        None
+    };
+    let decoded = if offload.is_some() {
+        state.metrics.offloaded();
+        let content_type = content_type.map(str::to_owned);
+        let body = raw.clone();
+        match tokio::task::spawn_blocking(move || body::decode(content_type.as_deref(), &body))
+            .await
+        {
+            Ok(decoded) => decoded,
+            Err(_) => return stopped_unexpectedly(),
+        }
+    } else {
+        body::decode(content_type, &raw)
+    };
+    let decoded = match decoded {
         Ok(decoded) => decoded,
         Err(e) => {
             return json_reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}));
@@ -219,10 +357,10 @@ async fn route_request<W: Workflow>(
         traceparent: span,
     };
 
-    let mut reply = if route.inline && key.is_none() {
+    let mut reply = if route.inline && key.is_none() && offload.is_none() {
         reply_for(state.run_http(route, trigger, inbound.as_ref()))
     } else {
-        match pooled(state, route, trigger, key, inbound).await {
+        match pooled(state, route, trigger, key, inbound, offload).await {
             Ok(reply) => reply,
             Err(reply) => return reply,
         }
@@ -235,6 +373,92 @@ async fn route_request<W: Workflow>(
     reply
 }
 
+/// The refusal of a body in a coding this server does not undo: a
+/// `Transfer-Encoding` other than `chunked` alone (501, RFC 9112 §6.1) and
+/// a `Content-Encoding` other than `identity` (415, RFC 9110 §8.4.1).
+fn refuse_codings(headers: &hyper::HeaderMap) -> Option<Reply> {
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        let Ok(text) = value.to_str() else {
+            return Some(unsupported_coding(
+                StatusCode::NOT_IMPLEMENTED,
+                "transfer",
+                "?",
+            ));
+        };
+        for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if !coding.eq_ignore_ascii_case("chunked") {
+                return Some(unsupported_coding(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "transfer",
+                    coding,
+                ));
+            }
+        }
+    }
+    for value in headers.get_all(header::CONTENT_ENCODING) {
+        let Ok(text) = value.to_str() else {
+            return Some(unsupported_coding(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "content",
+                "?",
+            ));
+        };
+        for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if !coding.eq_ignore_ascii_case("identity") {
+                return Some(unsupported_coding(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "content",
+                    coding,
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn unsupported_coding(status: StatusCode, which: &str, coding: &str) -> Reply {
+    // Closing: the client framed or coded its message in a way this server
+    // does not interpret, so nothing after it on the connection is trusted.
+    let coding: String = coding.chars().take(64).collect();
+    let mut reply = closing(json_reply(
+        status,
+        &json!({"error": format!("unsupported {which} coding `{coding}`")}),
+    ));
+    if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        // RFC 9110 §12.5.3: say which codings are accepted.
+        reply
+            .headers_mut()
+            .insert("accept-encoding", HeaderValue::from_static("identity"));
+    }
+    reply
+}
+
+/// A run permit now, or `None` (counted as shed) for a saturated pool.
+fn run_permit<W: Workflow>(state: &Arc<State<W>>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let permit = Arc::clone(&state.runs).try_acquire_owned().ok();
+    if permit.is_none() {
+        state.metrics.shed(Shed::Runs);
+    }
+    permit
+}
+
+/// The 503 for a saturated run pool.
+fn pool_busy() -> Reply {
+    let mut reply = json_reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({"error": "server busy: every run worker is in use"}),
+    );
+    set_retry_after(&mut reply, 1);
+    reply
+}
+
+fn stopped_unexpectedly() -> Reply {
+    closing(json_reply(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &json!({"error": "the run stopped unexpectedly"}),
+    ))
+}
+
 /// Run on the blocking pool (with the idempotency claim, whose file I/O
 /// must not block the reactor either). `Err` is a reply that did not run.
 async fn pooled<W: Workflow>(
@@ -243,15 +467,10 @@ async fn pooled<W: Workflow>(
     trigger: Trigger,
     key: Option<(String, u64)>,
     inbound: Option<TraceParent>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<Reply, Reply> {
-    let Ok(permit) = Arc::clone(&state.runs).try_acquire_owned() else {
-        state.metrics.shed(Shed::Runs);
-        let mut reply = json_reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"error": "server busy: every run worker is in use"}),
-        );
-        set_retry_after(&mut reply, 1);
-        return Err(reply);
+    let Some(permit) = permit.or_else(|| run_permit(state)) else {
+        return Err(pool_busy());
     };
     let run_state = Arc::clone(state);
     // Counted separately from the request: a run whose client disconnects
@@ -296,30 +515,48 @@ async fn pooled<W: Workflow>(
             }
         }
     });
-    task.await.map_err(|_| {
-        closing(json_reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({"error": "the run stopped unexpectedly"}),
-        ))
-    })
+    task.await.map_err(|_| stopped_unexpectedly())
 }
 
 /// Read the whole body within `timeout`, at most [`BODY_CAP`] bytes.
-async fn read_body(incoming: Incoming, timeout: std::time::Duration) -> Result<Bytes, Reply> {
+///
+/// Into one buffer sized by `Content-Length` (when declared), each of
+/// hyper's chunks dropped as soon as it is copied: a body is one
+/// allocation, not a list of read-buffer pieces, so its memory goes back
+/// to the system when the request ends (see `serve::server::tune_allocator`).
+async fn read_body(
+    mut incoming: Incoming,
+    declared: Option<u64>,
+    timeout: std::time::Duration,
+) -> Result<Bytes, Reply> {
     use hyper::body::Body as _;
     // No body at all (a GET, or Content-Length: 0): nothing to wait for, so
     // no timer either.
     if incoming.is_end_stream() {
         return Ok(Bytes::new());
     }
-    let limited = Limited::new(incoming, BODY_CAP);
-    match tokio::time::timeout(timeout, limited.collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(e)) => Err(closing(json_reply(
-            StatusCode::BAD_REQUEST,
-            &json!({"error": format!("body read failed: {e}")}),
-        ))),
+    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(BODY_CAP).min(BODY_CAP));
+    let mut buf = Vec::with_capacity(capacity);
+    let read = async {
+        while let Some(frame) = incoming.frame().await {
+            let frame = frame.map_err(|e| {
+                closing(json_reply(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": format!("body read failed: {e}")}),
+                ))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len().saturating_add(data.len()) > BODY_CAP {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(())) => Ok(Bytes::from(buf)),
+        Ok(Err(reply)) => Err(reply),
         Err(_) => Err(closing(json_reply(
             StatusCode::REQUEST_TIMEOUT,
             &json!({"error": "request body read timed out"}),

@@ -61,6 +61,9 @@ pub enum Shed {
     Connections,
     /// The run pool was saturated (503 + `Retry-After`).
     Runs,
+    /// The pre-auth byte budget was spent: an HMAC route's unauthenticated
+    /// body would have pushed the bytes in flight past it (503).
+    PreAuthBytes,
 }
 
 #[derive(Debug)]
@@ -155,6 +158,8 @@ pub struct Registry {
     connections_total: AtomicU64,
     shed_connections: AtomicU64,
     shed_runs: AtomicU64,
+    shed_preauth: AtomicU64,
+    offloaded: AtomicU64,
 }
 
 impl Registry {
@@ -209,6 +214,8 @@ impl Registry {
             connections_total: AtomicU64::new(0),
             shed_connections: AtomicU64::new(0),
             shed_runs: AtomicU64::new(0),
+            shed_preauth: AtomicU64::new(0),
+            offloaded: AtomicU64::new(0),
         }
     }
 
@@ -294,7 +301,14 @@ impl Registry {
         bump(match why {
             Shed::Connections => &self.shed_connections,
             Shed::Runs => &self.shed_runs,
+            Shed::PreAuthBytes => &self.shed_preauth,
         });
+    }
+
+    /// Count one request body decoded (and run) on the blocking pool
+    /// because it was too large for the reactor thread.
+    pub fn offloaded(&self) {
+        bump(&self.offloaded);
     }
 
     /// The Prometheus text exposition of every series.
@@ -441,7 +455,7 @@ impl Registry {
         header(
             &mut out,
             "agentd_http_shed_total",
-            "Load shed with 503: over the connection cap, or the run pool saturated.",
+            "Load shed with 503: over the connection cap, the run pool saturated, or the pre-auth byte budget spent.",
             "counter",
         );
         let _ = writeln!(
@@ -453,6 +467,22 @@ impl Registry {
             out,
             "agentd_http_shed_total{{{wf},reason=\"runs\"}} {}",
             load(&self.shed_runs)
+        );
+        let _ = writeln!(
+            out,
+            "agentd_http_shed_total{{{wf},reason=\"preauth_bytes\"}} {}",
+            load(&self.shed_preauth)
+        );
+        header(
+            &mut out,
+            "agentd_http_bodies_offloaded_total",
+            "Request bodies too large for the reactor thread, decoded and run on the blocking pool.",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "agentd_http_bodies_offloaded_total{{{wf}}} {}",
+            load(&self.offloaded)
         );
 
         if !self.triggers.is_empty() {

@@ -84,6 +84,16 @@ pub const DEFAULT_MAX_RUNS: u64 = 64;
 /// Default `--read-timeout-secs`.
 pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 30;
 
+/// Default `--max-preauth-bytes`: the bytes of request bodies that may be
+/// held before their request is authenticated (HMAC routes only; every
+/// other scheme is checked before the body is read).
+pub const DEFAULT_MAX_PREAUTH_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Bodies larger than this are decoded, and their run executed, on the
+/// blocking pool: decoding a wide JSON object costs milliseconds, which on
+/// the one reactor thread would stall every other client.
+pub const INLINE_BODY_MAX: usize = 64 * 1024;
+
 /// Settings of one serving process. [`ServeConfig::default`] matches the
 /// binary's defaults.
 #[derive(Clone)]
@@ -100,6 +110,10 @@ pub struct ServeConfig {
     /// Longest wait for a request's headers (which also closes an idle
     /// keep-alive connection) and, separately, for its body.
     pub read_timeout: Duration,
+    /// Bytes of request bodies held before authentication, all connections
+    /// together (`--max-preauth-bytes`). Only HMAC routes read a body
+    /// before authenticating; one that would pass this gets 503.
+    pub max_preauth_bytes: usize,
     /// `--state-dir`: where idempotency keys are stored.
     pub state_dir: Option<PathBuf>,
     /// Options of every run (deadline, dry run, policy); `record_trace` is
@@ -125,6 +139,7 @@ impl Default for ServeConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS as usize,
             max_runs: DEFAULT_MAX_RUNS as usize,
             read_timeout: Duration::from_secs(DEFAULT_READ_TIMEOUT_SECS),
+            max_preauth_bytes: DEFAULT_MAX_PREAUTH_BYTES as usize,
             state_dir: None,
             run: RunOptions {
                 record_trace: false,
@@ -169,6 +184,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("max_connections", &self.max_connections)
             .field("max_runs", &self.max_runs)
             .field("read_timeout", &self.read_timeout)
+            .field("max_preauth_bytes", &self.max_preauth_bytes)
             .field("state_dir", &self.state_dir)
             .field("run", &self.run)
             .field("handle_signals", &self.handle_signals)
@@ -335,6 +351,8 @@ pub(crate) struct State<W: Workflow> {
     #[cfg(feature = "mcp")]
     pub(crate) mcp: Option<crate::mcp::Mcp>,
     pub(crate) read_timeout: Duration,
+    /// Bytes of unauthenticated bodies in flight (HMAC routes).
+    pub(crate) preauth: Arc<PreAuthBudget>,
 }
 
 impl<W: Workflow> State<W> {
@@ -407,6 +425,47 @@ impl InFlightCount {
             }
             notified.await;
         }
+    }
+}
+
+/// The global budget of body bytes held before authentication.
+#[derive(Debug)]
+pub(crate) struct PreAuthBudget {
+    used: AtomicUsize,
+    cap: usize,
+}
+
+impl PreAuthBudget {
+    pub(crate) fn new(cap: usize) -> Self {
+        Self {
+            used: AtomicUsize::new(0),
+            cap,
+        }
+    }
+
+    /// Reserve `bytes`, or `None` when that would pass the cap.
+    pub(crate) fn reserve(self: &Arc<Self>, bytes: usize) -> Option<PreAuthBytes> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.cap)
+            })
+            .ok()?;
+        Some(PreAuthBytes {
+            budget: Arc::clone(self),
+            bytes,
+        })
+    }
+}
+
+/// A reservation of [`PreAuthBudget`], returned on drop.
+pub(crate) struct PreAuthBytes {
+    budget: Arc<PreAuthBudget>,
+    bytes: usize,
+}
+
+impl Drop for PreAuthBytes {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 

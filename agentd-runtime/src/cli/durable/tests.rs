@@ -346,6 +346,60 @@ fn resume_incomplete_recovers_interrupted_runs_and_leaves_paused_ones() {
 }
 
 #[test]
+fn resume_incomplete_names_a_corrupt_checkpoint_and_fails_and_stale_locks_never_block() {
+    let gate = new_gate();
+    let (path, dir) = fresh_dir("incomplete-corrupt");
+    assert!(std::fs::create_dir_all(&path).is_ok());
+
+    // An interrupted run, with the empty lock file a crash can leave behind.
+    gate.break_after.store(true, Ordering::SeqCst);
+    let broken = cli(
+        gate,
+        &[
+            "--state-dir",
+            &dir,
+            "--start",
+            "work",
+            "--checkpoint-each-node",
+        ],
+    );
+    assert_eq!(broken.code, EXIT_SEMANTIC, "{}", broken.stderr);
+    gate.break_after.store(false, Ordering::SeqCst);
+    let run_id = json_files(&path)
+        .first()
+        .and_then(|f| f.strip_suffix(".json").map(str::to_owned))
+        .unwrap_or_default();
+    assert!(std::fs::write(path.join(format!(".{run_id}.lock")), "").is_ok());
+    // A torn checkpoint next to it.
+    assert!(std::fs::write(path.join("exec-0-torn.json"), "{ torn").is_ok());
+
+    let resumed = cli(gate, &["--state-dir", &dir, "--resume-incomplete"]);
+    assert_eq!(resumed.code, EXIT_USAGE, "{}", resumed.stderr);
+    let torn = path.join("exec-0-torn.json");
+    assert!(
+        resumed
+            .stderr
+            .contains(&format!("checkpoint `{}` is corrupt", torn.display())),
+        "{}",
+        resumed.stderr
+    );
+    // The stale lock did not stop the interrupted run from completing.
+    assert_eq!(
+        json_out(&resumed),
+        json!({"status": "completed", "final_value": {"after": true}, "last_node": "after"})
+    );
+    assert!(!path.join(format!(".{run_id}.lock")).exists());
+
+    // A lock file whose checkpoint is gone is cleared by the next run.
+    assert!(std::fs::remove_file(&torn).is_ok());
+    assert!(std::fs::write(path.join(".exec-9-gone.lock"), "").is_ok());
+    let next = cli(gate, &["--state-dir", &dir, "--resume-incomplete"]);
+    assert_eq!(next.code, EXIT_OK, "{}", next.stderr);
+    assert!(!path.join(".exec-9-gone.lock").exists());
+    let _ = std::fs::remove_dir_all(&path);
+}
+
+#[test]
 fn old_checkpoints_are_pruned_at_start_by_the_retention_rule() {
     let gate = new_gate();
     let (path, dir) = fresh_dir("retention");
