@@ -116,16 +116,22 @@ impl StartSource {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
 pub enum Trigger {
+    /// Accepted for dialect-1 compatibility; never fires.
     #[serde(rename = "mcp.resource.updated")]
     McpResourceUpdated(McpResourceTrigger),
+    /// Accepted for dialect-1 compatibility; never fires.
     #[serde(rename = "mcp.resource.created")]
     McpResourceCreated(McpResourceTrigger),
+    /// Accepted for dialect-1 compatibility; never fires.
     #[serde(rename = "internal.event")]
     InternalEvent(InternalEventTrigger),
+    /// Run on a cron schedule (local time) in serve mode.
     #[serde(rename = "cron")]
     Cron(CronTrigger),
+    /// Run repeatedly, a fixed delay after each run ends.
     #[serde(rename = "interval")]
     Interval(IntervalTrigger),
+    /// Run when a watched file or directory changes.
     #[serde(rename = "fs_watch")]
     FsWatch(FsWatchTrigger),
 }
@@ -284,29 +290,51 @@ pub enum RetryOn {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NodeKind {
+    /// Read a file (policy `fs.read`) into the context.
     ReadFile(ReadFile),
+    /// Read an environment variable (policy `env.read_keys`).
     ReadEnv(ReadEnv),
+    /// Read a resource from an MCP server.
     ReadMcpResource(ReadMcpResource),
+    /// Parse a string from the context as JSON.
     ParseJson(ParseJson),
+    /// Render a `{{key}}` template against the context.
     TemplateRender(TemplateRender),
+    /// Compare two context values and list the differing paths.
     DiffCompute(DiffCompute),
+    /// Select a value from JSON by a dotted path.
     JsonSelect(JsonSelect),
+    /// One LLM completion, optionally checked against a JSON Schema.
     LlmInfer(LlmInfer),
+    /// A bounded tool-using LLM loop; `exhausted` when its limits are reached.
     AgentLoop(AgentLoop),
+    /// Write a file (policy `fs.write`, `[budget] max_fs_write_mb`).
     WriteFile(WriteFile),
+    /// Create a directory and its parents (policy `fs.write`).
     CreateDir(CreateDir),
+    /// An HTTP(S) request (policy `http`); `error` on a non-2xx status.
     HttpRequest(HttpRequest),
+    /// Call a tool of an MCP server; `error` when the tool reports one.
     CallMcpTool(CallMcpTool),
+    /// Run a command without a shell (policy `shell`); `error` on a non-zero exit.
     ShellRun(ShellRun),
+    /// Run a child workflow and take its final value.
     Call(Call),
+    /// Run several child workflows concurrently and join their results.
     Parallel(Parallel),
+    /// Run a child workflow once per array element (bounded).
     Map(Map),
+    /// Branch `true` / `false` on the truthiness of a context path.
     Condition(Condition),
+    /// Branch on the value at a context path (the edge `when` label).
     Switch(Switch),
     /// Unit kind: extra keys are accepted and ignored (dialect-1 behaviour).
     Merge,
+    /// End the run as failed, with a reason.
     Fail(Fail),
+    /// Pause the run until it is resumed with `--approve` or `--deny` (exit 7).
     PauseForApproval(PauseForApproval),
+    /// Set the HTTP reply of a routed run (status, content type, body).
     Respond(Respond),
     /// Unit kind: extra keys are accepted and ignored (dialect-1 behaviour).
     Terminate,
@@ -976,9 +1004,13 @@ pub struct SecretDef {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum SecretSource {
+    /// The value of an environment variable, read on every use.
     Env(EnvSecret),
+    /// The content of a file, read on every use (rotation without restart).
     File(FileSecret),
+    /// Not supported by this runtime (`secret_source_unsupported`).
     Command(CommandSecret),
+    /// Not supported by this runtime (`secret_source_unsupported`).
     Oauth2(OAuth2Secret),
 }
 
