@@ -868,3 +868,174 @@ fn sigkill_to_a_once_run_takes_its_direct_shell_run_child_along() {
     let _ = child.wait();
     assert_all_gone(&command);
 }
+
+// ----- keys without another end-to-end test (agentd-compiler/src/keys.rs) -----------
+
+/// A wrapped-shape (`[[workflows]]`) root with one start node per behaviour, calling a
+/// child that has two start nodes.
+const KEYS_ROOT: &str = r#"
+[[workflows]]
+name = "keys_e2e"
+
+[workflows.policy.fs]
+read = ["DIR/**"]
+write = ["DIR/**"]
+
+[[workflows.start_nodes]]
+name = "files"
+source = "manual"
+entry_node = "mkdir"
+
+[[workflows.start_nodes]]
+name = "call"
+source = "manual"
+entry_node = "one"
+
+[[workflows.start_nodes]]
+name = "map"
+source = "manual"
+entry_node = "each"
+
+[[workflows.start_nodes]]
+name = "parallel"
+source = "manual"
+entry_node = "both"
+
+[[workflows.start_nodes]]
+name = "retry"
+source = "manual"
+entry_node = "flaky"
+
+[[workflows.nodes]]
+id = "mkdir"
+type = "create_dir"
+path_from = "trigger.dir"
+
+[[workflows.nodes]]
+id = "save"
+type = "write_file"
+path_from = "trigger.file"
+content_from = "trigger.text"
+
+[[workflows.nodes]]
+id = "load"
+type = "read_file"
+path_from = "trigger.file"
+
+[[workflows.nodes]]
+id = "one"
+type = "call"
+workflow = "child.toml"
+start = "second"
+
+[[workflows.nodes]]
+id = "each"
+type = "map"
+items_from = "trigger.items"
+workflow = "child.toml"
+start = "second"
+max_items = 4
+
+[[workflows.nodes]]
+id = "both"
+type = "parallel"
+branches = [{ workflow = "child.toml", start = "second" }, { workflow = "child.toml" }]
+
+[[workflows.nodes]]
+id = "flaky"
+type = "read_file"
+path_from = "trigger.missing"
+retry = { max_attempts = 3, backoff_ms = 400, on = "transient" }
+
+[[workflows.edges]]
+from = "mkdir"
+to = "save"
+
+[[workflows.edges]]
+from = "save"
+to = "load"
+"#;
+
+const KEYS_CHILD: &str = r#"
+name = "keys_child"
+
+[[start_nodes]]
+name = "first"
+source = "manual"
+entry_node = "a"
+
+[[start_nodes]]
+name = "second"
+source = "manual"
+entry_node = "b"
+
+[[nodes]]
+id = "a"
+type = "template_render"
+template = "first"
+
+[[nodes]]
+id = "b"
+type = "template_render"
+template = "second"
+"#;
+
+/// Keys no other end-to-end test shows: the wrapped shape, `create_dir`, `read_file`,
+/// the child `start` of `call`, `map` and `parallel` branches, and `retry`.
+#[test]
+fn wrapped_shape_file_nodes_child_starts_and_retry_work_in_a_built_binary() {
+    let dir = scratch("keys");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let root = KEYS_ROOT.replace("DIR", &data.display().to_string());
+    std::fs::write(dir.join("root.toml"), root).expect("write root");
+    std::fs::write(dir.join("child.toml"), KEYS_CHILD).expect("write child");
+    let binary = build(&dir, "root.toml", &dir.join("keys"));
+    let start = |name: &str, input: Value| {
+        let out = run(&binary, &["--start", name, "--input", &input.to_string()]);
+        (exit_code(&out), out)
+    };
+
+    // create_dir makes the directory write_file needs; read_file reads it back.
+    let nested = data.join("a/b");
+    let file = nested.join("note.txt");
+    let (code, out) = start(
+        "files",
+        serde_json::json!({"dir": nested, "file": file, "text": "kept"}),
+    );
+    assert_eq!(code, 0, "{}", text(&out.stderr));
+    let outcome = stdout_json(&out);
+    assert_eq!(outcome["final_value"]["content"], "kept", "{outcome}");
+    assert_eq!(std::fs::read_to_string(&file).expect("written"), "kept");
+
+    // `start` picks the child's second start node; without it, the first.
+    let (code, out) = start("call", Value::Null);
+    assert_eq!(code, 0, "{}", text(&out.stderr));
+    assert_eq!(
+        stdout_json(&out)["final_value"]["result"]["rendered"],
+        "second"
+    );
+    let (code, out) = start("map", serde_json::json!({"items": [1, 2]}));
+    assert_eq!(code, 0, "{}", text(&out.stderr));
+    let results = stdout_json(&out)["final_value"]["results"].clone();
+    assert_eq!(results[0]["result"]["rendered"], "second", "{results}");
+    assert_eq!(results[1]["result"]["rendered"], "second", "{results}");
+    let (code, out) = start("parallel", Value::Null);
+    assert_eq!(code, 0, "{}", text(&out.stderr));
+    let results = stdout_json(&out)["final_value"]["results"].clone();
+    assert_eq!(results[0]["result"]["rendered"], "second", "{results}");
+    assert_eq!(results[1]["result"]["rendered"], "first", "{results}");
+
+    // A missing file is a transient error: three attempts, 400 ms then 800 ms apart.
+    let began = std::time::Instant::now();
+    let (code, out) = start(
+        "retry",
+        serde_json::json!({"missing": data.join("absent.txt")}),
+    );
+    let took = began.elapsed();
+    assert_ne!(code, 0, "{}", text(&out.stdout));
+    assert!(
+        took >= std::time::Duration::from_millis(1200),
+        "three attempts with backoff took only {took:?}"
+    );
+}

@@ -53,6 +53,8 @@ const DURABLE: &str =
     "tests/durable_e2e.rs::compat_approval_gate_pauses_with_exit_7_and_resumes_to_completion";
 const HANDLERS: &str =
     "tests/handlers_e2e.rs::build_with_handlers_binds_the_crate_and_routes_on_the_handler_label";
+const WRAPPED: &str =
+    "tests/e2e.rs::wrapped_shape_file_nodes_child_starts_and_retry_work_in_a_built_binary";
 const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
 
 /// Every key path of the model and its status, in `key_paths()` order.
@@ -135,11 +137,11 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("name", Honoured(HELLO)),
     ("nodes", Honoured(HELLO)),
     ("nodes[].id", Honoured(HELLO)),
-    ("nodes[].retry", Untested),
-    ("nodes[].retry.backoff_ms", Untested),
+    ("nodes[].retry", Honoured(WRAPPED)),
+    ("nodes[].retry.backoff_ms", Honoured(WRAPPED)),
     ("nodes[].retry.jitter", Untested),
-    ("nodes[].retry.max_attempts", Untested),
-    ("nodes[].retry.on", Untested),
+    ("nodes[].retry.max_attempts", Honoured(WRAPPED)),
+    ("nodes[].retry.on", Honoured(WRAPPED)),
     ("nodes[].type", Honoured(HELLO)),
     ("nodes[agent_loop].backend", Honoured(CORPUS)),
     ("nodes[agent_loop].instructions", Honoured(CORPUS)),
@@ -148,13 +150,13 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("nodes[agent_loop].max_tokens", Honoured(CORPUS)),
     ("nodes[agent_loop].tools", Honoured(CORPUS)),
     ("nodes[call].input_from", Honoured(CALL)),
-    ("nodes[call].start", Untested),
+    ("nodes[call].start", Honoured(WRAPPED)),
     ("nodes[call].workflow", Honoured(CALL)),
     ("nodes[call_mcp_tool].args_from", Honoured(CORPUS)),
     ("nodes[call_mcp_tool].server", Honoured(CORPUS)),
     ("nodes[call_mcp_tool].tool", Honoured(CORPUS)),
     ("nodes[condition].expr", Honoured(CORPUS)),
-    ("nodes[create_dir].path_from", Untested),
+    ("nodes[create_dir].path_from", Honoured(WRAPPED)),
     ("nodes[diff_compute].left_from", Honoured(CORPUS)),
     ("nodes[diff_compute].right_from", Honoured(CORPUS)),
     ("nodes[fail].reason", Honoured(CORPUS)),
@@ -172,16 +174,16 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("nodes[map].items_from", Honoured(MAP)),
     ("nodes[map].max_concurrent", Honoured(MAP)),
     ("nodes[map].max_items", Honoured(MAP)),
-    ("nodes[map].start", Untested),
+    ("nodes[map].start", Honoured(WRAPPED)),
     ("nodes[map].workflow", Honoured(MAP)),
     ("nodes[parallel].branches", Honoured(PARALLEL)),
     ("nodes[parallel].branches[].input_from", Honoured(PARALLEL)),
-    ("nodes[parallel].branches[].start", Untested),
+    ("nodes[parallel].branches[].start", Honoured(WRAPPED)),
     ("nodes[parallel].branches[].workflow", Honoured(PARALLEL)),
     ("nodes[parse_json].input_from", Honoured(CORPUS)),
     ("nodes[pause_for_approval].reason", Honoured(DURABLE)),
     ("nodes[read_env].key", Honoured(HELLO)),
-    ("nodes[read_file].path_from", Untested),
+    ("nodes[read_file].path_from", Honoured(WRAPPED)),
     ("nodes[read_mcp_resource].resource_from", Honoured(CORPUS)),
     ("nodes[read_mcp_resource].server", Honoured(CORPUS)),
     ("nodes[respond].body_template", Honoured(ROUTES)),
@@ -320,7 +322,7 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
         "triggers[mcp.resource.updated].start_node",
         Diagnosed("key_has_no_effect"),
     ),
-    ("workflows", Untested),
+    ("workflows", Honoured(WRAPPED)),
 ];
 
 /// The registry entry for `path`.
