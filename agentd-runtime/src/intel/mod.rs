@@ -179,11 +179,12 @@ pub struct TokenBudget {
 }
 
 impl TokenBudget {
-    /// A budget capped at `cap` tokens (`None` = unbounded).
+    /// A budget capped at `cap` tokens (`None` or `Some(0)` = unbounded: `0`
+    /// means no limit for every `[budget]` key).
     #[must_use]
     pub fn new(cap: Option<u64>) -> Self {
         Self {
-            cap,
+            cap: cap.filter(|c| *c > 0),
             used: AtomicU64::new(0),
         }
     }
@@ -576,6 +577,15 @@ mod tests {
         unbounded.add(5);
         assert_eq!(unbounded.used(), u64::MAX);
         assert!(unbounded.check("llm_infer").is_ok());
+    }
+
+    #[test]
+    fn a_zero_token_cap_means_no_limit() {
+        let zero = TokenBudget::new(Some(0));
+        assert_eq!(zero.cap(), None);
+        assert!(zero.check("llm_infer").is_ok());
+        zero.add(1_000_000);
+        assert!(zero.check("agent_loop").is_ok());
     }
 
     #[test]
