@@ -201,8 +201,13 @@ output_schema = "inline"
     std::fs::write(dir.join("wf.toml"), workflow).expect("write workflow");
     let exe = dir.join("remote-llm-bin");
     build::agentd_build(&dir, "wf.toml", &exe, &[]);
+    // An http:// backend never uses the CA bundle, so one that is named but
+    // missing must not stop the binary (it used to refuse to start).
+    let missing_ca = dir.join("no-such-ca.pem");
     let run = |input: &str| {
         without_proxy(Command::new(&exe).args(["--input", input]))
+            .env_remove("AGENTD_HTTP_CA_FILE")
+            .env("SSL_CERT_FILE", &missing_ca)
             .output()
             .expect("the binary runs")
     };

@@ -324,8 +324,14 @@ pub fn build_named(
     if defs.is_empty() {
         return Ok(out);
     }
-    // Read once for every backend: an unusable CA file refuses to start.
-    let roots = remote_roots()?;
+    // Read once for every backend: an unusable CA file refuses to start — but only
+    // when some backend speaks https (the providers' default bases do); plain
+    // `http://` backends never use the roots, so a missing bundle is no reason to stop.
+    let roots = if defs.iter().all(|d| d.base_url.is_some_and(is_plain_http)) {
+        plain_roots()
+    } else {
+        remote_roots()?
+    };
     for (i, def) in defs.iter().enumerate() {
         if def.model.is_empty() {
             return Err(format!("intelligence.backends.{i}: `model` is required"));
@@ -421,6 +427,21 @@ fn remote_roots() -> Result<RemoteRoots, String> {
 #[cfg(not(feature = "llm-remote"))]
 fn remote_roots() -> Result<RemoteRoots, String> {
     Ok(())
+}
+
+/// Roots for backends that never use TLS (never read from the environment).
+#[cfg(feature = "llm-remote")]
+fn plain_roots() -> RemoteRoots {
+    remote::Roots::WebPki
+}
+
+#[cfg(not(feature = "llm-remote"))]
+fn plain_roots() -> RemoteRoots {}
+
+/// Whether `url` is plain `http://` (case-insensitive scheme).
+fn is_plain_http(url: &str) -> bool {
+    url.get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
 }
 
 #[cfg(feature = "llm-remote")]
