@@ -310,3 +310,45 @@ fn a_url_outside_the_policy_is_refused() {
         "agentd: policy violation: http_request URL `http://example.com/status` not covered by any allowlist pattern"
     );
 }
+
+/// The CA bundle is only for TLS: a plain `http://` request succeeds although
+/// `SSL_CERT_FILE` names a file that does not exist, while an `https://` one
+/// still refuses to fall back to the built-in roots.
+#[test]
+fn a_missing_ssl_cert_file_fails_only_https_requests() {
+    let missing = Path::new(env!("CARGO_TARGET_TMPDIR")).join("effects-e2e-no-such-ca.pem");
+    let _ = std::fs::remove_file(&missing);
+    let with_missing_bundle = |url: String| {
+        let mut cmd = Command::new(binary());
+        cmd.arg("--input")
+            .arg(json!({ "url": url }).to_string())
+            .env("STATUS_API_TOKEN", TOKEN)
+            .env_remove("AGENTD_HTTP_CA_FILE")
+            .env_remove("AGENTD_INPUT")
+            .env("SSL_CERT_FILE", &missing);
+        cmd.output().expect("the workflow binary runs")
+    };
+    let (port, seen) = serve("200 OK", r#"{"service":"plain","state":"up"}"#, None);
+    let out = with_missing_bundle(format!("http://127.0.0.1:{port}/status"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        outcome(&out)["final_value"]["stdout"],
+        "service=plain state=up\n"
+    );
+    assert_eq!(seen.lock().map(|s| s.len()).unwrap_or_default(), 1);
+
+    // https:// needs the bundle: the named, missing file is the error.
+    let out = with_missing_bundle(format!("https://localhost:{port}/status"));
+    assert_eq!(out.status.code(), Some(5));
+    let stderr = last_stderr_line(&out);
+    assert!(
+        stderr.contains("SSL_CERT_FILE") && stderr.contains("effects-e2e-no-such-ca.pem"),
+        "{stderr}"
+    );
+    assert_no_canary(&out);
+}

@@ -201,8 +201,13 @@ output_schema = "inline"
     std::fs::write(dir.join("wf.toml"), workflow).expect("write workflow");
     let exe = dir.join("remote-llm-bin");
     build::agentd_build(&dir, "wf.toml", &exe, &[]);
+    // An http:// backend never uses the CA bundle, so one that is named but
+    // missing must not stop the binary (it used to refuse to start).
+    let missing_ca = dir.join("no-such-ca.pem");
     let run = |input: &str| {
         without_proxy(Command::new(&exe).args(["--input", input]))
+            .env_remove("AGENTD_HTTP_CA_FILE")
+            .env("SSL_CERT_FILE", &missing_ca)
             .output()
             .expect("the binary runs")
     };
@@ -421,4 +426,74 @@ input_from = "trigger"
     assert!(head.starts_with("POST /v1/chat/completions "), "{head}");
     let request: Value = serde_json::from_slice(&body).expect("a JSON request body");
     assert_eq!(request["messages"][0]["content"], "Say hi to tls");
+}
+
+/// `[budget] max_llm_tokens = 0` means no limit, as every `[budget]` key's 0 does
+/// (dialect 1 refused every call): two calls in one run both reach the backend.
+#[test]
+fn a_zero_token_budget_is_no_limit_in_a_built_binary() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("llm-e2e-zero-budget");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    std::fs::write(
+        dir.join("wf.toml"),
+        r#"name = "zero_budget"
+
+[budget]
+max_llm_tokens = 0
+
+[[start_nodes]]
+name = "main"
+source = "manual"
+entry_node = "first"
+
+[[nodes]]
+id = "first"
+type = "llm_infer"
+backend = "default"
+prompt = "one"
+
+[[nodes]]
+id = "second"
+type = "llm_infer"
+backend = "default"
+prompt = "two"
+
+[[edges]]
+from = "first"
+to = "second"
+"#,
+    )
+    .expect("write workflow");
+    let exe = dir.join("zero-budget-bin");
+    build::agentd_build(&dir, "wf.toml", &exe, &[]);
+
+    let sock = dir.join("intel.sock");
+    let listener = UnixListener::bind(&sock).expect("bind the socket");
+    let server = std::thread::spawn(move || {
+        let mut calls = 0;
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().expect("accept");
+            let req: Value = serde_json::from_slice(&read_frame(&mut s).expect("a request frame"))
+                .expect("JSON request");
+            let reply = json!({"jsonrpc": "2.0", "id": req["id"], "result": {
+                "content": "fine", "usage": {"prompt_tokens": 700, "completion_tokens": 300}}});
+            write_frame(&mut s, reply.to_string().as_bytes());
+            calls += 1;
+        }
+        calls
+    });
+    let run = Command::new(&exe)
+        .arg("--intel-unix")
+        .arg(&sock)
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("max_llm_tokens"), "{stderr}");
+    assert_eq!(server.join().expect("server thread"), 2);
+    let outcome: Value = serde_json::from_str(&stdout).expect("outcome JSON");
+    assert_eq!(outcome["status"], json!("completed"));
+    assert_eq!(outcome["last_node"], json!("second"));
 }

@@ -474,3 +474,156 @@ fn flags_and_start_checks_exit_with_the_dialect_codes() {
         r#"{"hello":"cli","caller":"{{principal.kind}}"}"#
     );
 }
+
+#[test]
+fn input_schema_rejects_a_nonconforming_body_with_400_naming_its_pointer() {
+    let s = Server::start("schema", &["--log-format", "json", "--log-level", "info"]);
+    let a = agent();
+    let post = |ct: &str, body: &str| {
+        parts(
+            a.post(&s.url("/orders"))
+                .header("content-type", ct)
+                .send(body),
+        )
+    };
+    // A conforming order runs.
+    let (status, _, body, _) = post(JSON, r#"{"order_id":"S-1","quantity":3}"#);
+    assert_eq!(status, 201, "{body}");
+    // A wrong type deep in the body: 400, the JSON pointer, the reason, and the
+    // run never started (no idempotency claim, no outcome).
+    let (status, ct, body, _) = post(JSON, r#"{"order_id":"S-2","quantity":"three"}"#);
+    assert_eq!((status, ct.as_str()), (400, JSON), "{body}");
+    let reply = json_of(&body);
+    assert_eq!(
+        reply["error"],
+        "request body does not match the route's input_schema"
+    );
+    assert_eq!(reply["pointer"], "/quantity");
+    let reason = reply["reason"].as_str().expect("a reason");
+    assert!(reason.contains("integer"), "{reason}");
+    assert!(
+        !reason.contains("three"),
+        "the reason echoes request data: {reason}"
+    );
+    // A missing required key points at the whole body.
+    let (status, _, body, _) = post(JSON, r#"{"quantity":1}"#);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(json_of(&body)["pointer"], "");
+    assert!(body.contains("order_id"), "{body}");
+    // A form decodes to strings, so `quantity` is checked as the string it is.
+    let (status, _, body, _) = post(
+        "application/x-www-form-urlencoded",
+        "order_id=S-3&quantity=2",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(json_of(&body)["pointer"], "/quantity");
+    // An empty body is `null`, not an object.
+    let (status, _, body, _) = parts(a.post(&s.url("/orders")).send_empty());
+    assert_eq!(status, 400, "{body}");
+    // The same request again after a rejection is not an idempotent replay.
+    let (status, _, body, headers) = post(JSON, r#"{"order_id":"S-2","quantity":2}"#);
+    assert_eq!(status, 201, "{body}");
+    assert!(headers.get("x-agentd-idempotent-replay").is_none());
+    // Each rejection is audited with the route and the pointer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !s.stderr().contains("http.input_rejected") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = s.stderr();
+    let audited = log
+        .lines()
+        .find(|l| l.contains("http.input_rejected"))
+        .unwrap_or_else(|| panic!("no http.input_rejected event:\n{log}"));
+    assert!(
+        audited.contains("/quantity") && audited.contains("/orders"),
+        "{audited}"
+    );
+}
+
+/// `agentd build` of `text` (written as `dir/w.toml`, with `files` beside it).
+fn build_in(dir: &str, text: &str, files: &[(&str, &str)]) -> std::process::Output {
+    let dir = scratch(dir);
+    std::fs::write(dir.join("w.toml"), text).expect("write the workflow");
+    for (name, content) in files {
+        std::fs::write(dir.join(name), content).expect("write a file");
+    }
+    Command::new(AGENTD)
+        .current_dir(&dir)
+        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
+        .env_remove("AGENTD_RUNTIME_PATH")
+        .args(["--color=never", "build", "w.toml", "-o", "w-bin"])
+        .output()
+        .expect("agentd runs")
+}
+
+fn routed(route_extra: &str) -> String {
+    format!(
+        "name = \"r\"\n[policy]\n[[start_nodes]]\nname = \"s\"\nsource = \"http\"\nentry_node = \"a\"\n\
+         [[http_routes]]\nmethod = \"POST\"\npath = \"/x\"\nstart_node = \"s\"\n{route_extra}\n\
+         [[nodes]]\nid = \"a\"\ntype = \"merge\"\n"
+    )
+}
+
+#[test]
+fn an_unusable_input_schema_fails_the_build_with_a_span() {
+    for (name, schema, why) in [
+        ("schema-missing", None, "not a readable file"),
+        ("schema-not-json", Some("{"), "not valid JSON"),
+        (
+            "schema-invalid",
+            Some(r#"{"type":"objekt"}"#),
+            "not a valid JSON Schema",
+        ),
+    ] {
+        let files: Vec<(&str, &str)> = schema.map(|s| ("s.json", s)).into_iter().collect();
+        let out = build_in(name, &routed("input_schema = \"s.json\""), &files);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains("error[input_schema_invalid]") && stderr.contains(why),
+            "{name}: {stderr}"
+        );
+        assert!(stderr.contains("w.toml:11:16"), "{name}: no span: {stderr}");
+    }
+}
+
+#[test]
+fn unusable_rate_limits_and_reserved_routes_fail_the_build_not_abort_it() {
+    // NaN used to abort `agentd build` (exit 134) in code generation.
+    for (name, extra, span) in [
+        (
+            "rl-nan",
+            "rate_limit = { capacity = 1, per_second = nan }",
+            "w.toml:11:43",
+        ),
+        (
+            "rl-inf",
+            "rate_limit = { capacity = 1, per_second = inf }",
+            "w.toml:11:43",
+        ),
+        (
+            "rl-zero",
+            "rate_limit = { capacity = 1, per_second = 0.0 }",
+            "w.toml:11:43",
+        ),
+        (
+            "rl-cap0",
+            "rate_limit = { capacity = 0, per_second = 1.0 }",
+            "w.toml:11:27",
+        ),
+    ] {
+        let out = build_in(name, &routed(extra), &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains("error[invalid_rate_limit]"),
+            "{name}: {stderr}"
+        );
+        assert!(stderr.contains(span), "{name}: {stderr}");
+    }
+    let reserved = routed("").replace("\"POST\"\npath = \"/x\"", "\"GET\"\npath = \"/metrics\"");
+    let out = build_in("reserved", &reserved, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error[reserved_route]"), "{stderr}");
+}

@@ -74,6 +74,22 @@ mod tests {
     }
 
     #[test]
+    fn a_zero_token_cap_bakes_no_limit() {
+        let text =
+            "name = \"w\"\n[budget]\nmax_llm_tokens = 0\n[[nodes]]\nid = \"a\"\ntype = \"merge\"\n";
+        let r = parse_str(Path::new("w.toml"), text);
+        let Some(doc) = r.doc else {
+            panic!("{:?}", r.diagnostics);
+        };
+        assert!(crate::llm::workflow_consts(&doc).is_empty());
+        let capped = parse_str(Path::new("w.toml"), &text.replace("= 0", "= 7"))
+            .doc
+            .map(|d| crate::llm::workflow_consts(&d).to_string())
+            .unwrap_or_default();
+        assert!(capped.contains("MAX_LLM_TOKENS"), "{capped}");
+    }
+
+    #[test]
     fn a_token_cap_alone_keeps_the_default_limits() {
         assert!(consts("max_llm_tokens = 100").is_empty());
     }

@@ -1666,6 +1666,114 @@ id = "a"
 type = "merge"
 "#,
     },
+    CodeInfo {
+        code: "reserved_route",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an HTTP route on a path the server answers itself (GET /healthz, GET /metrics)",
+        explanation: "Every binary with routes answers `GET /healthz` (liveness) and `GET /metrics` \
+(Prometheus text) itself, before routing, with no auth and no rate limit. Dialect 1 accepted a \
+route declared on either and then never ran it (its `auth` was shadowed too, and the start \
+banner still listed it); agentd refuses to build. Other methods on these paths are ordinary \
+routes.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "status"
+source = "http"
+entry_node = "a"
+
+[[http_routes]]
+method = "GET"
+path = "/healthz"     # fix: another path, e.g. "/status"
+start_node = "status"
+
+[[nodes]]
+id = "a"
+type = "merge"
+"#,
+    },
+    CodeInfo {
+        code: "invalid_rate_limit",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "a route's rate_limit could never work (capacity 0, per_second not a positive number)",
+        explanation: "`rate_limit = { capacity, per_second }` gives a route a token bucket that \
+starts full with `capacity` tokens and refills `per_second` tokens a second. `capacity = 0` \
+answers 429 to every request; a `per_second` that is NaN, infinite, zero or negative never \
+refills (dialect 1 accepted these, then aborted the build on NaN or answered 429 forever with \
+an absurd `Retry-After`), and one below one token a year (about 3.2e-8) in effect never admits \
+again. Both are build errors.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "hook"
+source = "http"
+entry_node = "a"
+
+[[http_routes]]
+method = "POST"
+path = "/hook"
+start_node = "hook"
+rate_limit = { capacity = 0, per_second = 5.0 }   # fix: capacity = 10
+
+[[nodes]]
+id = "a"
+type = "merge"
+"#,
+    },
+    CodeInfo {
+        code: "input_schema_invalid",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "a route's input_schema is not a readable JSON Schema file",
+        explanation: "A route's `input_schema` names a JSON Schema file, resolved relative to the \
+workflow file's directory and then the working directory. The schema is read and compiled at \
+build time and baked into the binary, which answers 400 (naming the first failing path) to a \
+request body that does not match it. Dialect 1 accepted the key and never enforced it; agentd \
+enforces it, so a file that is missing, unreadable, over 1 MiB, not JSON, not a valid JSON \
+Schema, or whose `$ref` points outside the file is a build error.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "orders"
+source = "http"
+entry_node = "a"
+
+[[http_routes]]
+method = "POST"
+path = "/orders"
+start_node = "orders"
+input_schema = "schemas/missing.json"   # fix: an existing JSON Schema file
+
+[[nodes]]
+id = "a"
+type = "merge"
+"#,
+    },
+    CodeInfo {
+        code: "budget_out_of_range",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "a [budget] size in MiB is more bytes than fit in 64 bits",
+        explanation: "`max_memory_mb` and `max_fs_write_mb` are MiB; the runtime works in bytes. \
+A value above 17592186044415 MiB cannot be expressed in bytes: dialect 1 refused to start on \
+such a memory cap and silently capped such a write cap. agentd refuses to build. `0` (or \
+leaving the key out) means no limit.",
+        example: r#"name = "example"
+
+[budget]
+max_memory_mb = 9223372036854775807   # fix: a real limit, e.g. 512
+
+[[nodes]]
+id = "a"
+type = "merge"
+"#,
+    },
     // -------------------------------------------------------------- signing stage
     CodeInfo {
         code: "signature_missing",
@@ -1844,6 +1952,8 @@ mod tests {
             ("validate.rs", include_str!("validate/logging.rs")),
             ("validate.rs", include_str!("validate/backends.rs")),
             ("validate.rs", include_str!("validate/no_effect.rs")),
+            ("validate.rs", include_str!("validate/routes.rs")),
+            ("validate.rs", include_str!("validate/budget.rs")),
             ("parse.rs", include_str!("parse.rs")),
             ("load.rs", include_str!("load.rs")),
             ("embed.rs", include_str!("embed.rs")),
@@ -1889,6 +1999,8 @@ mod tests {
             include_str!("validate/logging.rs"),
             include_str!("validate/backends.rs"),
             include_str!("validate/no_effect.rs"),
+            include_str!("validate/routes.rs"),
+            include_str!("validate/budget.rs"),
         ]
         .map(|s| s.split("#[cfg(test)]").next().unwrap_or(s))
         .concat();

@@ -153,6 +153,8 @@ pub struct ProgramIr {
     pub signer: Option<String>,
     /// Raw public key a `--policy` override must be signed with (signing required).
     pub policy_key: Option<[u8; 32]>,
+    /// The root's `[[http_routes]]` `input_schema`s (same index), read at build time.
+    pub route_schemas: Vec<Option<crate::input_schema::RouteSchema>>,
 }
 
 /// Lower a loaded program (which must have no errors) to IR.
@@ -219,6 +221,21 @@ pub fn lower(program: &Program) -> ProgramIr {
             }
         }
     }
+    let route_schemas = program.root().map_or_else(Vec::new, |root| {
+        let base = root
+            .source
+            .path
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        root.doc
+            .http_routes
+            .iter()
+            .map(|r| r.input_schema.as_deref().map(|p| route_schema(p, base)))
+            .collect()
+    });
+    if route_schemas.iter().any(Option::is_some) {
+        features.insert("input-schema");
+    }
     let sources: Vec<SourceHash> = program
         .units
         .iter()
@@ -238,7 +255,21 @@ pub fn lower(program: &Program) -> ProgramIr {
         program_hash: hex(&all.finalize()),
         signer: None,
         policy_key: None,
+        route_schemas,
     }
+}
+
+/// A route's schema as validated (`input_schema_invalid` stopped the build if it was
+/// unusable then). Should the file have changed into something unusable since, the
+/// route is baked with the schema `false`, which refuses every request: enforcement
+/// fails closed, never open.
+fn route_schema(p: &str, base: &std::path::Path) -> crate::input_schema::RouteSchema {
+    crate::input_schema::resolve(p, base, std::path::Path::new("")).unwrap_or_else(|_| {
+        crate::input_schema::RouteSchema {
+            path: p.to_string(),
+            text: "false".to_string(),
+        }
+    })
 }
 
 /// The runtime feature a node kind needs, if any (control and composition are always

@@ -13,6 +13,7 @@ pub mod codes;
 pub mod diagnostics;
 pub mod embed;
 pub mod handlers;
+pub mod input_schema;
 pub mod ir;
 pub mod keys;
 pub mod llm;

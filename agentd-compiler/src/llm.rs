@@ -94,12 +94,18 @@ pub fn backends(root: &WorkflowDoc) -> &[BackendDef] {
         .unwrap_or_default()
 }
 
-/// Items of the `Workflow` impl: `MAX_LLM_TOKENS` when `[budget]` sets it and
+/// Items of the `Workflow` impl: `MAX_LLM_TOKENS` when `[budget]` sets it above 0 and
 /// `BACKENDS` when the root declares backends (empty otherwise, keeping the trait's
 /// defaults).
 pub fn workflow_consts(root: &WorkflowDoc) -> TokenStream {
     let mut out = TokenStream::new();
-    if let Some(cap) = root.budget.as_ref().and_then(|b| b.max_llm_tokens) {
+    // `0` means no limit (as for every `[budget]` key), so it bakes nothing.
+    if let Some(cap) = root
+        .budget
+        .as_ref()
+        .and_then(|b| b.max_llm_tokens)
+        .filter(|cap| *cap > 0)
+    {
         let cap = Literal::u64_unsuffixed(cap);
         out.extend(quote!(const MAX_LLM_TOKENS: ::core::option::Option<u64> = ::core::option::Option::Some(#cap);));
     }

@@ -220,7 +220,7 @@ pub struct HttpRoute {
     pub path: String,
     /// The start node a request runs.
     pub start_node: String,
-    /// JSON Schema file for the request body.
+    /// JSON Schema file the decoded request body must match (compiled into the binary; else 400).
     #[serde(default)]
     pub input_schema: Option<String>,
     /// Auth reference: `bearer[:NAME]`, `basic[:NAME]`, `hmac[:NAME]`, `oidc[:NAME]`, `mtls` or `none`.

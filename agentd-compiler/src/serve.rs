@@ -12,7 +12,10 @@
 //! upper-cased; auth refs become `AuthRef` variants naming their binding
 //! (checked to exist by the validator; the scheme's feature is enabled by
 //! `auth`); `rate_limit.per_second` keeps its written decimal value;
-//! idempotency key paths lose their `trigger.` prefix and are split; cron
+//! idempotency key paths lose their `trigger.` prefix and are split; an
+//! `input_schema` is baked as the compact JSON text [`crate::ir::lower`] read and
+//! [`crate::input_schema`] compiled (its runtime feature `input-schema` is added
+//! there); cron
 //! schedules are normalised with the validator's own [`parse_cron`] (one
 //! rule: five fields get a `0` seconds field); intervals become
 //! milliseconds; fs_watch event lists become a bit set (empty = all).
@@ -24,6 +27,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
+use crate::input_schema::RouteSchema;
 use crate::ir::{Features, GraphIr, ProgramIr};
 use crate::model::{HttpRoute, NodeKind, Trigger, WorkflowDoc};
 use crate::validate::{AuthRef, AuthScheme, parse_auth_ref, parse_cron, parse_interval};
@@ -71,7 +75,11 @@ pub fn workflow_consts(ir: &ProgramIr, root: &WorkflowDoc) -> TokenStream {
     }
     let def = quote!(::agentd_runtime::serve::def);
     let graph = ir.graphs.first();
-    let routes = root.http_routes.iter().map(|r| route_tokens(r, graph));
+    let routes = root
+        .http_routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| route_tokens(r, graph, ir.route_schemas.get(i).and_then(Option::as_ref)));
     let triggers = root
         .triggers
         .iter()
@@ -85,7 +93,11 @@ pub fn workflow_consts(ir: &ProgramIr, root: &WorkflowDoc) -> TokenStream {
     }
 }
 
-fn route_tokens(r: &HttpRoute, graph: Option<&GraphIr>) -> TokenStream {
+fn route_tokens(
+    r: &HttpRoute,
+    graph: Option<&GraphIr>,
+    schema: Option<&RouteSchema>,
+) -> TokenStream {
     let def = quote!(::agentd_runtime::serve::def);
     let method = s(&r.method.to_ascii_uppercase());
     let path = s(&r.path);
@@ -134,6 +146,13 @@ fn route_tokens(r: &HttpRoute, graph: Option<&GraphIr>) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
+    let input_schema = match schema {
+        Some(sc) => {
+            let (path, text) = (s(&sc.path), s(&sc.text));
+            quote!(::core::option::Option::Some(#def::InputSchemaDef { path: #path, schema: #text }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let inline = graph.is_some_and(|g| runs_inline(g, &r.start_node));
     quote!(#def::RouteDef {
         method: #method,
@@ -142,6 +161,7 @@ fn route_tokens(r: &HttpRoute, graph: Option<&GraphIr>) -> TokenStream {
         auth: #auth,
         rate_limit: #rate_limit,
         idempotency: #idempotency,
+        input_schema: #input_schema,
         inline: #inline,
     })
 }

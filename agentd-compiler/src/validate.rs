@@ -21,7 +21,11 @@
 //!    `oidc_jwks_source`, `oidc_jwks_invalid`, `oidc_jwks_file_unreadable`,
 //!    `auth_literal_secret`, `hmac_tolerance_without_timestamp`,
 //!    `tls_client_ca_missing`; module `auth`);
-//! 9. `[logging]` (`invalid_logging`, `invalid_otel`; module `logging`).
+//! 9. `[logging]` (`invalid_logging`, `invalid_otel`; module `logging`), then retry
+//!    numbers and keys without effect (module `no_effect`);
+//! 10. routes (`reserved_route`, `invalid_rate_limit`, `input_schema_invalid`; module
+//!     `routes`);
+//! 11. `[budget]` (`budget_out_of_range`; module `budget`).
 //!
 //! Maps are iterated in sorted order, so header issues (a hash map in dialect 1) come
 //! out in header-name order. Every diagnostic points at the most precise span we can
@@ -42,10 +46,13 @@ use crate::source::{Loc, Seg, SourceFile};
 
 mod auth;
 mod backends;
+mod budget;
 mod logging;
 mod no_effect;
+mod routes;
 mod secrets;
 pub use auth::{OIDC_ALGORITHMS, check_jwks, rejected_algorithm};
+pub use routes::{MIN_PER_SECOND, RESERVED_GET_PATHS};
 pub use secrets::{CREDENTIAL_HEADERS, header_secret_names, is_env_name};
 
 /// Largest `agent_loop.max_steps` dialect 1 accepts.
@@ -477,6 +484,8 @@ impl<'a> Validator<'a> {
         self.check_logging();
         self.check_retry_numbers();
         self.check_keys_without_effect();
+        self.check_route_extras();
+        self.check_budget();
     }
 
     // -- 1, 2: uniqueness -------------------------------------------------------------

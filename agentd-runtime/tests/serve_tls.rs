@@ -64,6 +64,7 @@ const fn route(path: &'static str, auth: AuthRef) -> RouteDef {
         auth,
         rate_limit: None,
         idempotency: None,
+        input_schema: None,
         inline: true,
     }
 }

@@ -154,6 +154,7 @@ impl ::agentd_runtime::Workflow for Program {
                 auth: ::agentd_runtime::serve::def::AuthRef::Bearer("ops"),
                 rate_limit: ::core::option::Option::None,
                 idempotency: ::core::option::Option::None,
+                input_schema: ::core::option::Option::None,
                 inline: true,
             },
             ::agentd_runtime::serve::def::RouteDef {
@@ -163,6 +164,7 @@ impl ::agentd_runtime::Workflow for Program {
                 auth: ::agentd_runtime::serve::def::AuthRef::Basic("team"),
                 rate_limit: ::core::option::Option::None,
                 idempotency: ::core::option::Option::None,
+                input_schema: ::core::option::Option::None,
                 inline: true,
             },
             ::agentd_runtime::serve::def::RouteDef {
@@ -172,6 +174,7 @@ impl ::agentd_runtime::Workflow for Program {
                 auth: ::agentd_runtime::serve::def::AuthRef::Hmac("hooks"),
                 rate_limit: ::core::option::Option::None,
                 idempotency: ::core::option::Option::None,
+                input_schema: ::core::option::Option::None,
                 inline: true,
             },
             ::agentd_runtime::serve::def::RouteDef {
@@ -181,6 +184,7 @@ impl ::agentd_runtime::Workflow for Program {
                 auth: ::agentd_runtime::serve::def::AuthRef::Oidc("corp"),
                 rate_limit: ::core::option::Option::None,
                 idempotency: ::core::option::Option::None,
+                input_schema: ::core::option::Option::None,
                 inline: true,
             },
             ::agentd_runtime::serve::def::RouteDef {
@@ -190,6 +194,7 @@ impl ::agentd_runtime::Workflow for Program {
                 auth: ::agentd_runtime::serve::def::AuthRef::Mtls,
                 rate_limit: ::core::option::Option::None,
                 idempotency: ::core::option::Option::None,
+                input_schema: ::core::option::Option::None,
                 inline: true,
             },
         ],

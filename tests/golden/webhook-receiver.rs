@@ -194,6 +194,7 @@ impl ::agentd_runtime::Workflow for Program {
                     per_second: 5f64,
                 }),
                 idempotency: ::core::option::Option::None,
+                input_schema: ::core::option::Option::None,
                 inline: false,
             },
         ],

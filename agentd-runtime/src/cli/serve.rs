@@ -401,6 +401,7 @@ mod tests {
         auth: crate::serve::def::AuthRef::None,
         rate_limit: None,
         idempotency: None,
+        input_schema: None,
         inline: true,
     }];
 

@@ -179,11 +179,12 @@ pub struct TokenBudget {
 }
 
 impl TokenBudget {
-    /// A budget capped at `cap` tokens (`None` = unbounded).
+    /// A budget capped at `cap` tokens (`None` or `Some(0)` = unbounded: `0`
+    /// means no limit for every `[budget]` key).
     #[must_use]
     pub fn new(cap: Option<u64>) -> Self {
         Self {
-            cap,
+            cap: cap.filter(|c| *c > 0),
             used: AtomicU64::new(0),
         }
     }
@@ -323,8 +324,14 @@ pub fn build_named(
     if defs.is_empty() {
         return Ok(out);
     }
-    // Read once for every backend: an unusable CA file refuses to start.
-    let roots = remote_roots()?;
+    // Read once for every backend: an unusable CA file refuses to start — but only
+    // when some backend speaks https (the providers' default bases do); plain
+    // `http://` backends never use the roots, so a missing bundle is no reason to stop.
+    let roots = if defs.iter().all(|d| d.base_url.is_some_and(is_plain_http)) {
+        plain_roots()
+    } else {
+        remote_roots()?
+    };
     for (i, def) in defs.iter().enumerate() {
         if def.model.is_empty() {
             return Err(format!("intelligence.backends.{i}: `model` is required"));
@@ -420,6 +427,21 @@ fn remote_roots() -> Result<RemoteRoots, String> {
 #[cfg(not(feature = "llm-remote"))]
 fn remote_roots() -> Result<RemoteRoots, String> {
     Ok(())
+}
+
+/// Roots for backends that never use TLS (never read from the environment).
+#[cfg(feature = "llm-remote")]
+fn plain_roots() -> RemoteRoots {
+    remote::Roots::WebPki
+}
+
+#[cfg(not(feature = "llm-remote"))]
+fn plain_roots() -> RemoteRoots {}
+
+/// Whether `url` is plain `http://` (case-insensitive scheme).
+fn is_plain_http(url: &str) -> bool {
+    url.get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
 }
 
 #[cfg(feature = "llm-remote")]
@@ -576,6 +598,15 @@ mod tests {
         unbounded.add(5);
         assert_eq!(unbounded.used(), u64::MAX);
         assert!(unbounded.check("llm_infer").is_ok());
+    }
+
+    #[test]
+    fn a_zero_token_cap_means_no_limit() {
+        let zero = TokenBudget::new(Some(0));
+        assert_eq!(zero.cap(), None);
+        assert!(zero.check("llm_infer").is_ok());
+        zero.add(1_000_000);
+        assert!(zero.check("agent_loop").is_ok());
     }
 
     #[test]

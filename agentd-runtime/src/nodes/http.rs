@@ -18,7 +18,7 @@
 //! environment variables are not consulted. Trusted roots are Mozilla's
 //! (webpki-roots), or — when `AGENTD_HTTP_CA_FILE` (else `SSL_CERT_FILE`)
 //! names a PEM file — exactly the certificates in that file, read at every
-//! request.
+//! `https://` request (never for plain `http://`, which does not use them).
 //!
 //! Security posture: header values are literals baked at build time plus
 //! secrets; no context data can reach a header. Secret values never enter
@@ -95,7 +95,7 @@ pub fn http_request(cx: &Cx<'_>, cfg: &'static HttpRequest) -> Result<Step, Erro
 }
 
 /// [`http_request`] with the trust roots supplied by `roots`, called only
-/// when a request is really sent.
+/// when an `https://` request is really sent.
 fn node(
     cx: &Cx<'_>,
     cfg: &'static HttpRequest,
@@ -120,7 +120,7 @@ fn node(
             traceparent: cx.traceparent(),
             deadline: cx.deadline(),
         },
-        &roots()?,
+        &roots_for(url, roots)?,
     )?;
     let branch = !(200..=299).contains(&response.status);
     let value = response.into_value();
@@ -173,7 +173,7 @@ fn loop_tool(
             traceparent: cx.traceparent(),
             deadline: cx.deadline(),
         },
-        &roots()?,
+        &roots_for(url, roots)?,
     )?;
     Ok(response.into_value())
 }
@@ -275,6 +275,20 @@ impl Received {
             out["truncated"] = Value::Bool(true);
         }
         out
+    }
+}
+
+/// The roots for a request to `url`: `roots()` for `https://`, and none to read
+/// for plain `http://`, whose exchange never uses them — a CA bundle that is missing
+/// or broken (say an inherited `SSL_CERT_FILE`) must not fail a plaintext request.
+fn roots_for(url: &str, roots: impl FnOnce() -> Result<Roots, Error>) -> Result<Roots, Error> {
+    if url
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+    {
+        Ok(Roots::WebPki)
+    } else {
+        roots()
     }
 }
 

@@ -48,6 +48,8 @@ pub struct RouteDef {
     pub rate_limit: Option<RateLimitDef>,
     /// The route's idempotency key, if any.
     pub idempotency: Option<IdempotencyDef>,
+    /// The route's `input_schema`, if any (read and compiled at build time).
+    pub input_schema: Option<InputSchemaDef>,
     /// Every node the route's run can reach is pure computation (data and
     /// control kinds, no retry backoff, no child walks, no I/O), so the run
     /// executes on the connection's reactor thread instead of the blocking
@@ -95,6 +97,15 @@ pub struct RateLimitDef {
     pub capacity: u32,
     /// Refill rate in tokens per second.
     pub per_second: f64,
+}
+
+/// `input_schema`: the JSON Schema a route's decoded request body must match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputSchemaDef {
+    /// `input_schema` as written in the workflow (for errors at start).
+    pub path: &'static str,
+    /// The schema document, checked to be a valid JSON Schema at build time.
+    pub schema: &'static str,
 }
 
 /// `idempotency_key` and `idempotency_ttl_secs`.

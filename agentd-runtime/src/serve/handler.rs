@@ -10,7 +10,7 @@
 //! capped while streaming so chunked bodies work (413, 408 on a stalled
 //! body) → HMAC auth (401) → body decoding (400; bodies over
 //! [`INLINE_BODY_MAX`] are decoded on the blocking pool, never on the
-//! reactor) → principal → idempotency (replay / 409) → traceparent → the
+//! reactor) → `input_schema` (400) → principal → idempotency (replay / 409) → traceparent → the
 //! run (inline, or on the bounded pool with 503 when it is full) → outcome
 //! to status (200 / `respond`'s status, 422, 504, 202, 500).
 //!
@@ -308,16 +308,26 @@ async fn route_request<W: Workflow>(
         state.metrics.offloaded();
         let content_type = content_type.map(str::to_owned);
         let body = raw.clone();
-        match tokio::task::spawn_blocking(move || body::decode(content_type.as_deref(), &body))
-            .await
+        // The schema check of a large body is as much work as its decoding.
+        let schema_state = Arc::clone(state);
+        match tokio::task::spawn_blocking(move || {
+            body::decode(content_type.as_deref(), &body).map(|decoded| {
+                let checked = schema_state.input_schemas.check(index, &decoded.value);
+                (decoded, checked)
+            })
+        })
+        .await
         {
             Ok(decoded) => decoded,
             Err(_) => return stopped_unexpectedly(),
         }
     } else {
-        body::decode(content_type, &raw)
+        body::decode(content_type, &raw).map(|decoded| {
+            let checked = state.input_schemas.check(index, &decoded.value);
+            (decoded, checked)
+        })
     };
-    let decoded = match decoded {
+    let (decoded, checked) = match decoded {
         Ok(decoded) => decoded,
         Err(e) => {
             return json_reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}));
@@ -328,6 +338,14 @@ async fn route_request<W: Workflow>(
             "http.multipart_file_dropped",
             json!({"field": file.field, "filename": file.filename, "bytes": file.bytes}),
         );
+    }
+    // The schema saw the body as decoded, before the server adds `principal`.
+    if let Err(rejected) = checked {
+        crate::obs::audit(
+            "http.input_rejected",
+            json!({"method": route.method, "path": route.path, "pointer": rejected.pointer}),
+        );
+        return json_reply(StatusCode::BAD_REQUEST, &rejected.body());
     }
     let input = body::inject_principal(decoded.value, principal);
 

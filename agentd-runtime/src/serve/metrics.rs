@@ -565,6 +565,7 @@ mod tests {
         auth: AuthRef::None,
         rate_limit: None,
         idempotency: None,
+        input_schema: None,
         inline: true,
     }];
     static TRIGGERS: [TriggerDef; 1] = [TriggerDef::Interval {

@@ -43,6 +43,7 @@ pub mod body;
 pub mod def;
 mod handler;
 pub mod idempotency;
+mod input_schema;
 pub mod metrics;
 pub mod ratelimit;
 pub mod schedule;
@@ -223,6 +224,15 @@ pub enum ServeError {
     /// A route declares an idempotency key but there is no state dir.
     #[error("route `{0}` declares idempotency_key but no --state-dir is set")]
     IdempotencyWithoutStateDir(String),
+    /// A route's `input_schema` cannot be compiled (never for a binary `agentd
+    /// build` produced: the schema was compiled at build time and the feature is on).
+    #[error("route `{route}`: {reason}")]
+    InputSchema {
+        /// `METHOD /path`.
+        route: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The idempotency store cannot be created.
     #[error("cannot create the idempotency store under `{dir}`: {source}")]
     StateDir {
@@ -340,6 +350,8 @@ pub(crate) struct State<W: Workflow> {
     /// Per route (same index), its token bucket.
     pub(crate) buckets: Vec<Option<ratelimit::TokenBucket>>,
     pub(crate) idempotency: Option<idempotency::IdempotencyStore>,
+    /// Per route (same index), its compiled `input_schema`.
+    pub(crate) input_schemas: input_schema::InputSchemas,
     /// Permits for runs on the blocking pool.
     pub(crate) runs: Arc<tokio::sync::Semaphore>,
     /// Runs and requests still going (the drain waits for zero).

@@ -14,6 +14,12 @@ use super::def::RateLimitDef;
 /// The shortest wait a refusal reports (spec: at least 1 ms).
 const MIN_WAIT: Duration = Duration::from_millis(1);
 
+/// The longest wait a refusal reports: one year. The compiler refuses rates slower
+/// than one token a year (`invalid_rate_limit`), so this only bounds a hand-wired
+/// bucket; it keeps `Retry-After` a number a client can act on, never
+/// `u64::MAX` seconds.
+pub const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// One route's bucket.
 #[derive(Debug)]
 pub struct TokenBucket {
@@ -29,8 +35,9 @@ struct BucketState {
 }
 
 impl TokenBucket {
-    /// A full bucket for `def` (whose fields were checked > 0 at build time;
-    /// a non-positive rate here would refuse everything, never panic).
+    /// A full bucket for `def` (whose fields were checked at build time; a
+    /// non-positive or NaN rate here refuses everything once empty, with
+    /// [`MAX_WAIT`], never panics).
     #[must_use]
     pub fn new(def: RateLimitDef, now: Instant) -> Self {
         let capacity = f64::from(def.capacity);
@@ -69,19 +76,19 @@ impl TokenBucket {
             return Ok(());
         }
         let wait = if self.per_second > 0.0 && self.per_second.is_finite() {
-            Duration::try_from_secs_f64((1.0 - state.tokens) / self.per_second)
-                .unwrap_or(Duration::MAX)
+            Duration::try_from_secs_f64((1.0 - state.tokens) / self.per_second).unwrap_or(MAX_WAIT)
         } else {
-            Duration::MAX
+            MAX_WAIT
         };
-        Err(wait.max(MIN_WAIT))
+        Err(wait.clamp(MIN_WAIT, MAX_WAIT))
     }
 }
 
-/// The `Retry-After` seconds for a wait: whole seconds, at least 1.
+/// The `Retry-After` seconds for a wait: whole seconds, at least 1, at most
+/// [`MAX_WAIT`].
 #[must_use]
 pub fn retry_after_secs(wait: Duration) -> u64 {
-    wait.as_secs().max(1)
+    wait.min(MAX_WAIT).as_secs().max(1)
 }
 
 #[cfg(test)]
@@ -150,6 +157,18 @@ mod tests {
         assert!(b.try_take(earlier).is_err());
         // Time moving forward again from the last seen instant refills.
         assert!(b.try_take(t0 + Duration::from_millis(2)).is_ok());
+    }
+
+    #[test]
+    fn waits_saturate_at_one_year_for_rates_that_never_refill() {
+        let t0 = Instant::now();
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-300] {
+            let empty = bucket(0, rate, t0);
+            let wait = empty.try_take(t0).expect_err("an empty bucket refuses");
+            assert_eq!(wait, MAX_WAIT, "per_second = {rate}");
+        }
+        assert_eq!(retry_after_secs(MAX_WAIT), 31_536_000);
+        assert_eq!(retry_after_secs(Duration::MAX), 31_536_000);
     }
 
     #[test]

@@ -97,6 +97,11 @@ pub(crate) fn start<W: Workflow>(
         .build()
         .map_err(ServeError::Runtime)?;
 
+    let input_schemas =
+        super::input_schema::InputSchemas::compile(def).map_err(|e| ServeError::InputSchema {
+            route: e.route,
+            reason: e.reason,
+        })?;
     let now = Instant::now();
     let state = Arc::new(State {
         workflow,
@@ -108,6 +113,7 @@ pub(crate) fn start<W: Workflow>(
             .map(|r| r.rate_limit.map(|rl| TokenBucket::new(rl, now)))
             .collect(),
         idempotency,
+        input_schemas,
         runs: Arc::new(Semaphore::new(max_runs)),
         in_flight: Arc::default(),
         run_options: config.run.clone(),

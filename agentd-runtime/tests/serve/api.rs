@@ -152,6 +152,7 @@ const fn route(
         auth: AuthRef::None,
         rate_limit: None,
         idempotency: None,
+        input_schema: None,
         inline,
     }
 }

@@ -680,3 +680,18 @@ impl TestRun {
         self.cx()
     }
 }
+
+#[test]
+fn plain_http_never_reads_the_trust_roots_and_https_always_does() {
+    let read = std::cell::Cell::new(0);
+    let unusable = || {
+        read.set(read.get() + 1);
+        Err(Error::tool(TOOL, "SSL_CERT_FILE `/missing`: not found"))
+    };
+    assert!(roots_for("http://127.0.0.1:9/x", unusable).is_ok());
+    assert!(roots_for("HTTP://example.test/", unusable).is_ok());
+    assert_eq!(read.get(), 0, "a plaintext request read the CA bundle");
+    assert!(roots_for("https://example.test/", unusable).is_err());
+    assert!(roots_for("ftp://example.test/", unusable).is_err());
+    assert_eq!(read.get(), 2);
+}

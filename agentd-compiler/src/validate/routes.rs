@@ -1,0 +1,244 @@
+//! `[[http_routes]]` checks beyond dialect 1's (ours, DESIGN.md §8): a route that
+//! builds must do what it says.
+//!
+//! - `reserved_route`: `GET /healthz` and `GET /metrics` are answered by the server
+//!   before routing (with no auth and no rate limit), so a route declared on them
+//!   could never run — dialect 1 accepted it and silently shadowed it;
+//! - `invalid_rate_limit`: a `rate_limit` whose bucket could never work —
+//!   `capacity = 0` (answers 429 forever), a `per_second` that is NaN, infinite, zero
+//!   or negative, or so small that the next token is more than a year away;
+//! - `input_schema_invalid`: an `input_schema` that is not a readable JSON Schema file
+//!   (it is compiled into the binary, so this is known at build time; see
+//!   [`crate::input_schema`]).
+
+use super::Validator;
+use crate::diagnostics::Diagnostic;
+use crate::loc;
+
+/// The paths the server answers itself on `GET`, before any route.
+pub const RESERVED_GET_PATHS: [&str; 2] = ["/healthz", "/metrics"];
+
+/// The slowest refill accepted: one token a year. Anything slower is a route that
+/// never admits a second request (and a `Retry-After` no client can honour).
+pub const MIN_PER_SECOND: f64 = 1.0 / 31_536_000.0;
+
+impl Validator<'_> {
+    pub(super) fn check_route_extras(&mut self) {
+        for (i, route) in self.doc.http_routes.iter().enumerate() {
+            if route.method.eq_ignore_ascii_case("GET")
+                && RESERVED_GET_PATHS.contains(&route.path.as_str())
+            {
+                let d = Diagnostic::error(
+                    "reserved_route",
+                    self.path(),
+                    format!(
+                        "HTTP route `{} {}` is reserved by the server",
+                        route.method, route.path
+                    ),
+                )
+                .with_span(self.span(loc!["http_routes", i, "path"]))
+                .with_label("answered by the server before routing; this route would never run")
+                .with_note(
+                    "`GET /healthz` (liveness) and `GET /metrics` (Prometheus) are served \
+                     with no auth and no rate limit by every binary with routes",
+                )
+                .with_help("choose another path, e.g. `/status`");
+                self.push(d);
+            }
+            if let Some(rl) = &route.rate_limit {
+                self.check_rate_limit(i, rl.capacity, rl.per_second);
+            }
+            if let Some(schema) = route.input_schema.as_deref()
+                && let Err(why) =
+                    crate::input_schema::resolve(schema, &self.opts.base_dir, &self.opts.cwd)
+            {
+                let d = Diagnostic::error(
+                    "input_schema_invalid",
+                    self.path(),
+                    format!(
+                        "HTTP route `{} {}`: input_schema {why}",
+                        route.method, route.path
+                    ),
+                )
+                .with_span(self.span(loc!["http_routes", i, "input_schema"]))
+                .with_label("not a usable JSON Schema file")
+                .with_help(
+                    "point `input_schema` at a JSON Schema file (relative to the workflow \
+                     file, then the working directory); it is compiled into the binary, and \
+                     `$ref`s must stay inside the file",
+                );
+                self.push(d);
+            }
+        }
+    }
+
+    fn check_rate_limit(&mut self, i: usize, capacity: u32, per_second: f32) {
+        if capacity == 0 {
+            let d = Diagnostic::error(
+                "invalid_rate_limit",
+                self.path(),
+                "rate_limit.capacity is 0: the route would answer 429 to every request",
+            )
+            .with_span(self.span(loc!["http_routes", i, "rate_limit", "capacity"]))
+            .with_label("must be at least 1")
+            .with_help("`capacity` is the burst size, e.g. `rate_limit = { capacity = 20, per_second = 5.0 }`");
+            self.push(d);
+        }
+        let rate = f64::from(per_second);
+        let why = if rate.is_nan() {
+            Some("is not a number".to_string())
+        } else if rate.is_infinite() {
+            Some("is infinite (or too large for a 32-bit float)".to_string())
+        } else if rate <= 0.0 {
+            Some(format!(
+                "is {per_second}: the bucket would never refill and the route would answer 429 forever"
+            ))
+        } else if rate < MIN_PER_SECOND {
+            Some(format!(
+                "is {per_second}: less than one token a year, so the route would in effect never admit again"
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            let d = Diagnostic::error(
+                "invalid_rate_limit",
+                self.path(),
+                format!("rate_limit.per_second {why}"),
+            )
+            .with_span(self.span(loc!["http_routes", i, "rate_limit", "per_second"]))
+            .with_label("must be a finite number of tokens per second > 0")
+            .with_help(
+                "`per_second` is the refill rate, e.g. `5.0`, or `0.05` for one request every 20 s \
+                 (at least one token a year)",
+            );
+            self.push(d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::diagnostics::Diagnostic;
+    use crate::parse::parse_str;
+    use crate::validate::{ValidateOptions, validate};
+
+    fn route(method: &str, path: &str, extra: &str) -> String {
+        format!(
+            "name = \"t\"\n[policy]\n[[start_nodes]]\nname = \"main\"\nsource = \"http\"\nentry_node = \"a\"\n\
+             [[http_routes]]\nmethod = \"{method}\"\npath = \"{path}\"\nstart_node = \"main\"\n{extra}\n\
+             [[nodes]]\nid = \"a\"\ntype = \"merge\"\n"
+        )
+    }
+
+    fn diags_in(text: &str, base: &Path) -> Vec<Diagnostic> {
+        let r = parse_str(Path::new("wf.toml"), text);
+        let doc = r
+            .doc
+            .unwrap_or_else(|| panic!("parse failed: {:?}", r.diagnostics));
+        let opts = ValidateOptions {
+            base_dir: base.to_path_buf(),
+            cwd: base.to_path_buf(),
+            allow_rust_nodes: false,
+        };
+        validate(&r.source, &doc, &opts)
+    }
+
+    /// The spans (as source text) of every error with `code`.
+    fn spans(text: &str, code: &str) -> Vec<String> {
+        diags_in(text, Path::new("/nowhere"))
+            .iter()
+            .filter(|d| d.code == code)
+            .map(|d| {
+                assert!(d.is_error() && d.help.is_some(), "{d:?}");
+                let span = d.span.clone().expect("a span");
+                text[span].to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn get_healthz_and_get_metrics_are_reserved_in_any_case() {
+        assert_eq!(
+            spans(&route("GET", "/healthz", ""), "reserved_route"),
+            ["\"/healthz\""]
+        );
+        assert_eq!(
+            spans(&route("get", "/metrics", ""), "reserved_route"),
+            ["\"/metrics\""]
+        );
+        // Only GET is answered before routing: other methods are ordinary routes.
+        assert!(spans(&route("POST", "/metrics", ""), "reserved_route").is_empty());
+        assert!(spans(&route("GET", "/healthz/x", ""), "reserved_route").is_empty());
+    }
+
+    #[test]
+    fn rate_limit_capacity_zero_is_an_error_on_the_capacity() {
+        let t = route(
+            "POST",
+            "/x",
+            "rate_limit = { capacity = 0, per_second = 1.0 }",
+        );
+        assert_eq!(spans(&t, "invalid_rate_limit"), ["0"]);
+    }
+
+    #[test]
+    fn rate_limit_per_second_must_be_a_finite_positive_rate() {
+        for bad in ["nan", "inf", "-inf", "0.0", "-1.5", "1e300", "1e-9"] {
+            let t = route(
+                "POST",
+                "/x",
+                &format!("rate_limit = {{ capacity = 1, per_second = {bad} }}"),
+            );
+            assert_eq!(spans(&t, "invalid_rate_limit"), [bad], "per_second = {bad}");
+        }
+        for good in ["0.05", "5.0", "1e9", "4e-8"] {
+            let t = route(
+                "POST",
+                "/x",
+                &format!("rate_limit = {{ capacity = 1, per_second = {good} }}"),
+            );
+            assert!(
+                spans(&t, "invalid_rate_limit").is_empty(),
+                "per_second = {good}"
+            );
+        }
+    }
+
+    #[test]
+    fn input_schema_must_be_a_readable_valid_schema() {
+        let dir = std::env::temp_dir().join(format!("agentd-route-schema-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join("ok.json"),
+            r#"{"type":"object","required":["id"]}"#,
+        )
+        .expect("write");
+        std::fs::write(dir.join("bad.json"), r#"{"type":"objekt"}"#).expect("write");
+        let codes = |schema: &str| -> Vec<(String, String)> {
+            let t = route("POST", "/x", &format!("input_schema = \"{schema}\""));
+            diags_in(&t, &dir)
+                .iter()
+                .filter(|d| d.code == "input_schema_invalid")
+                .map(|d| {
+                    let span = d.span.clone().expect("a span");
+                    (t[span].to_string(), d.message.clone())
+                })
+                .collect()
+        };
+        assert!(codes("ok.json").is_empty());
+        let bad = codes("bad.json");
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!(bad[0].0, "\"bad.json\"");
+        assert!(bad[0].1.contains("not a valid JSON Schema"), "{}", bad[0].1);
+        let missing = codes("missing.json");
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert!(
+            missing[0].1.contains("not a readable file"),
+            "{}",
+            missing[0].1
+        );
+    }
+}
