@@ -11,6 +11,7 @@ use quote::{format_ident, quote};
 
 use crate::ir::{GraphIr, PathIr, ProgramIr, SegIr, SlotIr};
 use crate::model::{NodeKind, PolicyManifest, RetryOn, StartSource, WorkflowDoc};
+use crate::rego::RegoIr;
 
 /// What `agentd build` needs from codegen.
 #[derive(Debug, Clone)]
@@ -111,7 +112,7 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
             arms.push(quote! { (#gl, #nl) => #call, });
         }
     }
-    let policy = policy_tokens(root.policy.as_ref());
+    let (policy_item, policy) = policy_tokens(root.policy.as_ref(), ir.rego.as_ref());
     let llm_consts = crate::llm::workflow_consts(root);
     let budget_consts = crate::budget::workflow_consts(root);
     let auth_consts = crate::auth::workflow_consts(root);
@@ -129,6 +130,8 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
         pub struct #ty;
 
         #items
+
+        #policy_item
 
         #info
 
@@ -641,18 +644,29 @@ fn node_wiring(
     }
 }
 
-fn policy_tokens(policy: Option<&PolicyManifest>) -> TokenStream {
+/// The `POLICY` constant's value and the `static` it points to (a `static`, not a
+/// promoted constant, because a policy's Rego cache is interior-mutable).
+fn policy_tokens(
+    policy: Option<&PolicyManifest>,
+    rego: Option<&RegoIr>,
+) -> (TokenStream, TokenStream) {
     match policy {
         Some(p) => {
-            let value = policy_value(p);
-            quote!(::core::option::Option::Some(&#value))
+            let value = policy_value(p, rego);
+            let item = quote! {
+                /// `[policy]` of the root workflow (with `[policy.rego]`, read and
+                /// compiled at build time).
+                static POLICY: ::agentd_runtime::policy::Policy = #value;
+            };
+            (item, quote!(::core::option::Option::Some(&POLICY)))
         }
-        None => quote!(::core::option::Option::None),
+        None => (TokenStream::new(), quote!(::core::option::Option::None)),
     }
 }
 
-/// A `Policy { .. }` constant expression for a `[policy]` table.
-pub fn policy_value(p: &PolicyManifest) -> TokenStream {
+/// A `Policy { .. }` constant expression for a `[policy]` table; `rego` is its
+/// `[policy.rego]` as resolved at build time (the text of `file` included).
+pub fn policy_value(p: &PolicyManifest, rego: Option<&RegoIr>) -> TokenStream {
     let pats = |v: &[String]| {
         let lits = v.iter().map(|x| s(x));
         quote!(::std::borrow::Cow::Borrowed(&[#(::std::borrow::Cow::Borrowed(#lits)),*]))
@@ -672,12 +686,30 @@ pub fn policy_value(p: &PolicyManifest) -> TokenStream {
         pats(&p.mcp.resources),
     );
     let pol = quote!(::agentd_runtime::policy);
+    let rego = match rego {
+        Some(r) => {
+            let (origin, source, data, query) =
+                (s(&r.origin), s(&r.source), s(&r.data), s(&r.query));
+            let v0 = r.v0;
+            let cow = quote!(::std::borrow::Cow::Borrowed);
+            quote!(::core::option::Option::Some(#pol::RegoPolicy {
+                origin: #cow(#origin),
+                source: #cow(#source),
+                data: #cow(#data),
+                query: #cow(#query),
+                v0: #v0,
+                cache: #pol::RegoCache::new(),
+            }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     quote!(#pol::Policy {
         fs: #pol::FsPolicy { read: #fr, write: #fw, delete: #fd, list: #fl },
         env: #pol::EnvPolicy { read_keys: #ek },
         http: #pol::HttpPolicy { urls: #hu, methods: #hm },
         shell: #pol::ShellPolicy { commands: #sc },
         mcp: #pol::McpPolicy { servers: #ms, tools: #mt, resources: #mr },
+        rego: #rego,
     })
 }
 

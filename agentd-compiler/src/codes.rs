@@ -1253,6 +1253,131 @@ workflow may touch. Not reported for child workflows (their parent's policy appl
 # read = ["/data/**"]
 "#,
     },
+    CodeInfo {
+        code: "rego_source_conflict",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "[policy.rego] sets both `inline` and `file`",
+        explanation: "A Rego policy comes from exactly one place: its text in `inline`, or a \
+path in `file` (read at build time and baked into the binary). With both, it is not clear \
+which one is meant to be enforced, so the build refuses.",
+        example: r#"name = "example"
+[policy.rego]
+inline = "package agent\nallow := true"
+file = "policy.rego"   # fix: keep only one of inline / file
+"#,
+    },
+    CodeInfo {
+        code: "rego_source_missing",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "[policy.rego] has neither `inline` nor `file`",
+        explanation: "A [policy.rego] block without policy text enforces nothing. The \
+dialect-1 interpreter silently ran no Rego in that case; agentd refuses to build, because a \
+security block that has no effect is a hole. Add the policy, or remove the block.",
+        example: r#"name = "example"
+[policy.rego]
+query = "data.agent.allow"   # fix: add inline = "package agent ..." or file = "policy.rego"
+"#,
+    },
+    CodeInfo {
+        code: "rego_file_unreadable",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "the [policy.rego] `file` cannot be read at build time",
+        explanation: "The policy file is read when the workflow is built and its text is baked \
+into the binary, which never reads it (so the policy cannot change under a running binary \
+except through a `--policy` override). A relative path is resolved against the workflow \
+file's directory, then the working directory. Files over 1 MiB or not UTF-8 are refused.",
+        example: r#"name = "example"
+[policy.rego]
+file = "no-such-policy.rego"   # fix: the path of an existing .rego file
+"#,
+    },
+    CodeInfo {
+        code: "rego_data_invalid",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "[policy.rego] `data` is not a table",
+        explanation: "`data` becomes Rego's `data` document, which must be an object: write it \
+as a TOML table (`data = { allowed = [\"HOME\"] }` or a [policy.rego.data] section).",
+        example: r#"name = "example"
+[policy.rego]
+inline = "package agent\nallow := true"
+data = 3   # fix: data = { limit = 3 }
+"#,
+    },
+    CodeInfo {
+        code: "rego_syntax_error",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "the Rego policy does not compile",
+        explanation: "The policy is compiled at build time with regorus, the interpreter the \
+binary runs, so a mistake is reported here, pointing into the inline text (or into the file), \
+instead of a binary that denies every action. Rego v1 syntax (`allow if ...`) is expected; \
+text written for dialect 1's Rego v0 (`allow { ... }`) is accepted when it is valid v0.",
+        example: r#"name = "example"
+[policy.rego]
+inline = '''
+package agent
+allow if {
+  input.tool ==
+}
+'''   # fix: complete the comparison, e.g. input.tool == "env.read"
+"#,
+    },
+    CodeInfo {
+        code: "rego_query_invalid",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "the [policy.rego] `query` does not parse",
+        explanation: "`query` (default `data.agent.allow`) is the Rego expression whose value \
+decides each action: only a boolean `true` allows. It is parsed at build time.",
+        example: r#"name = "example"
+[policy.rego]
+inline = "package agent\nallow := true"
+query = "data.agent.allow =="   # fix: query = "data.agent.allow"
+"#,
+    },
+    CodeInfo {
+        code: "dup_mcp_server_name",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "two [[mcp_servers]] entries have the same name",
+        explanation: "Nodes select an MCP server by name. With two entries of one name, the \
+first wins and the second is never used, so reordering the entries could silently change which \
+program runs and which allowlists apply.",
+        example: r#"name = "example"
+[[mcp_servers]]
+name = "tracker"
+command = ["/usr/local/bin/tracker-mcp"]
+[[mcp_servers]]
+name = "tracker"   # fix: a name of its own, or remove the entry
+command = ["/usr/local/bin/other-mcp"]
+"#,
+    },
+    CodeInfo {
+        code: "invalid_mcp_server",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an [[mcp_servers]] entry has an empty name or an empty `command`",
+        explanation: "A server with an empty name cannot be selected; one with an empty \
+`command` has no program to start, so the binary would fail at start. Both are refused at \
+build time.",
+        example: r#"name = "example"
+[[mcp_servers]]
+name = "tracker"
+command = []   # fix: command = ["/usr/local/bin/tracker-mcp", "--stdio"]
+"#,
+    },
     // ------------------------------------------------ keys without effect, retry
     CodeInfo {
         code: "key_has_no_effect",
@@ -1267,8 +1392,9 @@ what to write instead: `mcp.resource.*` and `internal.event` triggers never fire
 delete` and `list` grant nothing (no node kind deletes or lists); `retry` is not applied to \
 `call`, `parallel`, `map` and `pause_for_approval`; extra keys on `merge` and `terminate` are \
 ignored; `[auth]` and `[server.tls]` need [[http_routes]], and an auth binding no route names is \
-never consulted; `instructions_from` is ignored when `instructions` is set; and in a child \
-workflow, the sections only the root's copy governs ([policy], [budget], [signing] without \
+never consulted; `instructions_from` is ignored when `instructions` is set; [[mcp_servers]] \
+in a workflow whose nodes never use MCP (nor call a child that could) is never started for \
+anything; and in a child workflow, the sections only the root's copy governs ([policy], [budget], [signing] without \
 `required`, [auth], [server], routes, triggers, [logging], MCP servers, backends, secrets). \
 `--deny-warnings` turns these into errors.",
         example: r#"name = "example"
@@ -1322,6 +1448,35 @@ id = "get"
 type = "read_env"
 key = "HOME"
 retry = { max_attempts = 3, jitter = 0.9 }   # fix: jitter = 0.5
+"#,
+    },
+    CodeInfo {
+        code: "mcp_server_not_in_policy",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "under a [policy], an MCP server that `[policy.mcp] servers` does not list",
+        explanation: "With a [policy] block, MCP is an effect family like the others: a server \
+may be used only when `[policy.mcp] servers` lists it (`*`, a trailing-`*` prefix or the exact \
+name), so an empty [policy] denies every MCP call. Its own allow_tools / allow_resources still \
+apply. In dialect 1 `servers` was unused; a workflow written for it must now list its servers. \
+A warning, not an error: a `--policy` override can list the server at run time.",
+        example: r#"name = "example"
+[policy.fs]
+read = ["/data/**"]
+# fix: [policy.mcp] servers = ["tracker"]
+[[mcp_servers]]
+name = "tracker"
+command = ["/usr/local/bin/tracker-mcp"]
+allow_tools = ["search"]
+[[start_nodes]]
+name = "main"
+source = "manual"
+entry_node = "find"
+[[nodes]]
+id = "find"
+type = "call_mcp_tool"
+tool = "search"
 "#,
     },
     // ------------------------------------------- extension: custom Rust nodes
@@ -1954,6 +2109,7 @@ mod tests {
             ("validate.rs", include_str!("validate/no_effect.rs")),
             ("validate.rs", include_str!("validate/routes.rs")),
             ("validate.rs", include_str!("validate/budget.rs")),
+            ("validate.rs", include_str!("validate/policy.rs")),
             ("parse.rs", include_str!("parse.rs")),
             ("load.rs", include_str!("load.rs")),
             ("embed.rs", include_str!("embed.rs")),
@@ -2001,6 +2157,7 @@ mod tests {
             include_str!("validate/no_effect.rs"),
             include_str!("validate/routes.rs"),
             include_str!("validate/budget.rs"),
+            include_str!("validate/policy.rs"),
         ]
         .map(|s| s.split("#[cfg(test)]").next().unwrap_or(s))
         .concat();

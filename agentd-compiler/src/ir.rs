@@ -155,6 +155,8 @@ pub struct ProgramIr {
     pub policy_key: Option<[u8; 32]>,
     /// The root's `[[http_routes]]` `input_schema`s (same index), read at build time.
     pub route_schemas: Vec<Option<crate::input_schema::RouteSchema>>,
+    /// The root's `[policy.rego]`, read and compiled (it enables feature `rego`).
+    pub rego: Option<crate::rego::RegoIr>,
 }
 
 /// Lower a loaded program (which must have no errors) to IR.
@@ -209,6 +211,10 @@ pub fn lower(program: &Program) -> ProgramIr {
     {
         features.insert("llm-remote");
     }
+    let rego = program.root().and_then(|r| r.rego.clone());
+    if rego.is_some() {
+        features.insert("rego");
+    }
     if let Some(root) = program.root() {
         crate::auth::add_features(&root.doc, &mut features);
         crate::serve::add_features(&root.doc, &mut features);
@@ -256,6 +262,7 @@ pub fn lower(program: &Program) -> ProgramIr {
         signer: None,
         policy_key: None,
         route_schemas,
+        rego,
     }
 }
 

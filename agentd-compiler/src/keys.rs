@@ -55,6 +55,11 @@ const HANDLERS: &str =
     "tests/handlers_e2e.rs::build_with_handlers_binds_the_crate_and_routes_on_the_handler_label";
 const WRAPPED: &str =
     "tests/e2e.rs::wrapped_shape_file_nodes_child_starts_and_retry_work_in_a_built_binary";
+const REGO: &str = "tests/rego_e2e.rs::a_rego_policy_denying_env_read_exits_5_with_policy_denied_and_an_override_can_allow_it";
+const REGOFILE: &str = "tests/rego_e2e.rs::a_rego_file_is_baked_at_build_time_and_allows_the_run";
+const MCPEMPTY: &str =
+    "tests/mcp-double/tests/policy.rs::an_empty_policy_denies_an_mcp_call_before_the_server_sees_it";
+const MCPREGO: &str = "tests/mcp-double/tests/policy.rs::rego_decides_an_mcp_call_the_lists_allow";
 const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
 
 /// Every key path of the model and its status, in `key_paths()` order.
@@ -131,7 +136,7 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("mcp_servers", Honoured(CORPUS)),
     ("mcp_servers[].allow_resources", Honoured(CORPUS)),
     ("mcp_servers[].allow_tools", Honoured(CORPUS)),
-    ("mcp_servers[].command", Untested),
+    ("mcp_servers[].command", Honoured(MCPREGO)),
     ("mcp_servers[].env", Untested),
     ("mcp_servers[].name", Honoured(CORPUS)),
     ("name", Honoured(HELLO)),
@@ -211,15 +216,15 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("policy.http", Honoured(URLPOL)),
     ("policy.http.methods", Honoured(URLPOL)),
     ("policy.http.urls", Honoured(URLPOL)),
-    ("policy.mcp", Untested),
+    ("policy.mcp", Honoured(MCPREGO)),
     ("policy.mcp.resources", Untested),
-    ("policy.mcp.servers", Diagnosed("key_has_no_effect")),
+    ("policy.mcp.servers", Honoured(MCPEMPTY)),
     ("policy.mcp.tools", Untested),
-    ("policy.rego", Diagnosed("key_has_no_effect")),
-    ("policy.rego.data", Diagnosed("key_has_no_effect")),
-    ("policy.rego.file", Diagnosed("key_has_no_effect")),
-    ("policy.rego.inline", Diagnosed("key_has_no_effect")),
-    ("policy.rego.query", Diagnosed("key_has_no_effect")),
+    ("policy.rego", Honoured(REGO)),
+    ("policy.rego.data", Honoured(REGOFILE)),
+    ("policy.rego.file", Honoured(REGOFILE)),
+    ("policy.rego.inline", Honoured(REGO)),
+    ("policy.rego.query", Honoured(REGOFILE)),
     ("policy.shell", Honoured(ROUTES)),
     ("policy.shell.commands", Honoured(ROUTES)),
     ("secrets", Honoured(EFFECTS)),

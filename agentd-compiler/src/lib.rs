@@ -23,6 +23,7 @@ pub mod mcp;
 pub mod model;
 pub mod parse;
 pub mod schema;
+pub mod rego;
 pub mod secrets;
 pub mod serve;
 pub mod signing;

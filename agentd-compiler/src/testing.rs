@@ -567,8 +567,32 @@ pub fn harness_crate(cases: &[&Case]) -> GeneratedCrate {
             PolicyChoice::Baked => quote!(::agentd_runtime::harness::CasePolicy::Baked),
             PolicyChoice::AllowAll => quote!(::agentd_runtime::harness::CasePolicy::AllowAll),
             PolicyChoice::Override(p) => {
-                let v = codegen::policy_value(p);
-                quote!(::agentd_runtime::harness::CasePolicy::Override(&#v))
+                // A case's own policy may carry Rego too (relative files resolve
+                // against the working directory).
+                // One that cannot be resolved is baked empty, which denies every
+                // check: never silently dropped.
+                let rego = p.rego.as_ref().map(|r| {
+                    crate::rego::resolve(r, Path::new(""), Path::new("")).unwrap_or_else(|_| {
+                        crate::rego::RegoIr {
+                            origin: "inline".into(),
+                            source: String::new(),
+                            data: "{}".into(),
+                            query: crate::rego::DEFAULT_QUERY.into(),
+                            v0: false,
+                        }
+                    })
+                });
+                if rego.is_some() {
+                    features.insert("rego");
+                }
+                let v = codegen::policy_value(p, rego.as_ref());
+                // Its own static: a Rego cache is interior-mutable, which a
+                // reference inside another static's initialiser may not hold.
+                let pname = format_ident!("CASE{i}_POLICY");
+                case_items.extend(quote! {
+                    static #pname: ::agentd_runtime::policy::Policy = #v;
+                });
+                quote!(::agentd_runtime::harness::CasePolicy::Override(&#pname))
             }
         };
         let timeout = Literal::u64_unsuffixed(case.timeout_secs);

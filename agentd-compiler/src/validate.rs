@@ -13,7 +13,9 @@
 //!    `unknown_backend`) and `output_schema_unreadable`;
 //! 4. routing (`ambiguous_successor`, then one label warning per edge, then
 //!    `condition_missing_branch`);
-//! 5. `no_policy`;
+//! 5. `no_policy`, then `[policy.rego]` and `[[mcp_servers]]` (`rego_*`,
+//!    `dup_mcp_server_name`, `invalid_mcp_server`, `key_has_no_effect`,
+//!    `mcp_server_not_in_policy`; module `policy`);
 //! 6. custom Rust nodes;
 //! 7. secrets (`dup_secret_name`, `secret_source_unsupported`,
 //!    `secret_literal_material`; module `secrets`);
@@ -50,6 +52,7 @@ mod budget;
 mod logging;
 mod no_effect;
 mod routes;
+mod policy;
 mod secrets;
 pub use auth::{OIDC_ALGORITHMS, check_jwks, rejected_algorithm};
 pub use routes::{MIN_PER_SECOND, RESERVED_GET_PATHS};
@@ -140,6 +143,15 @@ pub fn declared_backends(doc: &WorkflowDoc) -> Vec<String> {
 // ---------------------------------------------------------------------------------
 // Reusable grammars (also used by later stages)
 // ---------------------------------------------------------------------------------
+
+/// The runtime's MCP name matcher (`*`, a trailing-`*` prefix, or exact), for
+/// `[policy.mcp] servers`.
+pub fn mcp_name_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
 
 /// An auth scheme that names a binding under `[auth.<scheme>.<name>]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -477,6 +489,8 @@ impl<'a> Validator<'a> {
         self.check_edge_labels();
         self.check_condition_branches();
         self.check_policy_present();
+        self.check_policy_rego();
+        self.check_mcp_servers();
         self.check_rust_nodes();
         self.check_secrets();
         self.check_auth_bindings();

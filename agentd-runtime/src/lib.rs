@@ -31,6 +31,7 @@
 //! | `mcp` | `call_mcp_tool`, `read_mcp_resource`, the stdio MCP client ([`mcp`]) |
 //! | `policy-file` | `--policy FILE` / `AGENTD_POLICY` override (module `policy_file`); always on in `agentd build` |
 //! | `signing` | Ed25519 check of signed policy overrides (built with signing required) |
+//! | `rego` | `[policy.rego]` evaluated by regorus after the static lists (module `policy::rego`); only for workflows that declare it |
 //! | `serve` (auth part) | route auth with bearer and basic ([`serve::auth`]), hot reload ([`reload`]: SIGHUP, `--reload-file`) |
 //! | `auth-hmac` | `[auth.hmac.*]`: HMAC-SHA256 signatures, optional timestamp window (hmac + sha2) |
 //! | `auth-oidc` | `[auth.oidc.*]`: JWT bearer tokens against a pinned JWKS (jsonwebtoken 9 on ring) |

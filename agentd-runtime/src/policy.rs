@@ -15,12 +15,21 @@
 //! and does not match `/ws/**`. Symlinks are not resolved (that needs the
 //! filesystem); `shell_run` canonicalises its command itself.
 //!
+//! `[policy.rego]` ([`RegoPolicy`], evaluated in [`rego`] with feature `rego`)
+//! is consulted by every `check_*` after the static lists allowed an action,
+//! never instead of them: AND, and only a boolean `true` allows.
+//!
 //! This module must never perform the side effect it judges, and never
-//! allow on error: an unusable working directory denies.
+//! allow on error: an unusable working directory denies, and so does a Rego
+//! policy this binary cannot evaluate.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub mod rego;
+pub use rego::{RegoCache, RegoPolicy};
 
 /// A list of allowlist patterns, static when baked, owned when loaded.
 pub type Patterns = Cow<'static, [Cow<'static, str>]>;
@@ -46,6 +55,10 @@ pub struct Policy {
     /// `[policy.mcp]`.
     #[serde(default)]
     pub mcp: McpPolicy,
+    /// `[policy.rego]`: baked by the compiler (the file already read), or read
+    /// from a `--policy` override by `policy_file`; never deserialised.
+    #[serde(skip)]
+    pub rego: Option<RegoPolicy>,
 }
 
 /// `[policy.fs]`.
@@ -125,6 +138,16 @@ pub enum FsOp {
 }
 
 impl FsOp {
+    /// The `tool` of the Rego input document.
+    const fn tool(self) -> &'static str {
+        match self {
+            Self::Read => "fs.read",
+            Self::Write => "fs.write",
+            Self::Delete => "fs.delete",
+            Self::List => "fs.list",
+        }
+    }
+
     const fn label(self) -> &'static str {
         match self {
             Self::Read => "fs_read",
@@ -169,6 +192,7 @@ impl Policy {
             tools: NO_PATTERNS,
             resources: NO_PATTERNS,
         },
+        rego: None,
     };
 
     /// Check an fs path (as the node resolved it) against `op`'s allowlist,
@@ -182,18 +206,19 @@ impl Policy {
                 "{label} denied: no `{label}` allowlist patterns are configured"
             ));
         }
-        let covered = current_dir().is_some_and(|cwd| {
+        let covered = current_dir().and_then(|cwd| {
             let candidate = normalize(&cwd, path);
             patterns
                 .iter()
                 .any(|p| fs_pattern_matches(&cwd, p, &candidate))
+                .then_some(candidate)
         });
-        if covered {
-            Decision::Allow
-        } else {
-            Decision::Deny(format!(
+        match covered {
+            // Rego sees the normalised absolute path, the one the lists matched.
+            Some(candidate) => self.then_rego(op.tool(), || json!({ "path": candidate })),
+            None => Decision::Deny(format!(
                 "{label} on `{path}` not covered by any allowlist pattern"
-            ))
+            )),
         }
     }
 
@@ -247,7 +272,7 @@ impl Policy {
     pub fn check_env(&self, key: &str) -> Decision {
         let keys = &self.env.read_keys;
         if keys.iter().any(|p| name_matches(p, key)) {
-            Decision::Allow
+            self.then_rego("env.read", || json!({ "key": key }))
         } else {
             Decision::Deny(format!(
                 "env var `{key}` is not in the allowlist ({} configured)",
@@ -270,7 +295,7 @@ impl Policy {
             return Decision::Deny(format!("http_request method `{method}` not in allowlist"));
         }
         if http.urls.iter().any(|p| path_matches(p, url)) {
-            Decision::Allow
+            self.then_rego("http.request", || json!({ "method": method, "url": url }))
         } else {
             Decision::Deny(format!(
                 "http_request URL `{url}` not covered by any allowlist pattern"
@@ -288,11 +313,43 @@ impl Policy {
             );
         }
         if commands.iter().any(|p| path_matches(p, command)) {
-            Decision::Allow
+            self.then_rego("shell.run", || json!({ "command": command }))
         } else {
             Decision::Deny(format!(
                 "shell_run command `{command}` not covered by any allowlist pattern"
             ))
+        }
+    }
+
+    /// The Rego half of a check whose static lists allowed `tool` with `args`
+    /// (the input document is `{"tool": tool, "args": args}`): allowed when
+    /// there is no `[policy.rego]`, else only when the query is boolean `true`.
+    /// An undefined result, any other value, an evaluation error and a binary
+    /// without the `rego` feature all deny.
+    #[must_use]
+    pub fn then_rego(&self, tool: &str, args: impl FnOnce() -> Value) -> Decision {
+        let Some(rego) = &self.rego else {
+            return Decision::Allow;
+        };
+        // Without the interpreter nothing is built for the input: every binary
+        // has these gates, and most never carry Rego.
+        if !cfg!(feature = "rego") {
+            return Decision::Deny(format!(
+                "{tool} denied: the policy has [policy.rego] but this binary was built \
+                 without Rego support"
+            ));
+        }
+        let input = json!({ "tool": tool, "args": args() });
+        match rego.allows(&input) {
+            Ok(true) => Decision::Allow,
+            Ok(false) => Decision::Deny(format!(
+                "denied by the Rego policy: `{}` is not true for input {input}",
+                rego.query
+            )),
+            Err(e) => Decision::Deny(format!(
+                "denied by the Rego policy: `{}` could not be evaluated for input {input}: {e}",
+                rego.query
+            )),
         }
     }
 

@@ -209,6 +209,34 @@ static G0_N7: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::
         rest: &["parsed"],
     },
 };
+/// `[policy]` of the root workflow (with `[policy.rego]`, read and
+/// compiled at build time).
+static POLICY: ::agentd_runtime::policy::Policy = ::agentd_runtime::policy::Policy {
+    fs: ::agentd_runtime::policy::FsPolicy {
+        read: ::std::borrow::Cow::Borrowed(&[]),
+        write: ::std::borrow::Cow::Borrowed(
+            &[::std::borrow::Cow::Borrowed("/tmp/agentd-classified/**")],
+        ),
+        delete: ::std::borrow::Cow::Borrowed(&[]),
+        list: ::std::borrow::Cow::Borrowed(&[]),
+    },
+    env: ::agentd_runtime::policy::EnvPolicy {
+        read_keys: ::std::borrow::Cow::Borrowed(&[]),
+    },
+    http: ::agentd_runtime::policy::HttpPolicy {
+        urls: ::std::borrow::Cow::Borrowed(&[]),
+        methods: ::std::borrow::Cow::Borrowed(&[]),
+    },
+    shell: ::agentd_runtime::policy::ShellPolicy {
+        commands: ::std::borrow::Cow::Borrowed(&[]),
+    },
+    mcp: ::agentd_runtime::policy::McpPolicy {
+        servers: ::std::borrow::Cow::Borrowed(&[]),
+        tools: ::std::borrow::Cow::Borrowed(&[]),
+        resources: ::std::borrow::Cow::Borrowed(&[]),
+    },
+    rego: ::core::option::Option::None,
+};
 /// Provenance of this binary.
 static INFO: ::agentd_runtime::graph::BuildInfo = ::agentd_runtime::graph::BuildInfo {
     workflow: "doc_classifier",
@@ -228,31 +256,7 @@ impl ::agentd_runtime::Workflow for Program {
     const GRAPHS: &'static [::agentd_runtime::graph::GraphMeta] = &[G0];
     const INFO: &'static ::agentd_runtime::graph::BuildInfo = &INFO;
     const POLICY: ::core::option::Option<&'static ::agentd_runtime::policy::Policy> = ::core::option::Option::Some(
-        &::agentd_runtime::policy::Policy {
-            fs: ::agentd_runtime::policy::FsPolicy {
-                read: ::std::borrow::Cow::Borrowed(&[]),
-                write: ::std::borrow::Cow::Borrowed(
-                    &[::std::borrow::Cow::Borrowed("/tmp/agentd-classified/**")],
-                ),
-                delete: ::std::borrow::Cow::Borrowed(&[]),
-                list: ::std::borrow::Cow::Borrowed(&[]),
-            },
-            env: ::agentd_runtime::policy::EnvPolicy {
-                read_keys: ::std::borrow::Cow::Borrowed(&[]),
-            },
-            http: ::agentd_runtime::policy::HttpPolicy {
-                urls: ::std::borrow::Cow::Borrowed(&[]),
-                methods: ::std::borrow::Cow::Borrowed(&[]),
-            },
-            shell: ::agentd_runtime::policy::ShellPolicy {
-                commands: ::std::borrow::Cow::Borrowed(&[]),
-            },
-            mcp: ::agentd_runtime::policy::McpPolicy {
-                servers: ::std::borrow::Cow::Borrowed(&[]),
-                tools: ::std::borrow::Cow::Borrowed(&[]),
-                resources: ::std::borrow::Cow::Borrowed(&[]),
-            },
-        },
+        &POLICY,
     );
     const MAX_LLM_TOKENS: ::core::option::Option<u64> = ::core::option::Option::Some(
         50000,

@@ -188,6 +188,40 @@ static G0_N5: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::
 static G0_N6: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
     reason: "recording the status failed",
 };
+/// `[policy]` of the root workflow (with `[policy.rego]`, read and
+/// compiled at build time).
+static POLICY: ::agentd_runtime::policy::Policy = ::agentd_runtime::policy::Policy {
+    fs: ::agentd_runtime::policy::FsPolicy {
+        read: ::std::borrow::Cow::Borrowed(&[]),
+        write: ::std::borrow::Cow::Borrowed(&[]),
+        delete: ::std::borrow::Cow::Borrowed(&[]),
+        list: ::std::borrow::Cow::Borrowed(&[]),
+    },
+    env: ::agentd_runtime::policy::EnvPolicy {
+        read_keys: ::std::borrow::Cow::Borrowed(&[]),
+    },
+    http: ::agentd_runtime::policy::HttpPolicy {
+        urls: ::std::borrow::Cow::Borrowed(
+            &[
+                ::std::borrow::Cow::Borrowed("http://127.0.0.1:*"),
+                ::std::borrow::Cow::Borrowed("http://localhost:*"),
+                ::std::borrow::Cow::Borrowed("https://localhost:*"),
+            ],
+        ),
+        methods: ::std::borrow::Cow::Borrowed(&[::std::borrow::Cow::Borrowed("GET")]),
+    },
+    shell: ::agentd_runtime::policy::ShellPolicy {
+        commands: ::std::borrow::Cow::Borrowed(
+            &[::std::borrow::Cow::Borrowed("/usr/bin/echo")],
+        ),
+    },
+    mcp: ::agentd_runtime::policy::McpPolicy {
+        servers: ::std::borrow::Cow::Borrowed(&[]),
+        tools: ::std::borrow::Cow::Borrowed(&[]),
+        resources: ::std::borrow::Cow::Borrowed(&[]),
+    },
+    rego: ::core::option::Option::None,
+};
 /// Provenance of this binary.
 static INFO: ::agentd_runtime::graph::BuildInfo = ::agentd_runtime::graph::BuildInfo {
     workflow: "status_report",
@@ -207,39 +241,7 @@ impl ::agentd_runtime::Workflow for Program {
     const GRAPHS: &'static [::agentd_runtime::graph::GraphMeta] = &[G0];
     const INFO: &'static ::agentd_runtime::graph::BuildInfo = &INFO;
     const POLICY: ::core::option::Option<&'static ::agentd_runtime::policy::Policy> = ::core::option::Option::Some(
-        &::agentd_runtime::policy::Policy {
-            fs: ::agentd_runtime::policy::FsPolicy {
-                read: ::std::borrow::Cow::Borrowed(&[]),
-                write: ::std::borrow::Cow::Borrowed(&[]),
-                delete: ::std::borrow::Cow::Borrowed(&[]),
-                list: ::std::borrow::Cow::Borrowed(&[]),
-            },
-            env: ::agentd_runtime::policy::EnvPolicy {
-                read_keys: ::std::borrow::Cow::Borrowed(&[]),
-            },
-            http: ::agentd_runtime::policy::HttpPolicy {
-                urls: ::std::borrow::Cow::Borrowed(
-                    &[
-                        ::std::borrow::Cow::Borrowed("http://127.0.0.1:*"),
-                        ::std::borrow::Cow::Borrowed("http://localhost:*"),
-                        ::std::borrow::Cow::Borrowed("https://localhost:*"),
-                    ],
-                ),
-                methods: ::std::borrow::Cow::Borrowed(
-                    &[::std::borrow::Cow::Borrowed("GET")],
-                ),
-            },
-            shell: ::agentd_runtime::policy::ShellPolicy {
-                commands: ::std::borrow::Cow::Borrowed(
-                    &[::std::borrow::Cow::Borrowed("/usr/bin/echo")],
-                ),
-            },
-            mcp: ::agentd_runtime::policy::McpPolicy {
-                servers: ::std::borrow::Cow::Borrowed(&[]),
-                tools: ::std::borrow::Cow::Borrowed(&[]),
-                resources: ::std::borrow::Cow::Borrowed(&[]),
-            },
-        },
+        &POLICY,
     );
     const SECRETS: &'static [::agentd_runtime::secrets::SecretDef] = &[
         ::agentd_runtime::secrets::SecretDef {

@@ -9,8 +9,9 @@
 //!   keys on `merge` / `terminate`, `[auth]` and `[server.tls]` in a workflow without
 //!   routes, auth bindings no route names, `instructions_from` beside `instructions`
 //!   (the literal wins), and every section of a *child* workflow that only the root's
-//!   copy governs (a child runs inside its root's binary); and, until they are
-//!   implemented, `[policy.rego]`, `[policy.mcp] servers` and route `input_schema`;
+//!   copy governs (a child runs inside its root's binary); and, until it is
+//!   implemented, route `input_schema` (`[[mcp_servers]]` that no node uses is
+//!   reported by `validate/policy.rs`);
 //! - `invalid_retry` (error): a `retry.jitter` that is not a finite number ≥ 0 (it
 //!   would also make code generation fail);
 //! - `retry_jitter_clamped` (warning): a `retry.jitter` above 0.5, which the runtime
@@ -89,30 +90,10 @@ impl Validator<'_> {
         self.check_not_enforced();
     }
 
-    /// Keys this build parses but does not enforce yet (issue 13: `[policy.rego]` and
-    /// `[policy.mcp] servers` are being implemented, as is route `input_schema`);
-    /// until then a file relying on them is told so instead of being trusted.
+    /// Keys this build parses but does not enforce yet (route `input_schema`); until
+    /// then a file relying on them is told so instead of being trusted. (`[policy.rego]`
+    /// and `[policy.mcp] servers` are enforced: `validate/policy.rs`.)
     fn check_not_enforced(&mut self) {
-        if self.doc.policy.as_ref().is_some_and(|p| p.rego.is_some()) {
-            self.no_effect(
-                loc!["policy", "rego"],
-                "[policy.rego] is not enforced by this build: only the static [policy] lists \
-                 decide what effects are allowed"
-                    .into(),
-                "express the rule with the static lists ([policy.fs], [policy.env], [policy.http], \
-                 [policy.shell], [policy.mcp]) until Rego support lands",
-            );
-        }
-        if self.has_key(loc!["policy", "mcp", "servers"]) {
-            self.no_effect(
-                loc!["policy", "mcp", "servers"],
-                "[policy.mcp] servers is not checked: MCP calls are allowed by `tools` and \
-                 `resources` (and each server's own allowlists)"
-                    .into(),
-                "restrict servers with `allow_tools` / `allow_resources` on each [[mcp_servers]] \
-                 entry, or remove the servers you do not want",
-            );
-        }
         for (i, route) in self.doc.http_routes.iter().enumerate() {
             if route.input_schema.is_some() {
                 self.no_effect(
@@ -537,7 +518,7 @@ mod tests {
     }
 
     #[test]
-    fn rego_mcp_servers_and_input_schema_are_reported_as_not_enforced() {
+    fn input_schema_is_reported_as_not_enforced_but_rego_and_mcp_servers_are_not() {
         let text = format!(
             "{BASE}[policy.rego]\ninline = \"package agentd\\ndefault allow = false\"\n\
              [policy.mcp]\nservers = [\"gh\"]\n\
@@ -545,7 +526,7 @@ mod tests {
              [[nodes]]\nid = \"n\"\ntype = \"merge\"\n"
         )
         .replace("[policy]\n", "");
-        assert_eq!(no_effect(&text), ["rego", "servers", "input_schema"]);
+        assert_eq!(no_effect(&text), ["input_schema"]);
     }
 
     fn child_diags(root: &str, child: &str) -> Vec<String> {

@@ -136,24 +136,56 @@ impl ServerEntry {
             Access::Tool(t) => ("tool", t, &policy.mcp.tools),
             Access::Resource(u) => ("resource", u, &policy.mcp.resources),
         };
+        let deny = |why: &str| {
+            Err(Error::Policy(format!(
+                "mcp {what} `{name}` denied by allowlist on server `{}`{why}",
+                self.name
+            )))
+        };
         let by_policy = || Policy::mcp_list_allows(policy_list, name);
-        let allowed = match self.allow {
-            Allowlists::PolicyMcp => by_policy(),
+        match self.allow {
+            Allowlists::PolicyMcp => {
+                if !by_policy() {
+                    return deny("");
+                }
+            }
             Allowlists::Lists { tools, resources } => {
+                // A declared server is itself an effect family under a policy: an
+                // empty `[policy]` (no `servers`) denies every MCP call, as it
+                // denies every other effect.
+                if !Policy::mcp_list_allows(&policy.mcp.servers, &self.name) {
+                    return deny(&format!(
+                        ": `[policy.mcp] servers` does not list it ({} configured)",
+                        policy.mcp.servers.len()
+                    ));
+                }
                 let own = match access {
                     Access::Tool(_) => tools,
                     Access::Resource(_) => resources,
                 };
-                own.iter().any(|p| name_matches(p, name)) && (policy_list.is_empty() || by_policy())
+                if !own.iter().any(|p| name_matches(p, name))
+                    || !(policy_list.is_empty() || by_policy())
+                {
+                    return deny("");
+                }
             }
+        }
+        let decision = match access {
+            Access::Tool(tool) => policy.then_rego(
+                "mcp.call",
+                || serde_json::json!({ "server": self.name, "tool": tool }),
+            ),
+            Access::Resource(uri) => policy.then_rego(
+                "mcp.read",
+                || serde_json::json!({ "server": self.name, "uri": uri }),
+            ),
         };
-        if allowed {
-            Ok(())
-        } else {
-            Err(Error::Policy(format!(
-                "mcp {what} `{name}` denied by allowlist on server `{}`",
+        match decision {
+            crate::policy::Decision::Allow => Ok(()),
+            crate::policy::Decision::Deny(reason) => Err(Error::Policy(format!(
+                "mcp {what} `{name}` on server `{}` {reason}",
                 self.name
-            )))
+            ))),
         }
     }
 }
@@ -373,9 +405,14 @@ mod tests {
         }
     }
 
+    static ALL_SERVERS: [Cow<'static, str>; 1] = [Cow::Borrowed("*")];
+
+    /// A policy whose `[policy.mcp]` lets every server be used and narrows
+    /// tools to `tools` (nothing when empty).
     fn policy_with_mcp(tools: &'static [Cow<'static, str>]) -> Policy {
         Policy {
             mcp: McpPolicy {
+                servers: Cow::Borrowed(&ALL_SERVERS),
                 tools: Cow::Borrowed(tools),
                 ..Policy::DENY_ALL.mcp
             },
@@ -409,7 +446,7 @@ mod tests {
                 resources: &[],
             },
         );
-        let p = Policy::DENY_ALL;
+        let p = policy_with_mcp(&[]);
         assert!(e.check(Some(&p), Access::Tool("search")).is_ok());
         assert!(e.check(Some(&p), Access::Tool("issue_get")).is_ok());
         assert_eq!(
@@ -419,6 +456,70 @@ mod tests {
         assert_eq!(
             denial(e.check(Some(&p), Access::Resource("repo://x"))),
             "policy violation: mcp resource `repo://x` denied by allowlist on server `gh`"
+        );
+    }
+
+    #[test]
+    fn an_empty_policy_denies_every_call_to_a_declared_server() {
+        let e = entry(
+            "gh",
+            Allowlists::Lists {
+                tools: &["*"],
+                resources: &["*"],
+            },
+        );
+        let empty = Policy::DENY_ALL;
+        assert_eq!(
+            denial(e.check(Some(&empty), Access::Tool("search"))),
+            "policy violation: mcp tool `search` denied by allowlist on server `gh`: \
+             `[policy.mcp] servers` does not list it (0 configured)"
+        );
+        assert!(e.check(Some(&empty), Access::Resource("r://1")).is_err());
+        // `servers` names the servers that may be used (MCP name patterns).
+        static ONLY_OTHER: [Cow<'static, str>; 1] = [Cow::Borrowed("other*")];
+        let mut p = Policy::DENY_ALL;
+        p.mcp.servers = Cow::Borrowed(&ONLY_OTHER);
+        assert!(e.check(Some(&p), Access::Tool("search")).is_err());
+        assert!(
+            entry("other-1", e.allow)
+                .check(Some(&p), Access::Tool("search"))
+                .is_ok()
+        );
+    }
+
+    #[cfg(feature = "rego")]
+    #[test]
+    fn mcp_calls_go_through_rego_after_the_lists() {
+        use crate::policy::{RegoCache, RegoPolicy};
+        let e = entry(
+            "gh",
+            Allowlists::Lists {
+                tools: &["*"],
+                resources: &["*"],
+            },
+        );
+        let mut p = policy_with_mcp(&[]);
+        p.rego = Some(RegoPolicy {
+            origin: Cow::Borrowed("inline"),
+            source: Cow::Borrowed(
+                "package agent\nallow if {\n  input.tool == \"mcp.call\"\n  input.args == {\"server\": \"gh\", \"tool\": \"search\"}\n}\n",
+            ),
+            data: Cow::Borrowed("{}"),
+            query: Cow::Borrowed("data.agent.allow"),
+            v0: false,
+            cache: RegoCache::new(),
+        });
+        assert!(e.check(Some(&p), Access::Tool("search")).is_ok());
+        let refused = denial(e.check(Some(&p), Access::Tool("delete_repo")));
+        assert!(
+            refused.contains("mcp tool `delete_repo` on server `gh` denied by the Rego policy"),
+            "{refused}"
+        );
+        // Resource reads are `mcp.read` with `{server, uri}`.
+        let read = denial(e.check(Some(&p), Access::Resource("r://1")));
+        assert!(
+            read.contains("\"tool\":\"mcp.read\"") && read.contains("\"uri\":\"r://1\""),
+            "{read}"
         );
     }
 

@@ -15,7 +15,8 @@ use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
 
-use crate::policy::{Patterns, Policy};
+use crate::policy::rego::DEFAULT_QUERY;
+use crate::policy::{Patterns, Policy, RegoCache, RegoPolicy};
 
 /// The `[policy]` schema: section → keys.
 const SECTIONS: &[(&str, &[&str])] = &[
@@ -64,13 +65,27 @@ fn read_policy(text: &str, sections: &DeTable<'_>) -> Result<Policy, String> {
     let mut policy = Policy::default();
     for (name, value) in sections {
         let name_str: &str = name.get_ref();
+        if name_str == "rego" {
+            // Never ignored: a binary that cannot evaluate Rego refuses the file
+            // (without the code that reads the section, which every binary would carry).
+            if !cfg!(feature = "rego") {
+                return Err(located(
+                    text,
+                    name.span().start,
+                    "`[policy.rego]` needs Rego support, and this binary was built without \
+                     it (only workflows that declare `[policy.rego]` include it)",
+                ));
+            }
+            policy.rego = Some(read_rego(text, value.get_ref(), value.span())?);
+            continue;
+        }
         let Some((_, keys)) = SECTIONS.iter().find(|(s, _)| *s == name_str) else {
             return Err(unknown(
                 text,
                 name.span(),
                 "section",
                 name_str,
-                SECTIONS.iter().map(|(s, _)| *s),
+                SECTIONS.iter().map(|(s, _)| *s).chain(["rego"]),
             ));
         };
         let DeValue::Table(table) = value.get_ref() else {
@@ -96,6 +111,121 @@ fn read_policy(text: &str, sections: &DeTable<'_>) -> Result<Policy, String> {
         }
     }
     Ok(policy)
+}
+
+/// `[policy.rego]` of an override file: `inline` (required), `data`, `query`.
+///
+/// `file` is refused: the policy text must be in the override file itself, so that
+/// its signature (when the binary requires signed policy) covers it. The text is
+/// compiled here, so a policy that does not compile refuses the file (at start, or
+/// the reload) instead of denying every check later.
+fn read_rego(text: &str, value: &DeValue<'_>, span: Range<usize>) -> Result<RegoPolicy, String> {
+    let DeValue::Table(table) = value else {
+        return Err(located(text, span.start, "`policy.rego` must be a table"));
+    };
+    let mut rego = RegoPolicy {
+        origin: Cow::Borrowed("inline"),
+        data: Cow::Borrowed("{}"),
+        query: Cow::Borrowed(DEFAULT_QUERY),
+        ..RegoPolicy::default()
+    };
+    let mut inline = None;
+    for (key, item) in table {
+        let at = item.span().start;
+        match (key.get_ref().as_ref(), item.get_ref()) {
+            ("inline", DeValue::String(s)) => inline = Some(s.to_string()),
+            ("query", DeValue::String(s)) => rego.query = Cow::Owned(s.to_string()),
+            ("data", DeValue::Table(_)) => {
+                rego.data = Cow::Owned(to_json(item.get_ref()).to_string());
+            }
+            ("file", _) => {
+                return Err(located(
+                    text,
+                    key.span().start,
+                    "`policy.rego.file` is not accepted in an override file; put the policy \
+                     text in `inline`, so the file's signature covers it",
+                ));
+            }
+            ("inline" | "query", other) => {
+                return Err(located(
+                    text,
+                    at,
+                    format!(
+                        "`policy.rego.{}` must be a string; found {}",
+                        key.get_ref(),
+                        other.type_str()
+                    ),
+                ));
+            }
+            ("data", other) => {
+                return Err(located(
+                    text,
+                    at,
+                    format!(
+                        "`policy.rego.data` must be a table; found {}",
+                        other.type_str()
+                    ),
+                ));
+            }
+            (other, _) => {
+                return Err(unknown(
+                    text,
+                    key.span(),
+                    "key",
+                    other,
+                    ["inline", "data", "query"].into_iter(),
+                ));
+            }
+        }
+    }
+    let Some(source) = inline else {
+        return Err(located(
+            text,
+            span.start,
+            "`[policy.rego]` needs `inline`, the policy text",
+        ));
+    };
+    rego.source = Cow::Owned(source);
+    compile_rego(rego).map_err(|e| located(text, span.start, e))
+}
+
+/// Compile `rego` as Rego v1, else as v0 (dialect 1's syntax), as the compiler
+/// does for a workflow's `[policy.rego]`.
+fn compile_rego(mut rego: RegoPolicy) -> Result<RegoPolicy, String> {
+    let v1 = match rego.compile() {
+        Ok(()) => return Ok(rego),
+        Err(e) => e,
+    };
+    rego.v0 = true;
+    rego.cache = RegoCache::new();
+    if rego.compile().is_ok() {
+        return Ok(rego);
+    }
+    Err(format!("`[policy.rego]` does not compile: {v1}"))
+}
+
+/// A TOML value as JSON, for Rego's `data` (datetimes become their TOML text).
+fn to_json(value: &DeValue<'_>) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        DeValue::String(s) => J::String(s.to_string()),
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+            .map_or_else(|_| J::String(i.to_string()), J::from),
+        DeValue::Float(f) => f
+            .as_str()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or_else(|| J::String(f.as_str().to_owned()), J::Number),
+        DeValue::Boolean(b) => J::Bool(*b),
+        DeValue::Datetime(d) => J::String(d.to_string()),
+        DeValue::Array(items) => J::Array(items.iter().map(|i| to_json(i.get_ref())).collect()),
+        DeValue::Table(t) => J::Object(
+            t.iter()
+                .map(|(k, v)| (k.get_ref().to_string(), to_json(v.get_ref())))
+                .collect(),
+        ),
+    }
 }
 
 fn string_array(
@@ -262,6 +392,78 @@ mod tests {
                 "{text:?}: {err}"
             );
         }
+    }
+
+    #[cfg(feature = "rego")]
+    #[test]
+    fn a_rego_section_is_compiled_with_its_data_and_query() {
+        let text = r#"[policy.env]
+read_keys = ["*"]
+[policy.rego]
+query = "data.ops.ok"
+inline = '''
+package ops
+ok if input.args.key in data.keys
+'''
+data = { keys = ["HOME"], n = 0x10, f = 1.5, when = 1979-05-27 }
+"#;
+        let p = parse(text).expect("valid");
+        let rego = p.rego.as_ref().expect("rego");
+        assert_eq!(rego.query, "data.ops.ok");
+        assert!(!rego.v0);
+        let data: serde_json::Value = serde_json::from_str(&rego.data).expect("json");
+        assert_eq!(data["n"], 16);
+        assert_eq!(data["f"], 1.5);
+        assert_eq!(data["when"], "1979-05-27");
+        assert!(matches!(
+            p.check_env("HOME"),
+            crate::policy::Decision::Allow
+        ));
+        assert!(!matches!(
+            p.check_env("PATH"),
+            crate::policy::Decision::Allow
+        ));
+        // Dialect 1's Rego v0 text is accepted too.
+        let v0 = parse("[policy.rego]\ninline = \"package agent\\nallow { true }\"\n").expect("v0");
+        assert!(v0.rego.as_ref().is_some_and(|r| r.v0));
+    }
+
+    #[cfg(feature = "rego")]
+    #[test]
+    fn a_bad_rego_section_refuses_the_file() {
+        for (text, want) in [
+            (
+                "[policy.rego]\ninline = \"package agent\\nallow if {\"\n",
+                "does not compile",
+            ),
+            (
+                "[policy.rego]\nfile = \"p.rego\"\n",
+                "not accepted in an override file",
+            ),
+            ("[policy.rego]\nquery = \"data.x\"\n", "needs `inline`"),
+            (
+                "[policy.rego]\ninline = \"package agent\"\ndata = 3\n",
+                "must be a table",
+            ),
+            (
+                "[policy.rego]\ninline = \"package agent\"\nbogus = 1\n",
+                "unknown key `bogus`",
+            ),
+        ] {
+            let err = parse(text).expect_err(text);
+            assert!(
+                err.starts_with("line ") && err.contains(want),
+                "{text:?}: {err}"
+            );
+        }
+    }
+
+    #[cfg(not(feature = "rego"))]
+    #[test]
+    fn without_rego_support_a_rego_section_refuses_the_file() {
+        let err = parse("[policy.rego]\ninline = \"package agent\\nallow := true\"\n")
+            .expect_err("no rego feature");
+        assert!(err.contains("built without"), "{err}");
     }
 
     #[test]

@@ -47,6 +47,9 @@ fn workflow(dir: &Path) -> String {
 [policy.fs]
 read = ["{dir}/**"]
 
+[policy.mcp]
+servers = ["double"]
+
 [[secrets]]
 name = "double_token"
 source = "env"

@@ -116,10 +116,30 @@ fn a_missing_args_path_sends_null() {
     assert_eq!(mock.calls()[0].1, Value::Null);
 }
 
+/// A policy under which every declared server may be used (`[policy.mcp]
+/// servers = ["*"]`), so the servers' own lists decide.
+fn any_server() -> Policy {
+    static ANY: [std::borrow::Cow<'static, str>; 1] = [std::borrow::Cow::Borrowed("*")];
+    let mut p = Policy::DENY_ALL;
+    p.mcp.servers = std::borrow::Cow::Borrowed(&ANY);
+    p
+}
+
+#[test]
+fn an_empty_policy_denies_mcp_before_dry_run() {
+    let (run, mock) = run_with(&["gh"], &[("search", vec![json!({"content": []})])], &[]);
+    let mut run = run.with_policy(Policy::DENY_ALL).dry();
+    assert!(
+        err(call_mcp_tool(&run.cx(), call_cfg("search", None)))
+            .contains("`[policy.mcp] servers` does not list it")
+    );
+    assert!(mock.calls().is_empty());
+}
+
 #[test]
 fn the_allowlist_is_checked_before_dry_run_and_dry_run_never_calls() {
     let (run, mock) = run_with(&["gh"], &[("search", vec![json!({"content": []})])], &[]);
-    let mut run = run.with_policy(Policy::DENY_ALL).dry();
+    let mut run = run.with_policy(any_server()).dry();
     assert_eq!(
         err(call_mcp_tool(&run.cx(), call_cfg("delete_repo", None))),
         "policy violation: mcp tool `delete_repo` denied by allowlist on server `gh`"
@@ -190,7 +210,7 @@ fn a_resource_read_returns_its_contents() {
 #[test]
 fn resource_uris_must_be_set_strings_and_allowed() {
     let (run, _) = run_with(&["docs"], &[], &[]);
-    let mut run = run.with_policy(Policy::DENY_ALL);
+    let mut run = run.with_policy(any_server());
     assert_eq!(
         err(read_mcp_resource(&run.cx(), read_cfg("trigger.missing"))),
         "tool `read_mcp_resource` failed: path `trigger.missing` is not set in the execution context"
@@ -199,8 +219,7 @@ fn resource_uris_must_be_set_strings_and_allowed() {
         err(read_mcp_resource(&run.cx(), read_cfg("trigger.n"))),
         "tool `read_mcp_resource` failed: path `trigger.n` must resolve to a string; got number"
     );
-    let mut denied =
-        TestRun::new(json!({"uri": "file:///etc/passwd"})).with_policy(Policy::DENY_ALL);
+    let mut denied = TestRun::new(json!({"uri": "file:///etc/passwd"})).with_policy(any_server());
     denied.shared.mcp = run.shared.mcp.clone();
     assert_eq!(
         err(read_mcp_resource(&denied.cx(), read_cfg("trigger.uri"))),

@@ -1,0 +1,237 @@
+//! `[policy.rego]` and `[[mcp_servers]]` checks (ours, docs/dialect.md §12.1 and
+//! §12.7): a security block that would be ignored, or that would deny everything
+//! because it does not compile, is a build error; a server the policy can never let
+//! a node use is a warning.
+//!
+//! - `rego_source_conflict`, `rego_source_missing`: `inline` and `file` together, or
+//!   neither;
+//! - `rego_file_unreadable`: `file` cannot be read (it is read at build time and
+//!   baked; the binary never reads it);
+//! - `rego_data_invalid`: `data` is not a table;
+//! - `rego_syntax_error`: the policy does not compile (span into the inline text, or
+//!   into the file);
+//! - `rego_query_invalid`: `query` does not parse;
+//! - `dup_mcp_server_name`, `invalid_mcp_server`: two servers with one name, an
+//!   empty name, an empty `command`;
+//! - `mcp_server_not_in_policy`: under a `[policy]`, a server `[policy.mcp] servers`
+//!   does not list (every call to it is denied);
+//! - `key_has_no_effect`: `[[mcp_servers]]` in a workflow whose nodes never use MCP.
+
+use std::collections::HashMap;
+
+use super::Validator;
+use crate::diagnostics::Diagnostic;
+use crate::loc;
+use crate::model::NodeKind;
+use crate::rego::{RegoProblem, inline_offset, resolve};
+
+impl Validator<'_> {
+    pub(super) fn check_policy_rego(&mut self) {
+        let Some(rego) = self.doc.policy.as_ref().and_then(|p| p.rego.as_ref()) else {
+            return;
+        };
+        let Err(problem) = resolve(rego, &self.opts.base_dir, &self.opts.cwd) else {
+            return;
+        };
+        let table = self
+            .key_span(loc!["policy", "rego"])
+            .or_else(|| self.span(loc!["policy", "rego"]));
+        let d = match problem {
+            RegoProblem::Conflict => Diagnostic::error(
+                "rego_source_conflict",
+                self.path(),
+                "[policy.rego] sets both `inline` and `file`",
+            )
+            .with_span(self.span(loc!["policy", "rego", "file"]).or(table))
+            .with_label("and `inline` is set too")
+            .with_help("keep one: the policy text in `inline`, or a path to it in `file`"),
+            RegoProblem::Missing => Diagnostic::error(
+                "rego_source_missing",
+                self.path(),
+                "[policy.rego] has neither `inline` nor `file`, so there is no policy to enforce",
+            )
+            .with_span(table)
+            .with_label("no Rego policy text")
+            .with_help(
+                "add `inline = '''package agent ...'''` or `file = \"policy.rego\"`, or remove \
+                 [policy.rego]",
+            ),
+            RegoProblem::Unreadable { tried, error } => Diagnostic::error(
+                "rego_file_unreadable",
+                self.path(),
+                format!(
+                    "[policy.rego] file `{}` cannot be read: {error}",
+                    rego.file.as_deref().unwrap_or_default()
+                ),
+            )
+            .with_span(self.span(loc!["policy", "rego", "file"]))
+            .with_label("read at build time and baked into the binary")
+            .with_help(format!(
+                "tried {}; a relative path is resolved against the workflow's directory, \
+                 then the working directory",
+                tried
+                    .iter()
+                    .map(|p| format!("`{}`", p.display()))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )),
+            RegoProblem::DataNotTable { found } => Diagnostic::error(
+                "rego_data_invalid",
+                self.path(),
+                format!("[policy.rego] data must be a table (Rego's `data` document); found {found}"),
+            )
+            .with_span(self.span(loc!["policy", "rego", "data"]))
+            .with_label("not a table")
+            .with_help("write it as a table: `data = { allowed = [\"HOME\"] }` or [policy.rego.data]"),
+            RegoProblem::Query { message } => Diagnostic::error(
+                "rego_query_invalid",
+                self.path(),
+                format!("[policy.rego] query does not parse: {message}"),
+            )
+            .with_span(self.span(loc!["policy", "rego", "query"]))
+            .with_label("not a Rego query")
+            .with_help("name the rule that decides, e.g. `query = \"data.agent.allow\"` (the default)"),
+            RegoProblem::Syntax {
+                file: Some(path),
+                message,
+                offset,
+            } => Diagnostic::error(
+                "rego_syntax_error",
+                &path,
+                format!("[policy.rego] file `{}` does not compile: {message}", path.display()),
+            )
+            .with_span(offset.map(|o| o..o + 1))
+            .with_label(message.clone())
+            .with_note(format!("referenced by [policy.rego] in {}", self.path().display()))
+            .with_help("fix the Rego policy; it is compiled at build time with the interpreter the binary runs"),
+            RegoProblem::Syntax {
+                file: None,
+                message,
+                offset,
+            } => {
+                let value = self.span(loc!["policy", "rego", "inline"]);
+                let text = rego.inline.as_deref().unwrap_or_default();
+                let precise = value.clone().zip(offset).and_then(|(span, o)| {
+                    inline_offset(&self.file.text, span, text, o).map(|at| at..at + 1)
+                });
+                Diagnostic::error(
+                    "rego_syntax_error",
+                    self.path(),
+                    format!("[policy.rego] inline policy does not compile: {message}"),
+                )
+                .with_span(precise.or(value))
+                .with_label(message.clone())
+                .with_help("fix the Rego policy; it is compiled at build time with the interpreter the binary runs")
+            }
+        };
+        self.push(d);
+    }
+
+    pub(super) fn check_mcp_servers(&mut self) {
+        let servers = &self.doc.mcp_servers;
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        for (i, s) in servers.iter().enumerate() {
+            if s.name.trim().is_empty() {
+                let d = Diagnostic::error(
+                    "invalid_mcp_server",
+                    self.path(),
+                    format!("[[mcp_servers]] entry {} has an empty name", i + 1),
+                )
+                .with_span(self.span(loc!["mcp_servers", i, "name"]))
+                .with_label("empty")
+                .with_help(
+                    "give the server a name that MCP nodes can refer to with `server = \"...\"`",
+                );
+                self.push(d);
+            } else if let Some(&f) = first.get(s.name.as_str()) {
+                let earlier = self.line(self.span(loc!["mcp_servers", f, "name"]));
+                let d = Diagnostic::error(
+                    "dup_mcp_server_name",
+                    self.path(),
+                    format!("mcp_server `{}` is declared more than once", s.name),
+                )
+                .with_span(self.span(loc!["mcp_servers", i, "name"]))
+                .with_label(format!("first declared at {earlier}"))
+                .with_help(
+                    "give each [[mcp_servers]] entry its own name: nodes select servers by name, \
+                     so a second entry would silently never be used",
+                );
+                self.push(d);
+            } else {
+                first.insert(s.name.as_str(), i);
+            }
+            if s.command.first().is_none_or(|p| p.trim().is_empty()) {
+                let d = Diagnostic::error(
+                    "invalid_mcp_server",
+                    self.path(),
+                    format!("mcp_server `{}` has no program to run: `command` is empty", s.name),
+                )
+                .with_span(self.span(loc!["mcp_servers", i, "command"]))
+                .with_label("nothing to start")
+                .with_help("set `command` to the server's argv, e.g. [\"/usr/local/bin/tracker-mcp\", \"--stdio\"]");
+                self.push(d);
+            }
+        }
+        if servers.is_empty() {
+            return;
+        }
+        let uses_mcp = self.doc.nodes.iter().any(|n| match &n.kind {
+            NodeKind::CallMcpTool(_) | NodeKind::ReadMcpResource(_) => true,
+            NodeKind::AgentLoop(a) => a.tools.iter().any(|t| t == "call_mcp_tool"),
+            // A child workflow's MCP nodes use this workflow's servers.
+            NodeKind::Call(_) | NodeKind::Parallel(_) | NodeKind::Map(_) => true,
+            _ => false,
+        });
+        if !uses_mcp {
+            let d = Diagnostic::warning(
+                "key_has_no_effect",
+                self.path(),
+                "[[mcp_servers]] is declared but no node uses MCP, so no server is ever called",
+            )
+            .with_span(
+                self.key_span(loc!["mcp_servers", 0])
+                    .or_else(|| self.span(loc!["mcp_servers", 0, "name"])),
+            )
+            .with_label("never used")
+            .with_help(
+                "remove [[mcp_servers]], or add a call_mcp_tool / read_mcp_resource node (or an \
+                 agent_loop with the call_mcp_tool tool) that uses it",
+            );
+            self.push(d);
+            return;
+        }
+        let Some(policy) = self.doc.policy.as_ref() else {
+            return;
+        };
+        if self.parent.is_some() {
+            return;
+        }
+        for (i, s) in servers.iter().enumerate() {
+            let listed = policy
+                .mcp
+                .servers
+                .iter()
+                .any(|p| crate::validate::mcp_name_matches(p, &s.name));
+            if listed || s.name.trim().is_empty() {
+                continue;
+            }
+            let d = Diagnostic::warning(
+                "mcp_server_not_in_policy",
+                self.path(),
+                format!(
+                    "every call to mcp_server `{}` will be denied: the workflow has a [policy] and \
+                     `[policy.mcp] servers` does not list it",
+                    s.name
+                ),
+            )
+            .with_span(self.span(loc!["mcp_servers", i, "name"]))
+            .with_label("not in [policy.mcp] servers")
+            .with_help(format!(
+                "add it: [policy.mcp] servers = [\"{}\"] (its allow_tools / allow_resources \
+                 still apply)",
+                s.name
+            ));
+            self.push(d);
+        }
+    }
+}
