@@ -51,6 +51,7 @@ mod logging;
 mod no_effect;
 mod routes;
 mod secrets;
+mod silent;
 pub use auth::{OIDC_ALGORITHMS, check_jwks, rejected_algorithm};
 pub use routes::{MIN_PER_SECOND, RESERVED_GET_PATHS};
 pub use secrets::{CREDENTIAL_HEADERS, header_secret_names, is_env_name};
@@ -476,6 +477,8 @@ impl<'a> Validator<'a> {
         self.check_ambiguous_successors();
         self.check_edge_labels();
         self.check_condition_branches();
+        self.check_unhandled_error_branches();
+        self.check_respond_escaping();
         self.check_policy_present();
         self.check_rust_nodes();
         self.check_secrets();
