@@ -42,6 +42,11 @@ source = "http"
 entry_node = "fast_reply"
 
 [[start_nodes]]
+name = "echo"
+source = "http"
+entry_node = "echo_reply"
+
+[[start_nodes]]
 name = "slow"
 source = "http"
 entry_node = "nap_argv"
@@ -55,6 +60,11 @@ start_node = "fast"
 method = "POST"
 path = "/slow"
 start_node = "slow"
+
+[[http_routes]]
+method = "POST"
+path = "/echo"
+start_node = "echo"
 
 [[http_routes]]
 method = "POST"
@@ -73,6 +83,12 @@ id = "fast_reply"
 type = "respond"
 content_type = "application/json"
 body_template = '{"ok":true,"caller":"{{principal.kind}}"}'
+
+[[nodes]]
+id = "echo_reply"
+type = "respond"
+content_type = "application/json"
+body_template = '{"said":{{msg|json}},"n":{{n|json}},"missing":{{nothing|json}}}'
 
 [[nodes]]
 id = "nap_argv"
@@ -566,6 +582,107 @@ fn wide_json_bodies_are_decoded_and_run_off_the_reactor_within_a_value_bound() {
     );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("more than 100000 values"), "{body}");
+}
+
+#[test]
+fn the_json_filter_keeps_a_json_reply_valid_whatever_the_request_holds() {
+    let s = Server::start(&[]);
+    let hostile = r#"{"msg":"say \"hi\", \\ and </x>\n","n":{"b":[1,2]}}"#;
+    let (status, ct, body, _) = parts(
+        agent()
+            .post(&s.url("/echo"))
+            .header("content-type", "application/json")
+            .send(hostile),
+    );
+    assert_eq!((status, ct.as_str()), (200, "application/json"));
+    let reply: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {body}"));
+    assert_eq!(
+        reply,
+        serde_json::json!({"said": "say \"hi\", \\ and </x>\n", "n": {"b": [1, 2]}, "missing": null})
+    );
+}
+
+/// `agentd check` on `workflow` (written to a scratch dir); (exit code, stderr).
+fn check(name: &str, workflow: &str, flags: &[&str]) -> (i32, String) {
+    let dir = scratch(name);
+    std::fs::write(dir.join("w.toml"), workflow).expect("write the workflow");
+    let out = Command::new(env!("CARGO_BIN_EXE_agentd"))
+        .current_dir(&dir)
+        .args(["--color=never", "check"])
+        .args(flags)
+        .arg("w.toml")
+        .output()
+        .expect("agentd runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_warns_on_silent_error_branches_and_raw_json_placeholders() {
+    const SILENT: &str = r#"
+name = "silent"
+
+[policy.shell]
+commands = ["/bin/false"]
+
+[[start_nodes]]
+name = "hook"
+source = "http"
+entry_node = "run"
+
+[[http_routes]]
+method = "POST"
+path = "/hook"
+start_node = "hook"
+
+[[nodes]]
+id = "run"
+type = "shell_run"
+command = "/bin/false"
+
+[[nodes]]
+id = "reply"
+type = "respond"
+body_template = '{"got":"{{msg}}","who":"{{principal.kind}}"}'
+
+[[edges]]
+from = "run"
+to = "reply"
+"#;
+    let (code, stderr) = check("silent", SILENT, &[]);
+    assert_eq!(code, 0, "warnings do not fail a check:\n{stderr}");
+    assert!(
+        stderr.contains("warning[error_branch_unhandled]: node `run` (`shell_run`)"),
+        "{stderr}"
+    );
+    let message = stderr
+        .lines()
+        .find(|l| l.contains("warning[respond_json_unescaped]: node `reply`"))
+        .unwrap_or_else(|| panic!("no respond_json_unescaped warning:\n{stderr}"));
+    assert!(message.contains("(`{{msg}}`)"), "{message}");
+    assert!(
+        !message.contains("principal.kind"),
+        "the server-set principal.kind is not reported: {message}"
+    );
+    assert!(
+        stderr.contains("`{{msg|json}}`"),
+        "the help names the fix:\n{stderr}"
+    );
+    let (code, _) = check("silent-deny", SILENT, &["--deny-warnings"]);
+    assert_eq!(code, 1);
+
+    // Fixed as the help says: clean.
+    let fixed = SILENT
+        .replace(r#""{{msg}}""#, "{{msg|json}}")
+        .replace(
+            "[[edges]]\nfrom = \"run\"\nto = \"reply\"\n",
+            "[[edges]]\nfrom = \"run\"\nto = \"reply\"\n\n[[nodes]]\nid = \"failed\"\ntype = \"fail\"\nreason = \"x\"\n\n[[edges]]\nfrom = \"run\"\nto = \"failed\"\nwhen = \"error\"\n",
+        );
+    let (code, stderr) = check("silent-fixed", &fixed, &["--deny-warnings"]);
+    assert_eq!(code, 0, "{stderr}");
 }
 
 #[test]

@@ -260,6 +260,11 @@ fn template(text: &str) -> TokenStream {
                 let path = str_slice(&path);
                 quote!(::agentd_runtime::template::Seg::Key { raw: #raw, path: #path })
             }
+            SegIr::Json { raw, path } => {
+                let raw = s(&raw);
+                let path = str_slice(&path);
+                quote!(::agentd_runtime::template::Seg::Json { raw: #raw, path: #path })
+            }
         });
     quote!(::agentd_runtime::template::Template(&[#(#segs),*]))
 }

@@ -1239,6 +1239,77 @@ when = "true"
 "#,
     },
     CodeInfo {
+        code: "error_branch_unhandled",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "a node that fails by taking its `error` branch has no `error` edge",
+        explanation: "call_mcp_tool (a tool error: unknown tool, bad arguments, a server \
+exception), shell_run (a non-zero exit or a timeout), call, parallel and map (a failed child run) \
+report failure by taking their `error` branch instead of aborting the run. Without a \
+`when = \"error\"` edge that branch matches nothing, so the run ends `completed` at the node, exit 0 \
+or HTTP 200, with the error as its output: side effects further on are skipped and nobody is told. \
+This is dialect 1's behaviour and is kept; add an `error` edge, to a `fail` node to fail the run or \
+to a node that handles the failure.",
+        example: r#"name = "example"
+
+[policy.shell]
+commands = ["/bin/true"]
+
+[[start_nodes]]
+name = "main"
+source = "manual"
+
+[[nodes]]
+id = "run"
+type = "shell_run"
+command = "/bin/true"
+
+# fix: add
+# [[nodes]]
+# id = "failed"
+# type = "fail"
+# reason = "the command failed"
+#
+# [[edges]]
+# from = "run"
+# to = "failed"
+# when = "error"
+"#,
+    },
+    CodeInfo {
+        code: "respond_json_unescaped",
+        severity: Warning,
+        stage: Validate,
+        dialect1: false,
+        summary: "a JSON `respond` body inserts request values with raw placeholders",
+        explanation: "A respond node renders its body_template against the request (the trigger \
+input, unless input_from names a node's output), and a plain `{{key}}` copies a string as it is. \
+In a body labelled JSON (application/json, the default, or any +json type), a request value \
+holding a `\"` makes the reply invalid JSON, or adds fields the workflow never wrote. Dialect 1 \
+renders this way and so does agentd, for compatibility; write `{{key|json}}` instead, which inserts \
+the value as JSON (a string quoted and escaped, a number or object as is, null when missing), and \
+drop the quotes around it. `{{principal.kind}}` is set by the server and not reported.",
+        example: r#"name = "example"
+
+[policy]
+
+[[start_nodes]]
+name = "hello"
+source = "http"
+
+[[http_routes]]
+method = "POST"
+path = "/hello"
+start_node = "hello"
+
+[[nodes]]
+id = "reply"
+type = "respond"
+body_template = '{"hello":"{{name}}"}'   # fix: '{"hello":{{name|json}}}'
+"#,
+    },
+    CodeInfo {
         code: "no_policy",
         severity: Warning,
         stage: Validate,
@@ -2158,6 +2229,7 @@ mod tests {
             include_str!("validate/routes.rs"),
             include_str!("validate/budget.rs"),
             include_str!("validate/policy.rs"),
+            include_str!("validate/silent.rs"),
         ]
         .map(|s| s.split("#[cfg(test)]").next().unwrap_or(s))
         .concat();

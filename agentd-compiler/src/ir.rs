@@ -43,6 +43,22 @@ pub enum SegIr {
         raw: String,
         path: Vec<String>,
     },
+    /// `{{ raw | json }}` (agentd extension): the value as JSON text; `raw` and
+    /// `path` are those of the key before the `|`.
+    Json {
+        raw: String,
+        path: Vec<String>,
+    },
+}
+
+/// The filter that makes a placeholder a [`SegIr::Json`].
+pub const JSON_FILTER: &str = "json";
+
+/// `key` of a `{{ key | json }}` placeholder's trimmed text, else `None`.
+#[must_use]
+pub fn json_filter_key(raw: &str) -> Option<&str> {
+    let (key, filter) = raw.rsplit_once('|')?;
+    (filter.trim() == JSON_FILTER).then(|| key.trim())
 }
 
 #[derive(Debug, Clone)]
@@ -391,9 +407,20 @@ pub fn split_template(text: &str) -> Vec<SegIr> {
         if !lit.is_empty() {
             segs.push(SegIr::Lit(std::mem::take(&mut lit)));
         }
-        let raw = after[..close].trim().to_string();
-        let path = raw.split('.').map(str::to_string).collect();
-        segs.push(SegIr::Key { raw, path });
+        let raw = after[..close].trim();
+        if let Some(key) = json_filter_key(raw) {
+            let path = key.split('.').map(str::to_string).collect();
+            segs.push(SegIr::Json {
+                raw: key.to_string(),
+                path,
+            });
+        } else {
+            let path = raw.split('.').map(str::to_string).collect();
+            segs.push(SegIr::Key {
+                raw: raw.to_string(),
+                path,
+            });
+        }
         rest = &after[close + 2..];
     }
     lit.push_str(rest);
@@ -414,6 +441,29 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_filter_makes_a_json_segment_of_the_key_before_it() {
+        let json = |raw: &str, path: &[&str]| SegIr::Json {
+            raw: raw.into(),
+            path: path.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(
+            split_template(r#"{"m":{{ msg.text | json }},"n":{{n|json}}}"#),
+            vec![
+                SegIr::Lit(r#"{"m":"#.into()),
+                json("msg.text", &["msg", "text"]),
+                SegIr::Lit(r#","n":"#.into()),
+                json("n", &["n"]),
+                SegIr::Lit("}".into()),
+            ]
+        );
+        // Any other filter text is part of the key, as in dialect 1.
+        assert_eq!(
+            split_template("{{a|upper}}"),
+            vec![key("a|upper", &["a|upper"])]
+        );
+    }
 
     fn key(raw: &str, path: &[&str]) -> SegIr {
         SegIr::Key {

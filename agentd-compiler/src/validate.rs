@@ -54,6 +54,7 @@ mod no_effect;
 mod routes;
 mod policy;
 mod secrets;
+mod silent;
 pub use auth::{OIDC_ALGORITHMS, check_jwks, rejected_algorithm};
 pub use routes::{MIN_PER_SECOND, RESERVED_GET_PATHS};
 pub use secrets::{CREDENTIAL_HEADERS, header_secret_names, is_env_name};
@@ -488,6 +489,8 @@ impl<'a> Validator<'a> {
         self.check_ambiguous_successors();
         self.check_edge_labels();
         self.check_condition_branches();
+        self.check_unhandled_error_branches();
+        self.check_respond_escaping();
         self.check_policy_present();
         self.check_policy_rego();
         self.check_mcp_servers();

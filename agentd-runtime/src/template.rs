@@ -23,6 +23,10 @@
 //! and `"x {{open"` is `[Lit("x {{open")]`. Adjacent literals may be merged;
 //! empty literals may be dropped. Keys are never re-scanned.
 //!
+//! agentd extension: when the trimmed text ends in `|` plus `json` (spaces
+//! around either allowed), e.g. `{{ msg | json }}`, emit `Seg::Json` with the
+//! key before the `|` (trimmed, split as above) instead.
+//!
 //! `path` keeps empty segments because the two renderers differ: the engine
 //! renderer skips them, the LLM renderer does not.
 //!
@@ -46,6 +50,15 @@ pub enum Seg {
     /// A `{{...}}` placeholder.
     Key {
         /// The trimmed key text; a miss re-emits `{{raw}}`.
+        raw: &'static str,
+        /// `raw` split on every `.`, empty segments included.
+        path: &'static [&'static str],
+    },
+    /// A `{{key|json}}` placeholder (agentd extension): the value as JSON
+    /// text — a string quoted and escaped, anything else compact JSON — and
+    /// `null` on a miss, so the result is always one valid JSON value.
+    Json {
+        /// The trimmed key text before the `|`.
         raw: &'static str,
         /// `raw` split on every `.`, empty segments included.
         path: &'static [&'static str],
@@ -89,6 +102,11 @@ impl Template {
                         out.push_str(raw);
                         out.push_str("}}");
                     }
+                },
+                // `Value`'s Display escapes strings as JSON does.
+                Seg::Json { path, .. } => match lookup(path) {
+                    Some(value) => out.push_str(&value.to_string()),
+                    None => out.push_str("null"),
                 },
             }
         }
@@ -137,6 +155,37 @@ fn walk_objects<'v>(data: &'v Value, path: &[&str]) -> Option<&'v Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_json_filter_inserts_valid_json_for_hostile_strings_values_and_misses() {
+        let t = Template(&[
+            Seg::Lit(r#"{"m":"#),
+            Seg::Json {
+                raw: "msg",
+                path: &["msg"],
+            },
+            Seg::Lit(r#","n":"#),
+            Seg::Json {
+                raw: "n",
+                path: &["n"],
+            },
+            Seg::Lit(r#","gone":"#),
+            Seg::Json {
+                raw: "gone",
+                path: &["gone"],
+            },
+            Seg::Lit("}"),
+        ]);
+        let data = json!({"msg": "say \"hi\"\n</x>", "n": {"b": [1, 2]}});
+        for rendered in [t.render(&data), t.render_llm(&data)] {
+            let parsed: Value = serde_json::from_str(&rendered)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {rendered}"));
+            assert_eq!(
+                parsed,
+                json!({"m": "say \"hi\"\n</x>", "n": {"b": [1, 2]}, "gone": null})
+            );
+        }
+    }
 
     const GREETING: Template = Template(&[
         Seg::Lit("Hello, "),

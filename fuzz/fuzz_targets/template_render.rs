@@ -55,6 +55,13 @@ fuzz_target!(|data: &[u8]| {
                     path: arena.slice(path),
                 }
             }
+            SegIr::Json { raw, path } => {
+                let path: Vec<&'static str> = path.iter().map(|p| arena.str(p)).collect();
+                Seg::Json {
+                    raw: arena.str(raw),
+                    path: arena.slice(path),
+                }
+            }
         });
     }
     let template = Template(arena.slice(segs));
@@ -73,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
         .0
         .iter()
         .filter_map(|s| match s {
-            Seg::Key { path, .. } => Some(*path),
+            Seg::Key { path, .. } | Seg::Json { path, .. } => Some(*path),
             Seg::Lit(_) => None,
         })
         .collect();
