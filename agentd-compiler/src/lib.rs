@@ -25,6 +25,7 @@ pub mod parse;
 pub mod schema;
 pub mod secrets;
 pub mod serve;
+pub mod ship;
 pub mod signing;
 pub mod source;
 pub mod testing;
