@@ -97,7 +97,16 @@ pub fn run(file: &Path, opts: Options) -> u8 {
                     path: &out,
                     manifest: &layout.dir.join("Cargo.toml"),
                     generated: &generated,
-                    target: static_link.then_some(build::STATIC_TARGET),
+                    // Static builds name their target; a dynamic build is for the
+                    // host, which is the same triple on x86_64 Linux with glibc.
+                    target: (static_link
+                        || cfg!(all(
+                            target_os = "linux",
+                            target_arch = "x86_64",
+                            target_env = "gnu"
+                        )))
+                    .then_some(build::STATIC_TARGET),
+                    static_link,
                     profile: bopts.profile.name(),
                     serves_http,
                 };

@@ -190,8 +190,10 @@ pub struct BuiltBinary<'a> {
     /// The generated crate's `Cargo.toml`.
     pub manifest: &'a Path,
     pub generated: &'a crate::codegen::GeneratedCrate,
-    /// The target triple it was built for, or `None` for the host (dynamic builds).
+    /// The target triple it was built for (`None`: the host's, when unknown).
     pub target: Option<&'a str>,
+    /// Statically linked (the only kind an image can hold: it has no C library).
+    pub static_link: bool,
     pub profile: &'a str,
     /// The root workflow declares `[[http_routes]]`.
     pub serves_http: bool,
@@ -259,7 +261,7 @@ pub fn ship(built: &BuiltBinary<'_>, opts: &ShipOptions) -> Result<Shipped, Ship
 
     let mut image_subject = None;
     if let Some(path) = &opts.image {
-        if built.target.is_none() {
+        if !built.static_link {
             return Err(ShipError::NotStatic);
         }
         let reference = image::normalize_reference(
@@ -329,7 +331,7 @@ pub fn ship(built: &BuiltBinary<'_>, opts: &ShipOptions) -> Result<Shipped, Ship
                 .target
                 .map_or_else(|| "host".to_string(), str::to_string),
             profile: built.profile.to_string(),
-            linking: if built.target.is_some() {
+            linking: if built.static_link {
                 "static"
             } else {
                 "dynamic"
