@@ -25,8 +25,10 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/agentd-bloat.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 "$agentd" build --quiet "$workflow" -o "$work/stripped" >&2
-# The generated crate `agentd build` just wrote: the newest one in the cache.
-crate="$(ls -1dt "$AGENTD_CACHE_DIR"/crates/*/ | head -1)"
+# The generated crate `agentd build` used: its directory is named after the workflow
+# and the first 12 hex digits of the program hash the binary reports.
+hash="$("$work/stripped" --provenance | sed -n 's/.*"program_hash": "\([0-9a-f]\{12\}\).*/\1/p')"
+crate="$(ls -1d "$AGENTD_CACHE_DIR"/crates/*-"$hash"/ | head -1)"
 cp -r "$crate" "$work/crate"
 
 # Same flags as a static `agentd build` (build.rs `rustflags`), without stripping.
