@@ -31,7 +31,8 @@ pub enum Profile {
 }
 
 impl Profile {
-    fn name(self) -> &'static str {
+    /// The Cargo profile's name.
+    pub fn name(self) -> &'static str {
         match self {
             Profile::Release => "release",
             Profile::ReleaseLto => "release-lto",
@@ -249,6 +250,15 @@ pub fn slug(name: &str) -> String {
 
 /// Build the generated crate with cargo and copy the binary to `opts.output`.
 pub fn build(generated: &GeneratedCrate, opts: &BuildOptions) -> Result<PathBuf, BuildError> {
+    build_with_layout(generated, opts).map(|(out, _)| out)
+}
+
+/// [`build`], also returning where the generated crate was written (its manifest and
+/// `Cargo.lock` are what `--sbom` resolves).
+pub fn build_with_layout(
+    generated: &GeneratedCrate,
+    opts: &BuildOptions,
+) -> Result<(PathBuf, CrateLayout), BuildError> {
     let runtime = runtime_path(opts.runtime.as_deref())?;
     let cache = cache_dir(opts.cache_dir.as_deref());
     if let Some(h) = &opts.handlers {
@@ -349,7 +359,7 @@ pub fn build(generated: &GeneratedCrate, opts: &BuildOptions) -> Result<PathBuf,
     let tmp = opts.output.with_extension("agentd-tmp");
     std::fs::copy(&artifact, &tmp).map_err(io("cannot write", &tmp))?;
     std::fs::rename(&tmp, &opts.output).map_err(io("cannot write", &opts.output))?;
-    Ok(opts.output.clone())
+    Ok((opts.output.clone(), layout))
 }
 
 /// The rustc flags of a generated crate's build, after the user's own.

@@ -24,6 +24,11 @@ pub struct GeneratedCrate {
     pub features: Vec<&'static str>,
     /// Hex sha256 identifying the program's sources.
     pub source_hash: String,
+    /// Every workflow file compiled in (root first) with its sha256: what
+    /// `agentd build --provenance-out` records.
+    pub sources: Vec<crate::ir::SourceHash>,
+    /// Fingerprint of the key that verified every source, when one did.
+    pub signer: Option<String>,
     /// A `main.rs` to use instead of the template's (the test harness has its own).
     pub main_override: Option<String>,
     /// The unformatted items of `code` (without the header comment), with their spans:
@@ -60,6 +65,8 @@ pub fn generate(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Ge
         code,
         features: runtime_features(ir),
         source_hash: ir.program_hash.clone(),
+        sources: ir.sources.clone(),
+        signer: ir.signer.clone(),
         main_override: None,
         tokens,
     }

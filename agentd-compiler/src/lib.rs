@@ -26,6 +26,7 @@ pub mod schema;
 pub mod rego;
 pub mod secrets;
 pub mod serve;
+pub mod ship;
 pub mod signing;
 pub mod source;
 pub mod testing;

@@ -48,7 +48,7 @@ enum Command {
         code: Option<String>,
     },
     /// Validate a workflow and compile it into a standalone binary.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Print the Rust code `agentd build` would compile for a workflow.
     Emit(EmitArgs),
     /// Run conformance scenarios and fixtures (compiled into one harness binary).
@@ -77,13 +77,28 @@ enum Command {
         #[arg(long, value_name = "KEY")]
         key: PathBuf,
     },
-    /// Check FILE.sig against FILE (exit 0 valid, 1 missing or invalid, 2 unusable key).
+    /// Check FILE.sig against FILE, or a provenance statement with --provenance
+    /// (exit 0 valid, 1 missing or invalid, 2 unusable key).
     Verify {
         /// The signed file.
-        file: PathBuf,
-        /// The public key (SPKI PEM).
-        #[arg(long = "pub", value_name = "KEY")]
-        public: PathBuf,
+        #[arg(required_unless_present = "provenance", conflicts_with = "provenance")]
+        file: Option<PathBuf>,
+        /// The public key (SPKI PEM). Optional with --provenance for an unsigned statement.
+        #[arg(
+            long = "pub",
+            value_name = "KEY",
+            required_unless_present = "provenance"
+        )]
+        public: Option<PathBuf>,
+        /// A provenance statement or DSSE envelope from `agentd build --provenance-out`.
+        #[arg(long, value_name = "FILE")]
+        provenance: Option<PathBuf>,
+        /// With --provenance: the binary must be one of the statement's subjects.
+        #[arg(long, value_name = "FILE", requires = "provenance")]
+        binary: Option<PathBuf>,
+        /// With --provenance: the image (OCI archive) must be one of its subjects.
+        #[arg(long, value_name = "FILE", requires = "provenance")]
+        image: Option<PathBuf>,
     },
 }
 
@@ -154,6 +169,55 @@ struct BuildArgs {
     handlers: Option<PathBuf>,
     #[command(flatten)]
     signing: cmd::signing::SigningArgs,
+    #[command(flatten)]
+    ship: ShipArgs,
+}
+
+/// What `agentd build` ships besides the binary (docs/ci.md).
+#[derive(Debug, clap::Args)]
+struct ShipArgs {
+    /// Also write an OCI image (image-layout tar, FROM scratch) running the binary.
+    #[arg(long, value_name = "FILE", help_heading = "Shipping")]
+    image: Option<PathBuf>,
+    /// The image's NAME[:TAG] (default: the binary's name, tag `latest`).
+    #[arg(
+        long,
+        value_name = "NAME:TAG",
+        requires = "image",
+        help_heading = "Shipping"
+    )]
+    tag: Option<String>,
+    /// PEM CA bundle the image trusts for outgoing TLS (default: this machine's system
+    /// bundle); bundled only when the workflow makes TLS calls.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "image",
+        help_heading = "Shipping"
+    )]
+    ca_bundle: Option<PathBuf>,
+    /// Also write a CycloneDX 1.5 JSON SBOM of the crates linked into the binary.
+    #[arg(long, value_name = "FILE", help_heading = "Shipping")]
+    sbom: Option<PathBuf>,
+    /// Also write an in-toto / SLSA v1 provenance statement for the binary (and image).
+    #[arg(long, value_name = "FILE", help_heading = "Shipping")]
+    provenance_out: Option<PathBuf>,
+    /// Sign the provenance statement (DSSE envelope) with this Ed25519 key (PKCS#8 PEM).
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "provenance_out",
+        help_heading = "Shipping"
+    )]
+    key: Option<PathBuf>,
+    /// The builder recorded in the provenance (a URI, e.g. your CI workflow's URL).
+    #[arg(
+        long,
+        value_name = "URI",
+        env = "AGENTD_BUILDER_ID",
+        help_heading = "Shipping"
+    )]
+    builder_id: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -261,11 +325,36 @@ fn main() -> ExitCode {
                 },
                 color,
                 signing: args.signing.options(),
+                ship: agentd_compiler::ship::ShipOptions {
+                    image: args.ship.image,
+                    tag: args.ship.tag,
+                    ca_bundle: args.ship.ca_bundle,
+                    sbom: args.ship.sbom,
+                    provenance: args.ship.provenance_out,
+                    key: args.ship.key,
+                    builder_id: args.ship.builder_id,
+                },
             },
         ),
         Command::Keygen { output, force } => cmd::signing::keygen(&output, force),
         Command::Sign { file, key } => cmd::signing::sign(&file, &key),
-        Command::Verify { file, public } => cmd::signing::verify(&file, &public),
+        Command::Verify {
+            file,
+            public,
+            provenance,
+            binary,
+            image,
+        } => match (provenance, file, public) {
+            (Some(statement), _, public) => cmd::ship::verify(
+                &statement,
+                public.as_deref(),
+                binary.as_deref(),
+                image.as_deref(),
+            ),
+            (None, Some(file), Some(public)) => cmd::signing::verify(&file, &public),
+            // clap requires FILE and --pub without --provenance.
+            _ => EXIT_USAGE,
+        },
     };
     ExitCode::from(code)
 }

@@ -698,6 +698,8 @@ pub fn harness_crate(cases: &[&Case]) -> GeneratedCrate {
         code,
         features: features.into_iter().collect(),
         source_hash: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        sources: Vec::new(),
+        signer: None,
         main_override: Some(main),
         tokens: proc_macro2::TokenStream::new(),
     }

@@ -277,7 +277,10 @@ pub struct BuildInfo {
 
 impl BuildInfo {
     /// The provenance document `--provenance` prints. `runtime_version` is the
-    /// version of this runtime crate, which the binary was linked against.
+    /// version of this runtime crate, which the binary was linked against;
+    /// `binary_sha256` is the SHA-256 of the running executable's file, the subject
+    /// digest of the statement `agentd build --provenance-out` writes (`null` when
+    /// the file cannot be read).
     #[must_use]
     pub fn provenance(&self) -> serde_json::Value {
         let sources: Vec<serde_json::Value> = self
@@ -293,8 +296,38 @@ impl BuildInfo {
             "compiler_version": self.compiler_version,
             "runtime_version": env!("CARGO_PKG_VERSION"),
             "capabilities": self.capabilities,
+            "binary_sha256": own_sha256(),
         })
     }
+}
+
+/// Hex SHA-256 of the running executable, read through `/proc/self/exe` on Linux
+/// (the file this process was started from, even if its path was replaced since).
+fn own_sha256() -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let path = if cfg!(target_os = "linux") {
+        std::path::PathBuf::from("/proc/self/exe")
+    } else {
+        std::env::current_exe().ok()?
+    };
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0_u8; 64 * 1024];
+    loop {
+        match std::io::Read::read(&mut file, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
 }
 
 /// One workflow file the binary was compiled from.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use agentd_compiler::build::{self, BuildError, BuildOptions, Linking, Profile};
 use agentd_compiler::handlers::{self, HandlerCrate};
+use agentd_compiler::ship::ShipOptions;
 use agentd_compiler::signing::VerifyOptions;
 
 use super::{exit_for_failed_load, load_handler_crate};
@@ -21,6 +22,8 @@ pub struct Options {
     pub progress: Option<bool>,
     pub color: bool,
     pub signing: VerifyOptions,
+    /// `--image`, `--sbom`, `--provenance-out` and their options.
+    pub ship: ShipOptions,
 }
 
 pub fn run(file: &Path, opts: Options) -> u8 {
@@ -60,9 +63,23 @@ pub fn run(file: &Path, opts: Options) -> u8 {
     }
     let static_link =
         bopts.linking == Linking::Static && cfg!(all(target_os = "linux", target_arch = "x86_64"));
+    // Refuse what shipping would refuse before spending a cargo build on it.
+    if opts.ship.image.is_some() && !static_link {
+        eprintln!("error: {}", agentd_compiler::ship::ShipError::NotStatic);
+        return EXIT_USAGE;
+    }
+    if let Some(Err(e)) = opts
+        .ship
+        .tag
+        .as_deref()
+        .map(agentd_compiler::ship::image::normalize_reference)
+    {
+        eprintln!("error: {e}");
+        return EXIT_USAGE;
+    }
     let started = std::time::Instant::now();
-    match build::build(&generated, &bopts) {
-        Ok(out) => {
+    match build::build_with_layout(&generated, &bopts) {
+        Ok((out, layout)) => {
             let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
             eprintln!(
                 "built `{}` (workflow `{}`, {:.2} MB) in {:.1}s",
@@ -71,6 +88,30 @@ pub fn run(file: &Path, opts: Options) -> u8 {
                 size as f64 / 1_000_000.0,
                 started.elapsed().as_secs_f64()
             );
+            if opts.ship.any() {
+                let serves_http = compiled
+                    .program
+                    .root()
+                    .is_some_and(|r| !r.doc.http_routes.is_empty());
+                let built = agentd_compiler::ship::BuiltBinary {
+                    path: &out,
+                    manifest: &layout.dir.join("Cargo.toml"),
+                    generated: &generated,
+                    // Static builds name their target; a dynamic build is for the
+                    // host, which is the same triple on x86_64 Linux with glibc.
+                    target: (static_link
+                        || cfg!(all(
+                            target_os = "linux",
+                            target_arch = "x86_64",
+                            target_env = "gnu"
+                        )))
+                    .then_some(build::STATIC_TARGET),
+                    static_link,
+                    profile: bopts.profile.name(),
+                    serves_http,
+                };
+                return super::ship::report(agentd_compiler::ship::ship(&built, &opts.ship));
+            }
             EXIT_OK
         }
         Err(BuildError::CargoFailed { status, log }) => {

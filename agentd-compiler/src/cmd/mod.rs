@@ -6,6 +6,7 @@ pub mod emit;
 pub mod explain;
 pub mod graph;
 pub mod schema;
+pub mod ship;
 pub mod signing;
 pub mod test;
 

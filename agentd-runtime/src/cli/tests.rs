@@ -361,5 +361,15 @@ fn provenance_prints_build_info_as_json_and_runs_nothing() {
     assert_eq!(doc["runtime_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(doc["signer_key_fingerprint"], serde_json::Value::Null);
     assert_eq!(doc["sources"], json!([]));
+    // The digest of the executable running the test: the file's own SHA-256.
+    let exe = std::fs::read("/proc/self/exe").expect("read own executable");
+    let want: String = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(&exe)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(doc["binary_sha256"], json!(want));
     assert!(!out.stdout.contains("completed"), "{}", out.stdout);
 }
