@@ -10,7 +10,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::ir::{GraphIr, PathIr, ProgramIr, SegIr, SlotIr};
-use crate::model::{NodeKind, PolicyManifest, RetryOn, StartSource, WorkflowDoc};
+use crate::model::{NodeKind, PolicyManifest, RetryOn, SandboxMode, StartSource, WorkflowDoc};
 use crate::rego::RegoIr;
 
 /// What `agentd build` needs from codegen.
@@ -127,6 +127,7 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
     let logging_consts = crate::logging::workflow_consts(root);
     let secret_consts = crate::secrets::workflow_consts(root);
     let mcp_consts = crate::mcp::workflow_consts(root, ir.features.contains("mcp"));
+    let sandbox_consts = sandbox_consts(root);
     let info = info_tokens(ir);
     let pause_reason = pause_reason_fn(ir);
     quote! {
@@ -153,6 +154,7 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
             #logging_consts
             #secret_consts
             #mcp_consts
+            #sandbox_consts
 
             fn exec(
                 &self,
@@ -725,11 +727,32 @@ pub fn policy_value(p: &PolicyManifest, rego: Option<&RegoIr>) -> TokenStream {
     })
 }
 
+/// `Workflow::SANDBOX` from `[sandbox] mode`; nothing (the runtime's
+/// `best-effort` default) without the block.
+fn sandbox_consts(root: &WorkflowDoc) -> TokenStream {
+    let Some(config) = &root.sandbox else {
+        return TokenStream::new();
+    };
+    let mode = match config.mode {
+        SandboxMode::Enforce => quote!(Enforce),
+        SandboxMode::BestEffort => quote!(BestEffort),
+        SandboxMode::Off => quote!(Off),
+    };
+    quote! {
+        /// `[sandbox] mode` of the root workflow.
+        const SANDBOX: ::agentd_runtime::sandbox::Mode = ::agentd_runtime::sandbox::Mode::#mode;
+    }
+}
+
 /// Runtime features for a program: its node families, plus `policy-file` (every
-/// binary accepts `--policy`) and `signing` when a policy key is baked in.
+/// binary accepts `--policy`), `signing` when a policy key is baked in, and
+/// `sandbox` unless the root says `[sandbox] mode = "off"`.
 fn runtime_features(ir: &ProgramIr) -> Vec<&'static str> {
     let mut features = ir.features.clone();
     features.insert("policy-file");
+    if !ir.sandbox_off {
+        features.insert("sandbox");
+    }
     if ir.policy_key.is_some() {
         features.insert("signing");
     }

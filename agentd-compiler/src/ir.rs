@@ -173,6 +173,8 @@ pub struct ProgramIr {
     pub route_schemas: Vec<Option<crate::input_schema::RouteSchema>>,
     /// The root's `[policy.rego]`, read and compiled (it enables feature `rego`).
     pub rego: Option<crate::rego::RegoIr>,
+    /// The root says `[sandbox] mode = "off"`: no kernel sandbox is compiled in.
+    pub sandbox_off: bool,
 }
 
 /// Lower a loaded program (which must have no errors) to IR.
@@ -279,6 +281,12 @@ pub fn lower(program: &Program) -> ProgramIr {
         policy_key: None,
         route_schemas,
         rego,
+        sandbox_off: program.root().is_some_and(|r| {
+            r.doc
+                .sandbox
+                .as_ref()
+                .is_some_and(|s| s.mode == crate::model::SandboxMode::Off)
+        }),
     }
 }
 

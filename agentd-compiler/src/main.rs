@@ -120,6 +120,10 @@ struct CheckArgs {
     /// handler crate.
     #[arg(long, value_name = "PATH")]
     handlers: Option<PathBuf>,
+    /// Print, for each valid workflow, the Landlock and seccomp rules its binary
+    /// will apply (on stdout), so they can be reviewed in CI.
+    #[arg(long)]
+    explain_sandbox: bool,
     #[command(flatten)]
     signing: cmd::signing::SigningArgs,
 }
@@ -283,6 +287,7 @@ fn main() -> ExitCode {
                 deny_warnings: args.deny_warnings,
                 allow_rust_nodes: args.allow_rust_nodes,
                 handlers: args.handlers,
+                explain_sandbox: args.explain_sandbox,
                 color,
                 signing: args.signing.options(),
             },

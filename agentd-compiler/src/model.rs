@@ -75,6 +75,31 @@ pub struct WorkflowDoc {
     /// Where secret values come from (names and sources, never values).
     #[serde(default)]
     pub secrets: Vec<SecretDef>,
+    /// `[sandbox]` (agentd extension): the kernel sandbox's mode.
+    #[serde(default)]
+    pub sandbox: Option<SandboxConfig>,
+}
+
+/// `[sandbox]` (agentd extension; docs/security.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// `enforce`, `best-effort` (the default) or `off`.
+    #[serde(default)]
+    pub mode: SandboxMode,
+}
+
+/// `[sandbox] mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxMode {
+    /// Refuse to start (exit 5) without full kernel support.
+    Enforce,
+    /// Apply what the kernel supports, log the rest.
+    #[default]
+    BestEffort,
+    /// No kernel sandbox is compiled in.
+    Off,
 }
 
 // ---------------------------------------------------------------------------------

@@ -32,6 +32,8 @@
 //! | `--log-format text\|json` | `AGENTD_LOG_FORMAT` | `pretty` = `text`; bad on the command line ⇒ exit 2, bad in the env ⇒ ignored |
 //! | `--log-target T` | `AGENTD_LOG_TARGET` | `stderr`, `stdout` or `file:PATH` (parents created; unopenable ⇒ exit 5); bad CLI value ⇒ exit 2 |
 //! | `--quiet` | `AGENTD_QUIET` | no main log (the `[logging.audit]` sink stays on); see [`crate::obs`] |
+//! | `--sandbox MODE` | `AGENTD_SANDBOX` | kernel sandbox `enforce`, `best-effort` or `off` (default `[sandbox] mode`, else `best-effort`); a bad value ⇒ exit 2; `enforce` without kernel support ⇒ exit 5 |
+//! | `--print-sandbox` | — | print the Landlock and seccomp rules this run would apply (after the start-up checks), exit 0 |
 //! | `--provenance` | — | print the build provenance (workflow, source sha256s, signer key fingerprint, versions, capabilities) as JSON and exit 0 |
 //! | `--version`, `-V` / `--help`, `-h` | — | exit 0 |
 //!
@@ -90,6 +92,8 @@ struct Args {
     validate_only: bool,
     version: bool,
     provenance: bool,
+    sandbox: Option<String>,
+    print_sandbox: bool,
     policy: Option<String>,
     intel_unix: Option<String>,
     intel_http: Option<String>,
@@ -123,6 +127,8 @@ impl Args {
             validate_only: m.switch("validate_only"),
             version: m.switch("version"),
             provenance: m.switch("provenance"),
+            sandbox: m.value("sandbox"),
+            print_sandbox: m.switch("print_sandbox"),
             policy: m.value("policy"),
             intel_unix: m.value("intel_unix"),
             intel_http: m.value("intel_http"),
@@ -282,6 +288,7 @@ fn run_as<W: Workflow>(
 
     let intel_unix = env_string(&matches, "intel_unix", args.intel_unix);
     let intel_http = env_string(&matches, "intel_http", args.intel_http);
+    let intel_http_url = intel_http.clone();
     let bearer_file = env_string(
         &matches,
         "intel_http_bearer_file",
@@ -299,6 +306,43 @@ fn run_as<W: Workflow>(
     };
     #[cfg(not(feature = "llm"))]
     let _ = (intel_unix, intel_http, bearer_file);
+    let state_dir = match durable::open::<W>(&durable, stderr) {
+        Ok(dir) => dir,
+        Err(code) => return code,
+    };
+
+    // The kernel sandbox goes on once start-up has opened what it needs (logs,
+    // state dir) and before any child process or node runs, so MCP servers and
+    // shell commands inherit it.
+    let sandbox_mode = match sandbox_mode::<W>(&matches, args.sandbox.as_deref()) {
+        Ok(mode) => mode,
+        Err(message) => return usage(stderr, &message),
+    };
+    let sandbox_needs = crate::sandbox::StartNeeds {
+        state_dir: durable.state_dir.as_ref().map(std::path::PathBuf::from),
+        policy_file: env_string(&matches, "policy", args.policy.clone()).map(Into::into),
+        bind_port: serve.as_ref().map(serve::ServeCli::bind_port),
+        intel_http: intel_http_url,
+    };
+    let effective_policy = match &policy {
+        PolicyMode::Override(p) => Some(&**p),
+        PolicyMode::Baked => W::POLICY,
+        PolicyMode::AllowAll => None,
+    };
+    if args.print_sandbox {
+        let plan = crate::sandbox::plan_for::<W>(effective_policy, &sandbox_needs);
+        let _ = write!(stdout, "{}", crate::sandbox::render(&plan, sandbox_mode));
+        return EXIT_OK;
+    }
+    // Only a process the CLI owns is sandboxed: `run` inside a test or a host
+    // program must not lock down a process that is not its own.
+    if process == Process::Owned
+        && let Err(e) = crate::sandbox::apply::<W>(sandbox_mode, effective_policy, &sandbox_needs)
+    {
+        let _ = writeln!(stderr, "agentd: refusing to start: {e}");
+        return EXIT_SEMANTIC;
+    }
+
     // The `[[mcp_servers]]` children start now, so one that cannot start
     // refuses the binary (exit 2) instead of failing a node later; a dry run
     // starts none (they start on a first call, which a dry run never makes).
@@ -314,11 +358,6 @@ fn run_as<W: Workflow>(
             return usage(stderr, &message);
         }
         mcp
-    };
-
-    let state_dir = match durable::open::<W>(&durable, stderr) {
-        Ok(dir) => dir,
-        Err(code) => return code,
     };
 
     // Process limits go on last, just before the run: everything above allocates
@@ -372,6 +411,19 @@ fn run_as<W: Workflow>(
             let _ = writeln!(stderr, "agentd: {err}");
             EXIT_SEMANTIC
         }
+    }
+}
+
+/// `--sandbox` / `AGENTD_SANDBOX`, else the baked `[sandbox] mode`.
+fn sandbox_mode<W: Workflow>(
+    matches: &Matches,
+    raw: Option<&str>,
+) -> Result<crate::sandbox::Mode, String> {
+    match env_string(matches, "sandbox", raw.map(str::to_owned)) {
+        None => Ok(W::SANDBOX),
+        Some(text) => crate::sandbox::Mode::parse(text.trim()).ok_or_else(|| {
+            format!("invalid value `{text}` for --sandbox: expected enforce, best-effort or off")
+        }),
     }
 }
 

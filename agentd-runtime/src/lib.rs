@@ -39,6 +39,7 @@
 //! | `otel` | `[logging.otel]`: OTLP/gRPC span export over tonic (module `obs::otel`) |
 //! | `otel-tls` | an `https://` OTLP endpoint: tonic's rustls client (ring), webpki roots or `AGENTD_HTTP_CA_FILE` |
 //! | `macros` | re-exports the `agentd!` macro (embedding; see `docs/embedding.md`); never in `agentd build` binaries |
+//! | `sandbox` | the kernel sandbox ([`sandbox`]): Landlock + seccomp from the policy and the compiled-in features (Linux) |
 //! | `fuzzing` | `#[doc(hidden)]` entry points for the cargo-fuzz targets in `fuzz/` (`context::fuzz_resolve`); never in `agentd build` binaries |
 //!
 //! # What generated code looks like
@@ -68,6 +69,7 @@ pub mod policy;
 pub mod policy_file;
 #[cfg(feature = "serve")]
 pub mod reload;
+pub mod sandbox;
 pub mod secrets;
 #[cfg(feature = "serve")]
 pub mod serve;
@@ -121,6 +123,10 @@ pub trait Workflow: Sync + Sized + 'static {
     /// The top-level workflow's `[logging]` (level, format, target, rotation,
     /// the audit sink), the lowest-precedence source of the log settings.
     const LOGGING: obs::LogConfig = obs::LogConfig::NONE;
+
+    /// `[sandbox] mode` (`best-effort` when the block is absent); `--sandbox`
+    /// overrides it at start (see [`sandbox`]).
+    const SANDBOX: sandbox::Mode = sandbox::Mode::BestEffort;
 
     /// The top-level workflow's `[[secrets]]` definitions (names and
     /// sources, never values); resolved by [`secrets::resolve`].

@@ -50,6 +50,7 @@ use tracing_core::Level;
 
 pub use config::{Inputs, LogArgs, LogError, Settings, init_cli, install, resolve};
 pub use redact::register_secret;
+pub use sink::file_sinks;
 
 /// Send the spans still queued for OTLP export and wait for them (bounded);
 /// a no-op without `[logging.otel]`. The binary calls it before it exits.

@@ -51,6 +51,9 @@ pub enum PolicyFileError {
     /// Signing is required but the binary was built without the `signing` feature.
     #[error("this binary requires signed policy files but was built without signature support")]
     SigningUnsupported,
+    /// A reload would need more than the kernel sandbox applied at start allows.
+    #[error("policy file `{}` widens the sandbox: {reason}", path.display())]
+    WidensSandbox { path: PathBuf, reason: String },
 }
 
 mod mapping;
@@ -102,6 +105,13 @@ impl PolicyFile {
     /// Why the new file was refused.
     pub fn reload(&self) -> Result<(), PolicyFileError> {
         let policy = read_policy(&self.path, self.key)?;
+        // Landlock cannot widen a domain: a policy the sandbox applied at
+        // start does not cover would be allowed in-process and denied by the
+        // kernel. Keep the old one and say why.
+        crate::sandbox::check_reload(&policy).map_err(|reason| PolicyFileError::WidensSandbox {
+            path: self.path.clone(),
+            reason,
+        })?;
         self.current.store(Arc::new(policy));
         Ok(())
     }

@@ -16,6 +16,8 @@ pub struct Options {
     pub allow_rust_nodes: bool,
     /// `--handlers PATH`: implies `allow_rust_nodes`; the crate must be readable.
     pub handlers: Option<PathBuf>,
+    /// `--explain-sandbox`: print the kernel sandbox of each valid workflow.
+    pub explain_sandbox: bool,
     pub color: bool,
     pub signing: VerifyOptions,
 }
@@ -94,6 +96,11 @@ fn check_one(file: &Path, load_opts: &LoadOptions, opts: &Options) -> u8 {
             file.display(),
             plural(warnings, "warning")
         );
+    }
+    if opts.explain_sandbox {
+        let ir = agentd_compiler::ir::lower(&program);
+        println!("{}", file.display());
+        print!("{}", agentd_compiler::sandbox::explain(&program, &ir));
     }
     EXIT_OK
 }

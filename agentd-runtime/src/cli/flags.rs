@@ -171,6 +171,19 @@ pub(crate) static FLAGS: &[Flag] = &[
         "Print the build provenance as JSON: source sha256s, signer key, versions, capabilities",
     ),
     opt(
+        "sandbox",
+        "sandbox",
+        "MODE",
+        Some("AGENTD_SANDBOX"),
+        "Kernel sandbox: enforce, best-effort or off [default: the workflow's [sandbox] mode, else best-effort]",
+    ),
+    switch(
+        "print_sandbox",
+        "print-sandbox",
+        None,
+        "Print the Landlock and seccomp rules this binary would apply with these flags, and exit",
+    ),
+    opt(
         "policy",
         "policy",
         "FILE",

@@ -82,6 +82,13 @@ pub(super) struct ServeCli {
     mcp: Option<crate::mcp::Mcp>,
 }
 
+impl ServeCli {
+    /// The TCP port `--bind` asks for (the kernel sandbox allows binding it).
+    pub(super) fn bind_port(&self) -> u16 {
+        self.bind.port()
+    }
+}
+
 /// Whether the workflow has anything to serve.
 #[cfg_attr(not(feature = "serve"), allow(clippy::extra_unused_type_parameters))]
 fn servable<W: Workflow>() -> bool {

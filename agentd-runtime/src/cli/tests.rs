@@ -373,3 +373,35 @@ fn provenance_prints_build_info_as_json_and_runs_nothing() {
     assert_eq!(doc["binary_sha256"], json!(want));
     assert!(!out.stdout.contains("completed"), "{}", out.stdout);
 }
+
+#[test]
+fn a_bad_sandbox_mode_is_a_usage_error() {
+    let out = cli(&["--sandbox", "strict"]);
+    assert_eq!(out.code, EXIT_USAGE);
+    assert!(
+        out.stderr
+            .contains("invalid value `strict` for --sandbox: expected enforce, best-effort or off"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn print_sandbox_prints_the_plan_and_runs_nothing() {
+    // No `[policy]`: allow-all, so no Landlock rule, only the seccomp list.
+    let out = cli(&["--print-sandbox", "--sandbox", "enforce"]);
+    assert_eq!(out.code, EXIT_OK, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("sandbox mode: enforce\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("landlock fs: not applied (no [policy]: allow-all)"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("seccomp: allow "), "{}", out.stdout);
+    assert!(!out.stdout.contains("completed"), "{}", out.stdout);
+}

@@ -97,6 +97,7 @@ impl Sink {
                 let now = SystemTime::now();
                 let period = period_of(rotation, now);
                 let path = rotated_path(base, rotation, now);
+                remember(base);
                 let file = open_append(&path)
                     .map_err(|e| format!("cannot open log file `{}`: {e}", path.display()))?;
                 Kind::File(Mutex::new(FileSink {
@@ -159,6 +160,24 @@ impl FileSink {
         }
         self.file.write_all(line.as_bytes())
     }
+}
+
+/// The base paths of every file sink opened so far: the kernel sandbox
+/// (`crate::sandbox`) keeps their directories writable for rotation.
+static FILE_SINKS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn remember(base: &Path) {
+    if let Ok(mut list) = FILE_SINKS.lock()
+        && !list.iter().any(|p| p == base)
+    {
+        list.push(base.to_path_buf());
+    }
+}
+
+/// The base paths of the file sinks opened by this process.
+#[must_use]
+pub fn file_sinks() -> Vec<PathBuf> {
+    FILE_SINKS.lock().map(|l| l.clone()).unwrap_or_default()
 }
 
 fn open_append(path: &Path) -> io::Result<File> {

@@ -1,0 +1,109 @@
+//! `agentd check --explain-sandbox`: the kernel sandbox a workflow's binary
+//! will apply, computed at build time by the runtime's own planner
+//! (`agentd-runtime/src/sandbox/plan.rs`, included below), so the rules an
+//! operator reviews in CI are the rules the binary derives.
+//!
+//! Owns only the mapping from the parsed workflow to the planner's inputs.
+//! What the binary adds at start (its `--state-dir`, log files, `--policy`
+//! file, TLS and CA files, `--bind` port) is named, not guessed: the exact
+//! list is the binary's `--print-sandbox`. Never fails: a loaded program
+//! always has a plan.
+
+use crate::ir::ProgramIr;
+use crate::load::Program;
+use crate::model::SandboxMode;
+
+/// The runtime's planner, shared source.
+#[path = "../../agentd-runtime/src/sandbox/plan.rs"]
+#[allow(dead_code)]
+pub mod plan;
+
+/// The mode the binary starts in (before `--sandbox`).
+#[must_use]
+pub fn mode(program: &Program) -> plan::Mode {
+    match program
+        .root()
+        .and_then(|r| r.doc.sandbox.as_ref())
+        .map(|s| s.mode)
+    {
+        Some(SandboxMode::Enforce) => plan::Mode::Enforce,
+        Some(SandboxMode::Off) => plan::Mode::Off,
+        Some(SandboxMode::BestEffort) | None => plan::Mode::BestEffort,
+    }
+}
+
+/// The plan of an error-free program (`ir` is its lowering).
+#[must_use]
+pub fn plan(program: &Program, ir: &ProgramIr) -> plan::Plan {
+    let cwd = std::env::current_dir()
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "/".to_owned());
+    let Some(root) = program.root() else {
+        return plan::Plan::default();
+    };
+    let doc = &root.doc;
+    let policy = doc.policy.as_ref().map(|p| {
+        fn v(l: &[String]) -> Vec<&str> {
+            l.iter().map(String::as_str).collect()
+        }
+        plan::PolicyLists {
+            fs_read: v(&p.fs.read),
+            fs_write: v(&p.fs.write),
+            fs_delete: v(&p.fs.delete),
+            fs_list: v(&p.fs.list),
+            http_urls: v(&p.http.urls),
+            shell_commands: v(&p.shell.commands),
+        }
+    });
+    let features: Vec<&str> = ir.features.iter().copied().collect();
+    let path_var = std::env::var("PATH").unwrap_or_default();
+    let exists = |p: &str| std::path::Path::new(p).is_file();
+    let mcp_commands = if ir.features.contains("mcp") {
+        doc.mcp_servers
+            .iter()
+            .filter_map(|s| s.command.first())
+            .map(|c| plan::resolve_command(c, &path_var, &exists))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut connect_urls = Vec::new();
+    for b in crate::llm::backends(doc) {
+        let url = b
+            .base_url
+            .clone()
+            .unwrap_or_else(|| "https://default-provider-endpoint".to_owned());
+        connect_urls.push((url, format!("backend `{}`", b.name)));
+    }
+    if let Some(otel) = doc.logging.as_ref().and_then(|l| l.otel.as_ref()) {
+        connect_urls.push((otel.endpoint.clone(), "[logging.otel]".to_owned()));
+    }
+    let inputs = plan::Inputs {
+        cwd: &cwd,
+        policy,
+        features,
+        mcp_commands,
+        connect_urls,
+        bind_ports: Vec::new(),
+        runtime_fs: Vec::new(),
+    };
+    plan::plan(&inputs)
+}
+
+/// The text `--explain-sandbox` prints for one workflow.
+#[must_use]
+pub fn explain(program: &Program, ir: &ProgramIr) -> String {
+    let mode = mode(program);
+    if mode == plan::Mode::Off {
+        return "sandbox mode: off ([sandbox] mode = \"off\": no kernel sandbox is compiled in)\n"
+            .to_owned();
+    }
+    let mut out = plan::render(&plan(program, ir), mode);
+    out.push_str(
+        "at start the binary adds: /dev/null, /dev/urandom, /proc/self; its --state-dir; the \
+         directories of its log and audit files, --policy file, [[secrets]] files, CA bundle \
+         and [server.tls] files; the --bind port. A write rule on a missing directory goes on \
+         its nearest existing ancestor. Exact rules: run the binary with --print-sandbox.\n",
+    );
+    out
+}

@@ -1,0 +1,427 @@
+//! The third wall: a kernel sandbox the binary applies to itself before the
+//! first node runs (Landlock paths and TCP ports, a seccomp allow-list),
+//! inherited by every child process it starts.
+//!
+//! Owns the inputs of the plan that only the running binary knows (its
+//! `--state-dir`, log files, `--policy` file, TLS and CA files, `--bind`
+//! port, MCP commands found on `PATH`), the mode (`[sandbox] mode`, then
+//! `--sandbox` / `AGENTD_SANDBOX`), the audit events, and the reload rule: a
+//! policy reload may only narrow what was applied, because Landlock cannot
+//! widen a domain. Which rules follow from a policy is `sandbox/plan.rs`
+//! (shared with `agentd check --explain-sandbox`); the kernel calls are
+//! `sandbox/linux.rs` (feature `sandbox`, Linux). It must never apply a
+//! rule the printed plan does not show.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::json;
+
+use crate::Workflow;
+use crate::policy::Policy;
+
+#[cfg(all(feature = "sandbox", target_os = "linux"))]
+mod linux;
+pub mod plan;
+#[cfg(all(feature = "sandbox", target_os = "linux"))]
+mod syscalls;
+
+pub use plan::{Access, FsRule, Mode, Plan};
+
+/// What only the started binary knows.
+#[derive(Debug, Default, Clone)]
+pub struct StartNeeds {
+    /// `--state-dir` (checkpoints, idempotency store).
+    pub state_dir: Option<PathBuf>,
+    /// `--policy FILE` (re-read on reload, with its `.sig`).
+    pub policy_file: Option<PathBuf>,
+    /// Serve mode's `--bind` port.
+    pub bind_port: Option<u16>,
+    /// `--intel-http URL`.
+    pub intel_http: Option<String>,
+}
+
+/// The inputs of a plan except the policy, owned, so a reload can recompute
+/// the plan for a new policy.
+#[derive(Debug, Clone)]
+struct Fixed {
+    cwd: String,
+    features: Vec<&'static str>,
+    mcp_commands: Vec<String>,
+    connect_urls: Vec<(String, String)>,
+    bind_ports: Vec<u16>,
+    runtime_fs: Vec<FsRule>,
+}
+
+/// The runtime features compiled into this binary that change the plan.
+#[must_use]
+pub fn features() -> Vec<&'static str> {
+    let all = [
+        ("shell", cfg!(feature = "shell")),
+        ("mcp", cfg!(feature = "mcp")),
+        ("http", cfg!(feature = "http")),
+        ("llm", cfg!(feature = "llm")),
+        ("llm-remote", cfg!(feature = "llm-remote")),
+        ("otel", cfg!(feature = "otel")),
+        ("serve", cfg!(feature = "serve")),
+        ("fs-watch", cfg!(feature = "fs-watch")),
+        ("schedule-cron", cfg!(feature = "schedule-cron")),
+    ];
+    all.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect()
+}
+
+/// The parent directory of a file the runtime re-reads (rotation and
+/// reloads replace files by rename, and a Landlock rule follows the inode).
+fn parent_of(path: &Path) -> String {
+    let abs = plan::normalize(&cwd(), &path.to_string_lossy());
+    match abs.rsplit_once('/') {
+        Some(("", _)) | None => "/".to_owned(),
+        Some((dir, _)) => dir.to_owned(),
+    }
+}
+
+fn cwd() -> String {
+    std::env::current_dir()
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "/".to_owned())
+}
+
+fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
+    let mut fs = vec![
+        FsRule::new("/dev/null", Access::READ.with(Access::WRITE), "runtime"),
+        FsRule::new("/dev/urandom", Access::READ, "runtime"),
+        FsRule::new("/dev/random", Access::READ, "runtime"),
+    ];
+    // `/proc/self` is a link to `/proc/<pid>`: the rule goes on the target.
+    if let Ok(me) = std::fs::read_link("/proc/self") {
+        fs.push(FsRule::new(
+            format!("/proc/{}", me.display()),
+            Access::READ,
+            "runtime (/proc/self)",
+        ));
+    }
+    if let Some(dir) = &needs.state_dir {
+        fs.push(FsRule::new(
+            plan::normalize(&cwd(), &dir.to_string_lossy()),
+            Access::READ.with(Access::WRITE).with(Access::REMOVE),
+            "--state-dir",
+        ));
+    }
+    if let Some(file) = &needs.policy_file {
+        fs.push(FsRule::new(
+            parent_of(file),
+            Access::READ,
+            "--policy file (reload)",
+        ));
+    }
+    for path in crate::obs::file_sinks() {
+        fs.push(FsRule::new(
+            parent_of(&path),
+            Access::WRITE,
+            "log/audit file and its rotations",
+        ));
+    }
+    for def in W::SECRETS {
+        if let crate::secrets::SecretSource::File { path, .. } = def.source {
+            fs.push(FsRule::new(
+                parent_of(Path::new(path)),
+                Access::READ,
+                format!("[[secrets]] {} (read at each use)", def.name),
+            ));
+        }
+    }
+    for var in ["AGENTD_HTTP_CA_FILE", "SSL_CERT_FILE"] {
+        if let Some(file) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            fs.push(FsRule::new(
+                parent_of(Path::new(&file)),
+                Access::READ,
+                format!("{var} (CA bundle)"),
+            ));
+        }
+    }
+    #[cfg(feature = "tls")]
+    if let Some(tls) = W::TLS {
+        let mut files = vec![tls.cert_file, tls.key_file];
+        if let Some(client) = &tls.client_auth {
+            files.push(client.ca_file);
+        }
+        for f in files {
+            fs.push(FsRule::new(
+                parent_of(Path::new(f)),
+                Access::READ,
+                "[server.tls] (reload)",
+            ));
+        }
+    }
+    #[cfg(feature = "fs-watch")]
+    for t in W::SERVE.triggers {
+        if let crate::serve::TriggerDef::FsWatch { path, .. } = t {
+            fs.push(FsRule::new(
+                plan::normalize(&cwd(), path),
+                Access::READ,
+                "fs_watch trigger",
+            ));
+        }
+    }
+    if cfg!(feature = "schedule-cron") {
+        fs.push(FsRule::new(
+            "/etc/localtime",
+            Access::READ,
+            "cron local time",
+        ));
+        fs.push(FsRule::new(
+            "/usr/share/zoneinfo",
+            Access::READ,
+            "cron local time",
+        ));
+    }
+
+    let mut connect_urls = Vec::new();
+    #[cfg(feature = "llm-remote")]
+    for b in W::BACKENDS {
+        let url = b.base_url.unwrap_or("https://default-provider-endpoint");
+        connect_urls.push((url.to_owned(), format!("backend `{}`", b.name)));
+    }
+    #[cfg(feature = "otel")]
+    if let Some(otel) = &W::LOGGING.otel {
+        connect_urls.push((otel.endpoint.to_owned(), "[logging.otel]".to_owned()));
+    }
+    if let Some(url) = &needs.intel_http {
+        connect_urls.push((url.clone(), "--intel-http".to_owned()));
+    }
+
+    Fixed {
+        cwd: cwd(),
+        features: features(),
+        mcp_commands: mcp_commands::<W>(),
+        connect_urls,
+        bind_ports: needs.bind_port.into_iter().collect(),
+        runtime_fs: fs,
+    }
+}
+
+/// `[[mcp_servers]]` commands, found on `PATH` as the child will be started.
+#[cfg(feature = "mcp")]
+fn mcp_commands<W: Workflow>() -> Vec<String> {
+    let path_var = std::env::var("PATH").unwrap_or_default();
+    let exists = |p: &str| Path::new(p).is_file();
+    W::MCP_SERVERS
+        .iter()
+        .filter_map(|def| def.command.first())
+        .map(|cmd| plan::resolve_command(cmd, &path_var, &exists))
+        .collect()
+}
+
+#[cfg(not(feature = "mcp"))]
+#[allow(clippy::extra_unused_type_parameters)] // the `mcp` twin reads W::MCP_SERVERS
+fn mcp_commands<W: Workflow>() -> Vec<String> {
+    Vec::new()
+}
+
+fn plan_with(fixed: &Fixed, policy: Option<&Policy>) -> Plan {
+    let strs = |p: &crate::policy::Patterns| -> Vec<String> {
+        p.iter().map(|c| c.as_ref().to_owned()).collect()
+    };
+    let owned = policy.map(|p| {
+        [
+            strs(&p.fs.read),
+            strs(&p.fs.write),
+            strs(&p.fs.delete),
+            strs(&p.fs.list),
+            strs(&p.http.urls),
+            strs(&p.shell.commands),
+        ]
+    });
+    let lists = owned.as_ref().map(|o| {
+        let v = |i: usize| o[i].iter().map(String::as_str).collect::<Vec<_>>();
+        plan::PolicyLists {
+            fs_read: v(0),
+            fs_write: v(1),
+            fs_delete: v(2),
+            fs_list: v(3),
+            http_urls: v(4),
+            shell_commands: v(5),
+        }
+    });
+    let inputs = plan::Inputs {
+        cwd: &fixed.cwd,
+        policy: lists,
+        features: fixed.features.clone(),
+        mcp_commands: fixed.mcp_commands.clone(),
+        connect_urls: fixed.connect_urls.clone(),
+        bind_ports: fixed.bind_ports.clone(),
+        runtime_fs: fixed.runtime_fs.clone(),
+    };
+    let mut plan = plan::plan(&inputs);
+    resolve_existing(&mut plan);
+    plan
+}
+
+/// Landlock rules need an existing path. A write rule whose directory does
+/// not exist yet goes on its nearest existing ancestor (a node may create
+/// the directory; the in-process matcher still checks the exact pattern);
+/// any other rule on a missing path grants nothing and is dropped. Both are
+/// said in the rule's reason, so the printed plan is what is applied.
+fn resolve_existing(plan: &mut Plan) {
+    let Some(rules) = plan.fs.take() else {
+        return;
+    };
+    let mut out = Vec::with_capacity(rules.len());
+    for mut r in rules {
+        if Path::new(&r.path).exists() {
+            out.push(r);
+            continue;
+        }
+        if !r.access.contains(Access::WRITE) {
+            continue;
+        }
+        let mut dir = Path::new(&r.path);
+        while let Some(parent) = dir.parent() {
+            dir = parent;
+            if dir.exists() {
+                break;
+            }
+        }
+        r.why = format!(
+            "{} (`{}` absent at start: nearest existing ancestor)",
+            r.why, r.path
+        );
+        r.path = dir.to_string_lossy().into_owned();
+        out.push(r);
+    }
+    // Merging again keeps one rule per path.
+    let mut merged: Vec<FsRule> = Vec::new();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    for r in out {
+        match merged.last_mut() {
+            Some(last) if last.path == r.path => {
+                last.access = last.access.with(r.access);
+                last.why.push_str("; ");
+                last.why.push_str(&r.why);
+            }
+            _ => merged.push(r),
+        }
+    }
+    plan.fs = Some(merged);
+}
+
+/// The plan this binary applies at start with `policy` in force.
+#[must_use]
+pub fn plan_for<W: Workflow>(policy: Option<&Policy>, needs: &StartNeeds) -> Plan {
+    plan_with(&fixed_for::<W>(needs), policy)
+}
+
+/// The plan applied at start and what it was computed from.
+static APPLIED: OnceLock<(Fixed, Plan)> = OnceLock::new();
+
+/// Why the sandbox could not be applied in `enforce` mode (exit 5).
+#[derive(Debug, thiserror::Error)]
+#[error("sandbox (mode enforce): {0}")]
+pub struct EnforceError(String);
+
+/// Apply the sandbox for `W` with `policy` in force, in `mode`. Best effort
+/// logs what the kernel could not apply (`sandbox.failed`); enforce refuses.
+///
+/// # Errors
+///
+/// [`EnforceError`] in `enforce` mode when a wall is missing or partial.
+pub fn apply<W: Workflow>(
+    mode: Mode,
+    policy: Option<&Policy>,
+    needs: &StartNeeds,
+) -> Result<(), EnforceError> {
+    if mode == Mode::Off {
+        crate::obs::audit("sandbox.applied", json!({ "mode": "off" }));
+        return Ok(());
+    }
+    let fixed = fixed_for::<W>(needs);
+    let plan = plan_with(&fixed, policy);
+    let problems = apply_plan(&plan);
+    let _ = APPLIED.set((fixed, plan));
+    if problems.is_empty() {
+        return Ok(());
+    }
+    if mode == Mode::Enforce {
+        return Err(EnforceError(problems.join("; ")));
+    }
+    crate::obs::audit(
+        "sandbox.failed",
+        json!({ "mode": mode.as_str(), "reason": problems.join("; ") }),
+    );
+    Ok(())
+}
+
+/// Apply `plan`; the list of what could not be applied.
+#[cfg(all(feature = "sandbox", target_os = "linux"))]
+fn apply_plan(plan: &Plan) -> Vec<String> {
+    let out = linux::apply(plan);
+    let mut problems = Vec::new();
+    if !out.landlock_full {
+        problems.push(format!("landlock {}", out.landlock));
+    }
+    let seccomp = match &out.seccomp {
+        Ok(n) => format!("{n} system calls allowed"),
+        Err(e) => {
+            problems.push(format!("seccomp not applied: {e}"));
+            format!("not applied: {e}")
+        }
+    };
+    crate::obs::audit(
+        "sandbox.applied",
+        json!({
+            "landlock": out.landlock,
+            "landlock_fs_rules": plan.fs.as_ref().map(Vec::len),
+            "seccomp": seccomp,
+            "groups": plan.groups.iter().map(|g| g.name()).collect::<Vec<_>>(),
+        }),
+    );
+    problems
+}
+
+#[cfg(not(all(feature = "sandbox", target_os = "linux")))]
+fn apply_plan(_plan: &Plan) -> Vec<String> {
+    vec![
+        "this binary has no kernel sandbox (built without the `sandbox` feature or not for Linux)"
+            .to_owned(),
+    ]
+}
+
+/// The Landlock ABI of the running kernel (0: none, or not Linux).
+#[must_use]
+pub fn kernel_abi() -> i32 {
+    #[cfg(all(feature = "sandbox", target_os = "linux"))]
+    return linux::kernel_abi();
+    #[cfg(not(all(feature = "sandbox", target_os = "linux")))]
+    0
+}
+
+/// Whether `policy` (a reloaded `--policy` file) stays within the sandbox
+/// applied at start. Always `Ok` when none was applied.
+///
+/// # Errors
+///
+/// What the new policy would need that the applied sandbox does not allow.
+pub fn check_reload(policy: &Policy) -> Result<(), String> {
+    let Some((fixed, applied)) = APPLIED.get() else {
+        return Ok(());
+    };
+    plan::covers(applied, &plan_with(fixed, Some(policy)))
+}
+
+/// `--print-sandbox`: the plan, and what this kernel supports.
+#[must_use]
+pub fn render(plan: &Plan, mode: Mode) -> String {
+    let mut out = plan::render(plan, mode);
+    let abi = kernel_abi();
+    let compiled = cfg!(all(feature = "sandbox", target_os = "linux"));
+    out.push_str(&format!(
+        "kernel: Landlock ABI {abi}{}; sandbox compiled in: {}\n",
+        if abi >= 4 {
+            ""
+        } else {
+            " (TCP port rules need ABI 4)"
+        },
+        if compiled { "yes" } else { "no" },
+    ));
+    out
+}
