@@ -7,6 +7,9 @@
 //! - `fail`: the same, with `isError: true`;
 //! - `pid`: the server's process id (tests check respawns with it);
 //! - `env`: the value of the environment variable named by `arguments.name`;
+//! - `read`: the text of the file at `arguments.path`; when it cannot be read,
+//!   `isError: true` with the error and its OS code (`os error 13` for the
+//!   kernel sandbox's `EACCES`);
 //! - `sleep`: sleeps `arguments.ms` milliseconds, then answers like `echo`;
 //! - `hang`: never answers;
 //! - `exit`: exits (status 3) without answering;
@@ -96,6 +99,17 @@ fn answer(
                 "env" => {
                     let var = args.get("name").and_then(Value::as_str).unwrap_or("");
                     Ok(text_result(std::env::var(var).unwrap_or_default()))
+                }
+                "read" => {
+                    let path = args.get("path").and_then(Value::as_str).unwrap_or("");
+                    Ok(match std::fs::read_to_string(path) {
+                        Ok(text) => text_result(text),
+                        Err(e) => {
+                            let mut r = text_result(format!("cannot read {path}: {e}"));
+                            r["isError"] = Value::Bool(true);
+                            r
+                        }
+                    })
                 }
                 "sleep" => {
                     let ms = args.get("ms").and_then(Value::as_u64).unwrap_or(0);
