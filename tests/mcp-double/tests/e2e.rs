@@ -46,6 +46,9 @@ fn workflow(dir: &Path) -> String {
 
 [policy.fs]
 read = ["{dir}/**"]
+# The double appends every request to this log; MCP children run inside the
+# binary's kernel sandbox, so the policy must allow the write.
+write = ["{dir}/double.log"]
 
 [policy.mcp]
 servers = ["double"]
@@ -250,5 +253,96 @@ fn a_built_binary_runs_mcp_nodes_and_an_agent_loop_against_real_processes() {
     assert!(
         doubles_in(&dir).is_empty(),
         "the binary left no MCP child behind"
+    );
+}
+
+/// An MCP server that may only read `<dir>/allowed`; it is asked to read a
+/// file next to it.
+fn confined_workflow(dir: &Path) -> String {
+    format!(
+        r#"name = "mcp_sandbox"
+
+[policy.fs]
+read = ["{dir}/allowed/**"]
+
+[[mcp_servers]]
+name = "double"
+command = ["{DOUBLE}"]
+allow_tools = ["read"]
+
+[[start_nodes]]
+name = "main"
+source = "manual"
+entry_node = "read"
+
+[[nodes]]
+id = "read"
+type = "call_mcp_tool"
+tool = "read"
+args_from = "trigger"
+server = "double"
+"#,
+        dir = dir.display()
+    )
+}
+
+#[test]
+fn an_mcp_child_reading_outside_the_fs_policy_gets_eacces_from_the_kernel() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mcp-sandbox");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("allowed")).expect("scratch dir");
+    let dir = dir.canonicalize().expect("scratch dir resolves");
+    std::fs::write(dir.join("allowed/ok.txt"), "fine\n").expect("write inside");
+    std::fs::write(dir.join("secret.txt"), "private\n").expect("write outside");
+    let wf = dir.join("wf.toml");
+    std::fs::write(&wf, confined_workflow(&dir)).expect("write workflow");
+    let compiled =
+        agentd_compiler::compile(&wf, &LoadOptions::default(), &CodegenOptions::default());
+    let generated = compiled.generated.expect("the workflow compiles");
+    let exe = dir.join("mcp-sandbox-bin");
+    let mut opts = BuildOptions::new(exe.clone());
+    opts.cache_dir = Some(workspace().join("target/agentd-cache"));
+    opts.linking = Linking::Dynamic;
+    opts.progress = false;
+    build::build(&generated, &opts).unwrap_or_else(|e| panic!("agentd build: {e}"));
+
+    let read = |path: &Path, extra: &[&str]| -> Value {
+        let run = Command::new(&exe)
+            .env_remove("AGENTD_SANDBOX")
+            .args(extra)
+            .arg("--input")
+            .arg(json!({ "path": path }).to_string())
+            .output()
+            .expect("the binary runs");
+        serde_json::from_slice(&run.stdout).unwrap_or_else(|e| {
+            panic!(
+                "outcome JSON ({e}): {}\nstderr: {}",
+                String::from_utf8_lossy(&run.stdout),
+                String::from_utf8_lossy(&run.stderr)
+            )
+        })
+    };
+    let inside = read(&dir.join("allowed/ok.txt"), &[]);
+    assert_eq!(
+        inside["final_value"]["content"][0]["text"], "fine\n",
+        "{inside}"
+    );
+
+    let outside = read(&dir.join("secret.txt"), &[]);
+    let said = outside["final_value"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(outside["final_value"]["is_error"], true, "{outside}");
+    assert!(
+        said.contains("Permission denied (os error 13)"),
+        "the child got EACCES from the kernel: {outside}"
+    );
+
+    // The control: the same child reads it when the binary runs unsandboxed.
+    let off = read(&dir.join("secret.txt"), &["--sandbox=off"]);
+    assert_eq!(
+        off["final_value"]["content"][0]["text"], "private\n",
+        "{off}"
     );
 }
