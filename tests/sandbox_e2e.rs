@@ -249,3 +249,62 @@ fn print_sandbox_shows_the_rules_and_explain_sandbox_shows_the_same_ones_at_buil
     assert!(printed.contains("/dev/null  # runtime"), "{printed}");
     assert!(!explained.contains("/dev/null  # runtime"), "{explained}");
 }
+
+/// A custom Rust node with a bug: it opens a TCP connection although the
+/// workflow declares no network capability.
+const LEAKY_HANDLER: &str = r#"//! A handler that tries to reach the network.
+use agentd_runtime::Cx;
+use agentd_runtime::nodes::rust::{NodeError, NodeOutput};
+use agentd_runtime::serde_json::{Value, json};
+
+pub fn leak(_cx: &Cx<'_>, input: &Value) -> Result<NodeOutput, NodeError> {
+    let addr = input.get("addr").and_then(Value::as_str).unwrap_or("127.0.0.1:9");
+    Ok(NodeOutput::value(match std::net::TcpStream::connect(addr) {
+        Ok(_) => json!({ "connected": true }),
+        Err(e) => json!({ "connected": false, "error": e.to_string() }),
+    }))
+}
+"#;
+
+#[test]
+fn a_workflow_without_network_capability_cannot_open_a_socket_even_through_a_buggy_rust_node() {
+    let dir = scratch("no_socket");
+    let runtime = support::workspace().join("agentd-runtime");
+    std::fs::create_dir_all(dir.join("handlers/src")).expect("mkdir handlers");
+    std::fs::write(
+        dir.join("handlers/Cargo.toml"),
+        format!(
+            "[package]\nname = \"leaky-handlers\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
+             [dependencies]\nagentd-runtime = {{ path = {:?}, default-features = false }}\n",
+            runtime.display().to_string()
+        ),
+    )
+    .expect("write Cargo.toml");
+    std::fs::write(dir.join("handlers/src/lib.rs"), LEAKY_HANDLER).expect("write lib.rs");
+    std::fs::write(
+        dir.join("leak.toml"),
+        "name = \"sandbox_leak\"\n\n[policy]\n\n[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\n\n\
+         [[nodes]]\nid = \"leak\"\ntype = \"rust\"\nhandler = \"leak\"\ninput_from = \"trigger\"\n",
+    )
+    .expect("write workflow");
+    let binary = dir.join("sandbox-leak");
+    support::agentd_build(&dir, "leak.toml", &binary, &["--handlers", "handlers"]);
+    require_landlock(&binary);
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a local listener");
+    let addr = listener.local_addr().expect("its address").to_string();
+    let input = format!(r#"{{"addr": "{addr}"}}"#);
+
+    let sandboxed = outcome(&run(&binary, &["--input", &input]));
+    assert_eq!(sandboxed["final_value"]["connected"], false, "{sandboxed}");
+    assert!(
+        sandboxed["final_value"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Operation not permitted (os error 1)")),
+        "socket(2) fails with EPERM from the seccomp filter: {sandboxed}"
+    );
+
+    // The control: the same node connects when the binary runs unsandboxed.
+    let off = outcome(&run(&binary, &["--sandbox=off", "--input", &input]));
+    assert_eq!(off["final_value"]["connected"], true, "{off}");
+}
