@@ -308,3 +308,108 @@ fn a_workflow_without_network_capability_cannot_open_a_socket_even_through_a_bug
     let off = outcome(&run(&binary, &["--sandbox=off", "--input", &input]));
     assert_eq!(off["final_value"]["connected"], true, "{off}");
 }
+
+fn wait_for_line(log: &Path, needle: &str, from: usize) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().skip(from).find(|l| l.contains(needle)) {
+            return Some(line.to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+fn line_count(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+/// Rewrite the policy file and touch the reload file (a new mtime and size).
+fn reload_with(dir: &Path, policy: &str, n: usize) {
+    std::fs::write(dir.join("policy.toml"), policy).expect("write policy");
+    std::fs::write(dir.join("reload"), "x".repeat(n)).expect("touch reload");
+}
+
+#[test]
+fn a_policy_reload_that_would_widen_the_sandbox_is_refused_and_one_that_narrows_is_taken() {
+    let dir = scratch("reload");
+    for sub in ["a/sub", "b"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
+    }
+    let d = dir.display();
+    std::fs::write(
+        dir.join("serve.toml"),
+        format!(
+            "name = \"sandbox_reload\"\n\n[policy.fs]\nread = [\"{d}/a/**\"]\n\n\
+             [[start_nodes]]\nname = \"hello\"\nsource = \"http\"\nentry_node = \"hello\"\n\n\
+             [[http_routes]]\nmethod = \"POST\"\npath = \"/hello\"\nstart_node = \"hello\"\n\n\
+             [[nodes]]\nid = \"hello\"\ntype = \"template_render\"\ntemplate = \"hi\"\ninput_from = \"trigger\"\n"
+        ),
+    )
+    .expect("write workflow");
+    let binary = dir.join("sandbox-reload");
+    support::agentd_build(&dir, "serve.toml", &binary, &[]);
+    require_landlock(&binary);
+
+    std::fs::write(
+        dir.join("policy.toml"),
+        format!("[policy.fs]\nread = [\"{d}/a/**\"]\n"),
+    )
+    .expect("write policy");
+    std::fs::write(dir.join("reload"), "").expect("write reload file");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let log = dir.join("serve.log");
+    let mut server = Command::new(&binary)
+        .current_dir(&dir)
+        .args(["--mode", "serve", "--bind", &format!("127.0.0.1:{port}")])
+        .args(["--policy", "policy.toml", "--reload-file", "reload"])
+        .args(["--log-level", "info"])
+        .env_remove("AGENTD_SANDBOX")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("create the log"))
+        .spawn()
+        .expect("the server starts");
+    let applied = wait_for_line(&log, "sandbox.applied", 0);
+
+    let before = line_count(&log);
+    reload_with(
+        &dir,
+        &format!("[policy.fs]\nread = [\"{d}/a/**\", \"{d}/b/**\"]\n"),
+        1,
+    );
+    let widened = wait_for_line(&log, "reload.failed", before);
+
+    let before = line_count(&log);
+    reload_with(
+        &dir,
+        &format!("[policy.fs]\nread = [\"{d}/a/sub/**\"]\n"),
+        2,
+    );
+    let narrowed = wait_for_line(&log, "reload.policy", before);
+    let after_narrow = std::fs::read_to_string(&log).unwrap_or_default();
+
+    let _ = server.kill();
+    let _ = server.wait();
+    let full = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        applied
+            .as_deref()
+            .is_some_and(|l| l.contains("fully enforced")),
+        "the server applied the sandbox:\n{full}"
+    );
+    let widened = widened.unwrap_or_else(|| panic!("no reload.failed:\n{full}"));
+    assert!(widened.contains("component=\"policy\""), "{widened}");
+    assert!(widened.contains("widens the sandbox"), "{widened}");
+    assert!(widened.contains(&format!("`{d}/b`")), "{widened}");
+    assert!(
+        narrowed.is_some(),
+        "the narrower policy is taken:\n{after_narrow}"
+    );
+}

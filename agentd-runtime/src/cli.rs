@@ -322,6 +322,7 @@ fn run_as<W: Workflow>(
         state_dir: durable.state_dir.as_ref().map(std::path::PathBuf::from),
         policy_file: env_string(&matches, "policy", args.policy.clone()).map(Into::into),
         bind_port: serve.as_ref().map(serve::ServeCli::bind_port),
+        reload_file: serve.as_ref().and_then(serve::ServeCli::reload_file),
         intel_http: intel_http_url,
     };
     let effective_policy = match &policy {

@@ -35,6 +35,8 @@ pub struct StartNeeds {
     pub state_dir: Option<PathBuf>,
     /// `--policy FILE` (re-read on reload, with its `.sig`).
     pub policy_file: Option<PathBuf>,
+    /// Serve mode's `--reload-file` (created when missing, then polled).
+    pub reload_file: Option<PathBuf>,
     /// Serve mode's `--bind` port.
     pub bind_port: Option<u16>,
     /// `--intel-http URL`.
@@ -112,6 +114,13 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
             parent_of(file),
             Access::READ,
             "--policy file (reload)",
+        ));
+    }
+    if let Some(file) = &needs.reload_file {
+        fs.push(FsRule::new(
+            parent_of(file),
+            Access::READ.with(Access::WRITE),
+            "--reload-file (created when missing)",
         ));
     }
     for path in crate::obs::file_sinks() {

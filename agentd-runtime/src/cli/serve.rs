@@ -87,6 +87,11 @@ impl ServeCli {
     pub(super) fn bind_port(&self) -> u16 {
         self.bind.port()
     }
+
+    /// `--reload-file`, which the server creates when missing.
+    pub(super) fn reload_file(&self) -> Option<PathBuf> {
+        self.reload_file.clone()
+    }
 }
 
 /// Whether the workflow has anything to serve.

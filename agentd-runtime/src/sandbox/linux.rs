@@ -3,20 +3,14 @@
 //! Owns the kernel calls of the sandbox and nothing else: which rules to
 //! apply is `plan.rs`'s decision. Both walls are inherited across `fork` and
 //! `execve`, so every child process (shell commands, MCP servers) runs under
-//! them too. The `unsafe` here is the one `seccomp(2)` call, made through
-//! libc because seccompiler only installs filters without the `LOG` flag.
+//! them too. The `unsafe` here is `prctl`, `seccomp(2)` and the Landlock ABI
+//! probe, made through libc.
 
 #![allow(unsafe_code)]
-
-use std::collections::BTreeMap;
 
 use landlock::{
     ABI, Access as _, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, LandlockStatus,
     NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
-};
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
 };
 
 use super::plan::{Access, Group, Plan};
@@ -132,54 +126,102 @@ fn landlock(plan: &Plan) -> Result<(String, bool), landlock::RulesetError> {
     })
 }
 
+/// One classic-BPF instruction (`struct sock_filter`).
+type Insn = libc::sock_filter;
+
+const fn stmt(code: u16, k: u32) -> Insn {
+    Insn {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
+    Insn { code, jt, jf, k }
+}
+
+// Opcodes and `seccomp_data` offsets (linux/filter.h, linux/seccomp.h).
+const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
+const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+const NR: u32 = 0;
+const ARCH: u32 = 4;
+const ARG0_LOW: u32 = 16; // args[0], low 32 bits on little-endian x86_64
+const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+const X32_BIT: u32 = 0x4000_0000;
+const RET_ALLOW: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
+const RET_ERRNO: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO | errno
+
+/// The allow-list as a BPF program: a wrong architecture or an x32 call
+/// fails, `clone` without `CLONE_THREAD` fails unless `exec` is in, each
+/// allowed number returns ALLOW, anything else `EPERM`.
+///
+/// Built by hand rather than with seccompiler: its compiler cost every binary
+/// ~0.3 M instructions at start (more than a whole hello run, see
+/// docs/performance.md) for what is a linear list of comparisons.
+#[cfg(target_arch = "x86_64")]
+fn allow_list(numbers: &[i64], exec: bool) -> Vec<Insn> {
+    let deny = RET_ERRNO | libc::EPERM as u32;
+    let mut prog = Vec::with_capacity(12 + 2 * numbers.len());
+    prog.extend([
+        stmt(LD_W_ABS, ARCH),
+        jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        stmt(RET_K, deny),
+        stmt(LD_W_ABS, NR),
+        jump(JGE_K, X32_BIT, 0, 1),
+        stmt(RET_K, deny),
+    ]);
+    if !exec {
+        // Threads only: a new process needs the exec group.
+        prog.extend([
+            jump(JEQ_K, libc::SYS_clone as u32, 0, 4),
+            stmt(LD_W_ABS, ARG0_LOW),
+            jump(JSET_K, libc::CLONE_THREAD as u32, 0, 1),
+            stmt(RET_K, RET_ALLOW),
+            stmt(RET_K, deny),
+        ]);
+    }
+    for &nr in numbers {
+        // Numbers are small and non-negative on x86_64; the cast is exact.
+        prog.push(jump(JEQ_K, nr as u32, 0, 1));
+        prog.push(stmt(RET_K, RET_ALLOW));
+    }
+    prog.push(stmt(RET_K, deny));
+    prog
+}
+
+/// `clone3` answers `ENOSYS` (its flags are behind a pointer), everything
+/// else passes to the allow-list.
+#[cfg(target_arch = "x86_64")]
+fn clone3_fallback() -> Vec<Insn> {
+    vec![
+        stmt(LD_W_ABS, NR),
+        jump(JEQ_K, libc::SYS_clone3 as u32, 0, 1),
+        stmt(RET_K, RET_ERRNO | libc::ENOSYS as u32),
+        stmt(RET_K, RET_ALLOW),
+    ]
+}
+
 /// Install the allow-list; returns how many system calls it allows.
 #[cfg(target_arch = "x86_64")]
 fn seccomp(plan: &Plan) -> Result<usize, String> {
     let exec = plan.groups.contains(&Group::Exec);
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for group in &plan.groups {
-        for &nr in super::syscalls::numbers(*group) {
-            let conditions = if nr == libc::SYS_clone && !exec {
-                // Threads only: a process needs the exec group.
-                let thread = libc::CLONE_THREAD as u64;
-                let cond = SeccompCondition::new(
-                    0,
-                    SeccompCmpArgLen::Qword,
-                    SeccompCmpOp::MaskedEq(thread),
-                    thread,
-                )
-                .map_err(|e| e.to_string())?;
-                vec![SeccompRule::new(vec![cond]).map_err(|e| e.to_string())?]
-            } else {
-                Vec::new()
-            };
-            rules.insert(nr, conditions);
-        }
-    }
-    let count = rules.len();
-    let allow = SeccompFilter::new(
-        rules,
-        SeccompAction::Errno(libc::EPERM as u32),
-        SeccompAction::Allow,
-        TargetArch::x86_64,
-    )
-    .map_err(|e| e.to_string())?;
-    let allow: BpfProgram = allow
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| e.to_string())?;
-    let clone3 = SeccompFilter::new(
-        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        TargetArch::x86_64,
-    )
-    .map_err(|e| e.to_string())?;
-    let clone3: BpfProgram = clone3
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| e.to_string())?;
+    let mut numbers: Vec<i64> = plan
+        .groups
+        .iter()
+        .flat_map(|g| super::syscalls::numbers(*g).iter().copied())
+        .filter(|nr| exec || *nr != libc::SYS_clone)
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let count = numbers.len() + usize::from(!exec);
     // The allow-list does not allow `seccomp` itself, so it goes on last.
-    install(&clone3)?;
-    install(&allow)?;
+    install(&clone3_fallback())?;
+    install(&allow_list(&numbers, exec))?;
     Ok(count)
 }
 
@@ -190,7 +232,7 @@ fn seccomp(_plan: &Plan) -> Result<usize, String> {
 
 /// `seccomp(SECCOMP_SET_MODE_FILTER, TSYNC | LOG)`: every thread of the
 /// process at once, and denials recorded by the kernel's audit log.
-fn install(program: &BpfProgram) -> Result<(), String> {
+fn install(program: &[Insn]) -> Result<(), String> {
     let len = u16::try_from(program.len()).map_err(|_| "seccomp filter too long".to_owned())?;
     // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) takes no pointers.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
@@ -198,9 +240,7 @@ fn install(program: &BpfProgram) -> Result<(), String> {
     }
     let prog = libc::sock_fprog {
         len,
-        // seccompiler's `sock_filter` is `#[repr(C)]` with the kernel's
-        // layout (u16, u8, u8, u32), the same as libc's.
-        filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+        filter: program.as_ptr().cast_mut(),
     };
     let flags = libc::SECCOMP_FILTER_FLAG_TSYNC | libc::SECCOMP_FILTER_FLAG_LOG;
     // SAFETY: `prog` points at `program`, alive for the call; the kernel copies
@@ -242,6 +282,69 @@ mod tests {
             let baked: Vec<Option<i64>> = numbers(g).iter().map(|n| Some(*n)).collect();
             assert_eq!(from_names, baked, "group {}", g.name());
         }
+    }
+
+    /// Runs the classic-BPF program on one call, as the kernel would.
+    #[cfg(target_arch = "x86_64")]
+    fn verdict(prog: &[Insn], arch: u32, nr: u32, arg0: u32) -> u32 {
+        let mut pc = 0;
+        let mut a = 0_u32;
+        loop {
+            let i = prog[pc];
+            match i.code {
+                LD_W_ABS => {
+                    a = match i.k {
+                        NR => nr,
+                        ARCH => arch,
+                        ARG0_LOW => arg0,
+                        other => panic!("load of offset {other}"),
+                    };
+                    pc += 1;
+                }
+                RET_K => return i.k,
+                JEQ_K | JGE_K | JSET_K => {
+                    let taken = match i.code {
+                        JEQ_K => a == i.k,
+                        JGE_K => a >= i.k,
+                        _ => a & i.k != 0,
+                    };
+                    pc += 1 + usize::from(if taken { i.jt } else { i.jf });
+                }
+                other => panic!("opcode {other:#x}"),
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_allow_list_allows_listed_calls_threads_only_clone_and_denies_the_rest() {
+        let x86 = AUDIT_ARCH_X86_64;
+        let eperm = RET_ERRNO | libc::EPERM as u32;
+        let nrs = [libc::SYS_read, libc::SYS_write];
+        let prog = allow_list(&nrs, false);
+        assert_eq!(verdict(&prog, x86, libc::SYS_read as u32, 0), RET_ALLOW);
+        assert_eq!(verdict(&prog, x86, libc::SYS_write as u32, 0), RET_ALLOW);
+        assert_eq!(verdict(&prog, x86, libc::SYS_socket as u32, 0), eperm);
+        let clone = libc::SYS_clone as u32;
+        let thread = libc::CLONE_THREAD as u32 | libc::CLONE_VM as u32;
+        assert_eq!(verdict(&prog, x86, clone, thread), RET_ALLOW);
+        assert_eq!(verdict(&prog, x86, clone, libc::SIGCHLD as u32), eperm);
+        assert_eq!(verdict(&prog, 0x4000_0003, libc::SYS_read as u32, 0), eperm);
+        assert_eq!(
+            verdict(&prog, x86, X32_BIT | libc::SYS_read as u32, 0),
+            eperm
+        );
+        let with_exec = allow_list(&[libc::SYS_read, libc::SYS_clone], true);
+        assert_eq!(
+            verdict(&with_exec, x86, clone, libc::SIGCHLD as u32),
+            RET_ALLOW
+        );
+        let fallback = clone3_fallback();
+        assert_eq!(
+            verdict(&fallback, x86, libc::SYS_clone3 as u32, 0),
+            RET_ERRNO | libc::ENOSYS as u32
+        );
+        assert_eq!(verdict(&fallback, x86, libc::SYS_read as u32, 0), RET_ALLOW);
     }
 
     #[test]
