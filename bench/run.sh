@@ -69,6 +69,7 @@ cases=(
     "fn main(){} (floor)|$work/empty-bin"
     "hello --version|$work/hello --version"
     "hello --input '{}'|$work/hello --input '{}'"
+    "hello ... --sandbox=off|$work/hello --input '{}' --sandbox=off"
     "data-pipeline --input ...|$work/data-pipeline --input '$dp_input'"
 )
 

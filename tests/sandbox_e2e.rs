@@ -330,14 +330,16 @@ fn line_count(log: &Path) -> usize {
 
 /// Rewrite the policy file and touch the reload file (a new mtime and size).
 fn reload_with(dir: &Path, policy: &str, n: usize) {
-    std::fs::write(dir.join("policy.toml"), policy).expect("write policy");
-    std::fs::write(dir.join("reload"), "x".repeat(n)).expect("touch reload");
+    std::fs::write(dir.join("conf/policy.toml"), policy).expect("write policy");
+    std::fs::write(dir.join("conf/reload"), "x".repeat(n)).expect("touch reload");
 }
 
 #[test]
 fn a_policy_reload_that_would_widen_the_sandbox_is_refused_and_one_that_narrows_is_taken() {
     let dir = scratch("reload");
-    for sub in ["a/sub", "b"] {
+    // The directories of the policy and reload files are readable (reloads
+    // re-read them), so they live apart from the directories the policy names.
+    for sub in ["a/sub", "b", "conf"] {
         std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
     }
     let d = dir.display();
@@ -356,11 +358,11 @@ fn a_policy_reload_that_would_widen_the_sandbox_is_refused_and_one_that_narrows_
     require_landlock(&binary);
 
     std::fs::write(
-        dir.join("policy.toml"),
+        dir.join("conf/policy.toml"),
         format!("[policy.fs]\nread = [\"{d}/a/**\"]\n"),
     )
     .expect("write policy");
-    std::fs::write(dir.join("reload"), "").expect("write reload file");
+    std::fs::write(dir.join("conf/reload"), "").expect("write reload file");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -369,7 +371,12 @@ fn a_policy_reload_that_would_widen_the_sandbox_is_refused_and_one_that_narrows_
     let mut server = Command::new(&binary)
         .current_dir(&dir)
         .args(["--mode", "serve", "--bind", &format!("127.0.0.1:{port}")])
-        .args(["--policy", "policy.toml", "--reload-file", "reload"])
+        .args([
+            "--policy",
+            "conf/policy.toml",
+            "--reload-file",
+            "conf/reload",
+        ])
         .args(["--log-level", "info"])
         .env_remove("AGENTD_SANDBOX")
         .stdout(Stdio::null())
@@ -377,6 +384,9 @@ fn a_policy_reload_that_would_widen_the_sandbox_is_refused_and_one_that_narrows_
         .spawn()
         .expect("the server starts");
     let applied = wait_for_line(&log, "sandbox.applied", 0);
+    // The watcher takes its first stamp before it says so.
+    let _ = wait_for_line(&log, "reload_file.watching", 0);
+    std::thread::sleep(Duration::from_millis(300));
 
     let before = line_count(&log);
     reload_with(

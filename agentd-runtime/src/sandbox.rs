@@ -162,6 +162,16 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
             ));
         }
     }
+    #[cfg(feature = "auth-oidc")]
+    for def in W::AUTH.oidc {
+        if let crate::serve::auth::JwksSource::File(path) = def.jwks {
+            fs.push(FsRule::new(
+                parent_of(Path::new(path)),
+                Access::READ,
+                format!("[auth.oidc.{}] jwks_file (reload)", def.name),
+            ));
+        }
+    }
     #[cfg(feature = "fs-watch")]
     for t in W::SERVE.triggers {
         if let crate::serve::TriggerDef::FsWatch { path, .. } = t {

@@ -220,8 +220,10 @@ fn seccomp(plan: &Plan) -> Result<usize, String> {
     numbers.dedup();
     let count = numbers.len() + usize::from(!exec);
     // The allow-list does not allow `seccomp` itself, so it goes on last.
-    install(&clone3_fallback())?;
-    install(&allow_list(&numbers, exec))?;
+    // The `clone3` answer is expected (the C library falls back on it), so it
+    // is not logged; denials of the allow-list are.
+    install(&clone3_fallback(), false)?;
+    install(&allow_list(&numbers, exec), true)?;
     Ok(count)
 }
 
@@ -230,9 +232,9 @@ fn seccomp(_plan: &Plan) -> Result<usize, String> {
     Err("no system call table for this architecture (x86_64 only)".to_owned())
 }
 
-/// `seccomp(SECCOMP_SET_MODE_FILTER, TSYNC | LOG)`: every thread of the
-/// process at once, and denials recorded by the kernel's audit log.
-fn install(program: &[Insn]) -> Result<(), String> {
+/// `seccomp(SECCOMP_SET_MODE_FILTER, TSYNC [| LOG])`: every thread of the
+/// process at once; with `log`, denials are recorded by the kernel's audit log.
+fn install(program: &[Insn], log: bool) -> Result<(), String> {
     let len = u16::try_from(program.len()).map_err(|_| "seccomp filter too long".to_owned())?;
     // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) takes no pointers.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
@@ -242,7 +244,10 @@ fn install(program: &[Insn]) -> Result<(), String> {
         len,
         filter: program.as_ptr().cast_mut(),
     };
-    let flags = libc::SECCOMP_FILTER_FLAG_TSYNC | libc::SECCOMP_FILTER_FLAG_LOG;
+    let mut flags = libc::SECCOMP_FILTER_FLAG_TSYNC;
+    if log {
+        flags |= libc::SECCOMP_FILTER_FLAG_LOG;
+    }
     // SAFETY: `prog` points at `program`, alive for the call; the kernel copies
     // the filter and keeps no reference to our memory.
     let rc = unsafe {
