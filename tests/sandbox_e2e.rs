@@ -423,3 +423,31 @@ fn a_policy_reload_that_would_widen_the_sandbox_is_refused_and_one_that_narrows_
         "the narrower policy is taken:\n{after_narrow}"
     );
 }
+
+#[test]
+fn sandbox_mode_off_compiles_no_sandbox_and_enforce_then_refuses_to_start() {
+    let dir = scratch("mode_off");
+    std::fs::write(dir.join("secret.txt"), "outside\n").expect("write outside");
+    let workflow = shell_workflow(&dir) + "\n[sandbox]\nmode = \"off\"\n";
+    std::fs::write(dir.join("off.toml"), workflow).expect("write workflow");
+    let binary = dir.join("sandbox-off");
+    support::agentd_build(&dir, "off.toml", &binary, &[]);
+
+    let printed = text(&run(&binary, &["--print-sandbox"]).stdout);
+    assert!(printed.starts_with("sandbox mode: off\n"), "{printed}");
+    assert!(printed.contains("sandbox compiled in: no"), "{printed}");
+    // Nothing stands between `cat` and the file but the in-process policy.
+    let input = format!(r#"{{"args": ["{}"]}}"#, dir.join("secret.txt").display());
+    let off = outcome(&run(&binary, &["--input", &input]));
+    assert_eq!(off["final_value"]["stdout"], "outside\n", "{off}");
+
+    // Asking for enforcement of a sandbox that is not there refuses to start.
+    let enforce = run(&binary, &["--sandbox", "enforce", "--input", &input]);
+    assert_eq!(enforce.status.code(), Some(5), "{}", text(&enforce.stderr));
+    assert!(
+        text(&enforce.stderr).contains("refusing to start: sandbox (mode enforce)"),
+        "{}",
+        text(&enforce.stderr)
+    );
+    assert!(enforce.stdout.is_empty(), "nothing ran");
+}

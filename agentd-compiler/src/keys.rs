@@ -57,9 +57,10 @@ const WRAPPED: &str =
     "tests/e2e.rs::wrapped_shape_file_nodes_child_starts_and_retry_work_in_a_built_binary";
 const REGO: &str = "tests/rego_e2e.rs::a_rego_policy_denying_env_read_exits_5_with_policy_denied_and_an_override_can_allow_it";
 const REGOFILE: &str = "tests/rego_e2e.rs::a_rego_file_is_baked_at_build_time_and_allows_the_run";
-const MCPEMPTY: &str =
-    "tests/mcp-double/tests/policy.rs::an_empty_policy_denies_an_mcp_call_before_the_server_sees_it";
+const MCPEMPTY: &str = "tests/mcp-double/tests/policy.rs::an_empty_policy_denies_an_mcp_call_before_the_server_sees_it";
 const MCPREGO: &str = "tests/mcp-double/tests/policy.rs::rego_decides_an_mcp_call_the_lists_allow";
+const SANDBOX: &str =
+    "tests/sandbox_e2e.rs::sandbox_mode_off_compiles_no_sandbox_and_enforce_then_refuses_to_start";
 const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
 
 /// Every key path of the model and its status, in `key_paths()` order.
@@ -227,6 +228,8 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("policy.rego.query", Honoured(REGOFILE)),
     ("policy.shell", Honoured(ROUTES)),
     ("policy.shell.commands", Honoured(ROUTES)),
+    ("sandbox", Honoured(SANDBOX)),
+    ("sandbox.mode", Honoured(SANDBOX)),
     ("secrets", Honoured(EFFECTS)),
     ("secrets[].name", Honoured(EFFECTS)),
     ("secrets[].source", Honoured(EFFECTS)),

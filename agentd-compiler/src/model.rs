@@ -81,7 +81,7 @@ pub struct WorkflowDoc {
 }
 
 /// `[sandbox]` (agentd extension; docs/security.md).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxConfig {
     /// `enforce`, `best-effort` (the default) or `off`.
@@ -90,7 +90,7 @@ pub struct SandboxConfig {
 }
 
 /// `[sandbox] mode`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SandboxMode {
     /// Refuse to start (exit 5) without full kernel support.
