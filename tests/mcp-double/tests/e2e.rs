@@ -53,6 +53,9 @@ write = ["{dir}/double.log"]
 [policy.mcp]
 servers = ["double"]
 
+[policy.mcp]
+servers = ["double"]
+
 [[secrets]]
 name = "double_token"
 source = "env"
