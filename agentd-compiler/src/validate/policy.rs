@@ -235,3 +235,99 @@ impl Validator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::parse::parse_str;
+    use crate::validate::{ValidateOptions, validate};
+
+    const NODE: &str = "[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\nentry_node = \"call\"\n\
+                        [[nodes]]\nid = \"call\"\ntype = \"call_mcp_tool\"\ntool = \"search\"\nserver = \"a\"\n";
+
+    /// `(code, text under the span)` of every diagnostic this module emits.
+    fn found(text: &str) -> Vec<(&'static str, String)> {
+        let r = parse_str(Path::new("wf.toml"), text);
+        let doc = r.doc.expect("parses");
+        validate(&r.source, &doc, &ValidateOptions::default())
+            .into_iter()
+            .filter(|d| {
+                d.code.starts_with("rego_")
+                    || d.code.contains("mcp_server")
+                    || d.code == "key_has_no_effect"
+            })
+            .map(|d| {
+                let at = d.span.and_then(|s| text.get(s)).unwrap_or("").to_owned();
+                (d.code, at)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_second_server_of_one_name_is_an_error_at_its_name() {
+        let text = format!(
+            "name = \"w\"\n[policy.mcp]\nservers = [\"a\"]\n\
+             [[mcp_servers]]\nname = \"a\"\ncommand = [\"/bin/one\"]\n\
+             [[mcp_servers]]\nname = \"a\"\ncommand = [\"/bin/two\"]\n{NODE}"
+        );
+        assert_eq!(found(&text), [("dup_mcp_server_name", "\"a\"".to_owned())]);
+    }
+
+    #[test]
+    fn an_empty_name_or_command_is_an_error() {
+        let text = format!(
+            "name = \"w\"\n[policy.mcp]\nservers = [\"*\"]\n\
+             [[mcp_servers]]\nname = \"\"\ncommand = [\"/bin/one\"]\n\
+             [[mcp_servers]]\nname = \"a\"\ncommand = []\n{NODE}"
+        );
+        assert_eq!(
+            found(&text),
+            [
+                ("invalid_mcp_server", "\"\"".to_owned()),
+                ("invalid_mcp_server", "[]".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn under_a_policy_an_unlisted_server_is_warned_and_a_listed_one_is_not() {
+        let servers = "[[mcp_servers]]\nname = \"a\"\ncommand = [\"/bin/a\"]\n";
+        let unlisted = format!("name = \"w\"\n[policy]\n{servers}{NODE}");
+        assert_eq!(
+            found(&unlisted),
+            [("mcp_server_not_in_policy", "\"a\"".to_owned())]
+        );
+        let listed = format!("name = \"w\"\n[policy.mcp]\nservers = [\"a*\"]\n{servers}{NODE}");
+        assert!(found(&listed).is_empty(), "{:?}", found(&listed));
+        // Without a [policy] everything is allowed: nothing to warn about.
+        let open = format!("name = \"w\"\n{servers}{NODE}");
+        assert!(found(&open).is_empty(), "{:?}", found(&open));
+    }
+
+    #[test]
+    fn servers_no_node_uses_have_no_effect() {
+        let text = "name = \"w\"\n[policy]\n[[mcp_servers]]\nname = \"a\"\ncommand = [\"/bin/a\"]\n\
+                    [[start_nodes]]\nname = \"main\"\nsource = \"manual\"\nentry_node = \"n\"\n\
+                    [[nodes]]\nid = \"n\"\ntype = \"merge\"\n";
+        assert_eq!(
+            found(text),
+            [("key_has_no_effect", "[[mcp_servers]]".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_rego_inline_error_points_at_the_character_in_the_toml() {
+        let text = "name = \"w\"\n[policy.rego]\ninline = '''\npackage agent\nallow if {\n  input.tool ==\n}\n'''\n";
+        assert_eq!(found(text), [("rego_syntax_error", "}".to_owned())]);
+        // Escapes in a basic string: the whole value is underlined instead.
+        let escaped = "name = \"w\"\n[policy.rego]\ninline = \"package agent\\nallow if {\\t\"\n";
+        assert_eq!(
+            found(escaped),
+            [(
+                "rego_syntax_error",
+                "\"package agent\\nallow if {\\t\"".to_owned()
+            )]
+        );
+    }
+}
