@@ -9,9 +9,9 @@
 //!   keys on `merge` / `terminate`, `[auth]` and `[server.tls]` in a workflow without
 //!   routes, auth bindings no route names, `instructions_from` beside `instructions`
 //!   (the literal wins), and every section of a *child* workflow that only the root's
-//!   copy governs (a child runs inside its root's binary); and, until it is
-//!   implemented, route `input_schema` (`[[mcp_servers]]` that no node uses is
-//!   reported by `validate/policy.rs`);
+//!   copy governs (a child runs inside its root's binary). (`[policy.rego]`,
+//!   `[policy.mcp] servers` and route `input_schema` are enforced;
+//!   `[[mcp_servers]]` that no node uses is reported by `validate/policy.rs`.)
 //! - `invalid_retry` (error): a `retry.jitter` that is not a finite number ≥ 0 (it
 //!   would also make code generation fail);
 //! - `retry_jitter_clamped` (warning): a `retry.jitter` above 0.5, which the runtime
@@ -87,27 +87,6 @@ impl Validator<'_> {
         }
         self.check_fs_delete_list();
         self.check_node_keys_without_effect();
-        self.check_not_enforced();
-    }
-
-    /// Keys this build parses but does not enforce yet (route `input_schema`); until
-    /// then a file relying on them is told so instead of being trusted. (`[policy.rego]`
-    /// and `[policy.mcp] servers` are enforced: `validate/policy.rs`.)
-    fn check_not_enforced(&mut self) {
-        for (i, route) in self.doc.http_routes.iter().enumerate() {
-            if route.input_schema.is_some() {
-                self.no_effect(
-                    loc!["http_routes", i, "input_schema"],
-                    format!(
-                        "route {} {}: `input_schema` is not enforced; request bodies are not \
-                         validated against it",
-                        route.method, route.path
-                    ),
-                    "validate the body in the workflow (e.g. a `condition` node on the fields you \
-                     need), or remove the key",
-                );
-            }
-        }
     }
 
     /// Triggers dialect 1 accepts but never fires.
@@ -518,7 +497,7 @@ mod tests {
     }
 
     #[test]
-    fn input_schema_is_reported_as_not_enforced_but_rego_and_mcp_servers_are_not() {
+    fn rego_mcp_servers_and_input_schema_are_enforced_not_reported_as_without_effect() {
         let text = format!(
             "{BASE}[policy.rego]\ninline = \"package agentd\\ndefault allow = false\"\n\
              [policy.mcp]\nservers = [\"gh\"]\n\
@@ -526,7 +505,8 @@ mod tests {
              [[nodes]]\nid = \"n\"\ntype = \"merge\"\n"
         )
         .replace("[policy]\n", "");
-        assert_eq!(no_effect(&text), ["input_schema"]);
+        // All three are enforced (validate/policy.rs and validate/routes.rs check them).
+        assert!(no_effect(&text).is_empty(), "{:?}", no_effect(&text));
     }
 
     fn child_diags(root: &str, child: &str) -> Vec<String> {
