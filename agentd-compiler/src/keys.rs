@@ -39,6 +39,8 @@ const CALL: &str =
 const POLLER: &str = "tests/e2e.rs::compat_examples_with_effect_nodes_build_and_start";
 const ROUTES: &str = "tests/serve_e2e.rs::routes_respond_statuses_decoding_and_fixed_endpoints";
 const IDEM: &str = "tests/serve_e2e.rs::idempotency_rate_limits_keep_alive_traceparent_and_metrics";
+const SCHEMA: &str =
+    "tests/serve_e2e.rs::input_schema_rejects_a_nonconforming_body_with_400_naming_its_pointer";
 const AUTH: &str =
     "tests/auth_e2e.rs::every_auth_scheme_of_secure_api_accepts_and_refuses_over_mutual_tls";
 const EFFECTS: &str = "tests/effects_e2e.rs::a_2xx_status_is_recorded_by_the_command_and_the_token_only_reaches_the_server";

@@ -9,8 +9,9 @@
 //!   keys on `merge` / `terminate`, `[auth]` and `[server.tls]` in a workflow without
 //!   routes, auth bindings no route names, `instructions_from` beside `instructions`
 //!   (the literal wins), and every section of a *child* workflow that only the root's
-//!   copy governs (a child runs inside its root's binary) (`[[mcp_servers]]` that no
-//!   node uses is reported by `validate/policy.rs`);
+//!   copy governs (a child runs inside its root's binary). (`[policy.rego]`,
+//!   `[policy.mcp] servers` and route `input_schema` are enforced;
+//!   `[[mcp_servers]]` that no node uses is reported by `validate/policy.rs`.)
 //! - `invalid_retry` (error): a `retry.jitter` that is not a finite number ≥ 0 (it
 //!   would also make code generation fail);
 //! - `retry_jitter_clamped` (warning): a `retry.jitter` above 0.5, which the runtime
@@ -498,7 +499,7 @@ mod tests {
     }
 
     #[test]
-    fn enforced_keys_rego_mcp_servers_and_input_schema_are_not_reported() {
+    fn rego_mcp_servers_and_input_schema_are_enforced_not_reported_as_without_effect() {
         let text = format!(
             "{BASE}[policy.rego]\ninline = \"package agentd\\ndefault allow = false\"\n\
              [policy.mcp]\nservers = [\"gh\"]\n\
@@ -506,6 +507,7 @@ mod tests {
              [[nodes]]\nid = \"n\"\ntype = \"merge\"\n"
         )
         .replace("[policy]\n", "");
+        // All three are enforced (validate/policy.rs and validate/routes.rs check them).
         assert!(no_effect(&text).is_empty(), "{:?}", no_effect(&text));
     }
 

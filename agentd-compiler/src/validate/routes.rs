@@ -7,9 +7,9 @@
 //! - `invalid_rate_limit`: a `rate_limit` whose bucket could never work —
 //!   `capacity = 0` (answers 429 forever), a `per_second` that is NaN, infinite, zero
 //!   or negative, or so small that the next token is more than a year away;
-//! - `input_schema_invalid`: an `input_schema` that is not a readable JSON Schema file
-//!   (it is compiled into the binary, so this is known at build time; see
-//!   [`crate::input_schema`]).
+//! - `input_schema_invalid`: an `input_schema` of the root workflow that is not a
+//!   readable JSON Schema file (it is compiled into the binary, so this is known at
+//!   build time; see [`crate::input_schema`]).
 
 use super::Validator;
 use crate::diagnostics::Diagnostic;
@@ -48,7 +48,12 @@ impl Validator<'_> {
             if let Some(rl) = &route.rate_limit {
                 self.check_rate_limit(i, rl.capacity, rl.per_second);
             }
-            if let Some(schema) = route.input_schema.as_deref()
+            // A child's routes are never served (see `no_effect`), so its schema
+            // files are not read.
+            if let Some(schema) = route
+                .input_schema
+                .as_deref()
+                .filter(|_| self.parent.is_none())
                 && let Err(why) =
                     crate::input_schema::resolve(schema, &self.opts.base_dir, &self.opts.cwd)
             {
@@ -205,6 +210,21 @@ mod tests {
                 "per_second = {good}"
             );
         }
+    }
+
+    #[test]
+    fn a_child_workflows_schema_file_is_not_read_as_its_routes_are_never_served() {
+        let t = route("POST", "/x", "input_schema = \"missing.json\"");
+        let r = parse_str(Path::new("child.toml"), &t);
+        let doc = r.doc.expect("parses");
+        let opts = ValidateOptions::default();
+        let child = crate::validate::validate_child(&r.source, &doc, &opts, &[]);
+        assert!(
+            child.iter().all(|d| d.code != "input_schema_invalid"),
+            "{child:?}"
+        );
+        let root = validate(&r.source, &doc, &opts);
+        assert!(root.iter().any(|d| d.code == "input_schema_invalid"));
     }
 
     #[test]
