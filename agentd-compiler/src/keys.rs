@@ -63,8 +63,6 @@ const MCPEMPTY: &str = "tests/mcp-double/tests/policy.rs::an_empty_policy_denies
 const MCPREGO: &str = "tests/mcp-double/tests/policy.rs::rego_decides_an_mcp_call_the_lists_allow";
 const SANDBOX: &str =
     "tests/sandbox_e2e.rs::sandbox_mode_off_compiles_no_sandbox_and_enforce_then_refuses_to_start";
-const SCHEMA: &str =
-    "tests/serve_e2e.rs::input_schema_rejects_a_nonconforming_body_with_400_naming_its_pointer";
 const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
 
 /// Every key path of the model and its status, in `key_paths()` order.
