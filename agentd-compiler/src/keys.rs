@@ -57,8 +57,7 @@ const WRAPPED: &str =
     "tests/e2e.rs::wrapped_shape_file_nodes_child_starts_and_retry_work_in_a_built_binary";
 const REGO: &str = "tests/rego_e2e.rs::a_rego_policy_denying_env_read_exits_5_with_policy_denied_and_an_override_can_allow_it";
 const REGOFILE: &str = "tests/rego_e2e.rs::a_rego_file_is_baked_at_build_time_and_allows_the_run";
-const MCPEMPTY: &str =
-    "tests/mcp-double/tests/policy.rs::an_empty_policy_denies_an_mcp_call_before_the_server_sees_it";
+const MCPEMPTY: &str = "tests/mcp-double/tests/policy.rs::an_empty_policy_denies_an_mcp_call_before_the_server_sees_it";
 const MCPREGO: &str = "tests/mcp-double/tests/policy.rs::rego_decides_an_mcp_call_the_lists_allow";
 const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
 
