@@ -12,6 +12,7 @@
 #                    traceparent
 #   template_render  template splitting and both renderers
 #   paths            context path resolution and policy path normalisation/matching
+#   lsp_requests     the language server: an open document and every editor request
 #
 # Installs cargo-fuzz if missing. libFuzzer needs nightly-only rustc flags; on a stable
 # toolchain we set RUSTC_BOOTSTRAP=1 to allow them. Each target runs even if an earlier
@@ -23,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 secs="${FUZZ_SECS:-60}"
-all="parse_validate serve_request template_render paths"
+all="parse_validate serve_request template_render paths lsp_requests"
 targets="${TARGETS:-$all}"
 
 for t in $targets; do
@@ -51,7 +52,7 @@ for t in $targets; do
     corpus="fuzz/corpus/$t"
     mkdir -p "$corpus"
     seeds=()
-    if [ "$t" = parse_validate ]; then
+    if [ "$t" = parse_validate ] || [ "$t" = lsp_requests ]; then
         cp workflows/*.toml "$corpus/"
         # The dialect-1 examples too, when the compat corpus is beside the workspace.
         compat="${AGENTD_COMPAT_DIR:-../shared/compat}"

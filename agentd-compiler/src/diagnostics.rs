@@ -281,3 +281,21 @@ pub fn render_short(d: &Diagnostic, db: &SourceDb) -> String {
     }
     s
 }
+
+/// The validator's help for `rust_node_not_allowed` speaks to `agentd!` users; the
+/// command-line front ends (`check`, `build`, `emit`, `lsp`) point at the flags that
+/// accept Rust nodes instead.
+pub fn cli_rust_node_help(diags: &mut [Diagnostic]) {
+    for d in diags
+        .iter_mut()
+        .filter(|d| d.code == "rust_node_not_allowed")
+    {
+        d.help = Some(
+            "bind its handler from a library crate with `agentd build --handlers PATH` \
+             (`handler = \"x\"` calls the crate's `pub fn x`), embed the workflow with \
+             agentd!(\"<file>\", handlers = { <name> = path::to_fn }), or check it with \
+             `agentd check --allow-rust-nodes`"
+                .to_string(),
+        );
+    }
+}

@@ -49,16 +49,53 @@ enum Command {
     },
     /// Validate a workflow and compile it into a standalone binary.
     Build(Box<BuildArgs>),
+    /// Build a workflow (cached) and run it; `--watch` rebuilds and reruns on every
+    /// change of the workflow or a child.
+    Run(RunArgs),
     /// Print the Rust code `agentd build` would compile for a workflow.
     Emit(EmitArgs),
     /// Run conformance scenarios and fixtures (compiled into one harness binary).
     Test(TestArgs),
     /// Print the JSON Schema (2020-12) of a workflow file, for editors (taplo).
     Schema,
-    /// Print a workflow's graph in Graphviz dot format.
+    /// Draw a workflow's graph: Graphviz dot, Mermaid, or SVG (rendered in-process).
     Graph {
         /// The workflow file.
         file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+        /// Write to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Run the language server (stdio JSON-RPC) for editors: diagnostics, hover,
+    /// definition, references, completion and rename.
+    Lsp {
+        /// Accept custom Rust nodes (`type = "rust"`), as `check --allow-rust-nodes`.
+        #[arg(long)]
+        allow_rust_nodes: bool,
+    },
+    /// Create a new workflow project: workflow, test scenarios, README and CI file.
+    Init {
+        /// The project directory (created; must be empty if it exists).
+        dir: PathBuf,
+        /// The starting point: hello, webhook, llm-classifier, approval or map.
+        #[arg(long, short, default_value = "hello", value_parser = clap::builder::PossibleValuesParser::new(agentd_compiler::init::names()))]
+        template: String,
+    },
+    /// Print a shell completion script (source it, or install it where your shell
+    /// looks for completions).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the agentd(1) man page, or write one page per command into a directory.
+    Man {
+        /// Write agentd.1 and agentd-COMMAND.1 here instead of printing agentd.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Generate an Ed25519 key pair: NAME (PKCS#8 PEM, mode 0600) and NAME.pub (SPKI PEM).
     Keygen {
@@ -225,6 +262,35 @@ struct ShipArgs {
 }
 
 #[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The workflow file.
+    file: PathBuf,
+    /// Rebuild and rerun whenever the workflow or a child workflow changes.
+    #[arg(long)]
+    watch: bool,
+    /// The agentd-runtime crate to build against.
+    #[arg(long, env = "AGENTD_RUNTIME_PATH")]
+    runtime: Option<PathBuf>,
+    /// Shared cache for generated crates, their build artifacts and `run`'s binaries.
+    #[arg(long, env = "AGENTD_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Link dynamically instead of the default static binary.
+    #[arg(long)]
+    dynamic: bool,
+    /// Never show cargo's progress.
+    #[arg(long, short)]
+    quiet: bool,
+    /// As for `build`: bind custom Rust nodes from this handler crate.
+    #[arg(long, value_name = "PATH")]
+    handlers: Option<PathBuf>,
+    #[command(flatten)]
+    signing: cmd::signing::SigningArgs,
+    /// Arguments for the workflow's binary (after `--`), e.g. `-- --input '{"x": 1}'`.
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
 struct TestArgs {
     /// Scenario files, and directories to search for scenarios (`*.toml` with a
     /// `[workflow]` table) and fixtures (`<dir>/{workflow,fixture}.toml`).
@@ -247,6 +313,33 @@ enum MessageFormat {
     Human,
     /// One JSON object per diagnostic on stdout.
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GraphFormat {
+    /// Graphviz dot.
+    Dot,
+    /// A Mermaid flowchart (for Markdown).
+    Mermaid,
+    /// SVG, laid out and drawn in-process (no Graphviz needed).
+    Svg,
+}
+
+impl From<GraphFormat> for agentd_compiler::graph::Format {
+    fn from(f: GraphFormat) -> Self {
+        match f {
+            GraphFormat::Dot => Self::Dot,
+            GraphFormat::Mermaid => Self::Mermaid,
+            GraphFormat::Svg => Self::Svg,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -294,7 +387,11 @@ fn main() -> ExitCode {
         ),
         Command::Explain { code } => cmd::explain::run(code.as_deref()),
         Command::Schema => cmd::schema::run(),
-        Command::Graph { file } => cmd::graph::run(&file, color),
+        Command::Graph {
+            file,
+            format,
+            output,
+        } => cmd::graph::run(&file, format.into(), output.as_deref(), color),
         Command::Test(args) => cmd::test::run(
             &args.paths,
             cmd::test::Options {
@@ -310,6 +407,25 @@ fn main() -> ExitCode {
                 allow_rust_nodes: args.allow_rust_nodes,
                 handlers: args.handlers,
                 color,
+            },
+        ),
+        Command::Run(args) => cmd::run::run(
+            &args.file,
+            cmd::run::Options {
+                build: cmd::build::Options {
+                    output: None,
+                    runtime: args.runtime,
+                    cache_dir: args.cache_dir,
+                    release_lto: false,
+                    dynamic: args.dynamic,
+                    handlers: args.handlers,
+                    progress: args.quiet.then_some(false),
+                    color,
+                    signing: args.signing.options(),
+                    ship: agentd_compiler::ship::ShipOptions::default(),
+                },
+                watch: args.watch,
+                args: args.args,
             },
         ),
         Command::Build(args) => cmd::build::run(
@@ -341,6 +457,16 @@ fn main() -> ExitCode {
                 },
             },
         ),
+        Command::Lsp { allow_rust_nodes } => {
+            cmd::lsp::run(&agentd_compiler::lsp::Options { allow_rust_nodes })
+        }
+        Command::Init { dir, template } => cmd::init::run(&dir, &template),
+        Command::Completions { shell } => cmd::completions::completions(match shell {
+            CompletionShell::Bash => clap_complete::Shell::Bash,
+            CompletionShell::Zsh => clap_complete::Shell::Zsh,
+            CompletionShell::Fish => clap_complete::Shell::Fish,
+        }),
+        Command::Man { dir } => cmd::completions::man(dir.as_deref()),
         Command::Keygen { output, force } => cmd::signing::keygen(&output, force),
         Command::Sign { file, key } => cmd::signing::sign(&file, &key),
         Command::Verify {

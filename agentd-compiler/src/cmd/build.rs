@@ -11,6 +11,7 @@ use agentd_compiler::signing::VerifyOptions;
 use super::{exit_for_failed_load, load_handler_crate};
 use crate::{EXIT_CARGO, EXIT_OK, EXIT_SIGNATURE, EXIT_USAGE};
 
+#[derive(Clone)]
 pub struct Options {
     pub output: Option<PathBuf>,
     pub runtime: Option<PathBuf>,
@@ -27,10 +28,16 @@ pub struct Options {
 }
 
 pub fn run(file: &Path, opts: Options) -> u8 {
-    let handler_crate = match load_handler_crate(opts.handlers.as_deref()) {
-        Ok(h) => h,
-        Err(code) => return code,
-    };
+    match build_binary(file, opts) {
+        Ok(_) => EXIT_OK,
+        Err(code) => code,
+    }
+}
+
+/// Validate, generate and compile `file`; the path of the binary, or the exit code
+/// after the problem was reported (shared with `agentd run`).
+pub fn build_binary(file: &Path, opts: Options) -> Result<PathBuf, u8> {
+    let handler_crate = load_handler_crate(opts.handlers.as_deref())?;
     // With a handler crate, `type = "rust"` nodes are allowed and each
     // `handler = "x"` calls `::agentd_handlers::x`.
     let compiled =
@@ -41,9 +48,9 @@ pub fn run(file: &Path, opts: Options) -> u8 {
                 "error: `{}` refused: a workflow file is unsigned or wrongly signed",
                 file.display()
             );
-            return EXIT_SIGNATURE;
+            return Err(EXIT_SIGNATURE);
         }
-        return exit_for_failed_load(&compiled.program, file);
+        return Err(exit_for_failed_load(&compiled.program, file));
     };
     let output = opts
         .output
@@ -66,7 +73,7 @@ pub fn run(file: &Path, opts: Options) -> u8 {
     // Refuse what shipping would refuse before spending a cargo build on it.
     if opts.ship.image.is_some() && !static_link {
         eprintln!("error: {}", agentd_compiler::ship::ShipError::NotStatic);
-        return EXIT_USAGE;
+        return Err(EXIT_USAGE);
     }
     if let Some(Err(e)) = opts
         .ship
@@ -75,7 +82,7 @@ pub fn run(file: &Path, opts: Options) -> u8 {
         .map(agentd_compiler::ship::image::normalize_reference)
     {
         eprintln!("error: {e}");
-        return EXIT_USAGE;
+        return Err(EXIT_USAGE);
     }
     let started = std::time::Instant::now();
     match build::build_with_layout(&generated, &bopts) {
@@ -110,9 +117,10 @@ pub fn run(file: &Path, opts: Options) -> u8 {
                     profile: bopts.profile.name(),
                     serves_http,
                 };
-                return super::ship::report(agentd_compiler::ship::ship(&built, &opts.ship));
+                let code = super::ship::report(agentd_compiler::ship::ship(&built, &opts.ship));
+                return if code == EXIT_OK { Ok(out) } else { Err(code) };
             }
-            EXIT_OK
+            Ok(out)
         }
         Err(BuildError::CargoFailed { status, log }) => {
             if !log.is_empty() {
@@ -121,7 +129,7 @@ pub fn run(file: &Path, opts: Options) -> u8 {
             eprintln!("error: cargo failed to build the generated crate ({status})");
             if let Some(hint) = toolchain_hint(&log, static_link) {
                 eprintln!("{hint}");
-                return EXIT_CARGO;
+                return Err(EXIT_CARGO);
             }
             if log.is_empty() && static_link {
                 eprintln!("{MAYBE_NO_STATIC_LIBC}");
@@ -135,11 +143,11 @@ pub fn run(file: &Path, opts: Options) -> u8 {
                     "help: this is a bug in agentd if `agentd check` passes; please report it with `agentd emit` output"
                 ),
             }
-            EXIT_CARGO
+            Err(EXIT_CARGO)
         }
         Err(e) => {
             eprintln!("error: {e}");
-            EXIT_USAGE
+            Err(EXIT_USAGE)
         }
     }
 }

@@ -2,9 +2,13 @@
 
 pub mod build;
 pub mod check;
+pub mod completions;
 pub mod emit;
 pub mod explain;
 pub mod graph;
+pub mod init;
+pub mod lsp;
+pub mod run;
 pub mod schema;
 pub mod ship;
 pub mod signing;
@@ -76,18 +80,7 @@ pub fn load_handler_crate(path: Option<&Path>) -> Result<Option<HandlerCrate>, u
 /// The validator's help for `rust_node_not_allowed` speaks to `agentd!` users; on the
 /// command line, point at the flags that accept Rust nodes instead.
 pub fn cli_rust_node_help(diags: &mut [Diagnostic]) {
-    for d in diags
-        .iter_mut()
-        .filter(|d| d.code == "rust_node_not_allowed")
-    {
-        d.help = Some(
-            "bind its handler from a library crate with `agentd build --handlers PATH` \
-             (`handler = \"x\"` calls the crate's `pub fn x`), embed the workflow with \
-             agentd!(\"<file>\", handlers = { <name> = path::to_fn }), or check it with \
-             `agentd check --allow-rust-nodes`"
-                .to_string(),
-        );
-    }
+    diagnostics::cli_rust_node_help(diags);
 }
 
 /// The shared front of `build` and `emit`: load, validate, verify and generate `file`,
