@@ -61,6 +61,7 @@ const REGO: &str = "tests/rego_e2e.rs::a_rego_policy_denying_env_read_exits_5_wi
 const REGOFILE: &str = "tests/rego_e2e.rs::a_rego_file_is_baked_at_build_time_and_allows_the_run";
 const MCPEMPTY: &str = "tests/mcp-double/tests/policy.rs::an_empty_policy_denies_an_mcp_call_before_the_server_sees_it";
 const MCPREGO: &str = "tests/mcp-double/tests/policy.rs::rego_decides_an_mcp_call_the_lists_allow";
+const MCPENV: &str = "tests/mcp-double/tests/e2e.rs::a_built_binary_runs_mcp_nodes_and_an_agent_loop_against_real_processes";
 const SANDBOX: &str =
     "tests/sandbox_e2e.rs::sandbox_mode_off_compiles_no_sandbox_and_enforce_then_refuses_to_start";
 const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
@@ -140,7 +141,7 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("mcp_servers[].allow_resources", Honoured(CORPUS)),
     ("mcp_servers[].allow_tools", Honoured(CORPUS)),
     ("mcp_servers[].command", Honoured(MCPREGO)),
-    ("mcp_servers[].env", Untested),
+    ("mcp_servers[].env", Honoured(MCPENV)),
     ("mcp_servers[].name", Honoured(CORPUS)),
     ("name", Honoured(HELLO)),
     ("nodes", Honoured(HELLO)),

@@ -29,7 +29,6 @@ const UNTESTED_BASELINE: &[&str] = &[
     "logging.otel.sample_ratio",
     "logging.rotation",
     "logging.target",
-    "mcp_servers[].env",
     "nodes[].retry.jitter",
     "nodes[http_request].body_from",
     "nodes[respond].input_from",
