@@ -1,6 +1,7 @@
 //! `[budget]` process limits, checked in real child processes: the built binary
 //! applies `RLIMIT_AS` / `RLIMIT_CPU` before the run (read back from
-//! `/proc/self/limits`), a limit that cannot be applied refuses to start with exit 5,
+//! `/proc/self/limits`), a limit that cannot be applied refuses to start with exit 5
+//! (one whose bytes overflow is refused at build time),
 //! and a memory cap below what the process needs stops it.
 
 use std::path::{Path, PathBuf};
@@ -81,20 +82,58 @@ fn memory_and_cpu_budgets_are_process_limits_of_the_running_binary() {
 
 #[test]
 fn a_limit_that_cannot_be_applied_refuses_to_start_with_exit_5() {
-    // 2^63-1 MiB does not fit in bytes: the limit cannot be set, so nothing runs.
-    let agent = build_with_budget(
-        "overflow",
-        "max_memory_mb = 9223372036854775807",
-        "/proc/self/limits",
-    );
-    let out = Command::new(&agent).output().expect("run the agent");
+    // A CPU limit above the hard limit the process was given, in a process without
+    // CAP_SYS_RESOURCE: setrlimit refuses, so nothing runs. (prlimit lowers the hard
+    // limit; setpriv drops the capability even when the tests run as root.)
+    let agent = build_with_budget("unappliable", "max_cpu_secs = 100", "/proc/self/limits");
+    let out = Command::new("prlimit")
+        .args([
+            "--cpu=50:50",
+            "--",
+            "setpriv",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+        ])
+        .arg(&agent)
+        .output()
+        .expect("run the agent under prlimit and setpriv (util-linux)");
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(err.contains("refusing to start"), "{err}");
+    assert!(err.contains("[budget] max_cpu_secs = 100"), "{err}");
+}
+
+#[test]
+fn a_memory_budget_whose_bytes_overflow_is_refused_at_build_time() {
+    // 2^63-1 MiB does not fit in 64 bits of bytes: the compiler refuses it
+    // (budget_out_of_range) instead of building a binary that cannot start.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("budget")
+        .join("overflow");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    std::fs::write(
+        dir.join("wf.toml"),
+        "name = \"budget-overflow\"\n[budget]\nmax_memory_mb = 9223372036854775807\n\
+         [[start_nodes]]\nname = \"main\"\nsource = \"manual\"\nentry_node = \"n\"\n\
+         [[nodes]]\nid = \"n\"\ntype = \"merge\"\n",
+    )
+    .expect("write workflow");
+    let out = Command::new(env!("CARGO_BIN_EXE_agentd"))
+        .args(["--color=never", "build", "wf.toml", "-o", "agent"])
+        .current_dir(&dir)
+        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
+        .output()
+        .expect("run agentd");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("refusing to start: [budget] max_memory_mb"),
+        stderr(&out).contains("error[budget_out_of_range]"),
         "{}",
         stderr(&out)
     );
+    assert!(!dir.join("agent").exists());
 }
 
 #[cfg(target_os = "linux")]
