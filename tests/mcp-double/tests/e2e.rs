@@ -53,9 +53,6 @@ write = ["{dir}/double.log"]
 [policy.mcp]
 servers = ["double"]
 
-[policy.mcp]
-servers = ["double"]
-
 [[secrets]]
 name = "double_token"
 source = "env"
@@ -267,6 +264,9 @@ fn confined_workflow(dir: &Path) -> String {
 
 [policy.fs]
 read = ["{dir}/allowed/**"]
+
+[policy.mcp]
+servers = ["double"]
 
 [[mcp_servers]]
 name = "double"

@@ -39,6 +39,11 @@ fn workflow(dir: &Path, policy: &str) -> String {
 
 {policy}
 
+# The double appends every request it receives to its log; MCP children run inside
+# the binary's kernel sandbox, so the policy must allow that write.
+[policy.fs]
+write = ["{log}"]
+
 [[mcp_servers]]
 name = "double"
 command = ["{DOUBLE}", "--log", "{log}"]
@@ -156,8 +161,11 @@ allow if {
     // An override with the same lists and a Rego that allows `echo`: the call runs.
     std::fs::write(
         dir.join("allow.toml"),
-        "[policy.mcp]\nservers = [\"double\"]\n[policy.rego]\ninline = '''\npackage agent\n\
-         allow if input.args.tool == \"echo\"\n'''\n",
+        format!(
+            "[policy.fs]\nwrite = [\"{}\"]\n[policy.mcp]\nservers = [\"double\"]\n\
+             [policy.rego]\ninline = '''\npackage agent\nallow if input.args.tool == \"echo\"\n'''\n",
+            dir.join("double.log").display()
+        ),
     )
     .expect("write override");
     let out = run(&exe, &dir, &["--policy", "allow.toml"]);
