@@ -64,6 +64,7 @@ const MCPREGO: &str = "tests/mcp-double/tests/policy.rs::rego_decides_an_mcp_cal
 const MCPENV: &str = "tests/mcp-double/tests/e2e.rs::a_built_binary_runs_mcp_nodes_and_an_agent_loop_against_real_processes";
 const SANDBOX: &str =
     "tests/sandbox_e2e.rs::sandbox_mode_off_compiles_no_sandbox_and_enforce_then_refuses_to_start";
+const TRIGGERS: &str = "tests/triggers_e2e.rs::cron_interval_and_fs_watch_triggers_fire_their_own_start_nodes_as_configured";
 const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
 
 /// Every key path of the model and its status, in `key_paths()` order.
@@ -292,13 +293,13 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("start_nodes[].source", Honoured(HELLO)),
     ("triggers", Honoured(POLLER)),
     ("triggers[].type", Honoured(POLLER)),
-    ("triggers[cron].schedule", Untested),
-    ("triggers[cron].start_node", Untested),
-    ("triggers[fs_watch].debounce_ms", Untested),
-    ("triggers[fs_watch].events", Untested),
-    ("triggers[fs_watch].path", Untested),
-    ("triggers[fs_watch].recursive", Untested),
-    ("triggers[fs_watch].start_node", Untested),
+    ("triggers[cron].schedule", Honoured(TRIGGERS)),
+    ("triggers[cron].start_node", Honoured(TRIGGERS)),
+    ("triggers[fs_watch].debounce_ms", Honoured(TRIGGERS)),
+    ("triggers[fs_watch].events", Honoured(TRIGGERS)),
+    ("triggers[fs_watch].path", Honoured(TRIGGERS)),
+    ("triggers[fs_watch].recursive", Honoured(TRIGGERS)),
+    ("triggers[fs_watch].start_node", Honoured(TRIGGERS)),
     (
         "triggers[internal.event].name",
         Diagnosed("key_has_no_effect"),
@@ -307,8 +308,8 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
         "triggers[internal.event].start_node",
         Diagnosed("key_has_no_effect"),
     ),
-    ("triggers[interval].every", Untested),
-    ("triggers[interval].start_node", Untested),
+    ("triggers[interval].every", Honoured(TRIGGERS)),
+    ("triggers[interval].start_node", Honoured(TRIGGERS)),
     (
         "triggers[mcp.resource.created].resource",
         Diagnosed("key_has_no_effect"),

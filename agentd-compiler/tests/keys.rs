@@ -35,15 +35,6 @@ const UNTESTED_BASELINE: &[&str] = &[
     "policy.mcp.resources",
     "policy.mcp.tools",
     "signing.public_key_pem",
-    "triggers[cron].schedule",
-    "triggers[cron].start_node",
-    "triggers[fs_watch].debounce_ms",
-    "triggers[fs_watch].events",
-    "triggers[fs_watch].path",
-    "triggers[fs_watch].recursive",
-    "triggers[fs_watch].start_node",
-    "triggers[interval].every",
-    "triggers[interval].start_node",
 ];
 
 fn workspace() -> PathBuf {
@@ -62,7 +53,6 @@ fn the_model_walk_finds_every_section_kind_and_variant() {
         "nodes[].retry.jitter",
         "nodes[llm_infer].prompt",
         "nodes[].type",
-        "triggers[cron].schedule",
         "secrets[env].var",
         "auth.oidc.*.issuer",
         "server.tls.client_auth.mode",
