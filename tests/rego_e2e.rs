@@ -79,7 +79,7 @@ fn a_rego_policy_denying_env_read_exits_5_with_policy_denied_and_an_override_can
     let dir = scratch("deny");
     std::fs::write(dir.join("deny.toml"), env_workflow("rego_deny", DENY_ENV)).expect("write");
     let exe = dir.join("deny");
-    agentd_build(&dir, "deny.toml", &exe, &[]);
+    agentd_build(&dir, "deny.toml", &exe, &["--policy-overrides"]);
 
     let out = run(&exe, &dir, &[]);
     let stderr = text(&out.stderr);
@@ -208,7 +208,7 @@ fn a_binary_without_rego_refuses_an_override_that_carries_rego() {
     let dir = scratch("norego");
     std::fs::write(dir.join("plain.toml"), env_workflow("rego_plain", "")).expect("write");
     let exe = dir.join("plain");
-    agentd_build(&dir, "plain.toml", &exe, &[]);
+    agentd_build(&dir, "plain.toml", &exe, &["--policy-overrides"]);
     std::fs::write(
         dir.join("override.toml"),
         "[policy.env]\nread_keys = [\"*\"]\n[policy.rego]\ninline = \"package agent\\nallow := false\"\n",
@@ -355,7 +355,7 @@ key = "AGENTD_REGO_KEY"
 "#;
     std::fs::write(dir.join("served.toml"), workflow).expect("write");
     let exe = dir.join("served");
-    agentd_build(&dir, "served.toml", &exe, &[]);
+    agentd_build(&dir, "served.toml", &exe, &["--policy-overrides"]);
     std::fs::write(dir.join("policy.toml"), OVERRIDE_DENY).expect("write override");
 
     let served = Served::start(&exe, &dir, &["--policy", "policy.toml"]);

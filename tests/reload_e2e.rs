@@ -162,6 +162,7 @@ fn signed_policy_reloads_on_sighup_tampering_is_refused_and_certificates_rotate(
                 "--color=never",
                 "build",
                 "--quiet",
+                "--policy-overrides",
                 "guarded.toml",
                 "-o",
                 "guarded",

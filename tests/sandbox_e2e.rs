@@ -354,7 +354,7 @@ fn a_policy_reload_that_would_widen_the_sandbox_is_refused_and_one_that_narrows_
     )
     .expect("write workflow");
     let binary = dir.join("sandbox-reload");
-    support::agentd_build(&dir, "serve.toml", &binary, &[]);
+    support::agentd_build(&dir, "serve.toml", &binary, &["--policy-overrides"]);
     require_landlock(&binary);
 
     std::fs::write(

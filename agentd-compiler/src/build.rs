@@ -15,6 +15,8 @@ use crate::codegen::GeneratedCrate;
 
 const CARGO_TOML_TEMPLATE: &str = include_str!("../../templates/Cargo.toml.in");
 const MAIN_RS_TEMPLATE: &str = include_str!("../../templates/main.rs.in");
+/// The linker script that drops unwind data from static binaries ([`final_link_args`]).
+const NO_UNWIND_DATA_LD: &str = include_str!("../../templates/no-unwind-data.ld");
 /// The workspace's lockfile, used when the runtime's workspace has none beside it.
 const WORKSPACE_LOCK: &str = include_str!("../../Cargo.lock");
 
@@ -279,10 +281,26 @@ pub fn build_with_layout(
         ],
     );
 
+    // A user's handler crate may link C++ that throws and catches its own exceptions:
+    // its binaries keep their unwind data.
+    let no_unwind_data = if static_link && opts.handlers.is_none() {
+        let script = cache.join("link").join("no-unwind-data.ld");
+        let dir = cache.join("link");
+        std::fs::create_dir_all(&dir).map_err(io("cannot create", &dir))?;
+        write_if_changed(&script, NO_UNWIND_DATA_LD)?;
+        Some(script)
+    } else {
+        None
+    };
+    let link_args = final_link_args(no_unwind_data.as_deref());
+
     let run = |offline: bool| -> Result<(std::process::ExitStatus, String), BuildError> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let mut cmd = Command::new(&cargo);
-        cmd.arg("build")
+        // `cargo rustc` rather than `cargo build`: the same build, plus arguments for
+        // the final binary's rustc only (`final_link_args`), which leave the
+        // dependencies' fingerprints alone.
+        cmd.arg("rustc")
             .arg("--manifest-path")
             .arg(layout.dir.join("Cargo.toml"))
             .arg("--target-dir")
@@ -310,6 +328,12 @@ pub fn build_with_layout(
         ] {
             cmd.env_remove(var);
         }
+        if !opts.progress {
+            cmd.arg("--quiet").arg("--color").arg("never");
+        }
+        if !link_args.is_empty() {
+            cmd.arg("--").args(&link_args);
+        }
         if opts.progress {
             cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
             let status = cmd.status().map_err(|source| BuildError::CargoSpawn {
@@ -318,7 +342,6 @@ pub fn build_with_layout(
             })?;
             Ok((status, String::new()))
         } else {
-            cmd.arg("--quiet").arg("--color").arg("never");
             let out = cmd.output().map_err(|source| BuildError::CargoSpawn {
                 cargo: cargo.clone(),
                 source,
@@ -369,6 +392,8 @@ pub fn build_with_layout(
 ///   packed relative relocations (`DT_RELR`, about 85 KB for a static PIE), only
 ///   where the C library's static start-up code applies them (glibc 2.36 or later;
 ///   binutils older than 2.38 ignores the option with a warning).
+/// - Always: `--cfg sha2_backend_soft="compact"`, the `sha2` crate's small portable
+///   SHA-256 (used only where the CPU lacks the SHA extensions).
 /// - Always: `--remap-path-prefix` for the cargo home, the cache and the runtime, so
 ///   a binary names `/agentd-runtime/src/engine.rs` (in panic and log locations)
 ///   rather than the build machine's paths.
@@ -378,6 +403,9 @@ fn rustflags(
     remaps: &[(Option<PathBuf>, &str)],
 ) -> Vec<String> {
     let mut flags = user.to_vec();
+    // SHA-256 (`--provenance` hashes the binary) keeps its SHA-NI path; only the
+    // portable fallback is the compact loop instead of 64 unrolled rounds: ~10 KB.
+    flags.extend(["--cfg", "sha2_backend_soft=\"compact\""].map(String::from));
     if static_link {
         flags.extend(
             [
@@ -398,6 +426,31 @@ fn rustflags(
         }
     }
     flags
+}
+
+/// Arguments for the final binary's rustc only (after `cargo rustc --`).
+///
+/// With `no_unwind_data` (static builds without a handler crate): drop the unwind
+/// data of the precompiled std, `libc.a` and `libgcc_eh.a` (`.eh_frame`,
+/// `.eh_frame_hdr` and `.gcc_except_table`, about 0.14 MB in hello) with the linker
+/// script at that path (`templates/no-unwind-data.ld`) and `--no-eh-frame-hdr`.
+/// With `panic = "abort"` and no unwind tables of our own nothing unwinds; only a
+/// backtrace under `RUST_BACKTRACE` reads them, and it then lists no frames. A
+/// static PIE reaches that data only through its `PT_GNU_EH_FRAME` header, which
+/// goes with it, so nothing is left pointing at discarded bytes.
+fn final_link_args(no_unwind_data: Option<&Path>) -> Vec<String> {
+    let Some(script) = no_unwind_data else {
+        return Vec::new();
+    };
+    // `-T` and the path as two arguments: a path is never split at a comma.
+    vec![
+        "-C".to_string(),
+        "link-arg=-Wl,--no-eh-frame-hdr".to_string(),
+        "-C".to_string(),
+        "link-arg=-T".to_string(),
+        "-C".to_string(),
+        format!("link-arg={}", script.display()),
+    ]
 }
 
 /// The user's `CARGO_ENCODED_RUSTFLAGS` or `RUSTFLAGS`, which cargo would otherwise
@@ -488,6 +541,8 @@ mod tests {
             [
                 "-C",
                 "target-cpu=native",
+                "--cfg",
+                "sha2_backend_soft=\"compact\"",
                 "--remap-path-prefix=/home/u/.cargo=/cargo",
                 "--remap-path-prefix=/src/agentd-runtime=/agentd-runtime",
             ]
@@ -499,5 +554,17 @@ mod tests {
         // Host artifacts (proc-macros) need unwind tables: never in a dynamic build,
         // whose flags cargo also applies to them.
         assert!(!dynamic.iter().any(|f| f.contains("unwind")));
+    }
+
+    #[test]
+    fn only_static_builds_without_handlers_get_the_unwind_data_script() {
+        assert!(final_link_args(None).is_empty());
+        let script = Path::new("/cache,with comma/link/no-unwind-data.ld");
+        let args = final_link_args(Some(script));
+        assert!(args.contains(&"link-arg=-Wl,--no-eh-frame-hdr".to_string()));
+        // The path is its own linker argument, commas and spaces intact.
+        let t = args.iter().position(|a| a == "link-arg=-T").expect("-T");
+        assert_eq!(args[t + 2], format!("link-arg={}", script.display()));
+        assert!(NO_UNWIND_DATA_LD.contains("/DISCARD/"));
     }
 }

@@ -49,6 +49,11 @@ pub struct CodegenOptions {
     /// A crate path (`agentd build --handlers`: `::agentd_handlers`) binding every
     /// handler that `handlers` does not to `<crate>::<handler name>`.
     pub handler_crate: Option<TokenStream>,
+    /// `agentd build --policy-overrides`: compile in the runtime's `policy-file`
+    /// feature, so the binary accepts `--policy FILE` / `AGENTD_POLICY` (and, built
+    /// with signing required, `signing` to check the file's signature). Without it the
+    /// binary refuses those with exit 2 and never parses TOML.
+    pub policy_overrides: bool,
 }
 
 /// Generate the `workflow` module for a program. `root` is the root workflow document
@@ -63,7 +68,7 @@ pub fn generate(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Ge
             .map(|g| g.name.clone())
             .unwrap_or_default(),
         code,
-        features: runtime_features(ir),
+        features: runtime_features(ir, opts.policy_overrides),
         source_hash: ir.program_hash.clone(),
         sources: ir.sources.clone(),
         signer: ir.signer.clone(),
@@ -744,17 +749,19 @@ fn sandbox_consts(root: &WorkflowDoc) -> TokenStream {
     }
 }
 
-/// Runtime features for a program: its node families, plus `policy-file` (every
-/// binary accepts `--policy`), `signing` when a policy key is baked in, and
-/// `sandbox` unless the root says `[sandbox] mode = "off"`.
-fn runtime_features(ir: &ProgramIr) -> Vec<&'static str> {
+/// Runtime features for a program: its node families, plus `policy-file` when the
+/// build accepts `--policy` overrides (with `signing` when a policy key is baked in
+/// for them), and `sandbox` unless the root says `[sandbox] mode = "off"`.
+fn runtime_features(ir: &ProgramIr, policy_overrides: bool) -> Vec<&'static str> {
     let mut features = ir.features.clone();
-    features.insert("policy-file");
+    if policy_overrides {
+        features.insert("policy-file");
+        if ir.policy_key.is_some() {
+            features.insert("signing");
+        }
+    }
     if !ir.sandbox_off {
         features.insert("sandbox");
-    }
-    if ir.policy_key.is_some() {
-        features.insert("signing");
     }
     features.into_iter().collect()
 }

@@ -103,6 +103,9 @@ pub fn expand(req: &EmbedRequest) -> TokenStream {
             .map(|h| (h.name.clone(), from_inner_module(&h.path)))
             .collect(),
         handler_crate: None,
+        // The embedding crate picks its runtime features itself; with `policy-file`
+        // on and signing required, its `--policy` overrides need the baked key.
+        policy_overrides: true,
     };
     let compiled = crate::compile_verified(&file, &load_opts, &verify, &cg);
     let program = &compiled.program;

@@ -80,9 +80,9 @@ pub fn compile_verified(
         Some(root) if !program.has_errors() => {
             let mut ir = ir::lower(&program);
             ir.signer = verification.signer;
-            // Built with signing required: a runtime `--policy` override must be
-            // signed by the same key, so the key is baked in.
-            if verification.required {
+            // Built with signing required and accepting `--policy` overrides: an
+            // override must be signed by the same key, so the key is baked in.
+            if verification.required && cg.policy_overrides {
                 ir.policy_key = verification.key;
             }
             Some(codegen::generate(&ir, &root.doc, cg))

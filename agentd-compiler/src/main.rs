@@ -208,6 +208,11 @@ struct BuildArgs {
     /// `agentd_handlers::x`. Allows `type = "rust"` nodes.
     #[arg(long, value_name = "PATH")]
     handlers: Option<PathBuf>,
+    /// Let the binary replace its baked `[policy]` at run time with `--policy FILE` /
+    /// `AGENTD_POLICY` (signed when signing is required). Without it the binary
+    /// refuses those flags.
+    #[arg(long)]
+    policy_overrides: bool,
     #[command(flatten)]
     signing: cmd::signing::SigningArgs,
     #[command(flatten)]
@@ -283,6 +288,9 @@ struct RunArgs {
     /// As for `build`: bind custom Rust nodes from this handler crate.
     #[arg(long, value_name = "PATH")]
     handlers: Option<PathBuf>,
+    /// As for `build`: the binary accepts `--policy FILE`.
+    #[arg(long)]
+    policy_overrides: bool,
     #[command(flatten)]
     signing: cmd::signing::SigningArgs,
     /// Arguments for the workflow's binary (after `--`), e.g. `-- --input '{"x": 1}'`.
@@ -419,6 +427,7 @@ fn main() -> ExitCode {
                     release_lto: false,
                     dynamic: args.dynamic,
                     handlers: args.handlers,
+                    policy_overrides: args.policy_overrides,
                     progress: args.quiet.then_some(false),
                     color,
                     signing: args.signing.options(),
@@ -437,6 +446,7 @@ fn main() -> ExitCode {
                 release_lto: args.release_lto,
                 dynamic: args.dynamic,
                 handlers: args.handlers,
+                policy_overrides: args.policy_overrides,
                 progress: if args.progress {
                     Some(true)
                 } else if args.quiet {

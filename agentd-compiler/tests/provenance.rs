@@ -1,6 +1,7 @@
 //! Provenance and reproducibility of built binaries: a signed build carries its
 //! sources' digests and the signer's fingerprint (`agent --provenance`) and accepts
-//! only a signed `--policy` override; building the same workflow twice, with build
+//! only a signed `--policy` override (built with `--policy-overrides`; without it any
+//! override is refused); building the same workflow twice, with build
 //! caches at different paths, gives byte-identical binaries.
 //!
 //! These tests run real `agentd build`s into the shared cache
@@ -104,6 +105,7 @@ fn signed_build_carries_source_digests_and_signer_fingerprint() {
             "-o",
             "agent",
             "--signing-required",
+            "--policy-overrides",
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -235,7 +237,16 @@ fn same_workflow_builds_byte_identical_binaries() {
 fn policy_override_is_checked_at_start_and_replaces_the_baked_policy() {
     let dir = scratch("override");
     hello_as(&dir, "policy-override", "");
-    let out = agentd(&dir, &["build", "policy-override.toml", "-o", "agent"]);
+    let out = agentd(
+        &dir,
+        &[
+            "build",
+            "policy-override.toml",
+            "-o",
+            "agent",
+            "--policy-overrides",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let run = |policy: Option<&str>| {
         let mut cmd = Command::new(dir.join("agent"));
@@ -271,5 +282,49 @@ fn policy_override_is_checked_at_start_and_replaces_the_baked_policy() {
     std::fs::write(dir.join("allow.toml"), allow).expect("write");
     let allowed = run(Some("allow.toml"));
     assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    assert!(dir.join("out/greeting.txt").is_file());
+}
+
+#[test]
+fn a_binary_built_without_policy_overrides_refuses_a_policy_file_and_runs_nothing() {
+    let dir = scratch("no-overrides");
+    hello_as(&dir, "policy-no-overrides", "");
+    let out = agentd(&dir, &["build", "policy-no-overrides.toml", "-o", "agent"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let allow = format!(
+        "[policy.env]\nread_keys = [\"*\"]\n[policy.fs]\nwrite = [\"{}/**\"]\n",
+        dir.join("out").display()
+    );
+    std::fs::write(dir.join("allow.toml"), allow).expect("write");
+    let run = |flag: bool, env: bool| {
+        let mut cmd = Command::new(dir.join("agent"));
+        cmd.current_dir(&dir)
+            .env("AGENTD_NAME", "no-override")
+            .env_remove("AGENTD_POLICY");
+        if flag {
+            cmd.args(["--policy", "allow.toml"]);
+        }
+        if env {
+            cmd.env("AGENTD_POLICY", "allow.toml");
+        }
+        cmd.output().expect("run the agent")
+    };
+
+    // The flag and its environment twin are refused before anything runs, naming the
+    // build option that would have accepted them; never ignored.
+    for (flag, env) in [(true, false), (false, true)] {
+        let refused = run(flag, env);
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        assert!(
+            stderr(&refused).contains("agentd build --policy-overrides"),
+            "{}",
+            stderr(&refused)
+        );
+        assert!(refused.stdout.is_empty());
+        assert!(!dir.join("out").exists(), "nothing ran");
+    }
+    // Without an override, the baked policy allows the write.
+    let baked = run(false, false);
+    assert_eq!(baked.status.code(), Some(0), "{}", stderr(&baked));
     assert!(dir.join("out/greeting.txt").is_file());
 }

@@ -481,7 +481,7 @@ fn load_policy_override(
     _key: Option<&'static [u8; 32]>,
 ) -> Result<std::sync::Arc<Policy>, String> {
     Err(format!(
-        "refusing to start: --policy `{path}` given, but this binary was built without the `policy-file` feature"
+        "refusing to start: --policy `{path}` given, but this binary does not accept policy overrides (rebuild it with `agentd build --policy-overrides`); it runs only with its baked [policy]"
     ))
 }
 

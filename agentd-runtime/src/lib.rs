@@ -29,7 +29,7 @@
 //! | `llm-remote` | `[[intelligence.backends]]` providers (`openai`, `openai-compatible`, `anthropic`, `gemini`) over ureq + rustls |
 //! | `schema` | JSON Schema validation of `llm_infer` output |
 //! | `mcp` | `call_mcp_tool`, `read_mcp_resource`, the stdio MCP client ([`mcp`]) |
-//! | `policy-file` | `--policy FILE` / `AGENTD_POLICY` override (module `policy_file`); always on in `agentd build` |
+//! | `policy-file` | `--policy FILE` / `AGENTD_POLICY` override (module `policy_file`); `agentd build --policy-overrides` only (without it `--policy` refuses to start) |
 //! | `signing` | Ed25519 check of signed policy overrides (built with signing required) |
 //! | `rego` | `[policy.rego]` evaluated by regorus after the static lists (module `policy::rego`); only for workflows that declare it |
 //! | `serve` (auth part) | route auth with bearer and basic ([`serve::auth`]), hot reload ([`reload`]: SIGHUP, `--reload-file`) |

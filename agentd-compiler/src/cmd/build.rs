@@ -20,6 +20,8 @@ pub struct Options {
     pub dynamic: bool,
     /// `--handlers PATH`: the crate custom Rust nodes are bound from.
     pub handlers: Option<PathBuf>,
+    /// `--policy-overrides`: the binary accepts `--policy FILE`.
+    pub policy_overrides: bool,
     pub progress: Option<bool>,
     pub color: bool,
     pub signing: VerifyOptions,
@@ -40,8 +42,13 @@ pub fn build_binary(file: &Path, opts: Options) -> Result<PathBuf, u8> {
     let handler_crate = load_handler_crate(opts.handlers.as_deref())?;
     // With a handler crate, `type = "rust"` nodes are allowed and each
     // `handler = "x"` calls `::agentd_handlers::x`.
-    let compiled =
-        super::compile_and_report(file, handler_crate.is_some(), &opts.signing, opts.color);
+    let compiled = super::compile_and_report(
+        file,
+        handler_crate.is_some(),
+        opts.policy_overrides,
+        &opts.signing,
+        opts.color,
+    );
     let Some(generated) = compiled.generated else {
         if super::signing::has_signing_error(&compiled.program.diagnostics) {
             eprintln!(

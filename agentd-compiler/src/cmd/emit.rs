@@ -22,6 +22,7 @@ pub fn run(file: &Path, opts: Options) -> u8 {
     let compiled = super::compile_and_report(
         file,
         rust_nodes,
+        false,
         &agentd_compiler::signing::VerifyOptions::default(),
         opts.color,
     );

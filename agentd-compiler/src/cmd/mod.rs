@@ -89,6 +89,7 @@ pub fn cli_rust_node_help(diags: &mut [Diagnostic]) {
 pub fn compile_and_report(
     file: &Path,
     rust_nodes: bool,
+    policy_overrides: bool,
     signing: &agentd_compiler::signing::VerifyOptions,
     color: bool,
 ) -> agentd_compiler::Compiled {
@@ -98,6 +99,7 @@ pub fn compile_and_report(
     };
     let cg = agentd_compiler::codegen::CodegenOptions {
         handler_crate: rust_nodes.then(agentd_compiler::handlers::codegen_prefix),
+        policy_overrides,
         ..agentd_compiler::codegen::CodegenOptions::default()
     };
     let mut compiled = agentd_compiler::compile_verified(file, &load_opts, signing, &cg);

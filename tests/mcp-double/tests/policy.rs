@@ -68,8 +68,12 @@ args_from = "trigger"
 fn build_in(dir: &Path, workflow: &str) -> PathBuf {
     let wf = dir.join("wf.toml");
     std::fs::write(&wf, workflow).expect("write workflow");
-    let compiled =
-        agentd_compiler::compile(&wf, &LoadOptions::default(), &CodegenOptions::default());
+    // `--policy-overrides`: the Rego test runs the binary with `--policy`.
+    let cg = CodegenOptions {
+        policy_overrides: true,
+        ..CodegenOptions::default()
+    };
+    let compiled = agentd_compiler::compile(&wf, &LoadOptions::default(), &cg);
     let errors: Vec<String> = compiled
         .program
         .diagnostics
