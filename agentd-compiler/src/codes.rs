@@ -1616,21 +1616,144 @@ type = "merge"
 "#,
     },
     CodeInfo {
-        code: "secret_source_unsupported",
+        code: "secret_command_empty",
         severity: Error,
         stage: Validate,
         dialect1: false,
-        summary: "a [[secrets]] source this runtime does not implement (`command`, `oauth2`)",
-        explanation: "agentd binaries read secrets from `env` (another environment variable, read on \
-every use) and `file` (re-read on every use, so rotation needs no restart). Dialect 1's optional \
-`command` and `oauth2` sources are not implemented; rather than build a binary that refuses to \
-start, the build fails. Have the deployment write the value to a file or an environment variable.",
+        summary: "a `command` secret whose `argv` names no program",
+        explanation: "A `[[secrets]]` entry with `source = \"command\"` runs `argv` (no shell) and takes its \
+trimmed stdout as the value. An empty `argv`, or an empty program name, could never run; the binary \
+would refuse to start. Give the program (an absolute path, or a name found on `PATH`) and its \
+arguments.",
         example: r#"name = "example"
 
 [[secrets]]
 name = "api"
-source = "command"       # fix: source = "file", path = "/run/secrets/api"
-argv = ["/usr/bin/pass", "show", "api"]
+source = "command"
+argv = []               # fix: argv = ["/usr/bin/pass", "show", "api"]
+
+[[nodes]]
+id = "a"
+type = "merge"
+"#,
+    },
+    CodeInfo {
+        code: "secret_oauth2_bad_url",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an `oauth2` secret whose `token_url` is not an absolute http(s) URL",
+        explanation: "An `oauth2` secret POSTs the client credentials grant to `token_url`. Only absolute \
+`http://` and `https://` URLs without surrounding whitespace can be requested; anything else would \
+fail at every start.",
+        example: r#"name = "example"
+
+[[secrets]]
+name = "api_token"
+source = "oauth2"
+token_url = "auth.example.com/token"   # fix: "https://auth.example.com/token"
+client_id_env = "CLIENT_ID"
+client_secret_env = "CLIENT_SECRET"
+
+[[nodes]]
+id = "a"
+type = "merge"
+"#,
+    },
+    CodeInfo {
+        code: "secret_oauth2_url_denied",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an `oauth2` secret whose `token_url` the workflow's [policy.http] does not allow",
+        explanation: "Token requests are outbound HTTP like any other: `[policy.http]` must allow a \
+`POST` to the token endpoint (a `urls` pattern covering it, and `POST` in `methods` when `methods` \
+lists any). A literal `token_url` the baked policy denies could never be fetched, so the build \
+fails. A `--policy` override is checked again when the binary starts.",
+        example: r#"name = "example"
+
+[[secrets]]
+name = "api_token"
+source = "oauth2"
+token_url = "https://auth.example.com/token"
+client_id_env = "CLIENT_ID"
+client_secret_env = "CLIENT_SECRET"
+
+[policy.http]
+urls = ["https://api.example.com/**"]   # fix: add "https://auth.example.com/token"
+
+[[nodes]]
+id = "a"
+type = "merge"
+"#,
+    },
+    CodeInfo {
+        code: "secret_oauth2_auth_style",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an `oauth2` secret with an `auth_style` other than \"body\" or \"basic\"",
+        explanation: "`auth_style` says how the client authenticates to the token endpoint: `body` (the \
+default; `client_id` and `client_secret` in the form body, OAuth's `client_secret_post`) or `basic` \
+(HTTP Basic, `client_secret_basic`). No other value is understood.",
+        example: r#"name = "example"
+
+[[secrets]]
+name = "api_token"
+source = "oauth2"
+token_url = "https://auth.example.com/token"
+client_id_env = "CLIENT_ID"
+client_secret_env = "CLIENT_SECRET"
+auth_style = "header"   # fix: "basic"
+
+[[nodes]]
+id = "a"
+type = "merge"
+"#,
+    },
+    CodeInfo {
+        code: "secret_oauth2_reserved_param",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "`extra_params` of an `oauth2` secret sets a parameter the grant sends itself",
+        explanation: "The token request always carries `grant_type=client_credentials`, the client \
+(`client_id`, `client_secret`, in the body or as HTTP Basic) and `scope` (from `scopes`). Setting one \
+of them again in `extra_params` would send it twice or contradict the grant. Use `scopes` for scopes; \
+the client comes from `client_id_env` and `client_secret_env`.",
+        example: r#"name = "example"
+
+[[secrets]]
+name = "api_token"
+source = "oauth2"
+token_url = "https://auth.example.com/token"
+client_id_env = "CLIENT_ID"
+client_secret_env = "CLIENT_SECRET"
+extra_params = { scope = "read" }   # fix: scopes = ["read"]
+
+[[nodes]]
+id = "a"
+type = "merge"
+"#,
+    },
+    CodeInfo {
+        code: "secret_oauth2_credential_loop",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an `oauth2` secret whose client id or secret is itself an `oauth2` token",
+        explanation: "`client_id_env` and `client_secret_env` name the secrets (or environment variables) \
+holding the client's credentials. They are resolved through `[[secrets]]`, so they may come from an \
+`env`, `file` or `command` source, but not from another `oauth2` entry: a token is not a client \
+credential, and two such entries could wait on each other forever.",
+        example: r#"name = "example"
+
+[[secrets]]
+name = "api_token"
+source = "oauth2"
+token_url = "https://auth.example.com/token"
+client_id_env = "CLIENT_ID"
+client_secret_env = "api_token"   # fix: a secret holding the client secret, e.g. "CLIENT_SECRET"
 
 [[nodes]]
 id = "a"

@@ -236,6 +236,7 @@ pub fn lower(program: &Program) -> ProgramIr {
     if let Some(root) = program.root() {
         crate::auth::add_features(&root.doc, &mut features);
         crate::serve::add_features(&root.doc, &mut features);
+        crate::secrets::add_features(&root.doc, &mut features);
         // OTLP export is compiled in only for a workflow that asks for it.
         if let Some(otel) = root.doc.logging.as_ref().and_then(|l| l.otel.as_ref()) {
             features.insert("otel");

@@ -65,6 +65,12 @@ const MCPENV: &str = "tests/mcp-double/tests/e2e.rs::a_built_binary_runs_mcp_nod
 const SANDBOX: &str =
     "tests/sandbox_e2e.rs::sandbox_mode_off_compiles_no_sandbox_and_enforce_then_refuses_to_start";
 const TRIGGERS: &str = "tests/triggers_e2e.rs::cron_interval_and_fs_watch_triggers_fire_their_own_start_nodes_as_configured";
+const SECRETCMD: &str =
+    "tests/secrets_e2e.rs::a_command_secret_runs_a_real_program_whose_output_is_the_client_secret";
+const OAUTH2: &str =
+    "tests/secrets_e2e.rs::an_oauth2_token_is_fetched_once_and_reused_by_every_request";
+const OAUTHSKEW: &str =
+    "tests/secrets_e2e.rs::a_token_inside_its_skew_is_fetched_again_at_every_use";
 const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
 
 /// Every key path of the model and its status, in `key_paths()` order.
@@ -237,41 +243,17 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("secrets", Honoured(EFFECTS)),
     ("secrets[].name", Honoured(EFFECTS)),
     ("secrets[].source", Honoured(EFFECTS)),
-    (
-        "secrets[command].argv",
-        Diagnosed("secret_source_unsupported"),
-    ),
+    ("secrets[command].argv", Honoured(SECRETCMD)),
     ("secrets[env].var", Honoured(EFFECTS)),
     ("secrets[file].path", Honoured(LLMREM)),
     ("secrets[file].trim", Honoured(LLMREM)),
-    (
-        "secrets[oauth2].auth_style",
-        Diagnosed("secret_source_unsupported"),
-    ),
-    (
-        "secrets[oauth2].client_id_env",
-        Diagnosed("secret_source_unsupported"),
-    ),
-    (
-        "secrets[oauth2].client_secret_env",
-        Diagnosed("secret_source_unsupported"),
-    ),
-    (
-        "secrets[oauth2].extra_params",
-        Diagnosed("secret_source_unsupported"),
-    ),
-    (
-        "secrets[oauth2].scopes",
-        Diagnosed("secret_source_unsupported"),
-    ),
-    (
-        "secrets[oauth2].skew_secs",
-        Diagnosed("secret_source_unsupported"),
-    ),
-    (
-        "secrets[oauth2].token_url",
-        Diagnosed("secret_source_unsupported"),
-    ),
+    ("secrets[oauth2].auth_style", Honoured(OAUTH2)),
+    ("secrets[oauth2].client_id_env", Honoured(OAUTH2)),
+    ("secrets[oauth2].client_secret_env", Honoured(OAUTH2)),
+    ("secrets[oauth2].extra_params", Honoured(OAUTH2)),
+    ("secrets[oauth2].scopes", Honoured(OAUTH2)),
+    ("secrets[oauth2].skew_secs", Honoured(OAUTHSKEW)),
+    ("secrets[oauth2].token_url", Honoured(OAUTH2)),
     ("server", Honoured(AUTH)),
     ("server.tls", Honoured(AUTH)),
     ("server.tls.cert_file", Honoured(AUTH)),

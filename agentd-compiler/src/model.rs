@@ -1033,9 +1033,9 @@ pub enum SecretSource {
     Env(EnvSecret),
     /// The content of a file, read on every use (rotation without restart).
     File(FileSecret),
-    /// Not supported by this runtime (`secret_source_unsupported`).
+    /// The trimmed stdout of a program (no shell), cached until the next reload.
     Command(CommandSecret),
-    /// Not supported by this runtime (`secret_source_unsupported`).
+    /// An access token from the client credentials grant, cached until it expires.
     Oauth2(OAuth2Secret),
 }
 

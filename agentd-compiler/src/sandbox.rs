@@ -11,7 +11,7 @@
 
 use crate::ir::ProgramIr;
 use crate::load::Program;
-use crate::model::SandboxMode;
+use crate::model::{SandboxMode, SecretSource};
 
 /// The runtime's planner, shared source.
 #[path = "../../agentd-runtime/src/sandbox/plan.rs"]
@@ -78,6 +78,26 @@ pub fn plan(program: &Program, ir: &ProgramIr) -> plan::Plan {
     if let Some(otel) = doc.logging.as_ref().and_then(|l| l.otel.as_ref()) {
         connect_urls.push((otel.endpoint.clone(), "[logging.otel]".to_owned()));
     }
+    // The binary adds the same rules at start (agentd-runtime's sandbox.rs).
+    let mut runtime_fs = Vec::new();
+    for s in &doc.secrets {
+        match &s.source {
+            SecretSource::Oauth2(o) => connect_urls.push((
+                o.token_url.clone(),
+                format!("[[secrets]] {} token_url", s.name),
+            )),
+            SecretSource::Command(c) => {
+                if let Some(program) = c.argv.first() {
+                    runtime_fs.push(plan::FsRule::new(
+                        plan::resolve_command(program, &path_var, &exists),
+                        plan::Access::EXEC,
+                        format!("[[secrets]] {} command (run at each reload)", s.name),
+                    ));
+                }
+            }
+            SecretSource::Env(_) | SecretSource::File(_) => {}
+        }
+    }
     let inputs = plan::Inputs {
         cwd: &cwd,
         policy,
@@ -85,7 +105,7 @@ pub fn plan(program: &Program, ir: &ProgramIr) -> plan::Plan {
         mcp_commands,
         connect_urls,
         bind_ports: Vec::new(),
-        runtime_fs: Vec::new(),
+        runtime_fs,
     };
     plan::plan(&inputs)
 }

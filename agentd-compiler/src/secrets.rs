@@ -5,8 +5,9 @@
 //!
 //! Only names and sources are baked — a workflow file holds no values (the
 //! validator's `secret_literal_material` sees to that), so generated code
-//! and binaries never contain one either. Runs only on validated programs:
-//! unsupported sources have already been refused.
+//! and binaries never contain one either. Runs only on validated programs.
+//! [`add_features`] enables the runtime features the sources need
+//! (`secrets-exec`, `secrets-oauth2`).
 
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
@@ -74,6 +75,21 @@ pub fn headers_tokens(headers: Option<&std::collections::BTreeMap<String, String
     quote!(&[#(#items),*])
 }
 
+/// The runtime features the root's `[[secrets]]` sources need.
+pub fn add_features(root: &WorkflowDoc, features: &mut crate::ir::Features) {
+    for d in &root.secrets {
+        match d.source {
+            SecretSource::Command(_) => {
+                features.insert("secrets-exec");
+            }
+            SecretSource::Oauth2(_) => {
+                features.insert("secrets-oauth2");
+            }
+            SecretSource::Env(_) | SecretSource::File(_) => {}
+        }
+    }
+}
+
 /// The `const SECRETS` item of the `Workflow` impl, or nothing when the
 /// root declares no `[[secrets]]` (keeping the trait's empty default).
 pub fn workflow_consts(root: &WorkflowDoc) -> TokenStream {
@@ -81,7 +97,7 @@ pub fn workflow_consts(root: &WorkflowDoc) -> TokenStream {
         return TokenStream::new();
     }
     let sec = quote!(::agentd_runtime::secrets);
-    let defs = root.secrets.iter().filter_map(|d| {
+    let defs = root.secrets.iter().map(|d| {
         let name = Literal::string(&d.name);
         let source = match &d.source {
             SecretSource::Env(e) => {
@@ -93,10 +109,38 @@ pub fn workflow_consts(root: &WorkflowDoc) -> TokenStream {
                 let trim = f.trim.unwrap_or(true);
                 quote!(#sec::SecretSource::File { path: #path, trim: #trim })
             }
-            // Refused by the validator (`secret_source_unsupported`).
-            SecretSource::Command(_) | SecretSource::Oauth2(_) => return None,
+            SecretSource::Command(c) => {
+                let argv = c.argv.iter().map(|a| Literal::string(a));
+                quote!(#sec::SecretSource::Command { argv: &[#(#argv),*] })
+            }
+            SecretSource::Oauth2(o) => {
+                let token_url = Literal::string(&o.token_url);
+                let id = Literal::string(&o.client_id_env);
+                let secret = Literal::string(&o.client_secret_env);
+                let scopes = o.scopes.iter().map(|a| Literal::string(a));
+                // BTreeMap: sorted by name, as the request sends them.
+                let extra = o.extra_params.iter().map(|(k, v)| {
+                    let (k, v) = (Literal::string(k), Literal::string(v));
+                    quote!((#k, #v))
+                });
+                let style = if o.auth_style.as_deref() == Some("basic") {
+                    quote!(#sec::AuthStyle::Basic)
+                } else {
+                    quote!(#sec::AuthStyle::Body)
+                };
+                let skew = o.skew_secs.unwrap_or(60);
+                quote!(#sec::SecretSource::OAuth2 {
+                    token_url: #token_url,
+                    client_id_env: #id,
+                    client_secret_env: #secret,
+                    scopes: &[#(#scopes),*],
+                    extra_params: &[#(#extra),*],
+                    auth_style: #style,
+                    skew_secs: #skew,
+                })
+            }
         };
-        Some(quote!(#sec::SecretDef { name: #name, source: #source }))
+        quote!(#sec::SecretDef { name: #name, source: #source })
     });
     quote!(const SECRETS: &'static [#sec::SecretDef] = &[#(#defs),*];)
 }

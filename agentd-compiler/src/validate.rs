@@ -17,7 +17,7 @@
 //!    `dup_mcp_server_name`, `invalid_mcp_server`, `key_has_no_effect`,
 //!    `mcp_server_not_in_policy`; module `policy`);
 //! 6. custom Rust nodes;
-//! 7. secrets (`dup_secret_name`, `secret_source_unsupported`,
+//! 7. secrets (`dup_secret_name`, `secret_command_empty`, `secret_oauth2_*`,
 //!    `secret_literal_material`; module `secrets`);
 //! 8. auth bindings and `[server.tls]` (`oidc_algorithm_rejected`,
 //!    `oidc_jwks_source`, `oidc_jwks_invalid`, `oidc_jwks_file_unreadable`,

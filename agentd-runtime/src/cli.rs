@@ -241,14 +241,6 @@ fn run_as<W: Workflow>(
         return code;
     }
 
-    // Every `[[secrets]]` entry is read once before anything runs (spec/dialect-ops.md
-    // §11): one that cannot be read refuses to start, naming it (never a value). Values
-    // are re-read at each use afterwards, so rotation needs no restart.
-    if let Err(e) = crate::secrets::probe(W::SECRETS) {
-        let _ = writeln!(stderr, "agentd: [[secrets]]: {e}");
-        return EXIT_SEMANTIC;
-    }
-
     // The override is checked before anything else runs: a bad file refuses to start.
     let policy = match env_string(&matches, "policy", args.policy.clone()) {
         None => PolicyMode::Baked,
@@ -257,6 +249,22 @@ fn run_as<W: Workflow>(
             Err(message) => return usage(stderr, &message),
         },
     };
+
+    // `oauth2` secrets fetch their tokens under the effective `[policy.http]`.
+    crate::secrets::set_outbound_policy(match &policy {
+        PolicyMode::Override(p) => Some((**p).clone()),
+        PolicyMode::Baked => W::POLICY.cloned(),
+        PolicyMode::AllowAll => None,
+    });
+    // Every `[[secrets]]` entry is read once before anything runs (spec/dialect-ops.md
+    // §11): one that cannot be read refuses to start, naming it (never a value). `env`
+    // and `file` values are re-read at each use afterwards, so rotation needs no
+    // restart; `command` values stay cached until a reload, `oauth2` tokens until they
+    // expire.
+    if let Err(e) = crate::secrets::probe(W::SECRETS) {
+        let _ = writeln!(stderr, "agentd: [[secrets]]: {e}");
+        return EXIT_SEMANTIC;
+    }
     let timeout = match timeout_secs(&matches, args.timeout_secs.as_deref()) {
         Ok(secs) => W::LIMITS.clamp_timeout(Duration::from_secs(secs)),
         Err(message) => return usage(stderr, &message),

@@ -22,6 +22,9 @@
 //! | `data` | `parse_json`, `template_render`, `json_select`, `diff_compute` |
 //! | `http` | `http_request` (ureq + rustls, ring provider, roots of [`tls_roots`]) |
 //! | `shell` | `shell_run` (Unix; process-group kill through libc) |
+//! | `secrets-exec` | `[[secrets]] source = "command"` (a program's stdout, no shell, cached until reload) |
+//! | `oauth` | OAuth 2.0 client credentials tokens and their cache ([`oauth`]; ureq + rustls, roots of [`tls_roots`]) |
+//! | `secrets-oauth2` | `[[secrets]] source = "oauth2"` (over `oauth`) |
 //! | *(always)* | `[[secrets]]` resolution ([`secrets`]) and W3C `traceparent` ([`traceparent`]) |
 //! | *(always)* | `pause_for_approval`, checkpoints, resume and crash recovery in `--state-dir` ([`checkpoint`]) |
 //! | *(always)* | logging, `workflow.run`/`node.execute` spans, the `[logging.audit]` sink and redaction ([`obs`]); `[budget]` limits incl. `max_fs_write_mb` ([`budget`]) |
@@ -62,6 +65,8 @@ pub mod limits;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 pub mod nodes;
+#[cfg(feature = "oauth")]
+pub mod oauth;
 pub mod obs;
 pub mod outcome;
 pub mod policy;
@@ -74,7 +79,7 @@ pub mod secrets;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod template;
-#[cfg(any(feature = "http", feature = "llm-remote"))]
+#[cfg(any(feature = "http", feature = "llm-remote", feature = "oauth"))]
 pub mod tls_roots;
 pub mod traceparent;
 

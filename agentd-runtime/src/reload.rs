@@ -11,7 +11,12 @@
 //! | `policy` (feature `policy-file`) | [`PolicyFile`] | the `--policy` file, signature re-checked when the binary requires signed policy | `reload.policy{path}` |
 //! | anything [`Reloader::register`]ed | its own | its own | its own |
 //!
-//! Secrets need no component: they are resolved by name on every use.
+//! | `secrets` (only when `[[secrets]]` has `command` or `oauth2` entries) | the values of those entries | every entry resolved again, programs re-run and tokens re-fetched ([`crate::secrets::refresh`]); all or nothing | `reload.secrets{entries}` |
+//!
+//! `env` and `file` secrets need no component: they are read on every use.
+//! The `secrets` component goes first, so auth rebuilt in the same pass sees
+//! the new values; a policy reload also becomes the policy `oauth2` token
+//! URLs are checked against ([`crate::secrets::set_outbound_policy`]).
 //!
 //! Rules (where we differ from dialect 1, DESIGN wins):
 //! - **Per component, fail-forward.** [`Reloader::reload_all`] rebuilds every
@@ -163,7 +168,24 @@ impl Reloadable for PolicyCell {
     }
     fn reload(&self) -> Result<Value, String> {
         self.0.reload().map_err(|e| e.to_string())?;
+        crate::secrets::set_outbound_policy(Some((*self.0.current()).clone()));
         Ok(json!({ "path": self.0.path().display().to_string() }))
+    }
+}
+
+/// The cached `[[secrets]]` sources (`command`, `oauth2`).
+struct SecretsCell(&'static [crate::secrets::SecretDef]);
+
+impl Reloadable for SecretsCell {
+    fn component(&self) -> &'static str {
+        "secrets"
+    }
+    fn event(&self) -> &'static str {
+        "reload.secrets"
+    }
+    fn reload(&self) -> Result<Value, String> {
+        crate::secrets::refresh(self.0).map_err(|e| e.to_string())?;
+        Ok(json!({ "entries": self.0.len() }))
     }
 }
 
@@ -198,6 +220,9 @@ pub struct ReloaderConfig {
     /// Where `*_env` secrets are resolved ([`crate::serve::auth::env_secrets`]
     /// unless `[[secrets]]` supplies a store).
     pub secrets: SecretLookup,
+    /// The `[[secrets]]` entries ([`crate::Workflow::SECRETS`]): a `secrets`
+    /// component is registered when some are cached (`command`, `oauth2`).
+    pub secret_defs: &'static [crate::secrets::SecretDef],
     /// `--policy FILE`, with the key it must be signed with
     /// ([`crate::graph::BuildInfo::policy_key`]).
     #[cfg(feature = "policy-file")]
@@ -223,6 +248,7 @@ impl ReloaderConfig {
             tls: W::TLS,
             auth: W::AUTH,
             secrets: Arc::new(crate::secrets::resolver(W::SECRETS)),
+            secret_defs: W::SECRETS,
             #[cfg(feature = "policy-file")]
             policy: policy.map(|p| (p.to_path_buf(), W::INFO.policy_key)),
         }
@@ -238,6 +264,15 @@ impl Reloader {
     /// (TLS files, JWKS, or a policy file that is bad or badly signed).
     pub fn new(config: ReloaderConfig) -> Result<Self, ReloadError> {
         let mut components: Vec<Arc<dyn Reloadable>> = Vec::new();
+        if config.secret_defs.iter().any(|d| {
+            matches!(
+                d.source,
+                crate::secrets::SecretSource::Command { .. }
+                    | crate::secrets::SecretSource::OAuth2 { .. }
+            )
+        }) {
+            components.push(Arc::new(SecretsCell(config.secret_defs)));
+        }
         #[cfg(feature = "tls")]
         let tls = match config.tls {
             None => None,

@@ -68,6 +68,8 @@ pub fn features() -> Vec<&'static str> {
         ("serve", cfg!(feature = "serve")),
         ("fs-watch", cfg!(feature = "fs-watch")),
         ("schedule-cron", cfg!(feature = "schedule-cron")),
+        ("secrets-exec", cfg!(feature = "secrets-exec")),
+        ("secrets-oauth2", cfg!(feature = "secrets-oauth2")),
     ];
     all.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect()
 }
@@ -130,13 +132,32 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
             "log/audit file and its rotations",
         ));
     }
+    let mut connect_urls = Vec::new();
     for def in W::SECRETS {
-        if let crate::secrets::SecretSource::File { path, .. } = def.source {
-            fs.push(FsRule::new(
+        match def.source {
+            crate::secrets::SecretSource::File { path, .. } => fs.push(FsRule::new(
                 parent_of(Path::new(path)),
                 Access::READ,
                 format!("[[secrets]] {} (read at each use)", def.name),
-            ));
+            )),
+            // Run again at each reload, inside the sandbox.
+            crate::secrets::SecretSource::Command { argv } => {
+                if let Some(program) = argv.first() {
+                    let path_var = std::env::var("PATH").unwrap_or_default();
+                    let exists = |p: &str| Path::new(p).is_file();
+                    fs.push(FsRule::new(
+                        plan::resolve_command(program, &path_var, &exists),
+                        Access::EXEC,
+                        format!("[[secrets]] {} command (run at each reload)", def.name),
+                    ));
+                }
+            }
+            // Fetched again when the token expires.
+            crate::secrets::SecretSource::OAuth2 { token_url, .. } => connect_urls.push((
+                token_url.to_owned(),
+                format!("[[secrets]] {} token_url", def.name),
+            )),
+            crate::secrets::SecretSource::Env { .. } => {}
         }
     }
     for var in ["AGENTD_HTTP_CA_FILE", "SSL_CERT_FILE"] {
@@ -195,7 +216,6 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
         ));
     }
 
-    let mut connect_urls = Vec::new();
     #[cfg(feature = "llm-remote")]
     for b in W::BACKENDS {
         let url = b.base_url.unwrap_or("https://default-provider-endpoint");

@@ -4,32 +4,47 @@
 //! Owns the baked secret *definitions* ([`SecretDef`]: a name and where the
 //! value lives, never the value), resolution ([`resolve`]: the `[[secrets]]`
 //! entry of that name first, then the process environment variable of that
-//! name), the start-up probe ([`probe`]) and [`Secret`], the value wrapper.
+//! name), the start-up probe ([`probe`]), the reload ([`refresh`]) and
+//! [`Secret`], the value wrapper.
 //!
-//! Sources are read on **every** use, never cached: an `env` source reads
-//! its variable again, a `file` source re-reads its file, so rotating a
-//! secret needs no restart. Files are size-capped ([`MAX_SECRET_FILE`]) and
-//! must be UTF-8.
+//! `env` and `file` sources are read on **every** use, never cached: an `env`
+//! source reads its variable again, a `file` source re-reads its file, so
+//! rotating a secret needs no restart. Files are size-capped
+//! ([`MAX_SECRET_FILE`]) and must be UTF-8. A `command` source (feature
+//! `secrets-exec`) runs its argv with no shell, once, and its trimmed stdout
+//! is cached until the next reload. An `oauth2` source (feature
+//! `secrets-oauth2`) is an access token from the client credentials grant
+//! ([`crate::oauth`]), cached until `expires_in − skew_secs` and fetched again
+//! after that; the token URL must be allowed by the effective `[policy.http]`
+//! ([`set_outbound_policy`]).
 //!
 //! Security posture: a value never appears in an error, a log line, an
-//! outcome or a trace. Errors name the secret, its variable or its file,
-//! never its content; [`Secret`]'s `Debug` prints `***` and it implements
-//! neither `Display` nor `Serialize`, so it cannot be formatted or stored
-//! by accident. Callers take the value out with [`Secret::expose`] at the
-//! last moment (to put it on the wire). This module must never log, cache
-//! values or fall back to anything but the process environment.
+//! outcome or a trace. Errors name the secret, its variable, file, program
+//! or token URL, never its content; [`Secret`]'s `Debug` prints `***` and it
+//! implements neither `Display` nor `Serialize`, so it cannot be formatted or
+//! stored by accident. Callers take the value out with [`Secret::expose`] at
+//! the last moment (to put it on the wire). This module must never log a
+//! value, and never fall back to anything but the process environment; the
+//! only values it keeps are those of `command` and `oauth2` sources, in
+//! memory, for the lifetime the dialect gives them.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::io::Read;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 /// Largest secret file read (64 KiB): secrets are tokens and keys, and a
 /// path pointing at something huge must fail, not exhaust memory.
 pub const MAX_SECRET_FILE: u64 = 64 * 1024;
 
+/// How long a `command` source's program may run before it is killed.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A baked `[[secrets]]` entry (generated code declares these as
 /// [`crate::Workflow::SECRETS`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SecretDef {
     /// The name consumers use (`{{secret:NAME}}`, `api_key_env`, ...).
     pub name: &'static str,
@@ -38,7 +53,7 @@ pub struct SecretDef {
 }
 
 /// Where a secret's value is read from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SecretSource {
     /// `source = "env"`: the environment variable `var`, read on every use.
     Env {
@@ -52,6 +67,40 @@ pub enum SecretSource {
         /// Strip trailing whitespace (default `true`).
         trim: bool,
     },
+    /// `source = "command"` (feature `secrets-exec`): the trimmed stdout of
+    /// `argv`, run with no shell, cached until the next reload.
+    Command {
+        /// The program and its arguments (at least the program).
+        argv: &'static [&'static str],
+    },
+    /// `source = "oauth2"` (feature `secrets-oauth2`): an access token from the
+    /// client credentials grant, cached until `expires_in − skew_secs`.
+    OAuth2 {
+        /// The token endpoint.
+        token_url: &'static str,
+        /// The secret (or environment variable) holding the client id.
+        client_id_env: &'static str,
+        /// The secret (or environment variable) holding the client secret.
+        client_secret_env: &'static str,
+        /// Scopes, sent space-separated as `scope` (none: no parameter).
+        scopes: &'static [&'static str],
+        /// Extra form parameters, sorted by name.
+        extra_params: &'static [(&'static str, &'static str)],
+        /// How the client authenticates (`auth_style`).
+        auth_style: AuthStyle,
+        /// Renew this many seconds before the token expires (default 60).
+        skew_secs: u64,
+    },
+}
+
+/// `auth_style` of an `oauth2` source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AuthStyle {
+    /// `"body"` (the default): `client_id` and `client_secret` in the form
+    /// body (`client_secret_post`).
+    Body,
+    /// `"basic"`: HTTP Basic authentication (`client_secret_basic`).
+    Basic,
 }
 
 /// A resolved secret value. `Debug` prints `***`; there is no `Display` or
@@ -151,6 +200,49 @@ pub enum SecretError {
         /// The file.
         path: String,
     },
+    /// A source whose runtime feature this binary was built without.
+    #[error(
+        "secret `{name}`: source `{source_kind}` is not compiled into this binary (feature `{feature}`)"
+    )]
+    NotCompiledIn {
+        /// The secret name.
+        name: String,
+        /// `command` or `oauth2`.
+        source_kind: &'static str,
+        /// The runtime feature it needs.
+        feature: &'static str,
+    },
+    /// A `command` source whose program could not be run, failed, timed out,
+    /// or printed nothing usable. `reason` quotes at most 300 characters of
+    /// the program's stderr, never its stdout.
+    #[error("secret `{name}`: command `{program}` {reason}")]
+    Command {
+        /// The secret name.
+        name: String,
+        /// `argv[0]`.
+        program: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An `oauth2` source whose client id or secret does not resolve.
+    #[error("secret `{name}`: `{key}`: {inner}")]
+    OAuth2Credential {
+        /// The secret name.
+        name: String,
+        /// `client_id_env` or `client_secret_env`.
+        key: &'static str,
+        /// Why the credential did not resolve.
+        inner: Box<SecretError>,
+    },
+    /// An `oauth2` source whose token request failed (denied by the policy,
+    /// transport, refusal, unusable reply).
+    #[error("secret `{name}`: {reason}")]
+    OAuth2 {
+        /// The secret name.
+        name: String,
+        /// The token error (names the endpoint; never a credential or token).
+        reason: String,
+    },
 }
 
 impl SecretError {
@@ -164,7 +256,11 @@ impl SecretError {
             | Self::FileUnreadable { name, .. }
             | Self::FileTooLarge { name, .. }
             | Self::FileNotUtf8 { name, .. }
-            | Self::FileEmpty { name, .. } => name,
+            | Self::FileEmpty { name, .. }
+            | Self::NotCompiledIn { name, .. }
+            | Self::Command { name, .. }
+            | Self::OAuth2Credential { name, .. }
+            | Self::OAuth2 { name, .. } => name,
         }
     }
 }
@@ -188,10 +284,96 @@ pub fn resolve(defs: &[SecretDef], name: &str) -> Result<Secret, SecretError> {
 /// The first entry that does not resolve.
 pub fn probe(defs: &[SecretDef]) -> Result<(), SecretError> {
     for def in defs {
-        resolve_def(def, &|var| std::env::var_os(var))?;
+        resolve_def(defs, def, &|var| std::env::var_os(var), &CACHE)?;
     }
     Ok(())
 }
+
+/// The reload of spec §11: resolve every entry again, with `command` and
+/// `oauth2` sources run and fetched afresh, and only when all of them resolve
+/// replace the cached values (a failing reload keeps the old ones).
+///
+/// # Errors
+///
+/// The first entry that does not resolve; the caches are then unchanged.
+pub fn refresh(defs: &[SecretDef]) -> Result<(), SecretError> {
+    let fresh = Cache::default();
+    for def in defs {
+        resolve_def(defs, def, &|var| std::env::var_os(var), &fresh)?;
+    }
+    let fresh = fresh.0.into_inner().unwrap_or_else(PoisonError::into_inner);
+    CACHE.lock().extend(fresh);
+    Ok(())
+}
+
+/// Install the effective `[policy]` (the baked one, or a `--policy`
+/// override; `None`: no policy) that decides on `oauth2` token URLs. The CLI
+/// calls this before the first resolution and again when a reload changes
+/// the policy. Until it is called, nothing is denied — host programs that
+/// embed the engine install their own.
+pub fn set_outbound_policy(policy: Option<crate::policy::Policy>) {
+    *OUTBOUND_POLICY
+        .write()
+        .unwrap_or_else(PoisonError::into_inner) = policy.map(Arc::new);
+}
+
+static OUTBOUND_POLICY: RwLock<Option<Arc<crate::policy::Policy>>> = RwLock::new(None);
+
+#[cfg_attr(not(feature = "secrets-oauth2"), allow(dead_code))]
+fn outbound_policy() -> Option<Arc<crate::policy::Policy>> {
+    OUTBOUND_POLICY
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// The remembered values of `command` and `oauth2` sources, per definition.
+#[derive(Default)]
+struct Cache(Mutex<BTreeMap<SecretDef, Arc<Entry>>>);
+
+impl Cache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<SecretDef, Arc<Entry>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The entry of `def`, created empty on first use.
+    #[cfg_attr(
+        not(any(feature = "secrets-exec", feature = "secrets-oauth2")),
+        allow(dead_code)
+    )]
+    fn entry(&self, def: &SecretDef) -> Arc<Entry> {
+        Arc::clone(
+            self.lock()
+                .entry(*def)
+                .or_insert_with(|| Arc::new(Entry::new(def))),
+        )
+    }
+}
+
+/// One definition's cached value. Its locks serialise concurrent first uses,
+/// so a program runs (or a token is fetched) once, not once per caller.
+struct Entry {
+    #[cfg_attr(not(feature = "secrets-exec"), allow(dead_code))]
+    command: Mutex<Option<Secret>>,
+    #[cfg(feature = "secrets-oauth2")]
+    token: crate::oauth::TokenCache,
+}
+
+impl Entry {
+    fn new(def: &SecretDef) -> Self {
+        let _ = def;
+        Self {
+            command: Mutex::new(None),
+            #[cfg(feature = "secrets-oauth2")]
+            token: crate::oauth::TokenCache::new(Duration::from_secs(match def.source {
+                SecretSource::OAuth2 { skew_secs, .. } => skew_secs,
+                _ => 0,
+            })),
+        }
+    }
+}
+
+static CACHE: LazyLock<Cache> = LazyLock::new(Cache::default);
 
 /// [`resolve`] against the run's registry ([`crate::Workflow::SECRETS`] of
 /// the top-level workflow): what node functions call.
@@ -224,7 +406,7 @@ pub(crate) fn resolve_with(
     env: impl Fn(&str) -> Option<OsString>,
 ) -> Result<Secret, SecretError> {
     if let Some(def) = defs.iter().find(|d| d.name == name) {
-        return resolve_def(def, &env);
+        return resolve_def(defs, def, &env, &CACHE);
     }
     match read_env(name, name, &env) {
         Err(SecretError::EnvUnset { name, .. }) => Err(SecretError::Undeclared { name }),
@@ -233,13 +415,227 @@ pub(crate) fn resolve_with(
 }
 
 fn resolve_def(
+    defs: &[SecretDef],
     def: &SecretDef,
     env: &dyn Fn(&str) -> Option<OsString>,
+    cache: &Cache,
 ) -> Result<Secret, SecretError> {
     match def.source {
         SecretSource::Env { var } => read_env(def.name, var, env),
         SecretSource::File { path, trim } => read_file(def.name, path, trim),
+        SecretSource::Command { argv } => {
+            #[cfg(feature = "secrets-exec")]
+            {
+                let entry = cache.entry(def);
+                let mut slot = entry.command.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(value) = slot.as_ref() {
+                    return Ok(value.clone());
+                }
+                let value = run_command(def.name, argv, COMMAND_TIMEOUT)?;
+                *slot = Some(value.clone());
+                Ok(value)
+            }
+            #[cfg(not(feature = "secrets-exec"))]
+            {
+                let _ = (argv, cache);
+                Err(SecretError::NotCompiledIn {
+                    name: def.name.to_owned(),
+                    source_kind: "command",
+                    feature: "secrets-exec",
+                })
+            }
+        }
+        SecretSource::OAuth2 { .. } => {
+            #[cfg(feature = "secrets-oauth2")]
+            {
+                oauth2_token(defs, def, env, cache)
+            }
+            #[cfg(not(feature = "secrets-oauth2"))]
+            {
+                let _ = (defs, env, cache);
+                Err(SecretError::NotCompiledIn {
+                    name: def.name.to_owned(),
+                    source_kind: "oauth2",
+                    feature: "secrets-oauth2",
+                })
+            }
+        }
     }
+}
+
+/// An `oauth2` source: the cached token while it is fresh, else a new one
+/// (audited as `secrets.oauth2_token_fetched`). The client id and secret go
+/// through the front door, except that they may not come from another
+/// `oauth2` source (a loop the build refuses too).
+#[cfg(feature = "secrets-oauth2")]
+fn oauth2_token(
+    defs: &[SecretDef],
+    def: &SecretDef,
+    env: &dyn Fn(&str) -> Option<OsString>,
+    cache: &Cache,
+) -> Result<Secret, SecretError> {
+    let SecretSource::OAuth2 {
+        token_url,
+        client_id_env,
+        client_secret_env,
+        scopes,
+        extra_params,
+        auth_style,
+        skew_secs: _,
+    } = def.source
+    else {
+        return Err(SecretError::Undeclared {
+            name: def.name.to_owned(),
+        });
+    };
+    let credential = |key: &'static str, name: &str| -> Result<Secret, SecretError> {
+        let wrap = |inner: SecretError| SecretError::OAuth2Credential {
+            name: def.name.to_owned(),
+            key,
+            inner: Box::new(inner),
+        };
+        match defs.iter().find(|d| d.name == name) {
+            Some(d) if matches!(d.source, SecretSource::OAuth2 { .. }) => {
+                Err(wrap(SecretError::OAuth2 {
+                    name: name.to_owned(),
+                    reason: "an oauth2 token cannot be a client credential".to_owned(),
+                }))
+            }
+            Some(d) => resolve_def(defs, d, env, cache).map_err(wrap),
+            None => match read_env(name, name, env) {
+                Err(SecretError::EnvUnset { name, .. }) => {
+                    Err(wrap(SecretError::Undeclared { name }))
+                }
+                other => other.map_err(wrap),
+            },
+        }
+    };
+    let entry = cache.entry(def);
+    let (token, fetched) = entry.token.get_or_fetch(|| {
+        let id = credential("client_id_env", client_id_env)?;
+        let secret = credential("client_secret_env", client_secret_env)?;
+        let scope = scopes.join(" ");
+        let request = crate::oauth::ClientCredentials {
+            token_url,
+            client_id: id.expose(),
+            client_secret: secret.expose(),
+            auth: match auth_style {
+                AuthStyle::Body => crate::oauth::ClientAuth::Post,
+                AuthStyle::Basic => crate::oauth::ClientAuth::Basic,
+            },
+            scope: Some(scope.as_str()),
+            extra: extra_params,
+        };
+        crate::oauth::client_credentials(&request, outbound_policy().as_deref()).map_err(|e| {
+            SecretError::OAuth2 {
+                name: def.name.to_owned(),
+                reason: e.to_string(),
+            }
+        })
+    })?;
+    if fetched {
+        crate::obs::audit(
+            "secrets.oauth2_token_fetched",
+            // `secret_name`, not dialect 1's `secret`: the redactor hides
+            // every field called `secret`, which would leave the event nameless.
+            serde_json::json!({ "secret_name": def.name, "expires_in_secs": token.lifetime_secs() }),
+        );
+    }
+    Ok(Secret::registered(token.expose().to_owned()))
+}
+
+/// Run a `command` source's program (no shell, stdin closed) and take its
+/// stdout: UTF-8, at most [`MAX_SECRET_FILE`] bytes, trailing whitespace
+/// trimmed, not empty. A program still running after `timeout` is killed.
+#[cfg(feature = "secrets-exec")]
+fn run_command(name: &str, argv: &[&str], timeout: Duration) -> Result<Secret, SecretError> {
+    use std::process::{Command, Stdio};
+    let program = argv.first().copied().unwrap_or_default();
+    let fail = |reason: String| SecretError::Command {
+        name: name.to_owned(),
+        program: program.to_owned(),
+        reason,
+    };
+    if program.is_empty() {
+        return Err(fail("is empty".to_owned()));
+    }
+    let mut child = Command::new(program)
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("cannot be started: {e}")))?;
+    // Both pipes are drained on their own threads (bounded), so a chatty
+    // program cannot block on a full pipe while we wait for it.
+    let drain = |pipe: Option<Box<dyn Read + Send>>, cap: u64| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(pipe) = pipe {
+                let _ = pipe.take(cap).read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        MAX_SECRET_FILE + 1,
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        4096,
+    );
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!(
+                    "did not finish within {timeout:?} and was killed"
+                )));
+            }
+            Err(e) => return Err(fail(format!("cannot be waited for: {e}"))),
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if !status.success() {
+        let said: String = String::from_utf8_lossy(&stderr)
+            .trim()
+            .chars()
+            .take(300)
+            .collect();
+        let how = match status.code() {
+            Some(code) => format!("exited with status {code}"),
+            None => "was killed by a signal".to_owned(),
+        };
+        return Err(fail(if said.is_empty() {
+            how
+        } else {
+            format!("{how}: {said}")
+        }));
+    }
+    if stdout.len() as u64 > MAX_SECRET_FILE {
+        return Err(fail(format!("printed more than {MAX_SECRET_FILE} bytes")));
+    }
+    let mut value = String::from_utf8(stdout)
+        .map_err(|_| fail("printed output that is not UTF-8".to_owned()))?;
+    value.truncate(value.trim_end().len());
+    if value.trim().is_empty() {
+        return Err(fail("printed nothing".to_owned()));
+    }
+    Ok(Secret::registered(value))
 }
 
 fn read_env(
@@ -517,6 +913,118 @@ mod tests {
         assert_eq!(
             probe(&defs).err().map(|e| e.secret_name().to_owned()),
             Some("B".to_owned())
+        );
+    }
+    #[cfg(feature = "secrets-exec")]
+    fn command(argv: &'static [&'static str]) -> SecretDef {
+        SecretDef {
+            name: "cmd",
+            source: SecretSource::Command { argv },
+        }
+    }
+
+    #[cfg(feature = "secrets-exec")]
+    #[test]
+    fn a_command_source_runs_once_and_is_cached_until_refresh() {
+        let dir = Scratch::new();
+        let counter = dir.path("count");
+        let script: &'static str = Box::leak(
+            format!("echo run >> {counter}; printf 'tok-%s\\n\\n' $(wc -l < {counter})")
+                .into_boxed_str(),
+        );
+        let argv: &'static [&'static str] = Box::leak(Box::new(["/bin/sh", "-c", script]));
+        let defs = [command(argv)];
+        let env = env_of(&[]);
+        assert_eq!(
+            value(resolve_with(&defs, "cmd", &env)).as_deref(),
+            Some("tok-1")
+        );
+        assert_eq!(
+            value(resolve_with(&defs, "cmd", &env)).as_deref(),
+            Some("tok-1")
+        );
+        assert!(refresh(&defs).is_ok());
+        assert_eq!(
+            value(resolve_with(&defs, "cmd", &env)).as_deref(),
+            Some("tok-2")
+        );
+        let runs = std::fs::read_to_string(counter).unwrap_or_default();
+        assert_eq!(runs.lines().count(), 2);
+    }
+
+    #[cfg(feature = "secrets-exec")]
+    #[test]
+    fn command_failures_are_clear_and_never_cached() {
+        let env = env_of(&[]);
+        assert_eq!(
+            err(resolve_with(
+                &[command(&["/bin/sh", "-c", "echo nope >&2; exit 3"])],
+                "cmd",
+                &env
+            )),
+            "secret `cmd`: command `/bin/sh` exited with status 3: nope"
+        );
+        assert_eq!(
+            err(resolve_with(
+                &[command(&["/bin/sh", "-c", "printf '  \\n'"])],
+                "cmd",
+                &env
+            )),
+            "secret `cmd`: command `/bin/sh` printed nothing"
+        );
+        let missing = err(resolve_with(
+            &[command(&["/nonexistent/agentd-pass"])],
+            "cmd",
+            &env,
+        ));
+        assert!(
+            missing.starts_with(
+                "secret `cmd`: command `/nonexistent/agentd-pass` cannot be started: "
+            ),
+            "{missing}"
+        );
+        assert_eq!(
+            err(resolve_with(
+                &[command(&["/bin/sh", "-c", "printf '\\377'"])],
+                "cmd",
+                &env
+            )),
+            "secret `cmd`: command `/bin/sh` printed output that is not UTF-8"
+        );
+    }
+
+    #[cfg(feature = "secrets-exec")]
+    #[test]
+    fn a_command_that_hangs_is_killed_at_the_timeout() {
+        let started = std::time::Instant::now();
+        let e = run_command("slow", &["/bin/sleep", "30"], Duration::from_millis(200))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("secret `slow`: command `/bin/sleep` did not finish within 200ms and was killed")
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[cfg(not(feature = "secrets-oauth2"))]
+    #[test]
+    fn a_source_without_its_feature_is_refused_by_name() {
+        let defs = [SecretDef {
+            name: "tok",
+            source: SecretSource::OAuth2 {
+                token_url: "http://127.0.0.1:1/t",
+                client_id_env: "ID",
+                client_secret_env: "SECRET",
+                scopes: &[],
+                extra_params: &[],
+                auth_style: AuthStyle::Body,
+                skew_secs: 60,
+            },
+        }];
+        assert_eq!(
+            err(resolve_with(&defs, "tok", env_of(&[]))),
+            "secret `tok`: source `oauth2` is not compiled into this binary (feature `secrets-oauth2`)"
         );
     }
 }

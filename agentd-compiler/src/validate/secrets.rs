@@ -6,13 +6,22 @@
 //!
 //! - `dup_secret_name`: two entries with one name (the second could never
 //!   be used);
-//! - `secret_source_unsupported`: `command` and `oauth2` sources, which this
-//!   runtime does not implement (a build that would fail at start is refused
-//!   now);
+//! - `secret_command_empty`: a `command` source whose `argv` names no program;
+//! - `secret_oauth2_bad_url`: an `oauth2` `token_url` that is not an absolute
+//!   `http://` or `https://` URL;
+//! - `secret_oauth2_url_denied`: under a `[policy]`, a `token_url` its
+//!   `[policy.http]` does not allow as a `POST` (the token could never be
+//!   fetched);
+//! - `secret_oauth2_auth_style`: `auth_style` other than `body` or `basic`;
+//! - `secret_oauth2_reserved_param`: an `extra_params` key the grant itself
+//!   sends (`grant_type`, `client_id`, `client_secret`, `scope`);
+//! - `secret_oauth2_credential_loop`: `client_id_env` or `client_secret_env`
+//!   naming an `oauth2` secret;
 //! - `secret_literal_material`: a value pasted where a *name* belongs — an
 //!   `env` source whose `var` is not a variable name, an `api_key_env`, MCP
-//!   `env` entry or `{{secret:NAME}}` naming neither a declared secret nor a
-//!   variable, and a credential header (`Authorization`, `Cookie`,
+//!   `env` entry, `oauth2` `client_id_env` / `client_secret_env` or
+//!   `{{secret:NAME}}` naming neither a declared secret nor a variable, and a
+//!   credential header (`Authorization`, `Cookie`,
 //!   `X-Api-Key`, ...) written as a literal with no `{{secret:NAME}}`.
 //!
 //! Messages never repeat the suspected value: they name the key, and the
@@ -45,6 +54,28 @@ pub fn is_env_name(name: &str) -> bool {
         .next()
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `[policy.http] urls` matching, as the runtime's `policy::path_matches`
+/// does it: `*`, a `/*` or `/**` suffix (the prefix or below it), a trailing
+/// `*` (prefix), or the exact URL.
+fn url_pattern_matches(pattern: &str, url: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    if let Some(prefix) = pattern
+        .strip_suffix("/**")
+        .or_else(|| pattern.strip_suffix("/*"))
+    {
+        return url == prefix
+            || url
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'));
+    }
+    match pattern.strip_suffix('*') {
+        Some(prefix) => url.starts_with(prefix),
+        None => pattern == url,
+    }
 }
 
 /// The secret names a header value references (`{{secret:NAME}}`, trimmed).
@@ -109,29 +140,122 @@ impl Validator<'_> {
                     );
                     self.push(d);
                 }
-                SecretSource::Command(_) | SecretSource::Oauth2(_) => {
-                    let source = if matches!(s.source, SecretSource::Command(_)) {
-                        "command"
-                    } else {
-                        "oauth2"
-                    };
+                SecretSource::Command(c) if c.argv.first().is_none_or(|p| p.trim().is_empty()) => {
                     let d = Diagnostic::error(
-                        "secret_source_unsupported",
+                        "secret_command_empty",
                         self.path(),
-                        format!(
-                            "secret `{}`: source `{source}` is not supported by this runtime",
-                            s.name
-                        ),
+                        format!("secret `{}`: `argv` names no program", s.name),
                     )
-                    .with_span(self.span(loc!["secrets", j, "source"]))
-                    .with_label("unsupported source")
+                    .with_span(self.span(loc!["secrets", j, "argv"]))
+                    .with_label("no program to run")
                     .with_help(
-                        "use `source = \"env\"` (var = \"NAME\") or `source = \"file\"` (path = \"/run/secrets/x\"), \
-                         and let the deployment put the value there",
+                        "give the program and its arguments, e.g. argv = [\"/usr/bin/pass\", \"show\", \"api\"]; \
+                         it runs with no shell",
                     );
                     self.push(d);
                 }
+                SecretSource::Oauth2(o) => self.check_oauth2_secret(j, &s.name, o),
                 _ => {}
+            }
+        }
+    }
+
+    fn check_oauth2_secret(&mut self, j: usize, name: &str, o: &crate::model::OAuth2Secret) {
+        let url = o.token_url.trim();
+        let scheme_ok = ["http://", "https://"].iter().any(|p| {
+            url.get(..p.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(p))
+                && url.len() > p.len()
+        });
+        if !scheme_ok || url != o.token_url || url.contains(char::is_whitespace) {
+            let d = Diagnostic::error(
+                "secret_oauth2_bad_url",
+                self.path(),
+                format!("secret `{name}`: `token_url` is not an absolute http:// or https:// URL"),
+            )
+            .with_span(self.span(loc!["secrets", j, "token_url"]))
+            .with_label("not a token endpoint URL")
+            .with_help("write the token endpoint's full URL, e.g. token_url = \"https://auth.example.com/oauth/token\"");
+            self.push(d);
+        } else if let Some(http) = self.doc.policy.as_ref().map(|p| &p.http) {
+            let method_ok = http.methods.is_empty()
+                || http.methods.iter().any(|m| m.eq_ignore_ascii_case("POST"));
+            let url_ok = http.urls.iter().any(|p| url_pattern_matches(p, url));
+            if !(method_ok && url_ok) {
+                let why = if url_ok {
+                    "its methods do not include POST"
+                } else {
+                    "no `urls` pattern covers it"
+                };
+                let d = Diagnostic::error(
+                    "secret_oauth2_url_denied",
+                    self.path(),
+                    format!("secret `{name}`: [policy.http] does not allow a POST to `token_url` ({why})"),
+                )
+                .with_span(self.span(loc!["secrets", j, "token_url"]))
+                .with_label("the token could never be fetched")
+                .with_help(format!(
+                    "add the endpoint to [policy.http], e.g. urls = [\"{url}\"] (and \"POST\" to `methods` when it lists any)"
+                ));
+                self.push(d);
+            }
+        }
+        if let Some(style) = &o.auth_style
+            && style != "body"
+            && style != "basic"
+        {
+            let d = Diagnostic::error(
+                "secret_oauth2_auth_style",
+                self.path(),
+                format!("secret `{name}`: `auth_style` must be \"body\" or \"basic\""),
+            )
+            .with_span(self.span(loc!["secrets", j, "auth_style"]))
+            .with_label("unknown client authentication")
+            .with_help(
+                "use \"body\" (client_secret_post, the default) or \"basic\" (client_secret_basic)",
+            );
+            self.push(d);
+        }
+        for key in o.extra_params.keys() {
+            if ["grant_type", "client_id", "client_secret", "scope"].contains(&key.as_str()) {
+                let d = Diagnostic::error(
+                    "secret_oauth2_reserved_param",
+                    self.path(),
+                    format!(
+                        "secret `{name}`: `extra_params` sets `{key}`, which the grant sends itself"
+                    ),
+                )
+                .with_span(self.span(loc!["secrets", j, "extra_params", key.as_str()]))
+                .with_label("set by the client credentials grant")
+                .with_help(match key.as_str() {
+                    "scope" => "list scopes in `scopes = [...]`",
+                    "grant_type" => "remove it: the grant is always client_credentials",
+                    _ => {
+                        "the client id and secret come from `client_id_env` and `client_secret_env`"
+                    }
+                });
+                self.push(d);
+            }
+        }
+        for (key, cred) in [
+            ("client_id_env", &o.client_id_env),
+            ("client_secret_env", &o.client_secret_env),
+        ] {
+            let loops = self
+                .doc
+                .secrets
+                .iter()
+                .any(|d| &d.name == cred && matches!(d.source, SecretSource::Oauth2(_)));
+            if loops {
+                let d = Diagnostic::error(
+                    "secret_oauth2_credential_loop",
+                    self.path(),
+                    format!("secret `{name}`: `{key}` names `{cred}`, which is itself an oauth2 token"),
+                )
+                .with_span(self.span(loc!["secrets", j, key]))
+                .with_label("a token cannot be a client credential")
+                .with_help("name a secret with an `env`, `file` or `command` source (or an environment variable)");
+                self.push(d);
             }
         }
     }
@@ -155,6 +279,21 @@ impl Validator<'_> {
                         loc!["intelligence", "backends", j, "api_key_env"],
                         format!("backend `{}`: `api_key_env`", b.name),
                     ));
+                }
+            }
+        }
+        for (j, s) in self.doc.secrets.iter().enumerate() {
+            if let SecretSource::Oauth2(o) = &s.source {
+                for (key, name) in [
+                    ("client_id_env", &o.client_id_env),
+                    ("client_secret_env", &o.client_secret_env),
+                ] {
+                    if !resolvable(name) {
+                        found.push((
+                            loc!["secrets", j, key],
+                            format!("secret `{}`: `{key}`", s.name),
+                        ));
+                    }
                 }
             }
         }
@@ -331,15 +470,91 @@ mod tests {
         assert_eq!(ds[0].span, second);
     }
 
+    fn oauth2(extra: &str) -> String {
+        format!(
+            "name = \"x\"\n[[secrets]]\nname = \"tok\"\nsource = \"oauth2\"\n\
+             token_url = \"https://auth.example.com/token\"\nclient_id_env = \"CID\"\n\
+             client_secret_env = \"CSECRET\"\n{extra}\n{NODE}"
+        )
+    }
+
     #[test]
-    fn command_and_oauth2_sources_are_refused() {
+    fn command_and_oauth2_sources_build() {
         let text = format!(
             "name = \"x\"\n[[secrets]]\nname = \"c\"\nsource = \"command\"\nargv = [\"/bin/pass\"]\n{NODE}"
         );
+        assert!(diags(&text).is_empty(), "{:#?}", diags(&text));
+        let text = oauth2(
+            "scopes = [\"a\"]\nauth_style = \"basic\"\nskew_secs = 5\nextra_params = { audience = \"api\" }",
+        );
+        assert!(diags(&text).is_empty(), "{:#?}", diags(&text));
+    }
+
+    #[test]
+    fn a_command_without_a_program_is_refused_at_argv() {
+        let text = format!(
+            "name = \"x\"\n[[secrets]]\nname = \"c\"\nsource = \"command\"\nargv = []\n{NODE}"
+        );
         let ds = diags(&text);
         assert_eq!(ds.len(), 1, "{ds:#?}");
-        assert_eq!(ds[0].code, "secret_source_unsupported");
-        assert_eq!(spanned(&text, &ds[0]), "\"command\"");
+        assert_eq!(ds[0].code, "secret_command_empty");
+        assert_eq!(spanned(&text, &ds[0]), "[]");
+    }
+
+    #[test]
+    fn bad_oauth2_keys_each_have_a_code_at_their_value() {
+        let cases = [
+            ("token_url = \"ftp://x/t\"", "secret_oauth2_bad_url"),
+            ("auth_style = \"jwt\"", "secret_oauth2_auth_style"),
+            (
+                "extra_params = { scope = \"a\" }",
+                "secret_oauth2_reserved_param",
+            ),
+        ];
+        for (extra, code) in cases {
+            let text = if extra.starts_with("token_url") {
+                oauth2("").replace("token_url = \"https://auth.example.com/token\"", extra)
+            } else {
+                oauth2(extra)
+            };
+            let ds = diags(&text);
+            assert_eq!(ds.len(), 1, "{extra}: {ds:#?}");
+            assert_eq!(ds[0].code, code);
+            assert!(!spanned(&text, &ds[0]).is_empty());
+        }
+        let looped = format!(
+            "{}[[secrets]]\nname = \"CID\"\nsource = \"oauth2\"\ntoken_url = \"https://a/t\"\n\
+             client_id_env = \"X\"\nclient_secret_env = \"Y\"\n",
+            oauth2("")
+        );
+        let ds = diags(&looped);
+        assert_eq!(ds.len(), 1, "{ds:#?}");
+        assert_eq!(ds[0].code, "secret_oauth2_credential_loop");
+        assert_eq!(spanned(&looped, &ds[0]), "\"CID\"");
+        let pasted = oauth2("").replace("\"CSECRET\"", "\"s3cr3t-value!\"");
+        let ds = diags(&pasted);
+        assert_eq!(ds.len(), 1, "{ds:#?}");
+        assert_eq!(ds[0].code, "secret_literal_material");
+    }
+
+    #[test]
+    fn a_token_url_the_policy_does_not_allow_is_refused() {
+        let denied = oauth2("[policy.http]\nurls = [\"https://api.example.com/**\"]");
+        let ds = diags(&denied);
+        assert_eq!(ds.len(), 1, "{ds:#?}");
+        assert_eq!(ds[0].code, "secret_oauth2_url_denied");
+        assert_eq!(
+            spanned(&denied, &ds[0]),
+            "\"https://auth.example.com/token\""
+        );
+        let get_only =
+            oauth2("[policy.http]\nurls = [\"https://auth.example.com/*\"]\nmethods = [\"GET\"]");
+        assert_eq!(
+            diags(&get_only).first().map(|d| d.code),
+            Some("secret_oauth2_url_denied")
+        );
+        let allowed = oauth2("[policy.http]\nurls = [\"https://auth.example.com/*\"]");
+        assert!(diags(&allowed).is_empty(), "{:#?}", diags(&allowed));
     }
 
     #[test]

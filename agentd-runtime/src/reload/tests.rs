@@ -64,6 +64,7 @@ fn config() -> ReloaderConfig {
         tls: None,
         auth: &AuthDefs::EMPTY,
         secrets: env_secrets(),
+        secret_defs: &[],
         #[cfg(feature = "policy-file")]
         policy: None,
     }

@@ -160,12 +160,19 @@ impl Group {
     pub fn for_features(features: &[&str]) -> Vec<Self> {
         let has = |f: &str| features.contains(&f);
         let mut groups = vec![Self::Base];
-        if has("shell") || has("mcp") {
+        if has("shell") || has("mcp") || has("secrets-exec") {
             groups.push(Self::Exec);
         }
-        if ["http", "llm", "llm-remote", "otel", "serve"]
-            .iter()
-            .any(|f| has(f))
+        if [
+            "http",
+            "llm",
+            "llm-remote",
+            "otel",
+            "serve",
+            "secrets-oauth2",
+        ]
+        .iter()
+        .any(|f| has(f))
         {
             groups.push(Self::NetClient);
         }

@@ -1,0 +1,432 @@
+//! Tokens for a protected resource that says where to get them (the MCP
+//! authorization spec, client credentials): on a `401`, the resource's
+//! `WWW-Authenticate` names its protected-resource metadata (RFC 9728
+//! `resource_metadata`; without it the well-known URLs of §3.1 are tried),
+//! whose `authorization_servers` lead to the authorization server's metadata
+//! (RFC 8414, then OpenID Connect discovery) and its `token_endpoint`. The
+//! token is fetched with [`super::client_credentials`] (with the RFC 8707
+//! `resource` parameter), cached in a [`super::TokenCache`], sent as a bearer,
+//! and dropped and fetched again on the next `401`.
+//!
+//! Owns the discovery and [`ResourceClient`]; the transport decides when to
+//! ask. Metadata requests are `GET`s through the same client and checks as
+//! the token request (`[policy.http]`, roots, no redirects, 64 KiB). Never
+//! logs; errors name URLs, never a credential or a token.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde_json::Value;
+use ureq::http;
+
+use super::{ClientAuth, ClientCredentials, TokenCache, TokenError};
+use crate::policy::{Decision, Policy};
+
+/// The `resource_metadata` parameter of a `WWW-Authenticate` value (any
+/// challenge; quoted or bare), if there is one.
+#[must_use]
+pub fn resource_metadata(www_authenticate: &str) -> Option<String> {
+    param(www_authenticate, "resource_metadata")
+}
+
+/// The `scope` parameter of a `WWW-Authenticate` value, if there is one.
+#[must_use]
+pub fn challenge_scope(www_authenticate: &str) -> Option<String> {
+    param(www_authenticate, "scope")
+}
+
+fn param(header: &str, name: &str) -> Option<String> {
+    let lower = header.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(at) = lower[from..].find(name) {
+        let start = from + at;
+        from = start + name.len();
+        // A whole parameter name: preceded by a separator, followed by `=`.
+        let before = lower[..start].chars().next_back();
+        if before.is_some_and(|c| !matches!(c, ' ' | ',' | '\t')) {
+            continue;
+        }
+        let rest = header[from..].trim_start();
+        let Some(rest) = rest.strip_prefix('=') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        return Some(match rest.strip_prefix('"') {
+            Some(quoted) => {
+                let mut value = String::new();
+                let mut chars = quoted.chars();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => value.extend(chars.next()),
+                        c => value.push(c),
+                    }
+                }
+                value
+            }
+            None => rest
+                .split([',', ' ', '\t'])
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        });
+    }
+    None
+}
+
+/// `scheme://authority` and the path of an absolute http(s) URL (the path
+/// without query or fragment, `""` for the root).
+fn split_url(url: &str) -> Option<(&str, &str)> {
+    let after = url.find("://")? + 3;
+    let end = url[after..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after + i);
+    let origin = &url[..end];
+    let path = &url[end..];
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    Some((origin, path.trim_end_matches('/')))
+}
+
+/// RFC 9728 §3.1: the metadata URL of `resource`, path-specific first, then
+/// the origin's.
+#[must_use]
+pub fn resource_metadata_urls(resource: &str) -> Vec<String> {
+    let Some((origin, path)) = split_url(resource) else {
+        return Vec::new();
+    };
+    let mut urls = vec![format!(
+        "{origin}/.well-known/oauth-protected-resource{path}"
+    )];
+    if !path.is_empty() {
+        urls.push(format!("{origin}/.well-known/oauth-protected-resource"));
+    }
+    urls
+}
+
+/// RFC 8414 §3.1, then OpenID Connect discovery (both placements): where an
+/// authorization server `issuer` publishes its metadata.
+#[must_use]
+pub fn authorization_server_metadata_urls(issuer: &str) -> Vec<String> {
+    let Some((origin, path)) = split_url(issuer) else {
+        return Vec::new();
+    };
+    let mut urls = vec![
+        format!("{origin}/.well-known/oauth-authorization-server{path}"),
+        format!("{origin}/.well-known/openid-configuration{path}"),
+    ];
+    if !path.is_empty() {
+        urls.push(format!("{origin}{path}/.well-known/openid-configuration"));
+    }
+    urls
+}
+
+/// What discovery found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    /// The authorization server's token endpoint.
+    pub token_endpoint: String,
+    /// The resource identifier to ask a token for (RFC 8707): the metadata's
+    /// `resource`, else the server URL.
+    pub resource: String,
+    /// `scopes_supported` of the resource, joined (used when no scope is
+    /// configured and the challenge names none).
+    pub scopes_supported: Option<String>,
+}
+
+/// `GET url` as JSON: `Ok(None)` for a 404 (try the next URL).
+fn get_json(url: &str, policy: Option<&Policy>) -> Result<Option<Value>, TokenError> {
+    if let Some(Decision::Deny(reason)) = policy.map(|p| p.check_http("GET", url)) {
+        return Err(TokenError::Denied {
+            url: url.to_owned(),
+            reason,
+        });
+    }
+    let roots = super::roots_for(url)?;
+    let request = http::Request::builder()
+        .method(http::Method::GET)
+        .uri(url)
+        .header("accept", "application/json")
+        .body(&[][..])
+        .map_err(|e| TokenError::BadUrl {
+            url: url.to_owned(),
+            reason: format!("invalid request: {e}"),
+        })?;
+    let (status, bytes) = super::exchange(url, &roots, request)?;
+    if status == 404 {
+        return Ok(None);
+    }
+    if !(200..=299).contains(&status) {
+        return Err(TokenError::Refused {
+            url: url.to_owned(),
+            status,
+            detail: super::excerpt_or_empty(&bytes),
+        });
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| TokenError::BadReply {
+            url: url.to_owned(),
+            detail: format!("metadata is not JSON: {e}"),
+        })
+}
+
+/// The first of `urls` that answers with metadata.
+fn first_found(urls: &[String], policy: Option<&Policy>) -> Result<(String, Value), TokenError> {
+    for url in urls {
+        if let Some(doc) = get_json(url, policy)? {
+            return Ok((url.clone(), doc));
+        }
+    }
+    Err(TokenError::BadReply {
+        url: urls.first().cloned().unwrap_or_default(),
+        detail: format!("no metadata found (tried {})", urls.join(", ")),
+    })
+}
+
+/// Find the token endpoint for `server_url` from a `401`'s `WWW-Authenticate`.
+///
+/// # Errors
+///
+/// A metadata document that cannot be had or lacks what the next step
+/// needs (`authorization_servers`, `token_endpoint`).
+pub fn discover(
+    server_url: &str,
+    www_authenticate: Option<&str>,
+    policy: Option<&Policy>,
+) -> Result<Discovered, TokenError> {
+    let urls = match www_authenticate.and_then(resource_metadata) {
+        Some(url) => vec![url],
+        None => resource_metadata_urls(server_url),
+    };
+    let (prm_url, prm) = first_found(&urls, policy)?;
+    let bad = |url: &str, detail: &str| TokenError::BadReply {
+        url: url.to_owned(),
+        detail: detail.to_owned(),
+    };
+    let issuer = prm
+        .get("authorization_servers")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            bad(
+                &prm_url,
+                "no `authorization_servers` in the protected-resource metadata",
+            )
+        })?;
+    let resource = prm
+        .get("resource")
+        .and_then(Value::as_str)
+        .unwrap_or(server_url)
+        .to_owned();
+    let scopes_supported = prm
+        .get("scopes_supported")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|s| !s.is_empty());
+    let (as_url, asm) = first_found(&authorization_server_metadata_urls(issuer), policy)?;
+    let token_endpoint = asm
+        .get("token_endpoint")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            bad(
+                &as_url,
+                "no `token_endpoint` in the authorization server metadata",
+            )
+        })?
+        .to_owned();
+    Ok(Discovered {
+        token_endpoint,
+        resource,
+        scopes_supported,
+    })
+}
+
+/// Resolves a secret name to its value (the `[[secrets]]` front door).
+pub type Resolve = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+
+/// A client's registration with the authorization server of a resource.
+#[derive(Clone)]
+pub struct Registration {
+    /// Secret holding the client id.
+    pub client_id: String,
+    /// Secret holding the client secret.
+    pub client_secret: String,
+    /// How the client authenticates.
+    pub auth: ClientAuth,
+    /// Scopes to ask for (`None`: the challenge's, else the resource's).
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Names of secrets only; the values are never held here.
+        f.debug_struct("Registration")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("auth", &self.auth)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// Bearer tokens for one protected resource, discovered on its first `401`.
+pub struct ResourceClient {
+    server_url: String,
+    registration: Registration,
+    resolve: Resolve,
+    policy: Option<Arc<Policy>>,
+    found: Mutex<Option<(Discovered, Option<String>)>>,
+    cache: TokenCache,
+    /// Called with the token's lifetime after each fetch (the caller audits).
+    on_fetch: Box<dyn Fn(u64) + Send + Sync>,
+}
+
+impl std::fmt::Debug for ResourceClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceClient")
+            .field("server_url", &self.server_url)
+            .field("registration", &self.registration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResourceClient {
+    /// A client for `server_url`; nothing is sent until the first `401`.
+    #[must_use]
+    pub fn new(
+        server_url: &str,
+        registration: Registration,
+        resolve: Resolve,
+        policy: Option<Arc<Policy>>,
+        on_fetch: Box<dyn Fn(u64) + Send + Sync>,
+    ) -> Self {
+        Self {
+            server_url: server_url.to_owned(),
+            registration,
+            resolve,
+            policy,
+            found: Mutex::new(None),
+            cache: TokenCache::new(Duration::from_secs(60)),
+            on_fetch,
+        }
+    }
+
+    /// `Bearer <token>` once the authorization server is known (a fresh token
+    /// is fetched when the cached one is stale), else `None`.
+    ///
+    /// # Errors
+    ///
+    /// The token request failed, or a credential did not resolve.
+    pub fn authorization(&self) -> Result<Option<String>, String> {
+        let found = self
+            .found
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some((found, challenge_scope)) = found else {
+            return Ok(None);
+        };
+        let (token, fetched) = self
+            .cache
+            .get_or_fetch(|| self.fetch(&found, challenge_scope.as_deref()))?;
+        if fetched {
+            (self.on_fetch)(token.lifetime_secs());
+        }
+        Ok(Some(format!("Bearer {}", token.expose())))
+    }
+
+    /// The resource answered `401` with `www_authenticate`: discover (again,
+    /// when the challenge names other metadata), drop the cached token, and
+    /// say to retry.
+    ///
+    /// # Errors
+    ///
+    /// Discovery failed.
+    pub fn unauthorized(&self, www_authenticate: Option<&str>) -> Result<bool, String> {
+        let discovered = discover(&self.server_url, www_authenticate, self.policy.as_deref())
+            .map_err(|e| e.to_string())?;
+        let scope = www_authenticate.and_then(challenge_scope);
+        *self.found.lock().unwrap_or_else(PoisonError::into_inner) = Some((discovered, scope));
+        self.cache.invalidate();
+        Ok(true)
+    }
+
+    fn fetch(
+        &self,
+        found: &Discovered,
+        challenge_scope: Option<&str>,
+    ) -> Result<super::AccessToken, String> {
+        let id = (self.resolve)(&self.registration.client_id)?;
+        let secret = (self.resolve)(&self.registration.client_secret)?;
+        let scope = self
+            .registration
+            .scope
+            .as_deref()
+            .or(challenge_scope)
+            .or(found.scopes_supported.as_deref());
+        let extra = [("resource", found.resource.as_str())];
+        super::client_credentials(
+            &ClientCredentials {
+                token_url: &found.token_endpoint,
+                client_id: &id,
+                client_secret: &secret,
+                auth: self.registration.auth,
+                scope,
+                extra: &extra,
+            },
+            self.policy.as_deref(),
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_parameters_are_read_quoted_or_bare() {
+        let h = r#"Bearer error="invalid_token", resource_metadata="https://mcp.example/.well-known/oauth-protected-resource/mcp", scope="a b""#;
+        assert_eq!(
+            resource_metadata(h).as_deref(),
+            Some("https://mcp.example/.well-known/oauth-protected-resource/mcp")
+        );
+        assert_eq!(challenge_scope(h).as_deref(), Some("a b"));
+        assert_eq!(
+            resource_metadata("Bearer resource_metadata=http://x/m, realm=\"r\"").as_deref(),
+            Some("http://x/m")
+        );
+        assert_eq!(resource_metadata("Bearer realm=\"x\""), None);
+        // Only a whole parameter name counts.
+        assert_eq!(challenge_scope("Bearer xscope=\"no\""), None);
+    }
+
+    #[test]
+    fn well_known_urls_follow_rfc_9728_and_rfc_8414() {
+        assert_eq!(
+            resource_metadata_urls("https://h:8443/mcp/?x=1"),
+            [
+                "https://h:8443/.well-known/oauth-protected-resource/mcp",
+                "https://h:8443/.well-known/oauth-protected-resource"
+            ]
+        );
+        assert_eq!(
+            resource_metadata_urls("http://h"),
+            ["http://h/.well-known/oauth-protected-resource"]
+        );
+        assert_eq!(
+            authorization_server_metadata_urls("https://as.example/tenant1"),
+            [
+                "https://as.example/.well-known/oauth-authorization-server/tenant1",
+                "https://as.example/.well-known/openid-configuration/tenant1",
+                "https://as.example/tenant1/.well-known/openid-configuration"
+            ]
+        );
+    }
+}
