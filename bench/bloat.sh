@@ -31,13 +31,17 @@ hash="$("$work/stripped" --provenance | sed -n 's/.*"program_hash": "\([0-9a-f]\
 crate="$(ls -1d "$AGENTD_CACHE_DIR"/crates/*-"$hash"/ | head -1)"
 cp -r "$crate" "$work/crate"
 
-# Same flags as a static `agentd build` (build.rs `rustflags`), without stripping.
-flags=(-C target-feature=+crt-static -C force-unwind-tables=no -C link-arg=-Wl,-z,pack-relative-relocs)
+# Same flags as a static `agentd build` (build.rs `rustflags`), without stripping, and
+# the same link arguments for the binary alone (`final_link_args`: std/libc unwind
+# data dropped, unless the workflow was built with --handlers).
+flags=(-C target-feature=+crt-static -C force-unwind-tables=no -C link-arg=-Wl,-z,pack-relative-relocs
+    --cfg 'sha2_backend_soft="compact"')
+link=(-C link-arg=-Wl,--no-eh-frame-hdr -C link-arg=-T -C "link-arg=$root/templates/no-unwind-data.ld")
 echo "bloat.sh: rebuilding $(basename "$crate") unstripped (own target dir)" >&2
 CARGO_PROFILE_RELEASE_STRIP=false \
 CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${flags[*]}")" \
-    cargo build --quiet --release --offline --manifest-path "$work/crate/Cargo.toml" \
-    --target x86_64-unknown-linux-gnu --target-dir "$work/target"
+    cargo rustc --quiet --release --offline --manifest-path "$work/crate/Cargo.toml" \
+    --target x86_64-unknown-linux-gnu --target-dir "$work/target" -- "${link[@]}"
 bin="$(find "$work/target/x86_64-unknown-linux-gnu/release" -maxdepth 1 -type f -perm -u+x | head -1)"
 
 # The floor: an empty program built the same way, so the report shows what the
@@ -49,14 +53,14 @@ sed -n '/^\[profile.release\]/,/^$/p' "$work/crate/Cargo.toml" > "$work/profile.
 echo 'fn main() {}' > "$work/empty/src/main.rs"
 CARGO_PROFILE_RELEASE_STRIP=false \
 CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${flags[*]}")" \
-    cargo build --quiet --release --manifest-path "$work/empty/Cargo.toml" \
-    --target x86_64-unknown-linux-gnu --target-dir "$work/target-empty"
+    cargo rustc --quiet --release --manifest-path "$work/empty/Cargo.toml" \
+    --target x86_64-unknown-linux-gnu --target-dir "$work/target-empty" -- "${link[@]}"
 floor="$work/target-empty/x86_64-unknown-linux-gnu/release/empty"
 
 printf '%-40s %10s\n' "stripped binary (bytes)" "$(stat -c %s "$work/stripped")"
 for f in "$bin" "$floor"; do
     echo "sections of $(basename "$f") (unstripped)"
-    size -A "$f" | awk '$1 ~ /^\.(text|rodata|data\.rel\.ro|data|eh_frame|eh_frame_hdr|relr\.dyn)$/ { printf "  %-38s %10d\n", $1, $2 }'
+    size -A "$f" | awk '$1 ~ /^\.(text|rodata|data\.rel\.ro|data|got|eh_frame|eh_frame_hdr|gcc_except_table|relr\.dyn)$/ { printf "  %-38s %10d\n", $1, $2 }'
 done
 nm -S --size-sort -C --defined-only "$bin" > "$work/nm.txt" 2>/dev/null
 nm -S --size-sort -C --defined-only "$floor" > "$work/nm-floor.txt" 2>/dev/null

@@ -39,8 +39,10 @@ TOML
 echo 'fn main() {}' > "$work/empty/src/main.rs"
 echo "size.sh: building the empty floor" >&2
 # Two static floors: with +crt-static alone (the reference of issue 8, ~1.22 MB), and
-# with every flag `agentd build` adds to a static build (build.rs `rustflags`: no
-# unwind tables, packed relative relocations), which shrink the empty program too.
+# with every flag `agentd build` adds to a static build (build.rs `rustflags` and
+# `final_link_args`: no unwind tables, packed relative relocations, the compact
+# portable SHA-256, and the unwind data of std/libc dropped at link time by
+# templates/no-unwind-data.ld), which shrink the empty program too.
 # The +floor column is against the second, the stricter comparison.
 empty_static() { # $1: target dir, $2...: extra rustc flags
     local dir="$1"; shift
@@ -51,7 +53,8 @@ empty_static() { # $1: target dir, $2...: extra rustc flags
 }
 floor_plain="$(empty_static "$work/empty/plain")"
 floor_static="$(empty_static "$work/empty/same" -C force-unwind-tables=no \
-    -C link-arg=-Wl,-z,pack-relative-relocs)"
+    -C link-arg=-Wl,-z,pack-relative-relocs --cfg 'sha2_backend_soft="compact"' \
+    -C link-arg=-Wl,--no-eh-frame-hdr -C link-arg=-T -C "link-arg=$root/templates/no-unwind-data.ld")"
 cargo build --quiet --release --manifest-path "$work/empty/Cargo.toml" \
     --target-dir "$work/empty/target"
 floor_dynamic="$(stat -c %s "$work/empty/target/release/empty")"
@@ -84,5 +87,5 @@ $(printf '%-22s %10d  %6s  %6s   %10d  %6s  %6s' "fn main(){} (floor)" "$floor_s
 $(printf '%s\n' "${rows[@]}")
 
 fn main(){} with +crt-static alone: $floor_plain B ($(mb "$floor_plain") MB)
-hello static: $(delta "$hello_static" "$floor_plain") MB over that floor, $(delta "$hello_static" "$floor_static") MB over the same-flags floor (issue 8: <= 0.40, and <= 1.65 MB)
+hello static: $(delta "$hello_static" "$floor_plain") MB over that floor, $(delta "$hello_static" "$floor_static") MB over the same-flags floor (issue 8: <= 0.40, and <= 1.65 MB; issue 17: <= 1.45 MB)
 REPORT

@@ -4,10 +4,13 @@
 //! `env -i chroot` as the image's user; a TLS-calling workflow's image reaches an
 //! HTTPS server on 127.0.0.1 trusting only the bundled CA; SBOMs validate against the
 //! pinned CycloneDX 1.5 schema (`tests/schemas/cyclonedx/`); a tampered provenance
-//! statement fails `agentd verify --provenance`.
+//! statement fails `agentd verify --provenance`. `podman load` stores the image with
+//! the archive's digest, `podman image inspect` shows its entrypoint, user and labels,
+//! and `podman run` runs it to completion.
 //!
-//! Needs `skopeo` and `umoci` (`tests/deps/oci.sh`, run by `tests/run.sh`) and root
-//! (for `chroot`, as CI runs); without them the tests fail saying what is missing.
+//! Needs `skopeo`, `umoci`, `podman` and `runc` (`tests/deps/oci.sh`, run by
+//! `tests/run.sh`) and root (for `chroot` and rootful podman, as CI runs); without
+//! them the tests fail saying what is missing.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -337,6 +340,112 @@ fn the_unpacked_image_runs_the_binary_under_env_i_chroot_with_nothing_else() {
     assert_eq!(
         std::fs::read_to_string(&greeting).expect("greeting written inside the image"),
         "Hello, chroot - your agent is alive.\n"
+    );
+    use std::os::unix::fs::MetadataExt as _;
+    assert_eq!(std::fs::metadata(&greeting).expect("meta").uid(), 65_532);
+}
+
+/// `podman` with its own scratch store under `dir` (the `vfs` storage driver, which
+/// needs no overlay or fuse support; cgroupfs; events to a file), so tests neither
+/// see nor touch the machine's images. Rootful: needs root, as CI runs.
+fn podman(dir: &Path) -> Command {
+    must_be_root();
+    let mut cmd = Command::new(tool("podman"));
+    cmd.arg("--root")
+        .arg(dir.join("storage"))
+        .arg("--runroot")
+        .arg(dir.join("run"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ]);
+    cmd
+}
+
+#[test]
+fn podman_loads_the_image_and_inspect_shows_its_entrypoint_user_and_labels() {
+    let h = hello();
+    let dir = scratch("image-e2e-podman-load");
+    let loaded = ok(podman(&dir).arg("load").arg("-i").arg(&h.image));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&loaded.stdout),
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    assert!(said.contains("hello:e2e"), "{said}");
+
+    let inspect = json_of(&ok(podman(&dir).args(["image", "inspect", "hello:e2e"])).stdout);
+    let image = &inspect[0];
+    // The image podman stored is the one in the archive: same manifest digest.
+    assert_eq!(image["Digest"], manifest_digest(&h.image).as_str());
+    let c = &image["Config"];
+    assert_eq!(c["Entrypoint"], json!(["/usr/local/bin/hello"]));
+    assert_eq!(c["User"], USER);
+    assert_eq!(image["Architecture"], "amd64");
+    assert_eq!(image["Os"], "linux");
+    assert_eq!(c["Labels"]["dev.agentd.workflow"], "hello");
+    assert_eq!(
+        c["Labels"]["dev.agentd.compiler.version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(c["Labels"]["org.opencontainers.image.version"], "e2e");
+    assert_eq!(image["RootFS"]["Layers"].as_array().map(Vec::len), Some(1));
+}
+
+/// `podman run` of the loaded image. What this CI container allows decides the flags,
+/// none of which changes what the image does:
+/// - `--runtime runc`: crun 1.8 (Debian's default for podman) refuses a host whose
+///   cgroup v1 controllers sit beside a mounted cgroup v2 ("cgroups in hybrid mode not
+///   supported"); runc runs there.
+/// - `--ulimit nofile=1024:1024 --ulimit nproc=1024:1024`: podman raises both limits
+///   by default (1048576), which needs CAP_SYS_RESOURCE, which the CI container lacks;
+///   lowering them needs nothing.
+/// - `--network none`: hello uses no network, and no CNI/netavark is needed.
+#[test]
+fn podman_runs_the_loaded_image_as_its_user_to_completion() {
+    let h = hello();
+    let dir = scratch("image-e2e-podman-run");
+    ok(podman(&dir).arg("load").arg("-i").arg(&h.image));
+    // The greeting lands in a host directory mounted where hello writes it, so its
+    // owner shows which user the image ran as.
+    let out_dir = dir.join("out");
+    std::fs::create_dir_all(&out_dir).expect("out dir");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let out = run(podman(&dir)
+        .args([
+            "--runtime",
+            "runc",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            "--env",
+            "AGENTD_NAME=podman",
+            "--volume",
+        ])
+        .arg(format!("{}:/tmp/agentd-hello", out_dir.display()))
+        .args(["hello:e2e", "--input", "{}"]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_of(&out.stdout)["status"], "completed");
+    let greeting = out_dir.join("greeting.txt");
+    assert_eq!(
+        std::fs::read_to_string(&greeting).expect("greeting written by the container"),
+        "Hello, podman - your agent is alive.\n"
     );
     use std::os::unix::fs::MetadataExt as _;
     assert_eq!(std::fs::metadata(&greeting).expect("meta").uid(), 65_532);
