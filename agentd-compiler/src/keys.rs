@@ -65,6 +65,7 @@ const MCPENV: &str = "tests/mcp-double/tests/e2e.rs::a_built_binary_runs_mcp_nod
 const SANDBOX: &str =
     "tests/sandbox_e2e.rs::sandbox_mode_off_compiles_no_sandbox_and_enforce_then_refuses_to_start";
 const TRIGGERS: &str = "tests/triggers_e2e.rs::cron_interval_and_fs_watch_triggers_fire_their_own_start_nodes_as_configured";
+const AUTHKEYS: &str = "tests/auth_keys_e2e.rs::hmac_header_and_prefix_and_oidc_inline_jwks_skew_and_subjects_decide_what_verifies";
 const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
 
 /// Every key path of the model and its status, in `key_paths()` order.
@@ -77,8 +78,8 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("auth.bearer.*.tokens", Diagnosed("auth_literal_secret")),
     ("auth.bearer.*.tokens_env", Honoured(AUTH)),
     ("auth.hmac", Honoured(AUTH)),
-    ("auth.hmac.*.header", Untested),
-    ("auth.hmac.*.prefix", Untested),
+    ("auth.hmac.*.header", Honoured(AUTHKEYS)),
+    ("auth.hmac.*.prefix", Honoured(AUTHKEYS)),
     ("auth.hmac.*.secret", Diagnosed("auth_literal_secret")),
     ("auth.hmac.*.secret_env", Honoured(AUTH)),
     ("auth.hmac.*.timestamp_header", Honoured(AUTH)),
@@ -86,11 +87,11 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("auth.oidc", Honoured(AUTH)),
     ("auth.oidc.*.algorithms", Honoured(AUTH)),
     ("auth.oidc.*.audience", Honoured(AUTH)),
-    ("auth.oidc.*.clock_skew_secs", Untested),
+    ("auth.oidc.*.clock_skew_secs", Honoured(AUTHKEYS)),
     ("auth.oidc.*.issuer", Honoured(AUTH)),
     ("auth.oidc.*.jwks_file", Honoured(AUTH)),
-    ("auth.oidc.*.jwks_json", Untested),
-    ("auth.oidc.*.subject_allowlist", Untested),
+    ("auth.oidc.*.jwks_json", Honoured(AUTHKEYS)),
+    ("auth.oidc.*.subject_allowlist", Honoured(AUTHKEYS)),
     ("budget", Honoured(LLMSOCK)),
     ("budget.max_cpu_secs", Honoured(BUDGET)),
     ("budget.max_fs_write_mb", Untested),
@@ -198,7 +199,7 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("nodes[read_mcp_resource].server", Honoured(CORPUS)),
     ("nodes[respond].body_template", Honoured(ROUTES)),
     ("nodes[respond].content_type", Honoured(ROUTES)),
-    ("nodes[respond].input_from", Untested),
+    ("nodes[respond].input_from", Honoured(AUTHKEYS)),
     ("nodes[respond].status", Honoured(ROUTES)),
     ("nodes[rust].handler", Honoured(HANDLERS)),
     ("nodes[rust].input_from", Honoured(HANDLERS)),
