@@ -8,6 +8,8 @@
 
 #[path = "support/build.rs"]
 mod build;
+#[path = "support/oidc.rs"]
+mod oidc;
 #[path = "support/tls.rs"]
 mod support;
 
@@ -16,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+use oidc::{Issuer, hmac_hex};
 use serde_json::{Value, json};
 use support::{Agent, Ca, Exchange, client_config, post};
 
@@ -24,64 +26,6 @@ fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// The OIDC provider of the test: an ES256 key whose public half is the
-/// pinned JWKS.
-struct Issuer {
-    key: EcdsaKeyPair,
-    rng: ring::rand::SystemRandom,
-}
-
-impl Issuer {
-    fn new() -> Issuer {
-        let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .expect("generate the OIDC key");
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-            .expect("load the OIDC key");
-        Issuer { key, rng }
-    }
-
-    fn jwks(&self) -> String {
-        // An uncompressed point: 0x04 || x || y.
-        let point = self.key.public_key().as_ref();
-        json!({"keys": [{
-            "kty": "EC", "crv": "P-256", "kid": "test-key", "alg": "ES256", "use": "sig",
-            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-        }]})
-        .to_string()
-    }
-
-    fn token(&self, header: &Value, claims: &Value) -> String {
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let sig = self
-            .key
-            .sign(&self.rng, signing_input.as_bytes())
-            .expect("sign the token");
-        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
-    }
-
-    fn es256(&self, claims: &Value) -> String {
-        self.token(
-            &json!({"alg": "ES256", "typ": "JWT", "kid": "test-key"}),
-            claims,
-        )
-    }
-}
-
-fn hmac_hex(key: &str, message: &str) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
-    ring::hmac::sign(&key, message.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn principal(reply: &Exchange) -> Value {

@@ -71,6 +71,7 @@ const OAUTH2: &str =
     "tests/secrets_e2e.rs::an_oauth2_token_is_fetched_once_and_reused_by_every_request";
 const OAUTHSKEW: &str =
     "tests/secrets_e2e.rs::a_token_inside_its_skew_is_fetched_again_at_every_use";
+const AUTHKEYS: &str = "tests/auth_keys_e2e.rs::hmac_header_and_prefix_and_oidc_inline_jwks_skew_and_subjects_decide_what_verifies";
 const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
 
 /// Every key path of the model and its status, in `key_paths()` order.
@@ -83,8 +84,8 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("auth.bearer.*.tokens", Diagnosed("auth_literal_secret")),
     ("auth.bearer.*.tokens_env", Honoured(AUTH)),
     ("auth.hmac", Honoured(AUTH)),
-    ("auth.hmac.*.header", Untested),
-    ("auth.hmac.*.prefix", Untested),
+    ("auth.hmac.*.header", Honoured(AUTHKEYS)),
+    ("auth.hmac.*.prefix", Honoured(AUTHKEYS)),
     ("auth.hmac.*.secret", Diagnosed("auth_literal_secret")),
     ("auth.hmac.*.secret_env", Honoured(AUTH)),
     ("auth.hmac.*.timestamp_header", Honoured(AUTH)),
@@ -92,11 +93,11 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("auth.oidc", Honoured(AUTH)),
     ("auth.oidc.*.algorithms", Honoured(AUTH)),
     ("auth.oidc.*.audience", Honoured(AUTH)),
-    ("auth.oidc.*.clock_skew_secs", Untested),
+    ("auth.oidc.*.clock_skew_secs", Honoured(AUTHKEYS)),
     ("auth.oidc.*.issuer", Honoured(AUTH)),
     ("auth.oidc.*.jwks_file", Honoured(AUTH)),
-    ("auth.oidc.*.jwks_json", Untested),
-    ("auth.oidc.*.subject_allowlist", Untested),
+    ("auth.oidc.*.jwks_json", Honoured(AUTHKEYS)),
+    ("auth.oidc.*.subject_allowlist", Honoured(AUTHKEYS)),
     ("budget", Honoured(LLMSOCK)),
     ("budget.max_cpu_secs", Honoured(BUDGET)),
     ("budget.max_fs_write_mb", Untested),
@@ -204,7 +205,7 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("nodes[read_mcp_resource].server", Honoured(CORPUS)),
     ("nodes[respond].body_template", Honoured(ROUTES)),
     ("nodes[respond].content_type", Honoured(ROUTES)),
-    ("nodes[respond].input_from", Untested),
+    ("nodes[respond].input_from", Honoured(AUTHKEYS)),
     ("nodes[respond].status", Honoured(ROUTES)),
     ("nodes[rust].handler", Honoured(HANDLERS)),
     ("nodes[rust].input_from", Honoured(HANDLERS)),
