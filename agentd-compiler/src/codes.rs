@@ -1439,10 +1439,13 @@ command = ["/usr/local/bin/other-mcp"]
         severity: Error,
         stage: Validate,
         dialect1: false,
-        summary: "an [[mcp_servers]] entry has an empty name or an empty `command`",
-        explanation: "A server with an empty name cannot be selected; one with an empty \
-`command` has no program to start, so the binary would fail at start. Both are refused at \
-build time.",
+        summary: "an [[mcp_servers]] entry that cannot work: no name, neither or both of \
+`command` and `url`, a bad URL, headers on a stdio server, a zero timeout",
+        explanation: "A server with an empty name cannot be selected. A server is either a \
+local program (`command`, spoken to over stdio) or a remote endpoint (`url`, Streamable HTTP): \
+exactly one of the two. A `url` must be http:// or https://. `headers` are sent only to a \
+`url` server, so on a stdio server they would silently do nothing. `timeout_secs` must be at \
+least 1. All are refused at build time.",
         example: r#"name = "example"
 [[mcp_servers]]
 name = "tracker"
@@ -1539,6 +1542,36 @@ read = ["/data/**"]
 [[mcp_servers]]
 name = "tracker"
 command = ["/usr/local/bin/tracker-mcp"]
+allow_tools = ["search"]
+[[start_nodes]]
+name = "main"
+source = "manual"
+entry_node = "find"
+[[nodes]]
+id = "find"
+type = "call_mcp_tool"
+tool = "search"
+"#,
+    },
+    CodeInfo {
+        code: "mcp_url_not_allowed",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "under a [policy], an [[mcp_servers]] `url` that [policy.http] does not allow",
+        explanation: "A remote MCP server is reached with HTTP POSTs to its `url`, an outgoing \
+HTTP effect like http_request, so [policy.http] must allow it: a `urls` pattern must cover the \
+URL and `methods`, when set, must include POST. A literal URL outside the policy would make \
+every call fail, so it is refused at build time; a URL given at start with --mcp-url is checked \
+when the binary starts.",
+        example: r#"name = "example"
+[policy.http]
+urls = ["https://api.example.com/*"]   # fix: add "https://mcp.example.com/*"
+[policy.mcp]
+servers = ["tracker"]
+[[mcp_servers]]
+name = "tracker"
+url = "https://mcp.example.com/mcp"
 allow_tools = ["search"]
 [[start_nodes]]
 name = "main"

@@ -246,6 +246,15 @@ pub fn lower(program: &Program) -> ProgramIr {
             }
         }
     }
+    // The Streamable HTTP transport only for a workflow that uses MCP and
+    // declares a `url` server.
+    if features.contains("mcp")
+        && program
+            .root()
+            .is_some_and(|r| r.doc.mcp_servers.iter().any(|s| s.url.is_some()))
+    {
+        features.insert("mcp-http");
+    }
     let route_schemas = program.root().map_or_else(Vec::new, |root| {
         let base = root
             .source

@@ -62,6 +62,10 @@ const REGOFILE: &str = "tests/rego_e2e.rs::a_rego_file_is_baked_at_build_time_an
 const MCPEMPTY: &str = "tests/mcp-double/tests/policy.rs::an_empty_policy_denies_an_mcp_call_before_the_server_sees_it";
 const MCPREGO: &str = "tests/mcp-double/tests/policy.rs::rego_decides_an_mcp_call_the_lists_allow";
 const MCPENV: &str = "tests/mcp-double/tests/e2e.rs::a_built_binary_runs_mcp_nodes_and_an_agent_loop_against_real_processes";
+const MCPWIRE: &str =
+    "tests/mcp_e2e.rs::the_client_speaks_streamable_http_sessions_headers_resumption_and_delete";
+const MCPTIME: &str =
+    "tests/mcp_e2e.rs::server_everything_answers_echo_sum_resource_errors_and_timeouts_over_stdio";
 const SANDBOX: &str =
     "tests/sandbox_e2e.rs::sandbox_mode_off_compiles_no_sandbox_and_enforce_then_refuses_to_start";
 const TRIGGERS: &str = "tests/triggers_e2e.rs::cron_interval_and_fs_watch_triggers_fire_their_own_start_nodes_as_configured";
@@ -150,7 +154,10 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("mcp_servers[].allow_tools", Honoured(CORPUS)),
     ("mcp_servers[].command", Honoured(MCPREGO)),
     ("mcp_servers[].env", Honoured(MCPENV)),
+    ("mcp_servers[].headers", Honoured(MCPWIRE)),
     ("mcp_servers[].name", Honoured(CORPUS)),
+    ("mcp_servers[].timeout_secs", Honoured(MCPTIME)),
+    ("mcp_servers[].url", Honoured(MCPWIRE)),
     ("name", Honoured(HELLO)),
     ("nodes", Honoured(HELLO)),
     ("nodes[].id", Honoured(HELLO)),

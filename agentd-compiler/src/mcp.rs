@@ -11,6 +11,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
 use crate::model::{AgentLoop, WorkflowDoc};
+use crate::secrets::{HeaderSegIr, split_header};
 
 /// The runtime features an `agent_loop` declaring `tools` needs.
 pub fn agent_loop_features(tools: &[String]) -> Vec<&'static str> {
@@ -43,6 +44,34 @@ pub fn workflow_consts(root: &WorkflowDoc, mcp_enabled: bool) -> TokenStream {
     let defs = root.mcp_servers.iter().map(|s| {
         let name = Literal::string(&s.name);
         let command = strs(&s.command);
+        let url = match &s.url {
+            Some(u) => {
+                let u = Literal::string(u);
+                quote!(::core::option::Option::Some(#u))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let headers = s.headers.iter().map(|(name, value)| {
+            let parts = split_header(value).into_iter().map(|seg| match seg {
+                HeaderSegIr::Lit(text) => {
+                    let text = Literal::string(&text);
+                    quote!(::agentd_runtime::mcp::HeaderPart::Lit(#text))
+                }
+                HeaderSegIr::Secret(name) => {
+                    let name = Literal::string(&name);
+                    quote!(::agentd_runtime::mcp::HeaderPart::Secret(#name))
+                }
+            });
+            let name = Literal::string(name);
+            quote!((#name, &[#(#parts),*]))
+        });
+        let timeout = match s.timeout_secs {
+            Some(t) => {
+                let t = Literal::u64_unsuffixed(t);
+                quote!(::core::option::Option::Some(#t))
+            }
+            None => quote!(::core::option::Option::None),
+        };
         let tools = strs(&s.allow_tools);
         let resources = strs(&s.allow_resources);
         // BTreeMap: sorted, so the output is deterministic.
@@ -53,6 +82,9 @@ pub fn workflow_consts(root: &WorkflowDoc, mcp_enabled: bool) -> TokenStream {
         quote!(::agentd_runtime::mcp::McpServerDef {
             name: #name,
             command: #command,
+            url: #url,
+            headers: &[#(#headers),*],
+            timeout_secs: #timeout,
             allow_tools: #tools,
             allow_resources: #resources,
             env: &[#(#env),*],

@@ -973,7 +973,18 @@ pub struct BudgetConfig {
 #[serde(deny_unknown_fields)]
 pub struct McpServer {
     pub name: String,
+    /// argv of a stdio server; exactly one of `command` and `url` is set.
+    #[serde(default)]
     pub command: Vec<String>,
+    /// The Streamable HTTP endpoint of a remote server.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Request headers of a `url` server: literals plus `{{secret:NAME}}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Read timeout of one exchange with this server (seconds, ≥ 1).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
     #[serde(default)]
     pub allow_tools: Vec<String>,
     #[serde(default)]

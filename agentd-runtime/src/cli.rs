@@ -355,12 +355,23 @@ fn run_as<W: Workflow>(
     // The `[[mcp_servers]]` children start now, so one that cannot start
     // refuses the binary (exit 2) instead of failing a node later; a dry run
     // starts none (they start on a first call, which a dry run never makes).
+    // `url` servers are checked against the effective policy now, overrides
+    // included (a literal URL the baked policy refuses never builds).
     #[cfg(feature = "mcp")]
     let mcp = {
-        let mcp = crate::mcp::Mcp::from_defs(
-            W::MCP_SERVERS,
-            &crate::mcp::McpOptions::for_workflow::<W>(timeout),
-        );
+        let mut options = crate::mcp::McpOptions::for_workflow::<W>(timeout);
+        options.url_overrides =
+            match crate::mcp::url_overrides(W::MCP_SERVERS, &matches.values("mcp_url"), |var| {
+                std::env::var(var).ok()
+            }) {
+                Ok(o) => o,
+                Err(message) => return usage(stderr, &message),
+            };
+        let mcp = crate::mcp::Mcp::from_defs(W::MCP_SERVERS, &options);
+        if let Err(e) = mcp.check_urls(effective_policy) {
+            let _ = writeln!(stderr, "agentd: refusing to start: {e}");
+            return EXIT_SEMANTIC;
+        }
         if !args.dry_run
             && let Err(message) = mcp.start_all()
         {
@@ -368,6 +379,13 @@ fn run_as<W: Workflow>(
         }
         mcp
     };
+    #[cfg(not(feature = "mcp"))]
+    if !matches.values("mcp_url").is_empty() {
+        return usage(
+            stderr,
+            "--mcp-url: this workflow declares no [[mcp_servers]]",
+        );
+    }
 
     // Process limits go on last, just before the run: everything above allocates
     // freely and is bounded by the input size limits.

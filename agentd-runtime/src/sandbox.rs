@@ -61,6 +61,7 @@ pub fn features() -> Vec<&'static str> {
     let all = [
         ("shell", cfg!(feature = "shell")),
         ("mcp", cfg!(feature = "mcp")),
+        ("mcp-http", cfg!(feature = "mcp-http")),
         ("http", cfg!(feature = "http")),
         ("llm", cfg!(feature = "llm")),
         ("llm-remote", cfg!(feature = "llm-remote")),

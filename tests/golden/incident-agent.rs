@@ -234,6 +234,9 @@ impl ::agentd_runtime::Workflow for Program {
         ::agentd_runtime::mcp::McpServerDef {
             name: "pager",
             command: &["/usr/local/bin/pager-mcp", "--stdio"],
+            url: ::core::option::Option::None,
+            headers: &[],
+            timeout_secs: ::core::option::Option::None,
             allow_tools: &["incidents_list", "incident_note"],
             allow_resources: &["runbook://*"],
             env: &[("PAGER_TOKEN", "pager_token")],

@@ -127,6 +127,149 @@ impl Validator<'_> {
         self.push(d);
     }
 
+    /// `command` xor `url`, a usable URL the policy allows, headers as
+    /// `http_request`'s, a positive `timeout_secs`.
+    fn check_mcp_transport(&mut self, i: usize) {
+        let s = &self.doc.mcp_servers[i];
+        let name = s.name.clone();
+        let invalid = |this: &Self, key: &str, message: String, label: &str, help: &str| {
+            Diagnostic::error("invalid_mcp_server", this.path(), message)
+                .with_span(
+                    this.span(loc!["mcp_servers", i, key])
+                        .or_else(|| this.span(loc!["mcp_servers", i, "name"])),
+                )
+                .with_label(label.to_owned())
+                .with_help(help.to_owned())
+        };
+        let has_command = !s.command.is_empty();
+        match (&s.url, has_command) {
+            (Some(_), true) => {
+                let d = invalid(
+                    self,
+                    "url",
+                    format!("mcp_server `{name}` sets both `command` and `url`"),
+                    "and `command` is set too",
+                    "keep one: `command` starts a local server over stdio, `url` reaches a \
+                     remote one over Streamable HTTP",
+                );
+                self.push(d);
+            }
+            (None, _) if s.command.first().is_none_or(|p| p.trim().is_empty()) => {
+                let d = invalid(
+                    self,
+                    "command",
+                    format!(
+                        "mcp_server `{name}` has no program to run and no URL: set `command` or `url`"
+                    ),
+                    "nothing to start",
+                    "set `command` to the server's argv, e.g. [\"/usr/local/bin/tracker-mcp\", \
+                     \"--stdio\"], or `url` to its Streamable HTTP endpoint",
+                );
+                self.push(d);
+            }
+            _ => {}
+        }
+        if let Some(url) = &s.url {
+            let lower = url.trim().to_ascii_lowercase();
+            let host = lower
+                .strip_prefix("https://")
+                .or_else(|| lower.strip_prefix("http://"));
+            if host.is_none_or(|h| h.is_empty() || h.starts_with('/'))
+                || url.contains(char::is_whitespace)
+            {
+                let d = invalid(
+                    self,
+                    "url",
+                    format!("mcp_server `{name}`: `{url}` is not an http:// or https:// URL"),
+                    "not a URL the client can reach",
+                    "write the server's endpoint, e.g. \"https://mcp.example.com/mcp\"",
+                );
+                self.push(d);
+            } else if let Some(policy) = &self.doc.policy
+                && let Some(why) = policy_http_refuses(&policy.http, url)
+            {
+                let d = Diagnostic::error(
+                    "mcp_url_not_allowed",
+                    self.path(),
+                    format!("mcp_server `{name}`: `{url}` is not allowed by [policy.http]: {why}"),
+                )
+                .with_span(self.span(loc!["mcp_servers", i, "url"]))
+                .with_label("outside [policy.http]")
+                .with_help(format!(
+                    "add a pattern covering it to [policy.http] urls (e.g. \"{url}\") — a remote \
+                     MCP server is an outgoing HTTP effect like http_request"
+                ));
+                self.push(d);
+            }
+        } else if !s.headers.is_empty() {
+            let d = invalid(
+                self,
+                "headers",
+                format!("mcp_server `{name}` sets `headers` but is a stdio server"),
+                "only sent to a `url` server",
+                "remove `headers`, or pass values to a stdio server with `env`",
+            );
+            self.push(d);
+        }
+        if s.timeout_secs == Some(0) {
+            let d = invalid(
+                self,
+                "timeout_secs",
+                format!("mcp_server `{name}`: `timeout_secs` must be at least 1"),
+                "zero",
+                "set the seconds one exchange may take, or remove the key to use the run timeout",
+            );
+            self.push(d);
+        }
+        let headers: Vec<(String, String)> = s
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (hname, value) in headers {
+            let hloc = loc!["mcp_servers", i, "headers", hname.as_str()];
+            let valid_name = !hname.is_empty()
+                && hname
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid_name {
+                let d = Diagnostic::error(
+                    "http_header_bad_name",
+                    self.path(),
+                    format!("mcp_server `{name}`: header name `{hname}` must match [A-Za-z0-9_-]+"),
+                )
+                .with_span(self.key_span(hloc.clone()))
+                .with_label("invalid header name")
+                .with_help("header names may contain only ASCII letters, digits, `-` and `_`");
+                self.push(d);
+            }
+            if value.contains(['\r', '\n']) {
+                let d = Diagnostic::error(
+                    "http_header_crlf",
+                    self.path(),
+                    format!("mcp_server `{name}`: header `{hname}` value contains CR or LF"),
+                )
+                .with_span(self.span(hloc.clone()))
+                .with_label("line break in a header value")
+                .with_help(
+                    "remove the line breaks; a CR/LF would let the value inject extra headers",
+                );
+                self.push(d);
+            }
+            if let Err(why) = crate::validate::check_header_placeholders(&value) {
+                let d = Diagnostic::error(
+                    "http_header_bad_placeholder",
+                    self.path(),
+                    format!("mcp_server `{name}`: header `{hname}`: {why}"),
+                )
+                .with_span(self.span(hloc.clone()))
+                .with_label("bad placeholder")
+                .with_help("header values are literals plus `{{secret:NAME}}` placeholders only");
+                self.push(d);
+            }
+        }
+    }
+
     pub(super) fn check_mcp_servers(&mut self) {
         let servers = &self.doc.mcp_servers;
         let mut first: HashMap<&str, usize> = HashMap::new();
@@ -160,17 +303,7 @@ impl Validator<'_> {
             } else {
                 first.insert(s.name.as_str(), i);
             }
-            if s.command.first().is_none_or(|p| p.trim().is_empty()) {
-                let d = Diagnostic::error(
-                    "invalid_mcp_server",
-                    self.path(),
-                    format!("mcp_server `{}` has no program to run: `command` is empty", s.name),
-                )
-                .with_span(self.span(loc!["mcp_servers", i, "command"]))
-                .with_label("nothing to start")
-                .with_help("set `command` to the server's argv, e.g. [\"/usr/local/bin/tracker-mcp\", \"--stdio\"]");
-                self.push(d);
-            }
+            self.check_mcp_transport(i);
         }
         if servers.is_empty() {
             return;
@@ -236,6 +369,44 @@ impl Validator<'_> {
     }
 }
 
+/// Why `[policy.http]` refuses a `POST` to `url`, if it does: the runtime's
+/// check (`Policy::check_http`: an empty `urls` denies, `methods` when set
+/// must hold `POST`, then the URL patterns of docs/dialect.md §12.1).
+fn policy_http_refuses(http: &crate::model::HttpPolicy, url: &str) -> Option<String> {
+    if http.urls.is_empty() {
+        return Some("no `urls` allowlist is configured".to_owned());
+    }
+    if !http.methods.is_empty() && !http.methods.iter().any(|m| m.eq_ignore_ascii_case("POST")) {
+        return Some("`methods` does not include POST".to_owned());
+    }
+    if http.urls.iter().any(|p| url_pattern_matches(p, url)) {
+        None
+    } else {
+        Some("no `urls` pattern covers it".to_owned())
+    }
+}
+
+/// The runtime's path/URL matcher: `*`, a `/*` or `/**` subtree, a trailing
+/// `*` prefix, or exact.
+fn url_pattern_matches(pattern: &str, candidate: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    if let Some(prefix) = pattern
+        .strip_suffix("/**")
+        .or_else(|| pattern.strip_suffix("/*"))
+    {
+        return candidate == prefix
+            || candidate
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'));
+    }
+    if let Some(prefix) = pattern.strip_suffix('*') {
+        return candidate.starts_with(prefix);
+    }
+    pattern == candidate
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -255,6 +426,8 @@ mod tests {
             .filter(|d| {
                 d.code.starts_with("rego_")
                     || d.code.contains("mcp_server")
+                    || d.code == "mcp_url_not_allowed"
+                    || d.code.starts_with("http_header_")
                     || d.code == "key_has_no_effect"
             })
             .map(|d| {
@@ -272,6 +445,80 @@ mod tests {
              [[mcp_servers]]\nname = \"a\"\ncommand = [\"/bin/two\"]\n{NODE}"
         );
         assert_eq!(found(&text), [("dup_mcp_server_name", "\"a\"".to_owned())]);
+    }
+
+    #[test]
+    fn a_server_needs_exactly_one_of_command_and_url_and_a_usable_url() {
+        let server = |body: &str| {
+            format!(
+                "name = \"w\"\n[policy.mcp]\nservers = [\"a\"]\n[policy.http]\n\
+                 urls = [\"https://mcp.example.com/*\"]\n[[mcp_servers]]\nname = \"a\"\n{body}\n{NODE}"
+            )
+        };
+        assert_eq!(
+            found(&server(
+                "url = \"https://mcp.example.com/mcp\"\ncommand = [\"/bin/a\"]"
+            )),
+            [(
+                "invalid_mcp_server",
+                "\"https://mcp.example.com/mcp\"".to_owned()
+            )]
+        );
+        assert_eq!(
+            found(&server("allow_tools = []")),
+            [("invalid_mcp_server", "[[mcp_servers]]".to_owned())]
+        );
+        assert_eq!(
+            found(&server("url = \"ftp://mcp.example.com/mcp\"")),
+            [(
+                "invalid_mcp_server",
+                "\"ftp://mcp.example.com/mcp\"".to_owned()
+            )]
+        );
+        assert_eq!(
+            found(&server("command = [\"/bin/a\"]\nheaders = { X = \"1\" }")),
+            [("invalid_mcp_server", "{ X = \"1\" }".to_owned())]
+        );
+        assert_eq!(
+            found(&server(
+                "url = \"https://mcp.example.com/mcp\"\ntimeout_secs = 0"
+            )),
+            [("invalid_mcp_server", "0".to_owned())]
+        );
+        assert_eq!(
+            found(&server(
+                "url = \"https://mcp.example.com/mcp\"\nheaders = { X = \"{{secret:}}\" }"
+            )),
+            [("http_header_bad_placeholder", "\"{{secret:}}\"".to_owned())]
+        );
+        assert!(found(&server(
+            "url = \"https://mcp.example.com/mcp\"\nheaders = { Authorization = \"Bearer {{secret:t}}\" }\ntimeout_secs = 5"
+        ))
+        .is_empty());
+    }
+
+    #[test]
+    fn a_literal_url_the_http_policy_does_not_allow_is_refused() {
+        let text = format!(
+            "name = \"w\"\n[policy.mcp]\nservers = [\"a\"]\n[policy.http]\n\
+             urls = [\"https://api.example.com/*\"]\n[[mcp_servers]]\nname = \"a\"\n\
+             url = \"https://mcp.example.com/mcp\"\n{NODE}"
+        );
+        assert_eq!(
+            found(&text),
+            [(
+                "mcp_url_not_allowed",
+                "\"https://mcp.example.com/mcp\"".to_owned()
+            )]
+        );
+        let get_only = text.replace(
+            "urls = [\"https://api.example.com/*\"]",
+            "urls = [\"https://mcp.example.com/*\"]\nmethods = [\"GET\"]",
+        );
+        assert_eq!(found(&get_only)[0].0, "mcp_url_not_allowed");
+        // Without a [policy] nothing is refused at build time.
+        let open = text.replace("[policy.mcp]\nservers = [\"a\"]\n[policy.http]\nurls = [\"https://api.example.com/*\"]\n", "");
+        assert!(found(&open).is_empty(), "{:?}", found(&open));
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub(crate) struct Flag {
     pub(crate) heading: Heading,
     /// Flags it cannot be given with (on the command line).
     pub(crate) conflicts: &'static [&'static str],
+    /// May be given several times (each value kept, see [`Matches::values`]).
+    pub(crate) repeat: bool,
 }
 
 /// `--help` sections, in order.
@@ -68,6 +70,7 @@ const fn opt(
         help,
         heading: Heading::Options,
         conflicts: &[],
+        repeat: false,
     }
 }
 
@@ -86,12 +89,20 @@ const fn switch(
         help,
         heading: Heading::Options,
         conflicts: &[],
+        repeat: false,
     }
 }
 
 const fn short(flag: Flag, c: char) -> Flag {
     Flag {
         short: Some(c),
+        ..flag
+    }
+}
+
+const fn repeatable(flag: Flag) -> Flag {
+    Flag {
+        repeat: true,
         ..flag
     }
 }
@@ -211,6 +222,13 @@ pub(crate) static FLAGS: &[Flag] = &[
         Some("AGENTD_INTEL_HTTP_BEARER_FILE"),
         "File holding the --intel-http bearer token (else $AGENTD_INTEL_HTTP_BEARER)",
     ),
+    repeatable(opt(
+        "mcp_url",
+        "mcp-url",
+        "NAME=URL",
+        None,
+        "Reach [[mcp_servers]] NAME at URL instead of its `url` (repeatable; also $AGENTD_MCP_URL_<NAME>; still checked against [policy.http])",
+    )),
     opt(
         "state_dir",
         "state-dir",
@@ -417,6 +435,16 @@ impl Matches {
         self.get(id).map(|g| g.value.clone())
     }
 
+    /// Every value of a repeatable flag, in command-line order.
+    #[must_use]
+    pub fn values(&self, id: &str) -> Vec<String> {
+        self.given
+            .iter()
+            .filter(|(k, _)| *k == id)
+            .map(|(_, g)| g.value.clone())
+            .collect()
+    }
+
     /// Whether `id`'s value came from its env twin.
     #[must_use]
     pub fn from_env(&self, id: &str) -> bool {
@@ -500,7 +528,7 @@ pub(crate) fn parse(
                 &format!("unexpected argument '{shown}' found"),
             ));
         };
-        if on_cli.contains(&flag.id) {
+        if on_cli.contains(&flag.id) && !flag.repeat {
             return Err(usage_error(
                 name,
                 &format!(

@@ -3,9 +3,11 @@
 //! Owns the registry of named MCP servers a run can reach ([`Mcp`]), the
 //! baked `[[mcp_servers]]` definitions ([`McpServerDef`]), the server
 //! selection rule of the MCP node kinds, the allowlist decision, and the
-//! [`McpServer`] trait with its two implementations: [`stdio::StdioServer`]
-//! (a child process speaking NDJSON JSON-RPC 2.0) and [`mock::MockServer`]
-//! (the `[mocks]` of the test harness).
+//! [`McpServer`] trait with its implementations: [`stdio::StdioServer`]
+//! (a child process speaking NDJSON JSON-RPC 2.0), `http::HttpServer`
+//! (Streamable HTTP, feature `mcp-http`, linked only into binaries with a
+//! `url` server) and [`mock::MockServer`] (the `[mocks]` of the test
+//! harness). [`jsonrpc`] holds the protocol pieces both transports share.
 //!
 //! Allowlists. With no effective policy (no `[policy]` block, or a fixture
 //! run) every tool and resource is allowed, as in dialect 1. Under a policy,
@@ -32,7 +34,12 @@ use serde_json::Value;
 use crate::error::Error;
 use crate::policy::{Policy, name_matches};
 
+#[cfg(feature = "mcp-http")]
+pub mod http;
+pub(crate) mod jsonrpc;
 pub mod mock;
+#[cfg(feature = "mcp-http")]
+pub mod sse;
 pub mod stdio;
 
 /// The read timeout of one MCP exchange when nothing else is configured.
@@ -43,8 +50,12 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// frame cap).
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
 
-/// The protocol version sent in `initialize`.
-pub const PROTOCOL_VERSION: &str = "2025-03-26";
+/// The protocol revision offered in `initialize` (the newest we speak).
+pub const PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// Every revision a server may choose in its `initialize` reply; any other
+/// is a clear error (the MCP life cycle: the client disconnects).
+pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
 /// The server name the harness's mocks use when the workflow declares none
 /// (dialect 1's `--mcp-stdio` server).
@@ -56,8 +67,14 @@ pub const DEFAULT_SERVER: &str = "default";
 pub struct McpServerDef {
     /// The name nodes refer to with `server`.
     pub name: &'static str,
-    /// argv; the first element is the program.
+    /// argv; the first element is the program. Empty for a `url` server.
     pub command: &'static [&'static str],
+    /// The Streamable HTTP endpoint (`None` for a stdio server).
+    pub url: Option<&'static str>,
+    /// Extra request headers of a `url` server, sorted by name.
+    pub headers: &'static [(&'static str, &'static [HeaderPart])],
+    /// `timeout_secs`: this server's read timeout, instead of the run's.
+    pub timeout_secs: Option<u64>,
     /// Tool names this server may be asked to call.
     pub allow_tools: &'static [&'static str],
     /// Resource URIs this server may be asked to read.
@@ -65,6 +82,46 @@ pub struct McpServerDef {
     /// `(VAR, secret name)`: set on the child only, resolved at spawn.
     pub env: &'static [(&'static str, &'static str)],
 }
+
+/// A piece of a declared header value of a `url` server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderPart {
+    /// Literal text from the workflow file.
+    Lit(&'static str),
+    /// `{{secret:NAME}}`, resolved at every request.
+    Secret(&'static str),
+}
+
+/// Credentials for a `url` server beyond its declared headers (the OAuth
+/// seam): consulted for every request and told about every `401`.
+/// Implementations must never log the values they hand out.
+pub trait AuthProvider: Send + Sync + fmt::Debug {
+    /// The `Authorization` value for the next request (`None`: send none).
+    /// `deadline` bounds any token request it makes (`None`: the
+    /// long-lived server-message stream).
+    ///
+    /// # Errors
+    ///
+    /// Why no credential can be had (the call fails with it).
+    fn authorization(&self, deadline: Option<Instant>) -> Result<Option<String>, String>;
+
+    /// The server answered `401` with this `WWW-Authenticate` value; `true`
+    /// retries the request once with a fresh [`AuthProvider::authorization`].
+    ///
+    /// # Errors
+    ///
+    /// Why the credential cannot be renewed.
+    fn unauthorized(
+        &self,
+        www_authenticate: Option<&str>,
+        deadline: Option<Instant>,
+    ) -> Result<bool, String>;
+}
+
+/// Makes the [`AuthProvider`] of a `url` server (`None`: the declared
+/// headers are the only credentials).
+pub type AuthFactory =
+    Arc<dyn Fn(&McpServerDef) -> Result<Option<Arc<dyn AuthProvider>>, String> + Send + Sync>;
 
 /// One MCP server, as the nodes see it. Implementations must be safe to
 /// call from the threads of `parallel`/`map` at once.
@@ -190,14 +247,20 @@ impl ServerEntry {
     }
 }
 
-/// How a registry reaches the outside: the per-exchange read timeout and
-/// the resolver of `[[mcp_servers]].env` secret names.
+/// How a registry reaches the outside: the per-exchange read timeout, the
+/// resolver of secret names (`env` of stdio servers, `headers` of `url`
+/// servers), start-time URL overrides and the OAuth seam.
 #[derive(Clone)]
 pub struct McpOptions {
     /// Read timeout of one exchange (also capped by the run deadline).
     pub call_timeout: Duration,
-    /// Resolves a secret name to its value at spawn.
+    /// Resolves a secret name to its value at spawn / request time.
     pub resolve_secret: SecretResolver,
+    /// `(server, URL)` from `--mcp-url` / `AGENTD_MCP_URL_<NAME>`: replace a
+    /// `url` server's URL (the policy still applies to the new one).
+    pub url_overrides: Vec<(String, String)>,
+    /// Makes the extra credentials of `url` servers (OAuth).
+    pub auth: Option<AuthFactory>,
 }
 
 /// Resolves a secret name to its value (`Err` = why it cannot).
@@ -207,6 +270,8 @@ impl fmt::Debug for McpOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("McpOptions")
             .field("call_timeout", &self.call_timeout)
+            .field("url_overrides", &self.url_overrides)
+            .field("auth", &self.auth.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -220,14 +285,16 @@ impl Default for McpOptions {
                     .map(crate::secrets::Secret::into_exposed)
                     .map_err(|e| e.to_string())
             }),
+            url_overrides: Vec::new(),
+            auth: None,
         }
     }
 }
 
 impl McpOptions {
-    /// Options for workflow `W`: `env` secrets resolve through its
-    /// `[[secrets]]` (then the process environment), exchanges time out
-    /// after `call_timeout`.
+    /// Options for workflow `W`: secrets resolve through its `[[secrets]]`
+    /// (then the process environment), exchanges time out after
+    /// `call_timeout`.
     #[must_use]
     pub fn for_workflow<W: crate::Workflow>(call_timeout: Duration) -> Self {
         Self {
@@ -237,7 +304,90 @@ impl McpOptions {
                     .map(crate::secrets::Secret::into_exposed)
                     .map_err(|e| e.to_string())
             }),
+            url_overrides: Vec::new(),
+            auth: None,
         }
+    }
+}
+
+/// The environment variable that overrides server `name`'s URL:
+/// `AGENTD_MCP_URL_` and the name upper-cased, every character that is not
+/// an ASCII letter or digit turned into `_`.
+#[must_use]
+pub fn url_env_var(name: &str) -> String {
+    let tail: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("AGENTD_MCP_URL_{tail}")
+}
+
+/// The URL overrides of a start: `--mcp-url NAME=URL` values (`flags`), then
+/// `AGENTD_MCP_URL_<NAME>` for each `url` server the flags left alone
+/// (`env` reads a variable).
+///
+/// # Errors
+///
+/// A flag value without `=`, or naming a server that is not a `url` server.
+pub fn url_overrides(
+    defs: &[McpServerDef],
+    flags: &[String],
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, String> {
+    let remote: Vec<&str> = defs
+        .iter()
+        .filter(|d| d.url.is_some())
+        .map(|d| d.name)
+        .collect();
+    let mut out: Vec<(String, String)> = Vec::new();
+    for value in flags {
+        let Some((name, url)) = value.split_once('=') else {
+            return Err(format!(
+                "--mcp-url `{value}`: expected NAME=URL (a [[mcp_servers]] name and its URL)"
+            ));
+        };
+        if !remote.contains(&name) {
+            return Err(format!(
+                "--mcp-url `{name}`: no [[mcp_servers]] entry with a `url` has this name \
+                 (servers with a url: {})",
+                if remote.is_empty() {
+                    "none".to_owned()
+                } else {
+                    remote.join(", ")
+                }
+            ));
+        }
+        out.push((name.to_owned(), url.trim().to_owned()));
+    }
+    for name in remote {
+        if out.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        if let Some(url) = env(&url_env_var(name)).filter(|u| !u.trim().is_empty()) {
+            out.push((name.to_owned(), url.trim().to_owned()));
+        }
+    }
+    Ok(out)
+}
+
+/// A server that could not be set up (a `url` server in a binary built
+/// without `mcp-http`, a broken CA file): every call fails with why, and
+/// [`Mcp::start_all`] refuses to start.
+#[derive(Debug)]
+struct Unusable(String);
+
+impl McpServer for Unusable {
+    fn call_tool(&self, _: &str, _: &Value, _: Duration) -> Result<Value, Error> {
+        Err(Error::Mcp(self.0.clone()))
+    }
+    fn read_resource(&self, _: &str, _: Duration) -> Result<Value, Error> {
+        Err(Error::Mcp(self.0.clone()))
     }
 }
 
@@ -253,6 +403,16 @@ struct Registry {
     servers: Vec<ServerEntry>,
     /// The stdio servers among `servers`, for [`Mcp::start_all`].
     stdio: Vec<Arc<stdio::StdioServer>>,
+    /// The `url` servers among `servers`: `(name, URL)` for the policy check
+    /// of [`Mcp::check_urls`].
+    urls: Vec<(String, String)>,
+    /// The `url` servers themselves (for [`Mcp::http_server`]).
+    #[cfg(feature = "mcp-http")]
+    http: Vec<Arc<http::HttpServer>>,
+    /// Servers that cannot work, with why.
+    unusable: Vec<String>,
+    /// `timeout_secs` of the servers that set it.
+    timeouts: Vec<(String, Duration)>,
     call_timeout: Duration,
 }
 
@@ -271,48 +431,154 @@ impl Mcp {
             inner: Arc::new(Registry {
                 servers,
                 stdio: Vec::new(),
+                urls: Vec::new(),
+                #[cfg(feature = "mcp-http")]
+                http: Vec::new(),
+                unusable: Vec::new(),
+                timeouts: Vec::new(),
                 call_timeout: call_timeout.max(Duration::from_millis(1)),
             }),
         }
     }
 
-    /// The stdio servers of `defs`, not started yet (see [`Mcp::start_all`];
-    /// a server that is not running is started on its first call).
+    /// The servers of `defs`, not started yet (see [`Mcp::start_all`]; a
+    /// stdio server that is not running is started on its first call, a
+    /// `url` server makes its session on its first call).
     #[must_use]
     pub fn from_defs(defs: &'static [McpServerDef], options: &McpOptions) -> Self {
-        let stdio: Vec<Arc<stdio::StdioServer>> = defs
-            .iter()
-            .map(|def| Arc::new(stdio::StdioServer::new(def, options.resolve_secret.clone())))
-            .collect();
-        let servers = defs
-            .iter()
-            .zip(&stdio)
-            .map(|(def, server)| ServerEntry {
+        let mut servers = Vec::with_capacity(defs.len());
+        let mut stdio = Vec::new();
+        let mut urls = Vec::new();
+        #[cfg(feature = "mcp-http")]
+        let mut http = Vec::new();
+        let mut unusable = Vec::new();
+        let mut timeouts = Vec::new();
+        for def in defs {
+            let server: Arc<dyn McpServer> = match def.url {
+                None => {
+                    let s = Arc::new(stdio::StdioServer::new(def, options.resolve_secret.clone()));
+                    stdio.push(s.clone());
+                    s
+                }
+                Some(baked) => {
+                    let url = options
+                        .url_overrides
+                        .iter()
+                        .rev()
+                        .find(|(n, _)| n == def.name)
+                        .map_or(baked, |(_, u)| u.as_str())
+                        .to_owned();
+                    urls.push((def.name.to_owned(), url.clone()));
+                    match Self::http_server(def, &url, options) {
+                        Ok(s) => {
+                            #[cfg(feature = "mcp-http")]
+                            http.push(s.clone());
+                            s
+                        }
+                        Err(why) => {
+                            let why = format!("failed to start MCP server `{}`: {why}", def.name);
+                            unusable.push(why.clone());
+                            Arc::new(Unusable(why))
+                        }
+                    }
+                }
+            };
+            if let Some(secs) = def.timeout_secs {
+                timeouts.push((def.name.to_owned(), Duration::from_secs(secs.max(1))));
+            }
+            servers.push(ServerEntry {
                 name: def.name.to_owned(),
                 allow: Allowlists::Lists {
                     tools: def.allow_tools,
                     resources: def.allow_resources,
                 },
-                server: server.clone() as Arc<dyn McpServer>,
-            })
-            .collect();
+                server,
+            });
+        }
         Self {
             inner: Arc::new(Registry {
                 servers,
                 stdio,
+                urls,
+                #[cfg(feature = "mcp-http")]
+                http,
+                unusable,
+                timeouts,
                 call_timeout: options.call_timeout.max(Duration::from_millis(1)),
             }),
         }
     }
 
+    #[cfg(feature = "mcp-http")]
+    fn http_server(
+        def: &McpServerDef,
+        url: &str,
+        options: &McpOptions,
+    ) -> Result<Arc<http::HttpServer>, String> {
+        let auth = match &options.auth {
+            Some(make) => make(def)?,
+            None => None,
+        };
+        let headers = def
+            .headers
+            .iter()
+            .map(|(n, parts)| ((*n).to_owned(), parts.to_vec()))
+            .collect();
+        http::HttpServer::new(def.name, url, headers, options.resolve_secret.clone(), auth)
+            .map(Arc::new)
+    }
+
+    #[cfg(not(feature = "mcp-http"))]
+    fn http_server(
+        _: &McpServerDef,
+        _: &str,
+        _: &McpOptions,
+    ) -> Result<Arc<dyn McpServer>, String> {
+        Err(
+            "this binary was built without the Streamable HTTP transport (feature `mcp-http`)"
+                .to_owned(),
+        )
+    }
+
+    /// The `url` server named `name`, if there is one (serve mode follows
+    /// its server-message stream for resource triggers).
+    #[cfg(feature = "mcp-http")]
+    #[must_use]
+    pub fn http_server_named(&self, name: &str) -> Option<Arc<http::HttpServer>> {
+        self.inner.http.iter().find(|s| s.name() == name).cloned()
+    }
+
+    /// Check every `url` server's URL (after overrides) against the
+    /// effective policy's `[policy.http]` (as a `POST`; `None` allows all).
+    ///
+    /// # Errors
+    ///
+    /// `MCP server `N`: <the policy's reason>` for the first URL denied.
+    pub fn check_urls(&self, policy: Option<&Policy>) -> Result<(), String> {
+        let Some(policy) = policy else {
+            return Ok(());
+        };
+        for (name, url) in &self.inner.urls {
+            if let crate::policy::Decision::Deny(why) = policy.check_http("POST", url) {
+                return Err(format!(
+                    "MCP server `{name}` at `{url}` is not allowed by [policy.http]: {why}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Spawn every stdio server that is not running yet, so a server that
     /// cannot start stops the binary at startup (exit 2) instead of failing
-    /// a node later.
+    /// a node later. `url` servers are checked to be usable, not contacted.
     ///
     /// # Errors
     ///
     /// `failed to start MCP server `N`: ...` for the first failure.
     pub fn start_all(&self) -> Result<(), String> {
+        if let Some(why) = self.inner.unusable.first() {
+            return Err(why.clone());
+        }
         for s in &self.inner.stdio {
             s.start().map_err(|e| e.to_string())?;
         }
@@ -365,6 +631,20 @@ impl Mcp {
         } else {
             names.join(", ")
         }
+    }
+
+    /// [`Mcp::timeout_for`] for server `name`, whose `timeout_secs`, when
+    /// set, replaces the run's timeout (still never past the deadline).
+    #[must_use]
+    pub fn timeout_of(&self, name: &str, deadline: Instant) -> Duration {
+        let base = self
+            .inner
+            .timeouts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(self.inner.call_timeout, |(_, t)| *t);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        base.min(remaining.max(Duration::from_secs(1)))
     }
 
     /// The read timeout of an exchange started now in a run whose deadline

@@ -37,7 +37,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use super::{MAX_LINE, McpServer, McpServerDef, PROTOCOL_VERSION, SecretResolver};
+use super::jsonrpc::{self, Failure, Incoming, snippet};
+use super::{MAX_LINE, McpServer, McpServerDef, SecretResolver};
 use crate::error::Error;
 
 /// Messages queued for the writer thread before the child counts as not
@@ -99,13 +100,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Why an exchange failed: `Reply` leaves the child running (the server
-/// answered with a JSON-RPC error); `Fatal` means the child is unusable.
-enum Failure {
-    Reply(String),
-    Fatal(String),
 }
 
 impl StdioServer {
@@ -267,22 +261,18 @@ impl StdioServer {
         if proc.initialized {
             return Ok(());
         }
-        let params = json!({
-            "protocolVersion": PROTOCOL_VERSION,
-            "clientInfo": { "name": "agentd", "version": env!("CARGO_PKG_VERSION") },
-            "capabilities": {},
-        });
-        match proc.exchange(self, "initialize", params, deadline, timeout) {
-            Ok(Value::Object(_)) => {}
-            Ok(other) => {
-                return Err(Failure::Fatal(format!(
-                    "mcp server `{}` answered `initialize` with a non-object result: {}",
-                    self.name,
-                    snippet(other.to_string().as_bytes())
-                )));
+        match proc.exchange(
+            self,
+            "initialize",
+            jsonrpc::initialize_params(),
+            deadline,
+            timeout,
+        ) {
+            Ok(result) => {
+                jsonrpc::negotiated_version(&self.name, &result).map_err(Failure::Fatal)?;
             }
             // A refused handshake leaves the child in an unknown state.
-            Err(Failure::Reply(msg) | Failure::Fatal(msg)) => return Err(Failure::Fatal(msg)),
+            Err(failure) => return Err(Failure::Fatal(failure.into_message())),
         }
         proc.send(
             self,
@@ -341,6 +331,8 @@ impl Proc {
             let event = match self.from_child.recv_timeout(remaining) {
                 Ok(event) => event,
                 Err(RecvTimeoutError::Timeout) => {
+                    // Best effort: the child is stopped next anyway.
+                    let _ = self.send(server, &jsonrpc::cancelled(id, "timed out"));
                     return Err(Failure::Fatal(format!(
                         "mcp server `{name}` did not answer `{method}` within {timeout:?}; \
                          the server process was stopped and the next call starts a new one"
@@ -383,83 +375,15 @@ impl Proc {
                     snippet(text)
                 ))
             })?;
-            let Value::Object(message) = message else {
-                return Err(Failure::Fatal(format!(
-                    "mcp server `{name}` wrote a line that is not a JSON-RPC message: {}",
-                    snippet(text)
-                )));
-            };
-            let Some(their_id) = message.get("id").filter(|i| !i.is_null()) else {
-                // A notification (progress, logging, list changes): skipped.
-                continue;
-            };
-            if let Some(Value::String(their_method)) = message.get("method") {
-                self.answer_server_request(server, their_id, their_method)?;
-                continue;
+            match jsonrpc::classify(name, message, id).map_err(Failure::Fatal)? {
+                Incoming::Response(message) => {
+                    return jsonrpc::decode_response(name, method, message);
+                }
+                Incoming::ServerRequest(reply) => self.send(server, &reply)?,
+                Incoming::Other => {}
             }
-            if !same_id(their_id, id) {
-                // A late answer to some earlier request: not ours.
-                continue;
-            }
-            return decode_response(name, method, message);
         }
     }
-
-    /// Answer a request the server sent us: `ping` succeeds, nothing else is
-    /// supported (no sampling, no roots).
-    fn answer_server_request(
-        &self,
-        server: &StdioServer,
-        id: &Value,
-        method: &str,
-    ) -> Result<(), Failure> {
-        let reply = if method == "ping" {
-            json!({ "jsonrpc": "2.0", "id": id, "result": {} })
-        } else {
-            json!({
-                "jsonrpc": "2.0",
-                "id": id,
-                "error": { "code": -32601, "message": format!("method `{method}` is not supported by agentd") },
-            })
-        };
-        self.send(server, &reply)
-    }
-}
-
-fn same_id(theirs: &Value, ours: u64) -> bool {
-    theirs.as_u64() == Some(ours) || theirs.as_str() == Some(ours.to_string().as_str())
-}
-
-fn decode_response(
-    name: &str,
-    method: &str,
-    mut message: Map<String, Value>,
-) -> Result<Value, Failure> {
-    if let Some(err) = message.get("error").filter(|e| !e.is_null()) {
-        let code = err
-            .get("code")
-            .map_or_else(|| "?".to_owned(), Value::to_string);
-        let text = err.get("message").and_then(Value::as_str).unwrap_or("");
-        return Err(Failure::Reply(format!(
-            "mcp server `{name}` answered `{method}` with error {code}: {text}"
-        )));
-    }
-    match message.remove("result") {
-        Some(result) if !result.is_null() => Ok(result),
-        _ => Err(Failure::Fatal(format!(
-            "mcp server `{name}` answered `{method}` with neither `result` nor `error`"
-        ))),
-    }
-}
-
-/// The first 120 characters of untrusted output, for error messages.
-fn snippet(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text.chars().take(120).collect();
-    if text.chars().nth(120).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 /// The reader thread: one event per line, each capped at [`MAX_LINE`].

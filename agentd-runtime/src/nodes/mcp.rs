@@ -99,7 +99,7 @@ fn call_tool(cx: &Cx<'_>, server: &ServerEntry, tool: &str, args: &Value) -> Res
     if cx.dry_run() {
         return Ok(json!({ "tool": tool, "server": server.name, "dry_run": true }));
     }
-    let timeout = cx.mcp().timeout_for(cx.deadline());
+    let timeout = cx.mcp().timeout_of(&server.name, cx.deadline());
     let result = server.server.call_tool(tool, args, timeout)?;
     tool_output(&server.name, tool, result)
 }
@@ -162,7 +162,7 @@ pub fn read_mcp_resource(cx: &Cx<'_>, cfg: &'static ReadMcpResource) -> Result<S
             json!({ "uri": uri, "server": server.name, "dry_run": true }),
         ));
     }
-    let timeout = mcp.timeout_for(cx.deadline());
+    let timeout = mcp.timeout_of(&server.name, cx.deadline());
     let result = server.server.read_resource(uri, timeout)?;
     let contents = match result {
         Value::Object(mut r) => match r.remove("contents") {

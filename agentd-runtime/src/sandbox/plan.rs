@@ -170,6 +170,7 @@ impl Group {
             "otel",
             "serve",
             "secrets-oauth2",
+            "mcp-http",
         ]
         .iter()
         .any(|f| has(f))

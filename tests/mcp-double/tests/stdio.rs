@@ -96,7 +96,7 @@ fn handshake_then_tools_and_resources() {
     assert_eq!(received[0]["id"], json!(1));
     assert_eq!(
         received[0]["params"]["protocolVersion"],
-        json!("2025-03-26")
+        json!("2025-11-25")
     );
     assert_eq!(received[0]["params"]["clientInfo"]["name"], json!("agentd"));
     assert_eq!(
