@@ -79,7 +79,12 @@ pub mod secrets;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod template;
-#[cfg(any(feature = "http", feature = "llm-remote", feature = "oauth", feature = "mcp-http"))]
+#[cfg(any(
+    feature = "http",
+    feature = "llm-remote",
+    feature = "oauth",
+    feature = "mcp-http"
+))]
 pub mod tls_roots;
 pub mod traceparent;
 

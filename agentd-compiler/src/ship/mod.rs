@@ -214,7 +214,13 @@ pub struct Shipped {
 }
 
 /// Runtime features that make outgoing TLS connections.
-const TLS_FEATURES: &[&str] = &["http", "llm-remote", "otel-tls", "secrets-oauth2", "mcp-http"];
+const TLS_FEATURES: &[&str] = &[
+    "http",
+    "llm-remote",
+    "otel-tls",
+    "secrets-oauth2",
+    "mcp-http",
+];
 /// Where distributions keep the system CA bundle, tried in order.
 const SYSTEM_CA_BUNDLES: &[&str] = &[
     "/etc/ssl/certs/ca-certificates.crt",

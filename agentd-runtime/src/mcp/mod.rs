@@ -581,8 +581,43 @@ impl Mcp {
         }
         for s in &self.inner.stdio {
             s.start().map_err(|e| e.to_string())?;
+            s.supervise();
         }
         Ok(())
+    }
+
+    /// `(server, restarts)` of every stdio server, for `/metrics`.
+    #[must_use]
+    pub fn restarts(&self) -> Vec<(&str, u64)> {
+        self.inner
+            .stdio
+            .iter()
+            .map(|s| (s.name(), s.restarts()))
+            .collect()
+    }
+
+    /// The Prometheus lines of [`Mcp::restarts`] (nothing without stdio
+    /// servers).
+    #[must_use]
+    pub fn render_metrics(&self) -> String {
+        let restarts = self.restarts();
+        if restarts.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from(
+            "# HELP agentd_mcp_server_restarts_total MCP server processes started again after one died.\n\
+             # TYPE agentd_mcp_server_restarts_total counter\n",
+        );
+        for (name, n) in restarts {
+            let name = name
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            out.push_str(&format!(
+                "agentd_mcp_server_restarts_total{{server=\"{name}\"}} {n}\n"
+            ));
+        }
+        out
     }
 
     /// Whether no server is registered (the MCP kinds are then
@@ -854,6 +889,87 @@ mod tests {
                 .err()
                 .is_some_and(|e| e.contains("several MCP servers"))
         );
+    }
+
+    #[test]
+    fn restarts_render_as_a_counter_per_stdio_server() {
+        static DEFS: [McpServerDef; 1] = [McpServerDef {
+            name: "tr\"acker",
+            command: &["/bin/true"],
+            url: None,
+            headers: &[],
+            timeout_secs: None,
+            allow_tools: &[],
+            allow_resources: &[],
+            env: &[],
+        }];
+        let mcp = Mcp::from_defs(&DEFS, &McpOptions::default());
+        assert_eq!(mcp.restarts(), vec![("tr\"acker", 0)]);
+        let text = mcp.render_metrics();
+        assert!(
+            text.contains("# TYPE agentd_mcp_server_restarts_total counter\n")
+                && text.contains("agentd_mcp_server_restarts_total{server=\"tr\\\"acker\"} 0\n"),
+            "{text}"
+        );
+        assert_eq!(Mcp::default().render_metrics(), "");
+    }
+
+    #[test]
+    fn url_overrides_come_from_flags_then_per_server_variables() {
+        static DEFS: [McpServerDef; 2] = [
+            McpServerDef {
+                name: "remote-one",
+                command: &[],
+                url: Some("https://a.example/mcp"),
+                headers: &[],
+                timeout_secs: Some(3),
+                allow_tools: &[],
+                allow_resources: &[],
+                env: &[],
+            },
+            McpServerDef {
+                name: "local",
+                command: &["/bin/true"],
+                url: None,
+                headers: &[],
+                timeout_secs: None,
+                allow_tools: &[],
+                allow_resources: &[],
+                env: &[],
+            },
+        ];
+        assert_eq!(url_env_var("remote-one"), "AGENTD_MCP_URL_REMOTE_ONE");
+        let env = |v: &str| {
+            (v == "AGENTD_MCP_URL_REMOTE_ONE").then(|| "https://env.example/mcp".to_owned())
+        };
+        assert_eq!(
+            url_overrides(&DEFS, &[], env),
+            Ok(vec![(
+                "remote-one".to_owned(),
+                "https://env.example/mcp".to_owned()
+            )])
+        );
+        assert_eq!(
+            url_overrides(
+                &DEFS,
+                &["remote-one=https://flag.example/mcp".to_owned()],
+                env
+            ),
+            Ok(vec![(
+                "remote-one".to_owned(),
+                "https://flag.example/mcp".to_owned()
+            )])
+        );
+        assert!(
+            url_overrides(&DEFS, &["local=https://x/".to_owned()], env)
+                .is_err_and(|e| e.contains("--mcp-url `local`"))
+        );
+        assert!(url_overrides(&DEFS, &["no-equals".to_owned()], env).is_err());
+        // The per-server timeout replaces the run's, never past the deadline.
+        let mcp = Mcp::from_defs(&DEFS, &McpOptions::default());
+        let far = Instant::now() + Duration::from_secs(3600);
+        assert_eq!(mcp.timeout_of("remote-one", far), Duration::from_secs(3));
+        assert_eq!(mcp.timeout_of("local", far), DEFAULT_CALL_TIMEOUT);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! stdin/stdout (spec/dialect-ops.md §14).
 //!
 //! Life cycle: the child is spawned on [`StdioServer::start`] (the CLI does
-//! it at startup) or on the first call, with piped stdin/stdout, stderr to
-//! `/dev/null`, the inherited environment plus the `env` secret mapping
+//! it at startup) or on the first call, with piped stdin/stdout, stderr read
+//! line by line into the log under the server's name (target `agentd::mcp`),
+//! the inherited environment plus the `env` secret mapping
 //! (set on the child only, resolved at every spawn so a rotated secret is
 //! picked up). The first call performs the lazy handshake: `initialize`
 //! (protocol [`super::PROTOCOL_VERSION`]), then the
@@ -19,7 +20,19 @@
 //! timeout (the handshake and the call share one deadline); a child that
 //! times out, writes a line that is not JSON-RPC, writes a line over
 //! [`super::MAX_LINE`], or closes its stdout is killed and reaped, the call
-//! fails with a clear [`Error::Mcp`], and the next call spawns a fresh child.
+//! fails with a clear [`Error::Mcp`], and a fresh child is spawned after a
+//! backoff.
+//!
+//! Supervision: a child that dies (it exits, or is stopped for one of the
+//! failures above) is restarted after [`FIRST_BACKOFF`], doubled for every
+//! death that follows a short life up to [`MAX_BACKOFF`], and back to the
+//! first delay once a child has lived [`HEALTHY_AFTER`]. The call in flight
+//! fails; a call that arrives during the backoff waits for it if its deadline
+//! allows, else fails at once. [`StdioServer::supervise`] (the CLI and serve
+//! mode call it) restarts a dead child even when no call comes. Deaths,
+//! restarts and failed restarts are audited (`mcp.server_exited`,
+//! `mcp.server_restarted`, `mcp.server_restart_failed`) and restarts are
+//! counted for `/metrics`.
 //! A JSON-RPC `error` reply fails only that call. Children are killed
 //! (SIGKILL) and reaped when the server is dropped, so none outlives the
 //! binary or becomes a zombie.
@@ -31,8 +44,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
@@ -49,6 +63,34 @@ const WRITE_QUEUE: usize = 16;
 /// so a flooding child is held back by the pipe instead of our memory.
 const READ_QUEUE: usize = 2;
 
+/// The first restart delay after a child dies; doubled for each death that
+/// follows a short life, up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The longest restart delay.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A child that lived this long was healthy: its death restarts the
+/// backoff at [`FIRST_BACKOFF`].
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+
+/// How often the supervisor looks at its child.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(200);
+
+/// Longest stderr line logged (the rest of the line is dropped).
+const MAX_STDERR_LINE: u64 = 8 * 1024;
+
+/// The restart state of a server whose child died.
+#[derive(Debug)]
+struct Backoff {
+    /// The delay the next death waits.
+    next: Duration,
+    /// When the child died, while no new one runs.
+    died_at: Option<Instant>,
+    /// What the current wait is.
+    wait: Duration,
+}
+
 /// A stdio MCP server.
 pub struct StdioServer {
     name: String,
@@ -59,6 +101,10 @@ pub struct StdioServer {
     /// The running child, if any; the mutex is the one-request-in-flight
     /// rule.
     proc: Mutex<Option<Proc>>,
+    /// Restart backoff (locked after `proc`, never before it).
+    backoff: Mutex<Backoff>,
+    /// Children started after one died.
+    restarts: AtomicU64,
 }
 
 impl std::fmt::Debug for StdioServer {
@@ -91,6 +137,7 @@ struct Proc {
     from_child: Receiver<Event>,
     next_id: u64,
     initialized: bool,
+    spawned_at: Instant,
 }
 
 impl Drop for Proc {
@@ -132,6 +179,12 @@ impl StdioServer {
             env,
             resolve_secret,
             proc: Mutex::new(None),
+            backoff: Mutex::new(Backoff {
+                next: FIRST_BACKOFF,
+                died_at: None,
+                wait: Duration::ZERO,
+            }),
+            restarts: AtomicU64::new(0),
         }
     }
 
@@ -149,7 +202,72 @@ impl StdioServer {
     /// env secret, or a spawn failure).
     pub fn start(&self) -> Result<(), String> {
         let mut guard = self.lock();
-        self.ensure_running(&mut guard).map(|_| ())
+        self.ensure_running(&mut guard, None).map(|_| ())
+    }
+
+    /// Children started because an earlier one died (`/metrics`).
+    #[must_use]
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Watch the child from a thread of its own: a child that exits is
+    /// restarted after its backoff even when no call comes. The thread
+    /// ends when the server is dropped.
+    pub fn supervise(self: &Arc<Self>) {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let _ = std::thread::Builder::new()
+            .name(format!("agentd-mcp-watch-{}", self.name))
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(SUPERVISE_EVERY);
+                    let Some(server) = weak.upgrade() else {
+                        return;
+                    };
+                    // A call in progress holds the lock and sees deaths itself.
+                    let Ok(mut guard) = server.proc.try_lock() else {
+                        continue;
+                    };
+                    let due = server.restart_due();
+                    let dead = guard.as_mut().is_some_and(Proc::has_exited);
+                    if dead || (guard.is_none() && due.is_some_and(|d| d <= Instant::now())) {
+                        // Errors are audited by `ensure_running`; the next
+                        // round (or call) tries again after the backoff.
+                        let _ = server.ensure_running(&mut guard, Some(Instant::now()));
+                    }
+                }
+            });
+    }
+
+    /// When the next child may start, if one died.
+    fn restart_due(&self) -> Option<Instant> {
+        let b = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        b.died_at.map(|at| at + b.wait)
+    }
+
+    /// Stop (kill and reap) a child that died or failed, log why and start
+    /// its backoff.
+    fn died(&self, proc: Proc, why: &str) {
+        let lived = proc.spawned_at.elapsed();
+        drop(proc);
+        let mut b = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        if lived >= HEALTHY_AFTER {
+            b.next = FIRST_BACKOFF;
+        }
+        b.wait = b.next;
+        b.next = (b.next * 2).min(MAX_BACKOFF);
+        b.died_at = Some(Instant::now());
+        let wait = b.wait;
+        drop(b);
+        crate::obs::audit(
+            "mcp.server_exited",
+            json!({
+                "server": self.name,
+                "reason": why,
+                "lived_ms": u64::try_from(lived.as_millis()).unwrap_or(u64::MAX),
+                "restart_in_ms": u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            }),
+        );
     }
 
     /// The child's process id, if one is running (tests use it to check
@@ -170,15 +288,67 @@ impl StdioServer {
     }
 
     /// The running child, spawning one if there is none or it has exited.
+    /// After a death the new child starts only when its backoff is over: a
+    /// call whose `deadline` comes first fails without waiting (`None`: the
+    /// first start, which never waits).
     fn ensure_running<'g>(
         &self,
         guard: &'g mut MutexGuard<'_, Option<Proc>>,
+        deadline: Option<Instant>,
     ) -> Result<&'g mut Proc, String> {
-        if guard.as_mut().is_some_and(|p| p.has_exited()) {
-            **guard = None;
+        if guard.as_mut().is_some_and(Proc::has_exited)
+            && let Some(mut proc) = guard.take()
+        {
+            let code = proc.child.try_wait().ok().flatten();
+            let why = code.map_or_else(
+                || "the server process exited".to_owned(),
+                |c| format!("the server process exited ({c})"),
+            );
+            self.died(proc, &why);
         }
         if guard.is_none() {
-            **guard = Some(self.spawn()?);
+            let restarting = self.restart_due();
+            if let (Some(due), Some(deadline)) = (restarting, deadline) {
+                let now = Instant::now();
+                if due > deadline {
+                    return Err(format!(
+                        "mcp server `{}` is restarting after its process died; the next \
+                         attempt is in {:.1}s",
+                        self.name,
+                        due.saturating_duration_since(now).as_secs_f32()
+                    ));
+                }
+                std::thread::sleep(due.saturating_duration_since(now));
+            }
+            match self.spawn() {
+                Ok(proc) => **guard = Some(proc),
+                Err(e) => {
+                    if restarting.is_some() {
+                        // A failed restart waits a longer backoff.
+                        let mut b = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+                        b.wait = b.next;
+                        b.next = (b.next * 2).min(MAX_BACKOFF);
+                        b.died_at = Some(Instant::now());
+                        drop(b);
+                        crate::obs::audit(
+                            "mcp.server_restart_failed",
+                            json!({ "server": self.name, "reason": e }),
+                        );
+                    }
+                    return Err(e);
+                }
+            }
+            if restarting.is_some() {
+                self.backoff
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .died_at = None;
+                let n = self.restarts.fetch_add(1, Ordering::Relaxed) + 1;
+                crate::obs::audit(
+                    "mcp.server_restarted",
+                    json!({ "server": self.name, "restarts": n }),
+                );
+            }
         }
         guard
             .as_mut()
@@ -194,13 +364,21 @@ impl StdioServer {
         cmd.args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         for (var, secret) in &self.env {
             let value =
                 (self.resolve_secret)(secret).map_err(|e| fail(format!("env `{var}`: {e}")))?;
             cmd.env(var, value);
         }
         let mut child = cmd.spawn().map_err(|e| fail(format!("{program}: {e}")))?;
+        if let Some(stderr) = child.stderr.take() {
+            let name = self.name.clone();
+            // Best effort: without the thread the pipe fills and the child
+            // blocks on its own logging, which the read timeout catches.
+            let _ = std::thread::Builder::new()
+                .name(format!("agentd-mcp-err-{}", self.name))
+                .spawn(move || log_stderr(&name, stderr));
+        }
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
             let _ = child.wait();
@@ -228,6 +406,7 @@ impl StdioServer {
             from_child,
             next_id: 1,
             initialized: false,
+            spawned_at: Instant::now(),
         })
     }
 
@@ -236,7 +415,9 @@ impl StdioServer {
     fn request(&self, method: &str, params: Value, timeout: Duration) -> Result<Value, Error> {
         let mut guard = self.lock();
         let deadline = Instant::now() + timeout;
-        let proc = self.ensure_running(&mut guard).map_err(Error::Mcp)?;
+        let proc = self
+            .ensure_running(&mut guard, Some(deadline))
+            .map_err(Error::Mcp)?;
         let result = self
             .handshake(proc, deadline, timeout)
             .and_then(|()| proc.exchange(self, method, params, deadline, timeout));
@@ -244,9 +425,11 @@ impl StdioServer {
             Ok(v) => Ok(v),
             Err(Failure::Reply(msg)) => Err(Error::Mcp(msg)),
             Err(Failure::Fatal(msg)) => {
-                // Dropping the child kills and reaps it; the next call spawns
-                // a fresh one.
-                *guard = None;
+                // Dropping the child kills and reaps it; a fresh one starts
+                // after the backoff.
+                if let Some(proc) = guard.take() {
+                    self.died(proc, &msg);
+                }
                 Err(Error::Mcp(msg))
             }
         }
@@ -382,6 +565,50 @@ impl Proc {
                 Incoming::ServerRequest(reply) => self.send(server, &reply)?,
                 Incoming::Other => {}
             }
+        }
+    }
+}
+
+/// The child's stderr, line by line, into the log under the server's name
+/// (each line capped at [`MAX_STDERR_LINE`] bytes, invalid UTF-8 replaced).
+fn log_stderr(name: &str, stderr: std::process::ChildStderr) {
+    let mut reader = BufReader::new(stderr);
+    loop {
+        let mut line = Vec::new();
+        match reader
+            .by_ref()
+            .take(MAX_STDERR_LINE)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                if line.last() != Some(&b'\n') && !skip_line(&mut reader) {
+                    return;
+                }
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end();
+                if !text.is_empty() {
+                    tracing::info!(target: "agentd::mcp", server = name, stderr = text);
+                }
+            }
+        }
+    }
+}
+
+/// Drop bytes up to the next newline without keeping them; `false` at the
+/// end of the stream or on an error.
+fn skip_line(reader: &mut impl BufRead) -> bool {
+    loop {
+        let (done, n) = match reader.fill_buf() {
+            Ok([]) | Err(_) => return false,
+            Ok(buf) => match buf.iter().position(|b| *b == b'\n') {
+                Some(i) => (true, i + 1),
+                None => (false, buf.len()),
+            },
+        };
+        reader.consume(n);
+        if done {
+            return true;
         }
     }
 }

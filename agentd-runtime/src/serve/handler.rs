@@ -132,7 +132,13 @@ async fn pipeline<W: Workflow>(
         );
     }
     if req.method() == Method::GET && path == "/metrics" {
-        let reply = text_reply(StatusCode::OK, METRICS_TYPE, state.metrics.render());
+        #[allow(unused_mut)] // appended to only with MCP servers
+        let mut text = state.metrics.render();
+        #[cfg(feature = "mcp")]
+        if let Some(mcp) = &state.mcp {
+            text.push_str(&mcp.render_metrics());
+        }
+        let reply = text_reply(StatusCode::OK, METRICS_TYPE, text);
         return (RouteLabel::Fixed(Fixed::Metrics), reply);
     }
     let method = req.method().as_str();

@@ -141,6 +141,8 @@ fn answer(
 
 fn main() -> std::io::Result<()> {
     let f = flags();
+    // A line on stderr: clients should log it under the server's name.
+    eprintln!("mcp-double: started as pid {}", std::process::id());
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
     let mut log = match &f.log {

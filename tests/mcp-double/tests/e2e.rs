@@ -196,6 +196,7 @@ fn a_built_binary_runs_mcp_nodes_and_an_agent_loop_against_real_processes() {
     });
     let run = Command::new(&exe)
         .env("AGENTD_E2E_DOUBLE_TOKEN", "tok-e2e-123")
+        .args(["--log-level", "info"])
         .arg("--intel-unix")
         .arg(&sock)
         .args([
@@ -206,6 +207,14 @@ fn a_built_binary_runs_mcp_nodes_and_an_agent_loop_against_real_processes() {
         .expect("the binary runs");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(0), "stderr: {stderr}");
+    // The child's stderr reaches the binary's log under the server's name.
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("agentd::mcp: server=\"double\"")
+                && l.contains("mcp-double: started as pid")),
+        "the child's stderr is logged: {stderr}"
+    );
     let outcome: Value = serde_json::from_slice(&run.stdout).expect("outcome JSON");
     assert_eq!(
         outcome,

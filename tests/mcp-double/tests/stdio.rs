@@ -308,3 +308,65 @@ fn dropping_the_server_kills_its_child() {
     drop(s);
     assert!(!double_alive(pid), "no orphan, no zombie");
 }
+
+#[test]
+fn a_dead_child_is_restarted_by_its_supervisor_with_a_growing_backoff_and_counted() {
+    let s = Arc::new(server("double", &[]));
+    s.start().expect("starts");
+    s.supervise();
+    let mut pid = s.pid().expect("running");
+    for (round, backoff) in [(1, Duration::from_secs(1)), (2, Duration::from_secs(2))] {
+        // The call in flight fails cleanly when its child dies.
+        let e = err(s.call_tool("exit", &json!({}), T));
+        assert!(e.contains("closed the pipe unexpectedly"), "{e}");
+        let died = Instant::now();
+        assert_eq!(s.pid(), None, "the dead child was reaped at once");
+        // No call comes: the supervisor starts a new child after the backoff.
+        let next = loop {
+            if let Some(p) = s.pid() {
+                break p;
+            }
+            assert!(
+                died.elapsed() < backoff * 4,
+                "no restart after {:?}",
+                died.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let waited = died.elapsed();
+        assert!(
+            waited >= backoff - Duration::from_millis(100),
+            "round {round}: restarted after {waited:?}, before the {backoff:?} backoff"
+        );
+        assert_ne!(next, pid);
+        assert!(!double_alive(pid), "the old child is gone");
+        assert_eq!(s.restarts(), round);
+        pid = next;
+    }
+    // The restarted child serves calls (a fresh handshake).
+    let echo = s
+        .call_tool("echo", &json!({"q": "back"}), T)
+        .expect("the restarted child answers");
+    assert_eq!(echo["structuredContent"], json!({"q": "back"}));
+}
+
+#[test]
+fn a_call_during_the_backoff_waits_for_the_restart_when_its_deadline_allows() {
+    let s = server("double", &[]);
+    let _ = err(s.call_tool("exit", &json!({}), T));
+    // One second of backoff, a 200 ms deadline: a clear error at once.
+    let began = Instant::now();
+    let e = err(s.call_tool("pid", &Value::Null, Duration::from_millis(200)));
+    assert!(e.contains("is restarting after its process died"), "{e}");
+    assert!(
+        began.elapsed() < Duration::from_millis(150),
+        "{:?}",
+        began.elapsed()
+    );
+    // A call with time to spare waits and is served by the new child.
+    let answered = s
+        .call_tool("pid", &Value::Null, T)
+        .expect("served after the backoff");
+    assert!(!text_of(&answered).is_empty());
+    assert_eq!(s.restarts(), 1);
+}
