@@ -169,6 +169,15 @@ pub enum TokenError {
         /// The OAuth error, or the body's first 300 characters.
         detail: String,
     },
+    /// Authorization server discovery failed (a metadata document missing,
+    /// refused, not JSON, or without what the next step needs).
+    #[error("authorization discovery at `{url}`: {detail}")]
+    Discovery {
+        /// The metadata URL.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// A 2xx reply that is not a usable token response.
     #[error("token endpoint `{url}` sent an unusable reply: {detail}")]
     BadReply {

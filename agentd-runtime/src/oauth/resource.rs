@@ -156,15 +156,14 @@ fn get_json(url: &str, policy: Option<&Policy>) -> Result<Option<Value>, TokenEr
         return Ok(None);
     }
     if !(200..=299).contains(&status) {
-        return Err(TokenError::Refused {
+        return Err(TokenError::Discovery {
             url: url.to_owned(),
-            status,
-            detail: super::excerpt_or_empty(&bytes),
+            detail: format!("HTTP {status}: {}", super::excerpt_or_empty(&bytes)),
         });
     }
     serde_json::from_slice(&bytes)
         .map(Some)
-        .map_err(|e| TokenError::BadReply {
+        .map_err(|e| TokenError::Discovery {
             url: url.to_owned(),
             detail: format!("metadata is not JSON: {e}"),
         })
@@ -177,7 +176,7 @@ fn first_found(urls: &[String], policy: Option<&Policy>) -> Result<(String, Valu
             return Ok((url.clone(), doc));
         }
     }
-    Err(TokenError::BadReply {
+    Err(TokenError::Discovery {
         url: urls.first().cloned().unwrap_or_default(),
         detail: format!("no metadata found (tried {})", urls.join(", ")),
     })
@@ -199,7 +198,7 @@ pub fn discover(
         None => resource_metadata_urls(server_url),
     };
     let (prm_url, prm) = first_found(&urls, policy)?;
-    let bad = |url: &str, detail: &str| TokenError::BadReply {
+    let bad = |url: &str, detail: &str| TokenError::Discovery {
         url: url.to_owned(),
         detail: detail.to_owned(),
     };
@@ -427,6 +426,170 @@ mod tests {
                 "https://as.example/.well-known/openid-configuration/tenant1",
                 "https://as.example/tenant1/.well-known/openid-configuration"
             ]
+        );
+    }
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A protected resource's metadata, its authorization server's metadata
+    /// and token endpoint, all on one 127.0.0.1 server; the token requests'
+    /// bodies are recorded.
+    fn authorization_server() -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        let base = format!(
+            "http://{}",
+            listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        );
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (b, sink) = (base.clone(), Arc::clone(&seen));
+        let issued = AtomicU32::new(0);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut r = BufReader::new(stream);
+                let mut line = String::new();
+                let _ = r.read_line(&mut line);
+                let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+                let mut len = 0;
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = r.read_exact(&mut body);
+                let (status, reply) = match path.as_str() {
+                    "/.well-known/oauth-protected-resource/mcp" => (
+                        "200 OK",
+                        format!(
+                            r#"{{"resource":"{b}/mcp","authorization_servers":["{b}/as"],"scopes_supported":["tools"]}}"#
+                        ),
+                    ),
+                    "/.well-known/oauth-authorization-server/as" => (
+                        "200 OK",
+                        format!(r#"{{"issuer":"{b}/as","token_endpoint":"{b}/as/token"}}"#),
+                    ),
+                    "/as/token" => {
+                        if let Ok(mut s) = sink.lock() {
+                            s.push(String::from_utf8_lossy(&body).into_owned());
+                        }
+                        let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+                        (
+                            "200 OK",
+                            format!(
+                                r#"{{"access_token":"at-{n}","token_type":"Bearer","expires_in":3600}}"#
+                            ),
+                        )
+                    }
+                    _ => ("404 Not Found", String::new()),
+                };
+                let mut s = r.into_inner();
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+            }
+        });
+        (base, seen)
+    }
+
+    fn client(base: &str, fetches: Arc<AtomicU32>) -> ResourceClient {
+        let resolve: Resolve = Arc::new(|name: &str| match name {
+            "ID" => Ok("cid".to_owned()),
+            "SECRET" => Ok("cs".to_owned()),
+            other => Err(format!("secret `{other}` is not set")),
+        });
+        ResourceClient::new(
+            &format!("{base}/mcp"),
+            Registration {
+                client_id: "ID".to_owned(),
+                client_secret: "SECRET".to_owned(),
+                auth: ClientAuth::Post,
+                scope: None,
+            },
+            resolve,
+            None,
+            Box::new(move |_| {
+                fetches.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+    }
+
+    #[test]
+    fn a_401_leads_through_both_metadata_documents_to_a_cached_bearer_token() {
+        let (base, seen) = authorization_server();
+        let fetches = Arc::new(AtomicU32::new(0));
+        let c = client(&base, Arc::clone(&fetches));
+        // Nothing is known before the first 401: no header.
+        assert_eq!(c.authorization(), Ok(None));
+        let challenge = format!(
+            r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp""#
+        );
+        assert_eq!(c.unauthorized(Some(&challenge)), Ok(true));
+        assert_eq!(
+            c.authorization().ok().flatten().as_deref(),
+            Some("Bearer at-1")
+        );
+        assert_eq!(
+            c.authorization().ok().flatten().as_deref(),
+            Some("Bearer at-1")
+        );
+        assert_eq!(fetches.load(Ordering::SeqCst), 1, "the token is cached");
+        // Another 401: the token is dropped and a new one fetched.
+        assert_eq!(c.unauthorized(Some(&challenge)), Ok(true));
+        assert_eq!(
+            c.authorization().ok().flatten().as_deref(),
+            Some("Bearer at-2")
+        );
+        let bodies = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        let resource: String =
+            form_urlencoded::byte_serialize(format!("{base}/mcp").as_bytes()).collect();
+        assert_eq!(
+            bodies[0],
+            format!(
+                "grant_type=client_credentials&client_id=cid&client_secret=cs&scope=tools&resource={resource}"
+            )
+        );
+    }
+
+    #[test]
+    fn without_resource_metadata_the_well_known_url_is_tried() {
+        let (base, _) = authorization_server();
+        let c = client(&base, Arc::new(AtomicU32::new(0)));
+        assert_eq!(c.unauthorized(Some("Bearer realm=\"mcp\"")), Ok(true));
+        assert_eq!(
+            c.authorization().ok().flatten().as_deref(),
+            Some("Bearer at-1")
+        );
+    }
+
+    #[test]
+    fn missing_metadata_is_a_clear_error() {
+        let (base, _) = authorization_server();
+        let c = ResourceClient::new(
+            &format!("{base}/other"),
+            Registration {
+                client_id: "ID".to_owned(),
+                client_secret: "SECRET".to_owned(),
+                auth: ClientAuth::Basic,
+                scope: None,
+            },
+            Arc::new(|_: &str| Ok("x".to_owned())),
+            None,
+            Box::new(|_| {}),
+        );
+        assert_eq!(
+            c.unauthorized(None),
+            Err(format!(
+                "authorization discovery at `{base}/.well-known/oauth-protected-resource/other`: \
+                 no metadata found (tried {base}/.well-known/oauth-protected-resource/other, \
+                 {base}/.well-known/oauth-protected-resource)"
+            ))
         );
     }
 }
