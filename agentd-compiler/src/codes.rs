@@ -2053,10 +2053,11 @@ type = "merge"
         severity: Error,
         stage: Validate,
         dialect1: false,
-        summary: "an HTTP route on a path the server answers itself (GET /healthz, GET /metrics)",
-        explanation: "Every binary with routes answers `GET /healthz` (liveness) and `GET /metrics` \
-(Prometheus text) itself, before routing, with no auth and no rate limit. Dialect 1 accepted a \
-route declared on either and then never ran it (its `auth` was shadowed too, and the start \
+        summary: "an HTTP route on a path the server answers itself (GET /healthz, GET /readyz, GET /metrics)",
+        explanation: "Every binary with routes answers `GET /healthz` (liveness), `GET /readyz` \
+(readiness: its state store answers; in fleet mode, Redis) and `GET /metrics` (Prometheus text) \
+itself, before routing, with no auth and no rate limit. Dialect 1 accepted a route declared on \
+/healthz or /metrics and then never ran it (its `auth` was shadowed too, and the start \
 banner still listed it); agentd refuses to build. Other methods on these paths are ordinary \
 routes.",
         example: r#"name = "example"

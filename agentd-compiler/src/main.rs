@@ -194,6 +194,10 @@ struct BuildArgs {
     /// Build the smallest binary (fat LTO, opt-level "s"); slower to build.
     #[arg(long)]
     release_lto: bool,
+    /// Fleet mode: compile in the Redis client so replicas given the same
+    /// `--state-url` share idempotency keys, rate limits and cron/interval ticks.
+    #[arg(long)]
+    fleet: bool,
     /// Link dynamically instead of the default static binary.
     #[arg(long)]
     dynamic: bool,
@@ -425,6 +429,7 @@ fn main() -> ExitCode {
                     runtime: args.runtime,
                     cache_dir: args.cache_dir,
                     release_lto: false,
+                    fleet: false,
                     dynamic: args.dynamic,
                     handlers: args.handlers,
                     policy_overrides: args.policy_overrides,
@@ -444,6 +449,7 @@ fn main() -> ExitCode {
                 runtime: args.runtime,
                 cache_dir: args.cache_dir,
                 release_lto: args.release_lto,
+                fleet: args.fleet,
                 dynamic: args.dynamic,
                 handlers: args.handlers,
                 policy_overrides: args.policy_overrides,

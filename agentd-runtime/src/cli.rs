@@ -332,6 +332,7 @@ fn run_as<W: Workflow>(
         bind_port: serve.as_ref().map(serve::ServeCli::bind_port),
         reload_file: serve.as_ref().and_then(serve::ServeCli::reload_file),
         intel_http: intel_http_url,
+        state_url: serve.as_ref().and_then(serve::ServeCli::state_url),
     };
     let effective_policy = match &policy {
         PolicyMode::Override(p) => Some(&**p),

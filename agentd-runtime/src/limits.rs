@@ -121,9 +121,44 @@ pub fn read_capped_string(path: &Path, limit: u64) -> std::io::Result<String> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not valid UTF-8"))
 }
 
+/// `url` with the password of its user-info shown as `***`, for messages and
+/// logs (`--state-url redis://:secret@host/0` → `redis://:***@host/0`).
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split_once(':').map_or("", |(n, _)| n);
+            format!("{scheme}://{name}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_never_appear_in_shown_urls() {
+        assert_eq!(
+            redact_url("redis://:hunter2@10.0.0.1:6379/2"),
+            "redis://:***@10.0.0.1:6379/2"
+        );
+        assert_eq!(
+            redact_url("rediss://app:hunter2@cache.internal/0"),
+            "rediss://app:***@cache.internal/0"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
 
     #[test]
     fn files_up_to_the_limit_are_read_and_larger_ones_refused() {

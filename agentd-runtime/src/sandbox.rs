@@ -41,6 +41,8 @@ pub struct StartNeeds {
     pub bind_port: Option<u16>,
     /// `--intel-http URL`.
     pub intel_http: Option<String>,
+    /// Serve mode's `--state-url` (fleet mode's Redis).
+    pub state_url: Option<String>,
 }
 
 /// The inputs of a plan except the policy, owned, so a reload can recompute
@@ -228,6 +230,9 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
     }
     if let Some(url) = &needs.intel_http {
         connect_urls.push((url.clone(), "--intel-http".to_owned()));
+    }
+    if let Some(url) = &needs.state_url {
+        connect_urls.push((url.clone(), "--state-url".to_owned()));
     }
 
     Fixed {

@@ -17,6 +17,8 @@ pub struct Options {
     pub runtime: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub release_lto: bool,
+    /// `--fleet`: link the runtime's `fleet` feature (the Redis store).
+    pub fleet: bool,
     pub dynamic: bool,
     /// `--handlers PATH`: the crate custom Rust nodes are bound from.
     pub handlers: Option<PathBuf>,
@@ -49,7 +51,7 @@ pub fn build_binary(file: &Path, opts: Options) -> Result<PathBuf, u8> {
         &opts.signing,
         opts.color,
     );
-    let Some(generated) = compiled.generated else {
+    let Some(mut generated) = compiled.generated else {
         if super::signing::has_signing_error(&compiled.program.diagnostics) {
             eprintln!(
                 "error: `{}` refused: a workflow file is unsigned or wrongly signed",
@@ -59,6 +61,19 @@ pub fn build_binary(file: &Path, opts: Options) -> Result<PathBuf, u8> {
         }
         return Err(exit_for_failed_load(&compiled.program, file));
     };
+    if opts.fleet {
+        // Fleet mode shares serve-mode state; a one-shot workflow has none.
+        if !generated.features.contains(&"serve") {
+            eprintln!(
+                "error: --fleet: workflow `{}` has no [[http_routes]] and no cron or interval \
+                 trigger; fleet mode shares serve-mode state (idempotency keys, rate limits, \
+                 trigger ticks), so there is nothing to share",
+                generated.workflow_name
+            );
+            return Err(EXIT_USAGE);
+        }
+        generated.features.push("fleet");
+    }
     let output = opts
         .output
         .unwrap_or_else(|| PathBuf::from(build::slug(&generated.workflow_name)));

@@ -1,7 +1,7 @@
 //! `[[http_routes]]` checks beyond dialect 1's (ours, DESIGN.md §8): a route that
 //! builds must do what it says.
 //!
-//! - `reserved_route`: `GET /healthz` and `GET /metrics` are answered by the server
+//! - `reserved_route`: `GET /healthz`, `GET /readyz` and `GET /metrics` are answered by the server
 //!   before routing (with no auth and no rate limit), so a route declared on them
 //!   could never run — dialect 1 accepted it and silently shadowed it;
 //! - `invalid_rate_limit`: a `rate_limit` whose bucket could never work —
@@ -16,7 +16,7 @@ use crate::diagnostics::Diagnostic;
 use crate::loc;
 
 /// The paths the server answers itself on `GET`, before any route.
-pub const RESERVED_GET_PATHS: [&str; 2] = ["/healthz", "/metrics"];
+pub const RESERVED_GET_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// The slowest refill accepted: one token a year. Anything slower is a route that
 /// never admits a second request (and a `Retry-After` no client can honour).
@@ -39,8 +39,9 @@ impl Validator<'_> {
                 .with_span(self.span(loc!["http_routes", i, "path"]))
                 .with_label("answered by the server before routing; this route would never run")
                 .with_note(
-                    "`GET /healthz` (liveness) and `GET /metrics` (Prometheus) are served \
-                     with no auth and no rate limit by every binary with routes",
+                    "`GET /healthz` (liveness), `GET /readyz` (readiness: the state store \
+                     answers) and `GET /metrics` (Prometheus) are served with no auth and no \
+                     rate limit by every binary with routes",
                 )
                 .with_help("choose another path, e.g. `/status`");
                 self.push(d);
@@ -173,6 +174,10 @@ mod tests {
         assert_eq!(
             spans(&route("get", "/metrics", ""), "reserved_route"),
             ["\"/metrics\""]
+        );
+        assert_eq!(
+            spans(&route("GET", "/readyz", ""), "reserved_route"),
+            ["\"/readyz\""]
         );
         // Only GET is answered before routing: other methods are ordinary routes.
         assert!(spans(&route("POST", "/metrics", ""), "reserved_route").is_empty());

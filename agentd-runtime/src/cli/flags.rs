@@ -408,6 +408,26 @@ pub(crate) static FLAGS: &[Flag] = &[
         ),
         Heading::Serve,
     ),
+    under(
+        opt(
+            "state_url",
+            "state-url",
+            "URL",
+            Some("AGENTD_STATE_URL"),
+            "Fleet mode: share idempotency keys, rate limits and trigger ticks with every replica through Redis, redis://HOST:PORT/DB or rediss:// (binaries built with `agentd build --fleet`)",
+        ),
+        Heading::Serve,
+    ),
+    under(
+        opt(
+            "state_password_secret",
+            "state-password-secret",
+            "NAME",
+            Some("AGENTD_STATE_PASSWORD_SECRET"),
+            "The secret (a [[secrets]] name or environment variable) holding the --state-url password",
+        ),
+        Heading::Serve,
+    ),
 ];
 
 /// Where a flag's value came from.

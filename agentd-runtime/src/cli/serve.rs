@@ -3,7 +3,7 @@
 //!
 //! Owns `--mode`, `--bind`, `--drain-timeout-secs`, `--max-connections`,
 //! `--max-runs`, `--max-preauth-bytes`, `--read-timeout-secs` and
-//! `--reload-file` with their env
+//! `--reload-file`, `--state-url` and `--state-password-secret` with their env
 //! twins, the startup banner, and the exit code of a serving process (0
 //! after a clean drain, 5 when it cannot start or the drain times out).
 //! The flags exist in every binary, so `--mode serve` on a workflow with
@@ -48,6 +48,8 @@ pub(super) struct ServeArgs {
     max_preauth_bytes: Option<String>,
     read_timeout_secs: Option<String>,
     reload_file: Option<String>,
+    state_url: Option<String>,
+    state_password_secret: Option<String>,
 }
 
 impl ServeArgs {
@@ -61,6 +63,8 @@ impl ServeArgs {
             max_preauth_bytes: m.value("max_preauth_bytes"),
             read_timeout_secs: m.value("read_timeout_secs"),
             reload_file: m.value("reload_file"),
+            state_url: m.value("state_url"),
+            state_password_secret: m.value("state_password_secret"),
         }
     }
 }
@@ -76,6 +80,10 @@ pub(super) struct ServeCli {
     max_preauth_bytes: usize,
     read_timeout: Duration,
     reload_file: Option<PathBuf>,
+    /// `--state-url`, as given (the sandbox allows connecting to its port).
+    state_url: Option<String>,
+    #[cfg(feature = "fleet")]
+    fleet: Option<crate::serve::fleet::FleetConfig>,
     #[cfg(feature = "llm")]
     intel: Option<crate::intel::Intel>,
     #[cfg(feature = "mcp")]
@@ -86,6 +94,11 @@ impl ServeCli {
     /// The TCP port `--bind` asks for (the kernel sandbox allows binding it).
     pub(super) fn bind_port(&self) -> u16 {
         self.bind.port()
+    }
+
+    /// `--state-url`, which the server connects to.
+    pub(super) fn state_url(&self) -> Option<String> {
+        self.state_url.clone()
     }
 
     /// `--reload-file`, which the server creates when missing.
@@ -136,9 +149,53 @@ pub(super) fn resolve<W: Workflow>(
             ));
         }
     };
+    let state_url = env_string(matches, "state_url", args.state_url.clone())
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty());
+    let password_secret = env_string(
+        matches,
+        "state_password_secret",
+        args.state_password_secret.clone(),
+    );
+    if let Some(url) = &state_url {
+        if !cfg!(feature = "fleet") {
+            return Err(format!(
+                "--state-url `{}`: this binary was built without fleet mode; rebuild it with \
+                 `agentd build --fleet` to share state through Redis",
+                crate::limits::redact_url(url)
+            ));
+        }
+        if !serve {
+            return Err(
+                "--state-url shares serve-mode state (idempotency keys, rate limits, trigger \
+                 ticks); it has no effect on a once-mode run"
+                    .to_owned(),
+            );
+        }
+    } else if password_secret.is_some() {
+        return Err("--state-password-secret needs --state-url".to_owned());
+    }
     if !serve {
         return Ok(None);
     }
+    #[cfg(feature = "fleet")]
+    let fleet = match &state_url {
+        Some(url) => {
+            let password = match &password_secret {
+                Some(name) => Some(
+                    crate::secrets::resolve(W::SECRETS, name.trim())
+                        .map_err(|e| format!("--state-password-secret: {e}"))?
+                        .into_exposed(),
+                ),
+                None => None,
+            };
+            Some(crate::serve::fleet::FleetConfig {
+                url: url.clone(),
+                password,
+            })
+        }
+        None => None,
+    };
     let bind_text = env_string(matches, "bind", args.bind.clone());
     let bind = match bind_text.as_deref() {
         None => SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -182,6 +239,9 @@ pub(super) fn resolve<W: Workflow>(
         )?,
         reload_file: env_string(matches, "reload_file", args.reload_file.clone())
             .map(PathBuf::from),
+        state_url,
+        #[cfg(feature = "fleet")]
+        fleet,
         #[cfg(feature = "llm")]
         intel: None,
         #[cfg(feature = "mcp")]
@@ -275,6 +335,8 @@ impl ServeCli {
             max_preauth_bytes: self.max_preauth_bytes,
             read_timeout: self.read_timeout,
             state_dir: options.state_dir.as_ref().map(|d| d.path().to_path_buf()),
+            #[cfg(feature = "fleet")]
+            fleet: self.fleet,
             run: options,
             handle_signals: true,
             reload_file: self.reload_file,

@@ -505,6 +505,8 @@ pub fn url_port(url: &str) -> Option<u16> {
         None => match scheme.to_ascii_lowercase().as_str() {
             "http" => Some(80),
             "https" => Some(443),
+            // Redis' port, plain or TLS (fleet mode's --state-url).
+            "redis" | "rediss" => Some(6379),
             _ => None,
         },
     }
@@ -670,6 +672,8 @@ mod tests {
         assert_eq!(url_port("https://*.example.com/**"), None);
         assert_eq!(url_port("*"), None);
         assert_eq!(url_port("ftp://x"), None);
+        assert_eq!(url_port("redis://cache:6380/0"), Some(6380));
+        assert_eq!(url_port("rediss://:pw@cache/0"), Some(6379));
     }
 
     fn inputs(

@@ -1,7 +1,7 @@
 //! One HTTP request, from head to response: the pipeline of
 //! spec/dialect-ops.md §5.4 with the DESIGN.md §8 changes.
 //!
-//! Order: `/healthz` and `/metrics` (no auth, no rate limit) → route match
+//! Order: `/healthz`, `/readyz` and `/metrics` (no auth, no rate limit) → route match
 //! (404 / 405 with `Allow`) → transfer and content codings (501 / 415: a
 //! body is never read as something it is not) → `Content-Length` over the
 //! cap (413, before reading) → rate limit (429) → auth of every scheme that
@@ -20,6 +20,12 @@
 //! cannot be written. A dropped request is still counted, under status 499,
 //! and audited as `http.request_dropped`; a pooled run it started finishes
 //! and is recorded as any run is.
+//!
+//! Rate limits and idempotency go through the state store
+//! ([`crate::serve::store`]): this process's own, or the fleet's. A store
+//! that does not answer makes the request 503 with `Retry-After` (the run
+//! never starts, so nothing is half-done); `/healthz` never asks the store,
+//! `/readyz` does.
 //!
 //! Every reply this module builds is JSON except `/metrics` and `respond`
 //! bodies. It never parses HTTP framing (hyper has) and never runs a node.
@@ -42,9 +48,10 @@ use crate::outcome::{Outcome, RunReport};
 use crate::serve::auth::{self, AuthRequest, PeerIdentity};
 use crate::serve::body;
 use crate::serve::def::{AuthRef, RouteDef};
-use crate::serve::idempotency::{Claim, resolve_key};
+use crate::serve::idempotency::{StoredResponse, resolve_key};
 use crate::serve::metrics::{Fixed, RouteLabel, Shed};
 use crate::serve::ratelimit::retry_after_secs;
+use crate::serve::store::{Claim, StoreError};
 use crate::serve::{BODY_CAP, INLINE_BODY_MAX, State};
 use crate::traceparent::{self, TraceParent};
 
@@ -131,6 +138,24 @@ async fn pipeline<W: Workflow>(
             json_reply(StatusCode::OK, &body),
         );
     }
+    if req.method() == Method::GET && path == "/readyz" {
+        let store = state.store.kind();
+        let reply = match state.store_op(state.store.ready()).await {
+            Ok(()) => json_reply(
+                StatusCode::OK,
+                &json!({"status": "ready", "store": store, "workflow": W::INFO.workflow}),
+            ),
+            Err(e) => {
+                let mut reply = json_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"status": "unavailable", "store": store, "error": e.to_string()}),
+                );
+                set_retry_after(&mut reply, STORE_RETRY_SECS);
+                reply
+            }
+        };
+        return (RouteLabel::Fixed(Fixed::Readyz), reply);
+    }
     if req.method() == Method::GET && path == "/metrics" {
         #[allow(unused_mut)] // appended to only with MCP servers
         let mut text = state.metrics.render();
@@ -203,9 +228,14 @@ async fn route_request<W: Workflow>(
         return too_large();
     }
 
-    if let Some(Some(bucket)) = state.buckets.get(index)
-        && let Err(wait) = bucket.try_take(Instant::now())
-    {
+    let taken = match route.rate_limit {
+        Some(def) => match state.store_op(state.store.take_token(index, def)).await {
+            Ok(taken) => taken,
+            Err(e) => return store_unavailable(&e),
+        },
+        None => Ok(()),
+    };
+    if let Err(wait) = taken {
         let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         crate::obs::audit(
             "http.rate_limited",
@@ -483,8 +513,21 @@ fn stopped_unexpectedly() -> Reply {
     ))
 }
 
-/// Run on the blocking pool (with the idempotency claim, whose file I/O
-/// must not block the reactor either). `Err` is a reply that did not run.
+/// Seconds a client is told to wait when the state store does not answer.
+const STORE_RETRY_SECS: u64 = 1;
+
+/// The 503 for a request that needs the state store while it is down.
+fn store_unavailable(e: &StoreError) -> Reply {
+    let mut reply = json_reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({"error": "state store unavailable", "reason": e.to_string()}),
+    );
+    set_retry_after(&mut reply, STORE_RETRY_SECS);
+    reply
+}
+
+/// Claim the idempotency key (when the route has one), then run on the
+/// blocking pool, then record the reply. `Err` is a reply that did not run.
 async fn pooled<W: Workflow>(
     state: &Arc<State<W>>,
     route: &'static RouteDef,
@@ -496,50 +539,69 @@ async fn pooled<W: Workflow>(
     let Some(permit) = permit.or_else(|| run_permit(state)) else {
         return Err(pool_busy());
     };
+    let held = match key {
+        None => None,
+        Some((key, ttl)) => {
+            let ttl = std::time::Duration::from_secs(ttl);
+            let claim = state.store.claim(route.method, route.path, &key, ttl);
+            match state.store_op(claim).await {
+                Err(e) => return Err(store_unavailable(&e)),
+                Ok(Claim::Replay(hit)) => {
+                    let status = StatusCode::from_u16(hit.status).unwrap_or(StatusCode::OK);
+                    let mut reply = text_reply(status, &hit.content_type, hit.body);
+                    reply.headers_mut().insert(
+                        "x-agentd-idempotent-replay",
+                        HeaderValue::from_static("true"),
+                    );
+                    return Ok(reply);
+                }
+                Ok(Claim::InFlight) => {
+                    return Ok(json_reply(
+                        StatusCode::CONFLICT,
+                        &json!({"error": "a delivery with this idempotency key is in flight"}),
+                    ));
+                }
+                Ok(Claim::Claimed(held)) => Some(held),
+            }
+        }
+    };
     let run_state = Arc::clone(state);
     // Counted separately from the request: a run whose client disconnects
-    // keeps going, and the drain must wait for it.
+    // keeps going, and the drain must wait for it (and for its record).
     let guard = state.track();
     let task = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let _guard = guard;
-        let Some((key, ttl)) = key else {
-            return reply_for(run_state.run_http(route, trigger, inbound.as_ref()));
-        };
-        let Some(store) = &run_state.idempotency else {
-            // `start` refuses idempotent routes without a store.
-            return reply_for(run_state.run_http(route, trigger, inbound.as_ref()));
-        };
-        let ttl = std::time::Duration::from_secs(ttl);
-        match store.claim(route.method, route.path, &key, ttl, SystemTime::now()) {
-            Claim::Replay(hit) => {
-                let status = StatusCode::from_u16(hit.status).unwrap_or(StatusCode::OK);
-                let mut reply = text_reply(status, &hit.content_type, hit.body);
-                reply.headers_mut().insert(
-                    "x-agentd-idempotent-replay",
-                    HeaderValue::from_static("true"),
-                );
-                reply
-            }
-            Claim::InFlight => json_reply(
-                StatusCode::CONFLICT,
-                &json!({"error": "a delivery with this idempotency key is in flight"}),
-            ),
-            Claim::Claimed(guard) => {
-                let report = run_state.run_http(route, trigger, inbound.as_ref());
-                let (reply, text) = reply_and_text(&report);
-                // Completed (respond replies included) and paused runs are
-                // kept; failures only release the key so a retry runs again.
-                if let (Ok(Outcome::Completed { .. } | Outcome::Paused { .. }), Some((ct, body))) =
-                    (&report.outcome, text)
-                {
-                    guard.store(reply.status().as_u16(), &ct, &body, SystemTime::now());
-                }
-                reply
-            }
-        }
+        let report = run_state.run_http(route, trigger, inbound.as_ref());
+        let (reply, text) = reply_and_text(&report);
+        // Completed (respond replies included) and paused runs are kept;
+        // failures only release the key so a retry runs again.
+        let keep = matches!(
+            report.outcome,
+            Ok(Outcome::Completed { .. } | Outcome::Paused { .. })
+        );
+        (reply, text.filter(|_| keep))
     });
-    task.await.map_err(|_| stopped_unexpectedly())
+    let (reply, text) = task.await.map_err(|_| stopped_unexpectedly())?;
+    if let Some(held) = held {
+        match text {
+            Some((content_type, body)) => {
+                let response = StoredResponse {
+                    status: reply.status().as_u16(),
+                    content_type,
+                    body,
+                    stored_unix: SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                };
+                // A record that cannot be written loses only the replay (the
+                // claim lapses at the stale age); the reply stands.
+                let _ = state.store_op(held.record(response)).await;
+            }
+            None => drop(held),
+        }
+    }
+    drop(guard);
+    Ok(reply)
 }
 
 /// Read the whole body within `timeout`, at most [`BODY_CAP`] bytes.

@@ -37,6 +37,8 @@ pub enum Fixed {
     Healthz,
     /// `GET /metrics`.
     Metrics,
+    /// `GET /readyz`.
+    Readyz,
     /// Anything that matched no route (404, 405).
     Unmatched,
     /// Requests the HTTP layer refused before any handler saw them (an
@@ -160,6 +162,13 @@ pub struct Registry {
     shed_runs: AtomicU64,
     shed_preauth: AtomicU64,
     offloaded: AtomicU64,
+    /// Operations on the state store (`serve::store`): latency, failures,
+    /// and ticks or runs taken over from a replica whose lease expired.
+    store_latency: Histogram,
+    store_errors: AtomicU64,
+    lease_takeovers: AtomicU64,
+    /// `fleet` (a shared store) or `local`.
+    store_kind: &'static str,
 }
 
 impl Registry {
@@ -179,7 +188,13 @@ impl Registry {
             .map(|r| RouteStats::new(format!("{} {}", r.method, r.path)))
             .collect();
         let route_count = routes.len();
-        for fixed in ["GET /healthz", "GET /metrics", "unmatched", "unparsed"] {
+        for fixed in [
+            "GET /healthz",
+            "GET /metrics",
+            "GET /readyz",
+            "unmatched",
+            "unparsed",
+        ] {
             routes.push(RouteStats::new(fixed.to_owned()));
         }
         let triggers = def
@@ -216,7 +231,38 @@ impl Registry {
             shed_runs: AtomicU64::new(0),
             shed_preauth: AtomicU64::new(0),
             offloaded: AtomicU64::new(0),
+            store_latency: Histogram::new(),
+            store_errors: AtomicU64::new(0),
+            lease_takeovers: AtomicU64::new(0),
+            store_kind: "local",
         }
+    }
+
+    /// Name the store kind in the store metrics' labels (`fleet`, `local`).
+    #[must_use]
+    pub fn with_store_kind(mut self, kind: &'static str) -> Self {
+        self.store_kind = kind;
+        self
+    }
+
+    /// One operation on the state store took `took`; `ok` false counts an
+    /// error (unreachable, timed out, or an unexpected reply).
+    pub fn store_op(&self, took: Duration, ok: bool) {
+        self.store_latency.observe(took);
+        if !ok {
+            bump(&self.store_errors);
+        }
+    }
+
+    /// A trigger tick whose lease holder died was taken over.
+    pub fn lease_takeover(&self) {
+        bump(&self.lease_takeovers);
+    }
+
+    /// Lease take-overs so far.
+    #[must_use]
+    pub fn lease_takeovers(&self) -> u64 {
+        load(&self.lease_takeovers)
     }
 
     /// Fold one finished run into the process-wide counters.
@@ -483,6 +529,38 @@ impl Registry {
             out,
             "agentd_http_bodies_offloaded_total{{{wf}}} {}",
             load(&self.offloaded)
+        );
+
+        let store = format!("{wf},store=\"{}\"", self.store_kind);
+        header(
+            &mut out,
+            "agentd_store_operation_duration_seconds",
+            "Time of each state-store operation (idempotency claim and record, rate-limit token, tick lease).",
+            "histogram",
+        );
+        self.store_latency
+            .render(&mut out, "agentd_store_operation_duration_seconds", &store);
+        header(
+            &mut out,
+            "agentd_store_errors_total",
+            "State-store operations that failed (unreachable, timed out, unexpected reply).",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "agentd_store_errors_total{{{store}}} {}",
+            load(&self.store_errors)
+        );
+        header(
+            &mut out,
+            "agentd_lease_takeovers_total",
+            "Trigger ticks taken over after the replica holding their lease stopped renewing it.",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "agentd_lease_takeovers_total{{{store}}} {}",
+            load(&self.lease_takeovers)
         );
 
         if !self.triggers.is_empty() {

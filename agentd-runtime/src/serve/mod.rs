@@ -41,6 +41,8 @@
 pub mod auth;
 pub mod body;
 pub mod def;
+#[cfg(feature = "fleet")]
+pub mod fleet;
 mod handler;
 pub mod idempotency;
 mod input_schema;
@@ -49,6 +51,7 @@ pub mod ratelimit;
 pub mod schedule;
 mod server;
 mod stall;
+pub mod store;
 #[cfg(feature = "tls")]
 pub mod tls;
 
@@ -117,6 +120,11 @@ pub struct ServeConfig {
     pub max_preauth_bytes: usize,
     /// `--state-dir`: where idempotency keys are stored.
     pub state_dir: Option<PathBuf>,
+    /// `--state-url` (feature `fleet`): idempotency keys, rate limits and
+    /// trigger ticks shared with every replica through Redis instead of
+    /// `state_dir` and this process's memory.
+    #[cfg(feature = "fleet")]
+    pub fleet: Option<fleet::FleetConfig>,
     /// Options of every run (deadline, dry run, policy); `record_trace` is
     /// ignored (serve mode never keeps traces).
     pub run: RunOptions,
@@ -142,6 +150,8 @@ impl Default for ServeConfig {
             read_timeout: Duration::from_secs(DEFAULT_READ_TIMEOUT_SECS),
             max_preauth_bytes: DEFAULT_MAX_PREAUTH_BYTES as usize,
             state_dir: None,
+            #[cfg(feature = "fleet")]
+            fleet: None,
             run: RunOptions {
                 record_trace: false,
                 ..RunOptions::default()
@@ -169,6 +179,19 @@ impl ServeConfig {
         self
     }
 
+    /// Whether a shared (fleet) store was asked for.
+    #[must_use]
+    pub fn shared_store(&self) -> bool {
+        #[cfg(feature = "fleet")]
+        {
+            self.fleet.is_some()
+        }
+        #[cfg(not(feature = "fleet"))]
+        {
+            false
+        }
+    }
+
     /// Set the drain timeout.
     #[must_use]
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
@@ -187,6 +210,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("read_timeout", &self.read_timeout)
             .field("max_preauth_bytes", &self.max_preauth_bytes)
             .field("state_dir", &self.state_dir)
+            .field("shared_store", &self.shared_store())
             .field("run", &self.run)
             .field("handle_signals", &self.handle_signals)
             .field("reload_file", &self.reload_file)
@@ -222,8 +246,11 @@ pub enum ServeError {
     )]
     NothingToServe,
     /// A route declares an idempotency key but there is no state dir.
-    #[error("route `{0}` declares idempotency_key but no --state-dir is set")]
+    #[error("route `{0}` declares idempotency_key but no --state-dir (or --state-url) is set")]
     IdempotencyWithoutStateDir(String),
+    /// `--state-url` cannot be used (bad URL, unusable CA bundle).
+    #[error("{0}")]
+    StateUrl(String),
     /// A route's `input_schema` cannot be compiled (never for a binary `agentd
     /// build` produced: the schema was compiled at build time and the feature is on).
     #[error("route `{route}`: {reason}")]
@@ -347,9 +374,9 @@ pub(crate) struct State<W: Workflow> {
     pub(crate) workflow: &'static W,
     pub(crate) def: &'static ServeDef,
     pub(crate) metrics: metrics::Registry,
-    /// Per route (same index), its token bucket.
-    pub(crate) buckets: Vec<Option<ratelimit::TokenBucket>>,
-    pub(crate) idempotency: Option<idempotency::IdempotencyStore>,
+    /// Idempotency records, rate-limit buckets and tick leases: this
+    /// process's own, or the fleet's.
+    pub(crate) store: Arc<dyn store::Store>,
     /// Per route (same index), its compiled `input_schema`.
     pub(crate) input_schemas: input_schema::InputSchemas,
     /// Permits for runs on the blocking pool.
@@ -401,6 +428,23 @@ impl<W: Workflow> State<W> {
         let report = engine.run(start, trigger);
         self.metrics.record_run(&report, started.elapsed());
         report
+    }
+
+    /// Await a store operation, timing it into the metrics.
+    pub(crate) async fn store_op<T>(
+        &self,
+        op: store::StoreFuture<'_, T>,
+    ) -> Result<T, store::StoreError> {
+        let started = Instant::now();
+        let result = op.await;
+        self.metrics.store_op(started.elapsed(), result.is_ok());
+        if let Err(e) = &result {
+            crate::obs::audit(
+                "store.error",
+                serde_json::json!({"store": self.store.kind(), "reason": e.to_string()}),
+            );
+        }
+        result
     }
 
     /// Count one unit of in-flight work until the guard drops.

@@ -21,6 +21,18 @@
 //! - `tick` counts a trigger's fires from 1, skipped ones included, so a
 //!   gap in `tick` shows a skip.
 //!
+//! In a fleet (a shared [`crate::serve::store::Store`]), cron and interval
+//! ticks are claimed before they fire: every replica computes the same tick
+//! (a cron fire's scheduled instant; an interval's period number, with ticks
+//! aligned to multiples of `every` on the wall clock instead of a delay after
+//! each run), and the one whose claim wins runs it under a lease it renews
+//! while the run goes. A replica that lost the claim watches the tick until
+//! it is done; if the holder stops renewing (it died), the lease lapses and
+//! a watcher takes the tick over (`agentd_lease_takeovers_total`, audit
+//! `cron.takeover`): at least once per tick. A tick whose claim cannot reach
+//! the store is skipped and audited (`cron.store_unavailable`). fs_watch
+//! fires on every replica that sees the event (it watches its own files).
+//!
 //! Shutdown stops every trigger; a run already going finishes (the drain
 //! waits for it).
 
@@ -36,6 +48,7 @@ use crate::Workflow;
 use crate::engine::Trigger;
 use crate::outcome::RunReport;
 use crate::serve::def::{ServeDef, TriggerDef};
+use crate::serve::store::{TICK_LEASE, TickClaim, TickLease};
 use crate::serve::{ServeError, State};
 
 /// A trigger checked and ready to run.
@@ -139,24 +152,126 @@ pub(crate) struct Runner<W: Workflow> {
     busy: Arc<AtomicBool>,
 }
 
+// By hand: a derive would ask for `W: Clone`.
+impl<W: Workflow> Clone for Runner<W> {
+    fn clone(&self) -> Self {
+        Self {
+            state: Arc::clone(&self.state),
+            index: self.index,
+            def: self.def,
+            busy: Arc::clone(&self.busy),
+        }
+    }
+}
+
 impl<W: Workflow> Runner<W> {
     #[cfg(feature = "fs-watch")]
     fn is_busy(&self) -> bool {
         self.busy.load(Ordering::Acquire)
     }
 
+    /// Claim tick `id` in the store, then [`Runner::fire`] it if this replica
+    /// won; a tick another replica holds is watched ([`Runner::watch_tick`])
+    /// so it is taken over should that replica die. `None` when nothing runs
+    /// here now.
+    async fn claim_and_fire(
+        &self,
+        tick: u64,
+        id: u64,
+        payload: Value,
+        stop: &watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        // Busy here: leave the tick to a replica that is free (a local store
+        // counts the skip, as always).
+        if self.state.store.shared() && self.busy.load(Ordering::Acquire) {
+            self.skip(tick);
+            return None;
+        }
+        let claim = self.state.store.tick(self.index, id);
+        match self.state.store_op(claim).await {
+            Ok(TickClaim::Won(lease)) => self.fire(tick, payload, Some(lease)),
+            Ok(TickClaim::Done) => None,
+            Ok(TickClaim::Held) => {
+                let watcher = self.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move { watcher.watch_tick(tick, id, payload, stop).await });
+                None
+            }
+            Err(e) => {
+                crate::obs::audit(
+                    "cron.store_unavailable",
+                    json!({"kind": self.def.kind(), "start_node": self.def.start(),
+                           "tick": tick, "reason": e.to_string()}),
+                );
+                None
+            }
+        }
+    }
+
+    /// Watch tick `id`, held by another replica, until it is done; take it
+    /// over when its lease lapses. Gives up once the holder could no longer
+    /// be running it (the run deadline plus two leases).
+    async fn watch_tick(
+        &self,
+        tick: u64,
+        id: u64,
+        payload: Value,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let horizon =
+            Instant::now() + self.state.run_options.timeout + TICK_LEASE.saturating_mul(2);
+        while Instant::now() < horizon {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => return,
+                () = tokio::time::sleep(TICK_LEASE / 2) => {}
+            }
+            match self
+                .state
+                .store_op(self.state.store.tick(self.index, id))
+                .await
+            {
+                Ok(TickClaim::Won(lease)) => {
+                    self.state.metrics.lease_takeover();
+                    crate::obs::audit(
+                        "cron.takeover",
+                        json!({"kind": self.def.kind(), "start_node": self.def.start(), "tick": tick}),
+                    );
+                    if let Some(run) = self.fire(tick, payload, Some(lease)) {
+                        let _ = run.await;
+                    }
+                    return;
+                }
+                Ok(TickClaim::Done) => return,
+                // Still held, or the store is away for now: look again.
+                Ok(TickClaim::Held) | Err(_) => {}
+            }
+        }
+    }
+
+    fn skip(&self, tick: u64) {
+        self.state.metrics.trigger_skipped(self.index);
+        crate::obs::audit(
+            "cron.skipped",
+            json!({"kind": self.def.kind(), "start_node": self.def.start(), "tick": tick}),
+        );
+    }
+
     /// Start a run with `payload` unless one is going; `None` when skipped,
     /// else the run's task (an interval waits for it before the next delay).
-    fn fire(&self, tick: u64, payload: Value) -> Option<tokio::task::JoinHandle<()>> {
+    /// With a `lease` (a claimed tick), the lease is renewed while the run
+    /// goes and finished after it.
+    fn fire(
+        &self,
+        tick: u64,
+        payload: Value,
+        lease: Option<Box<dyn TickLease>>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         let kind = self.def.kind();
         let start = self.def.start();
         let fs = matches!(self.def, TriggerDef::FsWatch { .. });
         if self.busy.swap(true, Ordering::AcqRel) {
-            self.state.metrics.trigger_skipped(self.index);
-            crate::obs::audit(
-                "cron.skipped",
-                json!({"kind": kind, "start_node": start, "tick": tick}),
-            );
+            self.skip(tick);
             return None;
         }
         self.state.metrics.trigger_fired(self.index);
@@ -180,12 +295,33 @@ impl<W: Workflow> Runner<W> {
         let busy = Arc::clone(&self.busy);
         let guard = state.track();
         let prefix = if fs { "fs_watch" } else { "cron" };
-        Some(tokio::task::spawn_blocking(move || {
-            let _guard = guard;
+        let run = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let report = state.run(start, Trigger::manual(payload));
             audit_completion(prefix, &report, started.elapsed());
             busy.store(false, Ordering::Release);
+        });
+        Some(tokio::spawn(async move {
+            // The drain waits for the run and for the lease's last word.
+            let _guard = guard;
+            let mut run = run;
+            let Some(lease) = lease else {
+                let _ = run.await;
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = &mut run => break,
+                    () = tokio::time::sleep(TICK_LEASE / 3) => {
+                        // A lost lease means another replica took the tick
+                        // over (we looked dead): at least once, said so.
+                        if let Ok(false) = lease.renew().await {
+                            crate::obs::audit("cron.lease_lost", json!({"start_node": start, "tick": tick}));
+                        }
+                    }
+                }
+            }
+            let _ = lease.finish().await;
         }))
     }
 }
@@ -259,8 +395,27 @@ async fn interval_task<W: Workflow>(
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+    let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
     let mut tick = 0_u64;
+    if runner.state.store.shared() {
+        // A fleet names ticks by period: the same number on every replica.
+        loop {
+            let now_ms = unix_ms(SystemTime::now());
+            let period = now_ms / every_ms + 1;
+            let wait =
+                Duration::from_millis(period.saturating_mul(every_ms).saturating_sub(now_ms));
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            tick += 1;
+            let payload = interval_payload(every_ms, SystemTime::now(), tick);
+            // Not awaited: the next period comes on the clock, not after
+            // this run (a long run makes this replica skip, not the fleet).
+            let _ = runner.claim_and_fire(tick, period, payload, &stop).await;
+        }
+    }
     loop {
         tokio::select! {
             biased;
@@ -268,7 +423,11 @@ async fn interval_task<W: Workflow>(
             () = tokio::time::sleep(every) => {}
         }
         tick += 1;
-        if let Some(run) = runner.fire(tick, interval_payload(every_ms, SystemTime::now(), tick)) {
+        if let Some(run) = runner.fire(
+            tick,
+            interval_payload(every_ms, SystemTime::now(), tick),
+            None,
+        ) {
             // The drain waits for the run itself (it is tracked); here only
             // the next delay does.
             tokio::select! {
@@ -312,7 +471,10 @@ async fn cron_task<W: Workflow>(
             () = tokio::time::sleep(wait) => {}
         }
         tick += 1;
-        runner.fire(tick, cron_payload(text, SystemTime::now(), tick));
+        let payload = cron_payload(text, SystemTime::now(), tick);
+        // Every replica computes the same scheduled instant: the tick's name.
+        let id = u64::try_from(next.timestamp_millis()).unwrap_or(0);
+        runner.claim_and_fire(tick, id, payload, &stop).await;
         // The next fire is computed from the one just made, not from the
         // clock, so an early wake-up can never fire the same instant twice;
         // after a suspend, missed fires are dropped, not replayed.
@@ -482,7 +644,7 @@ mod fs_watch {
                 tick += 1;
                 let payload =
                     fs_watch_payload(&path.to_string_lossy(), name(kind), SystemTime::now(), tick);
-                runner.fire(tick, payload);
+                runner.fire(tick, payload, None);
             }
             if dropped > 0 && pending.len() < MAX_PENDING_PATHS {
                 crate::obs::audit(

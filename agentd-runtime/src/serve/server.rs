@@ -22,8 +22,8 @@ use crate::serve::auth::PeerIdentity;
 use crate::serve::def::ServeDef;
 use crate::serve::idempotency::IdempotencyStore;
 use crate::serve::metrics::{Registry, Shed};
-use crate::serve::ratelimit::TokenBucket;
 use crate::serve::stall::WriteStall;
+use crate::serve::store::{LocalStore, Store};
 use crate::serve::{HEAD_CAP, Running, ServeConfig, ServeError, State, handler, schedule};
 
 /// The read buffer hyper may grow to while reading a request head: the
@@ -48,17 +48,6 @@ pub(crate) fn start<W: Workflow>(
         None => Arc::new(Reloader::new(ReloaderConfig::for_workflow::<W>(None))?),
     };
     let triggers = schedule::prepare(def)?;
-    let idempotency = match &config.state_dir {
-        Some(dir) if def.routes.iter().any(|r| r.idempotency.is_some()) => Some(
-            IdempotencyStore::open(dir, config.run.timeout).map_err(|source| {
-                ServeError::StateDir {
-                    dir: dir.clone(),
-                    source,
-                }
-            })?,
-        ),
-        _ => None,
-    };
 
     // Bound here, before the thread starts, so a bad address is reported
     // to the caller and the bound port is known when `start` returns.
@@ -97,22 +86,21 @@ pub(crate) fn start<W: Workflow>(
         .build()
         .map_err(ServeError::Runtime)?;
 
+    // Inside the runtime: the Redis client's connection task belongs to it.
+    let store = {
+        let _entered = runtime.enter();
+        open_store(def, &config, W::INFO.workflow)?
+    };
     let input_schemas =
         super::input_schema::InputSchemas::compile(def).map_err(|e| ServeError::InputSchema {
             route: e.route,
             reason: e.reason,
         })?;
-    let now = Instant::now();
     let state = Arc::new(State {
         workflow,
         def,
-        metrics: Registry::new(W::INFO, def),
-        buckets: def
-            .routes
-            .iter()
-            .map(|r| r.rate_limit.map(|rl| TokenBucket::new(rl, now)))
-            .collect(),
-        idempotency,
+        metrics: Registry::new(W::INFO, def).with_store_kind(store.kind()),
+        store,
         input_schemas,
         runs: Arc::new(Semaphore::new(max_runs)),
         in_flight: Arc::default(),
@@ -188,12 +176,41 @@ fn tune_allocator() {
     }
 }
 
+/// The state store: the fleet's when `--state-url` names one, else this
+/// process's (`--state-dir` idempotency files, in-memory buckets).
+#[cfg_attr(not(feature = "fleet"), allow(unused_variables))]
+fn open_store(
+    def: &'static ServeDef,
+    config: &ServeConfig,
+    workflow: &str,
+) -> Result<Arc<dyn Store>, ServeError> {
+    #[cfg(feature = "fleet")]
+    if let Some(fleet) = &config.fleet {
+        let store =
+            crate::serve::fleet::RedisStore::connect(fleet, workflow, def, config.run.timeout)
+                .map_err(ServeError::StateUrl)?;
+        return Ok(Arc::new(store));
+    }
+    let idempotency = match &config.state_dir {
+        Some(dir) if def.routes.iter().any(|r| r.idempotency.is_some()) => Some(
+            IdempotencyStore::open(dir, config.run.timeout).map_err(|source| {
+                ServeError::StateDir {
+                    dir: dir.clone(),
+                    source,
+                }
+            })?,
+        ),
+        _ => None,
+    };
+    Ok(Arc::new(LocalStore::new(def, idempotency, Instant::now())))
+}
+
 /// Refuse a configuration that would serve a route wrongly.
 fn check_routes(def: &ServeDef, config: &ServeConfig) -> Result<(), ServeError> {
     match def.routes.iter().find(|r| r.idempotency.is_some()) {
-        Some(r) if config.state_dir.is_none() => Err(ServeError::IdempotencyWithoutStateDir(
-            format!("{} {}", r.method, r.path),
-        )),
+        Some(r) if config.state_dir.is_none() && !config.shared_store() => Err(
+            ServeError::IdempotencyWithoutStateDir(format!("{} {}", r.method, r.path)),
+        ),
         _ => Ok(()),
     }
 }
@@ -227,7 +244,8 @@ async fn run<W: Workflow>(
     // ended the wait (the handle or a signal: a signal never sets `stop`).
     let (tasks_stop_tx, tasks_stop_rx) = watch::channel(false);
     let schedules = schedule::spawn(&state, triggers, tasks_stop_rx.clone());
-    let sweeper = state.idempotency.as_ref().map(|_| {
+    let idempotent = state.def.routes.iter().any(|r| r.idempotency.is_some());
+    let sweeper = idempotent.then(|| {
         let state = Arc::clone(&state);
         tokio::spawn(sweep_idempotency(state, tasks_stop_rx))
     });
@@ -302,13 +320,7 @@ async fn sweep_idempotency<W: Workflow>(state: Arc<State<W>>, mut stop: watch::R
         .max()
         .map_or(Duration::ZERO, Duration::from_secs);
     loop {
-        let swept = Arc::clone(&state);
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Some(store) = &swept.idempotency {
-                store.sweep(keep, std::time::SystemTime::now());
-            }
-        })
-        .await;
+        let _ = state.store.sweep(keep).await;
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => return,

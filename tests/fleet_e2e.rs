@@ -1,0 +1,483 @@
+//! End to end: fleet mode on a real Redis. `tests/fleet/fleet.toml` built once
+//! with `agentd build --fleet`; each test starts its own `redis-server`
+//! (installed by tests/deps/redis.sh) on a free port with a scratch directory,
+//! and three replicas of the binary pointed at it with `--state-url`.
+//!
+//! Pinned here: one idempotency key sent to every replica runs once and
+//! replays the same response everywhere; a rate limit holds for the fleet; a
+//! cron tick every second fires once per second across three replicas; Redis
+//! stopped mid-load gives 503 + Retry-After (and `/readyz` 503, `/healthz`
+//! 200), and after it returns nothing was lost or run twice; a server that
+//! answers nonsense is a precise 503, never a crash; a binary built without
+//! `--fleet` refuses `--state-url`.
+#![cfg(target_os = "linux")]
+
+#[path = "support/build.rs"]
+mod build;
+#[allow(dead_code)]
+#[path = "../agentd-runtime/tests/serve/client.rs"]
+mod client;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use client::{agent, parts};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("fleet-e2e")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the scratch dir");
+    dir
+}
+
+/// `agentd build --fleet tests/fleet/fleet.toml`, once per test binary.
+fn binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let out = scratch("bin").join("fleet_test");
+        build::agentd_build(
+            &build::workspace(),
+            "tests/fleet/fleet.toml",
+            &out,
+            &["--fleet"],
+        );
+        out
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `redis-server`, from tests/deps/redis.sh. Missing is a failure, never a skip.
+fn redis_server_path() -> PathBuf {
+    for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
+        let p = Path::new(dir).join("redis-server");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("redis-server is not installed: run tests/deps/redis.sh (tests/install-deps.sh)");
+}
+
+/// A `redis-server` of this test: its own port and scratch directory, with
+/// an fsync-always append-only file so a restart keeps every record.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    fn start(name: &str) -> Redis {
+        let mut r = Redis {
+            child: None,
+            port: free_port(),
+            dir: scratch(&format!("redis-{name}")),
+        };
+        r.restart();
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new(redis_server_path())
+            .current_dir(&self.dir)
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--dir"])
+            .arg(&self.dir)
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .args(["--daemonize", "no", "--logfile", "redis.log"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.ping() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server on port {} did not answer PING", self.port);
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut buf = [0_u8; 7];
+        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A replica on 127.0.0.1:0, killed on drop.
+struct Replica {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Replica {
+    fn start(state_url: &str, extra: &[&str]) -> Replica {
+        let dir = scratch(&format!("replica-{}", free_port()));
+        let mut child = Command::new(binary())
+            .current_dir(&dir)
+            .args(["--bind", "127.0.0.1:0", "--state-url", state_url])
+            .args(["--log-level", "info", "--log-format", "json"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start a replica");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
+                }
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            }
+        });
+        let Ok(addr) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            panic!(
+                "no banner; stderr:\n{}",
+                stderr.lock().map(|s| s.clone()).unwrap_or_default()
+            );
+        };
+        Replica {
+            child,
+            addr: addr.parse().expect("banner address"),
+            stderr,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn get(&self, path: &str) -> (u16, String, String, ureq::http::HeaderMap) {
+        parts(agent().get(&self.url(path)).call())
+    }
+
+    fn order(&self, id: &str) -> (u16, String, String, ureq::http::HeaderMap) {
+        parts(
+            agent()
+                .post(&self.url("/orders"))
+                .header("content-type", "application/json")
+                .send(format!("{{\"order_id\":\"{id}\"}}")),
+        )
+    }
+
+    /// The value of the metric line starting with `prefix` (0 when absent).
+    fn metric(&self, prefix: &str) -> f64 {
+        let (_, _, text, _) = self.get("/metrics");
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn replay(headers: &ureq::http::HeaderMap) -> bool {
+    headers
+        .get("x-agentd-idempotent-replay")
+        .is_some_and(|v| v == "true")
+}
+
+fn three(redis: &Redis) -> Vec<Replica> {
+    (0..3).map(|_| Replica::start(&redis.url(), &[])).collect()
+}
+
+#[test]
+fn one_idempotency_key_sent_to_three_replicas_runs_once_and_replays_everywhere() {
+    let redis = Redis::start("idem");
+    let fleet = three(&redis);
+    // The same delivery to all three at once: the run takes a second, so the
+    // other two arrive while it is in flight.
+    let answers: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = fleet
+            .iter()
+            .map(|r| s.spawn(move || r.order("A-1")))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("request thread"))
+            .collect()
+    });
+    let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    let ran: Vec<_> = answers.iter().filter(|a| a.0 == 201).collect();
+    assert_eq!(ran.len(), 1, "exactly one replica runs it: {statuses:?}");
+    assert!(!replay(&ran[0].3), "the first delivery is not a replay");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        2,
+        "the concurrent duplicates are 409: {statuses:?}"
+    );
+    let first = ran[0].2.clone();
+    assert_eq!(first, r#"{"order_id":"A-1","status":"accepted"}"#);
+    // Later deliveries, to every replica: the recorded response, replayed.
+    for r in &fleet {
+        let (status, ct, body, headers) = r.order("A-1");
+        assert_eq!((status, body.as_str()), (201, first.as_str()), "{}", r.addr);
+        assert_eq!(ct, "application/json");
+        assert!(replay(&headers), "a replay says so");
+    }
+    // One run in the whole fleet for that key: every other answer was a 409
+    // or a replay, so no replica ran the node a second time.
+    let runs: f64 = fleet
+        .iter()
+        .map(|r| r.metric("agentd_http_requests_total{workflow=\"fleet_test\",route=\"POST /orders\",status=\"201\"}"))
+        .sum();
+    assert_eq!(runs, 4.0, "one run plus three replays answered 201");
+}
+
+#[test]
+fn a_rate_limit_holds_for_the_whole_fleet_with_a_usable_retry_after() {
+    let redis = Redis::start("ratelimit");
+    let fleet = three(&redis);
+    let mut admitted = 0;
+    let mut retry_after = Vec::new();
+    for i in 0..12 {
+        let (status, _, _, headers) = fleet[i % 3].get("/limited");
+        match status {
+            200 => admitted += 1,
+            429 => retry_after.push(
+                headers
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .expect("a 429 carries a numeric Retry-After"),
+            ),
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // Capacity 3 for the fleet (each replica alone would admit 3, so 9).
+    assert_eq!(admitted, 3, "the bucket is shared");
+    assert_eq!(retry_after.len(), 9);
+    // One token per 100 s: the wait for the next is close to that.
+    for secs in retry_after {
+        assert!((90..=100).contains(&secs), "Retry-After {secs}");
+    }
+}
+
+#[test]
+fn a_cron_tick_every_second_fires_once_per_second_across_three_replicas() {
+    let redis = Redis::start("cron");
+    let fleet = three(&redis);
+    let fires = |fleet: &[Replica]| -> f64 {
+        fleet
+            .iter()
+            .map(|r| r.metric("agentd_trigger_fires_total{"))
+            .sum()
+    };
+    // Let every replica's schedule start, then count five seconds of ticks.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = fires(&fleet);
+    std::thread::sleep(Duration::from_secs(5));
+    let after = fires(&fleet);
+    let ran = after - before;
+    // Five ticks (one either side for where the snapshots fall); without a
+    // shared lease it would be fifteen.
+    assert!(
+        (4.0..=6.0).contains(&ran),
+        "{ran} fires in 5 s across the fleet"
+    );
+    let skipped: f64 = fleet
+        .iter()
+        .map(|r| r.metric("agentd_trigger_skipped_total{"))
+        .sum();
+    assert_eq!(skipped, 0.0, "no tick was skipped");
+}
+
+#[test]
+fn redis_stopped_mid_load_gives_503_then_recovers_without_lost_or_doubled_runs() {
+    let mut redis = Redis::start("outage");
+    let fleet = three(&redis);
+    for (i, id) in ["B-1", "B-2", "B-3"].iter().enumerate() {
+        assert_eq!(fleet[i].order(id).0, 201, "{id} before the outage");
+    }
+    redis.stop();
+    for (i, id) in ["B-4", "B-5"].iter().enumerate() {
+        let (status, _, body, headers) = fleet[i].order(id);
+        assert_eq!(status, 503, "{id} while Redis is down: {body}");
+        assert!(body.contains("state store unavailable"), "{body}");
+        assert!(
+            headers.get("retry-after").is_some(),
+            "503 says when to retry"
+        );
+    }
+    for r in &fleet {
+        assert_eq!(r.get("/healthz").0, 200, "liveness does not need the store");
+        let (status, _, body, _) = r.get("/readyz");
+        assert_eq!(status, 503, "readiness reports the store: {body}");
+        assert!(body.contains("\"store\":\"fleet\""), "{body}");
+    }
+    redis.restart();
+    for r in &fleet {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while r.get("/readyz").0 != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "{} never became ready again",
+                r.addr
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // The refused deliveries never ran: retried, they run now (not replays).
+    for (i, id) in ["B-4", "B-5"].iter().enumerate() {
+        let (status, _, _, headers) = fleet[2 - i].order(id);
+        assert_eq!(status, 201, "{id} after the outage");
+        assert!(!replay(&headers), "{id} had not run before");
+    }
+    // The ones that ran before the outage are still recorded: not run twice.
+    for (i, id) in ["B-1", "B-2", "B-3"].iter().enumerate() {
+        let (status, _, _, headers) = fleet[(i + 1) % 3].order(id);
+        assert_eq!(status, 201);
+        assert!(replay(&headers), "{id} replays after the restart");
+    }
+    let errors: f64 = fleet
+        .iter()
+        .map(|r| r.metric("agentd_store_errors_total{"))
+        .sum();
+    assert!(errors >= 2.0, "store errors are counted: {errors}");
+    assert!(
+        fleet[0].stderr().contains("store.error"),
+        "store errors are audited"
+    );
+}
+
+/// A TCP server that answers every RESP command with `reply`.
+fn nonsense_server(reply: &'static [u8]) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0_u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(reply).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_store_that_answers_nonsense_is_a_precise_503_not_a_crash() {
+    for reply in [&b":42\r\n"[..], b"this is not RESP\r\n", b"-ERR wrong\r\n"] {
+        let port = nonsense_server(reply);
+        let replica = Replica::start(&format!("redis://127.0.0.1:{port}/0"), &[]);
+        let (status, _, body, headers) = replica.order("C-1");
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("state store unavailable"), "{body}");
+        assert!(headers.get("retry-after").is_some());
+        let (status, _, body, _) = replica.get("/limited");
+        assert_eq!(status, 503, "{body}");
+        // Still serving.
+        assert_eq!(replica.get("/healthz").0, 200);
+    }
+}
+
+#[test]
+fn a_bad_state_url_refuses_to_start_naming_it_without_the_password() {
+    let out = Command::new(binary())
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--state-url",
+            "redis://:hunter2@[nope/0",
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--state-url"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2"),
+        "the password is never shown: {stderr}"
+    );
+}
+
+#[test]
+fn a_binary_built_without_fleet_refuses_a_state_url() {
+    // The serve example, as serve_e2e builds it (the same runtime features,
+    // so the shared cache has it), without --fleet.
+    let plain = scratch("plain").join("order-api");
+    build::agentd_build(&build::workspace(), "workflows/order-api.toml", &plain, &[]);
+    let out = Command::new(&plain)
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--state-url",
+            "redis://127.0.0.1:1/0",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("built without fleet mode") && stderr.contains("agentd build --fleet"),
+        "{stderr}"
+    );
+}
