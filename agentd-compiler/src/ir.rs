@@ -10,7 +10,7 @@
 //!
 //! The IR is built only from a program without errors; it never re-validates.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
@@ -106,7 +106,7 @@ pub struct GraphIr {
     /// For each node with child references: (branch, child graph id).
     pub children: BTreeMap<u32, Vec<(Option<usize>, u32)>>,
     /// Each `llm_infer` node's `output_schema`, resolved (and read) at build time.
-    pub schemas: BTreeMap<u32, crate::llm::SchemaIr>,
+    pub schemas: BTreeMap<u32, crate::codegen::sections::llm::SchemaIr>,
     /// Node id → index, for path resolution.
     ids: BTreeMap<String, u32>,
 }
@@ -153,15 +153,11 @@ pub struct SourceHash {
     pub sha256: String,
 }
 
-/// Runtime Cargo features a program needs.
-pub type Features = BTreeSet<&'static str>;
-
 /// The whole program.
 #[derive(Debug, Clone)]
 pub struct ProgramIr {
     /// `graphs[0]` is the root workflow.
     pub graphs: Vec<GraphIr>,
-    pub features: Features,
     pub sources: Vec<SourceHash>,
     /// Combined hash over every source (hex), the program's identity.
     pub program_hash: String,
@@ -170,9 +166,9 @@ pub struct ProgramIr {
     /// Raw public key a `--policy` override must be signed with (signing required).
     pub policy_key: Option<[u8; 32]>,
     /// The root's `[[http_routes]]` `input_schema`s (same index), read at build time.
-    pub route_schemas: Vec<Option<crate::input_schema::RouteSchema>>,
+    pub route_schemas: Vec<Option<crate::resolve::input_schema::RouteSchema>>,
     /// The root's `[policy.rego]`, read and compiled (it enables feature `rego`).
-    pub rego: Option<crate::rego::RegoIr>,
+    pub rego: Option<crate::resolve::rego::RegoIr>,
     /// The root says `[sandbox] mode = "off"`: no kernel sandbox is compiled in.
     pub sandbox_off: bool,
 }
@@ -199,62 +195,17 @@ pub fn lower(program: &Program) -> ProgramIr {
                 .unwrap_or(std::path::Path::new(""));
             for (ni, n) in unit.doc.nodes.iter().enumerate() {
                 if let NodeKind::LlmInfer(l) = &n.kind {
-                    let schema = crate::llm::resolve_schema(l.output_schema.as_deref(), base);
+                    let schema = crate::codegen::sections::llm::resolve_schema(
+                        l.output_schema.as_deref(),
+                        base,
+                    );
                     g.schemas.insert(ni as u32, schema);
                 }
             }
             g
         })
         .collect();
-    let mut features = Features::new();
-    for g in &graphs {
-        for n in &g.nodes {
-            if let Some(f) = feature_of(&n.kind) {
-                features.insert(f);
-            }
-            if let NodeKind::AgentLoop(a) = &n.kind {
-                features.extend(crate::mcp::agent_loop_features(&a.tools));
-            }
-        }
-        if g.schemas
-            .values()
-            .any(|s| matches!(s, crate::llm::SchemaIr::File { .. }))
-        {
-            features.insert("schema");
-        }
-    }
-    if program
-        .root()
-        .is_some_and(|r| !crate::llm::backends(&r.doc).is_empty())
-    {
-        features.insert("llm-remote");
-    }
     let rego = program.root().and_then(|r| r.rego.clone());
-    if rego.is_some() {
-        features.insert("rego");
-    }
-    if let Some(root) = program.root() {
-        crate::auth::add_features(&root.doc, &mut features);
-        crate::serve::add_features(&root.doc, &mut features);
-        crate::secrets::add_features(&root.doc, &mut features);
-        // OTLP export is compiled in only for a workflow that asks for it.
-        if let Some(otel) = root.doc.logging.as_ref().and_then(|l| l.otel.as_ref()) {
-            features.insert("otel");
-            // TLS only for an https:// collector (tonic's rustls client).
-            if otel.endpoint.trim().starts_with("https://") {
-                features.insert("otel-tls");
-            }
-        }
-    }
-    // The Streamable HTTP transport only for a workflow that uses MCP and
-    // declares a `url` server.
-    if features.contains("mcp")
-        && program
-            .root()
-            .is_some_and(|r| r.doc.mcp_servers.iter().any(|s| s.url.is_some()))
-    {
-        features.insert("mcp-http");
-    }
     let route_schemas = program.root().map_or_else(Vec::new, |root| {
         let base = root
             .source
@@ -267,9 +218,6 @@ pub fn lower(program: &Program) -> ProgramIr {
             .map(|r| r.input_schema.as_deref().map(|p| route_schema(p, base)))
             .collect()
     });
-    if route_schemas.iter().any(Option::is_some) {
-        features.insert("input-schema");
-    }
     let sources: Vec<SourceHash> = program
         .units
         .iter()
@@ -284,7 +232,6 @@ pub fn lower(program: &Program) -> ProgramIr {
     }
     ProgramIr {
         graphs,
-        features,
         sources,
         program_hash: hex(&all.finalize()),
         signer: None,
@@ -304,31 +251,13 @@ pub fn lower(program: &Program) -> ProgramIr {
 /// unusable then). Should the file have changed into something unusable since, the
 /// route is baked with the schema `false`, which refuses every request: enforcement
 /// fails closed, never open.
-fn route_schema(p: &str, base: &std::path::Path) -> crate::input_schema::RouteSchema {
-    crate::input_schema::resolve(p, base, std::path::Path::new("")).unwrap_or_else(|_| {
-        crate::input_schema::RouteSchema {
+fn route_schema(p: &str, base: &std::path::Path) -> crate::resolve::input_schema::RouteSchema {
+    crate::resolve::input_schema::resolve(p, base, std::path::Path::new("")).unwrap_or_else(|_| {
+        crate::resolve::input_schema::RouteSchema {
             path: p.to_string(),
             text: "false".to_string(),
         }
     })
-}
-
-/// The runtime feature a node kind needs, if any (control and composition are always
-/// compiled in).
-pub fn feature_of(kind: &NodeKind) -> Option<&'static str> {
-    match kind {
-        NodeKind::ReadFile(_) | NodeKind::WriteFile(_) | NodeKind::CreateDir(_) => Some("fs"),
-        NodeKind::ReadEnv(_) => Some("env"),
-        NodeKind::ParseJson(_)
-        | NodeKind::TemplateRender(_)
-        | NodeKind::JsonSelect(_)
-        | NodeKind::DiffCompute(_) => Some("data"),
-        NodeKind::LlmInfer(_) | NodeKind::AgentLoop(_) => Some("llm"),
-        NodeKind::CallMcpTool(_) | NodeKind::ReadMcpResource(_) => Some("mcp"),
-        NodeKind::HttpRequest(_) => Some("http"),
-        NodeKind::ShellRun(_) => Some("shell"),
-        _ => None,
-    }
 }
 
 fn lower_graph(doc: &WorkflowDoc, file: String) -> GraphIr {

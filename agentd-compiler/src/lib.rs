@@ -5,36 +5,30 @@
 //! as [`diagnostics::Diagnostic`] values; the CLI and the `agentd!` macro only render
 //! them.
 
-pub mod auth;
-pub mod budget;
+// The pipeline stages: parse → validate → load → signing → ir → codegen → build, then
+// ship (ARCHITECTURE.md draws it). `handlers` is the user crate `build` links.
 pub mod build;
 pub mod codegen;
-pub mod codes;
-pub mod diagnostics;
-pub mod embed;
-pub mod graph;
 pub mod handlers;
-pub mod init;
-pub mod input_schema;
 pub mod ir;
-pub mod keys;
-pub mod llm;
 pub mod load;
-pub mod logging;
-pub mod lsp;
-pub mod mcp;
-pub mod model;
 pub mod parse;
-pub mod rego;
-pub mod sandbox;
-pub mod schema;
-pub mod secrets;
-pub mod serve;
 pub mod ship;
 pub mod signing;
-pub mod source;
-pub mod testing;
 pub mod validate;
+
+// What the stages share: the document model, spans, diagnostics and their codes.
+pub mod codes;
+pub mod diagnostics;
+pub mod grammar;
+pub mod keys;
+pub mod model;
+pub mod resolve;
+pub mod schema;
+pub mod source;
+
+// Front ends other than the CLI (`src/cmd/`, binary only).
+pub mod frontend;
 
 /// The compat corpus for unit tests (shared with the integration tests).
 #[cfg(test)]

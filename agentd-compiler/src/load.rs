@@ -52,7 +52,7 @@ pub struct Unit {
     pub children: Vec<ChildRef>,
     /// `[policy.rego]` resolved (file read, compiled) when it is valid; a problem
     /// with it is one of the program's diagnostics.
-    pub rego: Option<crate::rego::RegoIr>,
+    pub rego: Option<crate::resolve::rego::RegoIr>,
 }
 
 /// A `call`/`parallel` branch/`map` reference resolved to a loaded unit.
@@ -231,19 +231,19 @@ impl Loader<'_> {
             (None, _) => validate::validate_child(&source, &doc, &vopts, &[]),
         };
         self.program.diagnostics.extend(diags);
-        let rego =
-            doc.policy
-                .as_ref()
-                .and_then(|p| p.rego.as_ref())
-                .and_then(|r| {
-                    // A policy file's text, so a diagnostic can point into it.
-                    if let Some((path, text)) = r.file.as_deref().and_then(|file| {
-                        crate::rego::read_file(file, &vopts.base_dir, &vopts.cwd).ok()
-                    }) {
-                        self.program.sources.add_text(&path, &text);
-                    }
-                    crate::rego::resolve(r, &vopts.base_dir, &vopts.cwd).ok()
-                });
+        let rego = doc
+            .policy
+            .as_ref()
+            .and_then(|p| p.rego.as_ref())
+            .and_then(|r| {
+                // A policy file's text, so a diagnostic can point into it.
+                if let Some((path, text)) = r.file.as_deref().and_then(|file| {
+                    crate::resolve::rego::read_file(file, &vopts.base_dir, &vopts.cwd).ok()
+                }) {
+                    self.program.sources.add_text(&path, &text);
+                }
+                crate::resolve::rego::resolve(r, &vopts.base_dir, &vopts.cwd).ok()
+            });
 
         let index = self.program.units.len();
         self.program.units.push(Unit {

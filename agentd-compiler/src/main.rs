@@ -81,7 +81,7 @@ enum Command {
         /// The project directory (created; must be empty if it exists).
         dir: PathBuf,
         /// The starting point: hello, webhook, llm-classifier, approval or map.
-        #[arg(long, short, default_value = "hello", value_parser = clap::builder::PossibleValuesParser::new(agentd_compiler::init::names()))]
+        #[arg(long, short, default_value = "hello", value_parser = clap::builder::PossibleValuesParser::new(agentd_compiler::frontend::init::names()))]
         template: String,
     },
     /// Print a shell completion script (source it, or install it where your shell
@@ -344,7 +344,7 @@ enum GraphFormat {
     Svg,
 }
 
-impl From<GraphFormat> for agentd_compiler::graph::Format {
+impl From<GraphFormat> for agentd_compiler::frontend::graph::Format {
     fn from(f: GraphFormat) -> Self {
         match f {
             GraphFormat::Dot => Self::Dot,
@@ -474,7 +474,7 @@ fn main() -> ExitCode {
             },
         ),
         Command::Lsp { allow_rust_nodes } => {
-            cmd::lsp::run(&agentd_compiler::lsp::Options { allow_rust_nodes })
+            cmd::lsp::run(&agentd_compiler::frontend::lsp::Options { allow_rust_nodes })
         }
         Command::Init { dir, template } => cmd::init::run(&dir, &template),
         Command::Completions { shell } => cmd::completions::completions(match shell {

@@ -1,14 +1,14 @@
 //! `agentd!("workflows/x.toml")` — compile a dialect-1 workflow inside a Rust crate.
 //!
 //! This crate is only the proc-macro shell: it reads the macro's arguments and hands
-//! them to [`agentd_compiler::embed::expand`], which runs the same generator as
+//! them to [`agentd_compiler::frontend::embed::expand`], which runs the same generator as
 //! `agentd emit` and turns every diagnostic into a `compile_error!` on the span of the
 //! path literal. It holds no logic of its own. Users normally reach it through
 //! `agentd_runtime::agentd` (feature `macros`); see `docs/embedding.md`.
 
 use std::path::PathBuf;
 
-use agentd_compiler::embed::{EmbedRequest, HandlerBinding, expand};
+use agentd_compiler::frontend::embed::{EmbedRequest, HandlerBinding, expand};
 use quote::ToTokens;
 use syn::parse::{Parse, ParseStream};
 use syn::{Ident, LitBool, LitStr, Token};

@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-use agentd_compiler::lsp::analysis::Document;
-use agentd_compiler::lsp::keys::KeyProbe;
-use agentd_compiler::lsp::text::LineIndex;
+use agentd_compiler::frontend::lsp::analysis::Document;
+use agentd_compiler::frontend::lsp::keys::KeyProbe;
+use agentd_compiler::frontend::lsp::text::LineIndex;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,6 +28,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = doc.rename(offset, "renamed");
         let _ = doc.completion(offset, &mut probe);
     }
-    let program = agentd_compiler::lsp::check(Path::new("/fuzz/wf.toml"), &doc.text, &Default::default());
-    let _ = agentd_compiler::lsp::publishable(&program, Path::new("/fuzz/wf.toml"));
+    let program = agentd_compiler::frontend::lsp::check(Path::new("/fuzz/wf.toml"), &doc.text, &Default::default());
+    let _ = agentd_compiler::frontend::lsp::publishable(&program, Path::new("/fuzz/wf.toml"));
 });

@@ -100,7 +100,10 @@ fn check_one(file: &Path, load_opts: &LoadOptions, opts: &Options) -> u8 {
     if opts.explain_sandbox {
         let ir = agentd_compiler::ir::lower(&program);
         println!("{}", file.display());
-        print!("{}", agentd_compiler::sandbox::explain(&program, &ir));
+        print!(
+            "{}",
+            agentd_compiler::frontend::sandbox::explain(&program, &ir)
+        );
     }
     EXIT_OK
 }

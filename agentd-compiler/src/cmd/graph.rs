@@ -1,9 +1,9 @@
 //! `agentd graph FILE [--format dot|mermaid|svg]` — a picture of the workflow graph
-//! (logic in `agentd_compiler::graph`).
+//! (logic in `agentd_compiler::frontend::graph`).
 
 use std::path::Path;
 
-use agentd_compiler::graph::{self, Format};
+use agentd_compiler::frontend::graph::{self, Format};
 use agentd_compiler::load::{self, LoadOptions};
 
 use super::{emit_diagnostics, is_io};

@@ -1,9 +1,9 @@
 //! `agentd init [--template NAME] DIR` — a new workflow project (logic in
-//! `agentd_compiler::init`).
+//! `agentd_compiler::frontend::init`).
 
 use std::path::Path;
 
-use agentd_compiler::init;
+use agentd_compiler::frontend::init;
 
 use crate::{EXIT_OK, EXIT_USAGE};
 

@@ -1,6 +1,6 @@
-//! `agentd lsp` — the language server on stdin/stdout (logic in `agentd_compiler::lsp`).
+//! `agentd lsp` — the language server on stdin/stdout (logic in `agentd_compiler::frontend::lsp`).
 
-use agentd_compiler::lsp;
+use agentd_compiler::frontend::lsp;
 
 use crate::{EXIT_OK, EXIT_USAGE};
 

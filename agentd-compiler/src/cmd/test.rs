@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use agentd_compiler::build::{self, BuildError, BuildOptions};
+use agentd_compiler::frontend::testing;
 use agentd_compiler::load::LoadOptions;
-use agentd_compiler::testing;
 
 use super::emit_diagnostics;
 use crate::{EXIT_CARGO, EXIT_INVALID, EXIT_OK, EXIT_USAGE};

@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::Validator;
-use super::secrets::is_env_name;
 use crate::diagnostics::Diagnostic;
+use crate::grammar::is_env_name;
 use crate::loc;
 use crate::model::ClientAuthMode;
 

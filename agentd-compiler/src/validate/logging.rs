@@ -3,7 +3,7 @@
 //!
 //! - `invalid_logging`: a `level` directive, `format`, `target`, `rotation`
 //!   or `[logging.audit].target` outside the grammar the runtime accepts
-//!   (see [`crate::logging`]);
+//!   (see [`crate::codegen::sections::logging`]);
 //! - `invalid_otel`: a `[logging.otel]` block the exporter could not use: an
 //!   `endpoint` that is not an `http://` or `https://` URL with a host (an
 //!   `https://` one gets the runtime's `otel-tls` feature), a `protocol` other
@@ -13,10 +13,10 @@
 
 use super::Validator;
 use crate::diagnostics::Diagnostic;
+use crate::grammar::{check_format, check_level, check_rotation, check_target};
 use crate::loc;
-use crate::logging::{check_format, check_level, check_rotation, check_target};
 
-/// One grammar check of [`crate::logging`].
+/// One grammar check of [`crate::codegen::sections::logging`].
 type Check = fn(&str) -> Result<(), String>;
 
 impl Validator<'_> {

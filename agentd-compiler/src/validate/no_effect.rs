@@ -21,8 +21,9 @@
 //! (`crate::keys`, checked by `tests/keys.rs`) lists each key as honoured or as
 //! diagnosed with the code that reports it.
 
-use super::{AuthRef, AuthScheme, Validator, parse_auth_ref};
+use super::Validator;
 use crate::diagnostics::Diagnostic;
+use crate::grammar::{AuthRef, AuthScheme, parse_auth_ref};
 use crate::loc;
 use crate::model::{NodeKind, Trigger};
 use crate::source::Seg;

@@ -23,7 +23,7 @@ use super::Validator;
 use crate::diagnostics::Diagnostic;
 use crate::loc;
 use crate::model::NodeKind;
-use crate::rego::{RegoProblem, inline_offset, resolve};
+use crate::resolve::rego::{RegoProblem, inline_offset, resolve};
 
 impl Validator<'_> {
     pub(super) fn check_policy_rego(&mut self) {

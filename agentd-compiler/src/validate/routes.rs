@@ -9,7 +9,7 @@
 //!   or negative, or so small that the next token is more than a year away;
 //! - `input_schema_invalid`: an `input_schema` of the root workflow that is not a
 //!   readable JSON Schema file (it is compiled into the binary, so this is known at
-//!   build time; see [`crate::input_schema`]).
+//!   build time; see [`crate::resolve::input_schema`]).
 
 use super::Validator;
 use crate::diagnostics::Diagnostic;
@@ -55,8 +55,11 @@ impl Validator<'_> {
                 .input_schema
                 .as_deref()
                 .filter(|_| self.parent.is_none())
-                && let Err(why) =
-                    crate::input_schema::resolve(schema, &self.opts.base_dir, &self.opts.cwd)
+                && let Err(why) = crate::resolve::input_schema::resolve(
+                    schema,
+                    &self.opts.base_dir,
+                    &self.opts.cwd,
+                )
             {
                 let d = Diagnostic::error(
                     "input_schema_invalid",

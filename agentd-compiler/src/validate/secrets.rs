@@ -31,6 +31,7 @@ use std::collections::HashMap;
 
 use super::Validator;
 use crate::diagnostics::Diagnostic;
+use crate::grammar::is_env_name;
 use crate::loc;
 use crate::model::{NodeKind, SecretSource};
 
@@ -46,15 +47,6 @@ pub const CREDENTIAL_HEADERS: [&str; 8] = [
     "x-access-token",
     "private-token",
 ];
-
-/// `[A-Za-z_][A-Za-z0-9_]*`: what an environment variable name looks like.
-pub fn is_env_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
 
 /// `[policy.http] urls` matching, as the runtime's `policy::path_matches`
 /// does it: `*`, a `/*` or `/**` suffix (the prefix or below it), a trailing
@@ -404,16 +396,6 @@ mod tests {
             "name = \"x\"\n[[nodes]]\nid = \"call\"\ntype = \"http_request\"\nmethod = \"GET\"\n\
              url_from = \"trigger.url\"\nheaders = {headers}\n"
         )
-    }
-
-    #[test]
-    fn env_names_are_recognised() {
-        assert!(is_env_name("API_TOKEN"));
-        assert!(is_env_name("_x1"));
-        assert!(!is_env_name(""));
-        assert!(!is_env_name("1X"));
-        assert!(!is_env_name("sk-live-abc"));
-        assert!(!is_env_name("a b"));
     }
 
     #[test]

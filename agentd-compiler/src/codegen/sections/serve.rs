@@ -14,10 +14,10 @@
 //! `auth`); `rate_limit.per_second` keeps its written decimal value;
 //! idempotency key paths lose their `trigger.` prefix and are split; an
 //! `input_schema` is baked as the compact JSON text [`crate::ir::lower`] read and
-//! [`crate::input_schema`] compiled (its runtime feature `input-schema` is added
-//! there); cron
-//! schedules are normalised with the validator's own [`parse_cron`] (one
-//! rule: five fields get a `0` seconds field); intervals become
+//! [`crate::resolve::input_schema`] compiled (its runtime feature `input-schema` is added by
+//! [`crate::codegen::program_features`]); cron schedules are normalised with
+//! [`parse_cron`], as the validator checks them (one rule: five fields get a `0`
+//! seconds field); intervals become
 //! milliseconds; fs_watch event lists become a bit set (empty = all).
 //!
 //! Each route also gets `inline`: true when every node its run can reach in
@@ -27,10 +27,11 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use crate::input_schema::RouteSchema;
-use crate::ir::{Features, GraphIr, ProgramIr};
+use crate::codegen::features::Features;
+use crate::grammar::{AuthRef, AuthScheme, parse_auth_ref, parse_cron, parse_interval};
+use crate::ir::{GraphIr, ProgramIr};
 use crate::model::{HttpRoute, NodeKind, Trigger, WorkflowDoc};
-use crate::validate::{AuthRef, AuthScheme, parse_auth_ref, parse_cron, parse_interval};
+use crate::resolve::input_schema::RouteSchema;
 
 /// Whether the root has anything to serve.
 fn serves(root: &WorkflowDoc) -> bool {

@@ -81,10 +81,10 @@ mod tests {
         let Some(doc) = r.doc else {
             panic!("{:?}", r.diagnostics);
         };
-        assert!(crate::llm::workflow_consts(&doc).is_empty());
+        assert!(crate::codegen::sections::llm::workflow_consts(&doc).is_empty());
         let capped = parse_str(Path::new("w.toml"), &text.replace("= 0", "= 7"))
             .doc
-            .map(|d| crate::llm::workflow_consts(&d).to_string())
+            .map(|d| crate::codegen::sections::llm::workflow_consts(&d).to_string())
             .unwrap_or_default();
         assert!(capped.contains("MAX_LLM_TOKENS"), "{capped}");
     }

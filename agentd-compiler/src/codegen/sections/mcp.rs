@@ -11,7 +11,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
 use crate::model::{AgentLoop, WorkflowDoc};
-use crate::secrets::{HeaderSegIr, split_header};
+use super::secrets::{HeaderSegIr, split_header};
 
 /// The runtime features an `agent_loop` declaring `tools` needs.
 pub fn agent_loop_features(tools: &[String]) -> Vec<&'static str> {

@@ -14,7 +14,7 @@ use crate::load::Program;
 use crate::model::{SandboxMode, SecretSource};
 
 /// The runtime's planner, shared source.
-#[path = "../../agentd-runtime/src/sandbox/plan.rs"]
+#[path = "../../../agentd-runtime/src/sandbox/plan.rs"]
 #[allow(dead_code)]
 pub mod plan;
 
@@ -55,10 +55,11 @@ pub fn plan(program: &Program, ir: &ProgramIr) -> plan::Plan {
             shell_commands: v(&p.shell.commands),
         }
     });
-    let features: Vec<&str> = ir.features.iter().copied().collect();
+    let program_features = crate::codegen::program_features(ir, doc);
+    let features: Vec<&str> = program_features.iter().copied().collect();
     let path_var = std::env::var("PATH").unwrap_or_default();
     let exists = |p: &str| std::path::Path::new(p).is_file();
-    let mcp_commands = if ir.features.contains("mcp") {
+    let mcp_commands = if program_features.contains("mcp") {
         doc.mcp_servers
             .iter()
             .filter_map(|s| s.command.first())
@@ -68,7 +69,7 @@ pub fn plan(program: &Program, ir: &ProgramIr) -> plan::Plan {
         Vec::new()
     };
     let mut connect_urls = Vec::new();
-    for b in crate::llm::backends(doc) {
+    for b in crate::codegen::sections::llm::backends(doc) {
         let url = b
             .base_url
             .clone()

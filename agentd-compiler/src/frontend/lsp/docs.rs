@@ -5,7 +5,7 @@
 //! reference's tables, a kind's text its section.
 
 /// The workflow reference, as published.
-const DIALECT: &str = include_str!("../../../docs/dialect.md");
+const DIALECT: &str = include_str!("../../../../docs/dialect.md");
 
 /// The `### kind` section of the reference for a node kind (heading included, up to
 /// the next heading of the same or a higher level).

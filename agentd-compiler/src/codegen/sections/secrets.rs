@@ -76,7 +76,7 @@ pub fn headers_tokens(headers: Option<&std::collections::BTreeMap<String, String
 }
 
 /// The runtime features the root's `[[secrets]]` sources need.
-pub fn add_features(root: &WorkflowDoc, features: &mut crate::ir::Features) {
+pub fn add_features(root: &WorkflowDoc, features: &mut crate::codegen::features::Features) {
     for d in &root.secrets {
         match d.source {
             SecretSource::Command(_) => {

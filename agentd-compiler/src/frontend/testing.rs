@@ -545,7 +545,7 @@ pub fn harness_crate(cases: &[&Case]) -> GeneratedCrate {
             continue;
         };
         let ir = ir::lower(&case.program);
-        features.extend(ir.features.iter().copied());
+        features.extend(codegen::program_features(&ir, &root.doc));
         hash.update(ir.program_hash.as_bytes());
         let generated = codegen::generate(&ir, &root.doc, &CodegenOptions::default());
         modules.push_str(&format!(
@@ -572,15 +572,15 @@ pub fn harness_crate(cases: &[&Case]) -> GeneratedCrate {
                 // One that cannot be resolved is baked empty, which denies every
                 // check: never silently dropped.
                 let rego = p.rego.as_ref().map(|r| {
-                    crate::rego::resolve(r, Path::new(""), Path::new("")).unwrap_or_else(|_| {
-                        crate::rego::RegoIr {
+                    crate::resolve::rego::resolve(r, Path::new(""), Path::new("")).unwrap_or_else(
+                        |_| crate::resolve::rego::RegoIr {
                             origin: "inline".into(),
                             source: String::new(),
                             data: "{}".into(),
-                            query: crate::rego::DEFAULT_QUERY.into(),
+                            query: crate::resolve::rego::DEFAULT_QUERY.into(),
                             v0: false,
-                        }
-                    })
+                        },
+                    )
                 });
                 if rego.is_some() {
                     features.insert("rego");

@@ -18,7 +18,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use crate::ir::Features;
+use crate::codegen::features::Features;
 use crate::model::{AuthConfig, ClientAuthMode, TlsConfig, WorkflowDoc};
 
 /// The `[auth.*]` bindings that will be baked, if any.

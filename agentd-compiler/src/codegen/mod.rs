@@ -6,12 +6,16 @@
 //! uses fully qualified `::agentd_runtime::` paths, and is deterministic: the same
 //! program gives the same bytes (everything iterated here is a `Vec` or `BTreeMap`).
 
+pub mod features;
+pub mod sections;
+
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::ir::{GraphIr, PathIr, ProgramIr, SegIr, SlotIr};
 use crate::model::{NodeKind, PolicyManifest, RetryOn, SandboxMode, StartSource, WorkflowDoc};
-use crate::rego::RegoIr;
+use crate::resolve::rego::RegoIr;
+use features::{Features, feature_of};
 
 /// What `agentd build` needs from codegen.
 #[derive(Debug, Clone)]
@@ -68,7 +72,7 @@ pub fn generate(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Ge
             .map(|g| g.name.clone())
             .unwrap_or_default(),
         code,
-        features: runtime_features(ir, opts.policy_overrides),
+        features: runtime_features(ir, root, opts.policy_overrides),
         source_hash: ir.program_hash.clone(),
         sources: ir.sources.clone(),
         signer: ir.signer.clone(),
@@ -125,15 +129,16 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
         }
     }
     let (policy_item, policy) = policy_tokens(root.policy.as_ref(), ir.rego.as_ref());
-    let llm_consts = crate::llm::workflow_consts(root);
-    let budget_consts = crate::budget::workflow_consts(root);
-    let auth_consts = crate::auth::workflow_consts(root);
-    let serve_consts = crate::serve::workflow_consts(ir, root);
-    let logging_consts = crate::logging::workflow_consts(root);
-    let secret_consts = crate::secrets::workflow_consts(root);
-    let mcp_consts = crate::mcp::workflow_consts(root, ir.features.contains("mcp"));
+    let llm_consts = crate::codegen::sections::llm::workflow_consts(root);
+    let budget_consts = crate::codegen::sections::budget::workflow_consts(root);
+    let auth_consts = crate::codegen::sections::auth::workflow_consts(root);
+    let serve_consts = crate::codegen::sections::serve::workflow_consts(ir, root);
+    let logging_consts = crate::codegen::sections::logging::workflow_consts(root);
+    let secret_consts = crate::codegen::sections::secrets::workflow_consts(root);
+    let features = program_features(ir, root);
+    let mcp_consts = crate::codegen::sections::mcp::workflow_consts(root, features.contains("mcp"));
     let sandbox_consts = sandbox_consts(root);
-    let info = info_tokens(ir);
+    let info = info_tokens(ir, root);
     let pause_reason = pause_reason_fn(ir);
     quote! {
         #![allow(unused_imports)]
@@ -597,8 +602,8 @@ fn node_wiring(
                 .schemas
                 .get(&(ni as u32))
                 .cloned()
-                .unwrap_or(crate::llm::SchemaIr::None);
-            let init = crate::llm::node_config(
+                .unwrap_or(crate::codegen::sections::llm::SchemaIr::None);
+            let init = crate::codegen::sections::llm::node_config(
                 c,
                 &schema,
                 template(&c.prompt),
@@ -615,7 +620,7 @@ fn node_wiring(
             let method = s(&c.method.to_ascii_uppercase());
             let url = path(&g.path(&c.url_from));
             let body = opt_path(g, c.body_from.as_ref());
-            let headers = crate::secrets::headers_tokens(c.headers.as_ref());
+            let headers = crate::codegen::sections::secrets::headers_tokens(c.headers.as_ref());
             with_cfg!(
                 quote!(#rt::http::HttpRequest),
                 quote!(#rt::http::HttpRequest { method: #method, url_from: #url, body_from: #body, headers: #headers }),
@@ -634,7 +639,10 @@ fn node_wiring(
             )
         }
         NodeKind::AgentLoop(c) => {
-            let init = crate::mcp::agent_loop_config(c, opt_path(g, c.instructions_from.as_ref()));
+            let init = crate::codegen::sections::mcp::agent_loop_config(
+                c,
+                opt_path(g, c.instructions_from.as_ref()),
+            );
             with_cfg!(
                 quote!(#rt::agent_loop::AgentLoop),
                 init,
@@ -752,8 +760,12 @@ fn sandbox_consts(root: &WorkflowDoc) -> TokenStream {
 /// Runtime features for a program: its node families, plus `policy-file` when the
 /// build accepts `--policy` overrides (with `signing` when a policy key is baked in
 /// for them), and `sandbox` unless the root says `[sandbox] mode = "off"`.
-fn runtime_features(ir: &ProgramIr, policy_overrides: bool) -> Vec<&'static str> {
-    let mut features = ir.features.clone();
+fn runtime_features(
+    ir: &ProgramIr,
+    root: &WorkflowDoc,
+    policy_overrides: bool,
+) -> Vec<&'static str> {
+    let mut features = program_features(ir, root);
     if policy_overrides {
         features.insert("policy-file");
         if ir.policy_key.is_some() {
@@ -766,7 +778,56 @@ fn runtime_features(ir: &ProgramIr, policy_overrides: bool) -> Vec<&'static str>
     features.into_iter().collect()
 }
 
-fn info_tokens(ir: &ProgramIr) -> TokenStream {
+/// The runtime features a program's nodes and the root's sections need: what its
+/// `BuildInfo` lists as capabilities (the binary's Cargo features add the ones
+/// [`runtime_features`] names). `root` is the root workflow document.
+pub fn program_features(ir: &ProgramIr, root: &WorkflowDoc) -> Features {
+    let mut features = Features::new();
+    for g in &ir.graphs {
+        for n in &g.nodes {
+            if let Some(f) = feature_of(&n.kind) {
+                features.insert(f);
+            }
+            if let NodeKind::AgentLoop(a) = &n.kind {
+                features.extend(sections::mcp::agent_loop_features(&a.tools));
+            }
+        }
+        if g.schemas
+            .values()
+            .any(|s| matches!(s, sections::llm::SchemaIr::File { .. }))
+        {
+            features.insert("schema");
+        }
+    }
+    if !sections::llm::backends(root).is_empty() {
+        features.insert("llm-remote");
+    }
+    if ir.rego.is_some() {
+        features.insert("rego");
+    }
+    sections::auth::add_features(root, &mut features);
+    sections::serve::add_features(root, &mut features);
+    sections::secrets::add_features(root, &mut features);
+    // OTLP export is compiled in only for a workflow that asks for it.
+    if let Some(otel) = root.logging.as_ref().and_then(|l| l.otel.as_ref()) {
+        features.insert("otel");
+        // TLS only for an https:// collector (tonic's rustls client).
+        if otel.endpoint.trim().starts_with("https://") {
+            features.insert("otel-tls");
+        }
+    }
+    if ir.route_schemas.iter().any(Option::is_some) {
+        features.insert("input-schema");
+    }
+    // The Streamable HTTP transport only for a workflow that uses MCP and
+    // declares a `url` server.
+    if features.contains("mcp") && root.mcp_servers.iter().any(|s| s.url.is_some()) {
+        features.insert("mcp-http");
+    }
+    features
+}
+
+fn info_tokens(ir: &ProgramIr, root: &WorkflowDoc) -> TokenStream {
     let name = s(ir.graphs.first().map(|g| g.name.as_str()).unwrap_or(""));
     let version = s(env!("CARGO_PKG_VERSION"));
     let sources = ir.sources.iter().map(|src| {
@@ -774,7 +835,10 @@ fn info_tokens(ir: &ProgramIr) -> TokenStream {
         let h = s(&src.sha256);
         quote!(::agentd_runtime::graph::SourceFile { path: #p, sha256: #h })
     });
-    let caps: Vec<String> = ir.features.iter().map(|f| f.to_string()).collect();
+    let caps: Vec<String> = program_features(ir, root)
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
     let caps = str_slice(&caps);
     let program_hash = s(&ir.program_hash);
     let signer = opt_str(ir.signer.as_deref());

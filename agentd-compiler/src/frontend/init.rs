@@ -36,7 +36,7 @@ macro_rules! file {
     ($template:literal, $path:literal) => {
         (
             $path,
-            include_str!(concat!("../../templates/init/", $template, "/", $path)),
+            include_str!(concat!("../../../templates/init/", $template, "/", $path)),
         )
     };
 }
@@ -95,8 +95,8 @@ pub static TEMPLATES: &[Template] = &[
     },
 ];
 
-const README: &str = include_str!("../../templates/init/README.md.in");
-const CI: &str = include_str!("../../templates/init/ci.yml.in");
+const README: &str = include_str!("../../../templates/init/README.md.in");
+const CI: &str = include_str!("../../../templates/init/ci.yml.in");
 
 /// The template names, in order.
 pub fn names() -> Vec<&'static str> {
