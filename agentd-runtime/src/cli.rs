@@ -55,12 +55,12 @@ use serde_json::{Value, json};
 pub use flags::Matches;
 use flags::Parsed;
 
-use crate::Workflow;
 use crate::context::PolicyMode;
 use crate::engine::{Engine, RunOptions, Trigger};
 use crate::graph::Source;
 use crate::outcome::Outcome;
 use crate::policy::Policy;
+use crate::workflow::Workflow;
 
 /// Exit code: completed, clean `--validate-only`, `--help`, `--version`.
 pub const EXIT_OK: u8 = 0;
@@ -237,7 +237,7 @@ fn run_as<W: Workflow>(
 
     // Logging comes up before anything that can audit (spec/dialect-ops.md §1
     // step 9): the policy override, budgets and the run itself.
-    if let Err(code) = crate::obs::init_cli(&matches, &args.log, &W::LOGGING, stderr) {
+    if let Err(code) = wire::logging(&matches, &args.log, &W::LOGGING, stderr) {
         return code;
     }
 
@@ -303,7 +303,7 @@ fn run_as<W: Workflow>(
         args.intel_http_bearer_file,
     );
     #[cfg(feature = "llm")]
-    let intel = match crate::intel::cli_intel::<W>(
+    let intel = match wire::intel::<W>(
         intel_unix.as_deref(),
         intel_http.as_deref(),
         bearer_file.as_deref(),
@@ -360,15 +360,10 @@ fn run_as<W: Workflow>(
     // included (a literal URL the baked policy refuses never builds).
     #[cfg(feature = "mcp")]
     let mcp = {
-        let mut options = crate::mcp::McpOptions::for_workflow::<W>(timeout);
-        options.url_overrides =
-            match crate::mcp::url_overrides(W::MCP_SERVERS, &matches.values("mcp_url"), |var| {
-                std::env::var(var).ok()
-            }) {
-                Ok(o) => o,
-                Err(message) => return usage(stderr, &message),
-            };
-        let mcp = crate::mcp::Mcp::from_defs(W::MCP_SERVERS, &options);
+        let mcp = match wire::mcp::<W>(timeout, &matches) {
+            Ok(mcp) => mcp,
+            Err(message) => return usage(stderr, &message),
+        };
         if let Err(e) = mcp.check_urls(effective_policy) {
             let _ = writeln!(stderr, "agentd: refusing to start: {e}");
             return EXIT_SEMANTIC;
@@ -607,6 +602,7 @@ pub fn parse_input(text: String) -> Value {
 mod durable;
 mod flags;
 mod serve;
+mod wire;
 
 #[cfg(test)]
 mod tests;

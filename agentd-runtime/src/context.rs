@@ -116,7 +116,7 @@ pub(crate) struct Shared {
     #[cfg(feature = "mcp")]
     pub(crate) mcp: crate::mcp::Mcp,
     /// The top-level workflow's `[[secrets]]` (definitions, never values).
-    pub(crate) secrets: &'static [crate::secrets::SecretDef],
+    pub(crate) secrets: &'static [crate::workflow::secrets::SecretDef],
     /// The outbound `traceparent` of this run (`None` when the trigger
     /// carried no valid inbound one).
     pub(crate) traceparent: Option<String>,
@@ -358,11 +358,25 @@ impl Cx<'_> {
         &self.shared.mcp
     }
 
-    /// The run's `[[secrets]]` definitions (resolve them with
-    /// [`crate::secrets::resolve_secret`]).
+    /// The run's `[[secrets]]` definitions (names and sources).
     #[must_use]
-    pub fn secrets(&self) -> &'static [crate::secrets::SecretDef] {
+    pub fn secrets(&self) -> &'static [crate::workflow::secrets::SecretDef] {
         self.shared.secrets
+    }
+
+    /// The secret `name`, resolved now through the run's `[[secrets]]`
+    /// ([`crate::Workflow::SECRETS`] of the top-level workflow), then the
+    /// process environment: what node functions call, at the last moment.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::secrets::resolve`]: the error names the secret, never a
+    /// value.
+    pub fn secret(
+        &self,
+        name: &str,
+    ) -> Result<crate::secrets::Secret, crate::secrets::SecretError> {
+        crate::secrets::resolve(self.shared.secrets, name)
     }
 
     /// The `traceparent` header this run sends on outbound requests, when

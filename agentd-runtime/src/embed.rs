@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::Workflow;
 use crate::cli::pick_start;
 use crate::context::PolicyMode;
 use crate::engine::{Engine, RunOptions, Trigger};
 use crate::error::Error;
 use crate::graph::Source;
 use crate::outcome::{Metrics, Outcome, RunReport, Trace};
+use crate::workflow::Workflow;
 
 /// Options of one embedded run. Start from [`RunWith::input`] and adjust.
 #[derive(Clone, Debug)]

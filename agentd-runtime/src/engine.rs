@@ -18,12 +18,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::Workflow;
 use crate::checkpoint::{self, Approval, CheckpointError, Claim, RunPoint, StateDir};
 use crate::context::{AtomicMetrics, Cx, Frame, PolicyMode, PolicyRef, Shared, Step};
 use crate::error::Error;
 use crate::graph::{GraphId, GraphMeta, Kind, NodeIdx, NodeMeta, RetryOn, Source, StartMeta};
 use crate::outcome::{Outcome, RunReport, StepKind, Trace, TraceEntry};
+use crate::workflow::Workflow;
 
 /// Node visits allowed in one walk before the run errors (spec §4.4).
 pub const MAX_STEPS: u32 = 10_000;
@@ -121,7 +121,7 @@ impl<'w, W: Workflow> Engine<'w, W> {
             #[cfg(feature = "mcp")]
             mcp: crate::mcp::Mcp::from_defs(
                 W::MCP_SERVERS,
-                &crate::mcp::McpOptions::for_workflow::<W>(crate::mcp::DEFAULT_CALL_TIMEOUT),
+                &crate::mcp::McpOptions::with_secrets(W::SECRETS, crate::mcp::DEFAULT_CALL_TIMEOUT),
             ),
         }
     }

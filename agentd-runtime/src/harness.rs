@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::PolicyMode;
 use crate::engine::{Engine, RunOptions, Trigger};
 use crate::graph::Source;
 use crate::outcome::{Outcome, RunReport};
 use crate::policy::Policy;
-use crate::{PolicyMode, Workflow};
+use crate::workflow::Workflow;
 
 /// Which policy a case runs under.
 #[derive(Debug, Clone, Copy)]

@@ -35,7 +35,7 @@
 //! | `policy-file` | `--policy FILE` / `AGENTD_POLICY` override (module `policy_file`); `agentd build --policy-overrides` only (without it `--policy` refuses to start) |
 //! | `signing` | Ed25519 check of signed policy overrides (built with signing required) |
 //! | `rego` | `[policy.rego]` evaluated by regorus after the static lists (module `policy::rego`); only for workflows that declare it |
-//! | `serve` (auth part) | route auth with bearer and basic ([`serve::auth`]), hot reload ([`reload`]: SIGHUP, `--reload-file`) |
+//! | `serve` (auth part) | route auth with bearer and basic ([`serve::auth`]), hot reload ([`serve::reload`]: SIGHUP, `--reload-file`) |
 //! | `auth-hmac` | `[auth.hmac.*]`: HMAC-SHA256 signatures, optional timestamp window (hmac + sha2) |
 //! | `auth-oidc` | `[auth.oidc.*]`: JWT bearer tokens against a pinned JWKS (jsonwebtoken 9 on ring) |
 //! | `tls` | `[server.tls]`: rustls server config, mTLS peer identity (tokio-rustls, x509-parser) |
@@ -72,8 +72,6 @@ pub mod outcome;
 pub mod policy;
 #[cfg(feature = "policy-file")]
 pub mod policy_file;
-#[cfg(feature = "serve")]
-pub mod reload;
 pub mod sandbox;
 pub mod secrets;
 #[cfg(feature = "serve")]
@@ -87,6 +85,7 @@ pub mod template;
 ))]
 pub mod tls_roots;
 pub mod traceparent;
+pub mod workflow;
 
 pub use context::{Cx, PolicyMode, Step};
 pub use engine::{Engine, RunOptions, Trigger};
@@ -98,6 +97,7 @@ pub use graph::{
 pub use outcome::{HttpResponse, Metrics, Outcome, RunReport, StepKind, Trace, TraceEntry};
 pub use policy::Policy;
 pub use template::{Seg, Template};
+pub use workflow::Workflow;
 
 /// `agentd!("workflows/x.toml")`: compile a workflow into this crate (see
 /// `docs/embedding.md`). Behind the `macros` feature, so binaries built by
@@ -107,79 +107,3 @@ pub use agentd_macros::agentd;
 /// Re-exported so generated code and handler signatures name the same
 /// `serde_json::Value` the runtime uses.
 pub use serde_json;
-
-/// A compiled workflow. Implemented by generated code (one unit struct per
-/// workflow); the engine is generic over it, so dispatch is static.
-pub trait Workflow: Sync + Sized + 'static {
-    /// `GRAPHS[0]` is the top-level workflow; the child workflows of its
-    /// `call`/`parallel`/`map` nodes (and theirs, recursively) follow.
-    const GRAPHS: &'static [GraphMeta];
-
-    /// Provenance: workflow name, compiler version, source digests,
-    /// capability list.
-    const INFO: &'static BuildInfo;
-
-    /// The top-level workflow's `[policy]`; `None` (no block) allows all.
-    /// Child workflows' policies are never applied (spec §4.8).
-    const POLICY: Option<&'static Policy> = None;
-
-    /// The top-level workflow's `[budget].max_llm_tokens` (`None` = no cap).
-    const MAX_LLM_TOKENS: Option<u64> = None;
-
-    /// The top-level workflow's process and run-time limits from `[budget]`,
-    /// applied by the CLI at start.
-    const LIMITS: budget::Limits = budget::Limits::NONE;
-
-    /// The top-level workflow's `[logging]` (level, format, target, rotation,
-    /// the audit sink), the lowest-precedence source of the log settings.
-    const LOGGING: obs::LogConfig = obs::LogConfig::NONE;
-
-    /// `[sandbox] mode` (`best-effort` when the block is absent); `--sandbox`
-    /// overrides it at start (see [`sandbox`]).
-    const SANDBOX: sandbox::Mode = sandbox::Mode::BestEffort;
-
-    /// The top-level workflow's `[[secrets]]` definitions (names and
-    /// sources, never values); resolved by [`secrets::resolve`].
-    const SECRETS: &'static [secrets::SecretDef] = &[];
-
-    /// The top-level workflow's `[[intelligence.backends]]`.
-    #[cfg(feature = "llm")]
-    const BACKENDS: &'static [intel::BackendDef] = &[];
-
-    /// The top-level workflow's `[[http_routes]]` and long-lived
-    /// `[[triggers]]` (serve mode; see [`serve`]).
-    #[cfg(feature = "serve")]
-    const SERVE: &'static serve::ServeDef = &serve::ServeDef::EMPTY;
-
-    /// The top-level workflow's `[[mcp_servers]]` (child workflows' are
-    /// never applied, spec §4.8).
-    #[cfg(feature = "mcp")]
-    const MCP_SERVERS: &'static [mcp::McpServerDef] = &[];
-
-    /// The top-level workflow's `[auth.*]` bindings, checked per route by
-    /// [`serve::auth::authorize`].
-    #[cfg(feature = "serve")]
-    const AUTH: &'static serve::auth::AuthDefs = &serve::auth::AuthDefs::EMPTY;
-
-    /// The top-level workflow's `[server.tls]`; `None` serves plaintext.
-    #[cfg(feature = "tls")]
-    const TLS: Option<&'static serve::tls::TlsDef> = None;
-
-    /// Run node `node` of graph `g`: a generated `match` over `(g.0, node.0)`
-    /// calling the node function with the node's baked config.
-    ///
-    /// # Errors
-    ///
-    /// Whatever the node function returns; an unknown `(g, node)` pair
-    /// should return [`Error::Config`].
-    fn exec(&self, g: GraphId, node: NodeIdx, cx: &mut Cx<'_>) -> Result<Step, Error>;
-
-    /// The `reason` of `pause_for_approval` node `node` of graph `g`, if it
-    /// declared one (the engine runs pauses itself, so the reason is baked
-    /// here rather than in a node config). Generated only for workflows
-    /// with such a node.
-    fn pause_reason(&self, g: GraphId, node: NodeIdx) -> Option<&'static str> {
-        let _ = (g, node);
-        None
-    }
-}

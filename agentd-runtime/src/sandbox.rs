@@ -17,8 +17,8 @@ use std::sync::OnceLock;
 
 use serde_json::json;
 
-use crate::Workflow;
 use crate::policy::Policy;
+use crate::workflow::Workflow;
 
 #[cfg(all(feature = "sandbox", target_os = "linux"))]
 mod linux;
@@ -138,7 +138,7 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
     let mut connect_urls = Vec::new();
     for def in W::SECRETS {
         match def.source {
-            crate::secrets::SecretSource::File { path, .. } => fs.push(FsRule::new(
+            crate::workflow::secrets::SecretSource::File { path, .. } => fs.push(FsRule::new(
                 parent_of(Path::new(path)),
                 Access::READ,
                 format!("[[secrets]] {} (read at each use)", def.name),
@@ -188,7 +188,7 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
     }
     #[cfg(feature = "auth-oidc")]
     for def in W::AUTH.oidc {
-        if let crate::serve::auth::JwksSource::File(path) = def.jwks {
+        if let crate::workflow::auth::JwksSource::File(path) = def.jwks {
             fs.push(FsRule::new(
                 parent_of(Path::new(path)),
                 Access::READ,
@@ -198,7 +198,7 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
     }
     #[cfg(feature = "fs-watch")]
     for t in W::SERVE.triggers {
-        if let crate::serve::TriggerDef::FsWatch { path, .. } = t {
+        if let crate::workflow::serve::TriggerDef::FsWatch { path, .. } = t {
             fs.push(FsRule::new(
                 plan::normalize(&cwd(), path),
                 Access::READ,

@@ -35,73 +35,14 @@ use std::io::Read;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
+pub use crate::workflow::secrets::{AuthStyle, SecretDef, SecretSource};
+
 /// Largest secret file read (64 KiB): secrets are tokens and keys, and a
 /// path pointing at something huge must fail, not exhaust memory.
 pub const MAX_SECRET_FILE: u64 = 64 * 1024;
 
 /// How long a `command` source's program may run before it is killed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A baked `[[secrets]]` entry (generated code declares these as
-/// [`crate::Workflow::SECRETS`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SecretDef {
-    /// The name consumers use (`{{secret:NAME}}`, `api_key_env`, ...).
-    pub name: &'static str,
-    /// Where the value lives.
-    pub source: SecretSource,
-}
-
-/// Where a secret's value is read from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SecretSource {
-    /// `source = "env"`: the environment variable `var`, read on every use.
-    Env {
-        /// The variable holding the value.
-        var: &'static str,
-    },
-    /// `source = "file"`: the file at `path`, re-read on every use.
-    File {
-        /// The file holding the value.
-        path: &'static str,
-        /// Strip trailing whitespace (default `true`).
-        trim: bool,
-    },
-    /// `source = "command"` (feature `secrets-exec`): the trimmed stdout of
-    /// `argv`, run with no shell, cached until the next reload.
-    Command {
-        /// The program and its arguments (at least the program).
-        argv: &'static [&'static str],
-    },
-    /// `source = "oauth2"` (feature `secrets-oauth2`): an access token from the
-    /// client credentials grant, cached until `expires_in − skew_secs`.
-    OAuth2 {
-        /// The token endpoint.
-        token_url: &'static str,
-        /// The secret (or environment variable) holding the client id.
-        client_id_env: &'static str,
-        /// The secret (or environment variable) holding the client secret.
-        client_secret_env: &'static str,
-        /// Scopes, sent space-separated as `scope` (none: no parameter).
-        scopes: &'static [&'static str],
-        /// Extra form parameters, sorted by name.
-        extra_params: &'static [(&'static str, &'static str)],
-        /// How the client authenticates (`auth_style`).
-        auth_style: AuthStyle,
-        /// Renew this many seconds before the token expires (default 60).
-        skew_secs: u64,
-    },
-}
-
-/// `auth_style` of an `oauth2` source.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AuthStyle {
-    /// `"body"` (the default): `client_id` and `client_secret` in the form
-    /// body (`client_secret_post`).
-    Body,
-    /// `"basic"`: HTTP Basic authentication (`client_secret_basic`).
-    Basic,
-}
 
 /// A resolved secret value. `Debug` prints `***`; there is no `Display` or
 /// `Serialize`, so the value only leaves through [`Secret::expose`].
@@ -374,16 +315,6 @@ impl Entry {
 }
 
 static CACHE: LazyLock<Cache> = LazyLock::new(Cache::default);
-
-/// [`resolve`] against the run's registry ([`crate::Workflow::SECRETS`] of
-/// the top-level workflow): what node functions call.
-///
-/// # Errors
-///
-/// As [`resolve`].
-pub fn resolve_secret(cx: &crate::Cx<'_>, name: &str) -> Result<Secret, SecretError> {
-    resolve(cx.secrets(), name)
-}
 
 /// A resolver over `defs` for consumers that hold no [`crate::Cx`] (MCP
 /// child env at spawn, LLM provider keys, serve-mode auth): the value, or

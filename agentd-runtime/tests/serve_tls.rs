@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_runtime::reload::{Reloader, ReloaderConfig};
 use agentd_runtime::serde_json::{Value, json};
 use agentd_runtime::serve::auth::{AuthDefs, BearerDef};
-use agentd_runtime::serve::def::{AuthRef, RouteDef, ServeDef};
+use agentd_runtime::serve::reload::{Reloader, ReloaderConfig};
 use agentd_runtime::serve::tls::{ClientAuthDef, ClientCertMode, TlsDef};
 use agentd_runtime::serve::{Hooks, Running, ServeConfig, start};
+use agentd_runtime::workflow::serve::{AuthRef, RouteDef, ServeDef};
 use agentd_runtime::{Cx, Error, GraphId, NodeIdx, Step};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;

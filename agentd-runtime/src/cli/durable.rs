@@ -12,10 +12,10 @@
 use std::io::Write;
 use std::time::SystemTime;
 
-use crate::Workflow;
 use crate::checkpoint::{Approval, CheckpointError, DEFAULT_RETENTION_DAYS, Retention, StateDir};
 use crate::engine::Engine;
 use crate::outcome::RunReport;
+use crate::workflow::Workflow;
 
 use super::{Args, EXIT_OK, EXIT_SEMANTIC, EXIT_USAGE, env_string, exit_code, from_env, pretty};
 

@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{env_string, from_env};
-use crate::Workflow;
 use crate::engine::RunOptions;
+use crate::workflow::Workflow;
 
 // The defaults live with the server; a binary without it still parses the
 // flags (and refuses `--mode serve`).
@@ -314,7 +314,7 @@ impl ServeCli {
     ) -> u8 {
         use std::sync::Arc;
 
-        use crate::reload::{Reloader, ReloaderConfig};
+        use crate::serve::reload::{Reloader, ReloaderConfig};
         use crate::serve::{ServeConfig, ServeError};
 
         let reloader = match Reloader::new(ReloaderConfig::for_workflow::<W>(
@@ -394,7 +394,7 @@ impl ServeCli {
 /// trigger. Tests read the bound address from its first line.
 #[cfg(feature = "serve")]
 fn banner<W: Workflow>(stderr: &mut dyn Write, addr: Option<SocketAddr>, drain_secs: u64) {
-    use crate::serve::def::TriggerDef;
+    use crate::workflow::serve::TriggerDef;
 
     let def = W::SERVE;
     let name = W::INFO.workflow;
@@ -468,11 +468,11 @@ mod tests {
     struct Served;
 
     #[cfg(feature = "serve")]
-    static ROUTES: [crate::serve::def::RouteDef; 1] = [crate::serve::def::RouteDef {
+    static ROUTES: [crate::workflow::serve::RouteDef; 1] = [crate::workflow::serve::RouteDef {
         method: "GET",
         path: "/x",
         start: "s",
-        auth: crate::serve::def::AuthRef::None,
+        auth: crate::workflow::serve::AuthRef::None,
         rate_limit: None,
         idempotency: None,
         input_schema: None,
@@ -480,7 +480,7 @@ mod tests {
     }];
 
     #[cfg(feature = "serve")]
-    static SERVED: crate::serve::def::ServeDef = crate::serve::def::ServeDef {
+    static SERVED: crate::workflow::serve::ServeDef = crate::workflow::serve::ServeDef {
         routes: &ROUTES,
         triggers: &[],
     };
@@ -489,7 +489,7 @@ mod tests {
     impl Workflow for Served {
         const GRAPHS: &'static [GraphMeta] = &[];
         const INFO: &'static BuildInfo = &INFO;
-        const SERVE: &'static crate::serve::def::ServeDef = &SERVED;
+        const SERVE: &'static crate::workflow::serve::ServeDef = &SERVED;
 
         fn exec(&self, _g: GraphId, _n: NodeIdx, _cx: &mut Cx<'_>) -> Result<Step, Error> {
             Ok(Step::value(serde_json::Value::Null))

@@ -24,6 +24,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::Error;
+pub use crate::workflow::intel::{BackendDef, Provider};
 
 #[cfg(feature = "llm-remote")]
 pub mod anthropic;
@@ -255,53 +256,6 @@ impl Intel {
     }
 }
 
-/// `provider` of an `[[intelligence.backends]]` entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Provider {
-    /// Anthropic Messages API.
-    Anthropic,
-    /// OpenAI (chat completions), default base `https://api.openai.com`.
-    OpenAi,
-    /// Google Gemini.
-    Gemini,
-    /// Any OpenAI-dialect server at an explicit `base_url`.
-    OpenAiCompatible,
-}
-
-impl Provider {
-    /// The TOML spelling.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Anthropic => "anthropic",
-            Self::OpenAi => "openai",
-            Self::Gemini => "gemini",
-            Self::OpenAiCompatible => "openai-compatible",
-        }
-    }
-}
-
-/// A baked `[[intelligence.backends]]` entry (generated code declares these
-/// as [`crate::Workflow::BACKENDS`]).
-#[derive(Clone, Copy, Debug)]
-pub struct BackendDef {
-    /// The name nodes refer to.
-    pub name: &'static str,
-    /// Which API dialect.
-    pub provider: Provider,
-    /// The provider's model id (replaces the logical `"fast"`).
-    pub model: &'static str,
-    /// Environment variable holding the API key, read at every call.
-    pub api_key_env: Option<&'static str>,
-    /// Base URL (required for `openai-compatible`).
-    pub base_url: Option<&'static str>,
-    /// The definition's own completion cap (overridden by `llm_infer`).
-    pub max_tokens: Option<u32>,
-}
-
-/// Largest `--intel-http-bearer-file`: a token, not a document.
-const MAX_BEARER_BYTES: u64 = 64 * 1024;
-
 /// Resolves an `api_key_env` secret name to the key at call time; `Err`
 /// says why it cannot (never containing a value).
 pub type KeyResolver = fn(&str) -> Result<String, String>;
@@ -350,66 +304,6 @@ pub fn build_named(
         out.insert(def.name, remote_backend(i, def, timeout, keys, &roots)?);
     }
     Ok(out)
-}
-
-/// The [`KeyResolver`] of workflow `W`: its `[[secrets]]`, then the process
-/// environment (spec/dialect-ops.md §11, the single front door).
-///
-/// # Errors
-///
-/// A message naming the secret and its source.
-pub fn secret_key<W: crate::Workflow>(name: &str) -> Result<String, String> {
-    crate::secrets::resolve(W::SECRETS, name)
-        .map(crate::secrets::Secret::into_exposed)
-        .map_err(|e| e.to_string())
-}
-
-/// The baked binary's backends: `default` from `--intel-unix` (wins) or
-/// `--intel-http` (+ bearer from `bearer_file`, else
-/// `AGENTD_INTEL_HTTP_BEARER`), plus `W::BACKENDS`; the budget is
-/// `W::MAX_LLM_TOKENS`. `timeout` is the run timeout (the transports' I/O
-/// timeout).
-///
-/// # Errors
-///
-/// A usage message (exit 2): `--intel-unix` off Unix, a bad `--intel-http`
-/// URL, an unreadable bearer file, or a backend definition this build
-/// cannot serve.
-pub fn cli_intel<W: crate::Workflow>(
-    unix: Option<&str>,
-    http: Option<&str>,
-    bearer_file: Option<&str>,
-    timeout: Duration,
-) -> Result<Intel, String> {
-    let mut backends = build_named(W::BACKENDS, timeout, secret_key::<W>)?;
-    if let Some(path) = unix {
-        #[cfg(unix)]
-        backends.insert(
-            DEFAULT_BACKEND,
-            Arc::new(rpc::UnixBackend::new(path, timeout)),
-        );
-        #[cfg(not(unix))]
-        return Err(format!(
-            "--intel-unix `{path}`: Unix sockets are not available on this platform"
-        ));
-    } else if let Some(url) = http {
-        let bearer = match bearer_file {
-            Some(file) => Some(
-                crate::limits::read_capped_string(std::path::Path::new(file), MAX_BEARER_BYTES)
-                    .map_err(|e| format!("cannot read --intel-http-bearer-file `{file}`: {e}"))?
-                    .trim()
-                    .to_owned(),
-            ),
-            None => std::env::var("AGENTD_INTEL_HTTP_BEARER")
-                .ok()
-                .map(|b| b.trim().to_owned()),
-        };
-        backends.insert(
-            DEFAULT_BACKEND,
-            Arc::new(rpc::HttpBackend::new(url, bearer, timeout)?),
-        );
-    }
-    Ok(Intel::new(backends, TokenBudget::new(W::MAX_LLM_TOKENS)))
 }
 
 /// What the remote providers trust for https.

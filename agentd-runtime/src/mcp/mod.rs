@@ -33,6 +33,7 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::policy::{Policy, name_matches};
+pub use crate::workflow::mcp::{HeaderPart, McpServerDef};
 
 #[cfg(feature = "mcp-http")]
 pub mod http;
@@ -60,37 +61,6 @@ pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-2
 /// The server name the harness's mocks use when the workflow declares none
 /// (dialect 1's `--mcp-stdio` server).
 pub const DEFAULT_SERVER: &str = "default";
-
-/// A baked `[[mcp_servers]]` entry (generated code declares these as
-/// [`crate::Workflow::MCP_SERVERS`]).
-#[derive(Clone, Copy, Debug)]
-pub struct McpServerDef {
-    /// The name nodes refer to with `server`.
-    pub name: &'static str,
-    /// argv; the first element is the program. Empty for a `url` server.
-    pub command: &'static [&'static str],
-    /// The Streamable HTTP endpoint (`None` for a stdio server).
-    pub url: Option<&'static str>,
-    /// Extra request headers of a `url` server, sorted by name.
-    pub headers: &'static [(&'static str, &'static [HeaderPart])],
-    /// `timeout_secs`: this server's read timeout, instead of the run's.
-    pub timeout_secs: Option<u64>,
-    /// Tool names this server may be asked to call.
-    pub allow_tools: &'static [&'static str],
-    /// Resource URIs this server may be asked to read.
-    pub allow_resources: &'static [&'static str],
-    /// `(VAR, secret name)`: set on the child only, resolved at spawn.
-    pub env: &'static [(&'static str, &'static str)],
-}
-
-/// A piece of a declared header value of a `url` server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeaderPart {
-    /// Literal text from the workflow file.
-    Lit(&'static str),
-    /// `{{secret:NAME}}`, resolved at every request.
-    Secret(&'static str),
-}
 
 /// Credentials for a `url` server beyond its declared headers (the OAuth
 /// seam): consulted for every request and told about every `401`.
@@ -292,18 +262,17 @@ impl Default for McpOptions {
 }
 
 impl McpOptions {
-    /// Options for workflow `W`: secrets resolve through its `[[secrets]]`
-    /// (then the process environment), exchanges time out after
-    /// `call_timeout`.
+    /// Options over the secret definitions `defs` (a workflow's
+    /// `[[secrets]]`, then the process environment) for `env` entries;
+    /// exchanges time out after `call_timeout`.
     #[must_use]
-    pub fn for_workflow<W: crate::Workflow>(call_timeout: Duration) -> Self {
+    pub fn with_secrets(
+        defs: &'static [crate::workflow::secrets::SecretDef],
+        call_timeout: Duration,
+    ) -> Self {
         Self {
             call_timeout,
-            resolve_secret: Arc::new(|name: &str| {
-                crate::secrets::resolve(W::SECRETS, name)
-                    .map(crate::secrets::Secret::into_exposed)
-                    .map_err(|e| e.to_string())
-            }),
+            resolve_secret: Arc::new(crate::secrets::resolver(defs)),
             url_overrides: Vec::new(),
             auth: None,
         }

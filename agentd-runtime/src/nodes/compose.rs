@@ -17,12 +17,12 @@ use std::thread;
 
 use serde_json::{Value, json};
 
-use crate::Workflow;
 use crate::context::{Cx, Step, type_name};
 use crate::engine::{self, MAX_DEPTH};
 use crate::error::Error;
 use crate::graph::{CtxPath, GraphId};
 use crate::outcome::Outcome;
+use crate::workflow::Workflow;
 
 /// A child workflow start, resolved by the compiler.
 #[derive(Clone, Copy, Debug)]

@@ -220,7 +220,8 @@ fn render_headers(
             match seg {
                 HeaderSeg::Lit(text) => value.push_str(text),
                 HeaderSeg::Secret(name) => {
-                    let secret = crate::secrets::resolve_secret(cx, name)
+                    let secret = cx
+                        .secret(name)
                         .map_err(|e| Error::tool(TOOL, format!("header `{}`: {e}", h.name)))?;
                     if secret.expose().contains(['\r', '\n']) {
                         return Err(Error::tool(

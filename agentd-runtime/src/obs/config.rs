@@ -9,8 +9,6 @@
 //! cannot be opened stops the binary (exit 5). `[logging.audit]` and
 //! `rotation` come from the workflow only.
 
-use std::io::Write;
-
 use tracing_core::LevelFilter;
 
 use super::filter::Filter;
@@ -100,7 +98,7 @@ pub struct Settings {
     /// Things worth telling the operator (an ignored directive...).
     pub notes: Vec<String>,
     /// `[logging.otel]`, unless `--quiet` (which skips OTLP export too).
-    pub otel: Option<crate::obs::OtelConfig>,
+    pub otel: Option<crate::workflow::logging::OtelConfig>,
 }
 
 /// Why logging could not be set up.
@@ -252,45 +250,6 @@ pub fn install(settings: &Settings) -> Result<(), LogError> {
         otel,
     });
     Ok(())
-}
-
-/// The command-line front end: resolve the flags in `args` (with their
-/// sources from `matches`) against `baked`, print notes on `stderr`, and
-/// install. Returns the exit code to stop with on failure (2 or 5).
-///
-/// # Errors
-///
-/// The exit code, after printing `agentd: <why>` on `stderr`.
-pub fn init_cli(
-    matches: &crate::cli::Matches,
-    args: &LogArgs,
-    baked: &LogConfig,
-    stderr: &mut dyn Write,
-) -> Result<(), u8> {
-    let given = |id: &str, value: &Option<String>| Given {
-        value: value.clone(),
-        from_env: matches.from_env(id),
-    };
-    let inputs = Inputs {
-        level: given("log_level", &args.log_level),
-        format: given("log_format", &args.log_format),
-        target: given("log_target", &args.log_target),
-        quiet: args.quiet,
-    };
-    let settings = match resolve(&inputs, baked) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = writeln!(stderr, "agentd: {e}");
-            return Err(2);
-        }
-    };
-    for note in &settings.notes {
-        let _ = writeln!(stderr, "agentd: {note}");
-    }
-    install(&settings).map_err(|e| {
-        let _ = writeln!(stderr, "agentd: failed to install log subscriber: {e}");
-        5
-    })
 }
 
 #[cfg(test)]

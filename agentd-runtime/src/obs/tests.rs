@@ -338,13 +338,13 @@ fn the_filter_hint_covers_audit_events() {
 /// The logging flags through the binary's command line, in-process.
 mod cli_flags {
     use super::Scratch;
-    use crate::Workflow;
     use crate::context::{Cx, Step};
     use crate::error::Error;
     use crate::graph::{
         BuildInfo, EdgeMeta, GraphId, GraphMeta, Kind, NodeIdx, NodeMeta, Slot, Source, StartMeta,
     };
     use crate::obs::{AuditConfig, LogConfig, LogFormat, Rotation};
+    use crate::workflow::Workflow;
 
     static NODES: [NodeMeta; 1] = [NodeMeta {
         id: "only",

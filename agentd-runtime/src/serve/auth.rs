@@ -11,7 +11,7 @@
 //! # How the server uses it
 //!
 //! ```text
-//! // at start and on reload (reload.rs holds the result in an ArcSwap):
+//! // at start and on reload (serve/reload.rs holds the result in an ArcSwap):
 //! let prepared = PreparedAuth::prepare(W::AUTH)?;           // JWKS parsed here
 //! // per request, at pipeline step 5 (after the rate limit, before body decoding):
 //! let req = AuthRequest { headers: &parts.headers, body: &body, peer: peer.as_ref(), now: SystemTime::now() };
@@ -45,7 +45,8 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 
-pub use super::def::AuthRef;
+pub use crate::workflow::auth::{AuthDefs, BasicDef, BearerDef};
+pub use crate::workflow::serve::AuthRef;
 
 #[cfg(feature = "auth-hmac")]
 mod hmac;
@@ -53,55 +54,11 @@ mod hmac;
 mod oidc;
 
 #[cfg(feature = "auth-hmac")]
-pub use hmac::HmacDef;
+pub use crate::workflow::auth::HmacDef;
 #[cfg(feature = "auth-oidc")]
-pub use oidc::{JwksSource, MAX_JWKS_BYTES, OidcDef};
-
-/// `[auth.bearer.NAME]`: `Authorization: Bearer <token>`.
-#[derive(Debug)]
-pub struct BearerDef {
-    /// The binding name (`NAME`).
-    pub name: &'static str,
-    /// `tokens_env`: a secret name whose value holds newline-separated tokens.
-    pub tokens_secret: Option<&'static str>,
-    /// `tokens`: literal tokens from the workflow file (tests only; the build warns).
-    pub tokens: &'static [&'static str],
-}
-
-/// `[auth.basic.NAME]`: `Authorization: Basic base64(user:password)` (RFC 7617).
-#[derive(Debug)]
-pub struct BasicDef {
-    /// The binding name (`NAME`).
-    pub name: &'static str,
-    /// `credentials_env`: a secret name whose value holds newline-separated `user:password`.
-    pub credentials_secret: Option<&'static str>,
-    /// `credentials`: literal `user:password` entries (tests only; the build warns).
-    pub credentials: &'static [&'static str],
-}
-
-/// Every `[auth.*]` binding of the workflow, baked by the compiler
-/// ([`crate::Workflow::AUTH`]). Scheme tables exist only with their feature.
-#[derive(Debug)]
-pub struct AuthDefs {
-    pub bearer: &'static [BearerDef],
-    pub basic: &'static [BasicDef],
-    #[cfg(feature = "auth-hmac")]
-    pub hmac: &'static [HmacDef],
-    #[cfg(feature = "auth-oidc")]
-    pub oidc: &'static [OidcDef],
-}
-
-impl AuthDefs {
-    /// No bindings (a workflow without `[auth]`).
-    pub const EMPTY: AuthDefs = AuthDefs {
-        bearer: &[],
-        basic: &[],
-        #[cfg(feature = "auth-hmac")]
-        hmac: &[],
-        #[cfg(feature = "auth-oidc")]
-        oidc: &[],
-    };
-}
+pub use crate::workflow::auth::{JwksSource, OidcDef};
+#[cfg(feature = "auth-oidc")]
+pub use oidc::MAX_JWKS_BYTES;
 
 /// Who the TLS peer is, from its leaf certificate (see `serve::tls::peer_identity`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -41,19 +41,19 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::Workflow;
 use crate::engine::Trigger;
 use crate::graph::Source;
 use crate::outcome::{Outcome, RunReport};
 use crate::serve::auth::{self, AuthRequest, PeerIdentity};
 use crate::serve::body;
-use crate::serve::def::{AuthRef, RouteDef};
 use crate::serve::idempotency::{StoredResponse, resolve_key};
 use crate::serve::metrics::{Fixed, RouteLabel, Shed};
 use crate::serve::ratelimit::retry_after_secs;
 use crate::serve::store::{Claim, StoreError};
 use crate::serve::{BODY_CAP, INLINE_BODY_MAX, State};
 use crate::traceparent::{self, TraceParent};
+use crate::workflow::Workflow;
+use crate::workflow::serve::{AuthRef, RouteDef};
 
 /// The response type of every handler.
 pub(crate) type Reply = Response<Full<Bytes>>;

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use super::def::IdempotencyKey;
+use crate::workflow::serve::IdempotencyKey;
 
 /// Longest stored response body read back (a replay larger than this is
 /// treated as absent rather than read into memory).

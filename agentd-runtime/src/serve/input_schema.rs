@@ -14,7 +14,7 @@
 
 use serde_json::{Value, json};
 
-use super::def::ServeDef;
+use crate::workflow::serve::ServeDef;
 
 /// Longest reason sent back (a schema's own `pattern` or enum list can be long).
 const MAX_REASON: usize = 300;
@@ -138,7 +138,7 @@ fn truncate(mut reason: String) -> String {
 #[cfg(all(test, feature = "input-schema"))]
 mod tests {
     use super::*;
-    use crate::serve::def::{AuthRef, InputSchemaDef, RouteDef};
+    use crate::workflow::serve::{AuthRef, InputSchemaDef, RouteDef};
 
     static ROUTES: [RouteDef; 2] = [
         RouteDef {

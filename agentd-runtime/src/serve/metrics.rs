@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::graph::BuildInfo;
 use crate::outcome::{Outcome, RunReport};
 
-use super::def::ServeDef;
+use crate::workflow::serve::ServeDef;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 14] = [
@@ -634,7 +634,7 @@ mod tests {
     use super::*;
     use crate::error::Error;
     use crate::outcome::{Metrics, Trace};
-    use crate::serve::def::{AuthRef, RouteDef, TriggerDef};
+    use crate::workflow::serve::{AuthRef, RouteDef, TriggerDef};
 
     static ROUTES: [RouteDef; 1] = [RouteDef {
         method: "POST",

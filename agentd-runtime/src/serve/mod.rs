@@ -1,7 +1,7 @@
 //! Serve mode: HTTP routes and scheduled triggers as a long-running process
 //! (spec/dialect-ops.md §5, §12.3, §15; DESIGN.md §4 `serve/`, §8).
 //!
-//! Owns the server's life cycle: [`start`] checks the baked [`def::ServeDef`]
+//! Owns the server's life cycle: [`start`] checks the baked [`ServeDef`]
 //! against the configuration (idempotency needs a state dir, an
 //! authenticated route needs an authorizer, fs_watch paths exist), binds
 //! the listener, and runs a tokio reactor on its own thread; [`Running`]
@@ -16,7 +16,7 @@
 //!   read timeout that also bounds idle keep-alive connections, and a body
 //!   read timeout;
 //! - workflow runs are synchronous. A route whose reachable nodes are all
-//!   pure computation ([`def::RouteDef::inline`]) runs on the reactor
+//!   pure computation ([`RouteDef::inline`]) runs on the reactor
 //!   thread; every other run goes to tokio's blocking pool, capped at
 //!   [`ServeConfig::max_runs`] concurrent runs — a request beyond that gets
 //!   503 with `Retry-After` instead of waiting in an unbounded queue;
@@ -28,7 +28,7 @@
 //! every run (including runs whose client went away) — all within
 //! [`ServeConfig::drain_timeout`], else [`ServeError::DrainTimedOut`].
 //!
-//! Reloadable state comes from [`crate::reload::Reloader`]: the TLS config
+//! Reloadable state comes from [`crate::serve::reload::Reloader`]: the TLS config
 //! is taken at accept, the prepared auth ([`auth::authorize`], pipeline step
 //! 5) per request, the policy per run. A route's auth reference was checked
 //! at build time and its scheme compiled in, so every route is served with
@@ -40,7 +40,8 @@
 
 pub mod auth;
 pub mod body;
-pub mod def;
+/// The baked definitions, under their old path (generated code names it).
+pub use crate::workflow::serve as def;
 #[cfg(feature = "fleet")]
 pub mod fleet;
 mod handler;
@@ -48,6 +49,7 @@ pub mod idempotency;
 mod input_schema;
 pub mod metrics;
 pub mod ratelimit;
+pub mod reload;
 pub mod schedule;
 mod server;
 mod stall;
@@ -61,11 +63,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::Workflow;
 use crate::engine::{Engine, RunOptions, Trigger};
 use crate::outcome::RunReport;
+use crate::workflow::Workflow;
 
-pub use def::{AuthRef, RouteDef, ServeDef, TriggerDef};
+pub use crate::workflow::serve::{AuthRef, RouteDef, ServeDef, TriggerDef};
 
 /// Largest request body accepted (spec §5.3), chunked or not.
 pub const BODY_CAP: usize = 1024 * 1024;
@@ -226,7 +228,7 @@ pub struct Hooks {
     /// read at accept (TLS), per request (auth) and per run (policy).
     /// `None` builds one from the workflow's baked `[server.tls]` and
     /// `[auth]` with the baked policy.
-    pub reloader: Option<Arc<crate::reload::Reloader>>,
+    pub reloader: Option<Arc<crate::serve::reload::Reloader>>,
     /// LLM backends and token budget of every run.
     #[cfg(feature = "llm")]
     pub intel: Option<crate::intel::Intel>,
@@ -271,7 +273,7 @@ pub enum ServeError {
     /// TLS material, auth material (JWKS) or the policy file cannot be
     /// loaded, or the reload triggers cannot be installed.
     #[error("{0}")]
-    Reload(#[from] crate::reload::ReloadError),
+    Reload(#[from] crate::serve::reload::ReloadError),
     /// A trigger cannot be set up (bad schedule, missing path, feature off).
     #[error("trigger `{trigger}`: {reason}")]
     Trigger {
@@ -384,7 +386,7 @@ pub(crate) struct State<W: Workflow> {
     /// Runs and requests still going (the drain waits for zero).
     pub(crate) in_flight: Arc<InFlightCount>,
     pub(crate) run_options: RunOptions,
-    pub(crate) reloader: Arc<crate::reload::Reloader>,
+    pub(crate) reloader: Arc<crate::serve::reload::Reloader>,
     #[cfg(feature = "llm")]
     pub(crate) intel: Option<crate::intel::Intel>,
     #[cfg(feature = "mcp")]
@@ -401,7 +403,7 @@ impl<W: Workflow> State<W> {
     /// span (`inbound`: the request's valid `traceparent`, if any).
     pub(crate) fn run_http(
         &self,
-        route: &def::RouteDef,
+        route: &RouteDef,
         trigger: Trigger,
         inbound: Option<&crate::traceparent::TraceParent>,
     ) -> RunReport {

@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::def::RateLimitDef;
+use crate::workflow::serve::RateLimitDef;
 
 /// The shortest wait a refusal reports (spec: at least 1 ms).
 const MIN_WAIT: Duration = Duration::from_millis(1);

@@ -44,12 +44,12 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::Workflow;
 use crate::engine::Trigger;
 use crate::outcome::RunReport;
-use crate::serve::def::{ServeDef, TriggerDef};
 use crate::serve::store::{TICK_LEASE, TickClaim, TickLease};
 use crate::serve::{ServeError, State};
+use crate::workflow::Workflow;
+use crate::workflow::serve::{ServeDef, TriggerDef};
 
 /// A trigger checked and ready to run.
 pub(crate) struct Prepared {
@@ -498,8 +498,8 @@ mod fs_watch {
     use serde_json::json;
 
     use super::{Runner, fs_watch_payload};
-    use crate::Workflow;
-    use crate::serve::def::{FsEvents, TriggerDef};
+    use crate::workflow::Workflow;
+    use crate::workflow::serve::{FsEvents, TriggerDef};
 
     /// Events queued between the watcher thread and the debouncer; beyond
     /// this, events are dropped (and audited) rather than buffered without
@@ -695,7 +695,7 @@ mod tests {
     #[cfg(feature = "fs-watch")]
     #[test]
     fn fs_events_map_to_the_four_dialect_kinds() {
-        use crate::serve::def::FsEvents;
+        use crate::workflow::serve::FsEvents;
         use notify::event::{
             AccessKind, CreateKind, DataChange, EventKind, MetadataKind, ModifyKind, RemoveKind,
             RenameMode,
@@ -728,7 +728,7 @@ mod tests {
     #[cfg(feature = "fs-watch")]
     #[test]
     fn a_missing_watched_path_refuses_to_start() {
-        use crate::serve::def::FsEvents;
+        use crate::workflow::serve::FsEvents;
         static TRIGGERS: [TriggerDef; 1] = [TriggerDef::FsWatch {
             path: "/nonexistent/agentd-fs-watch",
             recursive: false,

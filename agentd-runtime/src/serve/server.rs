@@ -16,15 +16,15 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
-use crate::Workflow;
-use crate::reload::{Reloader, ReloaderConfig, spawn_reload_triggers};
 use crate::serve::auth::PeerIdentity;
-use crate::serve::def::ServeDef;
 use crate::serve::idempotency::IdempotencyStore;
 use crate::serve::metrics::{Registry, Shed};
+use crate::serve::reload::{Reloader, ReloaderConfig, spawn_reload_triggers};
 use crate::serve::stall::WriteStall;
 use crate::serve::store::{LocalStore, Store};
 use crate::serve::{HEAD_CAP, Running, ServeConfig, ServeError, State, handler, schedule};
+use crate::workflow::Workflow;
+use crate::workflow::serve::ServeDef;
 
 /// The read buffer hyper may grow to while reading a request head: the
 /// head cap plus room for the start of a body read in the same segment.

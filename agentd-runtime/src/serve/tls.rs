@@ -31,37 +31,10 @@ use rustls::server::WebPkiClientVerifier;
 use sha2::{Digest, Sha256};
 
 use super::auth::PeerIdentity;
+pub use crate::workflow::auth::{ClientAuthDef, ClientCertMode, TlsDef};
 
 /// PEM files are a few KiB; anything bigger is a wrong path.
 pub const MAX_PEM_BYTES: u64 = 1024 * 1024;
-
-/// `[server.tls]`, baked by the compiler ([`crate::Workflow::TLS`]).
-#[derive(Debug)]
-pub struct TlsDef {
-    /// PEM chain, leaf first. Relative paths are relative to the working directory.
-    pub cert_file: &'static str,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
-    pub key_file: &'static str,
-    /// `[server.tls.client_auth]` with mode `required` or `optional`.
-    pub client_auth: Option<ClientAuthDef>,
-}
-
-/// `[server.tls.client_auth]`.
-#[derive(Debug)]
-pub struct ClientAuthDef {
-    pub mode: ClientCertMode,
-    /// PEM certificates of the CAs client certificates must chain to.
-    pub ca_file: &'static str,
-}
-
-/// Whether a client certificate must be presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientCertMode {
-    /// No certificate, no handshake.
-    Required,
-    /// Verified when presented; connections without one are accepted.
-    Optional,
-}
 
 /// Why a TLS config could not be built. Messages follow spec §7.1.
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use agentd_runtime::serde_json::{Value, json};
-use agentd_runtime::serve::def::{
+use agentd_runtime::workflow::serve::{
     AuthRef, IdempotencyDef, IdempotencyKey, RateLimitDef, RouteDef, ServeDef, TriggerDef,
 };
 use agentd_runtime::{Cx, Error, GraphId, NodeIdx, Step};
@@ -312,9 +312,9 @@ pub static FS_SEEN: Mutex<Vec<Value>> = Mutex::new(Vec::new());
 static FS_TRIGGERS: [TriggerDef; 1] = [TriggerDef::FsWatch {
     path: WATCHED,
     recursive: false,
-    events: agentd_runtime::serve::def::FsEvents(
-        agentd_runtime::serve::def::FsEvents::CREATE.0
-            | agentd_runtime::serve::def::FsEvents::REMOVE.0,
+    events: agentd_runtime::workflow::serve::FsEvents(
+        agentd_runtime::workflow::serve::FsEvents::CREATE.0
+            | agentd_runtime::workflow::serve::FsEvents::REMOVE.0,
     ),
     debounce_ms: 100,
     start: "tick",

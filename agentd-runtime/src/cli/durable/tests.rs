@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::Workflow;
 use crate::checkpoint::{Checkpoint, StateDir, unix_secs};
 use crate::cli::{EXIT_OK, EXIT_PAUSED, EXIT_SEMANTIC, EXIT_USAGE, run};
 use crate::context::{Cx, Step};
@@ -15,6 +14,7 @@ use crate::error::Error;
 use crate::graph::{
     BuildInfo, EdgeMeta, GraphId, GraphMeta, Kind, NodeIdx, NodeMeta, Slot, Source, StartMeta,
 };
+use crate::workflow::Workflow;
 
 const fn node(id: &'static str, kind: Kind, i: u32) -> NodeMeta {
     NodeMeta {

@@ -15,33 +15,9 @@
 use hmac::{KeyInit, Mac};
 
 use super::{AuthDenied, AuthRequest, single_header};
+use crate::workflow::auth::HmacDef;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
-
-/// `[auth.hmac.NAME]`, with the compiler's defaults applied.
-#[derive(Debug)]
-pub struct HmacDef {
-    /// The binding name (`NAME`).
-    pub name: &'static str,
-    /// `secret_env`: a secret name, resolved per request; wins over `secret`.
-    pub secret_name: Option<&'static str>,
-    /// `secret`: the literal key (tests only; the build warns).
-    pub secret: Option<&'static str>,
-    /// `header` (default [`HmacDef::DEFAULT_HEADER`]).
-    pub header: &'static str,
-    /// `prefix` (default [`HmacDef::DEFAULT_PREFIX`]); empty means none.
-    pub prefix: &'static str,
-    /// `timestamp_header` (agentd extension): enables the replay window.
-    pub timestamp_header: Option<&'static str>,
-    /// `tolerance_secs` (default [`HmacDef::DEFAULT_TOLERANCE_SECS`]).
-    pub tolerance_secs: u64,
-}
-
-impl HmacDef {
-    pub const DEFAULT_HEADER: &'static str = "X-Agent-Signature";
-    pub const DEFAULT_PREFIX: &'static str = "sha256=";
-    pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
-}
 
 /// The binding's key: `secret_env` resolved now, else the literal.
 pub(super) fn secret(

@@ -23,35 +23,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value, json};
 
 use super::{AuthDenied, AuthError, AuthRequest, Principal, authorization};
+use crate::workflow::auth::{JwksSource, OidcDef};
 
 /// Key sets are a few KiB; a bigger file is a wrong path.
 pub const MAX_JWKS_BYTES: u64 = 1024 * 1024;
-
-/// Where a binding's key set comes from.
-#[derive(Debug, Clone, Copy)]
-pub enum JwksSource {
-    /// `jwks_json`: baked into the binary.
-    Inline(&'static str),
-    /// `jwks_file`: read at start and on every reload (relative to the working
-    /// directory).
-    File(&'static str),
-}
-
-/// `[auth.oidc.NAME]`, with the compiler's defaults applied.
-#[derive(Debug)]
-pub struct OidcDef {
-    pub name: &'static str,
-    pub issuer: &'static str,
-    /// Empty: `aud` is not checked.
-    pub audience: &'static [&'static str],
-    pub jwks: JwksSource,
-    /// Empty: any subject.
-    pub subject_allowlist: &'static [&'static str],
-    /// Leeway for `exp` and `nbf` (default 60).
-    pub clock_skew_secs: u64,
-    /// Allowed `alg` values (default `["RS256"]`).
-    pub algorithms: &'static [&'static str],
-}
 
 struct Key {
     kid: String,

@@ -240,7 +240,7 @@ impl ReloaderConfig {
     /// process environment) as the secret store, and `policy` (the `--policy`
     /// path, signed with `W::INFO.policy_key` when that is set).
     #[must_use]
-    pub fn for_workflow<W: crate::Workflow>(policy: Option<&Path>) -> Self {
+    pub fn for_workflow<W: crate::workflow::Workflow>(policy: Option<&Path>) -> Self {
         #[cfg(not(feature = "policy-file"))]
         let _ = policy;
         ReloaderConfig {

@@ -1,0 +1,151 @@
+//! Building a run's subsystems from the workflow's baked definitions
+//! ([`crate::workflow`]) and the command line: the logger, the LLM backends,
+//! the MCP servers.
+//!
+//! Owns the wiring only; each subsystem's behaviour stays in its module
+//! ([`crate::obs`], [`crate::intel`], [`crate::mcp`]), which takes plain
+//! definitions and never a [`Workflow`] or the flags.
+
+use std::io::Write;
+#[cfg(feature = "llm")]
+use std::sync::Arc;
+#[cfg(any(feature = "llm", feature = "mcp"))]
+use std::time::Duration;
+
+use super::Matches;
+#[cfg(feature = "llm")]
+use crate::intel::Intel;
+use crate::obs;
+#[cfg(any(feature = "llm", feature = "mcp"))]
+use crate::workflow::Workflow;
+use crate::workflow::logging::LogConfig;
+
+/// The command-line front end: resolve the flags in `args` (with their
+/// sources from `matches`) against `baked`, print notes on `stderr`, and
+/// install. Returns the exit code to stop with on failure (2 or 5).
+///
+/// # Errors
+///
+/// The exit code, after printing `agentd: <why>` on `stderr`.
+pub(super) fn logging(
+    matches: &Matches,
+    args: &obs::LogArgs,
+    baked: &LogConfig,
+    stderr: &mut dyn Write,
+) -> Result<(), u8> {
+    let given = |id: &str, value: &Option<String>| obs::Given {
+        value: value.clone(),
+        from_env: matches.from_env(id),
+    };
+    let inputs = obs::Inputs {
+        level: given("log_level", &args.log_level),
+        format: given("log_format", &args.log_format),
+        target: given("log_target", &args.log_target),
+        quiet: args.quiet,
+    };
+    let settings = match obs::resolve(&inputs, baked) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(stderr, "agentd: {e}");
+            return Err(2);
+        }
+    };
+    for note in &settings.notes {
+        let _ = writeln!(stderr, "agentd: {note}");
+    }
+    obs::install(&settings).map_err(|e| {
+        let _ = writeln!(stderr, "agentd: failed to install log subscriber: {e}");
+        5
+    })
+}
+
+/// Largest `--intel-http-bearer-file`: a token, not a document.
+#[cfg(feature = "llm")]
+const MAX_BEARER_BYTES: u64 = 64 * 1024;
+
+/// The [`crate::intel::KeyResolver`] of workflow `W`: its `[[secrets]]`,
+/// then the process environment (spec/dialect-ops.md §11, the single front door).
+///
+/// # Errors
+///
+/// A message naming the secret and its source.
+#[cfg(feature = "llm")]
+fn secret_key<W: Workflow>(name: &str) -> Result<String, String> {
+    crate::secrets::resolve(W::SECRETS, name)
+        .map(crate::secrets::Secret::into_exposed)
+        .map_err(|e| e.to_string())
+}
+
+/// The baked binary's backends: `default` from `--intel-unix` (wins) or
+/// `--intel-http` (+ bearer from `bearer_file`, else
+/// `AGENTD_INTEL_HTTP_BEARER`), plus `W::BACKENDS`; the budget is
+/// `W::MAX_LLM_TOKENS`. `timeout` is the run timeout (the transports' I/O
+/// timeout).
+///
+/// # Errors
+///
+/// A usage message (exit 2): `--intel-unix` off Unix, a bad `--intel-http`
+/// URL, an unreadable bearer file, or a backend definition this build
+/// cannot serve.
+#[cfg(feature = "llm")]
+pub(super) fn intel<W: Workflow>(
+    unix: Option<&str>,
+    http: Option<&str>,
+    bearer_file: Option<&str>,
+    timeout: Duration,
+) -> Result<Intel, String> {
+    let mut backends = crate::intel::build_named(W::BACKENDS, timeout, secret_key::<W>)?;
+    if let Some(path) = unix {
+        #[cfg(unix)]
+        backends.insert(
+            crate::intel::DEFAULT_BACKEND,
+            Arc::new(crate::intel::rpc::UnixBackend::new(path, timeout)),
+        );
+        #[cfg(not(unix))]
+        return Err(format!(
+            "--intel-unix `{path}`: Unix sockets are not available on this platform"
+        ));
+    } else if let Some(url) = http {
+        let bearer = match bearer_file {
+            Some(file) => Some(
+                crate::limits::read_capped_string(std::path::Path::new(file), MAX_BEARER_BYTES)
+                    .map_err(|e| format!("cannot read --intel-http-bearer-file `{file}`: {e}"))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => std::env::var("AGENTD_INTEL_HTTP_BEARER")
+                .ok()
+                .map(|b| b.trim().to_owned()),
+        };
+        backends.insert(
+            crate::intel::DEFAULT_BACKEND,
+            Arc::new(crate::intel::rpc::HttpBackend::new(url, bearer, timeout)?),
+        );
+    }
+    Ok(Intel::new(
+        backends,
+        crate::intel::TokenBudget::new(W::MAX_LLM_TOKENS),
+    ))
+}
+
+/// The `[[mcp_servers]]` of `W`, their secrets resolved through its
+/// `[[secrets]]`, `url` servers moved by `--mcp-url NAME=URL` (and its env
+/// twins); each exchange times out after `timeout` (the run's) unless the
+/// server sets its own.
+///
+/// # Errors
+///
+/// A usage message (exit 2) for an `--mcp-url` that names no `url` server
+/// or is not a URL.
+#[cfg(feature = "mcp")]
+pub(super) fn mcp<W: Workflow>(
+    timeout: Duration,
+    matches: &Matches,
+) -> Result<crate::mcp::Mcp, String> {
+    let mut options = crate::mcp::McpOptions::with_secrets(W::SECRETS, timeout);
+    options.url_overrides =
+        crate::mcp::url_overrides(W::MCP_SERVERS, &matches.values("mcp_url"), |var| {
+            std::env::var(var).ok()
+        })?;
+    Ok(crate::mcp::Mcp::from_defs(W::MCP_SERVERS, &options))
+}

@@ -1,0 +1,34 @@
+//! `[[mcp_servers]]` as the compiler bakes it
+//! ([`crate::Workflow::MCP_SERVERS`], feature `mcp`). Spawning and talking to
+//! servers is [`crate::mcp`]'s; this module only describes.
+
+/// A baked `[[mcp_servers]]` entry (generated code declares these as
+/// [`crate::Workflow::MCP_SERVERS`]).
+#[derive(Clone, Copy, Debug)]
+pub struct McpServerDef {
+    /// The name nodes refer to with `server`.
+    pub name: &'static str,
+    /// argv; the first element is the program. Empty for a `url` server.
+    pub command: &'static [&'static str],
+    /// The Streamable HTTP endpoint (`None` for a stdio server).
+    pub url: Option<&'static str>,
+    /// Extra request headers of a `url` server, sorted by name.
+    pub headers: &'static [(&'static str, &'static [HeaderPart])],
+    /// `timeout_secs`: this server's read timeout, instead of the run's.
+    pub timeout_secs: Option<u64>,
+    /// Tool names this server may be asked to call.
+    pub allow_tools: &'static [&'static str],
+    /// Resource URIs this server may be asked to read.
+    pub allow_resources: &'static [&'static str],
+    /// `(VAR, secret name)`: set on the child only, resolved at spawn.
+    pub env: &'static [(&'static str, &'static str)],
+}
+
+/// A piece of a declared header value of a `url` server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderPart {
+    /// Literal text from the workflow file.
+    Lit(&'static str),
+    /// `{{secret:NAME}}`, resolved at every request.
+    Secret(&'static str),
+}
