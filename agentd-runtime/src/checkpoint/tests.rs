@@ -1,7 +1,9 @@
 //! The state directory on a real filesystem: atomic saves, modes, loads of
 //! good and bad files, the program check, listing, retention and locks.
 
+use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::json;
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::walk::backoff;
 use super::*;
 use crate::graph::{BuildInfo, CtxPath, EdgeMeta, Retry, Slot};
 use crate::nodes::compose::{self, Branch, Call, ChildRef, Map, Parallel};
