@@ -10,8 +10,8 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use crate::model::{AgentLoop, WorkflowDoc};
 use super::secrets::{HeaderSegIr, split_header};
+use crate::model::{AgentLoop, WorkflowDoc};
 
 /// The runtime features an `agent_loop` declaring `tools` needs.
 pub fn agent_loop_features(tools: &[String]) -> Vec<&'static str> {
