@@ -868,3 +868,258 @@ fn the_official_conformance_suite_passes_the_client_scenarios_initialize_tools_c
         failed.join("\n")
     );
 }
+
+// ---------------------------------------------------------------------------
+// server-filesystem over stdio, through call_mcp_tool and an agent_loop.
+
+fn read_frame(s: &mut impl Read) -> Option<Vec<u8>> {
+    let mut len = [0_u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let len = u32::from_le_bytes(len) as usize;
+    assert!(len <= 16 * 1024 * 1024, "frame within the cap");
+    let mut buf = vec![0_u8; len];
+    s.read_exact(&mut buf).ok()?;
+    Some(buf)
+}
+
+fn write_frame(s: &mut impl Write, body: &[u8]) {
+    let len = u32::try_from(body.len()).expect("small frame");
+    s.write_all(&len.to_le_bytes()).expect("write length");
+    s.write_all(body).expect("write body");
+}
+
+#[test]
+fn server_filesystem_confined_to_a_scratch_dir_serves_call_mcp_tool_and_an_agent_loop() {
+    use std::os::unix::net::UnixListener;
+
+    let deps = deps();
+    let dir = scratch("mcp-e2e-filesystem");
+    let allowed = dir.join("allowed");
+    std::fs::create_dir_all(&allowed).expect("allowed dir");
+    std::fs::write(allowed.join("notes.txt"), "disk at 91%\n").expect("notes");
+    std::fs::write(dir.join("secret.txt"), "outside\n").expect("secret");
+    let server = deps.join("node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
+    let wf = dir.join("wf.toml");
+    std::fs::write(
+        &wf,
+        format!(
+            r#"name = "mcp_filesystem"
+
+[[mcp_servers]]
+name = "fs"
+command = ["node", "{server}", "{allowed}"]
+allow_tools = ["read_text_file", "write_file"]
+
+[[start_nodes]]
+name = "read"
+source = "manual"
+entry_node = "read"
+
+[[start_nodes]]
+name = "main"
+source = "manual"
+entry_node = "agent"
+
+[[nodes]]
+id = "read"
+type = "call_mcp_tool"
+tool = "read_text_file"
+args_from = "trigger.read"
+
+[[nodes]]
+id = "agent"
+type = "agent_loop"
+backend = "default"
+instructions_from = "trigger.task"
+tools = ["call_mcp_tool"]
+max_steps = 5
+
+[sandbox]
+# Node reads across the file system (its install, ICU data, /proc).
+mode = "off"
+"#,
+            server = server.display(),
+            allowed = allowed.display(),
+        ),
+    )
+    .expect("write workflow");
+    let exe = dir.join("fs-bin");
+    build::agentd_build(&dir, wf.to_str().expect("utf-8"), &exe, &[]);
+
+    let sock = dir.join("intel.sock");
+    let listener = UnixListener::bind(&sock).expect("bind the socket");
+    let outside = dir.join("secret.txt").display().to_string();
+    let written = allowed.join("out.txt").display().to_string();
+    let model = std::thread::spawn(move || {
+        let answers = [
+            json!({"action": "tool", "tool": "call_mcp_tool",
+                   "args": {"tool": "read_text_file", "args": {"path": outside}}}),
+            json!({"action": "tool", "tool": "call_mcp_tool",
+                   "args": {"tool": "write_file", "args": {"path": written, "content": "checked"}}}),
+            json!({"action": "final", "result": {"disk": "91%"}}),
+        ];
+        let mut seen = Vec::new();
+        for answer in answers {
+            let (mut s, _) = listener.accept().expect("accept");
+            let req: Value = serde_json::from_slice(&read_frame(&mut s).expect("a request frame"))
+                .expect("JSON request");
+            let reply = json!({"jsonrpc": "2.0", "id": req["id"], "result": {
+                "content": answer.to_string(), "usage": {"prompt_tokens": 5, "completion_tokens": 5}}});
+            write_frame(&mut s, reply.to_string().as_bytes());
+            seen.push(req);
+        }
+        seen
+    });
+    // call_mcp_tool: a file inside the allowed directory.
+    let input = json!({"read": {"path": allowed.join("notes.txt").display().to_string()}});
+    let read = outcome(
+        &Command::new(&exe)
+            .args(["--start", "read", "--input", &input.to_string()])
+            .output()
+            .expect("the binary runs"),
+    );
+    assert_eq!(
+        read["final_value"]["content"][0]["text"],
+        json!("disk at 91%\n"),
+        "{read}"
+    );
+    // agent_loop: the model's calls go through the same server.
+    let input = json!({"task": "check the disk"});
+    let run = Command::new(&exe)
+        .args(["--start", "main"])
+        .arg("--intel-unix")
+        .arg(&sock)
+        .args(["--input", &input.to_string()])
+        .output()
+        .expect("the binary runs");
+    let value = outcome(&run);
+    assert_eq!(
+        value["final_value"]["result"],
+        json!({"disk": "91%"}),
+        "{value}"
+    );
+    let seen = model.join().expect("the model double");
+    let observation = |call: usize| -> Value {
+        let msgs = seen[call]["params"]["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let last = msgs
+            .last()
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("null");
+        serde_json::from_str(last).expect("observation JSON")
+    };
+    // Outside the allowed directory the server refuses (a tool error, not a crash).
+    let refused = observation(1);
+    assert_eq!(refused["tool_result"]["is_error"], json!(true), "{refused}");
+    assert!(
+        refused.to_string().contains("Access denied") || refused.to_string().contains("outside"),
+        "{refused}"
+    );
+    assert!(
+        !refused.to_string().contains("outside\\n"),
+        "the file was not read"
+    );
+    assert_eq!(
+        std::fs::read_to_string(allowed.join("out.txt")).expect("written by the server"),
+        "checked"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The official Python SDK over Streamable HTTP, behind a rotating bearer token.
+
+#[test]
+fn a_python_sdk_server_behind_a_bearer_rotated_between_calls_via_a_secret_file() {
+    let deps = deps();
+    let dir = scratch("mcp-e2e-python");
+    let token = dir.join("token");
+    std::fs::write(&token, "first-token-7c2\n").expect("token file");
+    let port = free_port();
+    let mut server = Command::new("python3")
+        .arg(workspace().join("tests/support/mcp_bearer_server.py"))
+        .arg(&token)
+        .arg(port.to_string())
+        .env("PYTHONPATH", deps.join("py"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs the SDK server");
+    let began = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the Python SDK server did not listen (is `mcp` installed by tests/deps/mcp.sh?)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let wf = dir.join("wf.toml");
+    std::fs::write(
+        &wf,
+        format!(
+            r#"name = "mcp_python"
+
+[policy.http]
+urls = ["http://127.0.0.1:{port}/*"]
+
+[policy.mcp]
+servers = ["py"]
+
+[[secrets]]
+name = "py_token"
+source = "file"
+path = "{token}"
+
+[[mcp_servers]]
+name = "py"
+url = "http://127.0.0.1:{port}/mcp"
+headers = {{ Authorization = "Bearer {{{{secret:py_token}}}}" }}
+allow_tools = ["whoami"]
+
+[[start_nodes]]
+name = "main"
+source = "manual"
+entry_node = "first"
+
+[[nodes]]
+id = "first"
+type = "call_mcp_tool"
+tool = "whoami"
+
+[[nodes]]
+id = "second"
+type = "call_mcp_tool"
+tool = "whoami"
+
+[[edges]]
+from = "first"
+to = "second"
+"#,
+            token = token.display()
+        ),
+    )
+    .expect("write workflow");
+    let exe = dir.join("py-bin");
+    build::agentd_build(&dir, wf.to_str().expect("utf-8"), &exe, &[]);
+    let run = Command::new(&exe).output().expect("the binary runs");
+    let _ = server.kill();
+    let _ = server.wait();
+    let value = outcome(&run);
+    assert_eq!(
+        value["final_value"]["content"][0]["text"],
+        json!("python sdk call 2"),
+        "{value}"
+    );
+    // The server rotated the token after each call; the second call carried the new one.
+    assert_eq!(
+        std::fs::read_to_string(&token).expect("token"),
+        "rotated-token-2\n"
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(!all.contains("first-token-7c2") && !all.contains("rotated-token-1"));
+}
