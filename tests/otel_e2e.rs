@@ -81,8 +81,9 @@ fn start_collector(
     (port, collector, runtime)
 }
 
-/// Build the `traced` workflow exporting to `endpoint` in a fresh `dir`.
-fn build_traced(dir: &Path, endpoint: &str) -> std::path::PathBuf {
+/// Build the `traced` workflow exporting to `endpoint` in a fresh `dir`, with
+/// `extra` lines in its `[logging.otel]`.
+fn build_traced(dir: &Path, endpoint: &str, extra: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).expect("scratch dir");
     let workflow = format!(
@@ -94,7 +95,7 @@ fn build_traced(dir: &Path, endpoint: &str) -> std::path::PathBuf {
 endpoint = "{endpoint}"
 service_name = "otel-e2e"
 resource_attrs = {{ deployment = "test" }}
-
+{extra}
 [[start_nodes]]
 name = "main"
 source = "manual"
@@ -125,8 +126,61 @@ to = "done"
 fn a_run_exports_its_spans_as_one_trace_over_otlp_grpc() {
     let (port, collector, _runtime) = start_collector(None);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("otel-e2e");
-    let exe = build_traced(&dir, &format!("http://127.0.0.1:{port}"));
+    let exe = build_traced(&dir, &format!("http://127.0.0.1:{port}"), "");
     assert_exported(&exe, &collector, &[]);
+}
+
+/// `protocol = "grpc"` (the one protocol) exports to the gRPC collector, and
+/// `sample_ratio = 0.5` keeps a trace exactly when the low 8 bytes of its id,
+/// as a fraction of 2^64, are below 0.5: of 24 runs some are exported and some
+/// not (all or none: a chance of 2 in 2^24), and every exported id obeys the rule.
+#[test]
+fn sample_ratio_keeps_the_traces_whose_id_falls_below_it_over_grpc() {
+    let (port, collector, _runtime) = start_collector(None);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("otel-sampled-e2e");
+    let exe = build_traced(
+        &dir,
+        &format!("http://127.0.0.1:{port}"),
+        "protocol = \"grpc\"\nsample_ratio = 0.5\n",
+    );
+    let runs = 24;
+    for _ in 0..runs {
+        let run = Command::new(&exe)
+            .args(["--input", r#"{"who": "otel"}"#])
+            .output()
+            .expect("the binary runs");
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    let requests = collector
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let runs_kept: Vec<Vec<u8>> = requests
+        .iter()
+        .flat_map(|r| &r.resource_spans)
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .filter(|s| s.name == "workflow.run")
+        .map(|s| s.trace_id.clone())
+        .collect();
+    assert!(
+        !runs_kept.is_empty() && runs_kept.len() < runs,
+        "sample_ratio = 0.5 kept {} of {runs} traces",
+        runs_kept.len()
+    );
+    for id in &runs_kept {
+        assert_eq!(id.len(), 16);
+        assert!(
+            id[8] < 0x80,
+            "trace {id:02x?} kept although its low half is not below 0.5 of 2^64"
+        );
+    }
 }
 
 /// An `https://` collector whose certificate comes from a private CA: the
@@ -141,7 +195,7 @@ fn spans_reach_an_https_collector_trusted_through_agentd_http_ca_file() {
         tonic::transport::ServerTlsConfig::new().identity(identity),
     ));
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("otel-tls-e2e");
-    let exe = build_traced(&dir, &format!("https://127.0.0.1:{port}"));
+    let exe = build_traced(&dir, &format!("https://127.0.0.1:{port}"), "");
     std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write the CA");
     std::fs::write(dir.join("empty.pem"), "no certificates\n").expect("write");
 

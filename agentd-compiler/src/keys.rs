@@ -76,6 +76,9 @@ const OAUTH2: &str =
 const OAUTHSKEW: &str =
     "tests/secrets_e2e.rs::a_token_inside_its_skew_is_fetched_again_at_every_use";
 const AUTHKEYS: &str = "tests/auth_keys_e2e.rs::hmac_header_and_prefix_and_oidc_inline_jwks_skew_and_subjects_decide_what_verifies";
+const KEYSFS: &str = "tests/keys_e2e.rs::loop_budgets_jitter_fs_write_budget_and_a_rotated_json_log_act_in_a_built_binary";
+const KEYSFX: &str = "tests/keys_e2e.rs::body_from_run_time_budget_disabled_logging_and_audit_reasons_act_in_a_built_binary";
+const OTELSAMPLE: &str = "tests/otel_e2e.rs::sample_ratio_keeps_the_traces_whose_id_falls_below_it_over_grpc";
 const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
 
 /// Every key path of the model and its status, in `key_paths()` order.
@@ -104,14 +107,14 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("auth.oidc.*.subject_allowlist", Honoured(AUTHKEYS)),
     ("budget", Honoured(LLMSOCK)),
     ("budget.max_cpu_secs", Honoured(BUDGET)),
-    ("budget.max_fs_write_mb", Untested),
+    ("budget.max_fs_write_mb", Honoured(KEYSFS)),
     ("budget.max_llm_tokens", Honoured(LLMSOCK)),
     ("budget.max_memory_mb", Honoured(BUDGET)),
-    ("budget.max_run_time_secs", Untested),
+    ("budget.max_run_time_secs", Honoured(KEYSFX)),
     ("description", Honoured(HELLO)),
     ("edges", Honoured(HELLO)),
     ("edges[].from", Honoured(HELLO)),
-    ("edges[].max_iterations", Untested),
+    ("edges[].max_iterations", Honoured(KEYSFS)),
     ("edges[].to", Honoured(HELLO)),
     ("edges[].when", Honoured(CORPUS)),
     ("http_routes", Honoured(ROUTES)),
@@ -135,20 +138,20 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("intelligence.backends[].provider", Honoured(LLMREM)),
     ("logging", Honoured(OBS)),
     ("logging.audit", Honoured(OBS)),
-    ("logging.audit.include_reason", Untested),
+    ("logging.audit.include_reason", Honoured(KEYSFX)),
     ("logging.audit.redact_fields", Honoured(OBS)),
     ("logging.audit.target", Honoured(OBS)),
-    ("logging.enabled", Untested),
+    ("logging.enabled", Honoured(KEYSFX)),
     ("logging.format", Honoured(OBS)),
     ("logging.level", Honoured(OBS)),
     ("logging.otel", Honoured(OTEL)),
     ("logging.otel.endpoint", Honoured(OTEL)),
-    ("logging.otel.protocol", Untested),
+    ("logging.otel.protocol", Honoured(OTELSAMPLE)),
     ("logging.otel.resource_attrs", Honoured(OTEL)),
-    ("logging.otel.sample_ratio", Untested),
+    ("logging.otel.sample_ratio", Honoured(OTELSAMPLE)),
     ("logging.otel.service_name", Honoured(OTEL)),
-    ("logging.rotation", Untested),
-    ("logging.target", Untested),
+    ("logging.rotation", Honoured(KEYSFS)),
+    ("logging.target", Honoured(KEYSFS)),
     ("mcp_servers", Honoured(CORPUS)),
     ("mcp_servers[].allow_resources", Honoured(CORPUS)),
     ("mcp_servers[].allow_tools", Honoured(CORPUS)),
@@ -163,7 +166,7 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("nodes[].id", Honoured(HELLO)),
     ("nodes[].retry", Honoured(WRAPPED)),
     ("nodes[].retry.backoff_ms", Honoured(WRAPPED)),
-    ("nodes[].retry.jitter", Untested),
+    ("nodes[].retry.jitter", Honoured(KEYSFS)),
     ("nodes[].retry.max_attempts", Honoured(WRAPPED)),
     ("nodes[].retry.on", Honoured(WRAPPED)),
     ("nodes[].type", Honoured(HELLO)),
@@ -184,7 +187,7 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("nodes[diff_compute].left_from", Honoured(CORPUS)),
     ("nodes[diff_compute].right_from", Honoured(CORPUS)),
     ("nodes[fail].reason", Honoured(CORPUS)),
-    ("nodes[http_request].body_from", Untested),
+    ("nodes[http_request].body_from", Honoured(KEYSFX)),
     ("nodes[http_request].headers", Honoured(EFFECTS)),
     ("nodes[http_request].method", Honoured(EFFECTS)),
     ("nodes[http_request].url_from", Honoured(EFFECTS)),
