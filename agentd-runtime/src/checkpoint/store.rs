@@ -257,7 +257,9 @@ impl StateDir {
     /// [`CheckpointError::Dir`] when the directory cannot be read.
     pub fn list(&self) -> Result<Vec<Listed>, CheckpointError> {
         let mut ids = self.run_ids()?;
-        ids.sort();
+        // Run ids are distinct file names: an unstable sort gives the same order
+        // with a smaller instantiation than the stable one (docs/performance.md).
+        ids.sort_unstable();
         Ok(ids
             .into_iter()
             .map(|id| {

@@ -199,7 +199,8 @@ pub(crate) static FLAGS: &[Flag] = &[
         "policy",
         "FILE",
         Some("AGENTD_POLICY"),
-        "A TOML file with a [policy] table that replaces the baked policy (checked at start)",
+        "A TOML file with a [policy] table that replaces the baked policy (checked at start; \
+         only in binaries built with `agentd build --policy-overrides`)",
     ),
     opt(
         "intel_unix",
