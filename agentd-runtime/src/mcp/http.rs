@@ -750,4 +750,10 @@ impl McpServer for HttpServer {
     fn read_resource(&self, uri: &str, timeout: Duration) -> Result<Value, Error> {
         self.request("resources/read", json!({ "uri": uri }), timeout)
     }
+
+    fn list(&self, what: super::Listing, timeout: Duration) -> Result<Vec<Value>, Error> {
+        jsonrpc::list_pages(&self.name, what, |params| {
+            self.request(what.method(), params, timeout)
+        })
+    }
 }

@@ -8,7 +8,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{PROTOCOL_VERSION, SUPPORTED_VERSIONS};
+use super::{Listing, MAX_LIST_PAGES, PROTOCOL_VERSION, SUPPORTED_VERSIONS};
+use crate::error::Error;
 
 /// Why an exchange failed: `Reply` leaves the connection usable (the server
 /// answered with a JSON-RPC error); `Fatal` means it is not (the stdio child
@@ -122,6 +123,54 @@ pub(crate) fn answer_server_request(id: &Value, method: &str) -> Value {
     }
 }
 
+/// Every item of a paginated listing: `page` is one request with the given
+/// params (`{}` first, then `{"cursor": ...}`), answered with its result.
+///
+/// # Errors
+///
+/// What `page` fails with; a result without the item array; a cursor seen
+/// before; more than [`MAX_LIST_PAGES`] pages.
+pub(crate) fn list_pages(
+    name: &str,
+    what: Listing,
+    mut page: impl FnMut(Value) -> Result<Value, Error>,
+) -> Result<Vec<Value>, Error> {
+    let (method, key) = (what.method(), what.key());
+    let mut items = Vec::new();
+    let mut cursors: Vec<String> = Vec::new();
+    loop {
+        let params = match cursors.last() {
+            Some(c) => json!({ "cursor": c }),
+            None => json!({}),
+        };
+        let mut result = page(params)?;
+        match result.get_mut(key).map(Value::take) {
+            Some(Value::Array(page_items)) => items.extend(page_items),
+            _ => {
+                return Err(Error::Mcp(format!(
+                    "mcp server `{name}` answered `{method}` without a `{key}` array"
+                )));
+            }
+        }
+        let next = match result.get("nextCursor") {
+            Some(Value::String(c)) if !c.is_empty() => c.clone(),
+            _ => return Ok(items),
+        };
+        if cursors.contains(&next) {
+            return Err(Error::Mcp(format!(
+                "mcp server `{name}` repeated the cursor `{}` of `{method}`",
+                snippet(next.as_bytes())
+            )));
+        }
+        if cursors.len() + 1 >= MAX_LIST_PAGES {
+            return Err(Error::Mcp(format!(
+                "mcp server `{name}` answered `{method}` with more than {MAX_LIST_PAGES} pages"
+            )));
+        }
+        cursors.push(next);
+    }
+}
+
 /// `notifications/cancelled` for request `id` (sent when we stop waiting).
 pub(crate) fn cancelled(id: u64, reason: &str) -> Value {
     json!({
@@ -224,6 +273,47 @@ mod tests {
         };
         assert_eq!(pong["result"], json!({}));
         assert!(classify("s", json!("text"), 7).is_err());
+    }
+
+    #[test]
+    fn listings_follow_next_cursor_and_refuse_a_cursor_loop() {
+        let pages = [
+            json!({"tools": [{"name": "a"}], "nextCursor": "p2"}),
+            json!({"tools": [{"name": "b"}, {"name": "c"}], "nextCursor": "p3"}),
+            json!({"tools": [], "nextCursor": ""}),
+        ];
+        let mut asked = Vec::new();
+        let all = list_pages("s", Listing::Tools, |params| {
+            asked.push(params);
+            Ok(pages[asked.len() - 1].clone())
+        })
+        .expect("three pages");
+        assert_eq!(all.len(), 3);
+        assert_eq!(
+            asked,
+            [json!({}), json!({"cursor": "p2"}), json!({"cursor": "p3"})]
+        );
+        let looped = list_pages("s", Listing::Resources, |_| {
+            Ok(json!({"resources": [], "nextCursor": "again"}))
+        });
+        assert!(
+            looped
+                .expect_err("a loop")
+                .to_string()
+                .contains("repeated the cursor `again` of `resources/list`")
+        );
+        let mut n = 0;
+        let endless = list_pages("s", Listing::Tools, |_| {
+            n += 1;
+            Ok(json!({"tools": [], "nextCursor": format!("c{n}")}))
+        });
+        assert!(
+            endless
+                .expect_err("capped")
+                .to_string()
+                .contains("more than 1000 pages")
+        );
+        assert!(list_pages("s", Listing::Tools, |_| Ok(json!({}))).is_err());
     }
 
     #[test]

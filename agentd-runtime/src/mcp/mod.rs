@@ -110,6 +110,54 @@ pub trait McpServer: Send + Sync + fmt::Debug {
     ///
     /// As [`McpServer::call_tool`].
     fn read_resource(&self, uri: &str, timeout: Duration) -> Result<Value, Error>;
+
+    /// Every item of `tools/list` or `resources/list`, following
+    /// `nextCursor` page by page (each page within `timeout`).
+    ///
+    /// # Errors
+    ///
+    /// As [`McpServer::call_tool`], plus a reply without the item array, a
+    /// cursor that repeats, or more than [`MAX_LIST_PAGES`] pages.
+    fn list(&self, what: Listing, timeout: Duration) -> Result<Vec<Value>, Error> {
+        let _ = timeout;
+        Err(Error::Mcp(format!(
+            "`{}` is not supported by this server",
+            what.method()
+        )))
+    }
+}
+
+/// Most pages one listing follows (a server whose cursors never end is an
+/// error, not a loop).
+pub const MAX_LIST_PAGES: usize = 1000;
+
+/// What [`McpServer::list`] lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// `tools/list` → `tools`.
+    Tools,
+    /// `resources/list` → `resources`.
+    Resources,
+}
+
+impl Listing {
+    /// The JSON-RPC method.
+    #[must_use]
+    pub const fn method(self) -> &'static str {
+        match self {
+            Self::Tools => "tools/list",
+            Self::Resources => "resources/list",
+        }
+    }
+
+    /// The result's item array.
+    #[must_use]
+    pub const fn key(self) -> &'static str {
+        match self {
+            Self::Tools => "tools",
+            Self::Resources => "resources",
+        }
+    }
 }
 
 /// Where a server's allowlists come from.

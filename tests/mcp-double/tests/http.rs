@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agentd_runtime::mcp::http::HttpServer;
-use agentd_runtime::mcp::{AuthProvider, McpServer};
+use agentd_runtime::mcp::{AuthProvider, Listing, McpServer};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(10);
@@ -261,4 +261,45 @@ fn a_server_choosing_a_protocol_version_we_do_not_speak_is_a_clear_error() {
             .contains("chose protocol version `2031-01-01` which agentd does not speak"),
         "{e}"
     );
+}
+
+#[test]
+fn tools_and_resources_are_listed_across_every_page() {
+    let (url, seen) = serve(|s, req| {
+        let msg: Value = serde_json::from_str(&req.2).unwrap_or(Value::Null);
+        let mut page = |result: Value| {
+            json_reply(
+                s,
+                "200 OK",
+                "",
+                &json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}),
+            );
+        };
+        match (msg["method"].as_str(), msg["params"]["cursor"].as_str()) {
+            (Some("tools/list"), None) => {
+                page(json!({"tools": [{"name": "a"}, {"name": "b"}], "nextCursor": "2"}));
+            }
+            (Some("tools/list"), Some("2")) => page(json!({"tools": [{"name": "c"}]})),
+            (Some("resources/list"), _) => {
+                // A server whose cursor never changes.
+                page(json!({"resources": [{"uri": "mem://x"}], "nextCursor": "same"}));
+            }
+            _ => basic(s, req, "2025-11-25"),
+        }
+    });
+    let c = client(&url, None);
+    let tools = c.list(Listing::Tools, T).expect("two pages");
+    let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    let e = c.list(Listing::Resources, T).expect_err("a cursor loop");
+    assert!(e.to_string().contains("repeated the cursor `same`"), "{e}");
+    let cursors: Vec<Value> = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter_map(|r| serde_json::from_str::<Value>(&r.2).ok())
+        .filter(|m| m["method"] == json!("tools/list"))
+        .map(|m| m["params"].clone())
+        .collect();
+    assert_eq!(cursors, [json!({}), json!({"cursor": "2"})]);
 }
