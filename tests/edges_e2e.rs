@@ -3,7 +3,9 @@
 //! request or reset mid-run, unauthenticated large bodies (refused before a
 //! byte is read, or bounded by the pre-auth byte budget for HMAC) and the
 //! memory they leave behind, wide JSON bodies decoded off the reactor, and
-//! transfer/content codings the server does not undo. One build per file.
+//! transfer/content codings the server does not undo; which routes run inline
+//! on the reactor and which on the worker pool (the compiler decides), and a
+//! saturated pool answering 503. One build per file.
 //! Reactor latency under wide bodies is measured by `bench/wide-json.sh`, not
 //! timed here.
 #![cfg(target_os = "linux")]
@@ -47,6 +49,11 @@ source = "http"
 entry_node = "echo_reply"
 
 [[start_nodes]]
+name = "echo_pooled"
+source = "http"
+entry_node = "echo_pooled_reply"
+
+[[start_nodes]]
 name = "slow"
 source = "http"
 entry_node = "nap_argv"
@@ -65,6 +72,11 @@ start_node = "slow"
 method = "POST"
 path = "/echo"
 start_node = "echo"
+
+[[http_routes]]
+method = "POST"
+path = "/echo_pooled"
+start_node = "echo_pooled"
 
 [[http_routes]]
 method = "POST"
@@ -89,6 +101,15 @@ id = "echo_reply"
 type = "respond"
 content_type = "application/json"
 body_template = '{"said":{{msg|json}},"n":{{n|json}},"missing":{{nothing|json}}}'
+
+# /echo's twin: the same reply, but a `retry` table makes the compiler send
+# its runs to the worker pool instead of running them on the reactor.
+[[nodes]]
+id = "echo_pooled_reply"
+type = "respond"
+content_type = "application/json"
+body_template = '{"said":{{msg|json}},"n":{{n|json}},"missing":{{nothing|json}}}'
+retry = { max_attempts = 1 }
 
 [[nodes]]
 id = "nap_argv"
@@ -229,6 +250,16 @@ impl Server {
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no sample `{prefix}` in:\n{text}"))
+    }
+
+    /// Whether the server has a child process (a `shell_run` command running).
+    fn has_children(&self) -> bool {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
+            return false;
+        };
+        tasks.filter_map(Result::ok).any(|t| {
+            std::fs::read_to_string(t.path().join("children")).is_ok_and(|c| !c.trim().is_empty())
+        })
     }
 
     /// Resident set size of the server process, in MiB.
@@ -717,4 +748,115 @@ fn unsupported_transfer_and_content_codings_are_refused() {
     )
     .expect("a reply");
     assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// (status, Content-Type, body) of one raw request.
+fn answer(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
+    let reply = exchange(addr, request).unwrap_or_else(|| panic!("no reply"));
+    let ct = reply.header("content-type").unwrap_or_default().to_owned();
+    (reply.status, ct, reply.body)
+}
+
+#[test]
+fn a_route_sent_to_the_pool_answers_exactly_as_its_inline_twin() {
+    let s = Server::start(&[]);
+    let wide = format!(r#"{{"msg":"wide","pad":"{}"}}"#, "x".repeat(70 * 1024));
+    let cases: Vec<(&str, String, String)> = vec![
+        (
+            "a JSON body",
+            "Content-Type: application/json\r\n".into(),
+            r#"{"msg":"say \"hi\"","n":[1,2]}"#.into(),
+        ),
+        (
+            "malformed JSON",
+            "Content-Type: application/json\r\n".into(),
+            "{not json".into(),
+        ),
+        (
+            "a form",
+            "Content-Type: application/x-www-form-urlencoded\r\n".into(),
+            "msg=hi&n=2".into(),
+        ),
+        (
+            "plain text",
+            "Content-Type: text/plain\r\n".into(),
+            "hello".into(),
+        ),
+        ("no body", String::new(), String::new()),
+        (
+            "a body over 64 KiB",
+            "Content-Type: application/json\r\n".into(),
+            wide,
+        ),
+        (
+            "a coded body",
+            "Content-Type: application/json\r\nContent-Encoding: gzip\r\n".into(),
+            "{}".into(),
+        ),
+    ];
+    let mut statuses = Vec::new();
+    for (what, headers, body) in &cases {
+        let request = |path: &str| {
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: t\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        };
+        let inline = answer(s.addr, &request("/echo"));
+        let pooled = answer(s.addr, &request("/echo_pooled"));
+        assert_eq!(inline, pooled, "{what}: inline and pooled replies differ");
+        statuses.push(inline.0);
+    }
+    // (Plain text is refused by this server: a route's input is an object.)
+    let names: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    assert_eq!(statuses, [200, 400, 200, 400, 200, 200, 415], "{names:?}");
+    // Over the body cap: refused from the declared length alike.
+    let over = |path: &str| {
+        format!("POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n").into_bytes()
+    };
+    let inline = answer(s.addr, &over("/echo"));
+    assert_eq!(inline.0, 413, "{inline:?}");
+    assert_eq!(inline, answer(s.addr, &over("/echo_pooled")));
+}
+
+#[test]
+fn effect_routes_take_a_pool_worker_and_a_full_pool_answers_503_while_inline_routes_run() {
+    let s = Server::start(&["--max-runs", "1"]);
+    // The only worker runs a 3 s command. Probing before its `sleep` child
+    // exists could take the worker first and turn the slow request away.
+    let addr = s.addr;
+    let slow = std::thread::spawn(move || exchange(addr, &post("/slow", "", "{}")));
+    while !s.has_children() {
+        assert!(
+            !slow.is_finished(),
+            "/slow answered without starting its command"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let busy = exchange(s.addr, &post("/echo_pooled", "", r#"{"msg":"m"}"#))
+        .unwrap_or_else(|| panic!("no reply from /echo_pooled"));
+    assert_eq!(busy.status, 503, "{}", busy.body);
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    assert_eq!(
+        busy.body,
+        r#"{"error":"server busy: every run worker is in use"}"#
+    );
+    // A pure route needs no worker: answered while the pool is full.
+    let fast = exchange(s.addr, &post("/echo", "", r#"{"msg":"m"}"#))
+        .unwrap_or_else(|| panic!("no reply from /echo"));
+    assert_eq!(
+        (fast.status, fast.body.as_str()),
+        (200, r#"{"said":"m","n":null,"missing":null}"#)
+    );
+    assert!(s.metric("agentd_http_shed_total{workflow=\"edges\",reason=\"runs\"}") >= 1.0);
+    let slow = slow
+        .join()
+        .expect("client thread")
+        .unwrap_or_else(|| panic!("no reply from /slow"));
+    assert_eq!((slow.status, slow.body.as_str()), (202, r#"{"slow":true}"#));
+    // The worker is free again.
+    let again = exchange(s.addr, &post("/echo_pooled", "", r#"{"msg":"m"}"#))
+        .unwrap_or_else(|| panic!("no reply from /echo_pooled"));
+    assert_eq!(again.status, 200, "{}", again.body);
 }
