@@ -5,7 +5,8 @@
 //!
 //! Pinned here: one idempotency key sent to every replica runs once and
 //! replays the same response everywhere; a rate limit holds for the fleet; a
-//! cron tick every second fires once per second across three replicas; Redis
+//! cron tick every second fires once per second across three replicas; a tick
+//! whose replica is `kill -9`'d mid-run is taken over and completed by another; Redis
 //! stopped mid-load gives 503 + Retry-After (and `/readyz` 503, `/healthz`
 //! 200), and after it returns nothing was lost or run twice; a server that
 //! answers nonsense is a precise 503, never a crash; a binary built without
@@ -320,12 +321,7 @@ fn a_rate_limit_holds_for_the_whole_fleet_with_a_usable_retry_after() {
 fn a_cron_tick_every_second_fires_once_per_second_across_three_replicas() {
     let redis = Redis::start("cron");
     let fleet = three(&redis);
-    let fires = |fleet: &[Replica]| -> f64 {
-        fleet
-            .iter()
-            .map(|r| r.metric("agentd_trigger_fires_total{"))
-            .sum()
-    };
+    let fires = |fleet: &[Replica]| -> f64 { fleet.iter().map(|r| r.metric(TICK_FIRES)).sum() };
     // Let every replica's schedule start, then count five seconds of ticks.
     std::thread::sleep(Duration::from_millis(1500));
     let before = fires(&fleet);
@@ -340,9 +336,68 @@ fn a_cron_tick_every_second_fires_once_per_second_across_three_replicas() {
     );
     let skipped: f64 = fleet
         .iter()
-        .map(|r| r.metric("agentd_trigger_skipped_total{"))
+        .map(|r| {
+            r.metric(
+                "agentd_trigger_skipped_total{workflow=\"fleet_test\",trigger=\"cron#0:tick\"}",
+            )
+        })
         .sum();
     assert_eq!(skipped, 0.0, "no tick was skipped");
+}
+
+const TICK_FIRES: &str =
+    "agentd_trigger_fires_total{workflow=\"fleet_test\",trigger=\"cron#0:tick\"}";
+
+#[test]
+fn a_tick_whose_replica_is_killed_mid_run_is_taken_over_by_another() {
+    let redis = Redis::start("takeover");
+    let mut fleet: Vec<Replica> = (0..2).map(|_| Replica::start(&redis.url(), &[])).collect();
+    // The slow trigger (every 10 s, a 4 s run): find the replica that won a tick.
+    let started = |r: &Replica| {
+        r.stderr()
+            .lines()
+            .any(|l| l.contains("\"event\":\"cron.fire\"") && l.contains("\"start_node\":\"slow\""))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let holder = loop {
+        if let Some(i) = fleet.iter().position(started) {
+            break i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no replica fired the slow trigger"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let other = 1 - holder;
+    assert!(!started(&fleet[other]), "one tick, one replica");
+    // kill -9 mid-run: its lease is no longer renewed.
+    fleet[holder].child.kill().expect("kill -9 the holder");
+    let _ = fleet[holder].child.wait();
+    // The survivor takes the tick over once the 5 s lease lapses, before the
+    // next tick is due.
+    let deadline = Instant::now() + Duration::from_secs(9);
+    while fleet[other].metric("agentd_lease_takeovers_total{") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no take-over; survivor's log:\n{}",
+            fleet[other].stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(fleet[other].stderr().contains("cron.takeover"), "audited");
+    // And runs it to the end.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fleet[other].stderr().lines().any(|l| {
+        l.contains("\"event\":\"workflow.completed\"") && l.contains("\"last_node\":\"slow_done\"")
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "the taken-over tick did not complete"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fleet.truncate(0);
 }
 
 #[test]
