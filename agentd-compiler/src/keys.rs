@@ -80,6 +80,7 @@ const KEYSFS: &str = "tests/keys_e2e.rs::loop_budgets_jitter_fs_write_budget_and
 const KEYSFX: &str = "tests/keys_e2e.rs::body_from_run_time_budget_disabled_logging_and_audit_reasons_act_in_a_built_binary";
 const OTELSAMPLE: &str =
     "tests/otel_e2e.rs::sample_ratio_keeps_the_traces_whose_id_falls_below_it_over_grpc";
+const MCPNARROW: &str = "tests/mcp-double/tests/policy.rs::policy_mcp_tools_and_resources_narrow_what_the_server_allows";
 const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
 
 /// Every key path of the model and its status, in `key_paths()` order.
@@ -240,9 +241,9 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("policy.http.methods", Honoured(URLPOL)),
     ("policy.http.urls", Honoured(URLPOL)),
     ("policy.mcp", Honoured(MCPREGO)),
-    ("policy.mcp.resources", Untested),
+    ("policy.mcp.resources", Honoured(MCPNARROW)),
     ("policy.mcp.servers", Honoured(MCPEMPTY)),
-    ("policy.mcp.tools", Untested),
+    ("policy.mcp.tools", Honoured(MCPNARROW)),
     ("policy.rego", Honoured(REGO)),
     ("policy.rego.data", Honoured(REGOFILE)),
     ("policy.rego.file", Honoured(REGOFILE)),

@@ -5,6 +5,7 @@
 //! the server sees it; under `[policy.rego]` a call the lists allow is still
 //! denied unless the Rego query (input `{"tool": "mcp.call", "args": {server,
 //! tool}}`) is `true`, and a `--policy` override whose Rego allows it runs.
+//! `[policy.mcp] tools` / `resources` narrow what a server's own allowlists allow.
 #![cfg(unix)]
 
 use std::path::{Path, PathBuf};
@@ -126,6 +127,141 @@ fn an_empty_policy_denies_an_mcp_call_before_the_server_sees_it() {
     assert!(
         !received(&dir).contains("tools/call"),
         "the server got the call:\n{}",
+        received(&dir)
+    );
+    // The control: with `double` listed, the same binary reaches the server and
+    // its log records the call, so the check above could have failed (an empty log
+    // alone could also be a log the double was not allowed to write).
+    std::fs::write(
+        dir.join("allow.toml"),
+        format!(
+            "[policy.fs]\nwrite = [\"{}\"]\n[policy.mcp]\nservers = [\"double\"]\n",
+            dir.join("double.log").display()
+        ),
+    )
+    .expect("write override");
+    let out = run(&exe, &dir, &["--policy", "allow.toml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(received(&dir).contains("tools/call"), "{}", received(&dir));
+}
+
+/// A workflow with two start nodes against the double, whose own allowlists
+/// allow `echo` and `mem://*`: `call` calls `echo`, `read` reads `trigger.uri`.
+fn narrowed_workflow(dir: &Path, policy_mcp: &str) -> String {
+    format!(
+        r#"name = "mcp_narrowed"
+
+[policy.mcp]
+servers = ["double"]
+{policy_mcp}
+
+[policy.fs]
+write = ["{log}"]
+
+[[mcp_servers]]
+name = "double"
+command = ["{DOUBLE}", "--log", "{log}"]
+allow_tools = ["echo"]
+allow_resources = ["mem://*"]
+
+[[start_nodes]]
+name = "call"
+source = "manual"
+entry_node = "call"
+
+[[start_nodes]]
+name = "read"
+source = "manual"
+entry_node = "read"
+
+[[nodes]]
+id = "call"
+type = "call_mcp_tool"
+tool = "echo"
+args_from = "trigger"
+
+[[nodes]]
+id = "read"
+type = "read_mcp_resource"
+resource_from = "trigger.uri"
+"#,
+        log = dir.join("double.log").display()
+    )
+}
+
+#[test]
+fn policy_mcp_tools_and_resources_narrow_what_the_server_allows() {
+    let dir = scratch("narrowed");
+    // The server allows `echo` and `mem://*`; the workflow's policy narrows every
+    // server to the tool `env` and `file://` resources.
+    let exe = build_in(
+        &dir,
+        &narrowed_workflow(&dir, "tools = [\"env\"]\nresources = [\"file://*\"]"),
+    );
+    let input = r#"{"uri": "mem://hello"}"#;
+    let run_as = |start: &str, extra: &[&str]| {
+        let out = Command::new(&exe)
+            .current_dir(&dir)
+            .args(["--start", start, "--input", input])
+            .args(extra)
+            .output()
+            .expect("the binary runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.stdout,
+        )
+    };
+    let (code, stderr, _) = run_as("call", &[]);
+    assert_eq!(code, Some(5), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("event=\"policy.denied\"")
+            && stderr.contains("mcp tool `echo` denied by allowlist on server `double`"),
+        "stderr:\n{stderr}"
+    );
+    let (code, stderr, _) = run_as("read", &[]);
+    assert_eq!(code, Some(5), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("event=\"policy.denied\"")
+            && stderr.contains("mcp resource `mem://hello` denied by allowlist on server `double`"),
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        !received(&dir).contains("tools/call") && !received(&dir).contains("resources/read"),
+        "the server got a request:\n{}",
+        received(&dir)
+    );
+
+    // The same servers with lists that name `echo` and `mem://*`: both go through,
+    // so the lists alone made the difference.
+    std::fs::write(
+        dir.join("wide.toml"),
+        format!(
+            "[policy.fs]\nwrite = [\"{}\"]\n[policy.mcp]\nservers = [\"double\"]\n\
+             tools = [\"ech*\"]\nresources = [\"mem://*\"]\n",
+            dir.join("double.log").display()
+        ),
+    )
+    .expect("write override");
+    let (code, stderr, stdout) = run_as("call", &["--policy", "wide.toml"]);
+    assert_eq!(code, Some(0), "stderr:\n{stderr}");
+    let outcome: Value = serde_json::from_slice(&stdout).expect("outcome JSON");
+    assert_eq!(outcome["final_value"]["tool"], "echo", "{outcome}");
+    let (code, stderr, stdout) = run_as("read", &["--policy", "wide.toml"]);
+    assert_eq!(code, Some(0), "stderr:\n{stderr}");
+    let outcome: Value = serde_json::from_slice(&stdout).expect("outcome JSON");
+    assert_eq!(
+        outcome["final_value"]["contents"][0]["text"], "hello",
+        "{outcome}"
+    );
+    assert!(
+        received(&dir).contains("resources/read"),
+        "{}",
         received(&dir)
     );
 }
