@@ -7,11 +7,7 @@
 //!   (`FILE::FUNCTION`, relative to the workspace root) shows its effect in a binary
 //!   built by the real `agentd`;
 //! - [`KeyStatus::Diagnosed`]: every use of the key is reported with the named code
-//!   (registered in [`crate::codes`]), e.g. `key_has_no_effect`;
-//! - [`KeyStatus::Untested`]: the key works (its runtime behaviour has unit tests) but
-//!   no end-to-end test of a built binary shows it yet. This is debt: the test holds
-//!   the list to a frozen baseline, so it can only shrink, and a new key can never be
-//!   added as `Untested`.
+//!   (registered in [`crate::codes`]), e.g. `key_has_no_effect`.
 //!
 //! Adding a key to the model? Add its line here, in the order of `key_paths()` (the
 //! test prints the exact line to add). Data only: nothing here changes what the
@@ -24,11 +20,9 @@ pub enum KeyStatus {
     Honoured(&'static str),
     /// Every use is reported with this diagnostic code.
     Diagnosed(&'static str),
-    /// Works, but no end-to-end test shows it yet (frozen baseline; may only shrink).
-    Untested,
 }
 
-use KeyStatus::{Diagnosed, Honoured, Untested};
+use KeyStatus::{Diagnosed, Honoured};
 
 const HELLO: &str = "tests/e2e.rs::hello_builds_a_static_binary_that_writes_the_greeting";
 const CORPUS: &str = "tests/e2e.rs::compat_corpus_and_fixture_suite_pass_in_full";
@@ -81,6 +75,7 @@ const KEYSFX: &str = "tests/keys_e2e.rs::body_from_run_time_budget_disabled_logg
 const OTELSAMPLE: &str =
     "tests/otel_e2e.rs::sample_ratio_keeps_the_traces_whose_id_falls_below_it_over_grpc";
 const MCPNARROW: &str = "tests/mcp-double/tests/policy.rs::policy_mcp_tools_and_resources_narrow_what_the_server_allows";
+const SIGNPEM: &str = "agentd-compiler/tests/provenance.rs::an_inline_public_key_pem_verifies_the_build_and_the_policy_overrides";
 const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
 
 /// Every key path of the model and its status, in `key_paths()` order.
@@ -280,7 +275,7 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
         Diagnosed("signing_algorithm_unsupported"),
     ),
     ("signing.public_key_file", Honoured(SIGNED)),
-    ("signing.public_key_pem", Untested),
+    ("signing.public_key_pem", Honoured(SIGNPEM)),
     ("signing.required", Honoured(SIGNED)),
     ("start_nodes", Honoured(HELLO)),
     ("start_nodes[].entry_node", Honoured(HELLO)),

@@ -2,8 +2,8 @@
 //! model, enumerated from the model itself (its JSON Schema, see
 //! `agentd_compiler::schema::key_paths`), is in `agentd_compiler::keys::KEYS` exactly
 //! once, as honoured (naming a test that exists) or diagnosed (naming a registered
-//! code); the registry names no key the model lacks; and the untested debt only
-//! shrinks.
+//! code); and the registry names no key the model lacks. There is no third status:
+//! a key nobody has shown working in a built binary cannot be registered.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,10 +11,6 @@ use std::path::{Path, PathBuf};
 use agentd_compiler::codes;
 use agentd_compiler::keys::{KEYS, KeyStatus};
 use agentd_compiler::schema::key_paths;
-
-/// Keys that work but that no end-to-end test shows yet. Frozen: remove a key when a
-/// test of a built binary covers it (then mark it `Honoured`); never add one.
-const UNTESTED_BASELINE: &[&str] = &["signing.public_key_pem"];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -129,29 +125,6 @@ fn every_diagnosed_key_names_a_registered_code() {
         {
             problems.push(format!(
                 "`{key}`: `{code}` is not in agentd-compiler/src/codes.rs"
-            ));
-        }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
-}
-
-#[test]
-fn untested_keys_never_grow_beyond_the_frozen_baseline() {
-    let mut problems = Vec::new();
-    for (key, status) in KEYS {
-        if *status == KeyStatus::Untested && !UNTESTED_BASELINE.contains(key) {
-            problems.push(format!(
-                "`{key}` is marked Untested: a key must be Honoured (a test of a built                  binary shows it) or Diagnosed; Untested is only the frozen debt"
-            ));
-        }
-    }
-    for key in UNTESTED_BASELINE {
-        if KEYS
-            .iter()
-            .any(|(k, s)| k == key && *s != KeyStatus::Untested)
-        {
-            problems.push(format!(
-                "`{key}` is no longer Untested: remove it from UNTESTED_BASELINE"
             ));
         }
     }

@@ -328,3 +328,100 @@ fn a_binary_built_without_policy_overrides_refuses_a_policy_file_and_runs_nothin
     assert_eq!(baked.status.code(), Some(0), "{}", stderr(&baked));
     assert!(dir.join("out/greeting.txt").is_file());
 }
+
+/// `[signing] public_key_pem`: the inline key (no key file anywhere) is the one
+/// the build verifies the workflow against, the one the binary names as signer,
+/// and the one it checks a signed policy override with.
+#[test]
+fn an_inline_public_key_pem_verifies_the_build_and_the_policy_overrides() {
+    let dir = scratch("inline-pem");
+    let keygen = agentd(&dir, &["keygen", "-o", "release"]);
+    assert!(keygen.status.success(), "{}", stderr(&keygen));
+    let fingerprint = stderr(&keygen)
+        .lines()
+        .find_map(|l| l.strip_prefix("key fingerprint: ").map(str::to_owned))
+        .expect("keygen prints the fingerprint");
+    let pem = std::fs::read_to_string(dir.join("release.pub")).expect("public key");
+    // Only the private key stays on disk: the public half lives in the workflow.
+    std::fs::remove_file(dir.join("release.pub")).expect("remove public key");
+    hello_as(
+        &dir,
+        "provenance-inline-pem",
+        &format!("\n[signing]\nrequired = true\npublic_key_pem = \"\"\"\n{pem}\"\"\"\n"),
+    );
+    let build = |out: &str| {
+        agentd(
+            &dir,
+            &[
+                "build",
+                "provenance-inline-pem.toml",
+                "-o",
+                out,
+                "--policy-overrides",
+            ],
+        )
+    };
+
+    // Signed by another key: the inline key refuses it (exit 4, nothing built).
+    assert!(agentd(&dir, &["keygen", "-o", "other"]).status.success());
+    let sign = agentd(
+        &dir,
+        &["sign", "provenance-inline-pem.toml", "--key", "other"],
+    );
+    assert!(sign.status.success(), "{}", stderr(&sign));
+    let refused = build("agent-other");
+    assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+    assert!(!dir.join("agent-other").exists());
+
+    // Signed by the inline key's owner: builds, and the binary names that key.
+    let sign = agentd(
+        &dir,
+        &["sign", "provenance-inline-pem.toml", "--key", "release"],
+    );
+    assert!(sign.status.success(), "{}", stderr(&sign));
+    let built = build("agent");
+    assert!(built.status.success(), "{}", stderr(&built));
+    let doc = provenance(&dir.join("agent"));
+    assert_eq!(doc["signer_key_fingerprint"], fingerprint.as_str());
+
+    // At run time the baked inline key checks overrides: the owner's signature
+    // is accepted (the override denies the write: exit 5), another key's is not.
+    std::fs::write(
+        dir.join("deny.toml"),
+        "[policy.env]\nread_keys = [\"AGENTD_NAME\"]\n",
+    )
+    .expect("write override");
+    let run = || {
+        Command::new(dir.join("agent"))
+            .args(["--policy", "deny.toml"])
+            .current_dir(&dir)
+            .env("AGENTD_NAME", "pem")
+            .env_remove("AGENTD_POLICY")
+            .output()
+            .expect("run the agent")
+    };
+    assert!(
+        agentd(&dir, &["sign", "deny.toml", "--key", "release"])
+            .status
+            .success()
+    );
+    let accepted = run();
+    assert_eq!(accepted.status.code(), Some(5), "{}", stderr(&accepted));
+    assert!(
+        stderr(&accepted).contains("policy"),
+        "{}",
+        stderr(&accepted)
+    );
+    assert!(
+        agentd(&dir, &["sign", "deny.toml", "--key", "other"])
+            .status
+            .success()
+    );
+    let other = run();
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("does not verify"),
+        "{}",
+        stderr(&other)
+    );
+}
