@@ -909,6 +909,29 @@ start_node = "tick"
 "#,
     },
     CodeInfo {
+        code: "invalid_fs_watch_debounce",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an fs_watch trigger's debounce_ms is above 600000 (10 minutes)",
+        explanation: "Events on one path are coalesced until the path has been quiet for \
+`debounce_ms`; only then does the run start. A path that changes more often than that never \
+settles, so a very long debounce is a trigger that in practice never fires (dialect 1 accepted \
+any number). agentd accepts 0 to 600000 ms; the default is 250.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "inbox"
+source = "event"
+
+[[triggers]]
+type = "fs_watch"
+path = "/var/spool/inbox"
+debounce_ms = 86400000   # fix: at most 600000, e.g. 2000
+start_node = "inbox"
+"#,
+    },
+    CodeInfo {
         code: "invalid_fs_watch_event",
         severity: Error,
         stage: Validate,
@@ -2071,6 +2094,34 @@ entry_node = "a"
 method = "GET"
 path = "/healthz"     # fix: another path, e.g. "/status"
 start_node = "status"
+
+[[nodes]]
+id = "a"
+type = "merge"
+"#,
+    },
+    CodeInfo {
+        code: "invalid_route_path",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "an HTTP route path no request can match (no leading `/`, or a `?`, `#`, space or control character)",
+        explanation: "A route matches the request path exactly, after the query string is \
+dropped. A path that does not start with `/`, or that holds `?` (a query), `#` (a fragment, \
+never sent), whitespace or a control character can never equal a request path, so the route \
+would never run. Dialect 1 accepted such paths; agentd refuses to build. Route on the path \
+alone and read query parameters from the request instead.",
+        example: r#"name = "example"
+
+[[start_nodes]]
+name = "orders"
+source = "http"
+entry_node = "a"
+
+[[http_routes]]
+method = "GET"
+path = "/orders?status=open"   # fix: "/orders"
+start_node = "orders"
 
 [[nodes]]
 id = "a"

@@ -8,6 +8,7 @@
 //! 1. route auth references (`bad_auth_ref`, `unknown_auth_binding`,
 //!    `mtls_without_client_auth`);
 //! 2. trigger syntax (`invalid_cron`, `invalid_interval`, `invalid_fs_watch_event`,
+//!    `invalid_fs_watch_debounce`,
 //!    `unknown_trigger_mcp_server`);
 //! 3. intelligence backends (`reserved_backend_name`, `dup_backend_name`,
 //!    `unknown_backend`) and `output_schema_unreadable`;
@@ -68,6 +69,10 @@ pub const DEFAULT_BACKEND: &str = "default";
 
 /// `fs_watch.events` values (case-insensitive); `delete` is an alias of `remove`.
 pub const FS_WATCH_EVENTS: [&str; 5] = ["create", "modify", "remove", "delete", "rename"];
+
+/// The longest `fs_watch.debounce_ms` accepted: ten minutes. A path must stay quiet
+/// that long before its run starts, so anything longer is in practice never.
+pub const MAX_FS_WATCH_DEBOUNCE_MS: u64 = 600_000;
 
 /// Settings that come from outside the document.
 #[derive(Debug, Clone, Default)]
@@ -1148,6 +1153,22 @@ impl<'a> Validator<'a> {
                         .with_span(self.span(loc!["triggers", i, "events", k]))
                         .with_label("unknown event kind")
                         .with_help(help);
+                        self.push(d);
+                    }
+                    // A path that keeps changing more often than `debounce_ms`
+                    // never settles, so a huge value is a trigger that never fires.
+                    if f.debounce_ms > MAX_FS_WATCH_DEBOUNCE_MS {
+                        let d = Diagnostic::error(
+                            "invalid_fs_watch_debounce",
+                            self.path(),
+                            format!(
+                                "fs_watch trigger: debounce_ms = {} is above the limit of {MAX_FS_WATCH_DEBOUNCE_MS} (10 minutes)",
+                                f.debounce_ms
+                            ),
+                        )
+                        .with_span(self.span(loc!["triggers", i, "debounce_ms"]))
+                        .with_label("too long to ever settle")
+                        .with_help("events on one path are coalesced for debounce_ms; use at most 600000 (the default is 250)");
                         self.push(d);
                     }
                 }
@@ -2288,6 +2309,20 @@ mod tests {
         let (d, s) = one(&t, "invalid_fs_watch_event");
         assert_eq!(s, "\"modfy\"");
         assert_eq!(d.help.as_deref(), Some("did you mean `modify`?"));
+    }
+
+    #[test]
+    fn invalid_fs_watch_debounce_bounds_debounce_ms() {
+        let t = trigger("type = \"fs_watch\"\npath = \"/tmp\"\ndebounce_ms = 600001\n");
+        let (d, s) = one(&t, "invalid_fs_watch_debounce");
+        assert_eq!(s, "600001");
+        assert!(d.message.contains("600000"), "{}", d.message);
+        let ok = trigger("type = \"fs_watch\"\npath = \"/tmp\"\ndebounce_ms = 600000\n");
+        assert!(
+            !codes(&run(&ok)).contains(&"invalid_fs_watch_debounce"),
+            "{:?}",
+            codes(&run(&ok))
+        );
     }
 
     #[test]

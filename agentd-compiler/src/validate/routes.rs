@@ -1,6 +1,9 @@
 //! `[[http_routes]]` checks beyond dialect 1's (ours, DESIGN.md §8): a route that
 //! builds must do what it says.
 //!
+//! - `invalid_route_path`: a path that no request can match — routes match the path
+//!   exactly after the query string is dropped, so a path without a leading `/`, or
+//!   with `?`, `#`, whitespace or a control character, would never run;
 //! - `reserved_route`: `GET /healthz`, `GET /readyz` and `GET /metrics` are answered by the server
 //!   before routing (with no auth and no rate limit), so a route declared on them
 //!   could never run — dialect 1 accepted it and silently shadowed it;
@@ -22,9 +25,39 @@ pub const RESERVED_GET_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 /// never admits a second request (and a `Retry-After` no client can honour).
 pub const MIN_PER_SECOND: f64 = 1.0 / 31_536_000.0;
 
+/// Why no request path can equal `path`, if none can.
+fn unmatchable_path(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        Some("does not start with `/`")
+    } else if path.contains('?') {
+        Some("a query string is dropped before matching")
+    } else if path.contains('#') {
+        Some("a fragment is never sent to the server")
+    } else if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("a request path holds no whitespace or control character")
+    } else {
+        None
+    }
+}
+
 impl Validator<'_> {
     pub(super) fn check_route_extras(&mut self) {
         for (i, route) in self.doc.http_routes.iter().enumerate() {
+            if let Some(why) = unmatchable_path(&route.path) {
+                let d = Diagnostic::error(
+                    "invalid_route_path",
+                    self.path(),
+                    format!("HTTP route path `{}` can never match a request", route.path),
+                )
+                .with_span(self.span(loc!["http_routes", i, "path"]))
+                .with_label(why)
+                .with_note(
+                    "a route matches the request path exactly, after the query string is \
+                     dropped",
+                )
+                .with_help("write an absolute path such as `/orders`, without a query or fragment");
+                self.push(d);
+            }
             if route.method.eq_ignore_ascii_case("GET")
                 && RESERVED_GET_PATHS.contains(&route.path.as_str())
             {
@@ -185,6 +218,23 @@ mod tests {
         // Only GET is answered before routing: other methods are ordinary routes.
         assert!(spans(&route("POST", "/metrics", ""), "reserved_route").is_empty());
         assert!(spans(&route("GET", "/healthz/x", ""), "reserved_route").is_empty());
+    }
+
+    #[test]
+    fn a_route_path_no_request_can_match_is_an_error_on_the_path() {
+        for path in ["orders", "/orders?id=1", "/a#top", "/a b", ""] {
+            assert_eq!(
+                spans(&route("POST", path, ""), "invalid_route_path"),
+                [format!("\"{path}\"")],
+                "{path:?}"
+            );
+        }
+        for path in ["/", "/orders", "/hooks/github", "/a%20b"] {
+            assert!(
+                spans(&route("POST", path, ""), "invalid_route_path").is_empty(),
+                "{path:?}"
+            );
+        }
     }
 
     #[test]
