@@ -1248,8 +1248,13 @@ impl<'a> Validator<'a> {
                 }
             }
         }
-        let mut known: Vec<&str> = defs.iter().map(|b| b.name.as_str()).collect();
-        known.extend(self.parent.unwrap_or_default().iter().map(String::as_str));
+        // A child runs on the root's engine, whose registry holds the root's backends
+        // only: a child's own [[intelligence.backends]] are never applied, so they
+        // cannot make its nodes' backends known.
+        let mut known: Vec<&str> = match self.parent {
+            Some(root) => root.iter().map(String::as_str).collect(),
+            None => defs.iter().map(|b| b.name.as_str()).collect(),
+        };
         known.push(DEFAULT_BACKEND);
         known.sort_unstable();
         known.dedup();
@@ -1281,6 +1286,14 @@ impl<'a> Validator<'a> {
             .with_span(self.span(loc!["nodes", i, "backend"]))
             .with_label("unknown backend")
             .with_help(help);
+            let d = if self.parent.is_some() && defs.iter().any(|b| b.name == backend) {
+                d.with_note(
+                    "this child declares it, but a child runs on the root workflow's engine: \
+                     only the root's [[intelligence.backends]] are applied; declare it there",
+                )
+            } else {
+                d
+            };
             self.push(d);
         }
     }
@@ -2363,6 +2376,34 @@ mod tests {
         assert_eq!(
             codes(&validate(&r.source, &doc, &opts)),
             vec!["unknown_backend", "no_policy"]
+        );
+    }
+
+    #[test]
+    fn a_child_backend_the_root_does_not_declare_is_unknown_even_if_the_child_declares_it() {
+        let t = format!(
+            "name = \"c\"\n[[nodes]]\nid = \"a\"\ntype = \"llm_infer\"\nbackend = \"claude\"\nprompt = \"p\"\n{CLAUDE}"
+        );
+        let r = parse_str(Path::new("c.toml"), &t);
+        let doc = r.doc.expect("parses");
+        let opts = ValidateOptions::default();
+        let diags = validate_child(&r.source, &doc, &opts, &["other".to_string()]);
+        let d = diags
+            .iter()
+            .find(|d| d.code == "unknown_backend")
+            .unwrap_or_else(|| panic!("{diags:?}"));
+        assert!(
+            d.notes.iter().any(|n| n.contains("only the root's")),
+            "{d:?}"
+        );
+        assert!(
+            !codes(&validate_child(
+                &r.source,
+                &doc,
+                &opts,
+                &["claude".to_string()]
+            ))
+            .contains(&"unknown_backend")
         );
     }
 
