@@ -250,7 +250,9 @@ fn run_as<W: Workflow>(
         },
     };
 
-    // `oauth2` secrets fetch their tokens under the effective `[policy.http]`.
+    // `oauth2` secrets fetch their tokens under the effective `[policy.http]`
+    // (only they read it: a binary without them pays nothing for the copy).
+    #[cfg(feature = "secrets-oauth2")]
     crate::secrets::set_outbound_policy(match &policy {
         PolicyMode::Override(p) => Some((**p).clone()),
         PolicyMode::Baked => W::POLICY.cloned(),

@@ -168,6 +168,7 @@ impl Reloadable for PolicyCell {
     }
     fn reload(&self) -> Result<Value, String> {
         self.0.reload().map_err(|e| e.to_string())?;
+        #[cfg(feature = "secrets-oauth2")]
         crate::secrets::set_outbound_policy(Some((*self.0.current()).clone()));
         Ok(json!({ "path": self.0.path().display().to_string() }))
     }
