@@ -80,6 +80,9 @@ pub struct RetryIr {
 #[derive(Debug, Clone)]
 pub struct NodeIr {
     pub id: String,
+    /// 1-based line of the node's table in its file (0 when unknown), for the
+    /// comment on its generated items.
+    pub line: u32,
     pub kind: NodeKind,
     pub slot: SlotIr,
     pub retry: Option<RetryIr>,
@@ -173,6 +176,19 @@ pub struct ProgramIr {
     pub sandbox_off: bool,
 }
 
+/// The 1-based line where node `ni`'s table starts in `source` (0 when the
+/// span tree does not know it).
+fn line_of(source: &crate::source::SourceFile, ni: usize) -> u32 {
+    use crate::source::Seg;
+    let loc = [Seg::Key("nodes".to_owned()), Seg::Index(ni)];
+    source
+        .span_of(&loc)
+        .and_then(|span| source.text.get(..span.start))
+        .map_or(0, |before| {
+            u32::try_from(before.matches('\n').count() + 1).unwrap_or(u32::MAX)
+        })
+}
+
 /// Lower a loaded program (which must have no errors) to IR.
 pub fn lower(program: &Program) -> ProgramIr {
     let graphs: Vec<GraphIr> = program
@@ -181,6 +197,9 @@ pub fn lower(program: &Program) -> ProgramIr {
         .enumerate()
         .map(|(i, unit)| {
             let mut g = lower_graph(&unit.doc, unit.source.path.display().to_string());
+            for (ni, node) in g.nodes.iter_mut().enumerate() {
+                node.line = line_of(&unit.source, ni);
+            }
             for c in &unit.children {
                 g.children
                     .entry(c.node as u32)
@@ -321,6 +340,7 @@ fn lower_graph(doc: &WorkflowDoc, file: String) -> GraphIr {
         .enumerate()
         .map(|(i, n)| NodeIr {
             id: n.id.clone(),
+            line: 0,
             kind: n.kind.clone(),
             slot: if n.id == "trigger" {
                 SlotIr::Trigger

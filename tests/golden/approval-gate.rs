@@ -69,7 +69,8 @@ const G0: ::agentd_runtime::graph::GraphMeta = ::agentd_runtime::graph::GraphMet
     ],
     edge_count: 3,
 };
-static G0_N0: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `prepare` (template_render), workflows/approval-gate.toml line 39.
+static PREPARE: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[
             ::agentd_runtime::template::Seg::Lit("plan: deploy "),
@@ -93,7 +94,8 @@ static G0_N0: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::
         rest: &[],
     }),
 };
-static G0_N1: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `target` (template_render), workflows/approval-gate.toml line 45.
+static TARGET: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[
             ::agentd_runtime::template::Seg::Lit("/tmp/agentd-approvals/"),
@@ -115,7 +117,9 @@ static G0_N1: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::
         rest: &[],
     }),
 };
-static G0_N3: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::fs::WriteFile {
+/// Node `approve` (pause_for_approval), workflows/approval-gate.toml line 52.
+/// Node `apply` (write_file), workflows/approval-gate.toml line 58.
+static APPLY: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::fs::WriteFile {
     path_from: ::agentd_runtime::graph::CtxPath {
         text: "target.rendered",
         root: ::agentd_runtime::graph::Slot::Node(1),
@@ -186,10 +190,10 @@ impl ::agentd_runtime::Workflow for Program {
         ::agentd_runtime::error::Error,
     > {
         match (g.0, node.0) {
-            (0, 0) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N0),
-            (0, 1) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N1),
+            (0, 0) => ::agentd_runtime::nodes::data::template_render(cx, &PREPARE),
+            (0, 1) => ::agentd_runtime::nodes::data::template_render(cx, &TARGET),
             (0, 2) => ::agentd_runtime::nodes::unavailable(cx),
-            (0, 3) => ::agentd_runtime::nodes::fs::write_file(cx, &G0_N3),
+            (0, 3) => ::agentd_runtime::nodes::fs::write_file(cx, &APPLY),
             _ => ::agentd_runtime::nodes::unknown_node(g, node),
         }
     }

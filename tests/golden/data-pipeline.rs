@@ -82,14 +82,16 @@ const G0: ::agentd_runtime::graph::GraphMeta = ::agentd_runtime::graph::GraphMet
     ],
     edge_count: 4,
 };
-static G0_N0: ::agentd_runtime::nodes::data::ParseJson = ::agentd_runtime::nodes::data::ParseJson {
+/// Node `parse` (parse_json), workflows/data-pipeline.toml line 33.
+static PARSE: ::agentd_runtime::nodes::data::ParseJson = ::agentd_runtime::nodes::data::ParseJson {
     input_from: ::agentd_runtime::graph::CtxPath {
         text: "trigger.raw_json",
         root: ::agentd_runtime::graph::Slot::Trigger,
         rest: &["raw_json"],
     },
 };
-static G0_N1: ::agentd_runtime::nodes::data::JsonSelect = ::agentd_runtime::nodes::data::JsonSelect {
+/// Node `order` (json_select), workflows/data-pipeline.toml line 38.
+static ORDER: ::agentd_runtime::nodes::data::JsonSelect = ::agentd_runtime::nodes::data::JsonSelect {
     input_from: ::agentd_runtime::graph::CtxPath {
         text: "parse.parsed",
         root: ::agentd_runtime::graph::Slot::Node(0),
@@ -97,14 +99,16 @@ static G0_N1: ::agentd_runtime::nodes::data::JsonSelect = ::agentd_runtime::node
     },
     path: &["order"],
 };
-static G0_N2: ::agentd_runtime::nodes::control::Condition = ::agentd_runtime::nodes::control::Condition {
+/// Node `is_paid` (condition), workflows/data-pipeline.toml line 45.
+static IS_PAID: ::agentd_runtime::nodes::control::Condition = ::agentd_runtime::nodes::control::Condition {
     expr: ::agentd_runtime::graph::CtxPath {
         text: "order.value.paid",
         root: ::agentd_runtime::graph::Slot::Node(1),
         rest: &["value", "paid"],
     },
 };
-static G0_N3: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `receipt` (template_render), workflows/data-pipeline.toml line 50.
+static RECEIPT: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[
             ::agentd_runtime::template::Seg::Lit("order "),
@@ -131,7 +135,8 @@ static G0_N3: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::
         rest: &["value"],
     }),
 };
-static G0_N4: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
+/// Node `unpaid` (fail), workflows/data-pipeline.toml line 56.
+static UNPAID: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
     reason: "order is not paid",
 };
 /// `[policy]` of the root workflow (with `[policy.rego]`, read and
@@ -191,11 +196,11 @@ impl ::agentd_runtime::Workflow for Program {
         ::agentd_runtime::error::Error,
     > {
         match (g.0, node.0) {
-            (0, 0) => ::agentd_runtime::nodes::data::parse_json(cx, &G0_N0),
-            (0, 1) => ::agentd_runtime::nodes::data::json_select(cx, &G0_N1),
-            (0, 2) => ::agentd_runtime::nodes::control::condition(cx, &G0_N2),
-            (0, 3) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N3),
-            (0, 4) => ::agentd_runtime::nodes::control::fail(cx, &G0_N4),
+            (0, 0) => ::agentd_runtime::nodes::data::parse_json(cx, &PARSE),
+            (0, 1) => ::agentd_runtime::nodes::data::json_select(cx, &ORDER),
+            (0, 2) => ::agentd_runtime::nodes::control::condition(cx, &IS_PAID),
+            (0, 3) => ::agentd_runtime::nodes::data::template_render(cx, &RECEIPT),
+            (0, 4) => ::agentd_runtime::nodes::control::fail(cx, &UNPAID),
             _ => ::agentd_runtime::nodes::unknown_node(g, node),
         }
     }

@@ -69,10 +69,12 @@ const G0: ::agentd_runtime::graph::GraphMeta = ::agentd_runtime::graph::GraphMet
     ],
     edge_count: 3,
 };
-static G0_N0: ::agentd_runtime::nodes::env::ReadEnv = ::agentd_runtime::nodes::env::ReadEnv {
+/// Node `who` (read_env), workflows/hello.toml line 41.
+static WHO: ::agentd_runtime::nodes::env::ReadEnv = ::agentd_runtime::nodes::env::ReadEnv {
     key: "AGENTD_NAME",
 };
-static G0_N1: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `greeting` (template_render), workflows/hello.toml line 46.
+static GREETING: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[
             ::agentd_runtime::template::Seg::Lit("Hello, "),
@@ -89,13 +91,15 @@ static G0_N1: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::
         rest: &[],
     }),
 };
-static G0_N2: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `path` (template_render), workflows/hello.toml line 53.
+static PATH: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[::agentd_runtime::template::Seg::Lit("/tmp/agentd-hello/greeting.txt")],
     ),
     input_from: ::core::option::Option::None,
 };
-static G0_N3: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::fs::WriteFile {
+/// Node `save` (write_file), workflows/hello.toml line 58.
+static SAVE: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::fs::WriteFile {
     path_from: ::agentd_runtime::graph::CtxPath {
         text: "path.rendered",
         root: ::agentd_runtime::graph::Slot::Node(2),
@@ -168,10 +172,10 @@ impl ::agentd_runtime::Workflow for Program {
         ::agentd_runtime::error::Error,
     > {
         match (g.0, node.0) {
-            (0, 0) => ::agentd_runtime::nodes::env::read_env(cx, &G0_N0),
-            (0, 1) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N1),
-            (0, 2) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N2),
-            (0, 3) => ::agentd_runtime::nodes::fs::write_file(cx, &G0_N3),
+            (0, 0) => ::agentd_runtime::nodes::env::read_env(cx, &WHO),
+            (0, 1) => ::agentd_runtime::nodes::data::template_render(cx, &GREETING),
+            (0, 2) => ::agentd_runtime::nodes::data::template_render(cx, &PATH),
+            (0, 3) => ::agentd_runtime::nodes::fs::write_file(cx, &SAVE),
             _ => ::agentd_runtime::nodes::unknown_node(g, node),
         }
     }

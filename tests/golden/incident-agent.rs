@@ -109,7 +109,8 @@ const G0: ::agentd_runtime::graph::GraphMeta = ::agentd_runtime::graph::GraphMet
     ],
     edge_count: 6,
 };
-static G0_N0: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `runbook_uri` (template_render), workflows/incident-agent.toml line 46.
+static RUNBOOK_URI: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[
             ::agentd_runtime::template::Seg::Lit("runbook://"),
@@ -125,7 +126,8 @@ static G0_N0: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::
         rest: &[],
     }),
 };
-static G0_N1: ::agentd_runtime::nodes::mcp::ReadMcpResource = ::agentd_runtime::nodes::mcp::ReadMcpResource {
+/// Node `runbook` (read_mcp_resource), workflows/incident-agent.toml line 52.
+static RUNBOOK: ::agentd_runtime::nodes::mcp::ReadMcpResource = ::agentd_runtime::nodes::mcp::ReadMcpResource {
     resource_from: ::agentd_runtime::graph::CtxPath {
         text: "runbook_uri.rendered",
         root: ::agentd_runtime::graph::Slot::Node(0),
@@ -133,7 +135,8 @@ static G0_N1: ::agentd_runtime::nodes::mcp::ReadMcpResource = ::agentd_runtime::
     },
     server: ::core::option::Option::None,
 };
-static G0_N2: ::agentd_runtime::nodes::agent_loop::AgentLoop = ::agentd_runtime::nodes::agent_loop::AgentLoop {
+/// Node `investigate` (agent_loop), workflows/incident-agent.toml line 57.
+static INVESTIGATE: ::agentd_runtime::nodes::agent_loop::AgentLoop = ::agentd_runtime::nodes::agent_loop::AgentLoop {
     backend: "claude",
     instructions: ::core::option::Option::None,
     instructions_from: ::core::option::Option::Some(::agentd_runtime::graph::CtxPath {
@@ -148,7 +151,8 @@ static G0_N2: ::agentd_runtime::nodes::agent_loop::AgentLoop = ::agentd_runtime:
     max_steps: 8,
     max_tokens: ::core::option::Option::Some(40000),
 };
-static G0_N3: ::agentd_runtime::nodes::mcp::CallMcpTool = ::agentd_runtime::nodes::mcp::CallMcpTool {
+/// Node `note` (call_mcp_tool), workflows/incident-agent.toml line 66.
+static NOTE: ::agentd_runtime::nodes::mcp::CallMcpTool = ::agentd_runtime::nodes::mcp::CallMcpTool {
     tool: "incident_note",
     args_from: ::core::option::Option::Some(::agentd_runtime::graph::CtxPath {
         text: "investigate.result",
@@ -157,12 +161,15 @@ static G0_N3: ::agentd_runtime::nodes::mcp::CallMcpTool = ::agentd_runtime::node
     }),
     server: ::core::option::Option::Some("pager"),
 };
-static G0_N4: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
+/// Node `gave_up` (fail), workflows/incident-agent.toml line 73.
+static GAVE_UP: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
     reason: "the investigation ran out of steps",
 };
-static G0_N5: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
+/// Node `note_failed` (fail), workflows/incident-agent.toml line 78.
+static NOTE_FAILED: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
     reason: "the pager rejected the note",
 };
+/// Node `done` (terminate), workflows/incident-agent.toml line 83.
 /// `[policy]` of the root workflow (with `[policy.rego]`, read and
 /// compiled at build time).
 static POLICY: ::agentd_runtime::policy::Policy = ::agentd_runtime::policy::Policy {
@@ -252,12 +259,12 @@ impl ::agentd_runtime::Workflow for Program {
         ::agentd_runtime::error::Error,
     > {
         match (g.0, node.0) {
-            (0, 0) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N0),
-            (0, 1) => ::agentd_runtime::nodes::mcp::read_mcp_resource(cx, &G0_N1),
-            (0, 2) => ::agentd_runtime::nodes::agent_loop::agent_loop(cx, &G0_N2),
-            (0, 3) => ::agentd_runtime::nodes::mcp::call_mcp_tool(cx, &G0_N3),
-            (0, 4) => ::agentd_runtime::nodes::control::fail(cx, &G0_N4),
-            (0, 5) => ::agentd_runtime::nodes::control::fail(cx, &G0_N5),
+            (0, 0) => ::agentd_runtime::nodes::data::template_render(cx, &RUNBOOK_URI),
+            (0, 1) => ::agentd_runtime::nodes::mcp::read_mcp_resource(cx, &RUNBOOK),
+            (0, 2) => ::agentd_runtime::nodes::agent_loop::agent_loop(cx, &INVESTIGATE),
+            (0, 3) => ::agentd_runtime::nodes::mcp::call_mcp_tool(cx, &NOTE),
+            (0, 4) => ::agentd_runtime::nodes::control::fail(cx, &GAVE_UP),
+            (0, 5) => ::agentd_runtime::nodes::control::fail(cx, &NOTE_FAILED),
             (0, 6) => ::agentd_runtime::nodes::control::terminate(cx),
             _ => ::agentd_runtime::nodes::unknown_node(g, node),
         }

@@ -123,7 +123,8 @@ const G0: ::agentd_runtime::graph::GraphMeta = ::agentd_runtime::graph::GraphMet
     ],
     edge_count: 7,
 };
-static G0_N0: ::agentd_runtime::nodes::llm::LlmInfer = ::agentd_runtime::nodes::llm::LlmInfer {
+/// Node `classify` (llm_infer), workflows/llm-classifier.toml line 53.
+static CLASSIFY: ::agentd_runtime::nodes::llm::LlmInfer = ::agentd_runtime::nodes::llm::LlmInfer {
     backend: "local",
     prompt: ::agentd_runtime::template::Template(
         &[
@@ -148,20 +149,23 @@ static G0_N0: ::agentd_runtime::nodes::llm::LlmInfer = ::agentd_runtime::nodes::
     },
     output_repairs: 2,
 };
-static G0_N1: ::agentd_runtime::nodes::control::Switch = ::agentd_runtime::nodes::control::Switch {
+/// Node `route` (switch), workflows/llm-classifier.toml line 68.
+static ROUTE: ::agentd_runtime::nodes::control::Switch = ::agentd_runtime::nodes::control::Switch {
     expr: ::agentd_runtime::graph::CtxPath {
         text: "classify.parsed.label",
         root: ::agentd_runtime::graph::Slot::Node(0),
         rest: &["parsed", "label"],
     },
 };
-static G0_N2: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `invoice_path` (template_render), workflows/llm-classifier.toml line 73.
+static INVOICE_PATH: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[::agentd_runtime::template::Seg::Lit("/tmp/agentd-classified/invoice.json")],
     ),
     input_from: ::core::option::Option::None,
 };
-static G0_N3: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::fs::WriteFile {
+/// Node `file_invoice` (write_file), workflows/llm-classifier.toml line 78.
+static FILE_INVOICE: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::fs::WriteFile {
     path_from: ::agentd_runtime::graph::CtxPath {
         text: "invoice_path.rendered",
         root: ::agentd_runtime::graph::Slot::Node(2),
@@ -173,13 +177,15 @@ static G0_N3: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::
         rest: &["parsed"],
     },
 };
-static G0_N4: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `contract_path` (template_render), workflows/llm-classifier.toml line 84.
+static CONTRACT_PATH: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[::agentd_runtime::template::Seg::Lit("/tmp/agentd-classified/contract.json")],
     ),
     input_from: ::core::option::Option::None,
 };
-static G0_N5: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::fs::WriteFile {
+/// Node `file_contract` (write_file), workflows/llm-classifier.toml line 89.
+static FILE_CONTRACT: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::fs::WriteFile {
     path_from: ::agentd_runtime::graph::CtxPath {
         text: "contract_path.rendered",
         root: ::agentd_runtime::graph::Slot::Node(4),
@@ -191,13 +197,15 @@ static G0_N5: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::
         rest: &["parsed"],
     },
 };
-static G0_N6: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `spam_path` (template_render), workflows/llm-classifier.toml line 95.
+static SPAM_PATH: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[::agentd_runtime::template::Seg::Lit("/tmp/agentd-classified/spam.json")],
     ),
     input_from: ::core::option::Option::None,
 };
-static G0_N7: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::fs::WriteFile {
+/// Node `file_spam` (write_file), workflows/llm-classifier.toml line 100.
+static FILE_SPAM: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::fs::WriteFile {
     path_from: ::agentd_runtime::graph::CtxPath {
         text: "spam_path.rendered",
         root: ::agentd_runtime::graph::Slot::Node(6),
@@ -281,14 +289,14 @@ impl ::agentd_runtime::Workflow for Program {
         ::agentd_runtime::error::Error,
     > {
         match (g.0, node.0) {
-            (0, 0) => ::agentd_runtime::nodes::llm::llm_infer(cx, &G0_N0),
-            (0, 1) => ::agentd_runtime::nodes::control::switch(cx, &G0_N1),
-            (0, 2) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N2),
-            (0, 3) => ::agentd_runtime::nodes::fs::write_file(cx, &G0_N3),
-            (0, 4) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N4),
-            (0, 5) => ::agentd_runtime::nodes::fs::write_file(cx, &G0_N5),
-            (0, 6) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N6),
-            (0, 7) => ::agentd_runtime::nodes::fs::write_file(cx, &G0_N7),
+            (0, 0) => ::agentd_runtime::nodes::llm::llm_infer(cx, &CLASSIFY),
+            (0, 1) => ::agentd_runtime::nodes::control::switch(cx, &ROUTE),
+            (0, 2) => ::agentd_runtime::nodes::data::template_render(cx, &INVOICE_PATH),
+            (0, 3) => ::agentd_runtime::nodes::fs::write_file(cx, &FILE_INVOICE),
+            (0, 4) => ::agentd_runtime::nodes::data::template_render(cx, &CONTRACT_PATH),
+            (0, 5) => ::agentd_runtime::nodes::fs::write_file(cx, &FILE_CONTRACT),
+            (0, 6) => ::agentd_runtime::nodes::data::template_render(cx, &SPAM_PATH),
+            (0, 7) => ::agentd_runtime::nodes::fs::write_file(cx, &FILE_SPAM),
             _ => ::agentd_runtime::nodes::unknown_node(g, node),
         }
     }

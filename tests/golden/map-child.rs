@@ -25,7 +25,8 @@ const G0: ::agentd_runtime::graph::GraphMeta = ::agentd_runtime::graph::GraphMet
     out_edges: &[&[]],
     edge_count: 0,
 };
-static G0_N0: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `render` (template_render), workflows/map-child.toml line 31.
+static RENDER: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[
             ::agentd_runtime::template::Seg::Key {
@@ -103,7 +104,7 @@ impl ::agentd_runtime::Workflow for Program {
         ::agentd_runtime::error::Error,
     > {
         match (g.0, node.0) {
-            (0, 0) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N0),
+            (0, 0) => ::agentd_runtime::nodes::data::template_render(cx, &RENDER),
             _ => ::agentd_runtime::nodes::unknown_node(g, node),
         }
     }

@@ -55,7 +55,8 @@ const G0: ::agentd_runtime::graph::GraphMeta = ::agentd_runtime::graph::GraphMet
     ],
     edge_count: 2,
 };
-static G0_N0: ::agentd_runtime::nodes::compose::Map = ::agentd_runtime::nodes::compose::Map {
+/// Node `each` (map), workflows/map-fanout.toml line 42.
+static EACH: ::agentd_runtime::nodes::compose::Map = ::agentd_runtime::nodes::compose::Map {
     items_from: ::agentd_runtime::graph::CtxPath {
         text: "trigger.items",
         root: ::agentd_runtime::graph::Slot::Trigger,
@@ -68,7 +69,8 @@ static G0_N0: ::agentd_runtime::nodes::compose::Map = ::agentd_runtime::nodes::c
     max_items: 25,
     max_concurrent: 4,
 };
-static G0_N1: ::agentd_runtime::nodes::data::JsonSelect = ::agentd_runtime::nodes::data::JsonSelect {
+/// Node `results` (json_select), workflows/map-fanout.toml line 50.
+static RESULTS: ::agentd_runtime::nodes::data::JsonSelect = ::agentd_runtime::nodes::data::JsonSelect {
     input_from: ::agentd_runtime::graph::CtxPath {
         text: "each",
         root: ::agentd_runtime::graph::Slot::Node(0),
@@ -76,7 +78,8 @@ static G0_N1: ::agentd_runtime::nodes::data::JsonSelect = ::agentd_runtime::node
     },
     path: &["results"],
 };
-static G0_N2: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
+/// Node `element_failed` (fail), workflows/map-fanout.toml line 56.
+static ELEMENT_FAILED: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
     reason: "at least one item failed in map-child.toml",
 };
 /// Workflow `map_child` from workflows/map-child.toml.
@@ -101,7 +104,8 @@ const G1: ::agentd_runtime::graph::GraphMeta = ::agentd_runtime::graph::GraphMet
     out_edges: &[&[]],
     edge_count: 0,
 };
-static G1_N0: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `render` (template_render), workflows/map-child.toml line 31.
+static G1_RENDER: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[
             ::agentd_runtime::template::Seg::Key {
@@ -183,10 +187,10 @@ impl ::agentd_runtime::Workflow for Program {
         ::agentd_runtime::error::Error,
     > {
         match (g.0, node.0) {
-            (0, 0) => ::agentd_runtime::nodes::compose::map(self, cx, &G0_N0),
-            (0, 1) => ::agentd_runtime::nodes::data::json_select(cx, &G0_N1),
-            (0, 2) => ::agentd_runtime::nodes::control::fail(cx, &G0_N2),
-            (1, 0) => ::agentd_runtime::nodes::data::template_render(cx, &G1_N0),
+            (0, 0) => ::agentd_runtime::nodes::compose::map(self, cx, &EACH),
+            (0, 1) => ::agentd_runtime::nodes::data::json_select(cx, &RESULTS),
+            (0, 2) => ::agentd_runtime::nodes::control::fail(cx, &ELEMENT_FAILED),
+            (1, 0) => ::agentd_runtime::nodes::data::template_render(cx, &G1_RENDER),
             _ => ::agentd_runtime::nodes::unknown_node(g, node),
         }
     }

@@ -148,7 +148,8 @@ const G0: ::agentd_runtime::graph::GraphMeta = ::agentd_runtime::graph::GraphMet
     ],
     edge_count: 6,
 };
-static G0_N0: ::agentd_runtime::nodes::control::Respond = ::agentd_runtime::nodes::control::Respond {
+/// Node `hello` (respond), workflows/order-api.toml line 83.
+static HELLO: ::agentd_runtime::nodes::control::Respond = ::agentd_runtime::nodes::control::Respond {
     status: 200,
     content_type: "application/json",
     body: ::agentd_runtime::template::Template(
@@ -168,14 +169,16 @@ static G0_N0: ::agentd_runtime::nodes::control::Respond = ::agentd_runtime::node
     ),
     input_from: ::core::option::Option::None,
 };
-static G0_N1: ::agentd_runtime::nodes::control::Condition = ::agentd_runtime::nodes::control::Condition {
+/// Node `has_quantity` (condition), workflows/order-api.toml line 91.
+static HAS_QUANTITY: ::agentd_runtime::nodes::control::Condition = ::agentd_runtime::nodes::control::Condition {
     expr: ::agentd_runtime::graph::CtxPath {
         text: "trigger.quantity",
         root: ::agentd_runtime::graph::Slot::Trigger,
         rest: &["quantity"],
     },
 };
-static G0_N2: ::agentd_runtime::nodes::control::Respond = ::agentd_runtime::nodes::control::Respond {
+/// Node `accepted` (respond), workflows/order-api.toml line 96.
+static ACCEPTED: ::agentd_runtime::nodes::control::Respond = ::agentd_runtime::nodes::control::Respond {
     status: 201,
     content_type: "application/json",
     body: ::agentd_runtime::template::Template(
@@ -195,10 +198,12 @@ static G0_N2: ::agentd_runtime::nodes::control::Respond = ::agentd_runtime::node
     ),
     input_from: ::core::option::Option::None,
 };
-static G0_N3: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
+/// Node `rejected` (fail), workflows/order-api.toml line 102.
+static REJECTED: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
     reason: "an order needs a quantity",
 };
-static G0_N4: ::agentd_runtime::nodes::control::Respond = ::agentd_runtime::nodes::control::Respond {
+/// Node `ok` (respond), workflows/order-api.toml line 107.
+static OK: ::agentd_runtime::nodes::control::Respond = ::agentd_runtime::nodes::control::Respond {
     status: 200,
     content_type: "text/plain",
     body: ::agentd_runtime::template::Template(
@@ -206,20 +211,23 @@ static G0_N4: ::agentd_runtime::nodes::control::Respond = ::agentd_runtime::node
     ),
     input_from: ::core::option::Option::None,
 };
-static G0_N5: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `job_argv` (template_render), workflows/order-api.toml line 114.
+static JOB_ARGV: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[::agentd_runtime::template::Seg::Lit("[\"2\"]")],
     ),
     input_from: ::core::option::Option::None,
 };
-static G0_N6: ::agentd_runtime::nodes::data::ParseJson = ::agentd_runtime::nodes::data::ParseJson {
+/// Node `job_args` (parse_json), workflows/order-api.toml line 119.
+static JOB_ARGS: ::agentd_runtime::nodes::data::ParseJson = ::agentd_runtime::nodes::data::ParseJson {
     input_from: ::agentd_runtime::graph::CtxPath {
         text: "job_argv.rendered",
         root: ::agentd_runtime::graph::Slot::Node(5),
         rest: &["rendered"],
     },
 };
-static G0_N7: ::agentd_runtime::nodes::shell::ShellRun = ::agentd_runtime::nodes::shell::ShellRun {
+/// Node `job` (shell_run), workflows/order-api.toml line 124.
+static JOB: ::agentd_runtime::nodes::shell::ShellRun = ::agentd_runtime::nodes::shell::ShellRun {
     command: "/bin/sleep",
     args_from: ::core::option::Option::Some(::agentd_runtime::graph::CtxPath {
         text: "job_args.parsed",
@@ -228,10 +236,12 @@ static G0_N7: ::agentd_runtime::nodes::shell::ShellRun = ::agentd_runtime::nodes
     }),
     timeout_secs: 10,
 };
-static G0_N8: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
+/// Node `job_failed` (fail), workflows/order-api.toml line 133.
+static JOB_FAILED: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
     reason: "the report job failed",
 };
-static G0_N9: ::agentd_runtime::nodes::control::Respond = ::agentd_runtime::nodes::control::Respond {
+/// Node `queued` (respond), workflows/order-api.toml line 138.
+static QUEUED: ::agentd_runtime::nodes::control::Respond = ::agentd_runtime::nodes::control::Respond {
     status: 202,
     content_type: "application/json",
     body: ::agentd_runtime::template::Template(
@@ -357,16 +367,16 @@ impl ::agentd_runtime::Workflow for Program {
         ::agentd_runtime::error::Error,
     > {
         match (g.0, node.0) {
-            (0, 0) => ::agentd_runtime::nodes::control::respond(cx, &G0_N0),
-            (0, 1) => ::agentd_runtime::nodes::control::condition(cx, &G0_N1),
-            (0, 2) => ::agentd_runtime::nodes::control::respond(cx, &G0_N2),
-            (0, 3) => ::agentd_runtime::nodes::control::fail(cx, &G0_N3),
-            (0, 4) => ::agentd_runtime::nodes::control::respond(cx, &G0_N4),
-            (0, 5) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N5),
-            (0, 6) => ::agentd_runtime::nodes::data::parse_json(cx, &G0_N6),
-            (0, 7) => ::agentd_runtime::nodes::shell::shell_run(cx, &G0_N7),
-            (0, 8) => ::agentd_runtime::nodes::control::fail(cx, &G0_N8),
-            (0, 9) => ::agentd_runtime::nodes::control::respond(cx, &G0_N9),
+            (0, 0) => ::agentd_runtime::nodes::control::respond(cx, &HELLO),
+            (0, 1) => ::agentd_runtime::nodes::control::condition(cx, &HAS_QUANTITY),
+            (0, 2) => ::agentd_runtime::nodes::control::respond(cx, &ACCEPTED),
+            (0, 3) => ::agentd_runtime::nodes::control::fail(cx, &REJECTED),
+            (0, 4) => ::agentd_runtime::nodes::control::respond(cx, &OK),
+            (0, 5) => ::agentd_runtime::nodes::data::template_render(cx, &JOB_ARGV),
+            (0, 6) => ::agentd_runtime::nodes::data::parse_json(cx, &JOB_ARGS),
+            (0, 7) => ::agentd_runtime::nodes::shell::shell_run(cx, &JOB),
+            (0, 8) => ::agentd_runtime::nodes::control::fail(cx, &JOB_FAILED),
+            (0, 9) => ::agentd_runtime::nodes::control::respond(cx, &QUEUED),
             _ => ::agentd_runtime::nodes::unknown_node(g, node),
         }
     }

@@ -25,7 +25,8 @@ const G0: ::agentd_runtime::graph::GraphMeta = ::agentd_runtime::graph::GraphMet
     out_edges: &[&[]],
     edge_count: 0,
 };
-static G0_N0: ::agentd_runtime::nodes::control::Respond = ::agentd_runtime::nodes::control::Respond {
+/// Node `reply` (respond), workflows/secure-api.toml line 95.
+static REPLY: ::agentd_runtime::nodes::control::Respond = ::agentd_runtime::nodes::control::Respond {
     status: 200,
     content_type: "application/json",
     body: ::agentd_runtime::template::Template(
@@ -214,7 +215,7 @@ impl ::agentd_runtime::Workflow for Program {
         ::agentd_runtime::error::Error,
     > {
         match (g.0, node.0) {
-            (0, 0) => ::agentd_runtime::nodes::control::respond(cx, &G0_N0),
+            (0, 0) => ::agentd_runtime::nodes::control::respond(cx, &REPLY),
             _ => ::agentd_runtime::nodes::unknown_node(g, node),
         }
     }

@@ -115,7 +115,8 @@ const G0: ::agentd_runtime::graph::GraphMeta = ::agentd_runtime::graph::GraphMet
     ],
     edge_count: 6,
 };
-static G0_N0: ::agentd_runtime::nodes::http::HttpRequest = ::agentd_runtime::nodes::http::HttpRequest {
+/// Node `fetch` (http_request), workflows/status-report.toml line 35.
+static FETCH: ::agentd_runtime::nodes::http::HttpRequest = ::agentd_runtime::nodes::http::HttpRequest {
     method: "GET",
     url_from: ::agentd_runtime::graph::CtxPath {
         text: "trigger.url",
@@ -137,14 +138,16 @@ static G0_N0: ::agentd_runtime::nodes::http::HttpRequest = ::agentd_runtime::nod
         },
     ],
 };
-static G0_N1: ::agentd_runtime::nodes::data::ParseJson = ::agentd_runtime::nodes::data::ParseJson {
+/// Node `status` (parse_json), workflows/status-report.toml line 43.
+static STATUS: ::agentd_runtime::nodes::data::ParseJson = ::agentd_runtime::nodes::data::ParseJson {
     input_from: ::agentd_runtime::graph::CtxPath {
         text: "fetch.body",
         root: ::agentd_runtime::graph::Slot::Node(0),
         rest: &["body"],
     },
 };
-static G0_N2: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `argv` (template_render), workflows/status-report.toml line 50.
+static ARGV: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[
             ::agentd_runtime::template::Seg::Lit("[\"service="),
@@ -166,14 +169,16 @@ static G0_N2: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::
         rest: &["parsed"],
     }),
 };
-static G0_N3: ::agentd_runtime::nodes::data::ParseJson = ::agentd_runtime::nodes::data::ParseJson {
+/// Node `args` (parse_json), workflows/status-report.toml line 56.
+static ARGS: ::agentd_runtime::nodes::data::ParseJson = ::agentd_runtime::nodes::data::ParseJson {
     input_from: ::agentd_runtime::graph::CtxPath {
         text: "argv.rendered",
         root: ::agentd_runtime::graph::Slot::Node(2),
         rest: &["rendered"],
     },
 };
-static G0_N4: ::agentd_runtime::nodes::shell::ShellRun = ::agentd_runtime::nodes::shell::ShellRun {
+/// Node `record` (shell_run), workflows/status-report.toml line 61.
+static RECORD: ::agentd_runtime::nodes::shell::ShellRun = ::agentd_runtime::nodes::shell::ShellRun {
     command: "/usr/bin/echo",
     args_from: ::core::option::Option::Some(::agentd_runtime::graph::CtxPath {
         text: "args.parsed",
@@ -182,10 +187,12 @@ static G0_N4: ::agentd_runtime::nodes::shell::ShellRun = ::agentd_runtime::nodes
     }),
     timeout_secs: 5,
 };
-static G0_N5: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
+/// Node `unreachable_status` (fail), workflows/status-report.toml line 68.
+static UNREACHABLE_STATUS: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
     reason: "the status endpoint answered with a non-2xx status",
 };
-static G0_N6: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
+/// Node `record_failed` (fail), workflows/status-report.toml line 73.
+static RECORD_FAILED: ::agentd_runtime::nodes::control::Fail = ::agentd_runtime::nodes::control::Fail {
     reason: "recording the status failed",
 };
 /// `[policy]` of the root workflow (with `[policy.rego]`, read and
@@ -261,13 +268,13 @@ impl ::agentd_runtime::Workflow for Program {
         ::agentd_runtime::error::Error,
     > {
         match (g.0, node.0) {
-            (0, 0) => ::agentd_runtime::nodes::http::http_request(cx, &G0_N0),
-            (0, 1) => ::agentd_runtime::nodes::data::parse_json(cx, &G0_N1),
-            (0, 2) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N2),
-            (0, 3) => ::agentd_runtime::nodes::data::parse_json(cx, &G0_N3),
-            (0, 4) => ::agentd_runtime::nodes::shell::shell_run(cx, &G0_N4),
-            (0, 5) => ::agentd_runtime::nodes::control::fail(cx, &G0_N5),
-            (0, 6) => ::agentd_runtime::nodes::control::fail(cx, &G0_N6),
+            (0, 0) => ::agentd_runtime::nodes::http::http_request(cx, &FETCH),
+            (0, 1) => ::agentd_runtime::nodes::data::parse_json(cx, &STATUS),
+            (0, 2) => ::agentd_runtime::nodes::data::template_render(cx, &ARGV),
+            (0, 3) => ::agentd_runtime::nodes::data::parse_json(cx, &ARGS),
+            (0, 4) => ::agentd_runtime::nodes::shell::shell_run(cx, &RECORD),
+            (0, 5) => ::agentd_runtime::nodes::control::fail(cx, &UNREACHABLE_STATUS),
+            (0, 6) => ::agentd_runtime::nodes::control::fail(cx, &RECORD_FAILED),
             _ => ::agentd_runtime::nodes::unknown_node(g, node),
         }
     }

@@ -55,7 +55,8 @@ const G0: ::agentd_runtime::graph::GraphMeta = ::agentd_runtime::graph::GraphMet
     ],
     edge_count: 2,
 };
-static G0_N0: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `summary` (template_render), workflows/webhook-receiver.toml line 54.
+static SUMMARY: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[
             ::agentd_runtime::template::Seg::Key {
@@ -91,7 +92,8 @@ static G0_N0: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::
         rest: &[],
     }),
 };
-static G0_N1: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
+/// Node `path` (template_render), workflows/webhook-receiver.toml line 60.
+static PATH: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::nodes::data::TemplateRender {
     template: ::agentd_runtime::template::Template(
         &[
             ::agentd_runtime::template::Seg::Lit("/tmp/agentd-hooks/event-"),
@@ -108,7 +110,8 @@ static G0_N1: ::agentd_runtime::nodes::data::TemplateRender = ::agentd_runtime::
         rest: &[],
     }),
 };
-static G0_N2: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::fs::WriteFile {
+/// Node `save` (write_file), workflows/webhook-receiver.toml line 67.
+static SAVE: ::agentd_runtime::nodes::fs::WriteFile = ::agentd_runtime::nodes::fs::WriteFile {
     path_from: ::agentd_runtime::graph::CtxPath {
         text: "path.rendered",
         root: ::agentd_runtime::graph::Slot::Node(1),
@@ -214,9 +217,9 @@ impl ::agentd_runtime::Workflow for Program {
         ::agentd_runtime::error::Error,
     > {
         match (g.0, node.0) {
-            (0, 0) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N0),
-            (0, 1) => ::agentd_runtime::nodes::data::template_render(cx, &G0_N1),
-            (0, 2) => ::agentd_runtime::nodes::fs::write_file(cx, &G0_N2),
+            (0, 0) => ::agentd_runtime::nodes::data::template_render(cx, &SUMMARY),
+            (0, 1) => ::agentd_runtime::nodes::data::template_render(cx, &PATH),
+            (0, 2) => ::agentd_runtime::nodes::fs::write_file(cx, &SAVE),
             _ => ::agentd_runtime::nodes::unknown_node(g, node),
         }
     }

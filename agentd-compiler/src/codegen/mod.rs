@@ -116,12 +116,22 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
     let mut items = TokenStream::new();
     let mut graph_refs = Vec::new();
     let mut arms = Vec::new();
+    let names = static_names(ir);
     for (gi, g) in ir.graphs.iter().enumerate() {
         let gname = format_ident!("G{gi}");
         items.extend(graph_items(gi, g));
         graph_refs.push(quote!(#gname));
         for (ni, node) in g.nodes.iter().enumerate() {
-            let (item, call) = node_wiring(gi, ni, g, &ir.graphs, &node.kind, opts);
+            let cfg = &names[gi][ni];
+            let (item, call) = node_wiring(cfg, ni, g, &ir.graphs, &node.kind, opts);
+            let doc = format!(
+                " Node `{}` ({}), {} line {}.",
+                node.id,
+                node.kind.type_name(),
+                g.file,
+                node.line
+            );
+            items.extend(quote!(#[doc = #doc]));
             items.extend(item);
             let gl = Literal::u32_unsuffixed(gi as u32);
             let nl = Literal::u32_unsuffixed(ni as u32);
@@ -395,15 +405,60 @@ fn graph_items(gi: usize, g: &GraphIr) -> TokenStream {
 }
 
 /// The config static (if the kind has one) and the `exec` arm's call expression.
+/// The name of each node's config `static`: its id upper-cased (`read-input`
+/// → `READ_INPUT`), prefixed `G<graph>_` in child graphs, made unique against
+/// the other generated items (`INFO`, `POLICY`, `G<n>`) and each other by
+/// appending `_<node index>`.
+fn static_names(ir: &ProgramIr) -> Vec<Vec<proc_macro2::Ident>> {
+    let mut used: std::collections::BTreeSet<String> = ["INFO", "POLICY"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain((0..ir.graphs.len()).map(|gi| format!("G{gi}")))
+        .collect();
+    ir.graphs
+        .iter()
+        .enumerate()
+        .map(|(gi, g)| {
+            g.nodes
+                .iter()
+                .enumerate()
+                .map(|(ni, node)| {
+                    let mut base: String = node
+                        .id
+                        .chars()
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() {
+                                c.to_ascii_uppercase()
+                            } else {
+                                '_'
+                            }
+                        })
+                        .collect();
+                    if gi > 0 {
+                        base = format!("G{gi}_{base}");
+                    } else if !base.starts_with(|c: char| c.is_ascii_uppercase()) {
+                        base = format!("N_{base}");
+                    }
+                    let mut name = base;
+                    while used.contains(&name) {
+                        name = format!("{name}_{ni}");
+                    }
+                    used.insert(name.clone());
+                    format_ident!("{name}")
+                })
+                .collect()
+        })
+        .collect()
+}
+
 fn node_wiring(
-    gi: usize,
+    cfg: &proc_macro2::Ident,
     ni: usize,
     g: &GraphIr,
     graphs: &[GraphIr],
     kind: &NodeKind,
     opts: &CodegenOptions,
 ) -> (TokenStream, TokenStream) {
-    let cfg = format_ident!("G{gi}_N{ni}");
     let rt = quote!(::agentd_runtime::nodes);
     // A child reference: its graph id and the index of the named start (default: the
     // child's first declared start). The loader guarantees both exist.

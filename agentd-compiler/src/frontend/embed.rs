@@ -502,7 +502,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("rust :: call (cx , & G0_N0 , crate :: classify)"),
+            out.contains("rust :: call (cx , & K , crate :: classify)"),
             "{out}"
         );
         assert!(out.contains("include_bytes"), "{out}");
