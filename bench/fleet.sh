@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Fleet mode (issue 16): requests per second of an idempotent route (every request a
-# new key: claim, run, record) on ONE replica, with the local store (`--state-dir`:
-# a marker file and an fsynced record per request) and with the Redis store
-# (`--state-url`: two Lua scripts per request), in one run, under wrk with 16
-# keep-alive connections. The same binary (built with --fleet) serves both.
+# new key: claim, run, record) on ONE replica — POST /orders of workflows/order-api.toml
+# (input_schema, idempotency_key = "order_id", a `respond` 201) — with the local
+# store (`--state-dir`: a marker file and an fsynced record per request) and with the
+# Redis store (`--state-url`: two Lua scripts per request), in one run, under wrk with
+# 16 keep-alive connections. The same binary (built with --fleet) serves both.
 #
 #   bench/fleet.sh
 #   DURATION=30s CONNECTIONS=64 bench/fleet.sh
+#   BINARY=./order-api-fleet bench/fleet.sh    # skip the build
 #
 # Needs wrk and redis-server (tests/deps/redis.sh installs the latter); as root,
 # wrk is installed with apt-get when missing (AGENTD_BENCH_NO_INSTALL=1 forbids it).
@@ -26,9 +28,16 @@ fi
 command -v wrk >/dev/null || { echo "fleet.sh: wrk is required" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "fleet.sh: redis-server is required (tests/deps/redis.sh)" >&2; exit 1; }
 
-echo "fleet.sh: building the compiler (release)" >&2
-cargo build --release --quiet -p agentd-compiler
-agentd="$root/target/release/agentd"
+# AGENTD=path uses an agentd already built (the binaries it builds are the same).
+if [ -n "${BINARY:-}" ]; then
+    agentd=""
+elif [ -n "${AGENTD:-}" ]; then
+    agentd="$AGENTD"
+else
+    echo "fleet.sh: building the compiler (release)" >&2
+    cargo build --release --quiet -p agentd-compiler
+    agentd="$root/target/release/agentd"
+fi
 export AGENTD_CACHE_DIR="${AGENTD_CACHE_DIR:-$root/target/agentd-bench-cache}"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/agentd-fleet.XXXXXX")"
@@ -40,28 +49,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat > "$work/keyed.toml" <<'TOML'
-name = "keyed"
-
-[policy]
-
-[[start_nodes]]
-name = "order"
-source = "http"
-entry_node = "accepted"
-
-[[http_routes]]
-method = "POST"
-path = "/orders"
-start_node = "order"
-idempotency_key = "id"
-
-[[nodes]]
-id = "accepted"
-type = "respond"
-status = 201
-body_template = "{\"id\":{{id|json}},\"status\":\"accepted\"}"
-TOML
 
 # Every request a key no other request used: the first-delivery path.
 cat > "$work/keys.lua" <<'LUA'
@@ -70,13 +57,18 @@ local prefix = tostring(math.random(1, 1000000000))
 setup = function(thread) thread:set("tid", tostring(math.random(1, 1000000000))) end
 request = function()
   counter = counter + 1
-  local body = '{"id":"' .. prefix .. '-' .. (tid or "0") .. '-' .. counter .. '"}'
+  local body = '{"order_id":"' .. prefix .. '-' .. (tid or "0") .. '-' .. counter .. '","quantity":1}'
   return wrk.format("POST", "/orders", {["Content-Type"] = "application/json"}, body)
 end
 LUA
 
-echo "fleet.sh: agentd build --fleet" >&2
-"$agentd" build --quiet --fleet "$work/keyed.toml" -o "$work/keyed" >&2
+# BINARY=path: a binary already built with `agentd build --fleet workflows/order-api.toml`.
+if [ -n "${BINARY:-}" ]; then
+    cp "$BINARY" "$work/keyed"
+else
+    echo "fleet.sh: agentd build --fleet" >&2
+    "$agentd" build --quiet --fleet workflows/order-api.toml -o "$work/keyed" >&2
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
