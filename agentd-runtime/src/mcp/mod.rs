@@ -326,7 +326,7 @@ impl McpOptions {
             resolve_secret: Arc::new(crate::secrets::resolver(defs)),
             url_overrides: Vec::new(),
             #[cfg(feature = "mcp-oauth")]
-            auth: Some(oauth::factory::<W>()),
+            auth: Some(oauth::factory(defs)),
             #[cfg(not(feature = "mcp-oauth"))]
             auth: None,
         }

@@ -18,10 +18,11 @@ use super::{AuthFactory, AuthProvider, McpServerDef, McpTokenAuth};
 use crate::oauth::ClientAuth;
 use crate::oauth::resource::{Registration, ResourceClient};
 
-/// The factory [`super::McpOptions::for_workflow`] installs: an OAuth
-/// provider for every server with `[mcp_servers.oauth]`.
-pub(super) fn factory<W: crate::Workflow>() -> AuthFactory {
-    Arc::new(|def: &McpServerDef, url: &str| {
+/// The factory [`super::McpOptions::with_secrets`] installs: an OAuth
+/// provider for every server with `[mcp_servers.oauth]`, its credentials
+/// resolved through `defs` (then the process environment).
+pub(super) fn factory(defs: &'static [crate::workflow::secrets::SecretDef]) -> AuthFactory {
+    Arc::new(move |def: &McpServerDef, url: &str| {
         let Some(o) = def.oauth else {
             return Ok(None);
         };
@@ -37,11 +38,7 @@ pub(super) fn factory<W: crate::Workflow>() -> AuthFactory {
                 },
                 scope: o.scope.map(str::to_owned),
             },
-            Arc::new(|name: &str| {
-                crate::secrets::resolve(W::SECRETS, name)
-                    .map(crate::secrets::Secret::into_exposed)
-                    .map_err(|e| e.to_string())
-            }),
+            Arc::new(crate::secrets::resolver(defs)),
             crate::secrets::outbound_policy(),
             Box::new(move |expires_in_secs| {
                 crate::obs::audit(
