@@ -1672,6 +1672,34 @@ type = "merge"
 "#,
     },
     CodeInfo {
+        code: "invalid_mcp_oauth",
+        severity: Error,
+        stage: Validate,
+        dialect1: false,
+        summary: "[mcp_servers.oauth] on a stdio server, with a grant other than client_credentials, or an unknown token_auth",
+        explanation: "`[mcp_servers.oauth]` gets bearer tokens for a remote (`url`) MCP server from the \
+authorization server its protected-resource metadata names, with the OAuth client credentials grant. \
+It has no meaning for a stdio server (give the child its credentials through `env`), agentd speaks \
+only `grant = \"client_credentials\"` (a service has no user to send through a browser), and the \
+client authenticates with `token_auth = \"client_secret_basic\"` (the default) or \
+`\"client_secret_post\"`.",
+        example: r#"name = "example"
+
+[[mcp_servers]]
+name = "tracker"
+url = "https://mcp.example.com/mcp"
+
+[mcp_servers.oauth]
+grant = "authorization_code"   # fix: grant = "client_credentials"
+client_id = "TRACKER_CLIENT_ID"
+client_secret = "TRACKER_CLIENT_SECRET"
+
+[[nodes]]
+id = "a"
+type = "merge"
+"#,
+    },
+    CodeInfo {
         code: "secret_command_empty",
         severity: Error,
         stage: Validate,

@@ -76,6 +76,9 @@ const OTELSAMPLE: &str =
     "tests/otel_e2e.rs::sample_ratio_keeps_the_traces_whose_id_falls_below_it_over_grpc";
 const MCPNARROW: &str = "tests/mcp-double/tests/policy.rs::policy_mcp_tools_and_resources_narrow_what_the_server_allows";
 const SIGNPEM: &str = "agentd-compiler/tests/provenance.rs::an_inline_public_key_pem_verifies_the_build_and_the_policy_overrides";
+const MCPOAUTHSUITE: &str =
+    "tests/mcp_oauth_e2e.rs::the_conformance_suite_passes_auth_client_credentials_basic";
+const MCPOAUTH: &str = "tests/mcp_oauth_e2e.rs::an_oauth_mcp_server_gets_one_token_per_401_with_the_configured_scope_and_post_auth";
 const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_source_digests_and_signer_fingerprint";
 
 /// Every key path of the model and its status, in `key_paths()` order.
@@ -156,6 +159,12 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("mcp_servers[].env", Honoured(MCPENV)),
     ("mcp_servers[].headers", Honoured(MCPWIRE)),
     ("mcp_servers[].name", Honoured(CORPUS)),
+    ("mcp_servers[].oauth", Honoured(MCPOAUTHSUITE)),
+    ("mcp_servers[].oauth.client_id", Honoured(MCPOAUTHSUITE)),
+    ("mcp_servers[].oauth.client_secret", Honoured(MCPOAUTHSUITE)),
+    ("mcp_servers[].oauth.grant", Honoured(MCPOAUTHSUITE)),
+    ("mcp_servers[].oauth.scope", Honoured(MCPOAUTH)),
+    ("mcp_servers[].oauth.token_auth", Honoured(MCPOAUTH)),
     ("mcp_servers[].timeout_secs", Honoured(MCPTIME)),
     ("mcp_servers[].url", Honoured(MCPWIRE)),
     ("name", Honoured(HELLO)),

@@ -992,6 +992,27 @@ pub struct McpServer {
     /// Child env var → secret name, resolved at spawn.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// OAuth client credentials for a `url` server behind an authorization server.
+    #[serde(default)]
+    pub oauth: Option<McpOAuth>,
+}
+
+/// `[mcp_servers.oauth]`: the client's registration (secret names, never values).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpOAuth {
+    /// The grant: only `client_credentials`.
+    pub grant: String,
+    /// Secret (or environment variable) holding the client id.
+    pub client_id: String,
+    /// Secret (or environment variable) holding the client secret.
+    pub client_secret: String,
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    #[serde(default)]
+    pub token_auth: Option<String>,
+    /// Space-separated scopes to ask for.
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

@@ -260,8 +260,13 @@ pub fn set_outbound_policy(policy: Option<crate::policy::Policy>) {
 
 static OUTBOUND_POLICY: RwLock<Option<Arc<crate::policy::Policy>>> = RwLock::new(None);
 
-#[cfg_attr(not(feature = "secrets-oauth2"), allow(dead_code))]
-fn outbound_policy() -> Option<Arc<crate::policy::Policy>> {
+/// The policy installed by [`set_outbound_policy`] (`None`: none installed,
+/// or no policy).
+#[cfg_attr(
+    not(any(feature = "secrets-oauth2", feature = "mcp-oauth")),
+    allow(dead_code)
+)]
+pub(crate) fn outbound_policy() -> Option<Arc<crate::policy::Policy>> {
     OUTBOUND_POLICY
         .read()
         .unwrap_or_else(PoisonError::into_inner)

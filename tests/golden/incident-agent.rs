@@ -247,6 +247,7 @@ impl ::agentd_runtime::Workflow for Program {
             allow_tools: &["incidents_list", "incident_note"],
             allow_resources: &["runbook://*"],
             env: &[("PAGER_TOKEN", "pager_token")],
+            oauth: ::core::option::Option::None,
         },
     ];
     fn exec(

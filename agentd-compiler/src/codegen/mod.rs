@@ -878,6 +878,14 @@ pub fn program_features(ir: &ProgramIr, root: &WorkflowDoc) -> Features {
     // declares a `url` server.
     if features.contains("mcp") && root.mcp_servers.iter().any(|s| s.url.is_some()) {
         features.insert("mcp-http");
+        // OAuth (token requests, discovery) only when a server asks for it.
+        if root
+            .mcp_servers
+            .iter()
+            .any(|s| s.url.is_some() && s.oauth.is_some())
+        {
+            features.insert("mcp-oauth");
+        }
     }
     features
 }

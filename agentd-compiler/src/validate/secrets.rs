@@ -17,6 +17,8 @@
 //!   sends (`grant_type`, `client_id`, `client_secret`, `scope`);
 //! - `secret_oauth2_credential_loop`: `client_id_env` or `client_secret_env`
 //!   naming an `oauth2` secret;
+//! - `invalid_mcp_oauth`: `[mcp_servers.oauth]` on a stdio server, a grant
+//!   other than `client_credentials`, an unknown `token_auth`;
 //! - `secret_literal_material`: a value pasted where a *name* belongs — an
 //!   `env` source whose `var` is not a variable name, an `api_key_env`, MCP
 //!   `env` entry, `oauth2` `client_id_env` / `client_secret_env` or
@@ -90,6 +92,7 @@ pub fn header_secret_names(value: &str) -> Vec<&str> {
 impl Validator<'_> {
     pub(super) fn check_secrets(&mut self) {
         self.check_secret_defs();
+        self.check_mcp_oauth();
         self.check_secret_references();
         self.check_credential_headers();
     }
@@ -252,6 +255,54 @@ impl Validator<'_> {
         }
     }
 
+    /// `[mcp_servers.oauth]`: only on `url` servers, only the client
+    /// credentials grant, a known `token_auth`.
+    fn check_mcp_oauth(&mut self) {
+        for (j, m) in self.doc.mcp_servers.iter().enumerate() {
+            let Some(o) = &m.oauth else {
+                continue;
+            };
+            let mut problems: Vec<(crate::source::Loc, String, &str, &str)> = Vec::new();
+            if m.url.is_none() {
+                problems.push((
+                    loc!["mcp_servers", j, "oauth"],
+                    format!("MCP server `{}`: `oauth` needs a `url` server (stdio servers take credentials through `env`)", m.name),
+                    "OAuth on a stdio server",
+                    "remove [mcp_servers.oauth], or give the server a `url` instead of a `command`",
+                ));
+            }
+            if o.grant != "client_credentials" {
+                problems.push((
+                    loc!["mcp_servers", j, "oauth", "grant"],
+                    format!("MCP server `{}`: OAuth grant `{}` is not supported", m.name, o.grant),
+                    "unsupported grant",
+                    "use grant = \"client_credentials\" (a service has no user to send through a browser)",
+                ));
+            }
+            if let Some(t) = &o.token_auth
+                && t != "client_secret_basic"
+                && t != "client_secret_post"
+            {
+                problems.push((
+                    loc!["mcp_servers", j, "oauth", "token_auth"],
+                    format!(
+                        "MCP server `{}`: `token_auth` `{t}` is not supported",
+                        m.name
+                    ),
+                    "unknown client authentication",
+                    "use \"client_secret_basic\" (the default) or \"client_secret_post\"",
+                ));
+            }
+            for (at, message, label, help) in problems {
+                let d = Diagnostic::error("invalid_mcp_oauth", self.path(), message)
+                    .with_span(self.span(at))
+                    .with_label(label)
+                    .with_help(help);
+                self.push(d);
+            }
+        }
+    }
+
     /// Names used as secret references that can never resolve: not declared
     /// and not a variable name — almost always a pasted value.
     fn check_secret_references(&mut self) {
@@ -290,6 +341,19 @@ impl Validator<'_> {
             }
         }
         for (j, m) in self.doc.mcp_servers.iter().enumerate() {
+            if let Some(o) = &m.oauth {
+                for (key, name) in [
+                    ("client_id", &o.client_id),
+                    ("client_secret", &o.client_secret),
+                ] {
+                    if !resolvable(name) {
+                        found.push((
+                            loc!["mcp_servers", j, "oauth", key],
+                            format!("MCP server `{}`: oauth `{key}`", m.name),
+                        ));
+                    }
+                }
+            }
             for (var, name) in &m.env {
                 if !resolvable(name) {
                     found.push((
@@ -537,6 +601,58 @@ mod tests {
         );
         let allowed = oauth2("[policy.http]\nurls = [\"https://auth.example.com/*\"]");
         assert!(diags(&allowed).is_empty(), "{:#?}", diags(&allowed));
+    }
+
+    #[test]
+    fn mcp_oauth_is_checked_at_its_keys() {
+        let server = |extra: &str, oauth: &str| {
+            format!(
+                "name = \"x\"\n[[mcp_servers]]\nname = \"r\"\n{extra}\n\
+                 [mcp_servers.oauth]\n{oauth}\n{NODE}"
+            )
+        };
+        let good = "grant = \"client_credentials\"\nclient_id = \"CID\"\nclient_secret = \"CS\"";
+        let ok = server("url = \"https://mcp.example/mcp\"", good);
+        assert!(
+            diags(&ok)
+                .iter()
+                .all(|d| d.code != "invalid_mcp_oauth" && d.code != "secret_literal_material"),
+            "{:#?}",
+            diags(&ok)
+        );
+        let cases = [
+            (server("command = [\"/bin/x\"]", good), "invalid_mcp_oauth"),
+            (
+                server(
+                    "url = \"https://m/mcp\"",
+                    &good.replace("client_credentials", "authorization_code"),
+                ),
+                "invalid_mcp_oauth",
+            ),
+            (
+                server(
+                    "url = \"https://m/mcp\"",
+                    &format!("{good}\ntoken_auth = \"private_key_jwt\""),
+                ),
+                "invalid_mcp_oauth",
+            ),
+            (
+                server(
+                    "url = \"https://m/mcp\"",
+                    &good.replace("\"CS\"", "\"sk-live-123\""),
+                ),
+                "secret_literal_material",
+            ),
+        ];
+        for (text, code) in cases {
+            let ds: Vec<_> = diags(&text)
+                .into_iter()
+                .filter(|d| d.code == "invalid_mcp_oauth" || d.code == "secret_literal_material")
+                .collect();
+            assert_eq!(ds.len(), 1, "{text}: {ds:#?}");
+            assert_eq!(ds[0].code, code);
+            assert!(!spanned(&text, &ds[0]).is_empty());
+        }
     }
 
     #[test]

@@ -33,12 +33,14 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::policy::{Policy, name_matches};
-pub use crate::workflow::mcp::{HeaderPart, McpServerDef};
+pub use crate::workflow::mcp::{HeaderPart, McpOAuthDef, McpServerDef, McpTokenAuth};
 
 #[cfg(feature = "mcp-http")]
 pub mod http;
 pub(crate) mod jsonrpc;
 pub mod mock;
+#[cfg(feature = "mcp-oauth")]
+mod oauth;
 #[cfg(feature = "mcp-http")]
 pub mod sse;
 pub mod stdio;
@@ -88,10 +90,11 @@ pub trait AuthProvider: Send + Sync + fmt::Debug {
     ) -> Result<bool, String>;
 }
 
-/// Makes the [`AuthProvider`] of a `url` server (`None`: the declared
-/// headers are the only credentials).
+/// Makes the [`AuthProvider`] of a `url` server from its definition and the
+/// URL it is reached at (after `--mcp-url`; `None`: the declared headers are
+/// the only credentials).
 pub type AuthFactory =
-    Arc<dyn Fn(&McpServerDef) -> Result<Option<Arc<dyn AuthProvider>>, String> + Send + Sync>;
+    Arc<dyn Fn(&McpServerDef, &str) -> Result<Option<Arc<dyn AuthProvider>>, String> + Send + Sync>;
 
 /// One MCP server, as the nodes see it. Implementations must be safe to
 /// call from the threads of `parallel`/`map` at once.
@@ -322,6 +325,9 @@ impl McpOptions {
             call_timeout,
             resolve_secret: Arc::new(crate::secrets::resolver(defs)),
             url_overrides: Vec::new(),
+            #[cfg(feature = "mcp-oauth")]
+            auth: Some(oauth::factory(defs)),
+            #[cfg(not(feature = "mcp-oauth"))]
             auth: None,
         }
     }
@@ -533,7 +539,7 @@ impl Mcp {
         options: &McpOptions,
     ) -> Result<Arc<http::HttpServer>, String> {
         let auth = match &options.auth {
-            Some(make) => make(def)?,
+            Some(make) => make(def, url)?,
             None => None,
         };
         let headers = def
@@ -919,6 +925,7 @@ mod tests {
             allow_tools: &[],
             allow_resources: &[],
             env: &[],
+            oauth: None,
         }];
         let mcp = Mcp::from_defs(&DEFS, &McpOptions::default());
         assert_eq!(mcp.restarts(), vec![("tr\"acker", 0)]);
@@ -943,6 +950,7 @@ mod tests {
                 allow_tools: &[],
                 allow_resources: &[],
                 env: &[],
+                oauth: None,
             },
             McpServerDef {
                 name: "local",
@@ -953,6 +961,7 @@ mod tests {
                 allow_tools: &[],
                 allow_resources: &[],
                 env: &[],
+                oauth: None,
             },
         ];
         assert_eq!(url_env_var("remote-one"), "AGENTD_MCP_URL_REMOTE_ONE");

@@ -22,6 +22,32 @@ pub struct McpServerDef {
     pub allow_resources: &'static [&'static str],
     /// `(VAR, secret name)`: set on the child only, resolved at spawn.
     pub env: &'static [(&'static str, &'static str)],
+    /// `[mcp_servers.oauth]` of a `url` server: bearer tokens from the
+    /// client credentials grant (feature `mcp-oauth`).
+    pub oauth: Option<McpOAuthDef>,
+}
+
+/// `[mcp_servers.oauth]`: the client's registration with the authorization
+/// server the server's protected-resource metadata names (secret names only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct McpOAuthDef {
+    /// Secret holding the client id.
+    pub client_id: &'static str,
+    /// Secret holding the client secret.
+    pub client_secret: &'static str,
+    /// `token_auth`: how the client authenticates to the token endpoint.
+    pub token_auth: McpTokenAuth,
+    /// `scope` to ask for (`None`: the 401's, else the server's `scopes_supported`).
+    pub scope: Option<&'static str>,
+}
+
+/// `token_auth` of `[mcp_servers.oauth]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum McpTokenAuth {
+    /// `client_secret_basic` (the default): HTTP Basic.
+    ClientSecretBasic,
+    /// `client_secret_post`: in the form body.
+    ClientSecretPost,
 }
 
 /// A piece of a declared header value of a `url` server.

@@ -79,6 +79,33 @@ pub fn workflow_consts(root: &WorkflowDoc, mcp_enabled: bool) -> TokenStream {
             let (var, secret) = (Literal::string(var), Literal::string(secret));
             quote!((#var, #secret))
         });
+        let oauth = match &s.oauth {
+            Some(o) => {
+                let (id, secret) = (
+                    Literal::string(&o.client_id),
+                    Literal::string(&o.client_secret),
+                );
+                let auth = if o.token_auth.as_deref() == Some("client_secret_post") {
+                    quote!(::agentd_runtime::mcp::McpTokenAuth::ClientSecretPost)
+                } else {
+                    quote!(::agentd_runtime::mcp::McpTokenAuth::ClientSecretBasic)
+                };
+                let scope = match &o.scope {
+                    Some(sc) => {
+                        let sc = Literal::string(sc);
+                        quote!(::core::option::Option::Some(#sc))
+                    }
+                    None => quote!(::core::option::Option::None),
+                };
+                quote!(::core::option::Option::Some(::agentd_runtime::mcp::McpOAuthDef {
+                    client_id: #id,
+                    client_secret: #secret,
+                    token_auth: #auth,
+                    scope: #scope,
+                }))
+            }
+            None => quote!(::core::option::Option::None),
+        };
         quote!(::agentd_runtime::mcp::McpServerDef {
             name: #name,
             command: #command,
@@ -88,6 +115,7 @@ pub fn workflow_consts(root: &WorkflowDoc, mcp_enabled: bool) -> TokenStream {
             allow_tools: #tools,
             allow_resources: #resources,
             env: &[#(#env),*],
+            oauth: #oauth,
         })
     });
     quote!(const MCP_SERVERS: &'static [::agentd_runtime::mcp::McpServerDef] = &[#(#defs),*];)
