@@ -3,7 +3,8 @@
 //! Workflows built by the real `agentd` call the official reference server
 //! `@modelcontextprotocol/server-everything` over stdio and over Streamable HTTP
 //! (echo, get-sum, a resource read, a tool that errors, a long operation that
-//! times out and is cancelled), with the URL given at start by `--mcp-url` and
+//! times out and is cancelled, a resource subscription that fires an
+//! `mcp.resource.updated` trigger in a served binary), with the URL given at start by `--mcp-url` and
 //! checked against `[policy.http]`. A small Streamable HTTP server written here
 //! speaks the wire format to pin down what the client sends (declared headers
 //! with a secret, `Mcp-Session-Id`, `MCP-Protocol-Version`, `Last-Event-ID`
@@ -1122,4 +1123,189 @@ to = "second"
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(!all.contains("first-token-7c2") && !all.contains("rotated-token-1"));
+}
+
+/// A service whose `mcp.resource.updated` trigger subscribes to one of
+/// server-everything's resources; `POST /toggle` calls the server's
+/// `toggle-subscriber-updates` tool (on the same connection, so the same
+/// session), after which the server announces an update of every subscribed
+/// URI at once and every five seconds. The trigger's start node writes its
+/// `trigger` to `out/on_updated-<tick>.json`.
+fn trigger_workflow(server: &str, out: &Path) -> String {
+    format!(
+        r#"name = "mcp_everything_trigger"
+
+[policy.http]
+urls = ["http://127.0.0.1*"]
+
+[policy.fs]
+write = ["{out}/**"]
+
+[policy.mcp]
+servers = ["everything"]
+
+[[mcp_servers]]
+name = "everything"
+{server}
+allow_tools = ["toggle-subscriber-updates"]
+allow_resources = ["demo://*"]
+
+[[http_routes]]
+method = "POST"
+path = "/toggle"
+start_node = "toggle"
+
+[[start_nodes]]
+name = "toggle"
+source = "http"
+entry_node = "toggle"
+
+[[nodes]]
+id = "toggle"
+type = "call_mcp_tool"
+tool = "toggle-subscriber-updates"
+
+[[triggers]]
+type = "mcp.resource.updated"
+server = "everything"
+resource = "demo://resource/dynamic/text/1"
+start_node = "on_updated"
+
+[[start_nodes]]
+name = "on_updated"
+source = "event"
+entry_node = "on_updated_path"
+
+[[nodes]]
+id = "on_updated_path"
+type = "template_render"
+template = "{out}/on_updated-{{{{tick}}}}.json"
+input_from = "trigger"
+
+[[nodes]]
+id = "on_updated_save"
+type = "write_file"
+path_from = "on_updated_path.rendered"
+content_from = "trigger"
+
+[[edges]]
+from = "on_updated_path"
+to = "on_updated_save"
+
+[sandbox]
+mode = "off"
+"#,
+        out = out.display()
+    )
+}
+
+fn trigger_out(key: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("mcp-e2e-trigger-out-{key}"))
+}
+
+/// Serve `exe` (plus `extra`), toggle the updates, and return the first
+/// run's `trigger`.
+fn first_update(exe: &Path, key: &str, extra: &[&str]) -> Value {
+    let out = trigger_out(key);
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("out dir");
+    let mut child = Command::new(exe)
+        .args(["--bind", "127.0.0.1:0"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the service starts");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pipe = child.stderr.take().expect("stderr");
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if let Some(addr) = line
+                .split("listening on http://")
+                .nth(1)
+                .and_then(|rest| rest.split('/').next())
+                .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            {
+                let _ = tx.send(addr);
+            }
+            if let Ok(mut l) = sink.lock() {
+                l.push_str(&line);
+                l.push('\n');
+            }
+        }
+    });
+    let stderr = || log.lock().map(|l| l.clone()).unwrap_or_default();
+    let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
+        let _ = child.kill();
+        panic!("no banner; stderr:\n{}", stderr());
+    };
+    let mut conn = TcpStream::connect(addr).expect("connect");
+    conn.write_all(
+        b"POST /toggle HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .expect("send");
+    let mut reply = String::new();
+    let _ = conn.read_to_string(&mut reply);
+    let file = out.join("on_updated-1.json");
+    let began = Instant::now();
+    while !file.exists() && began.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The write may be under way: give it a moment to finish.
+    std::thread::sleep(Duration::from_millis(200));
+    let text = std::fs::read_to_string(&file);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        reply.starts_with("HTTP/1.1 200"),
+        "toggle: {reply}\nstderr:\n{}",
+        stderr()
+    );
+    let text = text.unwrap_or_else(|e| {
+        panic!(
+            "the trigger never fired ({e}); toggle: {reply}\nstderr:\n{}",
+            stderr()
+        )
+    });
+    serde_json::from_str(&text).expect("the trigger as JSON")
+}
+
+fn assert_update(trigger: &Value) {
+    assert_eq!(trigger["kind"], "mcp.resource.updated", "{trigger}");
+    assert_eq!(trigger["server"], "everything", "{trigger}");
+    assert_eq!(
+        trigger["uri"], "demo://resource/dynamic/text/1",
+        "{trigger}"
+    );
+    assert_eq!(trigger["tick"], 1, "{trigger}");
+}
+
+#[test]
+fn a_server_everything_subscription_fires_the_trigger_start_node_over_stdio() {
+    let everything = everything_bin();
+    let out = trigger_out("stdio");
+    let exe = binary("trigger-stdio", move || {
+        trigger_workflow(
+            &format!(
+                "command = [\"node\", \"{}\", \"stdio\"]",
+                everything.display()
+            ),
+            &out,
+        )
+    });
+    assert_update(&first_update(&exe, "stdio", &[]));
+}
+
+#[test]
+fn a_server_everything_subscription_fires_the_trigger_start_node_over_streamable_http() {
+    let out = trigger_out("http");
+    let exe = binary("trigger-http", move || {
+        trigger_workflow("url = \"http://127.0.0.1:9/mcp\"", &out)
+    });
+    let server = Everything::start();
+    let flag = server.url_flag();
+    assert_update(&first_update(&exe, "http", &["--mcp-url", &flag]));
 }

@@ -954,13 +954,13 @@ start_node = "inbox"
     },
     CodeInfo {
         code: "unknown_trigger_mcp_server",
-        severity: Warning,
+        severity: Error,
         stage: Validate,
         dialect1: false,
         summary: "an MCP resource trigger names a server that is not declared",
-        explanation: "mcp.resource.updated / mcp.resource.created triggers are parsed but never fire \
-in dialect 1, so a wrong server name changes nothing today; it is reported so the trigger is right \
-when it does.",
+        explanation: "mcp.resource.updated / mcp.resource.created triggers subscribe to (or list) \
+the resources of the [[mcp_servers]] entry they name, so that entry must exist; dialect 1 never \
+fired these triggers and accepted any name (agentd: an error, since the trigger would never fire).",
         example: r#"name = "example"
 
 [[start_nodes]]
@@ -1485,7 +1485,7 @@ command = []   # fix: command = ["/usr/local/bin/tracker-mcp", "--stdio"]
         explanation: "Dialect 1 accepts some keys that no part of the runtime acts on, so a file \
 that uses them builds and then silently does something else than it says. agentd keeps accepting \
 them (dialect-1 files legitimately contain them) but warns, saying why the key does nothing and \
-what to write instead: `mcp.resource.*` and `internal.event` triggers never fire; `[policy.fs] \
+what to write instead: `internal.event` triggers never fire; `[policy.fs] \
 delete` and `list` grant nothing (no node kind deletes or lists); `retry` is not applied to \
 `call`, `parallel`, `map` and `pause_for_approval`; extra keys on `merge` and `terminate` are \
 ignored; `[auth]` and `[server.tls]` need [[http_routes]], and an auth binding no route names is \

@@ -62,6 +62,7 @@ const MCPTIME: &str =
     "tests/mcp_e2e.rs::server_everything_answers_echo_sum_resource_errors_and_timeouts_over_stdio";
 const SANDBOX: &str =
     "tests/sandbox_e2e.rs::sandbox_mode_off_compiles_no_sandbox_and_enforce_then_refuses_to_start";
+const MCPTRIG: &str = "tests/mcp-double/tests/trigger.rs::resource_triggers_fire_their_start_nodes_with_the_uri_debounced_and_only_for_new_uris";
 const TRIGGERS: &str = "tests/triggers_e2e.rs::cron_interval_and_fs_watch_triggers_fire_their_own_start_nodes_as_configured";
 const SECRETCMD: &str =
     "tests/secrets_e2e.rs::a_command_secret_runs_a_real_program_whose_output_is_the_client_secret";
@@ -309,29 +310,17 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ),
     ("triggers[interval].every", Honoured(TRIGGERS)),
     ("triggers[interval].start_node", Honoured(TRIGGERS)),
-    (
-        "triggers[mcp.resource.created].resource",
-        Diagnosed("key_has_no_effect"),
-    ),
-    (
-        "triggers[mcp.resource.created].server",
-        Diagnosed("key_has_no_effect"),
-    ),
+    ("triggers[mcp.resource.created].resource", Honoured(MCPTRIG)),
+    ("triggers[mcp.resource.created].server", Honoured(MCPTRIG)),
     (
         "triggers[mcp.resource.created].start_node",
-        Diagnosed("key_has_no_effect"),
+        Honoured(MCPTRIG),
     ),
-    (
-        "triggers[mcp.resource.updated].resource",
-        Diagnosed("key_has_no_effect"),
-    ),
-    (
-        "triggers[mcp.resource.updated].server",
-        Diagnosed("key_has_no_effect"),
-    ),
+    ("triggers[mcp.resource.updated].resource", Honoured(MCPTRIG)),
+    ("triggers[mcp.resource.updated].server", Honoured(MCPTRIG)),
     (
         "triggers[mcp.resource.updated].start_node",
-        Diagnosed("key_has_no_effect"),
+        Honoured(MCPTRIG),
     ),
     ("workflows", Honoured(WRAPPED)),
 ];

@@ -1183,7 +1183,7 @@ impl<'a> Validator<'a> {
                                 m.server
                             )
                         });
-                    let d = Diagnostic::warning(
+                    let d = Diagnostic::error(
                         "unknown_trigger_mcp_server",
                         self.path(),
                         format!(
@@ -2339,13 +2339,13 @@ mod tests {
     }
 
     #[test]
-    fn unknown_trigger_mcp_server_is_a_warning() {
+    fn unknown_trigger_mcp_server_is_an_error() {
         let t = trigger(
             "type = \"mcp.resource.updated\"\nserver = \"docs\"\nresource = \"docs://*\"\n",
         );
         let (d, s) = one(&t, "unknown_trigger_mcp_server");
         assert_eq!(s, "\"docs\"");
-        assert!(!d.is_error());
+        assert!(d.is_error());
     }
 
     fn llm(backend: &str, extra: &str) -> String {

@@ -3,7 +3,7 @@
 //! for dialect-1 compatibility but does not act on is reported, never dropped quietly.
 //!
 //! - `key_has_no_effect` (warning; the message says why, the help how to fix it):
-//!   `mcp.resource.*` and `internal.event` triggers (they never fire), `[policy.fs]
+//!   `internal.event` triggers (they never fire), `[policy.fs]
 //!   delete` / `list` (no node kind deletes or lists), `retry` on `call`, `parallel`,
 //!   `map` and `pause_for_approval` (the engine retries only the other kinds), extra
 //!   keys on `merge` / `terminate`, `[auth]` and `[server.tls]` in a workflow without
@@ -94,9 +94,6 @@ impl Validator<'_> {
     fn check_dormant_triggers(&mut self) {
         for (i, t) in self.doc.triggers.iter().enumerate() {
             let what = match t {
-                Trigger::McpResourceUpdated(_) | Trigger::McpResourceCreated(_) => {
-                    "agentd does not subscribe to MCP resources"
-                }
                 Trigger::InternalEvent(_) => "nothing publishes internal events",
                 _ => continue,
             };
@@ -106,8 +103,8 @@ impl Validator<'_> {
                     "trigger `{}` never fires: {what}; it is accepted for dialect-1 compatibility only",
                     t.type_name()
                 ),
-                "remove the trigger, or start the run another way: a `cron`, `interval` or \
-                 `fs_watch` trigger, an [[http_routes]] entry, or a one-shot run",
+                "remove the trigger, or start the run another way: a `cron`, `interval`, \
+                 `fs_watch` or `mcp.resource.*` trigger, an [[http_routes]] entry, or a one-shot run",
             );
         }
     }
@@ -410,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn mcp_resource_and_internal_event_triggers_never_fire() {
+    fn internal_event_triggers_never_fire_but_mcp_resource_triggers_do() {
         let text = format!(
             "{BASE}[[nodes]]\nid = \"n\"\ntype = \"merge\"\n\
              [[mcp_servers]]\nname = \"s\"\ncommand = [\"/bin/s\"]\n\
@@ -418,20 +415,15 @@ mod tests {
              [[triggers]]\ntype = \"internal.event\"\nname = \"e\"\nstart_node = \"main\"\n\
              [[triggers]]\ntype = \"interval\"\nevery = \"5m\"\nstart_node = \"main\"\n"
         );
-        // The server only such a trigger names is itself unused (`validate/policy.rs`).
-        assert_eq!(no_effect(&text), ["[[mcp_servers]]", "type", "type"]);
+        // The resource trigger fires, and it uses the server it names.
+        assert_eq!(no_effect(&text), ["type"]);
         let messages: Vec<String> = diags(&text)
             .into_iter()
             .filter(|d| d.code == "key_has_no_effect")
             .map(|d| d.message)
             .collect();
-        assert!(messages[0].contains("no node uses MCP"), "{messages:?}");
         assert!(
-            messages[1].contains("`mcp.resource.updated` never fires"),
-            "{messages:?}"
-        );
-        assert!(
-            messages[2].contains("`internal.event` never fires"),
+            messages[0].contains("`internal.event` never fires"),
             "{messages:?}"
         );
     }

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use super::Validator;
 use crate::diagnostics::Diagnostic;
 use crate::loc;
-use crate::model::NodeKind;
+use crate::model::{NodeKind, Trigger};
 use crate::resolve::rego::{RegoProblem, inline_offset, resolve};
 
 impl Validator<'_> {
@@ -314,6 +314,11 @@ impl Validator<'_> {
             // A child workflow's MCP nodes use this workflow's servers.
             NodeKind::Call(_) | NodeKind::Parallel(_) | NodeKind::Map(_) => true,
             _ => false,
+        }) || self.doc.triggers.iter().any(|t| {
+            matches!(
+                t,
+                Trigger::McpResourceUpdated(_) | Trigger::McpResourceCreated(_)
+            )
         });
         if !uses_mcp {
             let d = Diagnostic::warning(

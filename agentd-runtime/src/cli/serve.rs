@@ -426,6 +426,9 @@ fn banner<W: Workflow>(stderr: &mut dyn Write, addr: Option<SocketAddr>, drain_s
             TriggerDef::Cron { schedule, .. } => format!("cron \"{schedule}\""),
             TriggerDef::Interval { every, .. } => format!("interval every {every}"),
             TriggerDef::FsWatch { path, .. } => format!("fs_watch {path}"),
+            TriggerDef::McpResource {
+                server, resource, ..
+            } => format!("{} {server} {resource}", t.kind()),
         };
         let _ = writeln!(stderr, "agentd:   {what} → {}", t.start());
     }

@@ -756,4 +756,22 @@ impl McpServer for HttpServer {
             self.request(what.method(), params, timeout)
         })
     }
+
+    fn subscribe(&self, uri: &str, timeout: Duration) -> Result<(), Error> {
+        self.request("resources/subscribe", json!({ "uri": uri }), timeout)
+            .map(|_| ())
+    }
+
+    fn listen(
+        &self,
+        setup: &mut dyn FnMut() -> Result<(), String>,
+        on_message: &mut dyn FnMut(Value),
+        stop: &dyn Fn() -> bool,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        // The server-message stream needs the session `setup` makes; a
+        // server that keeps no event history may send in between.
+        setup()?;
+        Self::listen(self, timeout, on_message, stop)
+    }
 }

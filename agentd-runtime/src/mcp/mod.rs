@@ -128,6 +128,44 @@ pub trait McpServer: Send + Sync + fmt::Debug {
             what.method()
         )))
     }
+
+    /// `resources/subscribe {uri}` (resource triggers).
+    ///
+    /// # Errors
+    ///
+    /// As [`McpServer::call_tool`].
+    fn subscribe(&self, uri: &str, timeout: Duration) -> Result<(), Error> {
+        let _ = (uri, timeout);
+        Err(Error::Mcp(
+            "`resources/subscribe` is not supported by this server".to_owned(),
+        ))
+    }
+
+    /// Hand every notification the server sends to `on_message` until
+    /// `stop` says so, whether or not a call is running (resource
+    /// triggers). `setup` runs once the listener is in place, so nothing it
+    /// causes (a subscription's first update) is missed. Blocks; `timeout`
+    /// bounds the set-up exchanges.
+    ///
+    /// # Errors
+    ///
+    /// Why the server's messages cannot be followed, or `setup`'s error.
+    fn listen(
+        &self,
+        setup: &mut dyn FnMut() -> Result<(), String>,
+        on_message: &mut dyn FnMut(Value),
+        stop: &dyn Fn() -> bool,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let _ = (setup, on_message, stop, timeout);
+        Err("this server sends no notifications".to_owned())
+    }
+
+    /// Changes whenever the server loses what was set up on it (a stdio
+    /// child restarted): subscriptions must then be made again.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 /// Most pages one listing follows (a server whose cursors never end is an

@@ -37,6 +37,14 @@
 //! (SIGKILL) and reaped when the server is dropped, so none outlives the
 //! binary or becomes a zombie.
 //!
+//! Notifications. While a [`McpServer::listen`] is going (resource
+//! triggers), the reader thread hands every notification the child writes
+//! (a message with a `method` and no `id`) to the listeners, whether or not
+//! a call is running, instead of queueing it for the caller; a listener
+//! that falls [`NOTIFY_QUEUE`] messages behind loses the newest (audited
+//! `mcp.notification_dropped`). [`McpServer::generation`] is the restart
+//! count, so a trigger knows to subscribe again on a new child.
+//!
 //! Pipes have no timeouts in std, so each child gets a reader thread (lines
 //! → a bounded channel the caller waits on with `recv_timeout`) and a writer
 //! thread (so a child that stops reading cannot block the caller either).
@@ -74,6 +82,52 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// backoff at [`FIRST_BACKOFF`].
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
+/// Notifications buffered per listener.
+const NOTIFY_QUEUE: usize = 256;
+
+/// The notification listeners of a server, shared with its reader threads.
+#[derive(Default)]
+struct Listeners {
+    next: AtomicU64,
+    senders: Mutex<Vec<(u64, SyncSender<Value>)>>,
+}
+
+impl Listeners {
+    fn any(&self) -> bool {
+        !self
+            .senders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    /// Hand `line` to the listeners if it is a notification; `false` when
+    /// it is not one (the caller queues it as usual).
+    fn offer(&self, name: &str, line: &[u8]) -> bool {
+        if !self.any() {
+            return false;
+        }
+        let Ok(message) = serde_json::from_slice::<Value>(line.trim_ascii()) else {
+            return false;
+        };
+        let is_note = message.get("method").is_some_and(Value::is_string)
+            && message.get("id").is_none_or(Value::is_null);
+        if !is_note {
+            return false;
+        }
+        let senders = self.senders.lock().unwrap_or_else(PoisonError::into_inner);
+        for (_, tx) in senders.iter() {
+            if let Err(TrySendError::Full(_)) = tx.try_send(message.clone()) {
+                crate::obs::audit(
+                    "mcp.notification_dropped",
+                    json!({ "server": name, "method": message.get("method") }),
+                );
+            }
+        }
+        true
+    }
+}
+
 /// How often the supervisor looks at its child.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(200);
 
@@ -105,6 +159,8 @@ pub struct StdioServer {
     backoff: Mutex<Backoff>,
     /// Children started after one died.
     restarts: AtomicU64,
+    /// Who wants the children's notifications.
+    listeners: Arc<Listeners>,
 }
 
 impl std::fmt::Debug for StdioServer {
@@ -185,6 +241,7 @@ impl StdioServer {
                 wait: Duration::ZERO,
             }),
             restarts: AtomicU64::new(0),
+            listeners: Arc::new(Listeners::default()),
         }
     }
 
@@ -387,9 +444,10 @@ impl StdioServer {
         let (events_tx, from_child) = mpsc::sync_channel(READ_QUEUE);
         let (to_child, writes) = mpsc::sync_channel(WRITE_QUEUE);
         let write_events = events_tx.clone();
+        let (listeners, name) = (Arc::clone(&self.listeners), self.name.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("agentd-mcp-read-{}", self.name))
-            .spawn(move || read_lines(stdout, &events_tx))
+            .spawn(move || read_lines(stdout, &events_tx, &listeners, &name))
             .and_then(|_| {
                 std::thread::Builder::new()
                     .name(format!("agentd-mcp-write-{}", self.name))
@@ -614,7 +672,7 @@ fn skip_line(reader: &mut impl BufRead) -> bool {
 }
 
 /// The reader thread: one event per line, each capped at [`MAX_LINE`].
-fn read_lines(stdout: ChildStdout, events: &SyncSender<Event>) {
+fn read_lines(stdout: ChildStdout, events: &SyncSender<Event>, listeners: &Listeners, name: &str) {
     let mut reader = BufReader::new(stdout);
     let cap = u64::try_from(MAX_LINE)
         .unwrap_or(u64::MAX)
@@ -624,6 +682,7 @@ fn read_lines(stdout: ChildStdout, events: &SyncSender<Event>) {
         let event = match reader.by_ref().take(cap).read_until(b'\n', &mut line) {
             Ok(0) => Event::Eof,
             Ok(_) if line.last() != Some(&b'\n') && line.len() > MAX_LINE => Event::TooLong,
+            Ok(_) if listeners.offer(name, &line) => continue,
             Ok(_) => Event::Line(line),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => Event::ReadFailed(e.to_string()),
@@ -666,5 +725,45 @@ impl McpServer for StdioServer {
         jsonrpc::list_pages(&self.name, what, |params| {
             self.request(what.method(), params, timeout)
         })
+    }
+
+    fn subscribe(&self, uri: &str, timeout: Duration) -> Result<(), Error> {
+        self.request("resources/subscribe", json!({ "uri": uri }), timeout)
+            .map(|_| ())
+    }
+
+    fn listen(
+        &self,
+        setup: &mut dyn FnMut() -> Result<(), String>,
+        on_message: &mut dyn FnMut(Value),
+        stop: &dyn Fn() -> bool,
+        _timeout: Duration,
+    ) -> Result<(), String> {
+        let (tx, rx) = mpsc::sync_channel(NOTIFY_QUEUE);
+        let id = self.listeners.next.fetch_add(1, Ordering::Relaxed);
+        self.listeners
+            .senders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((id, tx));
+        let ready = setup();
+        while ready.is_ok() && !stop() {
+            match rx.recv_timeout(SUPERVISE_EVERY) {
+                Ok(message) => on_message(message),
+                Err(RecvTimeoutError::Timeout) => {}
+                // Never: the sender lives in `listeners` until removed below.
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.listeners
+            .senders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(i, _)| *i != id);
+        ready
+    }
+
+    fn generation(&self) -> u64 {
+        self.restarts()
     }
 }

@@ -47,6 +47,8 @@ pub mod fleet;
 mod handler;
 pub mod idempotency;
 mod input_schema;
+#[cfg(feature = "mcp")]
+pub mod mcp_trigger;
 pub mod metrics;
 pub mod ratelimit;
 pub mod reload;
@@ -244,7 +246,7 @@ pub struct Hooks {
 pub enum ServeError {
     /// The workflow has no routes and no long-lived triggers.
     #[error(
-        "serve mode needs [[http_routes]] or a cron, interval or fs_watch trigger; this workflow has none"
+        "serve mode needs [[http_routes]] or a cron, interval, fs_watch or mcp.resource trigger; this workflow has none"
     )]
     NothingToServe,
     /// A route declares an idempotency key but there is no state dir.

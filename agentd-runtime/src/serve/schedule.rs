@@ -1,5 +1,7 @@
 //! Scheduled triggers (spec/dialect-ops.md §15): `cron` (feature
-//! `schedule-cron`), `interval`, and `fs_watch` (feature `fs-watch`).
+//! `schedule-cron`), `interval`, and `fs_watch` (feature `fs-watch`); the
+//! `mcp.resource.*` triggers' listeners are [`super::mcp_trigger`]'s, fired
+//! through the same [`Runner`].
 //!
 //! Owns the trigger tasks and their payloads. Each trigger is a task on the
 //! server's reactor that decides *when* to fire and hands each fire to the
@@ -64,6 +66,8 @@ enum How {
     Interval(Duration),
     #[cfg(feature = "fs-watch")]
     FsWatch(fs_watch::Watch),
+    #[cfg(feature = "mcp")]
+    McpResource,
 }
 
 /// Check every trigger of `def` (schedules parse, watched paths exist, the
@@ -110,6 +114,15 @@ pub(crate) fn prepare(def: &'static ServeDef) -> Result<Vec<Prepared>, ServeErro
                             .to_owned(),
                     ));
                 }
+                #[cfg(feature = "mcp")]
+                TriggerDef::McpResource { .. } => How::McpResource,
+                #[cfg(not(feature = "mcp"))]
+                TriggerDef::McpResource { .. } => {
+                    return Err(err(
+                        "mcp.resource triggers need the `mcp` feature; rebuild with agentd build"
+                            .to_owned(),
+                    ));
+                }
             };
             Ok(Prepared { index, def: t, how })
         })
@@ -138,6 +151,8 @@ pub(crate) fn spawn<W: Workflow>(
                 How::Cron(schedule) => tokio::spawn(cron_task(runner, *schedule, stop)),
                 #[cfg(feature = "fs-watch")]
                 How::FsWatch(watch) => tokio::spawn(fs_watch::task(runner, watch, stop)),
+                #[cfg(feature = "mcp")]
+                How::McpResource => tokio::spawn(super::mcp_trigger::task(runner, stop)),
             }
         })
         .collect()
@@ -165,9 +180,21 @@ impl<W: Workflow> Clone for Runner<W> {
 }
 
 impl<W: Workflow> Runner<W> {
-    #[cfg(feature = "fs-watch")]
-    fn is_busy(&self) -> bool {
+    #[cfg(any(feature = "fs-watch", feature = "mcp"))]
+    pub(crate) fn is_busy(&self) -> bool {
         self.busy.load(Ordering::Acquire)
+    }
+
+    /// The trigger this runner fires.
+    #[cfg(feature = "mcp")]
+    pub(crate) const fn def(&self) -> &'static TriggerDef {
+        self.def
+    }
+
+    /// The server state the runs use.
+    #[cfg(feature = "mcp")]
+    pub(crate) fn state(&self) -> &State<W> {
+        &self.state
     }
 
     /// Claim tick `id` in the store, then [`Runner::fire`] it if this replica
@@ -261,7 +288,7 @@ impl<W: Workflow> Runner<W> {
     /// else the run's task (an interval waits for it before the next delay).
     /// With a `lease` (a claimed tick), the lease is renewed while the run
     /// goes and finished after it.
-    fn fire(
+    pub(crate) fn fire(
         &self,
         tick: u64,
         payload: Value,
@@ -270,6 +297,7 @@ impl<W: Workflow> Runner<W> {
         let kind = self.def.kind();
         let start = self.def.start();
         let fs = matches!(self.def, TriggerDef::FsWatch { .. });
+        let mcp = matches!(self.def, TriggerDef::McpResource { .. });
         if self.busy.swap(true, Ordering::AcqRel) {
             self.skip(tick);
             return None;
@@ -285,6 +313,11 @@ impl<W: Workflow> Runner<W> {
                     "start_node": start,
                 }),
             );
+        } else if mcp {
+            crate::obs::audit(
+                "mcp_trigger.fire",
+                json!({"kind": kind, "uri": payload.get("uri"), "tick": tick, "start_node": start}),
+            );
         } else {
             crate::obs::audit(
                 "cron.fire",
@@ -294,7 +327,11 @@ impl<W: Workflow> Runner<W> {
         let state = Arc::clone(&self.state);
         let busy = Arc::clone(&self.busy);
         let guard = state.track();
-        let prefix = if fs { "fs_watch" } else { "cron" };
+        let prefix = match (fs, mcp) {
+            (true, _) => "fs_watch",
+            (_, true) => "mcp_trigger",
+            _ => "cron",
+        };
         let run = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let report = state.run(start, Trigger::manual(payload));
@@ -330,18 +367,18 @@ fn audit_completion(prefix: &str, report: &RunReport, took: Duration) {
     let elapsed_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
     match &report.outcome {
         Ok(outcome) => crate::obs::audit(
-            if prefix == "fs_watch" {
-                "fs_watch.completed"
-            } else {
-                "cron.completed"
+            match prefix {
+                "fs_watch" => "fs_watch.completed",
+                "mcp_trigger" => "mcp_trigger.completed",
+                _ => "cron.completed",
             },
             json!({"status": outcome.status(), "elapsed_ms": elapsed_ms}),
         ),
         Err(e) => crate::obs::audit(
-            if prefix == "fs_watch" {
-                "fs_watch.error"
-            } else {
-                "cron.error"
+            match prefix {
+                "fs_watch" => "fs_watch.error",
+                "mcp_trigger" => "mcp_trigger.run_error",
+                _ => "cron.error",
             },
             json!({"reason": e.to_string()}),
         ),
@@ -349,7 +386,7 @@ fn audit_completion(prefix: &str, report: &RunReport, took: Duration) {
 }
 
 /// Milliseconds since the UNIX epoch.
-fn unix_ms(t: SystemTime) -> u64 {
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -163,6 +163,29 @@ pub enum TriggerDef {
         /// The start node each fire runs.
         start: &'static str,
     },
+    /// `type = "mcp.resource.updated"` / `"mcp.resource.created"` (feature
+    /// `mcp`): a server's resource notifications.
+    McpResource {
+        /// Which notification fires.
+        event: McpResourceEvent,
+        /// The `[[mcp_servers]]` name.
+        server: &'static str,
+        /// The URI pattern (the dialect's MCP matcher: `*`, a trailing-`*`
+        /// prefix, or exact).
+        resource: &'static str,
+        /// The start node each fire runs.
+        start: &'static str,
+    },
+}
+
+/// What an `mcp.resource.*` trigger listens for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum McpResourceEvent {
+    /// `notifications/resources/updated` of a subscribed URI.
+    Updated,
+    /// A URI that `resources/list` did not list before, looked for on each
+    /// `notifications/resources/list_changed`.
+    Created,
 }
 
 impl TriggerDef {
@@ -172,7 +195,8 @@ impl TriggerDef {
         match self {
             Self::Cron { start, .. }
             | Self::Interval { start, .. }
-            | Self::FsWatch { start, .. } => start,
+            | Self::FsWatch { start, .. }
+            | Self::McpResource { start, .. } => start,
         }
     }
 
@@ -183,6 +207,14 @@ impl TriggerDef {
             Self::Cron { .. } => "cron",
             Self::Interval { .. } => "interval",
             Self::FsWatch { .. } => "fs_watch",
+            Self::McpResource {
+                event: McpResourceEvent::Updated,
+                ..
+            } => "mcp.resource.updated",
+            Self::McpResource {
+                event: McpResourceEvent::Created,
+                ..
+            } => "mcp.resource.created",
         }
     }
 }

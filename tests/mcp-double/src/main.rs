@@ -24,9 +24,22 @@
 //! - `--silent`: read requests, never answer (not even `initialize`);
 //! - `--chatty`: before every answer, send a notification, a `ping`
 //!   request and a response to an id nobody asked for;
-//! - `--log FILE`: append every received line to FILE.
+//! - `--log FILE`: append every received line to FILE;
+//! - `--notify`: resource notifications, written from a thread of their own
+//!   whether or not a request is going (resource triggers). After answering
+//!   `resources/subscribe {uri}`: 300 ms later a burst of five
+//!   `notifications/resources/updated` for `uri` 20 ms apart plus one for
+//!   `mem://elsewhere`, then 1.5 s later one more for `uri`. After answering
+//!   the first `resources/list` (`mem://hello` and whatever was added):
+//!   800 ms later `mem://new-1` is added and `notifications/resources/list_changed`
+//!   sent, 800 ms after that `mem://new-2`, announced twice.
+//!
+//! Without `--notify`, `resources/list` lists `mem://hello` and
+//! `resources/subscribe` answers `{}`.
 
 use std::io::{BufRead, Write};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -34,7 +47,61 @@ struct Flags {
     garbage: bool,
     silent: bool,
     chatty: bool,
+    notify: bool,
     log: Option<String>,
+}
+
+/// The resources `resources/list` answers with, shared with `--notify`'s
+/// thread.
+type Listed = Arc<Mutex<Vec<String>>>;
+
+fn note(method: &str, params: &Value) -> Value {
+    json!({"jsonrpc": "2.0", "method": method, "params": params})
+}
+
+/// `--notify` after a subscription to `uri`.
+fn updates_after_subscribe(uri: String) {
+    std::thread::spawn(move || {
+        let updated = |u: &str| {
+            let _ = send(
+                &mut std::io::stdout(),
+                &note("notifications/resources/updated", &json!({"uri": u})),
+            );
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        for _ in 0..5 {
+            updated(&uri);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        updated("mem://elsewhere");
+        std::thread::sleep(Duration::from_millis(1500));
+        updated(&uri);
+    });
+}
+
+/// `--notify` after the first listing.
+fn growth_after_list(listed: Listed) {
+    std::thread::spawn(move || {
+        let changed = || {
+            let _ = send(
+                &mut std::io::stdout(),
+                &note("notifications/resources/list_changed", &json!({})),
+            );
+        };
+        let add = |u: &str| {
+            listed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(u.to_owned());
+        };
+        std::thread::sleep(Duration::from_millis(800));
+        add("mem://new-1");
+        changed();
+        std::thread::sleep(Duration::from_millis(800));
+        add("mem://new-2");
+        changed();
+        changed();
+    });
 }
 
 fn flags() -> Flags {
@@ -42,6 +109,7 @@ fn flags() -> Flags {
         garbage: false,
         silent: false,
         chatty: false,
+        notify: false,
         log: None,
     };
     let mut args = std::env::args().skip(1);
@@ -50,6 +118,7 @@ fn flags() -> Flags {
             "--garbage" => f.garbage = true,
             "--silent" => f.silent = true,
             "--chatty" => f.chatty = true,
+            "--notify" => f.notify = true,
             "--log" => f.log = args.next(),
             other => {
                 eprintln!("mcp-double: unknown flag {other}");
@@ -61,7 +130,8 @@ fn flags() -> Flags {
 }
 
 fn send(out: &mut impl Write, v: &Value) -> std::io::Result<()> {
-    writeln!(out, "{v}")?;
+    // One write per line, so lines from several threads never interleave.
+    out.write_all(format!("{v}\n").as_bytes())?;
     out.flush()
 }
 
@@ -81,6 +151,7 @@ fn text_result(text: String) -> Value {
 fn answer(
     method: &str,
     params: &Value,
+    listed: &Listed,
     out: &mut impl Write,
 ) -> std::io::Result<Option<Result<Value, (i64, String)>>> {
     Ok(Some(match method {
@@ -134,6 +205,12 @@ fn answer(
             Some(uri) => Err((-32002, format!("resource not found: {uri}"))),
             None => Err((-32602, "missing uri".to_owned())),
         },
+        "resources/list" => {
+            let uris = listed.lock().unwrap_or_else(PoisonError::into_inner);
+            let items: Vec<Value> = uris.iter().map(|u| json!({"uri": u, "name": u})).collect();
+            Ok(json!({ "resources": items }))
+        }
+        "resources/subscribe" => Ok(json!({})),
         "ping" => Ok(json!({})),
         other => Err((-32601, format!("method not found: {other}"))),
     }))
@@ -144,7 +221,11 @@ fn main() -> std::io::Result<()> {
     // A line on stderr: clients should log it under the server's name.
     eprintln!("mcp-double: started as pid {}", std::process::id());
     let stdin = std::io::stdin();
-    let mut out = std::io::stdout().lock();
+    // Not locked for good: `--notify` writes from threads of its own (each
+    // line is one write under the handle's lock).
+    let mut out = std::io::stdout();
+    let listed: Listed = Arc::new(Mutex::new(vec!["mem://hello".to_owned()]));
+    let mut grown = false;
     let mut log = match &f.log {
         Some(path) => Some(
             std::fs::OpenOptions::new()
@@ -197,7 +278,7 @@ fn main() -> std::io::Result<()> {
         }
         let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
         let params = msg.get("params").cloned().unwrap_or(Value::Null);
-        let reply = match answer(method, &params, &mut out)? {
+        let reply = match answer(method, &params, &listed, &mut out)? {
             None => continue,
             Some(Ok(result)) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
             Some(Err((code, message))) => {
@@ -205,6 +286,14 @@ fn main() -> std::io::Result<()> {
             }
         };
         send(&mut out, &reply)?;
+        if f.notify && method == "resources/subscribe" {
+            let uri = params.get("uri").and_then(Value::as_str).unwrap_or("");
+            updates_after_subscribe(uri.to_owned());
+        }
+        if f.notify && method == "resources/list" && !grown {
+            grown = true;
+            growth_after_list(Arc::clone(&listed));
+        }
     }
     Ok(())
 }

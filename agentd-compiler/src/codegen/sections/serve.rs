@@ -2,11 +2,12 @@
 //! `Workflow` impl (`[[http_routes]]` and the long-lived `[[triggers]]`) and
 //! the runtime features it needs.
 //!
-//! A workflow with neither routes nor a `cron` / `interval` / `fs_watch`
-//! trigger gets no item and no feature, so a one-shot binary contains no
-//! server. Features: `serve` for any route or such trigger, plus
-//! `schedule-cron` for a cron trigger and `fs-watch` for an fs_watch one
-//! (so a route-only binary does not carry `cron`, `chrono` or `notify`).
+//! A workflow with neither routes nor a `cron` / `interval` / `fs_watch` /
+//! `mcp.resource.*` trigger gets no item and no feature, so a one-shot binary
+//! contains no server. Features: `serve` for any route or such trigger, plus
+//! `schedule-cron` for a cron trigger, `fs-watch` for an fs_watch one and
+//! `mcp` for a resource trigger (so a route-only binary does not carry
+//! `cron`, `chrono` or `notify`).
 //!
 //! Everything is resolved here, from a validated program: methods are
 //! upper-cased; auth refs become `AuthRef` variants naming their binding
@@ -41,7 +42,11 @@ fn serves(root: &WorkflowDoc) -> bool {
 fn long_lived(t: &Trigger) -> bool {
     matches!(
         t,
-        Trigger::Cron(_) | Trigger::Interval(_) | Trigger::FsWatch(_)
+        Trigger::Cron(_)
+            | Trigger::Interval(_)
+            | Trigger::FsWatch(_)
+            | Trigger::McpResourceUpdated(_)
+            | Trigger::McpResourceCreated(_)
     )
 }
 
@@ -58,6 +63,11 @@ pub fn add_features(root: &WorkflowDoc, features: &mut Features) {
             }
             Trigger::FsWatch(_) => {
                 features.insert("fs-watch");
+            }
+            // The listener is the MCP client's (and its servers are baked
+            // only when `mcp` is on).
+            Trigger::McpResourceUpdated(_) | Trigger::McpResourceCreated(_) => {
+                features.insert("mcp");
             }
             _ => {}
         }
@@ -198,7 +208,21 @@ fn trigger_tokens(t: &Trigger) -> Option<TokenStream> {
                 start: #start,
             })
         }
-        _ => return None,
+        Trigger::McpResourceUpdated(m) | Trigger::McpResourceCreated(m) => {
+            let event = if matches!(t, Trigger::McpResourceUpdated(_)) {
+                quote!(Updated)
+            } else {
+                quote!(Created)
+            };
+            let (server, resource, start) = (s(&m.server), s(&m.resource), s(&m.start_node));
+            quote!(#def::TriggerDef::McpResource {
+                event: #def::McpResourceEvent::#event,
+                server: #server,
+                resource: #resource,
+                start: #start,
+            })
+        }
+        Trigger::InternalEvent(_) => return None,
     })
 }
 
