@@ -2417,6 +2417,10 @@ mod tests {
             ("validate.rs", include_str!("validate/routes.rs")),
             ("validate.rs", include_str!("validate/budget.rs")),
             ("validate.rs", include_str!("validate/policy.rs")),
+            ("validate.rs", include_str!("validate/graph.rs")),
+            ("validate.rs", include_str!("validate/nodes.rs")),
+            ("validate.rs", include_str!("validate/triggers.rs")),
+            ("validate.rs", include_str!("validate/edges.rs")),
             ("parse.rs", include_str!("parse.rs")),
             ("load.rs", include_str!("load.rs")),
             ("embed.rs", include_str!("frontend/embed.rs")),
@@ -2466,6 +2470,10 @@ mod tests {
             include_str!("validate/budget.rs"),
             include_str!("validate/policy.rs"),
             include_str!("validate/silent.rs"),
+            include_str!("validate/graph.rs"),
+            include_str!("validate/nodes.rs"),
+            include_str!("validate/triggers.rs"),
+            include_str!("validate/edges.rs"),
         ]
         .map(|s| s.split("#[cfg(test)]").next().unwrap_or(s))
         .concat();

@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::Validator;
+use super::{Validator, did_you_mean};
 use crate::diagnostics::Diagnostic;
-use crate::grammar::is_env_name;
+use crate::grammar::{AuthRef, AuthScheme, is_env_name, parse_auth_ref};
 use crate::loc;
 use crate::model::ClientAuthMode;
 
@@ -330,6 +330,120 @@ impl Validator<'_> {
             .with_label("no CA to verify against")
             .with_help("add `ca_file = \"/etc/agent/clients-ca.pem\"` (PEM, one or more CA certificates)");
             self.push(d);
+        }
+    }
+}
+
+impl<'a> Validator<'a> {
+    // -- extra: route auth ------------------------------------------------------------
+
+    pub(super) fn bindings(&self, scheme: AuthScheme) -> Vec<&'a str> {
+        let Some(auth) = &self.doc.auth else {
+            return Vec::new();
+        };
+        match scheme {
+            AuthScheme::Bearer => auth.bearer.keys().map(String::as_str).collect(),
+            AuthScheme::Basic => auth.basic.keys().map(String::as_str).collect(),
+            AuthScheme::Hmac => auth.hmac.keys().map(String::as_str).collect(),
+            AuthScheme::Oidc => auth.oidc.keys().map(String::as_str).collect(),
+        }
+    }
+
+    pub(super) fn check_route_auth(&mut self) {
+        for (i, route) in self.doc.http_routes.iter().enumerate() {
+            let Some(raw) = &route.auth else {
+                continue;
+            };
+            let span = self.span(loc!["http_routes", i, "auth"]);
+            match parse_auth_ref(raw) {
+                Err(why) => {
+                    let kind = raw.trim().split_once(':').map_or(raw.trim(), |(k, _)| k);
+                    let help = if kind == "mtls" {
+                        "write plain `mtls`; the client certificate identifies the caller"
+                            .to_string()
+                    } else if ["bearer", "basic", "hmac", "oidc"].contains(&kind) {
+                        format!(
+                            "name the binding (`{kind}:<name>`), or write `{kind}` for `{kind}:default`"
+                        )
+                    } else {
+                        did_you_mean(kind, ["none", "bearer", "basic", "hmac", "oidc", "mtls"])
+                            .map(|m| format!("{m} (auth kinds are case-sensitive)"))
+                            .unwrap_or_else(|| {
+                                "write `none`, `bearer[:name]`, `basic[:name]`, `hmac[:name]`, \
+                                 `oidc[:name]` or `mtls`"
+                                    .to_string()
+                            })
+                    };
+                    let d = Diagnostic::error(
+                        "bad_auth_ref",
+                        self.path(),
+                        format!(
+                            "HTTP route `{} {}`: invalid auth reference `{raw}`: {why}",
+                            route.method, route.path
+                        ),
+                    )
+                    .with_span(span)
+                    .with_label("not an auth reference")
+                    .with_help(help);
+                    self.push(d);
+                }
+                Ok(AuthRef::Anonymous) => {}
+                Ok(AuthRef::Binding { scheme, name }) => {
+                    let known = self.bindings(scheme);
+                    if known.contains(&name.as_str()) {
+                        continue;
+                    }
+                    let s = scheme.as_str();
+                    let help = did_you_mean(&name, known.iter().copied())
+                        .map(|m| format!("{m} (write `auth = \"{s}:<name>\"`)"))
+                        .unwrap_or_else(|| {
+                            format!("declare the binding as a [auth.{s}.{name}] table")
+                        });
+                    let implicit = if raw.trim().contains(':') {
+                        String::new()
+                    } else {
+                        format!(" (`{s}` alone means `{s}:default`)")
+                    };
+                    let d = Diagnostic::error(
+                        "unknown_auth_binding",
+                        self.path(),
+                        format!(
+                            "HTTP route `{} {}`: auth ref `{s}:{name}` is not defined in [auth.{s}]{implicit}",
+                            route.method, route.path
+                        ),
+                    )
+                    .with_span(span)
+                    .with_label(format!("no [auth.{s}.{name}] binding"))
+                    .with_help(help);
+                    self.push(d);
+                }
+                Ok(AuthRef::Mtls) => {
+                    let client_auth = self
+                        .doc
+                        .server
+                        .as_ref()
+                        .and_then(|s| s.tls.as_ref())
+                        .and_then(|t| t.client_auth.as_ref())
+                        .map(|c| c.mode);
+                    if matches!(client_auth, None | Some(ClientAuthMode::None)) {
+                        let d = Diagnostic::error(
+                            "mtls_without_client_auth",
+                            self.path(),
+                            format!(
+                                "HTTP route `{} {}` requires mtls but no TLS client authentication is configured",
+                                route.method, route.path
+                            ),
+                        )
+                        .with_span(span)
+                        .with_label("no client certificates are requested")
+                        .with_help(
+                            "add [server.tls] with cert_file/key_file and \
+                             [server.tls.client_auth] mode = \"required\", ca_file = \"...\"",
+                        );
+                        self.push(d);
+                    }
+                }
+            }
         }
     }
 }

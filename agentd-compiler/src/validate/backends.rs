@@ -7,10 +7,13 @@
 //!   dialect-ops §13 requires). Only the root workflow's backends are checked:
 //!   a child's are parsed but never applied.
 
-use super::Validator;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::{DEFAULT_BACKEND, Validator, did_you_mean, ticked};
 use crate::diagnostics::Diagnostic;
 use crate::loc;
-use crate::model::Provider;
+use crate::model::{NodeKind, Provider};
 
 impl Validator<'_> {
     pub(super) fn check_backend_defs(&mut self) {
@@ -65,6 +68,174 @@ impl Validator<'_> {
                 .with_span(self.span(loc!["intelligence", "backends", j, at]))
                 .with_label(format!("`{field}` is required here"))
                 .with_help(help);
+                self.push(d);
+            }
+        }
+    }
+}
+
+impl<'a> Validator<'a> {
+    // -- extra: intelligence backends -------------------------------------------------
+
+    pub(super) fn check_backends(&mut self) {
+        let defs = self
+            .doc
+            .intelligence
+            .as_ref()
+            .map(|i| i.backends.as_slice())
+            .unwrap_or_default();
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        for (j, b) in defs.iter().enumerate() {
+            let span = self.span(loc!["intelligence", "backends", j, "name"]);
+            if b.name == DEFAULT_BACKEND {
+                let d = Diagnostic::error(
+                    "reserved_backend_name",
+                    self.path(),
+                    "the backend name `default` is reserved for the transport configured on the command line",
+                )
+                .with_span(span.clone())
+                .with_label("reserved name")
+                .with_help("give this backend another name and refer to it by that name in `backend = \"...\"`");
+                self.push(d);
+            }
+            match first.get(b.name.as_str()) {
+                None => {
+                    first.insert(b.name.as_str(), j);
+                }
+                Some(&f) => {
+                    let first_span = self.span(loc!["intelligence", "backends", f, "name"]);
+                    let d = Diagnostic::error(
+                        "dup_backend_name",
+                        self.path(),
+                        format!(
+                            "intelligence backend `{}` is declared more than once",
+                            b.name
+                        ),
+                    )
+                    .with_span(span)
+                    .with_label("duplicate backend name")
+                    .with_note(format!("first declared on {}", self.line(first_span)))
+                    .with_help("give every [[intelligence.backends]] entry a unique `name`");
+                    self.push(d);
+                }
+            }
+        }
+        // A child runs on the root's engine, whose registry holds the root's backends
+        // only: a child's own [[intelligence.backends]] are never applied, so they
+        // cannot make its nodes' backends known.
+        let mut known: Vec<&str> = match self.parent {
+            Some(root) => root.iter().map(String::as_str).collect(),
+            None => defs.iter().map(|b| b.name.as_str()).collect(),
+        };
+        known.push(DEFAULT_BACKEND);
+        known.sort_unstable();
+        known.dedup();
+        for (i, n) in self.doc.nodes.iter().enumerate() {
+            let backend = match &n.kind {
+                NodeKind::LlmInfer(l) => l.backend.as_str(),
+                NodeKind::AgentLoop(a) => a.backend.as_str(),
+                _ => continue,
+            };
+            if known.contains(&backend) {
+                continue;
+            }
+            let help = did_you_mean(backend, known.iter().copied()).unwrap_or_else(|| {
+                format!(
+                    "declare it: [[intelligence.backends]] name = \"{backend}\", provider = \"...\", model = \"...\"; \
+                     or use `default` for the command-line transport"
+                )
+            });
+            let d = Diagnostic::error(
+                "unknown_backend",
+                self.path(),
+                format!(
+                    "node `{}` ({}) uses backend `{backend}`, which is not declared; known backends: {}",
+                    n.id,
+                    n.kind.type_name(),
+                    ticked(known.iter().copied())
+                ),
+            )
+            .with_span(self.span(loc!["nodes", i, "backend"]))
+            .with_label("unknown backend")
+            .with_help(help);
+            let d = if self.parent.is_some() && defs.iter().any(|b| b.name == backend) {
+                d.with_note(
+                    "this child declares it, but a child runs on the root workflow's engine: \
+                     only the root's [[intelligence.backends]] are applied; declare it there",
+                )
+            } else {
+                d
+            };
+            self.push(d);
+        }
+    }
+
+    // -- extra: output_schema files ---------------------------------------------------
+
+    pub(super) fn schema_candidates(&self, p: &str) -> Vec<PathBuf> {
+        let path = Path::new(p);
+        if path.is_absolute() {
+            return vec![path.to_path_buf()];
+        }
+        let mut out = vec![self.opts.base_dir.join(path)];
+        let from_cwd = self.opts.cwd.join(path);
+        if !out.contains(&from_cwd) {
+            out.push(from_cwd);
+        }
+        out
+    }
+
+    pub(super) fn check_output_schemas(&mut self) {
+        for (i, n) in self.doc.nodes.iter().enumerate() {
+            let NodeKind::LlmInfer(l) = &n.kind else {
+                continue;
+            };
+            let Some(schema) = l.output_schema.as_deref() else {
+                continue;
+            };
+            if schema == "inline" {
+                continue;
+            }
+            let candidates = self.schema_candidates(schema);
+            let read = candidates
+                .iter()
+                .find_map(|c| std::fs::read(c).ok().map(|b| (c, b)));
+            let problem = match read {
+                None => Some((
+                    format!(
+                        "node `{}`: output_schema `{schema}` is not a readable file; only JSON validity will be checked",
+                        n.id
+                    ),
+                    format!(
+                        "tried {}",
+                        candidates
+                            .iter()
+                            .map(|c| format!("`{}`", c.display()))
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    ),
+                )),
+                Some((c, bytes)) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    Ok(_) => None,
+                    Err(e) => Some((
+                        format!(
+                            "node `{}`: output_schema file `{}` is not valid JSON: {e}",
+                            n.id,
+                            c.display()
+                        ),
+                        "a JSON Schema file must hold a JSON document".to_string(),
+                    )),
+                },
+            };
+            if let Some((msg, note)) = problem {
+                let d = Diagnostic::warning("output_schema_unreadable", self.path(), msg)
+                    .with_span(self.span(loc!["nodes", i, "output_schema"]))
+                    .with_label("schema file not usable")
+                    .with_note(note)
+                    .with_help(
+                        "point `output_schema` at a JSON Schema file (relative to the workflow file), \
+                         or write `output_schema = \"inline\"` to require only valid JSON",
+                    );
                 self.push(d);
             }
         }

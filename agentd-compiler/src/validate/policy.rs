@@ -256,7 +256,7 @@ impl Validator<'_> {
                 );
                 self.push(d);
             }
-            if let Err(why) = crate::validate::check_header_placeholders(&value) {
+            if let Err(why) = crate::grammar::check_header_placeholders(&value) {
                 let d = Diagnostic::error(
                     "http_header_bad_placeholder",
                     self.path(),
@@ -349,7 +349,7 @@ impl Validator<'_> {
                 .mcp
                 .servers
                 .iter()
-                .any(|p| crate::validate::mcp_name_matches(p, &s.name));
+                .any(|p| mcp_name_matches(p, &s.name));
             if listed || s.name.trim().is_empty() {
                 continue;
             }
@@ -410,6 +410,37 @@ fn url_pattern_matches(pattern: &str, candidate: &str) -> bool {
         return candidate.starts_with(prefix);
     }
     pattern == candidate
+}
+
+impl<'a> Validator<'a> {
+    // -- extra: policy ----------------------------------------------------------------
+
+    pub(super) fn check_policy_present(&mut self) {
+        if self.doc.policy.is_some() || self.parent.is_some() {
+            return;
+        }
+        let d = Diagnostic::warning(
+            "no_policy",
+            self.path(),
+            "workflow has no [policy] block, so every file, environment, HTTP, shell and MCP action is allowed",
+        )
+        .with_span(self.key_span(loc!["name"]))
+        .with_label("no [policy] for this workflow")
+        .with_help(
+            "add a fail-closed [policy] block that lists what the workflow may touch \
+             (e.g. [policy.fs] read = [\"/data/**\"]); an empty [policy] denies everything",
+        );
+        self.push(d);
+    }
+}
+
+/// The runtime's MCP name matcher (`*`, a trailing-`*` prefix, or exact), for
+/// `[policy.mcp] servers`.
+fn mcp_name_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
 }
 
 #[cfg(test)]
