@@ -7,6 +7,7 @@
 //! from `templates/` (embedded in the compiler binary, so an installed `agentd` needs
 //! no source tree except the runtime's).
 
+use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -170,23 +171,50 @@ pub fn write_crate(
     handlers: Option<&crate::handlers::HandlerCrate>,
 ) -> Result<CrateLayout, BuildError> {
     let slug = slug(&generated.workflow_name);
-    let hash = &generated.source_hash[..12.min(generated.source_hash.len())];
     let package = format!("agentd-wf-{slug}");
-    // The binary name carries the source hash: cargo copies a binary to its final
-    // path only when it relinks, so two programs sharing one name would otherwise
-    // hand back each other's binary from the shared target dir.
-    let bin = format!("{slug}-{hash}");
-    let dir = cache.join("crates").join(&bin);
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).map_err(io("cannot create", &src))?;
-
     let features = generated
         .features
         .iter()
         .map(|f| format!("\"{f}\""))
         .collect::<Vec<_>>()
         .join(", ");
+    let handlers_line = handlers.map(|h| h.dependency_line()).unwrap_or_default();
     let version = env!("CARGO_PKG_VERSION");
+    let main_rs = match &generated.main_override {
+        Some(main) => main.clone(),
+        None => MAIN_RS_TEMPLATE
+            .replace("{{compiler_version}}", version)
+            .replace("{{workflow}}", &generated.workflow_name.replace('\n', " ")),
+    };
+    // The binary name (and so the crate directory) carries a digest of everything
+    // written into the crate, not only of the workflow's sources: cargo copies a
+    // binary to its final path only when it relinks, so two programs sharing one
+    // name would hand back each other's binary from the shared target dir, and two
+    // builds of one workflow with different flags (`--fleet`, `--policy-overrides`,
+    // `--handlers`) running at once would rewrite each other's manifest.
+    let variant = {
+        let mut h = Sha256::new();
+        for part in [
+            generated.source_hash.as_str(),
+            &features,
+            &handlers_line,
+            &main_rs,
+            &generated.code,
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize()
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let bin = format!("{slug}-{variant}");
+    let dir = cache.join("crates").join(&bin);
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).map_err(io("cannot create", &src))?;
+
     let cargo_toml = CARGO_TOML_TEMPLATE
         .replace("{{compiler_version}}", version)
         .replace("{{package}}", &package)
@@ -196,16 +224,7 @@ pub fn write_crate(
             &toml_escape(&runtime.display().to_string()),
         )
         .replace("{{features}}", &features)
-        .replace(
-            "{{handlers_dependency}}",
-            &handlers.map(|h| h.dependency_line()).unwrap_or_default(),
-        );
-    let main_rs = match &generated.main_override {
-        Some(main) => main.clone(),
-        None => MAIN_RS_TEMPLATE
-            .replace("{{compiler_version}}", version)
-            .replace("{{workflow}}", &generated.workflow_name.replace('\n', " ")),
-    };
+        .replace("{{handlers_dependency}}", &handlers_line);
 
     write_if_changed(&dir.join("Cargo.toml"), &cargo_toml)?;
     write_if_changed(&src.join("main.rs"), &main_rs)?;
@@ -503,6 +522,42 @@ fn glibc_at_least(version: &str, want: (u32, u32)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_workflow_built_with_other_features_gets_its_own_crate_and_binary() {
+        let cache =
+            std::env::temp_dir().join(format!("agentd-build-variant-{}", std::process::id()));
+        let runtime = Path::new("/nonexistent/agentd-runtime");
+        let generated = |features: Vec<&'static str>| GeneratedCrate {
+            workflow_name: "hello".to_string(),
+            code: "// workflow".to_string(),
+            features,
+            source_hash: "ab".repeat(32),
+            sources: Vec::new(),
+            signer: None,
+            main_override: None,
+            tokens: proc_macro2::TokenStream::new(),
+        };
+        let plain = write_crate(&generated(vec!["env"]), runtime, &cache, None)
+            .expect("write the generated crate");
+        let again = write_crate(&generated(vec!["env"]), runtime, &cache, None)
+            .expect("write the generated crate");
+        let overrides = write_crate(
+            &generated(vec!["env", "policy-file"]),
+            runtime,
+            &cache,
+            None,
+        )
+        .expect("write the generated crate");
+        assert_eq!(plain.dir, again.dir, "the same inputs reuse one warm crate");
+        assert_eq!(plain.bin, again.bin);
+        assert_ne!(plain.dir, overrides.dir);
+        assert_ne!(plain.bin, overrides.bin);
+        let manifest =
+            std::fs::read_to_string(plain.dir.join("Cargo.toml")).expect("read the manifest");
+        assert!(!manifest.contains("policy-file"), "{manifest}");
+        let _ = std::fs::remove_dir_all(&cache);
+    }
 
     #[test]
     fn slug_makes_cargo_safe_names() {
