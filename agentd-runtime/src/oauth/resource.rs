@@ -87,6 +87,24 @@ fn split_url(url: &str) -> Option<(&str, &str)> {
     Some((origin, path.trim_end_matches('/')))
 }
 
+/// Whether the protected resource `resource` (from metadata) covers the
+/// server at `server_url`: the same scheme and authority (compared without
+/// regard to case) and a path that is the server's or one of its ancestors
+/// on a segment boundary.
+fn resource_covers(resource: &str, server_url: &str) -> bool {
+    let (Some((r_origin, r_path)), Some((s_origin, s_path))) =
+        (split_url(resource), split_url(server_url))
+    else {
+        return false;
+    };
+    r_origin.eq_ignore_ascii_case(s_origin)
+        && (r_path.is_empty()
+            || s_path == r_path
+            || s_path
+                .strip_prefix(r_path)
+                .is_some_and(|rest| rest.starts_with('/')))
+}
+
 /// RFC 9728 §3.1: the metadata URL of `resource`, path-specific first, then
 /// the origin's.
 #[must_use]
@@ -218,6 +236,18 @@ pub fn discover(
         .and_then(Value::as_str)
         .unwrap_or(server_url)
         .to_owned();
+    // RFC 9728 §3.3 and the MCP authorization spec: metadata that names another
+    // resource is not this server's, and a token asked for it would be one this
+    // server must refuse (or, worse, one another server would accept).
+    if !resource_covers(&resource, server_url) {
+        return Err(bad(
+            &prm_url,
+            &format!(
+                "the protected-resource metadata is for `{resource}`, which does not cover \
+                 the server `{server_url}`"
+            ),
+        ));
+    }
     let scopes_supported = prm
         .get("scopes_supported")
         .and_then(Value::as_array)
@@ -390,6 +420,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn metadata_for_another_resource_does_not_cover_the_server() {
+        let server = "https://mcp.example/api/mcp";
+        assert!(resource_covers("https://mcp.example/api/mcp", server));
+        assert!(resource_covers("https://MCP.example/api/mcp/", server));
+        assert!(resource_covers("https://mcp.example/api", server));
+        assert!(resource_covers("https://mcp.example", server));
+        assert!(!resource_covers("https://evil.example/api/mcp", server));
+        assert!(!resource_covers("http://mcp.example/api/mcp", server));
+        assert!(!resource_covers("https://mcp.example:8443/api/mcp", server));
+        assert!(!resource_covers("https://mcp.example/ap", server));
+        assert!(!resource_covers(
+            "https://mcp.example/api/mcp/tools",
+            server
+        ));
+        assert!(!resource_covers("not a url", server));
+    }
+
+    #[test]
     fn challenge_parameters_are_read_quoted_or_bare() {
         let h = r#"Bearer error="invalid_token", resource_metadata="https://mcp.example/.well-known/oauth-protected-resource/mcp", scope="a b""#;
         assert_eq!(
@@ -555,6 +603,44 @@ mod tests {
                 "grant_type=client_credentials&client_id=cid&client_secret=cs&scope=tools&resource={resource}"
             )
         );
+    }
+
+    #[test]
+    fn metadata_naming_another_resource_is_refused_before_any_token_request() {
+        let (base, _) = authorization_server();
+        let fetches = Arc::new(AtomicU32::new(0));
+        let c = ResourceClient::new(
+            &format!("{base}/elsewhere"),
+            Registration {
+                client_id: "cid".to_owned(),
+                client_secret: "cs".to_owned(),
+                auth: ClientAuth::Basic,
+                scope: None,
+            },
+            Arc::new(|_: &str| Ok("x".to_owned())),
+            None,
+            Box::new({
+                let fetches = Arc::clone(&fetches);
+                move |_| {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                }
+            }),
+        );
+        // The challenge points at the metadata of `/mcp`, not of this server.
+        let challenge = format!(
+            r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp""#
+        );
+        let err = c
+            .unauthorized(Some(&challenge))
+            .expect_err("metadata for another resource must be refused");
+        assert!(
+            err.contains(&format!(
+                "is for `{base}/mcp`, which does not cover the server `{base}/elsewhere`"
+            )),
+            "{err}"
+        );
+        assert_eq!(c.authorization(), Ok(None));
+        assert_eq!(fetches.load(Ordering::SeqCst), 0, "no token was asked for");
     }
 
     #[test]
