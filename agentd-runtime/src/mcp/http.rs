@@ -739,12 +739,11 @@ fn describe(e: &ureq::Error) -> String {
 
 impl McpServer for HttpServer {
     fn call_tool(&self, tool: &str, arguments: &Value, timeout: Duration) -> Result<Value, Error> {
-        let mut params = serde_json::Map::new();
-        params.insert("name".to_owned(), Value::from(tool));
-        if !arguments.is_null() {
-            params.insert("arguments".to_owned(), arguments.clone());
-        }
-        self.request("tools/call", Value::Object(params), timeout)
+        self.request(
+            "tools/call",
+            jsonrpc::tools_call_params(tool, arguments),
+            timeout,
+        )
     }
 
     fn read_resource(&self, uri: &str, timeout: Duration) -> Result<Value, Error> {

@@ -28,6 +28,17 @@ impl Failure {
     }
 }
 
+/// The params of `tools/call`. MCP's `arguments` is an optional object: a
+/// missing `args_from` (null) is sent as no arguments rather than `null`.
+pub(crate) fn tools_call_params(tool: &str, arguments: &Value) -> Value {
+    let mut params = Map::new();
+    params.insert("name".to_owned(), Value::from(tool));
+    if !arguments.is_null() {
+        params.insert("arguments".to_owned(), arguments.clone());
+    }
+    Value::Object(params)
+}
+
 /// The `initialize` params: our newest revision, no client capabilities (no
 /// sampling, roots or elicitation are offered).
 pub(crate) fn initialize_params() -> Value {

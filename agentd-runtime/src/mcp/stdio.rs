@@ -57,7 +57,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::jsonrpc::{self, Failure, Incoming, snippet};
 use super::{MAX_LINE, McpServer, McpServerDef, SecretResolver};
@@ -707,14 +707,11 @@ fn write_lines(mut stdin: ChildStdin, lines: &Receiver<Vec<u8>>, events: &SyncSe
 
 impl McpServer for StdioServer {
     fn call_tool(&self, tool: &str, arguments: &Value, timeout: Duration) -> Result<Value, Error> {
-        let mut params = Map::new();
-        params.insert("name".to_owned(), Value::from(tool));
-        // MCP's `arguments` is an optional object: a missing `args_from`
-        // (null) is sent as no arguments rather than `null`.
-        if !arguments.is_null() {
-            params.insert("arguments".to_owned(), arguments.clone());
-        }
-        self.request("tools/call", Value::Object(params), timeout)
+        self.request(
+            "tools/call",
+            jsonrpc::tools_call_params(tool, arguments),
+            timeout,
+        )
     }
 
     fn read_resource(&self, uri: &str, timeout: Duration) -> Result<Value, Error> {
