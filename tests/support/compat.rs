@@ -15,7 +15,7 @@
 
 #![allow(dead_code)] // Each test crate uses what it needs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The compat corpus directory; panics (failing the test) when it is missing.
 pub fn dir() -> PathBuf {
@@ -27,4 +27,29 @@ pub fn dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// Every `.toml` file under `roots` (recursively, in path order): the corpus the
+/// whole-corpus tests walk. A root that cannot be read adds nothing, so callers pass
+/// [`dir`] for the compat corpus, which fails loudly when it is missing.
+pub fn toml_files(roots: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|e| e == "toml") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for root in roots {
+        walk(root, &mut files);
+    }
+    files
 }

@@ -159,27 +159,12 @@ mod tests {
     }
 
     fn corpus() -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            let mut paths: Vec<PathBuf> =
-                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            paths.sort();
-            for p in paths {
-                if p.is_dir() {
-                    walk(&p, out);
-                } else if p.extension().is_some_and(|e| e == "toml") {
-                    out.push(p);
-                }
-            }
-        }
         let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files = Vec::new();
-        walk(&here.join("../workflows"), &mut files);
-        walk(&here.join("../tests/ui/workflows"), &mut files);
-        walk(&here.join("../../shared/compat"), &mut files);
-        files
+        crate::compat_support::toml_files(&[
+            here.join("../workflows"),
+            here.join("../tests/ui/workflows"),
+            crate::compat_support::dir(),
+        ])
     }
 
     #[test]
@@ -235,6 +220,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        agentd_no_compat,
+        ignore = "compat corpus missing: set AGENTD_COMPAT_DIR"
+    )]
     fn svg_is_well_formed_xml_with_one_element_per_node_and_start() {
         let mut drawn = 0;
         for path in corpus() {

@@ -477,26 +477,12 @@ mod tests {
     use super::*;
 
     fn corpus() -> Vec<(PathBuf, String)> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            let mut paths: Vec<PathBuf> =
-                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            paths.sort();
-            for p in paths {
-                if p.is_dir() {
-                    walk(&p, out);
-                } else if p.extension().is_some_and(|e| e == "toml") {
-                    out.push(p);
-                }
-            }
-        }
         let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files = Vec::new();
-        walk(&here.join("../workflows"), &mut files);
-        walk(&here.join("../tests/ui/workflows"), &mut files);
-        walk(&here.join("../../shared/compat"), &mut files);
+        let files = crate::compat_support::toml_files(&[
+            here.join("../workflows"),
+            here.join("../tests/ui/workflows"),
+            crate::compat_support::dir(),
+        ]);
         files
             .into_iter()
             .filter_map(|p| std::fs::read_to_string(&p).ok().map(|t| (p, t)))
@@ -536,6 +522,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        agentd_no_compat,
+        ignore = "compat corpus missing: set AGENTD_COMPAT_DIR"
+    )]
     fn every_request_on_every_edit_of_the_corpus_answers_without_panicking() {
         let files = corpus();
         assert!(
