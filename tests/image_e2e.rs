@@ -345,16 +345,35 @@ fn the_unpacked_image_runs_the_binary_under_env_i_chroot_with_nothing_else() {
     assert_eq!(std::fs::metadata(&greeting).expect("meta").uid(), 65_532);
 }
 
+/// Where `podman(dir)` keeps its run state; tests remove it when they pass.
+fn podman_runroot(dir: &Path) -> PathBuf {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("podman");
+    let short = name.rsplit('-').next().unwrap_or(name);
+    let runroot = std::env::temp_dir().join(format!("agentd-pm-{}-{short}", std::process::id()));
+    assert!(
+        runroot.as_os_str().len() <= 50,
+        "podman run root {} is longer than podman allows",
+        runroot.display()
+    );
+    runroot
+}
+
 /// `podman` with its own scratch store under `dir` (the `vfs` storage driver, which
 /// needs no overlay or fuse support; cgroupfs; events to a file), so tests neither
 /// see nor touch the machine's images. Rootful: needs root, as CI runs.
+///
+/// The run root holds sockets, and podman refuses one longer than 50 characters, so
+/// it lives under the short system temp dir (named by this process and the scratch
+/// dir's name) rather than beside the store, whose path depends on the checkout.
 fn podman(dir: &Path) -> Command {
     must_be_root();
+    let runroot = podman_runroot(dir);
+    std::fs::create_dir_all(&runroot).expect("podman run root");
     let mut cmd = Command::new(tool("podman"));
     cmd.arg("--root")
         .arg(dir.join("storage"))
         .arg("--runroot")
-        .arg(dir.join("run"))
+        .arg(runroot)
         .args([
             "--storage-driver",
             "vfs",
@@ -394,6 +413,7 @@ fn podman_loads_the_image_and_inspect_shows_its_entrypoint_user_and_labels() {
     );
     assert_eq!(c["Labels"]["org.opencontainers.image.version"], "e2e");
     assert_eq!(image["RootFS"]["Layers"].as_array().map(Vec::len), Some(1));
+    let _ = std::fs::remove_dir_all(podman_runroot(&dir));
 }
 
 /// `podman run` of the loaded image. What this CI container allows decides the flags,
@@ -449,6 +469,7 @@ fn podman_runs_the_loaded_image_as_its_user_to_completion() {
     );
     use std::os::unix::fs::MetadataExt as _;
     assert_eq!(std::fs::metadata(&greeting).expect("meta").uid(), 65_532);
+    let _ = std::fs::remove_dir_all(podman_runroot(&dir));
 }
 
 #[test]
