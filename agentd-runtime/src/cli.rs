@@ -153,6 +153,10 @@ fn dialect_bool(value: &str) -> Result<bool, std::convert::Infallible> {
 
 /// The entry point of a generated binary's `main`.
 pub fn main<W: Workflow>(workflow: &'static W) -> ExitCode {
+    ExitCode::from(main_code(workflow))
+}
+
+fn main_code<W: Workflow>(workflow: &'static W) -> u8 {
     // stdout and stderr stay unlocked: a lock held for the whole run (a server's
     // whole life) would block every other thread that logs to them, forever.
     let code = run_as(
@@ -165,8 +169,60 @@ pub fn main<W: Workflow>(workflow: &'static W) -> ExitCode {
     );
     // Spans still queued for OTLP export leave before the process does.
     crate::obs::flush();
-    ExitCode::from(code)
+    code
 }
+
+/// The C `main` of a generated binary, which is `#![no_main]`: std's own
+/// start-up (`lang_start`) is skipped because on the main thread of a static
+/// glibc binary it finds the stack's guard page with `pthread_getattr_np`,
+/// which parses `/proc/self/maps` with `sscanf`: ~41 k instructions, a fifth of
+/// a whole run (docs/performance.md, "Run-once cost"). What `lang_start` does
+/// that a binary relies on is done here: standard descriptors that were closed
+/// at exec are reopened on `/dev/null` (so a file opened later never becomes
+/// fd 1), `SIGPIPE` is ignored (a write to a closed pipe or socket is an
+/// `EPIPE` error, not a silent death), and stdout is flushed before `exit`.
+/// What is not: std's stack-overflow message (a stack overflow still stops
+/// the process, by `SIGSEGV` on the kernel's guard gap, without the message).
+/// `argv` and the environment reach `std::env` without `lang_start` on glibc
+/// (std reads them from `.init_array`).
+pub fn c_main<W: Workflow>(workflow: &'static W) -> std::ffi::c_int {
+    process_start();
+    let code = main_code(workflow);
+    let _ = std::io::stdout().flush();
+    std::ffi::c_int::from(code)
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn process_start() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: `fds` is a valid array of three pollfd for the call; a zero
+    // timeout returns at once.
+    let polled = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+    if polled >= 0 {
+        for pfd in fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
+            // SAFETY: a NUL-terminated literal path; the lowest free
+            // descriptor is the closed one, since lower ones are open.
+            let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if fd != pfd.fd {
+                // As std does: a process that cannot have its standard
+                // descriptors must not run.
+                std::process::abort();
+            }
+        }
+    }
+    // SAFETY: setting a signal's disposition to SIG_IGN takes no pointers.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+#[cfg(not(unix))]
+fn process_start() {}
 
 /// [`main`] with its inputs and outputs injected; returns the exit code.
 /// Environment twins are read from the process environment. Unlike [`main`],

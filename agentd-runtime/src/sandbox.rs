@@ -376,7 +376,9 @@ pub fn apply<W: Workflow>(
     needs: &StartNeeds,
 ) -> Result<(), EnforceError> {
     if mode == Mode::Off {
-        crate::obs::audit("sandbox.applied", json!({ "mode": "off" }));
+        if applied_wanted() {
+            crate::obs::audit("sandbox.applied", json!({ "mode": "off" }));
+        }
         return Ok(());
     }
     let fixed = fixed_for::<W>(needs);
@@ -411,16 +413,24 @@ fn apply_plan(plan: &Plan) -> Vec<String> {
             format!("not applied: {e}")
         }
     };
-    crate::obs::audit(
-        "sandbox.applied",
-        json!({
-            "landlock": out.landlock,
-            "landlock_fs_rules": plan.fs.as_ref().map(Vec::len),
-            "seccomp": seccomp,
-            "groups": plan.groups.iter().map(|g| g.name()).collect::<Vec<_>>(),
-        }),
-    );
+    if applied_wanted() {
+        crate::obs::audit(
+            "sandbox.applied",
+            json!({
+                "landlock": out.landlock,
+                "landlock_fs_rules": plan.fs.as_ref().map(Vec::len),
+                "seccomp": seccomp,
+                "groups": plan.groups.iter().map(|g| g.name()).collect::<Vec<_>>(),
+            }),
+        );
+    }
     problems
+}
+
+/// Whether a sink takes `sandbox.applied` (info): its fields are built only
+/// then, since every run-once start pays for them otherwise.
+fn applied_wanted() -> bool {
+    crate::obs::audit_enabled(crate::obs::audit_level("sandbox.applied"))
 }
 
 #[cfg(not(all(feature = "sandbox", target_os = "linux")))]

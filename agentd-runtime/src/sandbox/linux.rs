@@ -165,66 +165,237 @@ const RET_ERRNO: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO | errno
 /// docs/performance.md) for what is a linear list of comparisons.
 #[cfg(target_arch = "x86_64")]
 fn allow_list(numbers: &[i64], exec: bool) -> Vec<Insn> {
-    let deny = RET_ERRNO | libc::EPERM as u32;
+    let (head, head_len) = allow_list_head(exec);
     let mut prog = Vec::with_capacity(12 + 2 * numbers.len());
-    prog.extend([
-        stmt(LD_W_ABS, ARCH),
-        jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
-        stmt(RET_K, deny),
-        stmt(LD_W_ABS, NR),
-        jump(JGE_K, X32_BIT, 0, 1),
-        stmt(RET_K, deny),
-    ]);
-    if !exec {
-        // Threads only: a new process needs the exec group.
-        prog.extend([
-            jump(JEQ_K, libc::SYS_clone as u32, 0, 4),
-            stmt(LD_W_ABS, ARG0_LOW),
-            jump(JSET_K, libc::CLONE_THREAD as u32, 0, 1),
-            stmt(RET_K, RET_ALLOW),
-            stmt(RET_K, deny),
-        ]);
-    }
+    prog.extend_from_slice(&head[..head_len]);
     for &nr in numbers {
         // Numbers are small and non-negative on x86_64; the cast is exact.
         prog.push(jump(JEQ_K, nr as u32, 0, 1));
         prog.push(stmt(RET_K, RET_ALLOW));
     }
-    prog.push(stmt(RET_K, deny));
+    prog.push(stmt(RET_K, DENY));
     prog
+}
+
+/// What the allow-list refuses with: `EPERM`.
+const DENY: u32 = RET_ERRNO | libc::EPERM as u32;
+
+/// The allow-list's first instructions (architecture, x32, threads-only
+/// `clone` unless `exec`) and how many of the eleven are used.
+#[cfg(target_arch = "x86_64")]
+const fn allow_list_head(exec: bool) -> ([Insn; 11], usize) {
+    let head = [
+        stmt(LD_W_ABS, ARCH),
+        jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        stmt(RET_K, DENY),
+        stmt(LD_W_ABS, NR),
+        jump(JGE_K, X32_BIT, 0, 1),
+        stmt(RET_K, DENY),
+        // Threads only: a new process needs the exec group.
+        jump(JEQ_K, libc::SYS_clone as u32, 0, 4),
+        stmt(LD_W_ABS, ARG0_LOW),
+        jump(JSET_K, libc::CLONE_THREAD as u32, 0, 1),
+        stmt(RET_K, RET_ALLOW),
+        stmt(RET_K, DENY),
+    ];
+    (head, if exec { 6 } else { 11 })
 }
 
 /// `clone3` answers `ENOSYS` (its flags are behind a pointer), everything
 /// else passes to the allow-list.
 #[cfg(target_arch = "x86_64")]
-fn clone3_fallback() -> Vec<Insn> {
-    vec![
-        stmt(LD_W_ABS, NR),
-        jump(JEQ_K, libc::SYS_clone3 as u32, 0, 1),
-        stmt(RET_K, RET_ERRNO | libc::ENOSYS as u32),
-        stmt(RET_K, RET_ALLOW),
-    ]
-}
+const CLONE3_FALLBACK: [Insn; 4] = [
+    stmt(LD_W_ABS, NR),
+    jump(JEQ_K, libc::SYS_clone3 as u32, 0, 1),
+    stmt(RET_K, RET_ERRNO | libc::ENOSYS as u32),
+    stmt(RET_K, RET_ALLOW),
+];
 
-/// Install the allow-list; returns how many system calls it allows.
+/// The sorted, deduplicated system call numbers of `groups`, without
+/// `clone` unless `exec` (threads-only `clone` is checked before the list).
 #[cfg(target_arch = "x86_64")]
-fn seccomp(plan: &Plan) -> Result<usize, String> {
-    let exec = plan.groups.contains(&Group::Exec);
-    let mut numbers: Vec<i64> = plan
-        .groups
+fn sorted_numbers(groups: &[Group], exec: bool) -> Vec<i64> {
+    let mut numbers: Vec<i64> = groups
         .iter()
         .flat_map(|g| super::syscalls::numbers(*g).iter().copied())
         .filter(|nr| exec || *nr != libc::SYS_clone)
         .collect();
     numbers.sort_unstable();
     numbers.dedup();
-    let count = numbers.len() + usize::from(!exec);
+    numbers
+}
+
+/// Install the allow-list; returns how many system calls it allows.
+///
+/// The plan's groups follow from the features compiled in, so the program
+/// for them is built when the runtime is compiled ([`BAKED`]); only a plan
+/// with other groups (none at run time today) builds its program here.
+#[cfg(target_arch = "x86_64")]
+fn seccomp(plan: &Plan) -> Result<usize, String> {
+    let exec = plan.groups.contains(&Group::Exec);
+    let built;
+    let (program, count): (&[Insn], usize) = if plan.groups == BAKED_GROUPS.as_slice() {
+        (BAKED.program(), BAKED.count)
+    } else {
+        let numbers = sorted_numbers(&plan.groups, exec);
+        built = allow_list(&numbers, exec);
+        (&built, numbers.len() + usize::from(!exec))
+    };
     // The allow-list does not allow `seccomp` itself, so it goes on last.
     // The `clone3` answer is expected (the C library falls back on it), so it
     // is not logged; denials of the allow-list are.
-    install(&clone3_fallback(), false)?;
-    install(&allow_list(&numbers, exec), true)?;
+    install(&CLONE3_FALLBACK, false)?;
+    install(program, true)?;
     Ok(count)
+}
+
+/// The groups the features compiled into this runtime need: the const twin
+/// of `Group::for_features(&sandbox::features())` (a test holds them equal).
+#[cfg(target_arch = "x86_64")]
+const BAKED_GROUPS: BakedGroups = BakedGroups::of_features();
+
+/// Up to five groups in `Group::for_features` order, as a const value.
+#[cfg(target_arch = "x86_64")]
+struct BakedGroups {
+    groups: [Group; 5],
+    len: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl BakedGroups {
+    const fn of_features() -> Self {
+        let on = [
+            true,
+            cfg!(feature = "shell") || cfg!(feature = "mcp") || cfg!(feature = "secrets-exec"),
+            cfg!(feature = "http")
+                || cfg!(feature = "llm")
+                || cfg!(feature = "llm-remote")
+                || cfg!(feature = "otel")
+                || cfg!(feature = "serve")
+                || cfg!(feature = "secrets-oauth2")
+                || cfg!(feature = "mcp-http"),
+            cfg!(feature = "serve"),
+            cfg!(feature = "fs-watch"),
+        ];
+        let all = [
+            Group::Base,
+            Group::Exec,
+            Group::NetClient,
+            Group::NetServer,
+            Group::Watch,
+        ];
+        let mut groups = [Group::Base; 5];
+        let mut len = 0;
+        let mut i = 0;
+        while i < all.len() {
+            if on[i] {
+                groups[len] = all[i];
+                len += 1;
+            }
+            i += 1;
+        }
+        Self { groups, len }
+    }
+
+    fn as_slice(&self) -> &[Group] {
+        &self.groups[..self.len]
+    }
+
+    const fn contains(&self, group: Group) -> bool {
+        let mut i = 0;
+        while i < self.len {
+            if self.groups[i] as u8 == group as u8 {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+}
+
+/// Every group's calls together, the most an allow-list can hold.
+#[cfg(target_arch = "x86_64")]
+const MAX_NUMBERS: usize = super::syscalls::numbers(Group::Base).len()
+    + super::syscalls::numbers(Group::Exec).len()
+    + super::syscalls::numbers(Group::NetClient).len()
+    + super::syscalls::numbers(Group::NetServer).len()
+    + super::syscalls::numbers(Group::Watch).len();
+
+/// The allow-list program of [`BAKED_GROUPS`], computed by the compiler.
+#[cfg(target_arch = "x86_64")]
+static BAKED: BakedProgram = BakedProgram::bake();
+
+/// An allow-list program in a fixed-size buffer (a const cannot hold a `Vec`).
+#[cfg(target_arch = "x86_64")]
+struct BakedProgram {
+    insns: [Insn; 12 + 2 * MAX_NUMBERS],
+    len: usize,
+    /// System calls allowed (as [`seccomp`] reports it).
+    count: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl BakedProgram {
+    /// [`sorted_numbers`] then [`allow_list`], in const code.
+    const fn bake() -> Self {
+        let exec = BAKED_GROUPS.contains(Group::Exec);
+        let mut numbers = [0_i64; MAX_NUMBERS];
+        let mut n = 0;
+        let mut g = 0;
+        while g < BAKED_GROUPS.len {
+            let list = super::syscalls::numbers(BAKED_GROUPS.groups[g]);
+            let mut i = 0;
+            while i < list.len() {
+                let nr = list[i];
+                if exec || nr != libc::SYS_clone {
+                    // Insertion into the sorted prefix, skipping duplicates.
+                    let mut at = 0;
+                    while at < n && numbers[at] < nr {
+                        at += 1;
+                    }
+                    if at == n || numbers[at] != nr {
+                        let mut j = n;
+                        while j > at {
+                            numbers[j] = numbers[j - 1];
+                            j -= 1;
+                        }
+                        numbers[at] = nr;
+                        n += 1;
+                    }
+                }
+                i += 1;
+            }
+            g += 1;
+        }
+        let mut insns = [stmt(0, 0); 12 + 2 * MAX_NUMBERS];
+        let mut len = 0;
+        let head = allow_list_head(exec);
+        let mut i = 0;
+        while i < head.1 {
+            insns[len] = head.0[i];
+            len += 1;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < n {
+            // Numbers are small and non-negative on x86_64; the cast is exact.
+            insns[len] = jump(JEQ_K, numbers[i] as u32, 0, 1);
+            insns[len + 1] = stmt(RET_K, RET_ALLOW);
+            len += 2;
+            i += 1;
+        }
+        insns[len] = stmt(RET_K, DENY);
+        len += 1;
+        Self {
+            insns,
+            len,
+            count: n + if exec { 0 } else { 1 },
+        }
+    }
+
+    fn program(&self) -> &[Insn] {
+        &self.insns[..self.len]
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -344,12 +515,28 @@ mod tests {
             verdict(&with_exec, x86, clone, libc::SIGCHLD as u32),
             RET_ALLOW
         );
-        let fallback = clone3_fallback();
+        let fallback = CLONE3_FALLBACK;
         assert_eq!(
             verdict(&fallback, x86, libc::SYS_clone3 as u32, 0),
             RET_ERRNO | libc::ENOSYS as u32
         );
         assert_eq!(verdict(&fallback, x86, libc::SYS_read as u32, 0), RET_ALLOW);
+    }
+
+    /// The program baked when the runtime was compiled is the one the plan's
+    /// groups would build at run time, for the features compiled in.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_baked_allow_list_is_the_one_built_from_the_plan_s_groups() {
+        let groups = Group::for_features(&super::super::features());
+        assert_eq!(BAKED_GROUPS.as_slice(), groups.as_slice());
+        let exec = groups.contains(&Group::Exec);
+        let numbers = sorted_numbers(&groups, exec);
+        let built = allow_list(&numbers, exec);
+        let same = |a: &Insn, b: &Insn| (a.code, a.jt, a.jf, a.k) == (b.code, b.jt, b.jf, b.k);
+        assert_eq!(BAKED.program().len(), built.len());
+        assert!(BAKED.program().iter().zip(&built).all(|(a, b)| same(a, b)));
+        assert_eq!(BAKED.count, numbers.len() + usize::from(!exec));
     }
 
     #[test]
