@@ -52,13 +52,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+pub use error::StartError;
 pub use flags::Matches;
 use flags::Parsed;
 
 use crate::context::PolicyMode;
 use crate::engine::{Engine, RunOptions, Trigger};
 use crate::graph::Source;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, RunReport};
 use crate::policy::Policy;
 use crate::workflow::Workflow;
 
@@ -254,56 +255,62 @@ fn run_as<W: Workflow>(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> u8 {
+    match start(process, workflow, args, stdin, stdout, stderr) {
+        Ok(code) => code,
+        Err(refused) => refused.report(stderr),
+    }
+}
+
+/// Start-up in the dialect's order (spec/dialect-ops.md §1), then the run or
+/// the server; the exit code. Every refusal is a [`StartError`], printed and
+/// mapped to its exit code by [`run_as`] alone.
+fn start<W: Workflow>(
+    process: Process,
+    workflow: &'static W,
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<u8, StartError> {
     let name = W::INFO.workflow;
     let argv = args.into_iter().map(Into::into);
     let matches = match flags::parse(name, ABOUT, argv, |var| std::env::var_os(var)) {
         Ok(Parsed::Run(matches)) => matches,
         Ok(Parsed::Help(text)) => {
             let _ = write!(stdout, "{text}");
-            return EXIT_OK;
+            return Ok(EXIT_OK);
         }
-        Err(text) => {
-            let _ = write!(stderr, "{text}");
-            return EXIT_USAGE;
-        }
+        Err(text) => return Err(StartError::Flags(text)),
     };
     let args = Args::from_matches(&matches);
 
     if args.version {
         let _ = writeln!(stdout, "{name} (agentd {})", W::INFO.compiler_version);
-        return EXIT_OK;
+        return Ok(EXIT_OK);
     }
     if args.provenance {
         let _ = writeln!(stdout, "{}", pretty(&W::INFO.provenance()));
-        return EXIT_OK;
+        return Ok(EXIT_OK);
     }
     if args.validate_only {
         // The graph was validated when the binary was built.
         let report = json!({ "ok": true, "workflow": name });
         let _ = writeln!(stdout, "{}", pretty(&report));
-        return EXIT_OK;
+        return Ok(EXIT_OK);
     }
-    let durable = match durable::DurableArgs::from_args(&matches, &args) {
-        Ok(durable) => durable,
-        Err(message) => return usage(stderr, &message),
-    };
+    let durable = durable::DurableArgs::from_args(&matches, &args)?;
     if args.list_checkpoints {
         return durable::list(durable.state_dir.as_deref(), stdout, stderr);
     }
 
     // Logging comes up before anything that can audit (spec/dialect-ops.md §1
     // step 9): the policy override, budgets and the run itself.
-    if let Err(code) = wire::logging(&matches, &args.log, &W::LOGGING, stderr) {
-        return code;
-    }
+    wire::logging(&matches, &args.log, &W::LOGGING, stderr)?;
 
     // The override is checked before anything else runs: a bad file refuses to start.
     let policy = match env_string(&matches, "policy", args.policy.clone()) {
         None => PolicyMode::Baked,
-        Some(path) => match load_policy_override(&path, W::INFO.policy_key) {
-            Ok(policy) => PolicyMode::Override(policy),
-            Err(message) => return usage(stderr, &message),
-        },
+        Some(path) => PolicyMode::Override(load_policy_override(&path, W::INFO.policy_key)?),
     };
 
     // `oauth2` secrets fetch their tokens under the effective `[policy.http]`
@@ -319,37 +326,25 @@ fn run_as<W: Workflow>(
     // and `file` values are re-read at each use afterwards, so rotation needs no
     // restart; `command` values stay cached until a reload, `oauth2` tokens until they
     // expire.
-    if let Err(e) = crate::secrets::probe(W::SECRETS) {
-        let _ = writeln!(stderr, "agentd: [[secrets]]: {e}");
-        return EXIT_SEMANTIC;
-    }
-    let timeout = match timeout_secs(&matches, args.timeout_secs.as_deref()) {
-        Ok(secs) => W::LIMITS.clamp_timeout(Duration::from_secs(secs)),
-        Err(message) => return usage(stderr, &message),
-    };
+    crate::secrets::probe(W::SECRETS)?;
+    let timeout = W::LIMITS.clamp_timeout(Duration::from_secs(timeout_secs(
+        &matches,
+        args.timeout_secs.as_deref(),
+    )?));
     // Mode resolution (spec/dialect-ops.md §1 step 15); a resume always runs once.
     let serve = if durable.resuming() {
         None
     } else {
-        match serve::resolve::<W>(&matches, &args.serve) {
-            Ok(serve) => serve,
-            Err(message) => return usage(stderr, &message),
-        }
+        serve::resolve::<W>(&matches, &args.serve)?
     };
-    let input = match load_input(&matches, &args, stdin) {
-        Ok(input) => input,
-        Err(message) => return usage(stderr, &message),
-    };
+    let input = load_input(&matches, &args, stdin)?;
     let start = match env_string(&matches, "start", args.start) {
         Some(start) => start,
         // A resume takes its start from the checkpoint.
         None if durable.resuming() => String::new(),
         // Routes and triggers name their own starts.
         None if serve.is_some() => String::new(),
-        None => match pick_start::<W>() {
-            Ok(start) => start.to_owned(),
-            Err(message) => return usage(stderr, &message),
-        },
+        None => pick_start::<W>().map_err(StartError::Usage)?.to_owned(),
     };
 
     let intel_unix = env_string(&matches, "intel_unix", args.intel_unix);
@@ -361,29 +356,20 @@ fn run_as<W: Workflow>(
         args.intel_http_bearer_file,
     );
     #[cfg(feature = "llm")]
-    let intel = match wire::intel::<W>(
+    let intel = wire::intel::<W>(
         intel_unix.as_deref(),
         intel_http.as_deref(),
         bearer_file.as_deref(),
         timeout,
-    ) {
-        Ok(intel) => intel,
-        Err(message) => return usage(stderr, &message),
-    };
+    )?;
     #[cfg(not(feature = "llm"))]
     let _ = (intel_unix, intel_http, bearer_file);
-    let state_dir = match durable::open::<W>(&durable, stderr) {
-        Ok(dir) => dir,
-        Err(code) => return code,
-    };
+    let state_dir = durable::open::<W>(&durable, stderr)?;
 
     // The kernel sandbox goes on once start-up has opened what it needs (logs,
     // state dir) and before any child process or node runs, so MCP servers and
     // shell commands inherit it.
-    let sandbox_mode = match sandbox_mode::<W>(&matches, args.sandbox.as_deref()) {
-        Ok(mode) => mode,
-        Err(message) => return usage(stderr, &message),
-    };
+    let sandbox_mode = sandbox_mode::<W>(&matches, args.sandbox.as_deref())?;
     let sandbox_needs = crate::sandbox::StartNeeds {
         state_dir: durable.state_dir.as_ref().map(std::path::PathBuf::from),
         policy_file: env_string(&matches, "policy", args.policy.clone()).map(Into::into),
@@ -400,15 +386,12 @@ fn run_as<W: Workflow>(
     if args.print_sandbox {
         let plan = crate::sandbox::plan_for::<W>(effective_policy, &sandbox_needs);
         let _ = write!(stdout, "{}", crate::sandbox::render(&plan, sandbox_mode));
-        return EXIT_OK;
+        return Ok(EXIT_OK);
     }
     // Only a process the CLI owns is sandboxed: `run` inside a test or a host
     // program must not lock down a process that is not its own.
-    if process == Process::Owned
-        && let Err(e) = crate::sandbox::apply::<W>(sandbox_mode, effective_policy, &sandbox_needs)
-    {
-        let _ = writeln!(stderr, "agentd: refusing to start: {e}");
-        return EXIT_SEMANTIC;
+    if process == Process::Owned {
+        crate::sandbox::apply::<W>(sandbox_mode, effective_policy, &sandbox_needs)?;
     }
 
     // The `[[mcp_servers]]` children start now, so one that cannot start
@@ -418,35 +401,24 @@ fn run_as<W: Workflow>(
     // included (a literal URL the baked policy refuses never builds).
     #[cfg(feature = "mcp")]
     let mcp = {
-        let mcp = match wire::mcp::<W>(timeout, &matches) {
-            Ok(mcp) => mcp,
-            Err(message) => return usage(stderr, &message),
-        };
-        if let Err(e) = mcp.check_urls(effective_policy) {
-            let _ = writeln!(stderr, "agentd: refusing to start: {e}");
-            return EXIT_SEMANTIC;
-        }
-        if !args.dry_run
-            && let Err(message) = mcp.start_all()
-        {
-            return usage(stderr, &message);
+        let mcp = wire::mcp::<W>(timeout, &matches)?;
+        mcp.check_urls(effective_policy)
+            .map_err(StartError::McpPolicy)?;
+        if !args.dry_run {
+            mcp.start_all().map_err(StartError::Mcp)?;
         }
         mcp
     };
     #[cfg(not(feature = "mcp"))]
     if !matches.values("mcp_url").is_empty() {
-        return usage(
-            stderr,
-            "--mcp-url: this workflow declares no [[mcp_servers]]",
-        );
+        return Err(StartError::Mcp(
+            "--mcp-url: this workflow declares no [[mcp_servers]]".to_owned(),
+        ));
     }
 
     // Process limits go on last, just before the run: everything above allocates
     // freely and is bounded by the input size limits.
-    if let Err(e) = crate::budget::apply(&W::LIMITS) {
-        let _ = writeln!(stderr, "agentd: refusing to start: {e}");
-        return EXIT_SEMANTIC;
-    }
+    crate::budget::apply(&W::LIMITS)?;
     let options = RunOptions {
         dry_run: args.dry_run,
         timeout,
@@ -483,6 +455,12 @@ fn run_as<W: Workflow>(
         return code;
     }
     let report = engine.run(&start, Trigger::manual(input));
+    Ok(print_report(report, stdout, stderr))
+}
+
+/// Print a run's outcome (stdout) or hard error (stderr); its exit code
+/// ([`exit_code`] of the outcome, 5 for a hard error).
+fn print_report(report: RunReport, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8 {
     match report.outcome {
         Ok(outcome) => {
             let _ = writeln!(stdout, "{}", pretty(&outcome));
@@ -499,11 +477,13 @@ fn run_as<W: Workflow>(
 fn sandbox_mode<W: Workflow>(
     matches: &Matches,
     raw: Option<&str>,
-) -> Result<crate::sandbox::Mode, String> {
+) -> Result<crate::sandbox::Mode, StartError> {
     match env_string(matches, "sandbox", raw.map(str::to_owned)) {
         None => Ok(W::SANDBOX),
         Some(text) => crate::sandbox::Mode::parse(text.trim()).ok_or_else(|| {
-            format!("invalid value `{text}` for --sandbox: expected enforce, best-effort or off")
+            StartError::Usage(format!(
+                "invalid value `{text}` for --sandbox: expected enforce, best-effort or off"
+            ))
         }),
     }
 }
@@ -549,25 +529,18 @@ pub fn pick_start<W: Workflow>() -> Result<&'static str, String> {
 fn load_policy_override(
     path: &str,
     key: Option<&'static [u8; 32]>,
-) -> Result<std::sync::Arc<Policy>, String> {
-    crate::policy_file::PolicyFile::load(std::path::Path::new(path), key)
-        .map(|file| file.current())
-        .map_err(|e| format!("refusing to start: {e}"))
+) -> Result<std::sync::Arc<Policy>, StartError> {
+    Ok(crate::policy_file::PolicyFile::load(std::path::Path::new(path), key)?.current())
 }
 
 #[cfg(not(feature = "policy-file"))]
 fn load_policy_override(
     path: &str,
     _key: Option<&'static [u8; 32]>,
-) -> Result<std::sync::Arc<Policy>, String> {
-    Err(format!(
-        "refusing to start: --policy `{path}` given, but this binary does not accept policy overrides (rebuild it with `agentd build --policy-overrides`); it runs only with its baked [policy]"
-    ))
-}
-
-fn usage(stderr: &mut dyn Write, message: &str) -> u8 {
-    let _ = writeln!(stderr, "agentd: {message}");
-    EXIT_USAGE
+) -> Result<std::sync::Arc<Policy>, StartError> {
+    Err(StartError::PolicyOverridesOff {
+        path: path.to_owned(),
+    })
 }
 
 fn pretty<T: serde::Serialize>(value: &T) -> String {
@@ -591,7 +564,7 @@ fn env_string(matches: &Matches, id: &str, value: Option<String>) -> Option<Stri
 
 /// `--timeout-secs`: strict on the command line, lenient from the env;
 /// at least 1.
-fn timeout_secs(matches: &Matches, raw: Option<&str>) -> Result<u64, String> {
+fn timeout_secs(matches: &Matches, raw: Option<&str>) -> Result<u64, StartError> {
     let Some(raw) = raw else {
         return Ok(DEFAULT_TIMEOUT_SECS);
     };
@@ -604,9 +577,9 @@ fn timeout_secs(matches: &Matches, raw: Option<&str>) -> Result<u64, String> {
     }
     match parsed {
         Ok(secs) if secs <= MAX_SECS => Ok(secs.max(1)),
-        _ => Err(format!(
+        _ => Err(StartError::Usage(format!(
             "invalid value `{raw}` for --timeout-secs: expected whole seconds up to {MAX_SECS}"
-        )),
+        ))),
     }
 }
 
@@ -618,10 +591,12 @@ const MAX_SECS: u64 = 10 * 365 * 24 * 3600;
 pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The trigger input: `--input` text, else `--input-file`, else `null`.
-fn load_input(matches: &Matches, args: &Args, stdin: &mut dyn Read) -> Result<Value, String> {
+fn load_input(matches: &Matches, args: &Args, stdin: &mut dyn Read) -> Result<Value, StartError> {
     let file = env_string(matches, "input_file", args.input_file.clone());
     if args.input.is_some() && file.is_some() && !from_env(matches, "input_file") {
-        return Err("--input and --input-file cannot be used together".to_owned());
+        return Err(StartError::usage(
+            "--input and --input-file cannot be used together",
+        ));
     }
     let text = match (&args.input, file) {
         (Some(text), _) if text == "-" => read_stdin(stdin)?,
@@ -629,14 +604,15 @@ fn load_input(matches: &Matches, args: &Args, stdin: &mut dyn Read) -> Result<Va
         (None, Some(path)) if path == "-" => read_stdin(stdin)?,
         (None, Some(path)) => std::fs::File::open(&path)
             .and_then(|file| read_capped_text(file, "input file"))
-            .map_err(|e| format!("cannot read input file `{path}`: {e}"))?,
+            .map_err(|e| StartError::Usage(format!("cannot read input file `{path}`: {e}")))?,
         (None, None) => return Ok(Value::Null),
     };
     Ok(parse_input(text))
 }
 
-fn read_stdin(stdin: &mut dyn Read) -> Result<String, String> {
-    read_capped_text(stdin, "input").map_err(|e| format!("cannot read input from stdin: {e}"))
+fn read_stdin(stdin: &mut dyn Read) -> Result<String, StartError> {
+    read_capped_text(stdin, "input")
+        .map_err(|e| StartError::Usage(format!("cannot read input from stdin: {e}")))
 }
 
 /// All of `source` as UTF-8, refusing more than [`MAX_INPUT_BYTES`].
@@ -658,6 +634,7 @@ pub fn parse_input(text: String) -> Value {
 }
 
 mod durable;
+mod error;
 mod flags;
 mod serve;
 mod wire;

@@ -14,10 +14,9 @@ use std::time::SystemTime;
 
 use crate::checkpoint::{Approval, CheckpointError, DEFAULT_RETENTION_DAYS, Retention, StateDir};
 use crate::engine::Engine;
-use crate::outcome::RunReport;
 use crate::workflow::Workflow;
 
-use super::{Args, EXIT_OK, EXIT_SEMANTIC, EXIT_USAGE, env_string, exit_code, from_env, pretty};
+use super::{Args, EXIT_OK, EXIT_USAGE, StartError, env_string, from_env, print_report};
 
 /// The durable-run flags, after env twins are applied.
 #[derive(Debug, Default)]
@@ -37,13 +36,15 @@ impl DurableArgs {
     ///
     /// # Errors
     ///
-    /// The usage message: `--approve`/`--deny` without `--resume`, or a
+    /// [`StartError::Usage`]: `--approve`/`--deny` without `--resume`, or a
     /// `--checkpoint-retention-days` that is not a whole number (the env
     /// twin falls back to the default instead, like the dialect's numbers).
-    pub(super) fn from_args(matches: &super::Matches, args: &Args) -> Result<Self, String> {
+    pub(super) fn from_args(matches: &super::Matches, args: &Args) -> Result<Self, StartError> {
         let resume = env_string(matches, "resume", args.resume.clone());
         if (args.approve || args.deny) && resume.is_none() {
-            return Err("--approve and --deny need --resume RUN_ID".to_owned());
+            return Err(StartError::usage(
+                "--approve and --deny need --resume RUN_ID",
+            ));
         }
         let retention_days = match args.checkpoint_retention_days.as_deref() {
             None => DEFAULT_RETENTION_DAYS,
@@ -51,9 +52,9 @@ impl DurableArgs {
                 Ok(days) => days,
                 Err(_) if from_env(matches, "checkpoint_retention_days") => DEFAULT_RETENTION_DAYS,
                 Err(_) => {
-                    return Err(format!(
+                    return Err(StartError::Usage(format!(
                         "invalid value `{raw}` for --checkpoint-retention-days: expected whole days"
-                    ));
+                    )));
                 }
             },
         };
@@ -80,16 +81,20 @@ impl DurableArgs {
 }
 
 /// `--list-checkpoints`: one line per checkpoint in the directory,
-/// whatever its workflow; unreadable files are named on stderr. Exit 0, or
-/// 2 without a readable `--state-dir`.
-pub(super) fn list(state_dir: Option<&str>, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8 {
+/// whatever its workflow; unreadable files are named on stderr. Exit 0.
+///
+/// # Errors
+///
+/// Without a readable `--state-dir` (exit 2).
+pub(super) fn list(
+    state_dir: Option<&str>,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<u8, StartError> {
     let Some(path) = state_dir else {
-        return usage(stderr, "--list-checkpoints needs --state-dir");
+        return Err(StartError::usage("--list-checkpoints needs --state-dir"));
     };
-    let listed = match StateDir::existing(path).and_then(|dir| dir.list()) {
-        Ok(listed) => listed,
-        Err(e) => return usage(stderr, &e.to_string()),
-    };
+    let listed = StateDir::existing(path).and_then(|dir| dir.list())?;
     for (run_id, loaded) in listed {
         match loaded {
             Ok(checkpoint) => {
@@ -100,7 +105,7 @@ pub(super) fn list(state_dir: Option<&str>, stdout: &mut dyn Write, stderr: &mut
             }
         }
     }
-    EXIT_OK
+    Ok(EXIT_OK)
 }
 
 /// Check the flags and open the state directory: created if absent for a
@@ -111,11 +116,12 @@ pub(super) fn list(state_dir: Option<&str>, stdout: &mut dyn Write, stderr: &mut
 ///
 /// # Errors
 ///
-/// The exit code (2) after printing the usage message.
+/// [`StartError::Usage`] for a flag that needs `--state-dir`,
+/// [`StartError::StateDir`] for a directory that cannot be opened (exit 2).
 pub(super) fn open<W: Workflow>(
     args: &DurableArgs,
     stderr: &mut dyn Write,
-) -> Result<Option<StateDir>, u8> {
+) -> Result<Option<StateDir>, StartError> {
     let Some(path) = args.state_dir.as_deref() else {
         let needs = if args.resume.is_some() {
             Some("--resume")
@@ -127,7 +133,7 @@ pub(super) fn open<W: Workflow>(
             None
         };
         return match needs {
-            Some(flag) => Err(usage(stderr, &format!("{flag} needs --state-dir"))),
+            Some(flag) => Err(StartError::Usage(format!("{flag} needs --state-dir"))),
             None => Ok(None),
         };
     };
@@ -136,7 +142,7 @@ pub(super) fn open<W: Workflow>(
     } else {
         StateDir::create(path)
     };
-    let dir = opened.map_err(|e| usage(stderr, &e.to_string()))?;
+    let dir = opened?;
     if args.resume.is_none() {
         prune::<W>(&dir, args, stderr);
     }
@@ -165,23 +171,30 @@ fn prune<W: Workflow>(dir: &StateDir, args: &DurableArgs, stderr: &mut dyn Write
 
 /// `--resume RUN_ID` or `--resume-incomplete`, if asked for: run it and
 /// return the exit code; `None` when this invocation is an ordinary run.
+///
+/// # Errors
+///
+/// [`StartError::StateDir`] when the checkpoint cannot be continued
+/// (missing, another build's, in use) or the directory cannot be listed.
 pub(super) fn resume_if_asked<W: Workflow>(
     engine: &Engine<'_, W>,
     args: &DurableArgs,
     dir: Option<&StateDir>,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
-) -> Option<u8> {
+) -> Option<Result<u8, StartError>> {
     if let Some(run_id) = &args.resume {
-        return Some(match engine.resume(run_id, args.approval) {
-            Ok(report) => print_report(report, stdout, stderr),
-            Err(e) => usage(stderr, &e.to_string()),
-        });
+        return Some(
+            engine
+                .resume(run_id, args.approval)
+                .map(|report| print_report(report, stdout, stderr))
+                .map_err(StartError::from),
+        );
     }
     if args.resume_incomplete {
         return Some(match dir {
             Some(dir) => resume_incomplete(engine, dir, stdout, stderr),
-            None => usage(stderr, "--resume-incomplete needs --state-dir"),
+            None => Err(StartError::usage("--resume-incomplete needs --state-dir")),
         });
     }
     None
@@ -197,11 +210,8 @@ fn resume_incomplete<W: Workflow>(
     dir: &StateDir,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
-) -> u8 {
-    let listed = match dir.list() {
-        Ok(listed) => listed,
-        Err(e) => return usage(stderr, &e.to_string()),
-    };
+) -> Result<u8, StartError> {
+    let listed = dir.list()?;
     let mut code = EXIT_OK;
     let mut resumed = 0_usize;
     for (run_id, loaded) in listed {
@@ -229,7 +239,8 @@ fn resume_incomplete<W: Workflow>(
                 let _ = writeln!(stderr, "agentd: skipping `{run_id}`: it is still running");
                 continue;
             }
-            Err(e) => usage(stderr, &e.to_string()),
+            // Named, and the exit code says so; the other runs still resume.
+            Err(e) => StartError::from(e).report(stderr),
         };
         resumed += 1;
         if this != EXIT_OK {
@@ -244,26 +255,7 @@ fn resume_incomplete<W: Workflow>(
             dir.path().display()
         );
     }
-    code
-}
-
-/// Print a run's outcome (stdout) or hard error (stderr); its exit code.
-fn print_report(report: RunReport, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8 {
-    match report.outcome {
-        Ok(outcome) => {
-            let _ = writeln!(stdout, "{}", pretty(&outcome));
-            exit_code(&outcome)
-        }
-        Err(err) => {
-            let _ = writeln!(stderr, "agentd: {err}");
-            EXIT_SEMANTIC
-        }
-    }
-}
-
-fn usage(stderr: &mut dyn Write, message: &str) -> u8 {
-    let _ = writeln!(stderr, "agentd: {message}");
-    EXIT_USAGE
+    Ok(code)
 }
 
 #[cfg(all(test, unix))]

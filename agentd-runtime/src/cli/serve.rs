@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{env_string, from_env};
+use super::{StartError, env_string, from_env};
 use crate::engine::RunOptions;
 use crate::workflow::Workflow;
 
@@ -125,28 +125,31 @@ fn servable<W: Workflow>() -> bool {
 /// `--mode` wins; any value other than `once` or `serve` is an error (the
 /// dialect ignored it silently). Without it, serve when the workflow has
 /// routes or long-lived triggers.
+///
+/// # Errors
+///
+/// [`StartError::Usage`] for a flag this binary or workflow cannot use.
 pub(super) fn resolve<W: Workflow>(
     matches: &super::Matches,
     args: &ServeArgs,
-) -> Result<Option<ServeCli>, String> {
+) -> Result<Option<ServeCli>, StartError> {
     let mode = env_string(matches, "mode", args.mode.clone());
     let serve = match mode.as_deref().map(str::trim) {
         None => servable::<W>(),
         Some(m) if m.eq_ignore_ascii_case("once") => false,
         Some(m) if m.eq_ignore_ascii_case("serve") => {
             if !servable::<W>() {
-                return Err(
+                return Err(StartError::usage(
                     "--mode serve: this workflow has no [[http_routes]] and no cron, interval or \
-                     fs_watch trigger; nothing to serve"
-                        .to_owned(),
-                );
+                     fs_watch trigger; nothing to serve",
+                ));
             }
             true
         }
         Some(other) => {
-            return Err(format!(
+            return Err(StartError::Usage(format!(
                 "invalid value `{other}` for --mode: expected `once` or `serve`"
-            ));
+            )));
         }
     };
     let state_url = env_string(matches, "state_url", args.state_url.clone())
@@ -159,21 +162,22 @@ pub(super) fn resolve<W: Workflow>(
     );
     if let Some(url) = &state_url {
         if !cfg!(feature = "fleet") {
-            return Err(format!(
+            return Err(StartError::Usage(format!(
                 "--state-url `{}`: this binary was built without fleet mode; rebuild it with \
                  `agentd build --fleet` to share state through Redis",
                 crate::limits::redact_url(url)
-            ));
+            )));
         }
         if !serve {
-            return Err(
+            return Err(StartError::usage(
                 "--state-url shares serve-mode state (idempotency keys, rate limits, trigger \
-                 ticks); it has no effect on a once-mode run"
-                    .to_owned(),
-            );
+                 ticks); it has no effect on a once-mode run",
+            ));
         }
     } else if password_secret.is_some() {
-        return Err("--state-password-secret needs --state-url".to_owned());
+        return Err(StartError::usage(
+            "--state-password-secret needs --state-url",
+        ));
     }
     if !serve {
         return Ok(None);
@@ -184,7 +188,7 @@ pub(super) fn resolve<W: Workflow>(
             let password = match &password_secret {
                 Some(name) => Some(
                     crate::secrets::resolve(W::SECRETS, name.trim())
-                        .map_err(|e| format!("--state-password-secret: {e}"))?
+                        .map_err(|e| StartError::Usage(format!("--state-password-secret: {e}")))?
                         .into_exposed(),
                 ),
                 None => None,
@@ -199,10 +203,9 @@ pub(super) fn resolve<W: Workflow>(
     let bind_text = env_string(matches, "bind", args.bind.clone());
     let bind = match bind_text.as_deref() {
         None => SocketAddr::from(([127, 0, 0, 1], 8080)),
-        Some(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid bind address `{text}`: expected IP:PORT"))?,
+        Some(text) => text.trim().parse().map_err(|_| {
+            StartError::Usage(format!("invalid bind address `{text}`: expected IP:PORT"))
+        })?,
     };
     let secs = |id: &str, raw: &Option<String>, default: u64| {
         number(matches, id, raw.as_deref(), default, super::MAX_SECS).map(Duration::from_secs)
@@ -265,7 +268,7 @@ fn number(
     raw: Option<&str>,
     default: u64,
     max: u64,
-) -> Result<u64, String> {
+) -> Result<u64, StartError> {
     let Some(raw) = raw else {
         return Ok(default);
     };
@@ -278,10 +281,10 @@ fn number(
         return Ok(parsed.unwrap_or(default));
     }
     parsed.ok_or_else(|| {
-        format!(
+        StartError::Usage(format!(
             "invalid value `{raw}` for --{}: expected a whole number from 1 to {max}",
             id.replace('_', "-")
-        )
+        ))
     })
 }
 
@@ -300,10 +303,16 @@ impl ServeCli {
         self
     }
 
-    /// Serve until SIGTERM/SIGINT and drain; the exit code.
+    /// Serve until SIGTERM/SIGINT and drain; the exit code (0 after a
+    /// clean drain, 5 when the drain timed out or serving failed).
     ///
     /// `options` are every run's options (the policy is re-read per run
     /// from the reloadable `--policy` file at `policy`, else the baked one).
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Reload`] or [`StartError::Serve`] when the server
+    /// cannot start.
     #[cfg(feature = "serve")]
     pub(super) fn run<W: Workflow>(
         self,
@@ -311,21 +320,15 @@ impl ServeCli {
         options: RunOptions,
         policy: Option<&str>,
         stderr: &mut dyn Write,
-    ) -> u8 {
+    ) -> Result<u8, StartError> {
         use std::sync::Arc;
 
         use crate::serve::reload::{Reloader, ReloaderConfig};
         use crate::serve::{ServeConfig, ServeError};
 
-        let reloader = match Reloader::new(ReloaderConfig::for_workflow::<W>(
+        let reloader = Arc::new(Reloader::new(ReloaderConfig::for_workflow::<W>(
             policy.map(std::path::Path::new),
-        )) {
-            Ok(r) => Arc::new(r),
-            Err(e) => {
-                let _ = writeln!(stderr, "agentd: refusing to start: {e}");
-                return super::EXIT_SEMANTIC;
-            }
-        };
+        ))?);
         let drain_secs = self.drain_timeout.as_secs();
         let config = ServeConfig {
             bind: self.bind,
@@ -349,15 +352,10 @@ impl ServeCli {
                 mcp: self.mcp,
             },
         };
-        let running = match crate::serve::start(workflow, config) {
-            Ok(running) => running,
-            Err(e) => {
-                let _ = writeln!(stderr, "agentd: cannot serve: {e}");
-                return super::EXIT_SEMANTIC;
-            }
-        };
+        let running = crate::serve::start(workflow, config)?;
         banner::<W>(stderr, running.local_addr(), drain_secs);
-        match running.wait() {
+        // How serving ended is not a start-up refusal: the server has run.
+        Ok(match running.wait() {
             Ok(()) => super::EXIT_OK,
             Err(ServeError::DrainTimedOut { .. }) => {
                 // The process exits with runs still going: their commands go too.
@@ -369,7 +367,7 @@ impl ServeCli {
                 let _ = writeln!(stderr, "agentd: {e}");
                 super::EXIT_SEMANTIC
             }
-        }
+        })
     }
 
     /// Without the `serve` feature there is nothing to serve ([`resolve`]
@@ -380,13 +378,11 @@ impl ServeCli {
         _workflow: &'static W,
         _options: RunOptions,
         _policy: Option<&str>,
-        stderr: &mut dyn Write,
-    ) -> u8 {
-        let _ = writeln!(
-            stderr,
-            "agentd: this binary was built without serve mode (feature `serve`)"
-        );
-        super::EXIT_USAGE
+        _stderr: &mut dyn Write,
+    ) -> Result<u8, StartError> {
+        Err(StartError::usage(
+            "this binary was built without serve mode (feature `serve`)",
+        ))
     }
 }
 
@@ -499,6 +495,7 @@ mod tests {
         }
     }
 
+    /// [`resolve`] on `args`; a refusal as the message the binary prints.
     fn resolve_args<W: Workflow>(args: &[&str]) -> Result<Option<ServeCli>, String> {
         let argv = std::iter::once("agent").chain(args.iter().copied());
         let parsed =
@@ -506,7 +503,7 @@ mod tests {
         let super::super::flags::Parsed::Run(matches) = parsed else {
             return Err("--help".to_owned());
         };
-        resolve::<W>(&matches, &ServeArgs::from_matches(&matches))
+        resolve::<W>(&matches, &ServeArgs::from_matches(&matches)).map_err(|e| e.to_string())
     }
 
     #[test]

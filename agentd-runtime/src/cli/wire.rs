@@ -12,7 +12,7 @@ use std::sync::Arc;
 #[cfg(any(feature = "llm", feature = "mcp"))]
 use std::time::Duration;
 
-use super::Matches;
+use super::{Matches, StartError};
 #[cfg(feature = "llm")]
 use crate::intel::Intel;
 use crate::obs;
@@ -22,17 +22,18 @@ use crate::workflow::logging::LogConfig;
 
 /// The command-line front end: resolve the flags in `args` (with their
 /// sources from `matches`) against `baked`, print notes on `stderr`, and
-/// install. Returns the exit code to stop with on failure (2 or 5).
+/// install.
 ///
 /// # Errors
 ///
-/// The exit code, after printing `agentd: <why>` on `stderr`.
+/// [`StartError::LogSettings`] for a bad `--log-*` value,
+/// [`StartError::LogInstall`] for a sink that cannot be opened.
 pub(super) fn logging(
     matches: &Matches,
     args: &obs::LogArgs,
     baked: &LogConfig,
     stderr: &mut dyn Write,
-) -> Result<(), u8> {
+) -> Result<(), StartError> {
     let given = |id: &str, value: &Option<String>| obs::Given {
         value: value.clone(),
         from_env: matches.from_env(id),
@@ -43,20 +44,11 @@ pub(super) fn logging(
         target: given("log_target", &args.log_target),
         quiet: args.quiet,
     };
-    let settings = match obs::resolve(&inputs, baked) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = writeln!(stderr, "agentd: {e}");
-            return Err(2);
-        }
-    };
+    let settings = obs::resolve(&inputs, baked).map_err(StartError::LogSettings)?;
     for note in &settings.notes {
         let _ = writeln!(stderr, "agentd: {note}");
     }
-    obs::install(&settings).map_err(|e| {
-        let _ = writeln!(stderr, "agentd: failed to install log subscriber: {e}");
-        5
-    })
+    obs::install(&settings).map_err(StartError::LogInstall)
 }
 
 /// Largest `--intel-http-bearer-file`: a token, not a document.
@@ -84,17 +76,18 @@ fn secret_key<W: Workflow>(name: &str) -> Result<String, String> {
 ///
 /// # Errors
 ///
-/// A usage message (exit 2): `--intel-unix` off Unix, a bad `--intel-http`
-/// URL, an unreadable bearer file, or a backend definition this build
-/// cannot serve.
+/// [`StartError::Intel`] (exit 2): `--intel-unix` off Unix, a bad
+/// `--intel-http` URL, an unreadable bearer file, or a backend definition
+/// this build cannot serve.
 #[cfg(feature = "llm")]
 pub(super) fn intel<W: Workflow>(
     unix: Option<&str>,
     http: Option<&str>,
     bearer_file: Option<&str>,
     timeout: Duration,
-) -> Result<Intel, String> {
-    let mut backends = crate::intel::build_named(W::BACKENDS, timeout, secret_key::<W>)?;
+) -> Result<Intel, StartError> {
+    let mut backends = crate::intel::build_named(W::BACKENDS, timeout, secret_key::<W>)
+        .map_err(StartError::Intel)?;
     if let Some(path) = unix {
         #[cfg(unix)]
         backends.insert(
@@ -102,14 +95,18 @@ pub(super) fn intel<W: Workflow>(
             Arc::new(crate::intel::rpc::UnixBackend::new(path, timeout)),
         );
         #[cfg(not(unix))]
-        return Err(format!(
+        return Err(StartError::Intel(format!(
             "--intel-unix `{path}`: Unix sockets are not available on this platform"
-        ));
+        )));
     } else if let Some(url) = http {
         let bearer = match bearer_file {
             Some(file) => Some(
                 crate::limits::read_capped_string(std::path::Path::new(file), MAX_BEARER_BYTES)
-                    .map_err(|e| format!("cannot read --intel-http-bearer-file `{file}`: {e}"))?
+                    .map_err(|e| {
+                        StartError::Intel(format!(
+                            "cannot read --intel-http-bearer-file `{file}`: {e}"
+                        ))
+                    })?
                     .trim()
                     .to_owned(),
             ),
@@ -119,7 +116,10 @@ pub(super) fn intel<W: Workflow>(
         };
         backends.insert(
             crate::intel::DEFAULT_BACKEND,
-            Arc::new(crate::intel::rpc::HttpBackend::new(url, bearer, timeout)?),
+            Arc::new(
+                crate::intel::rpc::HttpBackend::new(url, bearer, timeout)
+                    .map_err(StartError::Intel)?,
+            ),
         );
     }
     Ok(Intel::new(
@@ -135,17 +135,18 @@ pub(super) fn intel<W: Workflow>(
 ///
 /// # Errors
 ///
-/// A usage message (exit 2) for an `--mcp-url` that names no `url` server
-/// or is not a URL.
+/// [`StartError::Mcp`] (exit 2) for an `--mcp-url` that names no `url`
+/// server or is not a URL.
 #[cfg(feature = "mcp")]
 pub(super) fn mcp<W: Workflow>(
     timeout: Duration,
     matches: &Matches,
-) -> Result<crate::mcp::Mcp, String> {
+) -> Result<crate::mcp::Mcp, StartError> {
     let mut options = crate::mcp::McpOptions::with_secrets(W::SECRETS, timeout);
     options.url_overrides =
         crate::mcp::url_overrides(W::MCP_SERVERS, &matches.values("mcp_url"), |var| {
             std::env::var(var).ok()
-        })?;
+        })
+        .map_err(StartError::Mcp)?;
     Ok(crate::mcp::Mcp::from_defs(W::MCP_SERVERS, &options))
 }
