@@ -6,21 +6,16 @@
 //! Certificates and the OIDC key are made here, per run.
 #![cfg(target_os = "linux")]
 
-#[path = "support/build.rs"]
-mod build;
-#[path = "support/oidc.rs"]
-mod oidc;
-#[path = "support/tls.rs"]
 mod support;
 
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use oidc::{Issuer, hmac_hex};
 use serde_json::{Value, json};
-use support::{Agent, Ca, Exchange, client_config, post};
+use support::oidc::{Issuer, hmac_hex};
+use support::tls::{Ca, Exchange, client_config, post};
+use support::{Served, agentd_build, scratch, workspace};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -40,13 +35,12 @@ fn refused(reply: &Exchange, why: &str) {
 
 #[test]
 fn every_auth_scheme_of_secure_api_accepts_and_refuses_over_mutual_tls() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("auth-e2e");
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("run");
     std::fs::create_dir_all(dir.join("tls")).expect("scratch dir");
     std::fs::create_dir_all(dir.join("secure-api")).expect("scratch dir");
 
-    build::agentd_build(
-        &build::workspace(),
+    agentd_build(
+        &workspace(),
         "workflows/secure-api.toml",
         &dir.join("secure-api-bin"),
         &[],
@@ -62,7 +56,7 @@ fn every_auth_scheme_of_secure_api_accepts_and_refuses_over_mutual_tls() {
     let issuer = Issuer::new();
     std::fs::write(dir.join("secure-api/jwks.json"), issuer.jwks()).expect("jwks");
 
-    let agent = Agent::start(
+    let agent = Served::start(
         &dir.join("secure-api-bin"),
         &dir,
         &[],

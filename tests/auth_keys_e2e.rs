@@ -6,19 +6,14 @@
 //! The same `respond` node shows `input_from`: its data is the principal alone.
 #![cfg(target_os = "linux")]
 
-#[path = "support/build.rs"]
-mod build;
-#[path = "support/oidc.rs"]
-mod oidc;
-#[path = "support/tls.rs"]
 mod support;
 
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use oidc::{Issuer, hmac_hex};
 use serde_json::{Value, json};
-use support::{Agent, Ca, Exchange, client_config, post};
+use support::oidc::{Issuer, hmac_hex};
+use support::tls::{Ca, Exchange, client_config, post};
+use support::{Served, agentd_build, scratch};
 
 /// The issuer's fixed P-256 key (PKCS#8), so the inline JWKS, and with it the
 /// workflow and its cached build, stay the same from run to run. Test-only.
@@ -106,19 +101,18 @@ fn refused(reply: &Exchange, why: &str) {
 
 #[test]
 fn hmac_header_and_prefix_and_oidc_inline_jwks_skew_and_subjects_decide_what_verifies() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("auth-keys-e2e");
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("run");
     std::fs::create_dir_all(dir.join("tls")).expect("scratch dir");
     let issuer = Issuer::fixed(ISSUER_KEY);
     std::fs::write(dir.join("auth-keys.toml"), workflow(&issuer.jwks())).expect("workflow");
     let binary = dir.join("auth-keys-bin");
-    build::agentd_build(&dir, "auth-keys.toml", &binary, &[]);
+    agentd_build(&dir, "auth-keys.toml", &binary, &[]);
 
     let ca = Ca::new("server ca");
     let server = ca.leaf("localhost", &["localhost"]);
     std::fs::write(dir.join("tls/server.pem"), &server.cert_pem).expect("cert");
     std::fs::write(dir.join("tls/server.key"), &server.key_pem).expect("key");
-    let agent = Agent::start(
+    let agent = Served::start(
         &binary,
         &dir,
         &[],

@@ -1,8 +1,13 @@
 //! The workflow author's commands through the real binary: `agentd completions`,
 //! `agentd man`, `agentd init` and `agentd run`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+mod support;
+
+use support::build::cache_dir;
+use support::scratch;
 
 const AGENTD: &str = env!("CARGO_BIN_EXE_agentd");
 
@@ -12,13 +17,6 @@ fn agentd(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run agentd")
-}
-
-fn tempdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("agentd-authoring-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 /// Every subcommand `agentd --help` lists.
@@ -51,7 +49,7 @@ fn bash_completion_is_valid_bash_and_every_shell_completes_every_subcommand() {
         }
     }
     let script = agentd(&["completions", "bash"]).stdout;
-    let dir = tempdir("bash");
+    let dir = scratch("bash");
     let file = dir.join("agentd.bash");
     std::fs::write(&file, script).expect("write");
     // Source it and ask for the completions of `agentd gr`.
@@ -85,7 +83,7 @@ fn man_pages_cover_every_subcommand() {
             "agentd.1 lacks {sub}"
         );
     }
-    let dir = tempdir("man");
+    let dir = scratch("man");
     let out = agentd(&["man", "--dir", dir.to_str().expect("utf8 path")]);
     assert!(out.status.success());
     for sub in subcommands() {
@@ -97,18 +95,11 @@ fn man_pages_cover_every_subcommand() {
     assert!(Path::new(&dir.join("agentd.1")).is_file());
 }
 
-fn cache_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join("target/agentd-cache")
-}
-
 const TEMPLATES: [&str; 5] = ["hello", "webhook", "llm-classifier", "approval", "map"];
 
 #[test]
 fn every_init_template_passes_agentd_test_as_created() {
-    let root = tempdir("init");
+    let root = scratch("init");
     let mut test_dirs = Vec::new();
     let mut scenarios = 0;
     for t in TEMPLATES {
@@ -161,7 +152,7 @@ fn every_init_template_passes_agentd_test_as_created() {
 
 #[test]
 fn run_builds_then_runs_with_the_binarys_arguments_and_exit_code() {
-    let dir = tempdir("run");
+    let dir = scratch("run");
     let ok = agentd(&["init", dir.join("hi").to_str().expect("utf8")]);
     assert!(ok.status.success());
     let out = Command::new(AGENTD)
@@ -214,7 +205,8 @@ fn run_watch_rebuilds_and_reruns_when_the_workflow_or_a_child_changes() {
     use std::sync::mpsc::channel;
     use std::time::{Duration, Instant};
 
-    let dir = tempdir("watch").join("tasks");
+    let root = scratch("watch");
+    let dir = root.join("tasks");
     let ok = agentd(&["init", "--template", "map", dir.to_str().expect("utf8")]);
     assert!(ok.status.success());
     let mut child = Command::new(AGENTD)

@@ -8,100 +8,26 @@
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-#[path = "support/compat.rs"]
-mod compat;
+mod support;
 
-/// Serialises builds into the shared cache, so cargo's output stays readable.
-static CACHE_LOCK: Mutex<()> = Mutex::new(());
-
-fn lock() -> MutexGuard<'static, ()> {
-    CACHE_LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
-
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("durable_e2e")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the scratch dir");
-    dir
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::compat;
+use support::{agentd_build, exit_code, scratch, stdout_json, text, workflow_command};
 
 /// `agentd build --quiet [extra...] WORKFLOW -o OUT` from `cwd`.
 fn build(cwd: &Path, extra: &[&str], workflow: &str, out: &Path) {
-    let _guard = lock();
-    let output = Command::new(env!("CARGO_BIN_EXE_agentd"))
-        .current_dir(cwd)
-        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
-        .env_remove("AGENTD_RUNTIME_PATH")
-        .args(["--color=never", "build", "--quiet"])
-        .args(extra)
-        .args([workflow, "-o"])
-        .arg(out)
-        .output()
-        .expect("agentd runs");
-    assert!(
-        output.status.success(),
-        "agentd build {workflow} failed ({}):\n{}",
-        output.status,
-        text(&output.stderr)
-    );
-}
-
-/// A workflow binary with the durable env twins cleared.
-fn binary(path: &Path) -> Command {
-    let mut cmd = Command::new(path);
-    for var in [
-        "AGENTD_INPUT",
-        "AGENTD_START",
-        "AGENTD_STATE_DIR",
-        "AGENTD_RESUME",
-        "AGENTD_CHECKPOINT_EACH_NODE",
-        "AGENTD_CHECKPOINT_RETENTION_DAYS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
+    agentd_build(cwd, workflow, out, extra);
 }
 
 fn run(path: &Path, args: &[&str]) -> Output {
-    binary(path)
+    workflow_command(path)
         .args(args)
         .output()
         .expect("the workflow binary runs")
-}
-
-fn stdout_json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-            text(&output.stdout),
-            text(&output.stderr)
-        )
-    })
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().unwrap_or(-1)
 }
 
 fn read_json(path: &Path) -> Value {
@@ -140,7 +66,7 @@ fn compat_approval_gate_pauses_with_exit_7_and_resumes_to_completion() {
 
     // Without a state dir the pause has nowhere to go: the dialect's hard error.
     let nowhere = run(&gate, &["--input", r#"{"service":"api","env":"prod"}"#]);
-    assert_eq!(code(&nowhere), 5);
+    assert_eq!(exit_code(&nowhere), 5);
     assert!(
         text(&nowhere.stderr).contains("no state directory is configured (set --state-dir)"),
         "{}",
@@ -156,7 +82,7 @@ fn compat_approval_gate_pauses_with_exit_7_and_resumes_to_completion() {
             r#"{"service":"api","env":"prod"}"#,
         ],
     );
-    assert_eq!(code(&paused), 7, "stderr: {}", text(&paused.stderr));
+    assert_eq!(exit_code(&paused), 7, "stderr: {}", text(&paused.stderr));
     let outcome = stdout_json(&paused);
     assert_eq!(outcome["status"], "paused");
     assert_eq!(outcome["last_node"], "approve");
@@ -182,7 +108,7 @@ fn compat_approval_gate_pauses_with_exit_7_and_resumes_to_completion() {
     assert_eq!(saved["program_hash"], provenance["program_hash"]);
 
     let listed = run(&gate, &["--state-dir", &state_arg, "--list-checkpoints"]);
-    assert_eq!(code(&listed), 0);
+    assert_eq!(exit_code(&listed), 0);
     assert_eq!(
         text(&listed.stdout),
         format!("{run_id}  paused  workflow=deploy_with_approval resume_node=apply\n")
@@ -196,7 +122,7 @@ fn compat_approval_gate_pauses_with_exit_7_and_resumes_to_completion() {
     let v2 = dir.join("approval-gate-v2");
     build(&dir, &[], "approval-gate-v2.toml", &v2);
     let refused = run(&v2, &["--state-dir", &state_arg, "--resume", &run_id]);
-    assert_eq!(code(&refused), 2, "stderr: {}", text(&refused.stderr));
+    assert_eq!(exit_code(&refused), 2, "stderr: {}", text(&refused.stderr));
     let stderr = text(&refused.stderr);
     let v2_hash = stdout_json(&run(&v2, &["--provenance"]))["program_hash"].clone();
     for hash in [&provenance["program_hash"], &v2_hash] {
@@ -206,7 +132,7 @@ fn compat_approval_gate_pauses_with_exit_7_and_resumes_to_completion() {
     assert!(file.is_file(), "a refused checkpoint is kept");
 
     let resumed = run(&gate, &["--state-dir", &state_arg, "--resume", &run_id]);
-    assert_eq!(code(&resumed), 0, "stderr: {}", text(&resumed.stderr));
+    assert_eq!(exit_code(&resumed), 0, "stderr: {}", text(&resumed.stderr));
     let outcome = stdout_json(&resumed);
     assert_eq!(outcome["status"], "completed");
     assert_eq!(outcome["last_node"], "apply");
@@ -214,7 +140,7 @@ fn compat_approval_gate_pauses_with_exit_7_and_resumes_to_completion() {
     assert!(files(&state).is_empty(), "retired: {:?}", files(&state));
 
     let again = run(&gate, &["--state-dir", &state_arg, "--resume", &run_id]);
-    assert_eq!(code(&again), 2);
+    assert_eq!(exit_code(&again), 2);
     assert!(
         text(&again.stderr).contains(&format!("no checkpoint `{run_id}`")),
         "{}",
@@ -304,28 +230,12 @@ pub fn slow(_cx: &Cx<'_>, first: &Value) -> Result<NodeOutput, NodeError> {
 }
 "#;
 
-fn handler_crate(dir: &Path) {
-    let runtime = workspace().join("agentd-runtime");
-    let runtime = runtime.canonicalize().unwrap_or(runtime);
-    std::fs::create_dir_all(dir.join("src")).expect("create src");
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"crash-handlers\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
-             [dependencies]\nagentd-runtime = {{ path = {:?}, default-features = false }}\n",
-            runtime.display().to_string()
-        ),
-    )
-    .expect("write Cargo.toml");
-    std::fs::write(dir.join("src/lib.rs"), CRASH_HANDLERS).expect("write lib.rs");
-}
-
 /// The crash workflow with its handlers, built once for the tests that kill it.
 fn crash_binary() -> &'static Path {
     static CRASH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     CRASH.get_or_init(|| {
-        let dir = scratch("crash-build");
-        handler_crate(&dir.join("handlers"));
+        let dir = scratch("crash-build").keep();
+        support::build::handler_crate(&dir.join("handlers"), "crash-handlers", CRASH_HANDLERS);
         std::fs::write(dir.join("crash.toml"), CRASH_WORKFLOW).expect("write the workflow");
         let crash = dir.join("crash");
         build(&dir, &["--handlers", "handlers"], "crash.toml", &crash);
@@ -336,7 +246,7 @@ fn crash_binary() -> &'static Path {
 /// Start the crash binary with `--checkpoint-each-node`, wait until a node has
 /// written `marker`, then SIGKILL it.
 fn kill_when_marked(crash: &Path, state_arg: &str, log: &Path, marker: &Path, env: (&str, &str)) {
-    let mut child = binary(crash)
+    let mut child = workflow_command(crash)
         .args(["--state-dir", state_arg, "--checkpoint-each-node"])
         .args(["--input", r#"{"batch": 7}"#])
         .env("CRASH_LOG", log)
@@ -399,12 +309,17 @@ fn a_run_killed_in_its_first_node_is_rerun_by_resume_incomplete() {
     assert_eq!(snapshot["resume_node"], "first");
     assert_eq!(snapshot["trigger_input"]["batch"], 7);
 
-    let recovered = binary(crash)
+    let recovered = workflow_command(crash)
         .args(["--state-dir", &state_arg, "--resume-incomplete"])
         .env("CRASH_LOG", &log)
         .output()
         .expect("run --resume-incomplete");
-    assert_eq!(code(&recovered), 0, "stderr: {}", text(&recovered.stderr));
+    assert_eq!(
+        exit_code(&recovered),
+        0,
+        "stderr: {}",
+        text(&recovered.stderr)
+    );
     let outcome = stdout_json(&recovered);
     assert_eq!(outcome["status"], "completed");
     assert_eq!(outcome["final_value"]["rendered"], "batch 7 done after 0");
@@ -459,12 +374,17 @@ fn a_run_killed_mid_node_is_completed_by_resume_incomplete() {
         text(&listed.stdout)
     );
 
-    let recovered = binary(crash)
+    let recovered = workflow_command(crash)
         .args(["--state-dir", &state_arg, "--resume-incomplete"])
         .env("CRASH_LOG", &log)
         .output()
         .expect("run --resume-incomplete");
-    assert_eq!(code(&recovered), 0, "stderr: {}", text(&recovered.stderr));
+    assert_eq!(
+        exit_code(&recovered),
+        0,
+        "stderr: {}",
+        text(&recovered.stderr)
+    );
     let outcome = stdout_json(&recovered);
     assert_eq!(outcome["status"], "completed");
     assert_eq!(outcome["last_node"], "report");

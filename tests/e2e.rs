@@ -3,7 +3,7 @@
 //!
 //! Every child process shares one cache (`<workspace>/target/agentd-cache`), so only
 //! the first build of a session is cold. Builds and `agentd test` runs are serialised
-//! with [`CACHE_LOCK`] so their cargo output stays readable when a test fails.
+//! with `support::build::cache_lock` so their cargo output stays readable when a test fails.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,62 +11,31 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
 
-#[path = "support/compat.rs"]
-mod compat;
+mod support;
 
-/// Serialises everything that builds into the shared cache.
-static CACHE_LOCK: Mutex<()> = Mutex::new(());
+use support::build::cache_lock;
+use support::compat;
+use support::{
+    Scratch, agentd, agentd_build, exit_code, scratch, stdout_json, text, workflow_command,
+    workspace,
+};
+
 /// Serialises runs that write `/tmp/agentd-hello/greeting.txt`.
 static HELLO_FILE_LOCK: Mutex<()> = Mutex::new(());
 
 const HELLO_FILE: &str = "/tmp/agentd-hello/greeting.txt";
 
-fn lock(mutex: &'static Mutex<()>) -> MutexGuard<'static, ()> {
+fn hello_file_lock() -> MutexGuard<'static, ()> {
     // A failed test must not poison the lock for the others.
-    mutex
+    HELLO_FILE_LOCK
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
-
-/// A fresh scratch directory for one test.
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("e2e")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the scratch dir");
-    dir
-}
-
-/// `agentd` with the shared cache, run from `cwd`.
-fn agentd(cwd: &Path) -> Command {
-    agentd_with_cache(cwd, "target/agentd-cache")
-}
-
-/// `agentd` with the cache `cache` (relative to the workspace), run from `cwd`.
-fn agentd_with_cache(cwd: &Path, cache: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentd"));
-    cmd.current_dir(cwd)
-        .env("AGENTD_CACHE_DIR", workspace().join(cache))
-        .env_remove("AGENTD_RUNTIME_PATH")
-        .arg("--color=never");
-    cmd
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `agentd build WORKFLOW -o OUT` from `cwd`; panics with cargo's output on failure.
+/// `agentd build WORKFLOW -o OUT` from `cwd` (see `support::build`); the binary.
 fn build(cwd: &Path, workflow: &str, out: &Path) -> PathBuf {
-    build_with_cache(cwd, workflow, out, "target/agentd-cache")
+    agentd_build(cwd, workflow, out, &[]);
+    out.to_path_buf()
 }
 
 /// [`build`] from the compat directory, whose child paths are written relative to it.
@@ -74,55 +43,12 @@ fn build_compat(compat: &Path, workflow: &str, out: &Path) -> PathBuf {
     build(compat, workflow, out)
 }
 
-fn build_with_cache(cwd: &Path, workflow: &str, out: &Path, cache: &str) -> PathBuf {
-    let _guard = lock(&CACHE_LOCK);
-    let output = agentd_with_cache(cwd, cache)
-        .args(["build", "--quiet", workflow, "-o"])
-        .arg(out)
-        .output()
-        .expect("agentd runs");
-    assert!(
-        output.status.success(),
-        "agentd build {workflow} failed ({}):\n{}",
-        output.status,
-        text(&output.stderr)
-    );
-    assert!(
-        out.is_file(),
-        "agentd build did not write {}",
-        out.display()
-    );
-    out.to_path_buf()
-}
-
 /// Run a built workflow binary with `args`.
 fn run(binary: &Path, args: &[&str]) -> Output {
-    Command::new(binary)
+    workflow_command(binary)
         .args(args)
-        .env_remove("AGENTD_INPUT")
-        .env_remove("AGENTD_START")
-        .env_remove("AGENTD_DRY_RUN")
-        .env_remove("AGENTD_VALIDATE_ONLY")
         .output()
         .expect("the workflow binary runs")
-}
-
-/// The JSON a run printed on stdout.
-fn stdout_json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-            text(&output.stdout),
-            text(&output.stderr)
-        )
-    })
-}
-
-fn exit_code(output: &Output) -> i32 {
-    output
-        .status
-        .code()
-        .expect("exited, not killed by a signal")
 }
 
 // ----- hello --------------------------------------------------------------------
@@ -132,7 +58,7 @@ fn hello_builds_a_static_binary_that_writes_the_greeting() {
     let dir = scratch("hello");
     let binary = build(&workspace(), "workflows/hello.toml", &dir.join("hello"));
 
-    let _file = lock(&HELLO_FILE_LOCK);
+    let _file = hello_file_lock();
     let _ = std::fs::remove_file(HELLO_FILE);
     let output = Command::new(&binary)
         .env("AGENTD_NAME", "world")
@@ -309,7 +235,7 @@ fn compat_hello_example_writes_the_greeting_and_terminates() {
     let dir = scratch("compat-hello");
     let binary = build_compat(&compat, "examples/hello.toml", &dir.join("hello"));
 
-    let _file = lock(&HELLO_FILE_LOCK);
+    let _file = hello_file_lock();
     let _ = std::fs::remove_file(HELLO_FILE);
     let output = Command::new(&binary)
         .env("AGENTD_NAME", "compat")
@@ -412,7 +338,7 @@ fn compat_subworkflow_parent_example_routes_a_successful_call_to_done() {
 fn compat_corpus_and_fixture_suite_pass_in_full() {
     let compat = compat::dir();
     let output = {
-        let _guard = lock(&CACHE_LOCK);
+        let _guard = cache_lock();
         agentd(&workspace())
             .arg("test")
             .arg(compat.join("corpus"))
@@ -494,7 +420,7 @@ last_node = "a"
     .expect("write the fixture");
 
     let output = {
-        let _guard = lock(&CACHE_LOCK);
+        let _guard = cache_lock();
         agentd(&dir)
             .arg("test")
             .arg(&case)
@@ -705,7 +631,7 @@ fn sleeper_args(pids: &Path) -> Value {
 
 /// [`SLEEPER`] built into a fresh scratch directory for `test`: the directory and
 /// the binary.
-fn build_sleeper(test: &str) -> (PathBuf, PathBuf) {
+fn build_sleeper(test: &str) -> (Scratch, PathBuf) {
     let dir = scratch(test);
     std::fs::write(dir.join("sleeper.toml"), SLEEPER).expect("write workflow");
     let exe = build(&dir, "sleeper.toml", &dir.join("sleeper"));

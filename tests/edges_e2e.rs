@@ -10,20 +10,20 @@
 //! timed here.
 #![cfg(target_os = "linux")]
 
-#[path = "support/build.rs"]
-mod build;
 #[allow(dead_code)]
 #[path = "../agentd-runtime/tests/serve/client.rs"]
 mod client;
+mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use client::{agent, connect, exchange, parts, read_response};
+use support::{Served, scratch};
 
 const WORKFLOW: &str = r#"
 name = "edges"
@@ -158,129 +158,31 @@ to = "nap_failed"
 when = "error"
 "#;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("edges-e2e")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the scratch dir");
-    dir
-}
-
 /// The workflow above, built once per test binary.
 fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let dir = scratch("bin");
+        let dir = scratch("bin").keep();
         std::fs::write(dir.join("edges.toml"), WORKFLOW).expect("write the workflow");
         let out = dir.join("edges");
-        build::agentd_build(&dir, "edges.toml", &out, &[]);
+        support::agentd_build(&dir, "edges.toml", &out, &[]);
         out
     })
 }
 
-/// A served `edges` on 127.0.0.1:0; killed on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(binary())
-            .args(["--bind", "127.0.0.1:0", "--log-format", "json"])
-            .args(extra)
-            .env("EDGES_TOKENS", "ops-token")
-            .env("EDGES_HOOK_SECRET", "hook-secret")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr is piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(addr) = line
-                    .split("listening on http://")
-                    .nth(1)
-                    .and_then(|rest| rest.split('/').next())
-                    .and_then(|a| a.parse::<SocketAddr>().ok())
-                {
-                    let _ = tx.send(addr);
-                }
-                let mut log = log
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "no banner; stderr:\n{}",
-                    stderr.lock().map(|s| s.clone()).unwrap_or_default()
-                )
-            });
-        Server {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    /// The value of the `/metrics` sample whose line starts with `prefix`.
-    fn metric(&self, prefix: &str) -> f64 {
-        let (_, _, text, _) = parts(agent().get(&self.url("/metrics")).call());
-        text.lines()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no sample `{prefix}` in:\n{text}"))
-    }
-
-    /// Whether the server has a child process (a `shell_run` command running).
-    fn has_children(&self) -> bool {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
-            return false;
-        };
-        tasks.filter_map(Result::ok).any(|t| {
-            std::fs::read_to_string(t.path().join("children")).is_ok_and(|c| !c.trim().is_empty())
-        })
-    }
-
-    /// Resident set size of the server process, in MiB.
-    fn rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("read /proc/PID/status");
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .expect("VmRSS in /proc/PID/status");
-        kib / 1024.0
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A served `edges` on 127.0.0.1:0 with JSON logs and its secrets set.
+fn serve(extra: &[&str]) -> Served {
+    let mut args = vec!["--log-format", "json"];
+    args.extend_from_slice(extra);
+    Served::start(
+        binary(),
+        Path::new("."),
+        &args,
+        &[
+            ("EDGES_TOKENS", "ops-token"),
+            ("EDGES_HOOK_SECRET", "hook-secret"),
+        ],
+    )
 }
 
 fn post(path: &str, extra_headers: &str, body: &str) -> Vec<u8> {
@@ -302,7 +204,7 @@ fn half_closed(addr: SocketAddr, request: &[u8]) -> Option<client::Raw> {
 
 #[test]
 fn half_closed_clients_are_answered_on_inline_and_pooled_routes() {
-    let s = Server::start(&[]);
+    let s = serve(&[]);
     // Fast inline route, one half-closed client after another.
     for i in 0..200 {
         let reply = half_closed(s.addr, &post("/fast", "", "{}"))
@@ -343,7 +245,7 @@ fn half_closed_clients_are_answered_on_inline_and_pooled_routes() {
 
 #[test]
 fn a_request_cut_off_by_the_drain_timeout_is_audited_as_dropped() {
-    let mut s = Server::start(&["--log-level", "info", "--drain-timeout-secs", "1"]);
+    let mut s = serve(&["--log-level", "info", "--drain-timeout-secs", "1"]);
     let mut c = connect(s.addr);
     c.write_all(&post("/slow", "", "{}")).expect("send");
     std::thread::sleep(Duration::from_millis(300));
@@ -374,7 +276,7 @@ fn a_request_cut_off_by_the_drain_timeout_is_audited_as_dropped() {
 
 #[test]
 fn a_run_whose_client_reset_the_connection_is_still_recorded() {
-    let s = Server::start(&["--log-level", "info"]);
+    let s = serve(&["--log-level", "info"]);
     let mut c = connect(s.addr);
     c.write_all(&post("/slow", "", "{}")).expect("send");
     // Let the request reach the server, then reset (SO_LINGER 0 + close).
@@ -484,7 +386,7 @@ fn settle() {
 #[test]
 fn unauthenticated_bodies_are_refused_unread_or_bounded_and_memory_is_returned() {
     const MIB: usize = 1024 * 1024;
-    let s = Server::start(&[
+    let s = serve(&[
         "--max-connections",
         "2000",
         "--max-preauth-bytes",
@@ -569,7 +471,7 @@ fn hmac_sha256_hex(key: &[u8], msg: &[u8]) -> String {
 
 #[test]
 fn wide_json_bodies_are_decoded_and_run_off_the_reactor_within_a_value_bound() {
-    let s = Server::start(&[]);
+    let s = serve(&[]);
     let offloaded = "agentd_http_bodies_offloaded_total{workflow=\"edges\"}";
     let (status, _, _, _) = parts(agent().post(&s.url("/fast")).send(r#"{"a":1}"#));
     assert_eq!(status, 200);
@@ -617,7 +519,7 @@ fn wide_json_bodies_are_decoded_and_run_off_the_reactor_within_a_value_bound() {
 
 #[test]
 fn the_json_filter_keeps_a_json_reply_valid_whatever_the_request_holds() {
-    let s = Server::start(&[]);
+    let s = serve(&[]);
     let hostile = r#"{"msg":"say \"hi\", \\ and </x>\n","n":{"b":[1,2]}}"#;
     let (status, ct, body, _) = parts(
         agent()
@@ -638,17 +540,13 @@ fn the_json_filter_keeps_a_json_reply_valid_whatever_the_request_holds() {
 fn check(name: &str, workflow: &str, flags: &[&str]) -> (i32, String) {
     let dir = scratch(name);
     std::fs::write(dir.join("w.toml"), workflow).expect("write the workflow");
-    let out = Command::new(env!("CARGO_BIN_EXE_agentd"))
-        .current_dir(&dir)
-        .args(["--color=never", "check"])
+    let out = support::agentd(&dir)
+        .arg("check")
         .args(flags)
         .arg("w.toml")
         .output()
         .expect("agentd runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (support::exit_code(&out), support::text(&out.stderr))
 }
 
 #[test]
@@ -718,7 +616,7 @@ to = "reply"
 
 #[test]
 fn unsupported_transfer_and_content_codings_are_refused() {
-    let s = Server::start(&[]);
+    let s = serve(&[]);
     let chunked = |te: &str| {
         format!(
             "POST /fast HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
@@ -759,7 +657,7 @@ fn answer(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
 
 #[test]
 fn a_route_sent_to_the_pool_answers_exactly_as_its_inline_twin() {
-    let s = Server::start(&[]);
+    let s = serve(&[]);
     let wide = format!(r#"{{"msg":"wide","pad":"{}"}}"#, "x".repeat(70 * 1024));
     let cases: Vec<(&str, String, String)> = vec![
         (
@@ -822,7 +720,7 @@ fn a_route_sent_to_the_pool_answers_exactly_as_its_inline_twin() {
 
 #[test]
 fn effect_routes_take_a_pool_worker_and_a_full_pool_answers_503_while_inline_routes_run() {
-    let s = Server::start(&["--max-runs", "1"]);
+    let s = serve(&["--max-runs", "1"]);
     // The only worker runs a 3 s command. Probing before its `sleep` child
     // exists could take the worker first and turn the slow request away.
     let addr = s.addr;

@@ -5,85 +5,29 @@
 //! CA bundle of `AGENTD_HTTP_CA_FILE`).
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
 
 /// A canary secret: must reach the server and nothing else.
 const TOKEN: &str = "canary-token-93b1f7";
 
-#[path = "support/build.rs"]
-mod build;
-use build::workspace;
+mod support;
+
+use support::stub::Stub;
+use support::{agentd_build, scratch, workspace};
 
 /// The workflow binary, built once for every test of this file.
 fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("effects-e2e");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let dir = scratch("bin").keep();
         let out = dir.join("status-report");
-        build::agentd_build(&workspace(), "workflows/status-report.toml", &out, &[]);
+        agentd_build(&workspace(), "workflows/status-report.toml", &out, &[]);
         out
     })
-}
-
-/// Serve `status` + `body` to every request (TLS when `tls` is set); the
-/// request heads seen are collected.
-fn serve(
-    status: &'static str,
-    body: &'static str,
-    tls: Option<Arc<rustls::ServerConfig>>,
-) -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-            let head = match &tls {
-                None => answer(stream, status, body),
-                Some(cfg) => match rustls::ServerConnection::new(Arc::clone(cfg)) {
-                    Ok(conn) => answer(rustls::StreamOwned::new(conn, stream), status, body),
-                    Err(_) => None,
-                },
-            };
-            if let (Some(head), Ok(mut s)) = (head, sink.lock()) {
-                s.push(head);
-            }
-        }
-    });
-    (port, seen)
-}
-
-fn answer(stream: impl Read + Write, status: &str, body: &str) -> Option<String> {
-    let mut r = BufReader::new(stream);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        if line == "\r\n" {
-            break;
-        }
-        head.push_str(&line);
-    }
-    let mut stream = r.into_inner();
-    let reply = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(reply.as_bytes()).ok()?;
-    stream.flush().ok()?;
-    Some(head)
 }
 
 /// Run the binary with `input`; `token` set as STATUS_API_TOKEN when given.
@@ -134,7 +78,8 @@ fn assert_no_canary(out: &Output) {
 
 #[test]
 fn a_2xx_status_is_recorded_by_the_command_and_the_token_only_reaches_the_server() {
-    let (port, seen) = serve("200 OK", r#"{"service":"api","state":"up"}"#, None);
+    let upstream = Stub::start("200 OK", r#"{"service":"api","state":"up"}"#, None);
+    let port = upstream.port;
     let out = run(
         &json!({ "url": format!("http://127.0.0.1:{port}/status") }),
         Some(TOKEN),
@@ -151,7 +96,7 @@ fn a_2xx_status_is_recorded_by_the_command_and_the_token_only_reaches_the_server
     assert_eq!(o["last_node"], "record");
     assert_eq!(o["final_value"]["stdout"], "service=api state=up\n");
     assert_eq!(o["final_value"]["exit_code"], 0);
-    let heads = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let heads = upstream.heads();
     assert_eq!(heads.len(), 1, "{heads:?}");
     let auth = heads[0]
         .lines()
@@ -170,9 +115,10 @@ fn a_2xx_status_is_recorded_by_the_command_and_the_token_only_reaches_the_server
 #[test]
 fn a_kept_checkpoint_holds_the_fetched_output_but_never_the_secret() {
     // A quote in `service` makes the rendered argv invalid JSON: `args` fails hard.
-    let (port, seen) = serve("200 OK", r#"{"service":"a\"b","state":"up"}"#, None);
-    let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join("effects-e2e-state");
-    let _ = std::fs::remove_dir_all(&state);
+    let upstream = Stub::start("200 OK", r#"{"service":"a\"b","state":"up"}"#, None);
+    let port = upstream.port;
+    let scratch = scratch("kept-checkpoint");
+    let state = scratch.join("state");
     let out = Command::new(binary())
         .arg("--input")
         .arg(json!({ "url": format!("http://127.0.0.1:{port}/status") }).to_string())
@@ -185,7 +131,7 @@ fn a_kept_checkpoint_holds_the_fetched_output_but_never_the_secret() {
         .expect("the workflow binary runs");
     assert_ne!(out.status.code(), Some(0), "the run must not complete");
     assert_no_canary(&out);
-    assert_eq!(seen.lock().map(|s| s.len()).unwrap_or_default(), 1);
+    assert_eq!(upstream.seen().len(), 1);
     let kept: Vec<String> = std::fs::read_dir(&state)
         .expect("the state dir exists")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -212,7 +158,8 @@ fn a_kept_checkpoint_holds_the_fetched_output_but_never_the_secret() {
 
 #[test]
 fn a_non_2xx_status_takes_the_error_branch_to_the_fail_node() {
-    let (port, _) = serve("503 Service Unavailable", r#"{"state":"down"}"#, None);
+    let upstream = Stub::start("503 Service Unavailable", r#"{"state":"down"}"#, None);
+    let port = upstream.port;
     let out = run(
         &json!({ "url": format!("http://127.0.0.1:{port}/status") }),
         Some(TOKEN),
@@ -227,7 +174,8 @@ fn a_non_2xx_status_takes_the_error_branch_to_the_fail_node() {
 
 #[test]
 fn a_missing_secret_refuses_to_start_and_names_it() {
-    let (port, seen) = serve("200 OK", "{}", None);
+    let upstream = Stub::start("200 OK", "{}", None);
+    let port = upstream.port;
     let out = run(
         &json!({ "url": format!("http://127.0.0.1:{port}/status") }),
         None,
@@ -238,7 +186,7 @@ fn a_missing_secret_refuses_to_start_and_names_it() {
         last_stderr_line(&out),
         "agentd: [[secrets]]: secret `status_token`: environment variable `STATUS_API_TOKEN` is not set"
     );
-    assert!(seen.lock().map(|s| s.is_empty()).unwrap_or(false));
+    assert!(upstream.seen().is_empty());
 }
 
 #[test]
@@ -265,12 +213,14 @@ fn https_uses_the_ca_bundle_named_by_agentd_http_ca_file() {
         rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
     )
     .expect("server config");
-    let (port, _) = serve(
+    let upstream = Stub::start(
         "200 OK",
         r#"{"service":"tls","state":"up"}"#,
         Some(Arc::new(server)),
     );
-    let ca_file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("effects-e2e-ca.pem");
+    let port = upstream.port;
+    let dir = scratch("ca-bundle");
+    let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).expect("write the CA");
     let input = json!({ "url": format!("https://localhost:{port}/status") });
 
@@ -316,8 +266,8 @@ fn a_url_outside_the_policy_is_refused() {
 /// still refuses to fall back to the built-in roots.
 #[test]
 fn a_missing_ssl_cert_file_fails_only_https_requests() {
-    let missing = Path::new(env!("CARGO_TARGET_TMPDIR")).join("effects-e2e-no-such-ca.pem");
-    let _ = std::fs::remove_file(&missing);
+    let dir = scratch("missing-bundle");
+    let missing = dir.join("no-such-ca.pem");
     let with_missing_bundle = |url: String| {
         let mut cmd = Command::new(binary());
         cmd.arg("--input")
@@ -328,7 +278,8 @@ fn a_missing_ssl_cert_file_fails_only_https_requests() {
             .env("SSL_CERT_FILE", &missing);
         cmd.output().expect("the workflow binary runs")
     };
-    let (port, seen) = serve("200 OK", r#"{"service":"plain","state":"up"}"#, None);
+    let upstream = Stub::start("200 OK", r#"{"service":"plain","state":"up"}"#, None);
+    let port = upstream.port;
     let out = with_missing_bundle(format!("http://127.0.0.1:{port}/status"));
     assert_eq!(
         out.status.code(),
@@ -340,7 +291,7 @@ fn a_missing_ssl_cert_file_fails_only_https_requests() {
         outcome(&out)["final_value"]["stdout"],
         "service=plain state=up\n"
     );
-    assert_eq!(seen.lock().map(|s| s.len()).unwrap_or_default(), 1);
+    assert_eq!(upstream.seen().len(), 1);
 
     // https:// needs the bundle: the named, missing file is the error.
     let out = with_missing_bundle(format!("https://localhost:{port}/status"));

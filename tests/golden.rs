@@ -15,15 +15,12 @@
 //! workspace crate (`tests/golden/`); a new workflow needs a `#[path]` module line in
 //! `tests/golden/src/lib.rs`, which `every_workflow_has_a_compiled_golden_module` checks.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
+mod support;
+
+use support::workspace as repo_root;
 
 /// The stems of `workflows/*.toml`, sorted.
 fn workflow_names() -> Vec<String> {

@@ -6,31 +6,12 @@ use std::process::Command;
 
 const AGENTD: &str = env!("CARGO_BIN_EXE_agentd");
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+mod support;
+
+use support::{scratch, workspace as repo};
 
 fn workflows() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-            .expect("read dir")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        paths.sort();
-        for p in paths {
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|e| e == "toml") {
-                out.push(p);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&repo().join("workflows"), &mut files);
-    files
+    support::compat::toml_files(&[repo().join("workflows")])
 }
 
 fn graph(file: &Path, format: &str, out: &Path) {
@@ -93,7 +74,7 @@ max_iterations = 1
 
 #[test]
 fn mermaid_output_of_every_example_parses_with_mermaid() {
-    let tmp = tempdir("mermaid");
+    let tmp = scratch("mermaid");
     let mut charts = Vec::new();
     let tricky = tmp.join("tricky.toml");
     std::fs::write(&tricky, TRICKY).expect("write");
@@ -133,7 +114,7 @@ fn mermaid_output_of_every_example_parses_with_mermaid() {
 
 #[test]
 fn svg_output_of_every_example_is_written_and_an_unreadable_file_exits_2() {
-    let tmp = tempdir("svg");
+    let tmp = scratch("svg");
     for (i, file) in workflows().iter().enumerate() {
         let out = tmp.join(format!("{i}.svg"));
         graph(file, "svg", &out);
@@ -149,13 +130,6 @@ fn svg_output_of_every_example_is_written_and_an_unreadable_file_exits_2() {
         .status()
         .expect("run");
     assert_eq!(status.code(), Some(2));
-}
-
-fn tempdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("agentd-graph-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 #[test]

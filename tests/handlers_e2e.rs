@@ -6,53 +6,13 @@
 //! by absolute path, and a workflow with a `type = "rust"` node. Builds share the cache
 //! `<workspace>/target/agentd-cache` with tests/e2e.rs, so they are warm after the first.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard};
+use std::path::Path;
+use std::process::Output;
 
-use serde_json::Value;
+mod support;
 
-/// Serialises builds into the shared cache, so cargo's output stays readable.
-static CACHE_LOCK: Mutex<()> = Mutex::new(());
-
-fn lock() -> MutexGuard<'static, ()> {
-    CACHE_LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
-
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("handlers_e2e")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the scratch dir");
-    dir
-}
-
-fn agentd(cwd: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentd"));
-    cmd.current_dir(cwd)
-        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
-        .env_remove("AGENTD_RUNTIME_PATH")
-        .arg("--color=never");
-    cmd
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn exit_code(output: &Output) -> i32 {
-    output.status.code().unwrap_or(-1)
-}
+use support::build::{cache_lock, handler_crate};
+use support::{agentd, exit_code, scratch, stdout_json, text, workflow_command};
 
 /// A workflow named `name` whose Rust node `classify` routes on the handler's label:
 /// `urgent` → `page`, `routine` → `enqueue`.
@@ -116,42 +76,11 @@ pub fn classify(_cx: &Cx<'_>, ticket: &Value) -> Result<NodeOutput, NodeError> {
 }
 "#;
 
-/// Write a handler crate `package` with `lib` as its `src/lib.rs` into `dir`.
-fn handler_crate(dir: &Path, package: &str, lib: &str) {
-    let runtime = workspace().join("agentd-runtime");
-    let runtime = runtime.canonicalize().unwrap_or(runtime);
-    std::fs::create_dir_all(dir.join("src")).expect("create src");
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"{package}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
-             [dependencies]\nagentd-runtime = {{ path = {:?}, default-features = false }}\n",
-            runtime.display().to_string()
-        ),
-    )
-    .expect("write Cargo.toml");
-    std::fs::write(dir.join("src/lib.rs"), lib).expect("write lib.rs");
-}
-
 fn run(binary: &Path, input: &str) -> Output {
-    Command::new(binary)
+    workflow_command(binary)
         .args(["--input", input])
-        .env_remove("AGENTD_INPUT")
-        .env_remove("AGENTD_START")
-        .env_remove("AGENTD_DRY_RUN")
-        .env_remove("AGENTD_VALIDATE_ONLY")
         .output()
         .expect("the workflow binary runs")
-}
-
-fn stdout_json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-            text(&output.stdout),
-            text(&output.stderr)
-        )
-    })
 }
 
 #[test]
@@ -162,7 +91,7 @@ fn build_with_handlers_binds_the_crate_and_routes_on_the_handler_label() {
 
     let binary = dir.join("triage");
     let output = {
-        let _guard = lock();
+        let _guard = cache_lock();
         agentd(&dir)
             .args([
                 "build",
@@ -220,7 +149,7 @@ fn build_with_a_crate_lacking_the_handler_fails_with_exit_3_naming_it() {
     std::fs::write(dir.join("triage.toml"), workflow("handlers-e2e-missing")).expect("write");
 
     let output = {
-        let _guard = lock();
+        let _guard = cache_lock();
         agentd(&dir)
             .args([
                 "build",

@@ -13,32 +13,23 @@
 //! them the tests fail saying what is missing.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-#[path = "support/build.rs"]
-mod build;
-#[path = "support/tls.rs"]
-mod tls;
+mod support;
 
-use build::workspace;
+use support::stub::Stub;
+use support::{scratch, tls};
+
+use support::workspace;
 
 /// The image's user (`agentd build` runs every image as uid/gid 65532).
 const USER: &str = "65532:65532";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
 
 /// A tool the tests need, from PATH (or `/usr/sbin` and `/sbin`, where `chroot`
 /// lives); panics naming the installer when it is missing.
@@ -161,7 +152,7 @@ struct Hello {
 fn hello() -> &'static Hello {
     static HELLO: OnceLock<Hello> = OnceLock::new();
     HELLO.get_or_init(|| {
-        let dir = scratch("image-e2e-hello");
+        let dir = scratch("hello").keep();
         let key = dir.join("release");
         let out = agentd(&[&"keygen", &"-o", &key]);
         assert!(
@@ -177,7 +168,7 @@ fn hello() -> &'static Hello {
             public_key: dir.join("release.pub"),
             dir,
         };
-        build::agentd_build(
+        support::agentd_build(
             &workspace(),
             "workflows/hello.toml",
             &h.binary,
@@ -301,7 +292,7 @@ fn skopeo_shows_the_entrypoint_user_and_labels_of_the_image() {
 #[test]
 fn the_unpacked_image_runs_the_binary_under_env_i_chroot_with_nothing_else() {
     let h = hello();
-    let dir = scratch("image-e2e-unpack");
+    let dir = scratch("unpack");
     let rootfs = unpack(&h.image, "hello:e2e", &dir);
     // FROM scratch: no shell, no TLS material (hello makes no TLS calls), no libc.
     for absent in ["bin/sh", "etc/ssl", "lib", "usr/lib"] {
@@ -388,7 +379,7 @@ fn podman(dir: &Path) -> Command {
 #[test]
 fn podman_loads_the_image_and_inspect_shows_its_entrypoint_user_and_labels() {
     let h = hello();
-    let dir = scratch("image-e2e-podman-load");
+    let dir = scratch("podman-load");
     let loaded = ok(podman(&dir).arg("load").arg("-i").arg(&h.image));
     let said = format!(
         "{}{}",
@@ -428,7 +419,7 @@ fn podman_loads_the_image_and_inspect_shows_its_entrypoint_user_and_labels() {
 #[test]
 fn podman_runs_the_loaded_image_as_its_user_to_completion() {
     let h = hello();
-    let dir = scratch("image-e2e-podman-run");
+    let dir = scratch("podman-run");
     ok(podman(&dir).arg("load").arg("-i").arg(&h.image));
     // The greeting lands in a host directory mounted where hello writes it, so its
     // owner shows which user the image ran as.
@@ -475,9 +466,9 @@ fn podman_runs_the_loaded_image_as_its_user_to_completion() {
 #[test]
 fn two_builds_of_the_same_workflow_give_the_same_image_digest() {
     let h = hello();
-    let dir = scratch("image-e2e-again");
+    let dir = scratch("again");
     let again = dir.join("hello.tar");
-    build::agentd_build(
+    support::agentd_build(
         &workspace(),
         "workflows/hello.toml",
         &dir.join("other-name"),
@@ -680,63 +671,16 @@ when = "error"
 to = "unreachable"
 "#;
 
-/// An HTTPS server on 127.0.0.1 answering every request with `body`.
-fn https_server(ca: &tls::Ca, body: &'static str) -> (u16, Arc<Mutex<usize>>) {
+/// An HTTPS server on 127.0.0.1 presenting a leaf of `ca`, answering every
+/// request with `body`.
+fn https_server(ca: &tls::Ca, body: &'static str) -> Stub {
     let leaf = ca.leaf("127.0.0.1", &["127.0.0.1"]);
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der.clone()],
-        rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes())
-            .expect("leaf key"),
-    )
-    .expect("server config");
-    use rustls::pki_types::pem::PemObject as _;
-    let config = Arc::new(config);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let served = Arc::new(Mutex::new(0));
-    let count = Arc::clone(&served);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-            let Ok(conn) = rustls::ServerConnection::new(Arc::clone(&config)) else {
-                continue;
-            };
-            let mut tls = BufReader::new(rustls::StreamOwned::new(conn, stream));
-            let mut line = String::new();
-            let mut complete = false;
-            while tls.read_line(&mut line).is_ok_and(|n| n > 0) {
-                if line == "\r\n" {
-                    complete = true;
-                    break;
-                }
-                line.clear();
-            }
-            if !complete {
-                continue;
-            }
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let mut tls = tls.into_inner();
-            let sent = tls.write_all(reply.as_bytes()).and_then(|()| tls.flush());
-            if let (Ok(()), Ok(mut n)) = (sent, count.lock()) {
-                *n += 1;
-            }
-        }
-    });
-    (port, served)
+    Stub::start("200 OK", body, Some(leaf.server_config()))
 }
 
 #[test]
 fn a_tls_workflow_image_reaches_https_on_loopback_with_the_bundled_ca_only() {
-    let dir = scratch("image-e2e-tls");
+    let dir = scratch("tls");
     let ca = tls::Ca::new("image-e2e test CA");
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).expect("write the CA");
@@ -744,7 +688,7 @@ fn a_tls_workflow_image_reaches_https_on_loopback_with_the_bundled_ca_only() {
     std::fs::write(&workflow, TLS_WORKFLOW).expect("write the workflow");
     let image = dir.join("tls-ping.tar");
     let sbom = dir.join("tls-ping.cdx.json");
-    build::agentd_build(
+    support::agentd_build(
         &dir,
         "tls-ping.toml",
         &dir.join("tls-ping"),
@@ -782,7 +726,8 @@ fn a_tls_workflow_image_reaches_https_on_loopback_with_the_bundled_ca_only() {
         ca.pem()
     );
 
-    let (port, served) = https_server(&ca, r#"{"pong":true}"#);
+    let upstream = https_server(&ca, r#"{"pong":true}"#);
+    let port = upstream.port;
     let input = json!({ "url": format!("https://127.0.0.1:{port}/ping") }).to_string();
     let out = run_in_image(&rootfs, &config, &[], &["--input", &input]);
     assert_eq!(
@@ -795,23 +740,24 @@ fn a_tls_workflow_image_reaches_https_on_loopback_with_the_bundled_ca_only() {
     let outcome = json_of(&out.stdout);
     assert_eq!(outcome["status"], "completed", "{outcome}");
     assert_eq!(outcome["final_value"]["status"], 200, "{outcome}");
-    assert_eq!(served.lock().map(|n| *n).unwrap_or_default(), 1);
+    assert_eq!(upstream.seen().len(), 1);
 
     // The same image with the host's bundle instead does not trust the test CA:
     // the bundled file, not anything outside the chroot, decided the handshake.
     let other_ca = tls::Ca::new("not the bundled CA");
-    let (port, served) = https_server(&other_ca, r#"{"pong":true}"#);
+    let upstream = https_server(&other_ca, r#"{"pong":true}"#);
+    let port = upstream.port;
     let input = json!({ "url": format!("https://127.0.0.1:{port}/ping") }).to_string();
     let out = run_in_image(&rootfs, &config, &[], &["--input", &input]);
     assert_ne!(out.status.code(), Some(0));
-    assert_eq!(served.lock().map(|n| *n).unwrap_or_default(), 0);
+    assert_eq!(upstream.seen().len(), 0);
 }
 
 #[test]
 fn a_serving_workflow_image_exposes_its_port_binds_all_interfaces_and_names_its_health_check() {
-    let dir = scratch("image-e2e-serve");
+    let dir = scratch("serve");
     let image = dir.join("order-api.tar");
-    build::agentd_build(
+    support::agentd_build(
         &workspace(),
         "workflows/order-api.toml",
         &dir.join("order-api"),
@@ -838,7 +784,7 @@ fn a_serving_workflow_image_exposes_its_port_binds_all_interfaces_and_names_its_
 
 #[test]
 fn image_flags_are_refused_for_a_dynamic_build_and_a_bad_tag() {
-    let dir = scratch("image-e2e-refused");
+    let dir = scratch("refused");
     let image = dir.join("x.tar");
     let out = agentd(&[
         &"build",

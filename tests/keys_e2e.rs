@@ -13,24 +13,16 @@
 //! neither needs a runtime build of its own.
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-#[path = "support/build.rs"]
-mod build;
+mod support;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
+use support::stub::Stub;
+use support::{scratch, stdout_json};
 
 fn run(binary: &Path, dir: &Path, args: &[&str]) -> Output {
     Command::new(binary)
@@ -38,16 +30,6 @@ fn run(binary: &Path, dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run the binary")
-}
-
-fn stdout_json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not an outcome ({e}):\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 /// Every JSON line of the files in `dir` whose name starts with `prefix`.
@@ -169,7 +151,7 @@ fn fs_binary(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir.join("out")).expect("out dir");
     std::fs::write(dir.join("keys-fs.toml"), fs_workflow(dir)).expect("workflow");
     let out = dir.join("keys-fs");
-    build::agentd_build(dir, "keys-fs.toml", &out, &[]);
+    support::agentd_build(dir, "keys-fs.toml", &out, &[]);
     out
 }
 
@@ -415,54 +397,14 @@ to = "after"
     )
 }
 
-/// Answer every request with 200; collect each request's body.
-fn serve() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-            let mut r = BufReader::new(stream);
-            let mut length = 0_usize;
-            loop {
-                let mut line = String::new();
-                match r.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) if line == "\r\n" => break,
-                    Ok(_) => {
-                        if let Some((k, v)) = line.split_once(':')
-                            && k.eq_ignore_ascii_case("content-length")
-                        {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                }
-            }
-            let mut body = vec![0_u8; length];
-            if r.read_exact(&mut body).is_err() {
-                continue;
-            }
-            if let Ok(mut s) = sink.lock() {
-                s.push(String::from_utf8_lossy(&body).into_owned());
-            }
-            let mut stream = r.into_inner();
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
-            );
-        }
-    });
-    (port, seen)
-}
-
 #[test]
 fn body_from_run_time_budget_disabled_logging_and_audit_reasons_act_in_a_built_binary() {
     let dir = scratch("keys-e2e-effects");
     std::fs::write(dir.join("keys-effects.toml"), effects_workflow(&dir)).expect("workflow");
     let binary = dir.join("keys-effects");
-    build::agentd_build(&dir, "keys-effects.toml", &binary, &[]);
-    let (port, bodies) = serve();
+    support::agentd_build(&dir, "keys-effects.toml", &binary, &[]);
+    let upstream = Stub::start("200 OK", "{}", None);
+    let port = upstream.port;
 
     // body_from = "trigger.order": the server gets that value, compact JSON, and
     // nothing else of the input.
@@ -481,7 +423,7 @@ fn body_from_run_time_budget_disabled_logging_and_audit_reasons_act_in_a_built_b
         Some(5),
         "the run ends at a fail node: {out:?}"
     );
-    let got = bodies.lock().map(|b| b.clone()).unwrap_or_default();
+    let got = upstream.bodies();
     assert_eq!(got.len(), 1, "{got:?}");
     let body: Value = serde_json::from_str(&got[0]).expect("the body is JSON");
     assert_eq!(body, json!({"sku": "A-7", "qty": 2}));

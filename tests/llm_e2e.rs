@@ -4,17 +4,13 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-#[path = "support/build.rs"]
-mod build;
-#[path = "support/tls.rs"]
-mod tls;
+mod support;
 
-use rustls::pki_types::pem::PemObject;
+use support::{scratch, tls};
 
 fn read_frame(s: &mut impl Read) -> Option<Vec<u8>> {
     let mut len = [0_u8; 4];
@@ -72,8 +68,7 @@ to = "urgent"
 
 #[test]
 fn a_built_binary_routes_on_a_socket_backend_with_schema_repair() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("llm-e2e");
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("socket-backend");
     std::fs::create_dir_all(dir.join("schemas")).expect("scratch dir");
     std::fs::write(dir.join("wf.toml"), WORKFLOW).expect("write workflow");
     std::fs::write(
@@ -82,7 +77,7 @@ fn a_built_binary_routes_on_a_socket_backend_with_schema_repair() {
     )
     .expect("write schema");
     let exe = dir.join("llm-e2e-bin");
-    build::agentd_build(&dir, "wf.toml", &exe, &[]);
+    support::agentd_build(&dir, "wf.toml", &exe, &[]);
     // The schema was baked: the binary runs from elsewhere without the file.
     std::fs::remove_dir_all(dir.join("schemas")).expect("remove schema");
 
@@ -159,9 +154,7 @@ fn a_built_binary_calls_a_named_chat_completions_backend_with_a_key_from_a_secre
     use std::net::TcpListener;
 
     const KEY: &str = "sk-canary-5a1e";
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("llm-remote-e2e");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dir = scratch("remote-backend");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let key_file = dir.join("openai.key");
@@ -200,7 +193,7 @@ output_schema = "inline"
     );
     std::fs::write(dir.join("wf.toml"), workflow).expect("write workflow");
     let exe = dir.join("remote-llm-bin");
-    build::agentd_build(&dir, "wf.toml", &exe, &[]);
+    support::agentd_build(&dir, "wf.toml", &exe, &[]);
     // An http:// backend never uses the CA bundle, so one that is named but
     // missing must not stop the binary (it used to refuse to start).
     let missing_ca = dir.join("no-such-ca.pem");
@@ -312,26 +305,12 @@ fn an_https_backend_signed_by_a_private_ca_is_trusted_through_agentd_http_ca_fil
     use std::net::TcpListener;
     use std::sync::Arc;
 
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("llm-remote-tls-e2e");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dir = scratch("remote-tls-backend");
     let ca = tls::Ca::new("agentd llm test CA");
     let leaf = ca.leaf("localhost", &["localhost"]);
     std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write the CA");
     std::fs::write(dir.join("not-a-ca.pem"), "no certificates here\n").expect("write");
-    let server_config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der.clone()],
-            rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("key"),
-        )
-        .expect("server config"),
-    );
+    let server_config = leaf.server_config();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let workflow = format!(
@@ -358,7 +337,7 @@ input_from = "trigger"
     );
     std::fs::write(dir.join("wf.toml"), workflow).expect("write workflow");
     let exe = dir.join("remote-llm-tls-bin");
-    build::agentd_build(&dir, "wf.toml", &exe, &[]);
+    support::agentd_build(&dir, "wf.toml", &exe, &[]);
     let run = |ca_file: Option<&str>| {
         let mut cmd = Command::new(&exe);
         cmd.args(["--input", r#"{"who": "tls"}"#])
@@ -432,9 +411,7 @@ input_from = "trigger"
 /// (dialect 1 refused every call): two calls in one run both reach the backend.
 #[test]
 fn a_zero_token_budget_is_no_limit_in_a_built_binary() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("llm-e2e-zero-budget");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dir = scratch("zero-budget");
     std::fs::write(
         dir.join("wf.toml"),
         r#"name = "zero_budget"
@@ -466,7 +443,7 @@ to = "second"
     )
     .expect("write workflow");
     let exe = dir.join("zero-budget-bin");
-    build::agentd_build(&dir, "wf.toml", &exe, &[]);
+    support::agentd_build(&dir, "wf.toml", &exe, &[]);
 
     let sock = dir.join("intel.sock");
     let listener = UnixListener::bind(&sock).expect("bind the socket");

@@ -19,12 +19,9 @@ const AGENTD: &str = env!("CARGO_BIN_EXE_agentd");
 /// Longest wait for any one reply; the test fails (never hangs) past it.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+mod support;
+
+use support::workspace as repo;
 
 fn uri(path: &Path) -> String {
     let mut out = String::from("file://");
@@ -198,21 +195,6 @@ impl Drop for Client {
     }
 }
 
-fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            toml_files(&p, out);
-        } else if p.extension().is_some_and(|e| e == "toml") {
-            out.push(p);
-        }
-    }
-}
-
 /// Byte offset of an LSP position (UTF-16 columns) in `text`.
 fn offset(text: &str, pos: &Value) -> usize {
     let line = pos["line"].as_u64().expect("line") as usize;
@@ -271,9 +253,7 @@ fn from_lsp(file_uri: &str, text: &str, d: &Value) -> Key {
 #[test]
 fn published_diagnostics_match_agentd_check_for_every_ui_and_example_workflow() {
     let root = repo();
-    let mut files = Vec::new();
-    toml_files(&root.join("tests/ui"), &mut files);
-    toml_files(&root.join("workflows"), &mut files);
+    let files = support::compat::toml_files(&[root.join("tests/ui"), root.join("workflows")]);
     assert!(files.len() > 20, "corpus went missing: {files:?}");
     let mut client = Client::start();
     let mut with_diagnostics = 0;

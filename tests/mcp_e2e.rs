@@ -26,9 +26,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-#[path = "support/build.rs"]
-mod build;
-use build::workspace;
+mod support;
+
+use support::scratch::{Scratch, scratch_path};
+use support::stub::wait_listening;
+use support::{Served, agentd_build, free_port, scratch, workspace};
 
 /// A canary secret: must reach the server's request headers and nothing else.
 const TOKEN: &str = "mcp-canary-5e1d";
@@ -48,20 +50,6 @@ fn deps() -> PathBuf {
 
 fn everything_bin() -> PathBuf {
     deps().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// The workflow: one `[[mcp_servers]]` entry (`server` is its TOML body) and a
@@ -154,11 +142,11 @@ fn binary(key: &'static str, text: impl FnOnce() -> String) -> PathBuf {
     if let Some((_, p)) = built.iter().find(|(k, _)| *k == key) {
         return p.clone();
     }
-    let dir = scratch(&format!("mcp-e2e-{key}"));
+    let dir = scratch(&format!("bin-{key}")).keep();
     let wf = dir.join("wf.toml");
     std::fs::write(&wf, text()).expect("write workflow");
     let out = dir.join(key);
-    build::agentd_build(&dir, wf.to_str().expect("utf-8 path"), &out, &[]);
+    agentd_build(&dir, wf.to_str().expect("utf-8 path"), &out, &[]);
     built.push((key, out.clone()));
     out
 }
@@ -266,15 +254,13 @@ impl Everything {
             .stderr(Stdio::null())
             .spawn()
             .expect("node runs server-everything");
-        let began = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                began.elapsed() < Duration::from_secs(30),
-                "server-everything did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, port }
+        // Built before `Self`: a server that never listens must still be killed.
+        let this = Self { child, port };
+        assert!(
+            wait_listening(port, Duration::from_secs(30)),
+            "server-everything did not listen"
+        );
+        this
     }
 
     fn url_flag(&self) -> String {
@@ -406,7 +392,7 @@ fn an_mcp_url_outside_the_policy_refuses_to_start_and_a_literal_one_refuses_to_b
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("--mcp-url `nope`"));
 
-    let dir = scratch("mcp-e2e-denied");
+    let dir = scratch("denied");
     let wf = dir.join("wf.toml");
     std::fs::write(
         &wf,
@@ -827,7 +813,7 @@ fn the_official_conformance_suite_passes_the_client_scenarios_initialize_tools_c
 {
     let deps = deps();
     let exe = conformance_binary();
-    let dir = scratch("mcp-e2e-suite");
+    let dir = scratch("suite");
     // The wrapper the suite runs: it appends the server URL; the scenario is in
     // MCP_CONFORMANCE_SCENARIO.
     let wrapper = dir.join("client.sh");
@@ -894,7 +880,7 @@ fn server_filesystem_confined_to_a_scratch_dir_serves_call_mcp_tool_and_an_agent
     use std::os::unix::net::UnixListener;
 
     let deps = deps();
-    let dir = scratch("mcp-e2e-filesystem");
+    let dir = scratch("filesystem");
     let allowed = dir.join("allowed");
     std::fs::create_dir_all(&allowed).expect("allowed dir");
     std::fs::write(allowed.join("notes.txt"), "disk at 91%\n").expect("notes");
@@ -945,7 +931,7 @@ mode = "off"
     )
     .expect("write workflow");
     let exe = dir.join("fs-bin");
-    build::agentd_build(&dir, wf.to_str().expect("utf-8"), &exe, &[]);
+    agentd_build(&dir, wf.to_str().expect("utf-8"), &exe, &[]);
 
     let sock = dir.join("intel.sock");
     let listener = UnixListener::bind(&sock).expect("bind the socket");
@@ -1034,7 +1020,7 @@ mode = "off"
 #[test]
 fn a_python_sdk_server_behind_a_bearer_rotated_between_calls_via_a_secret_file() {
     let deps = deps();
-    let dir = scratch("mcp-e2e-python");
+    let dir = scratch("python");
     let token = dir.join("token");
     std::fs::write(&token, "first-token-7c2\n").expect("token file");
     let port = free_port();
@@ -1102,7 +1088,7 @@ to = "second"
     )
     .expect("write workflow");
     let exe = dir.join("py-bin");
-    build::agentd_build(&dir, wf.to_str().expect("utf-8"), &exe, &[]);
+    agentd_build(&dir, wf.to_str().expect("utf-8"), &exe, &[]);
     let run = Command::new(&exe).output().expect("the binary runs");
     let _ = server.kill();
     let _ = server.wait();
@@ -1200,48 +1186,20 @@ mode = "off"
 }
 
 fn trigger_out(key: &str) -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("mcp-e2e-trigger-out-{key}"))
+    scratch_path(&format!("trigger-out-{key}"))
 }
 
 /// Serve `exe` (plus `extra`), toggle the updates, and return the first
 /// run's `trigger`.
 fn first_update(exe: &Path, key: &str, extra: &[&str]) -> Value {
-    let out = trigger_out(key);
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).expect("out dir");
-    let mut child = Command::new(exe)
-        .args(["--bind", "127.0.0.1:0"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the service starts");
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let pipe = child.stderr.take().expect("stderr");
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if let Some(addr) = line
-                .split("listening on http://")
-                .nth(1)
-                .and_then(|rest| rest.split('/').next())
-                .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-            {
-                let _ = tx.send(addr);
-            }
-            if let Ok(mut l) = sink.lock() {
-                l.push_str(&line);
-                l.push('\n');
-            }
-        }
-    });
-    let stderr = || log.lock().map(|l| l.clone()).unwrap_or_default();
-    let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
-        let _ = child.kill();
-        panic!("no banner; stderr:\n{}", stderr());
-    };
+    let out = Scratch::at(trigger_out(key));
+    let served = Served::listening(
+        Command::new(exe)
+            .args(["--bind", "127.0.0.1:0"])
+            .args(extra),
+    );
+    let stderr = || served.stderr();
+    let addr = served.addr;
     let mut conn = TcpStream::connect(addr).expect("connect");
     conn.write_all(
         b"POST /toggle HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -1257,8 +1215,6 @@ fn first_update(exe: &Path, key: &str, extra: &[&str]) -> Value {
     // The write may be under way: give it a moment to finish.
     std::thread::sleep(Duration::from_millis(200));
     let text = std::fs::read_to_string(&file);
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(
         reply.starts_with("HTTP/1.1 200"),
         "toggle: {reply}\nstderr:\n{}",

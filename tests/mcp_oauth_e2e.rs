@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-#[path = "support/build.rs"]
-mod build;
-use build::workspace;
+mod support;
+
+use support::{Scratch, agentd_build, scratch, workspace};
 
 fn deps() -> PathBuf {
     let dir = workspace().join("target/test-deps/mcp");
@@ -35,13 +35,6 @@ fn deps() -> PathBuf {
         "the MCP conformance suite is not installed: run tests/deps/mcp.sh (expected {})",
         suite.display()
     );
-    dir
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
 
@@ -88,18 +81,19 @@ to = "second"
     )
 }
 
-fn build_workflow(key: &str, text: &str) -> PathBuf {
-    let dir = scratch(&format!("mcp-oauth-e2e-{key}"));
+/// `text` built in a scratch directory `key`: the directory and the binary.
+fn build_workflow(key: &str, text: &str) -> (Scratch, PathBuf) {
+    let dir = scratch(key);
     std::fs::write(dir.join("wf.toml"), text).expect("write the workflow");
     let out = dir.join(key);
-    build::agentd_build(&dir, "wf.toml", &out, &[]);
-    out
+    agentd_build(&dir, "wf.toml", &out, &[]);
+    (dir, out)
 }
 
 #[test]
 fn the_conformance_suite_passes_auth_client_credentials_basic() {
     let deps = deps();
-    let exe = build_workflow(
+    let (_bin, exe) = build_workflow(
         "suite",
         &workflow(
             "grant = \"client_credentials\"\nclient_id = \"MCP_CLIENT_ID\"\n\
@@ -108,7 +102,7 @@ fn the_conformance_suite_passes_auth_client_credentials_basic() {
             "test-tool",
         ),
     );
-    let dir = scratch("mcp-oauth-e2e-suite-run");
+    let dir = scratch("suite-run");
     let wrapper = dir.join("client.sh");
     // The scenario's client id and secret arrive as JSON in MCP_CONFORMANCE_CONTEXT.
     std::fs::write(
@@ -319,7 +313,7 @@ fn run(exe: &Path, server: &Server) -> Output {
 
 #[test]
 fn an_oauth_mcp_server_gets_one_token_per_401_with_the_configured_scope_and_post_auth() {
-    let exe = build_workflow(
+    let (_bin, exe) = build_workflow(
         "own",
         &workflow(
             "grant = \"client_credentials\"\nclient_id = \"OAUTH_E2E_CLIENT_ID\"\n\

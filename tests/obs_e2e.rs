@@ -10,20 +10,18 @@
 //! build of a small crate, not another runtime build).
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
 /// The canary secret: must reach the server and nothing else.
 const CANARY: &str = "canary-obs-e2e-7d41c9";
 
-#[path = "support/build.rs"]
-mod build;
+mod support;
+
+use support::scratch;
+use support::stub::Stub;
 
 fn workflow(dir: &Path) -> String {
     format!(
@@ -117,41 +115,8 @@ to = "record"
 fn build(dir: &Path) -> PathBuf {
     std::fs::write(dir.join("obs.toml"), workflow(dir)).expect("write workflow");
     let out = dir.join("obs-agent");
-    build::agentd_build(dir, "obs.toml", &out, &[]);
+    support::agentd_build(dir, "obs.toml", &out, &[]);
     out
-}
-
-/// Answer every request with 200 and a status body; collect request heads.
-fn serve() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-            let mut r = BufReader::new(stream);
-            let mut head = String::new();
-            loop {
-                let mut line = String::new();
-                match r.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) if line == "\r\n" => break,
-                    Ok(_) => head.push_str(&line),
-                }
-            }
-            let body = r#"{"state":"up"}"#;
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = r.get_mut().write_all(reply.as_bytes());
-            if let Ok(mut s) = sink.lock() {
-                s.push(head);
-            }
-        }
-    });
-    (port, seen)
 }
 
 fn run(binary: &Path, url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -200,11 +165,10 @@ fn assert_no_canary(what: &str, text: &str) {
 
 #[test]
 fn json_logs_and_the_audit_sink_record_runs_and_never_the_secret() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("obs-e2e");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dir = scratch("obs-e2e");
     let binary = build(&dir);
-    let (port, seen) = serve();
+    let upstream = Stub::start("200 OK", r#"{"state":"up"}"#, None);
+    let port = upstream.port;
     let url = format!("http://127.0.0.1:{port}/status");
     let main_log = dir.join("logs/nested/main.log");
     let audit_log = dir.join("audit/deep/audit.jsonl");
@@ -269,7 +233,7 @@ fn json_logs_and_the_audit_sink_record_runs_and_never_the_secret() {
     );
 
     // The canary reached the server, and nothing else.
-    let heads = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let heads = upstream.heads();
     assert!(
         heads
             .iter()

@@ -8,10 +8,9 @@
 //! trusted through `AGENTD_HTTP_CA_FILE` (runtime feature `otel-tls`).
 #![cfg(target_os = "linux")]
 
-#[path = "support/build.rs"]
-mod build;
-#[path = "support/tls.rs"]
-mod tls;
+mod support;
+
+use support::{scratch, tls};
 
 use std::path::Path;
 use std::process::Command;
@@ -81,11 +80,9 @@ fn start_collector(
     (port, collector, runtime)
 }
 
-/// Build the `traced` workflow exporting to `endpoint` in a fresh `dir`, with
+/// Build the `traced` workflow exporting to `endpoint` in `dir`, with
 /// `extra` lines in its `[logging.otel]`.
 fn build_traced(dir: &Path, endpoint: &str, extra: &str) -> std::path::PathBuf {
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).expect("scratch dir");
     let workflow = format!(
         r#"name = "traced"
 
@@ -118,14 +115,14 @@ to = "done"
     );
     std::fs::write(dir.join("traced.toml"), workflow).expect("write the workflow");
     let exe = dir.join("traced");
-    build::agentd_build(dir, "traced.toml", &exe, &[]);
+    support::agentd_build(dir, "traced.toml", &exe, &[]);
     exe
 }
 
 #[test]
 fn a_run_exports_its_spans_as_one_trace_over_otlp_grpc() {
     let (port, collector, _runtime) = start_collector(None);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("otel-e2e");
+    let dir = scratch("grpc");
     let exe = build_traced(&dir, &format!("http://127.0.0.1:{port}"), "");
     assert_exported(&exe, &collector, &[]);
 }
@@ -137,7 +134,7 @@ fn a_run_exports_its_spans_as_one_trace_over_otlp_grpc() {
 #[test]
 fn sample_ratio_keeps_the_traces_whose_id_falls_below_it_over_grpc() {
     let (port, collector, _runtime) = start_collector(None);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("otel-sampled-e2e");
+    let dir = scratch("sampled");
     let exe = build_traced(
         &dir,
         &format!("http://127.0.0.1:{port}"),
@@ -194,7 +191,7 @@ fn spans_reach_an_https_collector_trusted_through_agentd_http_ca_file() {
     let (port, collector, _runtime) = start_collector(Some(
         tonic::transport::ServerTlsConfig::new().identity(identity),
     ));
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("otel-tls-e2e");
+    let dir = scratch("tls");
     let exe = build_traced(&dir, &format!("https://127.0.0.1:{port}"), "");
     std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write the CA");
     std::fs::write(dir.join("empty.pem"), "no certificates\n").expect("write");

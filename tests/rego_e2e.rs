@@ -9,26 +9,15 @@
 //! is refused (`reload.failed`) and the previous policy stays in force.
 #![cfg(target_os = "linux")]
 
-#[path = "support/build.rs"]
-mod build;
+mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
 
-use build::agentd_build;
-
-const AGENTD: &str = env!("CARGO_BIN_EXE_agentd");
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rego-e2e-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
+use support::{Served, agentd_build, eventually, scratch, text};
 
 /// A one-shot workflow reading `AGENTD_REGO_KEY`, every env key allowed by the
 /// static list, `rego` deciding (the TOML of a `[policy.rego]` body).
@@ -68,10 +57,6 @@ fn run(exe: &Path, dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]
@@ -168,9 +153,8 @@ fn a_rego_syntax_error_fails_agentd_check_with_a_span_into_the_policy() {
     std::fs::write(dir.join("file.toml"), env_workflow("rego_file", file)).expect("write");
 
     let check = |workflow: &str| {
-        Command::new(AGENTD)
-            .current_dir(&dir)
-            .args(["--color=never", "check", workflow])
+        support::agentd(&dir)
+            .args(["check", workflow])
             .output()
             .expect("agentd runs")
     };
@@ -223,100 +207,18 @@ fn a_binary_without_rego_refuses_an_override_that_carries_rego() {
 
 // ------------------------------------------------------------ serve and reload
 
-/// A served binary on 127.0.0.1:0 (plain HTTP), killed on drop.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Served {
-    fn start(exe: &Path, dir: &Path, args: &[&str]) -> Served {
-        let mut child = Command::new(exe)
-            .current_dir(dir)
-            .env("AGENTD_REGO_KEY", "rego-value")
-            .args(["--bind", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the binary");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let pipe = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split('/').next().unwrap_or_default().to_owned();
-                    let _ = tx.send(addr);
-                }
-                if let Ok(mut s) = sink.lock() {
-                    s.push_str(&line);
-                    s.push('\n');
-                }
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(60)) else {
-            let _ = child.kill();
-            panic!(
-                "no banner:\n{}",
-                stderr.lock().map(|s| s.clone()).unwrap_or_default()
-            );
-        };
-        Served {
-            child,
-            addr: addr.parse().expect("banner address"),
-            stderr,
-        }
-    }
-
-    /// The status of `POST /key`.
-    fn status(&self) -> Option<u16> {
-        let mut tcp = TcpStream::connect(self.addr).ok()?;
-        tcp.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-        tcp.write_all(
-            b"POST /key HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-              Content-Length: 2\r\nConnection: close\r\n\r\n{}",
-        )
-        .ok()?;
-        let mut reply = String::new();
-        tcp.read_to_string(&mut reply).ok()?;
-        reply.split_whitespace().nth(1)?.parse().ok()
-    }
-
-    fn hangup(&self) {
-        let pid = i32::try_from(self.child.id()).expect("pid");
-        let killed = Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(killed.success(), "kill -HUP {pid}");
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Poll `check` (bounded, so a bug cannot hang the test).
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for: {what}");
+/// The status of `POST /key` on a served binary.
+fn status(served: &Served) -> Option<u16> {
+    let mut tcp = TcpStream::connect(served.addr).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    tcp.write_all(
+        b"POST /key HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+          Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+    )
+    .ok()?;
+    let mut reply = String::new();
+    tcp.read_to_string(&mut reply).ok()?;
+    reply.split_whitespace().nth(1)?.parse().ok()
 }
 
 const OVERRIDE_ALLOW: &str = "[policy.env]\nread_keys = [\"*\"]\n[policy.rego]\n\
@@ -358,21 +260,26 @@ key = "AGENTD_REGO_KEY"
     agentd_build(&dir, "served.toml", &exe, &["--policy-overrides"]);
     std::fs::write(dir.join("policy.toml"), OVERRIDE_DENY).expect("write override");
 
-    let served = Served::start(&exe, &dir, &["--policy", "policy.toml"]);
-    assert_eq!(served.status(), Some(500), "the override's Rego denies");
+    let served = Served::start(
+        &exe,
+        &dir,
+        &["--policy", "policy.toml"],
+        &[("AGENTD_REGO_KEY", "rego-value")],
+    );
+    assert_eq!(status(&served), Some(500), "the override's Rego denies");
 
     std::fs::write(dir.join("policy.toml"), OVERRIDE_ALLOW).expect("write override");
-    served.hangup();
+    served.signal(libc::SIGHUP);
     eventually("the reloaded Rego to allow", || {
-        served.status() == Some(200)
+        status(&served) == Some(200)
     });
 
     std::fs::write(dir.join("policy.toml"), OVERRIDE_DENY).expect("write override");
-    served.hangup();
-    eventually("the reloaded Rego to deny", || served.status() == Some(500));
+    served.signal(libc::SIGHUP);
+    eventually("the reloaded Rego to deny", || status(&served) == Some(500));
 
     std::fs::write(dir.join("policy.toml"), OVERRIDE_BROKEN).expect("write override");
-    served.hangup();
+    served.signal(libc::SIGHUP);
     eventually("reload.failed for the broken policy", || {
         served
             .stderr()
@@ -380,7 +287,7 @@ key = "AGENTD_REGO_KEY"
             .any(|l| l.contains("reload.failed") && l.contains("does not compile"))
     });
     assert_eq!(
-        served.status(),
+        status(&served),
         Some(500),
         "the previous (denying) policy stays"
     );

@@ -5,42 +5,27 @@
 //! policy stays), and a rotated server certificate reaches new connections.
 #![cfg(target_os = "linux")]
 
-#[path = "support/tls.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use support::{Agent, Ca, client_config, eventually, post};
+use support::tls::{Ca, client_config, post};
+use support::{Served, eventually, scratch};
 
-const AGENTD: &str = env!("CARGO_BIN_EXE_agentd");
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
-
-fn agentd(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(AGENTD)
+/// `agentd ARGS...` in `dir`, which must succeed; `AGENTD_SIGNING_REQUIRED` is
+/// the test's to set, never the environment's.
+fn agentd_ok(dir: &Path, args: &[&str], what: &str) {
+    let out = support::agentd(dir)
         .args(args)
-        .current_dir(dir)
-        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
-        .env_remove("AGENTD_RUNTIME_PATH")
         .env_remove("AGENTD_SIGNING_REQUIRED")
-        .env("NO_COLOR", "1")
         .output()
-        .expect("agentd runs")
-}
-
-fn ok(out: std::process::Output, what: &str) {
+        .expect("agentd runs");
     assert!(
         out.status.success(),
         "{what} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        support::text(&out.stderr)
     );
 }
 
@@ -133,9 +118,7 @@ key = "C_VALUE"
 
 #[test]
 fn signed_policy_reloads_on_sighup_tampering_is_refused_and_certificates_rotate() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reload-e2e");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dir = scratch("run");
 
     let server_ca = Ca::new("server ca");
     let client_ca = Ca::new("client ca");
@@ -146,32 +129,27 @@ fn signed_policy_reloads_on_sighup_tampering_is_refused_and_certificates_rotate(
     std::fs::write(dir.join("guarded.toml"), workflow(&dir)).expect("workflow");
     std::fs::write(dir.join("policy.toml"), POLICY_A).expect("policy");
 
-    ok(agentd(&dir, &["keygen", "-o", "release"]), "keygen");
-    ok(
-        agentd(&dir, &["sign", "guarded.toml", "--key", "release"]),
+    agentd_ok(&dir, &["keygen", "-o", "release"], "keygen");
+    agentd_ok(
+        &dir,
+        &["sign", "guarded.toml", "--key", "release"],
         "sign workflow",
     );
-    ok(
-        agentd(&dir, &["sign", "policy.toml", "--key", "release"]),
+    agentd_ok(
+        &dir,
+        &["sign", "policy.toml", "--key", "release"],
         "sign policy",
     );
-    ok(
-        agentd(
-            &dir,
-            &[
-                "--color=never",
-                "build",
-                "--quiet",
-                "--policy-overrides",
-                "guarded.toml",
-                "-o",
-                "guarded",
-            ],
-        ),
-        "agentd build",
+    let mut build = support::agentd(&dir);
+    build.env_remove("AGENTD_SIGNING_REQUIRED");
+    support::build::agentd_build_with(
+        build,
+        "guarded.toml",
+        &dir.join("guarded"),
+        &["--policy-overrides"],
     );
 
-    let agent = Agent::start(
+    let agent = Served::start(
         &dir.join("guarded"),
         &dir,
         &["--policy", "policy.toml", "--reload-file", "reload"],
@@ -223,8 +201,9 @@ fn signed_policy_reloads_on_sighup_tampering_is_refused_and_certificates_rotate(
 
     // A signed change, taken on SIGHUP.
     std::fs::write(dir.join("policy.toml"), POLICY_B).expect("policy");
-    ok(
-        agentd(&dir, &["sign", "policy.toml", "--key", "release"]),
+    agentd_ok(
+        &dir,
+        &["sign", "policy.toml", "--key", "release"],
         "re-sign policy",
     );
     agent.signal(libc::SIGHUP);

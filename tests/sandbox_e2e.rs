@@ -12,21 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-#[path = "support/build.rs"]
 mod support;
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("sandbox_e2e")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the scratch dir");
-    dir.canonicalize().expect("the scratch dir resolves")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{Scratch, scratch, text};
 
 /// Panics, naming the kernel, when it has no Landlock: the sandbox cannot be
 /// checked there, and silently passing would hide it.
@@ -107,7 +95,7 @@ timeout_secs = 30
     )
 }
 
-fn build_shell(test: &str) -> (PathBuf, PathBuf) {
+fn build_shell(test: &str) -> (Scratch, PathBuf) {
     let dir = scratch(test);
     std::fs::create_dir_all(dir.join("allowed")).expect("mkdir allowed");
     std::fs::write(dir.join("allowed/in.txt"), "inside\n").expect("write inside");
@@ -269,18 +257,7 @@ pub fn leak(_cx: &Cx<'_>, input: &Value) -> Result<NodeOutput, NodeError> {
 #[test]
 fn a_workflow_without_network_capability_cannot_open_a_socket_even_through_a_buggy_rust_node() {
     let dir = scratch("no_socket");
-    let runtime = support::workspace().join("agentd-runtime");
-    std::fs::create_dir_all(dir.join("handlers/src")).expect("mkdir handlers");
-    std::fs::write(
-        dir.join("handlers/Cargo.toml"),
-        format!(
-            "[package]\nname = \"leaky-handlers\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
-             [dependencies]\nagentd-runtime = {{ path = {:?}, default-features = false }}\n",
-            runtime.display().to_string()
-        ),
-    )
-    .expect("write Cargo.toml");
-    std::fs::write(dir.join("handlers/src/lib.rs"), LEAKY_HANDLER).expect("write lib.rs");
+    support::build::handler_crate(&dir.join("handlers"), "leaky-handlers", LEAKY_HANDLER);
     std::fs::write(
         dir.join("leak.toml"),
         "name = \"sandbox_leak\"\n\n[policy]\n\n[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\n\n\

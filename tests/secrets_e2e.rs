@@ -19,8 +19,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-#[path = "support/build.rs"]
-mod build;
+mod support;
 
 /// The client secret, printed by the `command` source's program.
 const CLIENT_SECRET: &str = "client-secret-4c1e9a";
@@ -140,8 +139,10 @@ fn turn() -> MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("secrets-e2e")
+/// The directory of the binary and its audit log, shared by every test here.
+fn dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| support::scratch("bin").keep())
 }
 
 fn workflow(port: u16, audit: &Path) -> String {
@@ -201,15 +202,13 @@ fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let dir = dir();
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
         std::fs::write(
             dir.join("secrets.toml"),
             workflow(server().port, &dir.join("audit.jsonl")),
         )
         .expect("write the workflow");
         let out = dir.join("secrets-e2e");
-        build::agentd_build(&dir, "secrets.toml", &out, &[]);
+        support::agentd_build(dir, "secrets.toml", &out, &[]);
         out
     })
 }

@@ -9,148 +9,57 @@
 #[allow(dead_code)]
 #[path = "../agentd-runtime/tests/serve/client.rs"]
 mod client;
+mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use client::{agent, closed_by_server, connect, exchange, parts, read_response};
 use serde_json::{Value, json};
-
-const AGENTD: &str = env!("CARGO_BIN_EXE_agentd");
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("serve-e2e")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the scratch dir");
-    dir
-}
+use support::{Scratch, Served, agentd, agentd_build, scratch, workspace};
 
 /// `agentd build workflows/order-api.toml`, once per test binary.
 fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let out = scratch("bin").join("order-api");
-        let built = Command::new(AGENTD)
-            .current_dir(workspace())
-            .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
-            .env_remove("AGENTD_RUNTIME_PATH")
-            .args(["--color=never", "build", "workflows/order-api.toml", "-o"])
-            .arg(&out)
-            .output()
-            .expect("agentd runs");
-        assert!(
-            built.status.success(),
-            "agentd build failed:\n{}",
-            String::from_utf8_lossy(&built.stderr)
-        );
+        let out = scratch("bin").keep().join("order-api");
+        agentd_build(&workspace(), "workflows/order-api.toml", &out, &[]);
         out
     })
 }
 
-/// A served `order-api` on 127.0.0.1:0; killed on drop.
+/// A served `order-api` on 127.0.0.1:0 with its own state directory; the
+/// binary is killed, then the directory removed, on drop.
 struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
+    served: Served,
+    _state: Scratch,
 }
 
 impl Server {
     fn start(name: &str, extra: &[&str]) -> Server {
         let state = scratch(name);
-        let mut child = Command::new(binary())
-            .args(["--bind", "127.0.0.1:0", "--state-dir"])
-            .arg(&state)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr is piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log = Arc::clone(&stderr);
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(addr) = line
-                    .split("listening on http://")
-                    .nth(1)
-                    .and_then(|rest| rest.split('/').next())
-                    .and_then(|a| a.parse::<SocketAddr>().ok())
-                {
-                    let _ = tx.send(addr);
-                }
-                let mut log = log
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "no banner; stderr:\n{}",
-                    stderr.lock().map(|s| s.clone()).unwrap_or_default()
-                )
-            });
+        let mut args = vec!["--state-dir", state.to_str().expect("UTF-8 scratch path")];
+        args.extend_from_slice(extra);
         Server {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    fn sigterm(&self) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill(2) with a pid this test spawned and still owns.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(rc, 0, "SIGTERM delivered");
-    }
-
-    /// Wait for exit (at most `limit`); the exit code.
-    fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            served: Served::start(binary(), Path::new("."), &args, &[]),
+            _state: state,
         }
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = Served;
+    fn deref(&self) -> &Served {
+        &self.served
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Served {
+        &mut self.served
     }
 }
 
@@ -413,7 +322,7 @@ fn sigterm_drains_the_request_in_flight_and_exits_zero() {
     // The report job runs for two seconds.
     let in_flight = std::thread::spawn(move || parts(agent().post(&url).send_empty()));
     std::thread::sleep(Duration::from_millis(300));
-    s.sigterm();
+    s.signal(libc::SIGTERM);
     let (status, _, body, _) = in_flight.join().expect("the client thread");
     assert_eq!((status, body.as_str()), (202, r#"{"report":"done"}"#));
     assert_eq!(s.wait(Duration::from_secs(30)), Some(0), "{}", s.stderr());
@@ -430,7 +339,7 @@ fn a_drain_that_outlives_its_timeout_exits_5() {
     let in_flight =
         std::thread::spawn(move || agent().post(&url).send_empty().map(|r| r.status().as_u16()));
     std::thread::sleep(Duration::from_millis(300));
-    s.sigterm();
+    s.signal(libc::SIGTERM);
     assert_eq!(s.wait(Duration::from_secs(30)), Some(5), "{}", s.stderr());
     let log = s.stderr();
     assert!(log.contains("drain timed out"), "{log}");
@@ -547,11 +456,8 @@ fn build_in(dir: &str, text: &str, files: &[(&str, &str)]) -> std::process::Outp
     for (name, content) in files {
         std::fs::write(dir.join(name), content).expect("write a file");
     }
-    Command::new(AGENTD)
-        .current_dir(&dir)
-        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
-        .env_remove("AGENTD_RUNTIME_PATH")
-        .args(["--color=never", "build", "w.toml", "-o", "w-bin"])
+    agentd(&dir)
+        .args(["build", "w.toml", "-o", "w-bin"])
         .output()
         .expect("agentd runs")
 }

@@ -6,16 +6,15 @@
 //! when, and for which file event.
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-#[path = "support/build.rs"]
-mod build;
+mod support;
+
+use support::{Scratch, Served, agentd_build, scratch};
 
 /// One start node per trigger: render `out/<name>-<tick>.json` from the trigger,
 /// then write the trigger there.
@@ -92,63 +91,15 @@ start_node = "on_tree"
     text
 }
 
-/// The service, killed on drop; its stderr is collected.
-struct Service {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Service {
-    fn start(binary: &Path, dir: &Path) -> Service {
-        let mut child = Command::new(binary)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the service");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Ok(mut s) = sink.lock() {
-                    s.push_str(&line);
-                    s.push('\n');
-                }
-            }
-        });
-        let service = Service { child, stderr };
-        service.wait_for("the start banner", || {
-            service
-                .stderr()
-                .contains("running 4 triggers, no HTTP routes")
-        });
+/// The service (no HTTP routes) in `dir`, once its start banner is out.
+fn start_service(binary: &Path, dir: &Path) -> Served {
+    let service = Served::spawn(Command::new(binary).current_dir(dir));
+    service.wait_for("the start banner", || {
         service
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    /// Poll `check` for up to 30 s (a bound only so that a bug cannot hang the test).
-    fn wait_for(&self, what: &str, mut check: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if check() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("timed out waiting for {what}; stderr:\n{}", self.stderr());
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            .stderr()
+            .contains("running 4 triggers, no HTTP routes")
+    });
+    service
 }
 
 /// The triggers the runs of start node `name` received, by tick.
@@ -184,9 +135,8 @@ fn fired_at(run: &Value) -> u64 {
         .unwrap_or_else(|| panic!("no fired_at_unix_ms in {run}"))
 }
 
-fn scratch() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("triggers-e2e");
-    let _ = std::fs::remove_dir_all(&dir);
+fn service_dir() -> Scratch {
+    let dir = scratch("service");
     for sub in ["out", "inbox/sub", "tree/deep"] {
         std::fs::create_dir_all(dir.join(sub)).expect("scratch dir");
     }
@@ -195,15 +145,15 @@ fn scratch() -> PathBuf {
 
 #[test]
 fn cron_interval_and_fs_watch_triggers_fire_their_own_start_nodes_as_configured() {
-    let dir = scratch();
+    let dir = service_dir();
     std::fs::write(dir.join("triggers.toml"), workflow(&dir)).expect("write workflow");
     let binary = dir.join("triggers-bin");
-    build::agentd_build(&dir, "triggers.toml", &binary, &[]);
+    agentd_build(&dir, "triggers.toml", &binary, &[]);
     // A file that exists before the service starts, to remove later.
     std::fs::write(dir.join("tree/deep/old.txt"), "old").expect("seed file");
 
     let started = unix_ms();
-    let service = Service::start(&binary, &dir);
+    let service = start_service(&binary, &dir);
     let out = dir.join("out");
 
     // cron: `*/2 * * * * *` fires only on even seconds, the run's trigger names it.

@@ -15,21 +15,9 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[path = "support/build.rs"]
-mod build;
+mod support;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("unwind_e2e")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{agentd_build, scratch, text};
 
 /// `readelf ARGS binary`'s stdout; panics when binutils is missing.
 fn readelf(args: &[&str], binary: &Path) -> String {
@@ -70,10 +58,10 @@ input_from = "trigger"
 fn budget_echo() -> &'static Path {
     static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BINARY.get_or_init(|| {
-        let dir = scratch("budget-echo");
+        let dir = scratch("budget-echo").keep();
         std::fs::write(dir.join("echo.toml"), BUDGET_ECHO).expect("write workflow");
         let binary = dir.join("echo");
-        build::agentd_build(&dir, "echo.toml", &binary, &[]);
+        agentd_build(&dir, "echo.toml", &binary, &[]);
         binary
     })
 }
@@ -175,23 +163,10 @@ input_from = "trigger"
 #[test]
 fn a_handler_crate_build_keeps_its_unwind_data_and_its_panic_backtrace_lists_frames() {
     let dir = scratch("handler");
-    let runtime = build::workspace().join("agentd-runtime");
-    let runtime = runtime.canonicalize().unwrap_or(runtime);
-    std::fs::create_dir_all(dir.join("handlers/src")).expect("create src");
-    std::fs::write(
-        dir.join("handlers/Cargo.toml"),
-        format!(
-            "[package]\nname = \"unwind-handlers\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\
-             publish = false\n\n[dependencies]\n\
-             agentd-runtime = {{ path = {:?}, default-features = false }}\n",
-            runtime.display().to_string()
-        ),
-    )
-    .expect("write Cargo.toml");
-    std::fs::write(dir.join("handlers/src/lib.rs"), PANICKING_HANDLERS).expect("write lib.rs");
+    support::build::handler_crate(&dir.join("handlers"), "unwind-handlers", PANICKING_HANDLERS);
     std::fs::write(dir.join("handler.toml"), HANDLER_WORKFLOW).expect("write workflow");
     let binary = dir.join("handler");
-    build::agentd_build(&dir, "handler.toml", &binary, &["--handlers", "handlers"]);
+    agentd_build(&dir, "handler.toml", &binary, &["--handlers", "handlers"]);
 
     let (sections, segments) = sections_and_segments(&binary);
     assert!(sections.contains(".eh_frame "), "{sections}");

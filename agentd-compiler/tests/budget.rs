@@ -4,28 +4,22 @@
 //! (one whose bytes overflow is refused at build time),
 //! and a memory cap below what the process needs stops it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use support::{Scratch, agentd, agentd_build, scratch};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Build a workflow that returns the text of the file `read` (an absolute path), with
-/// `budget` as its `[budget]` body, and return the binary's path.
-fn build_with_budget(test: &str, budget: &str, read: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("budget")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+/// `budget` as its `[budget]` body: the scratch directory and the binary's path.
+fn build_with_budget(test: &str, budget: &str, read: &str) -> (Scratch, PathBuf) {
+    let dir = scratch(test);
     let wf = format!(
         "name = \"budget-{test}\"\n[budget]\n{budget}\n\
          [[start_nodes]]\nname = \"main\"\nsource = \"manual\"\nentry_node = \"path\"\n\
@@ -34,15 +28,9 @@ fn build_with_budget(test: &str, budget: &str, read: &str) -> PathBuf {
          [[edges]]\nfrom = \"path\"\nto = \"read\"\n"
     );
     std::fs::write(dir.join("wf.toml"), wf).expect("write workflow");
-    let out = Command::new(env!("CARGO_BIN_EXE_agentd"))
-        .args(["build", "wf.toml", "-o", "agent"])
-        .current_dir(&dir)
-        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
-        .env_remove("AGENTD_RUNTIME_PATH")
-        .output()
-        .expect("run agentd");
-    assert!(out.status.success(), "{}", stderr(&out));
-    dir.join("agent")
+    let agent = dir.join("agent");
+    agentd_build(&dir, "wf.toml", &agent, &[]);
+    (dir, agent)
 }
 
 /// The soft limit column of one `/proc/self/limits` row.
@@ -57,7 +45,7 @@ fn soft_limit(limits: &str, row: &str) -> Option<String> {
 #[cfg(target_os = "linux")]
 #[test]
 fn memory_and_cpu_budgets_are_process_limits_of_the_running_binary() {
-    let agent = build_with_budget(
+    let (_dir, agent) = build_with_budget(
         "applied",
         "max_memory_mb = 512\nmax_cpu_secs = 7\nmax_run_time_secs = 30",
         "/proc/self/limits",
@@ -85,7 +73,7 @@ fn a_limit_that_cannot_be_applied_refuses_to_start_with_exit_5() {
     // A CPU limit above the hard limit the process was given, in a process without
     // CAP_SYS_RESOURCE: setrlimit refuses, so nothing runs. (prlimit lowers the hard
     // limit; setpriv drops the capability even when the tests run as root.)
-    let agent = build_with_budget("unappliable", "max_cpu_secs = 100", "/proc/self/limits");
+    let (_dir, agent) = build_with_budget("unappliable", "max_cpu_secs = 100", "/proc/self/limits");
     let out = Command::new("prlimit")
         .args([
             "--cpu=50:50",
@@ -109,11 +97,7 @@ fn a_limit_that_cannot_be_applied_refuses_to_start_with_exit_5() {
 fn a_memory_budget_whose_bytes_overflow_is_refused_at_build_time() {
     // 2^63-1 MiB does not fit in 64 bits of bytes: the compiler refuses it
     // (budget_out_of_range) instead of building a binary that cannot start.
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("budget")
-        .join("overflow");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dir = scratch("overflow");
     std::fs::write(
         dir.join("wf.toml"),
         "name = \"budget-overflow\"\n[budget]\nmax_memory_mb = 9223372036854775807\n\
@@ -121,10 +105,8 @@ fn a_memory_budget_whose_bytes_overflow_is_refused_at_build_time() {
          [[nodes]]\nid = \"n\"\ntype = \"merge\"\n",
     )
     .expect("write workflow");
-    let out = Command::new(env!("CARGO_BIN_EXE_agentd"))
-        .args(["--color=never", "build", "wf.toml", "-o", "agent"])
-        .current_dir(&dir)
-        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
+    let out = agentd(&dir)
+        .args(["build", "wf.toml", "-o", "agent"])
         .output()
         .expect("run agentd");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -140,9 +122,10 @@ fn a_memory_budget_whose_bytes_overflow_is_refused_at_build_time() {
 #[test]
 fn a_memory_cap_below_what_the_run_needs_stops_the_process() {
     // Reading a 16 MiB file needs fresh address space; 8 MiB in all is not enough.
-    let big = Path::new(env!("CARGO_TARGET_TMPDIR")).join("budget-big.txt");
+    let big_dir = scratch("big");
+    let big = big_dir.join("big.txt");
     std::fs::write(&big, "x".repeat(16 * 1024 * 1024)).expect("write big file");
-    let agent = build_with_budget("tiny", "max_memory_mb = 8", &big.display().to_string());
+    let (_dir, agent) = build_with_budget("tiny", "max_memory_mb = 8", &big.display().to_string());
     let out = Command::new(&agent).output().expect("run the agent");
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(stderr(&out).contains("out of memory"), "{}", stderr(&out));

@@ -10,28 +10,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[path = "../../tests/support/compat.rs"]
-mod compat;
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use support::{compat, scratch, workspace as repo_root};
 
 fn agentd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_agentd"))
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler sits inside the workspace")
-        .to_path_buf()
-}
-
-/// A fresh scratch directory for one test.
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("hostile_input")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
 }
 
 fn shipped_workflows() -> Vec<PathBuf> {
@@ -199,20 +184,6 @@ fn every_shipped_workflow_checks_clean_with_deny_warnings() {
     }
 }
 
-fn toml_files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries {
-        let path = entry.expect("dir entry").path();
-        if path.is_dir() {
-            toml_files_under(&path, out);
-        } else if path.extension().is_some_and(|x| x == "toml") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 #[cfg_attr(
     agentd_no_compat,
@@ -220,9 +191,7 @@ fn toml_files_under(dir: &Path, out: &mut Vec<PathBuf>) {
 )]
 fn every_compat_example_checks_ok() {
     let compat = compat::dir();
-    let mut files = Vec::new();
-    toml_files_under(&compat.join("examples"), &mut files);
-    files.sort();
+    let files = compat::toml_files(&[compat.join("examples")]);
     assert!(!files.is_empty(), "no compat examples found");
     for file in files {
         // Child paths in the examples are written relative to the compat dir (the

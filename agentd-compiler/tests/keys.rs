@@ -6,18 +6,15 @@
 //! a key nobody has shown working in a built binary cannot be registered.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 
 use agentd_compiler::codes;
 use agentd_compiler::keys::{KEYS, KeyStatus};
 use agentd_compiler::schema::key_paths;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives in the workspace")
-        .to_path_buf()
-}
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use support::workspace;
 
 #[test]
 fn the_model_walk_finds_every_section_kind_and_variant() {

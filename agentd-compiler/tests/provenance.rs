@@ -14,36 +14,22 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
-fn cache() -> PathBuf {
-    workspace().join("target/agentd-cache")
-}
+use support::build::cache_dir as cache;
+use support::{scratch, workspace};
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("provenance")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the scratch dir");
-    dir
-}
-
+/// `agentd ARGS...` in `cwd` with the shared cache; `AGENTD_SIGNING_REQUIRED` is
+/// the test's to set, never the environment's.
 fn agentd(cwd: &Path, args: &[&str]) -> Output {
     agentd_with_cache(&cache(), cwd, args)
 }
 
+/// [`agentd`] with the build cache `cache`.
 fn agentd_with_cache(cache: &Path, cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agentd"))
+    support::build::agentd_with_cache(cwd, cache)
         .args(args)
-        .current_dir(cwd)
-        .env("AGENTD_CACHE_DIR", cache)
-        .env_remove("AGENTD_RUNTIME_PATH")
         .env_remove("AGENTD_SIGNING_REQUIRED")
         .env("NO_COLOR", "1")
         .output()

@@ -13,31 +13,17 @@
 //! has no marker here. Node kind *names* (`llm_infer`, …) are in every binary, in
 //! the table that names kinds in traces; they are not markers.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives inside the workspace")
-        .to_path_buf()
-}
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
-/// `agentd build WORKFLOW -o OUT` (static, the default) with the shared test cache.
+use support::{agentd_build, scratch, workspace};
+
+/// `agentd build WORKFLOW -o OUT` (static, the default) with the shared test
+/// cache; the binary's bytes.
 fn build(workflow: &str, out: &Path) -> Vec<u8> {
-    let output = Command::new(env!("CARGO_BIN_EXE_agentd"))
-        .current_dir(workspace())
-        .env("AGENTD_CACHE_DIR", workspace().join("target/agentd-cache"))
-        .env_remove("AGENTD_RUNTIME_PATH")
-        .args(["--color=never", "build", "--quiet", workflow, "-o"])
-        .arg(out)
-        .output()
-        .expect("agentd runs");
-    assert!(
-        output.status.success(),
-        "agentd build {workflow} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    agentd_build(&workspace(), workflow, out, &[]);
     std::fs::read(out).expect("read the built binary")
 }
 
@@ -67,9 +53,7 @@ const SERVE: &[&str] = &["/tokio-", "/hyper-"];
 
 #[test]
 fn hello_contains_no_http_tls_llm_or_server_code_and_llm_classifier_does() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pruning");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dir = scratch("pruning");
 
     let hello = build("workflows/hello.toml", &dir.join("hello"));
     let present: Vec<&str> = HTTP_TLS

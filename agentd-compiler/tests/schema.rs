@@ -2,13 +2,15 @@
 //! what the parser refuses wherever JSON Schema can say so (checked with the
 //! `jsonschema` crate, draft 2020-12, on the TOML converted to JSON).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use agentd_compiler::parse::parse_str;
 
-#[path = "../../tests/support/compat.rs"]
-mod compat;
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use support::{compat, workspace};
 
 fn validator() -> jsonschema::Validator {
     let schema = agentd_compiler::schema::json_schema();
@@ -26,27 +28,6 @@ fn schema_errors(v: &jsonschema::Validator, text: &str) -> Vec<String> {
     v.iter_errors(&json)
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect()
-}
-
-fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            toml_files(&path, out);
-        } else if path.extension().is_some_and(|x| x == "toml") {
-            out.push(path);
-        }
-    }
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler lives in the workspace")
-        .to_path_buf()
 }
 
 #[test]
@@ -71,8 +52,7 @@ fn agentd_schema_prints_the_library_schema_as_2020_12_json() {
 #[test]
 fn every_example_workflow_satisfies_the_schema() {
     let v = validator();
-    let mut files = Vec::new();
-    toml_files(&workspace().join("workflows"), &mut files);
+    let files = compat::toml_files(&[workspace().join("workflows")]);
     assert!(files.len() >= 5, "only {} workflows found", files.len());
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read workflow");
@@ -89,10 +69,9 @@ fn every_example_workflow_satisfies_the_schema() {
 fn every_compat_workflow_satisfies_the_schema() {
     let compat = compat::dir();
     let v = validator();
-    let mut files = Vec::new();
-    for sub in ["examples", "fixtures", "fixture-suite", "corpus"] {
-        toml_files(&compat.join(sub), &mut files);
-    }
+    let files = compat::toml_files(
+        &["examples", "fixtures", "fixture-suite", "corpus"].map(|sub| compat.join(sub)),
+    );
     let mut checked = 0;
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read compat file");

@@ -4,6 +4,11 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use support::{Scratch, scratch};
+
 const AGENTD: &str = env!("CARGO_BIN_EXE_agentd");
 
 const CHILD: &str = "name = \"child\"\n[policy]\n[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\n[[nodes]]\nid = \"r\"\ntype = \"merge\"\n";
@@ -17,15 +22,12 @@ fn root(signing: &str) -> String {
 /// A fresh directory holding `root.toml` (with `signing` as its `[signing]` text),
 /// `child.toml`, and a key pair `release` (private) / `release.pub`.
 struct Fixture {
-    dir: PathBuf,
+    dir: Scratch,
 }
 
 impl Fixture {
     fn new(tag: &str, signing: &str) -> Fixture {
-        let dir =
-            std::env::temp_dir().join(format!("agentd-signing-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
+        let dir = scratch(tag);
         std::fs::write(dir.join("root.toml"), root(signing)).expect("write root");
         std::fs::write(dir.join("child.toml"), CHILD).expect("write child");
         let f = Fixture { dir };
@@ -54,19 +56,11 @@ impl Fixture {
     }
 }
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
+use support::exit_code as code;
 
 const REQUIRED: &str = "[signing]\nrequired = true\npublic_key_file = \"release.pub\"\n";
 

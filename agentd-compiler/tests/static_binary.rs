@@ -17,13 +17,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-#[path = "../../tests/support/build.rs"]
-mod build;
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
 const WORKFLOW: &str = r#"name = "static_dns"
 
@@ -81,14 +80,12 @@ fn serve_one(listener: &TcpListener) -> (String, String, Value) {
 
 #[test]
 fn a_static_binary_resolves_localhost_for_its_llm_backend() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("static-dns");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dir = support::scratch("static-dns");
     std::fs::write(dir.join("wf.toml"), WORKFLOW).expect("write workflow");
     let exe = dir.join("static-dns");
     // The shared builder also asserts that the default build is static (no
     // `PT_INTERP` header).
-    build::agentd_build(&dir, "wf.toml", &exe, &[]);
+    support::agentd_build(&dir, "wf.toml", &exe, &[]);
 
     // 127.0.0.1 only: `localhost` may resolve to ::1 first, which the binary must
     // then skip (it tries every address getaddrinfo returns).

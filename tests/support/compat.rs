@@ -30,14 +30,18 @@ pub fn dir() -> PathBuf {
 }
 
 /// Every `.toml` file under `roots` (recursively, in path order): the corpus the
-/// whole-corpus tests walk. A root that cannot be read adds nothing, so callers pass
-/// [`dir`] for the compat corpus, which fails loudly when it is missing.
+/// whole-corpus tests walk. A root or directory that cannot be read fails the test
+/// with its path: a corpus that went missing must never pass as an empty one.
 pub fn toml_files(roots: &[PathBuf]) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        let entries = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("read the corpus directory {}: {e}", dir.display()));
+        let mut paths: Vec<PathBuf> = entries
+            .map(|e| {
+                e.map(|e| e.path())
+                    .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+            })
+            .collect();
         paths.sort();
         for p in paths {
             if p.is_dir() {

@@ -1,14 +1,12 @@
 //! Shared by the end-to-end tests that talk to a built binary over TLS: a
-//! test PKI made with rcgen, a blocking rustls client, and the served
-//! binary as a child process whose banner gives its address.
+//! test PKI made with rcgen, a server config for a leaf, and a blocking rustls
+//! client. The served binary itself is `support::served::Served`.
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;
@@ -47,6 +45,24 @@ impl Ca {
 
     pub fn pem(&self) -> String {
         self.0.pem()
+    }
+}
+
+impl Leaf {
+    /// A rustls server config presenting this leaf, without client auth.
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![self.der.clone()],
+            PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).expect("leaf key"),
+        )
+        .expect("server config");
+        Arc::new(config)
     }
 }
 
@@ -138,93 +154,4 @@ pub fn post(
             .and_then(|c| c.first())
             .cloned(),
     }
-}
-
-// ---------------------------------------------------------------- the agent
-
-/// A served binary on 127.0.0.1:0, killed on drop.
-pub struct Agent {
-    pub child: Child,
-    pub addr: SocketAddr,
-    pub stderr: Arc<Mutex<String>>,
-}
-
-impl Agent {
-    /// Start `binary` in `dir` with `args` (after `--bind 127.0.0.1:0`) and
-    /// `env`; waits for the banner.
-    pub fn start(binary: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Agent {
-        let mut child = Command::new(binary)
-            .current_dir(dir)
-            .args(["--bind", "127.0.0.1:0"])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the agent");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let pipe = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&stderr);
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on https://").nth(1) {
-                    let addr = rest.split('/').next().unwrap_or_default().to_owned();
-                    let _ = tx.send(addr);
-                }
-                if let Ok(mut s) = sink.lock() {
-                    s.push_str(&line);
-                    s.push('\n');
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => addr.parse().expect("banner address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "no banner; stderr:\n{}",
-                    stderr.lock().map(|s| s.clone()).unwrap_or_default()
-                );
-            }
-        };
-        Agent {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    pub fn signal(&self, sig: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) with the pid of a child this test spawned and still owns.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::kill(pid, sig) };
-        assert_eq!(rc, 0, "kill({sig}) failed");
-    }
-
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Poll `check` (bounded, only so that a bug cannot hang the test).
-pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for: {what}");
 }
