@@ -965,3 +965,53 @@ fn wrapped_shape_file_nodes_child_starts_and_retry_work_in_a_built_binary() {
         "three attempts with backoff took only {took:?}"
     );
 }
+
+// ----- output that cannot be written --------------------------------------------
+
+/// A binary whose stdout is `/dev/full` (every write fails with `ENOSPC`) has lost
+/// its output: it says so on stderr and exits 5, never 0 (docs/cli.md).
+#[test]
+fn output_lost_to_a_full_stdout_exits_5_with_a_message() {
+    let dir = scratch("dev-full");
+    let toml = dir.join("gate.toml");
+    std::fs::write(&toml, gate_workflow(&dir.join("out"))).expect("write the workflow");
+    let binary = build(&dir, "gate.toml", &dir.join("gate"));
+    let cases: [(&[&str], &str); 5] = [
+        (&["--dry-run", "--input", "{}"], "the outcome"),
+        (&["--version"], "the version"),
+        (&["--help"], "the help text"),
+        (&["--provenance"], "the provenance"),
+        (&["--validate-only"], "the validation report"),
+    ];
+    for (args, what) in cases {
+        // The same command with a working stdout succeeds, so only the lost
+        // output can make the exit non-zero below.
+        let working = run(&binary, args);
+        assert_eq!(
+            exit_code(&working),
+            0,
+            "{args:?}: {}",
+            text(&working.stderr)
+        );
+
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full opens for writing");
+        let lost = Command::new(&binary)
+            .args(args)
+            .env_remove("AGENTD_INPUT")
+            .env_remove("AGENTD_START")
+            .env_remove("AGENTD_DRY_RUN")
+            .env_remove("AGENTD_VALIDATE_ONLY")
+            .stdout(full)
+            .output()
+            .expect("the workflow binary runs");
+        let stderr = text(&lost.stderr);
+        assert_eq!(exit_code(&lost), 5, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("agentd: cannot write {what} to stdout: ")),
+            "{args:?}: {stderr}"
+        );
+    }
+}

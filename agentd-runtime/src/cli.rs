@@ -277,7 +277,7 @@ fn start<W: Workflow>(
     let matches = match flags::parse(name, ABOUT, argv, |var| std::env::var_os(var)) {
         Ok(Parsed::Run(matches)) => matches,
         Ok(Parsed::Help(text)) => {
-            let _ = write!(stdout, "{text}");
+            emit(stdout, "the help text", format_args!("{text}"))?;
             return Ok(EXIT_OK);
         }
         Err(text) => return Err(StartError::Flags(text)),
@@ -285,17 +285,24 @@ fn start<W: Workflow>(
     let args = Args::from_matches(&matches);
 
     if args.version {
-        let _ = writeln!(stdout, "{name} (agentd {})", W::INFO.compiler_version);
+        let version = W::INFO.compiler_version;
+        emit(
+            stdout,
+            "the version",
+            format_args!("{name} (agentd {version})\n"),
+        )?;
         return Ok(EXIT_OK);
     }
     if args.provenance {
-        let _ = writeln!(stdout, "{}", pretty(&W::INFO.provenance()));
+        let provenance = pretty(&W::INFO.provenance());
+        emit(stdout, "the provenance", format_args!("{provenance}\n"))?;
         return Ok(EXIT_OK);
     }
     if args.validate_only {
         // The graph was validated when the binary was built.
         let report = json!({ "ok": true, "workflow": name });
-        let _ = writeln!(stdout, "{}", pretty(&report));
+        let report = pretty(&report);
+        emit(stdout, "the validation report", format_args!("{report}\n"))?;
         return Ok(EXIT_OK);
     }
     let durable = durable::DurableArgs::from_args(&matches, &args)?;
@@ -385,7 +392,8 @@ fn start<W: Workflow>(
     };
     if args.print_sandbox {
         let plan = crate::sandbox::plan_for::<W>(effective_policy, &sandbox_needs);
-        let _ = write!(stdout, "{}", crate::sandbox::render(&plan, sandbox_mode));
+        let rules = crate::sandbox::render(&plan, sandbox_mode);
+        emit(stdout, "the sandbox rules", format_args!("{rules}"))?;
         return Ok(EXIT_OK);
     }
     // Only a process the CLI owns is sandboxed: `run` inside a test or a host
@@ -455,22 +463,50 @@ fn start<W: Workflow>(
         return code;
     }
     let report = engine.run(&start, Trigger::manual(input));
-    Ok(print_report(report, stdout, stderr))
+    print_report(report, stdout, stderr)
 }
 
 /// Print a run's outcome (stdout) or hard error (stderr); its exit code
 /// ([`exit_code`] of the outcome, 5 for a hard error).
-fn print_report(report: RunReport, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8 {
+///
+/// # Errors
+///
+/// [`StartError::Output`] when the outcome cannot be written: the run
+/// happened, but whoever reads stdout never learns how it ended.
+fn print_report(
+    report: RunReport,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<u8, StartError> {
     match report.outcome {
         Ok(outcome) => {
-            let _ = writeln!(stdout, "{}", pretty(&outcome));
-            exit_code(&outcome)
+            let text = pretty(&outcome);
+            emit(stdout, "the outcome", format_args!("{text}\n"))?;
+            Ok(exit_code(&outcome))
         }
         Err(err) => {
             let _ = writeln!(stderr, "agentd: {err}");
-            EXIT_SEMANTIC
+            Ok(EXIT_SEMANTIC)
         }
     }
+}
+
+/// Write `text` (`what`, for the error) to stdout and flush it, so output
+/// that is lost (stdout closed, a full disk, `/dev/full`) is an error the
+/// exit code reports, never a silent exit 0.
+///
+/// # Errors
+///
+/// [`StartError::Output`] with the write's or the flush's error.
+fn emit(
+    stdout: &mut dyn Write,
+    what: &'static str,
+    text: std::fmt::Arguments<'_>,
+) -> Result<(), StartError> {
+    stdout
+        .write_fmt(text)
+        .and_then(|()| stdout.flush())
+        .map_err(|source| StartError::Output { what, source })
 }
 
 /// `--sandbox` / `AGENTD_SANDBOX`, else the baked `[sandbox] mode`.

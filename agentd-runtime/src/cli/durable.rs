@@ -16,7 +16,7 @@ use crate::checkpoint::{Approval, CheckpointError, DEFAULT_RETENTION_DAYS, Reten
 use crate::engine::Engine;
 use crate::workflow::Workflow;
 
-use super::{Args, EXIT_OK, EXIT_USAGE, StartError, env_string, from_env, print_report};
+use super::{Args, EXIT_OK, EXIT_USAGE, StartError, emit, env_string, from_env, print_report};
 
 /// The durable-run flags, after env twins are applied.
 #[derive(Debug, Default)]
@@ -98,7 +98,8 @@ pub(super) fn list(
     for (run_id, loaded) in listed {
         match loaded {
             Ok(checkpoint) => {
-                let _ = writeln!(stdout, "{}", checkpoint.list_line());
+                let line = checkpoint.list_line();
+                emit(stdout, "the checkpoint list", format_args!("{line}\n"))?;
             }
             Err(e) => {
                 let _ = writeln!(stderr, "agentd: skipping `{run_id}`: {e}");
@@ -187,8 +188,8 @@ pub(super) fn resume_if_asked<W: Workflow>(
         return Some(
             engine
                 .resume(run_id, args.approval)
-                .map(|report| print_report(report, stdout, stderr))
-                .map_err(StartError::from),
+                .map_err(StartError::from)
+                .and_then(|report| print_report(report, stdout, stderr)),
         );
     }
     if args.resume_incomplete {
@@ -234,7 +235,9 @@ fn resume_incomplete<W: Workflow>(
             checkpoint.resume_node.as_deref().unwrap_or("-")
         );
         let this = match engine.resume(&run_id, crate::checkpoint::Approval::Approve) {
-            Ok(report) => print_report(report, stdout, stderr),
+            Ok(report) => {
+                print_report(report, stdout, stderr).unwrap_or_else(|lost| lost.report(stderr))
+            }
             Err(CheckpointError::Busy { .. }) => {
                 let _ = writeln!(stderr, "agentd: skipping `{run_id}`: it is still running");
                 continue;

@@ -1,5 +1,6 @@
 //! The baked binary's start-up error: every reason it refuses to run,
-//! from a bad flag to a sandbox the kernel cannot apply.
+//! from a bad flag to a sandbox the kernel cannot apply, and output it
+//! cannot deliver.
 //!
 //! Owns [`StartError`], the one place that decides a start-up exit code
 //! ([`StartError::exit_code`], documented in `docs/cli.md`) and the one
@@ -22,7 +23,7 @@ use crate::secrets::SecretError;
 use crate::serve::{ServeError, reload::ReloadError};
 
 /// Why the binary refused to start (or, for the durable-run commands,
-/// could not do what its flags asked).
+/// could not do what its flags asked), or could not write its output.
 ///
 /// Each variant's `Display` is what the binary prints after `agentd: `
 /// (except [`StartError::Flags`], printed as the parser formatted it): it
@@ -118,6 +119,18 @@ pub enum StartError {
     #[cfg(feature = "serve")]
     #[error("cannot serve: {0}")]
     Serve(#[from] ServeError),
+
+    /// What the binary was asked to print (an outcome, `--version`,
+    /// `--help`, `--provenance`, a listing) could not be written to stdout:
+    /// it was closed, or the disk behind it is full. The output is lost, so
+    /// the exit is not 0; a run's side effects have happened. Exit 5.
+    #[error("cannot write {what} to stdout: {source}")]
+    Output {
+        /// What was being written, e.g. `the outcome`.
+        what: &'static str,
+        /// The write's (or the flush's) error.
+        source: std::io::Error,
+    },
 }
 
 impl StartError {
@@ -139,7 +152,8 @@ impl StartError {
             | Self::Secrets(_)
             | Self::McpPolicy(_)
             | Self::Sandbox(_)
-            | Self::Budget(_) => EXIT_SEMANTIC,
+            | Self::Budget(_)
+            | Self::Output { .. } => EXIT_SEMANTIC,
             #[cfg(feature = "serve")]
             Self::Reload(_) | Self::Serve(_) => EXIT_SEMANTIC,
         }
@@ -181,6 +195,10 @@ mod tests {
         let semantic = [
             StartError::LogInstall(LogError::Setup("audit sink".into())),
             StartError::McpPolicy("denied".into()),
+            StartError::Output {
+                what: "the outcome",
+                source: std::io::Error::other("full"),
+            },
         ];
         for e in semantic {
             assert_eq!(e.exit_code(), EXIT_SEMANTIC, "{e:?}");

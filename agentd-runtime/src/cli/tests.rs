@@ -405,3 +405,36 @@ fn print_sandbox_prints_the_plan_and_runs_nothing() {
     assert!(out.stdout.contains("seccomp: allow "), "{}", out.stdout);
     assert!(!out.stdout.contains("completed"), "{}", out.stdout);
 }
+
+/// A stdout whose every write fails, like `/dev/full`.
+struct Full;
+
+impl Write for Full {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::from_raw_os_error(28))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn output_that_cannot_be_written_exits_5_and_says_what_was_lost() {
+    for (args, what) in [
+        (&["--input", "{}"][..], "the outcome"),
+        (&["--version"][..], "the version"),
+        (&["--help"][..], "the help text"),
+        (&["--provenance"][..], "the provenance"),
+        (&["--validate-only"][..], "the validation report"),
+    ] {
+        let mut err = Vec::new();
+        let argv = std::iter::once("agent").chain(args.iter().copied());
+        let code = run(&Cli, argv, &mut &b""[..], &mut Full, &mut err);
+        let err = String::from_utf8_lossy(&err);
+        assert_eq!(code, EXIT_SEMANTIC, "{args:?}: {err}");
+        assert!(
+            err.starts_with(&format!("agentd: cannot write {what} to stdout: ")),
+            "{args:?}: {err}"
+        );
+    }
+}
