@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build-time and binary-size figures for `agentd build` (DESIGN §3 "Building fast",
-# §7 "Testing and measuring").
+# Build-time and binary-size figures for `agentd build` (docs/performance.md;
+# ARCHITECTURE.md "Testing").
 #
 #   bench/build.sh
 #

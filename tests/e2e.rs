@@ -1,5 +1,5 @@
 //! End-to-end tests: the real `agentd` binary builds real workflow binaries, which
-//! are then run the way a user runs them (DESIGN §7).
+//! are then run the way a user runs them (ARCHITECTURE.md "Testing").
 //!
 //! Every child process shares one cache (`<workspace>/target/agentd-cache`), so only
 //! the first build of a session is cold. Builds and `agentd test` runs are serialised

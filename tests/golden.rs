@@ -1,4 +1,4 @@
-//! Golden files of generated code (DESIGN §7, STYLE habit 3).
+//! Golden files of generated code (ARCHITECTURE.md "Testing").
 //!
 //! `tests/golden/<name>.rs` is the exact output of `agentd emit workflows/<name>.toml`,
 //! run from the repository root (so the header names `workflows/<name>.toml`). This test

@@ -198,7 +198,7 @@ fn idempotency_rate_limits_keep_alive_traceparent_and_metrics() {
         "{echoed}"
     );
     // The run's log lines sit inside an `http.request` span that names the
-    // caller's trace (spec §12.4).
+    // caller's trace (docs/operations.md "Logging and audit").
     let find_traced = || {
         s.stderr()
             .lines()

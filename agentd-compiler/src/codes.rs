@@ -2,8 +2,8 @@
 //!
 //! A code is the stable, machine-readable name of one kind of problem. The 24 codes
 //! marked `dialect1` are the ones the agentd 1.3.0 validator reports, with the same
-//! names and trigger conditions (spec/dialect-model.md §7.2); the rest are ours
-//! (parse and load stages, and the extra checks of DESIGN.md §8).
+//! names and trigger conditions (docs/dialect.md §14); the rest are ours
+//! (parse and load stages, and the extra checks of docs/dialect.md §15).
 //!
 //! One table (the `registry!` macro) declares every code with its stage, severity and
 //! summary; it generates the [`Code`] enum and [`CODES`]. Each code's explanation is

@@ -115,7 +115,7 @@ pub struct GraphIr {
 }
 
 impl GraphIr {
-    /// Split a context path against this graph's node ids (spec §5.2).
+    /// Split a context path against this graph's node ids (docs/dialect.md §9.1).
     pub fn path(&self, text: &str) -> PathIr {
         let mut parts = text.split('.');
         let first = parts.next().unwrap_or("");
@@ -359,7 +359,7 @@ fn lower_graph(doc: &WorkflowDoc, file: String) -> GraphIr {
 }
 
 /// Split a template into segments exactly as the dialect-1 renderers scan it
-/// (spec §5.3.1): `{{` without a later `}}` leaves the rest literal; a key is the
+/// (docs/dialect.md §9.2): `{{` without a later `}}` leaves the rest literal; a key is the
 /// trimmed text between the braces.
 pub fn split_template(text: &str) -> Vec<SegIr> {
     let mut segs: Vec<SegIr> = Vec::new();

@@ -1,9 +1,8 @@
 //! The dialect-1 document model: serde types for every key a workflow file may hold.
 //!
-//! These types mirror the agentd 1.3.0 runtime's structs (spec/dialect-model.md §1–§4,
-//! §6 and the operational sections of spec/dialect-ops.md) so that every file that
+//! These types mirror the agentd 1.3.0 runtime's structs (docs/dialect.md §2–§12) so that every file that
 //! runtime accepted parses here, and every file it rejected is rejected here too.
-//! `deny_unknown_fields` sits exactly where the spec puts it: everywhere except `Node`
+//! `deny_unknown_fields` sits exactly where dialect 1 puts it (docs/dialect.md §2): everywhere except `Node`
 //! itself (whose extra keys go to the tagged [`NodeKind`]) and the unit kinds `merge`
 //! and `terminate`, which silently ignore extra keys.
 //!
@@ -103,7 +102,7 @@ pub enum SandboxMode {
 }
 
 // ---------------------------------------------------------------------------------
-// Start nodes, triggers, routes (spec §2)
+// Start nodes, triggers, routes (docs/dialect.md §4–§6)
 // ---------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -272,7 +271,7 @@ pub struct RateLimit {
 }
 
 // ---------------------------------------------------------------------------------
-// Nodes (spec §3)
+// Nodes (docs/dialect.md §7)
 // ---------------------------------------------------------------------------------
 
 /// A `[[nodes]]` entry. No `deny_unknown_fields` here on purpose: every key other than
@@ -693,7 +692,7 @@ pub struct RustNode {
 }
 
 // ---------------------------------------------------------------------------------
-// Edges (spec §4)
+// Edges (docs/dialect.md §8)
 // ---------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -712,7 +711,7 @@ pub struct Edge {
 }
 
 // ---------------------------------------------------------------------------------
-// Operational sections (spec/dialect-ops.md)
+// Operational sections (docs/dialect.md §12)
 // ---------------------------------------------------------------------------------
 
 /// `[policy]`. Present ⇒ fail-closed: every section defaults to empty = deny.

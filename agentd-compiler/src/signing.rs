@@ -1,7 +1,7 @@
 //! Workflow signing: Ed25519 keys, detached `.sig` files, and the build-time check that
 //! every file of a program (root and children) carries a valid signature.
 //!
-//! Formats are dialect 1's (spec/dialect-ops.md §9), so keys and signatures made with
+//! Formats are dialect 1's (docs/security.md "Signing"), so keys and signatures made with
 //! `openssl` interoperate:
 //!
 //! - private keys are PKCS#8 PEM, public keys SPKI PEM (`-----BEGIN PUBLIC KEY-----`);

@@ -1,4 +1,4 @@
-//! Capability pruning, measured (DESIGN §1, issue 8): a binary holds only the code
+//! Capability pruning, measured (docs/security.md "Capability pruning and policy"; issue 8): a binary holds only the code
 //! paths its workflow uses.
 //!
 //! Shipped binaries are stripped, so symbol names are gone; the markers are byte

@@ -1,4 +1,4 @@
-//! The static binary does what a dynamic one does (DESIGN §3 "Static binaries",
+//! The static binary does what a dynamic one does (docs/cli.md "agentd build",
 //! issue 8).
 //!
 //! - Linkage (`ldd` says "not a dynamic executable"/"statically linked") is checked

@@ -1,4 +1,4 @@
-//! Process limits from the workflow's `[budget]` (spec/dialect-ops.md §10):
+//! Process limits from the workflow's `[budget]` (docs/dialect.md §12.6):
 //! `max_memory_mb` → `RLIMIT_AS`, `max_cpu_secs` → `RLIMIT_CPU` (soft = hard, so the
 //! kernel kills the process when it reaches the limit), `max_run_time_secs`, which can only lower
 //! the run deadline, and `max_fs_write_mb`, the cumulative bytes `write_file` may
@@ -26,7 +26,7 @@ pub struct FsWriteBudget {
 }
 
 /// The process-wide counter every `write_file` draws from (shared by all
-/// runs and triggers, never reset — spec/dialect-ops.md §10).
+/// runs and triggers, never reset — docs/dialect.md §12.6).
 pub static FS_WRITES: FsWriteBudget = FsWriteBudget::new();
 
 /// The fs-write budget a run draws from: the cap and the counter.

@@ -1,11 +1,11 @@
 //! Durable runs: checkpoint files in a state directory (`--state-dir`).
 //!
-//! Owns the checkpoint file format (spec/dialect-model.md §8.5, plus this
+//! Owns the checkpoint file format (docs/operations.md "Approval, resume and checkpoints", plus this
 //! runtime's `format_version`, `program_hash` and `saved_unix`), the state
 //! directory ([`StateDir`]: atomic saves, loads, listing, removal, the
 //! retention rule, and the per-run [`Claim`] lock), and the mapping between a
 //! walk's context and a checkpoint. The engine decides *when* to checkpoint
-//! and resume (spec §8.6); the CLI decides what to print.
+//! and resume (docs/operations.md "Approval, resume and checkpoints"); the CLI decides what to print.
 //!
 //! Guarantees:
 //! - **No torn files.** A save writes a temp file in the same directory,
@@ -94,7 +94,7 @@ impl From<TriggerKind> for Source {
 }
 
 /// One checkpoint file: `<state-dir>/<run_id>.json`, pretty JSON, fields in
-/// the spec's order (§8.5) followed by this runtime's extensions.
+/// dialect 1's order (docs/operations.md "Approval, resume and checkpoints") followed by this runtime's extensions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// The run's execution id; also the file name.

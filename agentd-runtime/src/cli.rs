@@ -1,9 +1,9 @@
 //! The baked binary's command line (one-shot mode).
 //!
 //! Owns the flags (one table in `cli/flags.rs` drives parsing, env twins
-//! and `--help`), the dialect's env rules (spec/dialect-ops.md §2.2),
-//! trigger input loading, one-shot start choice (§2.5), printing the
-//! outcome and the exit codes (§2.6). It must never implement run
+//! and `--help`), the dialect's env rules (docs/cli.md "The compiled binary"),
+//! trigger input loading, one-shot start choice, printing the
+//! outcome and the exit codes (docs/cli.md "The compiled binary"). It must never implement run
 //! semantics: it builds [`RunOptions`] and hands them to the [`Engine`].
 //!
 //! Flags:
@@ -261,7 +261,7 @@ fn run_as<W: Workflow>(
     }
 }
 
-/// Start-up in the dialect's order (spec/dialect-ops.md §1), then the run or
+/// Start-up in the dialect's order (docs/cli.md "The compiled binary"), then the run or
 /// the server; the exit code. Every refusal is a [`StartError`], printed and
 /// mapped to its exit code by [`run_as`] alone.
 fn start<W: Workflow>(
@@ -310,8 +310,7 @@ fn start<W: Workflow>(
         return durable::list(durable.state_dir.as_deref(), stdout, stderr);
     }
 
-    // Logging comes up before anything that can audit (spec/dialect-ops.md §1
-    // step 9): the policy override, budgets and the run itself.
+    // Logging comes up before anything that can audit (docs/cli.md "The compiled binary"): the policy override, budgets and the run itself.
     wire::logging(&matches, &args.log, &W::LOGGING, stderr)?;
 
     // The override is checked before anything else runs: a bad file refuses to start.
@@ -328,8 +327,8 @@ fn start<W: Workflow>(
         PolicyMode::Baked => W::POLICY.cloned(),
         PolicyMode::AllowAll => None,
     });
-    // Every `[[secrets]]` entry is read once before anything runs (spec/dialect-ops.md
-    // §11): one that cannot be read refuses to start, naming it (never a value). `env`
+    // Every `[[secrets]]` entry is read once before anything runs (docs/operations.md
+    // "Secrets"): one that cannot be read refuses to start, naming it (never a value). `env`
     // and `file` values are re-read at each use afterwards, so rotation needs no
     // restart; `command` values stay cached until a reload, `oauth2` tokens until they
     // expire.
@@ -338,7 +337,7 @@ fn start<W: Workflow>(
         &matches,
         args.timeout_secs.as_deref(),
     )?));
-    // Mode resolution (spec/dialect-ops.md §1 step 15); a resume always runs once.
+    // Mode resolution (docs/cli.md "The compiled binary"); a resume always runs once.
     let serve = if durable.resuming() {
         None
     } else {
@@ -534,7 +533,7 @@ pub fn exit_code(outcome: &Outcome) -> u8 {
     }
 }
 
-/// One-shot start choice (dialect-ops §2.5): the only `manual` start, else
+/// One-shot start choice (docs/cli.md "The compiled binary"): the only `manual` start, else
 /// the only start, else an error naming the counts.
 ///
 /// # Errors

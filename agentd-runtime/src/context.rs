@@ -5,7 +5,7 @@
 //! [`Step`] (what a node returns), the per-walk state (`Frame`) and the
 //! per-run state shared by every walk and thread of a run (`Shared`).
 //!
-//! Path resolution here is spec §5.2 exactly. This module must never decide
+//! Path resolution here is docs/dialect.md §9.1 exactly. This module must never decide
 //! routing or retries (the engine does) and never read workflow TOML.
 
 use std::borrow::Cow;
@@ -187,7 +187,7 @@ impl Frame {
             Slot::Node(i) => self.outputs.get(usize::try_from(i).ok()?)?.as_ref()?,
             Slot::Missing => return None,
         };
-        // Spec §5.2: empty segments are *not* skipped here (unlike templates).
+        // docs/dialect.md §9.1: empty segments are *not* skipped here (unlike templates).
         for seg in path.rest {
             cur = crate::template::step_into(cur, seg)?;
         }
@@ -232,7 +232,7 @@ pub fn fuzz_resolve(
     frame.resolve(path).cloned()
 }
 
-/// The `trigger` context entry of spec §2.4: `{"kind": <kind>, ...input}`
+/// The `trigger` context entry of docs/dialect.md §5 "What a run sees as `trigger`": `{"kind": <kind>, ...input}`
 /// for an object input (input keys win, `kind` included), else
 /// `{"kind": <kind>, "input": <input>}`.
 #[must_use]
@@ -287,7 +287,7 @@ impl Cx<'_> {
     }
 
     /// Whether side effects must be skipped (`--dry-run`). Each node decides
-    /// what that means (spec §6.3).
+    /// what that means (docs/dialect.md §10.3).
     #[must_use]
     pub fn dry_run(&self) -> bool {
         self.shared.dry_run
@@ -305,7 +305,7 @@ impl Cx<'_> {
         self.frame.depth
     }
 
-    /// Resolve a context path (spec §5.2); `None` = "not set".
+    /// Resolve a context path (docs/dialect.md §9.1); `None` = "not set".
     #[must_use]
     pub fn resolve(&self, path: &CtxPath) -> Option<&Value> {
         self.frame.resolve(path)
@@ -380,7 +380,7 @@ impl Cx<'_> {
     }
 
     /// The `traceparent` header this run sends on outbound requests, when
-    /// its trigger carried a valid one (spec/dialect-ops.md §12.6).
+    /// its trigger carried a valid one (docs/operations.md "traceparent").
     #[must_use]
     pub fn traceparent(&self) -> Option<&str> {
         self.shared.traceparent.as_deref()

@@ -1,4 +1,4 @@
-//! The single-path walk of spec §4.
+//! The single-path walk of docs/dialect.md §8.
 //!
 //! Owns [`Engine`] (one run: options, trigger context, checkpoints around
 //! the walk, the report); the walk itself (routing, loop budgets, the step
@@ -9,7 +9,7 @@
 //! It must never implement a node kind (node functions live in
 //! [`crate::nodes`]) except `pause_for_approval`, which the dialect defines
 //! as engine-internal, and never read workflow files. It decides when a run
-//! is checkpointed and how [`Engine::resume`] continues one (spec §8.6); the
+//! is checkpointed and how [`Engine::resume`] continues one (docs/operations.md "Approval, resume and checkpoints"); the
 //! file format, the state directory and its locks are [`crate::checkpoint`]'s.
 
 use std::borrow::Cow;
@@ -30,10 +30,10 @@ mod walk;
 pub(crate) use walk::run_child;
 use walk::{run_top, walk};
 
-/// Node visits allowed in one walk before the run errors (spec §4.4).
+/// Node visits allowed in one walk before the run errors (docs/dialect.md §8.3).
 pub const MAX_STEPS: u32 = 10_000;
 
-/// Deepest allowed child walk; the top-level walk is depth 0 (spec §4.8).
+/// Deepest allowed child walk; the top-level walk is depth 0 (docs/dialect.md §11).
 pub const MAX_DEPTH: u32 = 8;
 
 /// Options of one run.
@@ -83,7 +83,7 @@ pub struct Trigger {
     /// The run's own W3C `traceparent` (serve mode): the inbound header's
     /// child, made with [`crate::traceparent::outbound`] by whoever received
     /// it, so the reply can echo the same span the run sends on every
-    /// `http_request` (spec/dialect-ops.md §12.6). `None`: no trace.
+    /// `http_request` (docs/operations.md "traceparent"). `None`: no trace.
     pub traceparent: Option<String>,
 }
 
@@ -200,8 +200,8 @@ impl<'w, W: Workflow> Engine<'w, W> {
         report(outcome, entries, &shared)
     }
 
-    /// Resume run `run_id` from its checkpoint in the state directory (spec
-    /// §8.6): `Approve` continues at `resume_node` with the saved outputs, a
+    /// Resume run `run_id` from its checkpoint in the state directory (docs/operations.md
+    /// "Approval, resume and checkpoints"): `Approve` continues at `resume_node` with the saved outputs, a
     /// fresh deadline and fresh loop counters (a checkpoint without a
     /// `resume_node` completes at once); `Deny` ends the run `failed`. The
     /// trace holds only post-resume nodes. A `completed` or `failed` end
@@ -348,7 +348,7 @@ fn report(
     shared: &Shared,
 ) -> RunReport {
     if outcome.is_err() {
-        // Spec §4.4: a hard error has no outcome and no trace.
+        // docs/dialect.md §13: a hard error has no outcome and no trace.
         entries.clear();
     }
     RunReport {
@@ -363,7 +363,7 @@ fn report(
 }
 
 /// The top-level walk's link to the state directory (child walks have
-/// none: a child's pause is its parent's error, spec §4.8).
+/// none: a child's pause is its parent's error, docs/dialect.md §11).
 struct Durable<'e> {
     dir: &'e StateDir,
     each_node: bool,
@@ -409,7 +409,7 @@ impl Durable<'_> {
         self.dir.save(&saved).map_err(io_error)
     }
 
-    /// End-of-run bookkeeping (spec §8.6): `completed` and `failed` delete
+    /// End-of-run bookkeeping (docs/operations.md "Approval, resume and checkpoints"): `completed` and `failed` delete
     /// the checkpoint; `timed_out` keeps a progress snapshot (when
     /// checkpointing each node) and otherwise deletes a resumed run's
     /// checkpoint; `paused` and hard errors keep it. Dropping `self`

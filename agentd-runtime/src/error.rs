@@ -1,7 +1,7 @@
 //! The runtime's one error type.
 //!
 //! Owns [`Error`]: a variant per cause, whose `Display` strings are the
-//! dialect's hard-error messages (spec/dialect-model.md §8.3) byte for byte —
+//! dialect's hard-error messages (docs/dialect.md §13 "Hard errors") byte for byte —
 //! conformance scenarios match `reason_contains` against them, and the CLI
 //! prints them after `agentd: `. This module must never format a message that
 //! a variant does not own, and must never decide retry policy beyond the
@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-/// Every way a workflow run can abort (a "hard error" in the spec).
+/// Every way a workflow run can abort (a "hard error", docs/dialect.md §13).
 ///
 /// A hard error is not an outcome: the run has no `final_value`, the CLI
 /// prints `agentd: <Display>` on stderr and exits 5, serve mode answers 500.
@@ -32,7 +32,7 @@ pub enum Error {
         reason: String,
     },
 
-    /// A policy allowlist denied a side effect. Never retried (DESIGN.md §8).
+    /// A policy allowlist denied a side effect. Never retried (docs/dialect.md §15).
     #[error("policy violation: {0}")]
     Policy(String),
 
@@ -76,7 +76,7 @@ pub enum Error {
 
 impl Error {
     /// Whether `retry.on = "transient"` retries this error: exactly the
-    /// `Tool`, `Intelligence` and `Mcp` variants (spec §6.1).
+    /// `Tool`, `Intelligence` and `Mcp` variants (docs/dialect.md §10.1).
     #[must_use]
     pub fn is_transient(&self) -> bool {
         matches!(
@@ -87,7 +87,7 @@ impl Error {
 
     /// Whether no retry policy may repeat this error, even `on = "any"`.
     ///
-    /// Our divergence from dialect 1 (DESIGN.md §8): repeating a policy
+    /// Our divergence from dialect 1 (docs/dialect.md §15): repeating a policy
     /// denial or a validation failure cannot change its result and only
     /// delays the error, so they are never retried.
     #[must_use]

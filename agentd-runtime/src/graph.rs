@@ -120,7 +120,7 @@ pub struct EdgeMeta {
     pub index: u32,
 }
 
-/// A node's `retry` table (spec §6.1).
+/// A node's `retry` table (docs/dialect.md §10.1).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Retry {
     /// Total attempts including the first; 0 behaves as 1.
@@ -161,7 +161,7 @@ pub enum Slot {
 /// [`Slot::Trigger`]; a node id gives that node's slot; anything else gives
 /// [`Slot::Missing`]. The remaining segments go to `rest` verbatim,
 /// **including empty ones** (`"a..b"` → `["", "b"]`, a trailing dot → a
-/// trailing `""`), because dialect 1 does not skip them (spec §5.2).
+/// trailing `""`), because dialect 1 does not skip them (docs/dialect.md §9.1).
 #[derive(Debug)]
 pub struct CtxPath {
     /// The path as written, for error messages.
@@ -238,7 +238,7 @@ impl Kind {
     }
 
     /// Kinds the engine runs itself rather than through a handler; `retry`
-    /// is never applied to them (spec §6.1).
+    /// is never applied to them (docs/dialect.md §10.1).
     #[must_use]
     pub const fn is_engine_internal(self) -> bool {
         matches!(

@@ -1,6 +1,6 @@
 //! The conformance/fixture harness that `agentd test` compiles scenarios into.
 //!
-//! Owns running one baked test case (spec/dialect-model.md §9: trials, trigger,
+//! Owns running one baked test case (docs/cli.md "agentd test": trials, trigger,
 //! policy choice, stub fallback) and comparing the result with its expectations.
 //! Generated harness code only declares [`Case`] statics and calls [`run_case`]; it
 //! never decides pass or fail itself. Behind the `harness` feature, so shipped
@@ -29,7 +29,7 @@ pub enum CasePolicy {
     Override(&'static Policy),
 }
 
-/// What a case expects; every field is optional (spec §9.1 `[expected]`).
+/// What a case expects; every field is optional (docs/cli.md "agentd test" `[expected]`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Expected {
     pub status: Option<&'static str>,
@@ -69,7 +69,7 @@ pub struct Case {
 }
 
 /// The `[mocks]` MCP results of a case: tool name or exact URI → the JSON
-/// text of each result, answered in order (spec §9.2).
+/// text of each result, answered in order (docs/cli.md "agentd test").
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CaseMcp {
     /// `mcp_tools`: `tools/call` results in MCP wire casing.
@@ -123,7 +123,7 @@ impl CaseMcp {
     }
 }
 
-/// The mock backend of a case (spec §9.1, §9.2).
+/// The mock backend of a case (docs/cli.md "agentd test").
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CaseIntel {
     /// One entry per successive LLM call. Empty: no backend is registered,
@@ -192,7 +192,7 @@ pub fn run_case<W: Workflow>(w: &W, case: &Case) -> CaseResult {
         policy,
         stub_unavailable: true,
         record_trace: true,
-        // Spec §9.1: no state dir, so `pause_for_approval` is `errored`.
+        // docs/cli.md "agentd test": no state dir, so `pause_for_approval` is `errored`.
         state_dir: None,
         checkpoint_each_node: false,
     };

@@ -1,5 +1,5 @@
 //! Observability: the log subscriber, a span per run and per node, and the
-//! audit sink (spec/dialect-ops.md §12.1, §12.2, §12.4).
+//! audit sink (docs/dialect.md §12.4; docs/operations.md "Logging and audit").
 //!
 //! Owns how the runtime reports what it did:
 //!
@@ -12,7 +12,7 @@
 //!   (module `sink`);
 //! - **spans and events** — `workflow.run{execution_id, workflow_id,
 //!   start_node, dry_run}` and `node.execute{node_id, kind, outcome,
-//!   latency_ms}`, and the §12.4 events at their levels (module `spans`,
+//!   latency_ms}`, and the events of docs/operations.md "Logging and audit" at their levels (module `spans`,
 //!   called by the engine);
 //! - **audit events** — [`audit`]: target `agentd::audit`, written to the
 //!   `[logging.audit]` JSONL sink **whatever the main log level is** (the
@@ -67,7 +67,7 @@ pub fn flush() {
 /// The target of audit events.
 pub const AUDIT_TARGET: &str = "agentd::audit";
 
-/// Emit the audit event `event` (spec/dialect-ops.md §12.4) with `fields`
+/// Emit the audit event `event` (docs/operations.md "Logging and audit") with `fields`
 /// (a JSON object; anything else is recorded under `value`), at the level
 /// [`audit_level`] gives it.
 pub fn audit(event: &'static str, fields: Value) {

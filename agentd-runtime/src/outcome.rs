@@ -1,9 +1,9 @@
 //! What a run produces: the outcome, the trace and the metrics.
 //!
-//! Owns the wire shapes of spec §8.1 ([`Outcome`]) and §8.2 ([`TraceEntry`]),
+//! Owns the wire shapes of docs/dialect.md §13 ([`Outcome`], and [`TraceEntry`] under "Trace"),
 //! the per-run counters ([`Metrics`]) and the bundle the engine hands back
 //! ([`RunReport`]). These are Rust structs, so they serialise in declaration
-//! order — the order the spec fixes. They must never be built by going
+//! order — the order dialect 1 fixes. They must never be built by going
 //! through a `serde_json::Value`, which would sort their keys.
 
 use std::borrow::Cow;
@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::error::Error;
 use crate::graph::Kind;
 
-/// How a run ended without a hard error (spec §8.1; tag `status`).
+/// How a run ended without a hard error (docs/dialect.md §13; tag `status`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
@@ -106,7 +106,7 @@ impl Trace {
     }
 }
 
-/// One node visit (spec §8.2).
+/// One node visit (docs/dialect.md §13 "Trace").
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TraceEntry {
     /// The node's id.
@@ -158,7 +158,7 @@ pub struct Metrics {
 pub struct RunReport {
     /// The outcome, or the hard error that aborted the run.
     pub outcome: Result<Outcome, Error>,
-    /// The visits of the top-level walk. Empty after a hard error (the spec
+    /// The visits of the top-level walk. Empty after a hard error (dialect 1
     /// drops a partial trace) and when trace recording is off.
     pub trace: Trace,
     /// The run's counters, child walks included.

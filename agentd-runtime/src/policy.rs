@@ -1,4 +1,4 @@
-//! Fail-closed allowlists (spec/dialect-ops.md §8).
+//! Fail-closed allowlists (docs/dialect.md §12.1).
 //!
 //! Owns the [`Policy`] data (baked by the compiler as a `static`, or loaded
 //! as an owned override — hence `Cow` everywhere and `Deserialize` with
@@ -7,7 +7,7 @@
 //! policy with a missing section denies that whole family.
 //!
 //! Security posture: decisions are made on text, never by touching the
-//! filesystem, so a check cannot race or leak. **Divergence (DESIGN.md §8):**
+//! filesystem, so a check cannot race or leak. **Divergence (docs/dialect.md §15):**
 //! fs paths — and the fs patterns they are matched against — are lexically
 //! normalised first (a relative path is joined to the working directory,
 //! `.` and empty components are dropped, `..` pops a component and never

@@ -1,5 +1,5 @@
-//! `[[secrets]]`: the one front door for secret values (spec/dialect-ops.md
-//! §11).
+//! `[[secrets]]`: the one front door for secret values (docs/operations.md
+//! "Secrets").
 //!
 //! Owns the baked secret *definitions* ([`SecretDef`]: a name and where the
 //! value lives, never the value), resolution ([`resolve`]: the `[[secrets]]`
@@ -226,7 +226,7 @@ pub fn resolve(defs: &[SecretDef], name: &str) -> Result<Secret, SecretError> {
 }
 
 /// Resolve every entry of `defs` once and drop the values: the start-up
-/// check of spec §11 (a binary whose secrets cannot be read refuses to
+/// check of docs/operations.md "Secrets" (a binary whose secrets cannot be read refuses to
 /// start instead of failing at the first request).
 ///
 /// # Errors
@@ -239,7 +239,7 @@ pub fn probe(defs: &[SecretDef]) -> Result<(), SecretError> {
     Ok(())
 }
 
-/// The reload of spec §11: resolve every entry again, with `command` and
+/// The reload of docs/operations.md "Secrets": resolve every entry again, with `command` and
 /// `oauth2` sources run and fetched afresh, and only when all of them resolve
 /// replace the cached values (a failing reload keeps the old ones).
 ///

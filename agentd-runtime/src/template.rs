@@ -2,7 +2,7 @@
 //!
 //! Owns [`Template`] / [`Seg`] (baked by the compiler), the *relative* walk
 //! ([`walk_relative`], shared with `json_select`), the engine renderer of
-//! spec §5.3.1 ([`Template::render`]) and the LLM renderer of §5.3.2
+//! docs/dialect.md §9.2 ([`Template::render`]) and the LLM renderer
 //! ([`Template::render_llm`]). It must never parse template text at run time
 //! and never resolve context paths (a template sees only its data value).
 //!
@@ -66,7 +66,7 @@ pub enum Seg {
 }
 
 impl Template {
-    /// The engine renderer (`template_render`, `respond`; spec §5.3.1).
+    /// The engine renderer (`template_render`, `respond`; docs/dialect.md §9.2).
     ///
     /// Keys walk `data` with [`walk_relative`]. A string is inserted raw;
     /// any other value as compact JSON (object keys sorted); a miss
@@ -76,7 +76,7 @@ impl Template {
         self.render_with(|path| walk_relative(data, path))
     }
 
-    /// The LLM renderer (`llm_infer.prompt`; spec §5.3.2).
+    /// The LLM renderer (`llm_infer.prompt`; docs/dialect.md §9.2).
     ///
     /// An empty key inserts the whole value; otherwise every segment (empty
     /// ones included) must name a member of an object — arrays are never
@@ -114,7 +114,7 @@ impl Template {
     }
 }
 
-/// The relative walk of templates and `json_select` (spec §5.3.1, §3.7):
+/// The relative walk of templates and `json_select` (docs/dialect.md §9.2; docs/dialect.md §7 `json_select`):
 /// empty segments are skipped, objects are entered by key, arrays by a
 /// segment that parses as `usize`, and anything else misses.
 #[must_use]

@@ -1,4 +1,4 @@
-//! W3C `traceparent` (spec/dialect-ops.md §12.6): parsing an inbound
+//! W3C `traceparent` (docs/operations.md "traceparent"): parsing an inbound
 //! header and forming the outbound one a run sends on `http_request`.
 //!
 //! Owns the parse rules (four hyphen-separated parts: 2-hex version, 32-hex
@@ -25,7 +25,7 @@ pub struct TraceParent {
 }
 
 impl TraceParent {
-    /// Parse a header value; `None` when it breaks any rule of §12.6.
+    /// Parse a header value; `None` when it breaks any rule of docs/operations.md "traceparent".
     #[must_use]
     pub fn parse(header: &str) -> Option<Self> {
         let lower = header.trim().to_ascii_lowercase();

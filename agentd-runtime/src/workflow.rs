@@ -42,7 +42,7 @@ pub trait Workflow: Sync + Sized + 'static {
     const INFO: &'static BuildInfo;
 
     /// The top-level workflow's `[policy]`; `None` (no block) allows all.
-    /// Child workflows' policies are never applied (spec §4.8).
+    /// Child workflows' policies are never applied (docs/dialect.md §11).
     const POLICY: Option<&'static Policy> = None;
 
     /// The top-level workflow's `[budget].max_llm_tokens` (`None` = no cap).
@@ -74,7 +74,7 @@ pub trait Workflow: Sync + Sized + 'static {
     const SERVE: &'static serve::ServeDef = &serve::ServeDef::EMPTY;
 
     /// The top-level workflow's `[[mcp_servers]]` (child workflows' are
-    /// never applied, spec §4.8).
+    /// never applied, docs/dialect.md §11).
     #[cfg(feature = "mcp")]
     const MCP_SERVERS: &'static [mcp::McpServerDef] = &[];
 

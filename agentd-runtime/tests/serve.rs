@@ -7,6 +7,10 @@ mod api;
 #[path = "serve/client.rs"]
 mod client;
 
+#[allow(dead_code)]
+#[path = "../../tests/support/scratch.rs"]
+mod support_scratch;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,11 +35,11 @@ fn config() -> ServeConfig {
     .state_dir(scratch(&format!("state-{n}")))
 }
 
+/// A fresh directory under `target/tmp` (the shared `Scratch` of the workspace's
+/// test support), kept after the test: the served configuration holds its path
+/// for the rest of the process. The next run empties it.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("agentd-serve-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    dir
+    support_scratch::scratch(name).keep()
 }
 
 struct Server {
@@ -125,7 +129,7 @@ fn respond_sets_status_type_and_body_and_methods_match_case_insensitively() {
         json!({"name": "Ada", "principal": "anonymous"})
     );
 
-    // The method token is compared case-insensitively (spec §5.2).
+    // The method token is compared case-insensitively (docs/dialect.md §6).
     let reply = exchange(
         s.addr,
         b"post /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 13\r\nconnection: close\r\n\r\n{\"name\":\"lo\"}",

@@ -4,6 +4,10 @@
 //! are made by rcgen here; a reload swaps the server certificate under a live
 //! keep-alive connection.
 
+#[allow(dead_code)]
+#[path = "../../tests/support/scratch.rs"]
+mod support_scratch;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -137,11 +141,11 @@ impl Ca {
     }
 }
 
+/// A fresh directory under `target/tmp` (the shared `Scratch` of the workspace's
+/// test support), kept after the test: the served configuration holds its path
+/// for the rest of the process. The next run empties it.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("agentd-serve-tls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    dir
+    support_scratch::scratch(name).keep()
 }
 
 fn leak_path(dir: &Path, name: &str) -> &'static str {

@@ -1,6 +1,6 @@
 //! Arbitrary paths through the two kinds of path handling: context paths (every
-//! `*_from` field and `expr`, spec §5.2) and the policy's fs path normalisation and
-//! matchers (spec/dialect-ops.md §8).
+//! `*_from` field and `expr`, docs/dialect.md §9.1) and the policy's fs path normalisation and
+//! matchers (docs/dialect.md §12.1).
 //!
 //! Context paths are split as the compiler splits them (on every `.`, the first
 //! segment picking the root: `trigger`, a node id, or nothing) and resolved by the

@@ -2,8 +2,8 @@
 //!
 //! The template text is split the way a build splits it (`agentd_compiler::ir::
 //! split_template`, the code behind every baked `Template`), then rendered with the
-//! engine renderer (`Template::render`, spec §5.3.1) and the LLM renderer
-//! (`Template::render_llm`, §5.3.2) against the context and against `null`; every
+//! engine renderer (`Template::render`, docs/dialect.md §9.2) and the LLM renderer
+//! (`Template::render_llm`, docs/dialect.md §9.2) against the context and against `null`; every
 //! key's path also goes through `template::walk_relative` (shared with
 //! `json_select`).
 //!

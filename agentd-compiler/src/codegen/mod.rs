@@ -685,7 +685,7 @@ fn node_wiring(
         NodeKind::ShellRun(c) => {
             let command = s(&c.command);
             let args = opt_path(g, c.args_from.as_ref());
-            // Spec §3.14: default 30 s, at least 1.
+            // docs/dialect.md §7 `shell_run`: default 30 s, at least 1.
             let timeout = Literal::u64_unsuffixed(c.timeout_secs.unwrap_or(30).max(1));
             with_cfg!(
                 quote!(#rt::shell::ShellRun),

@@ -1,4 +1,4 @@
-//! `agentd test`: conformance scenarios and fixtures (spec/dialect-model.md §9),
+//! `agentd test`: conformance scenarios and fixtures (docs/cli.md "agentd test"),
 //! compiled into one harness binary.
 //!
 //! This module owns discovery, the strict scenario/fixture formats, and generating the
@@ -100,7 +100,7 @@ pub struct Expectations {
     pub min_policy_denials: Option<u64>,
 }
 
-/// A conformance scenario file (§9.1).
+/// A conformance scenario file (docs/cli.md "agentd test").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -154,7 +154,7 @@ pub struct FixtureMocks {
     pub mcp_resources: BTreeMap<String, Vec<toml::Value>>,
 }
 
-/// A fixture's `fixture.toml` (§9.2).
+/// A fixture's `fixture.toml` (docs/cli.md "agentd test").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fixture {
@@ -471,7 +471,7 @@ fn push_case(suite: &mut Suite, mut case: Case) {
         );
         return fail(suite, case.name, &case.origin.clone(), reason);
     }
-    // Default start: the workflow's first declared start node (§9.1).
+    // Default start: the workflow's first declared start node (docs/cli.md "agentd test").
     if case.start.is_none() {
         case.start = case
             .program

@@ -22,7 +22,7 @@ impl AuthScheme {
     }
 }
 
-/// A parsed route `auth` reference (spec/dialect-ops.md §6).
+/// A parsed route `auth` reference (docs/operations.md "Authentication").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthRef {
     /// Absent, `""` or `none` (any case).

@@ -1,4 +1,4 @@
-//! Auth and TLS checks (ours, DESIGN.md §8): what would make a serve-mode
+//! Auth and TLS checks (ours, docs/dialect.md §15): what would make a serve-mode
 //! binary refuse to start, refuse every request, or carry secret material.
 //!
 //! - `oidc_algorithm_rejected` (error): `algorithms` naming `none`, an `HS*`

@@ -1,10 +1,10 @@
-//! `[[intelligence.backends]]` completeness (ours, DESIGN.md §8): a backend
+//! `[[intelligence.backends]]` completeness (ours, docs/dialect.md §15): a backend
 //! definition the runtime could not serve is a build error, not a binary that
 //! exits 2 at startup.
 //!
 //! - `incomplete_backend`: no `model`; no `api_key_env` for `anthropic`,
 //!   `openai` or `gemini`; no `base_url` for `openai-compatible` (the fields
-//!   dialect-ops §13 requires). Only the root workflow's backends are checked:
+//!   docs/llm.md "Wire formats" requires). Only the root workflow's backends are checked:
 //!   a child's are parsed but never applied.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! `[budget]` checks (ours, DESIGN.md §8): `budget_out_of_range` for a size in MiB
+//! `[budget]` checks (ours, docs/dialect.md §15): `budget_out_of_range` for a size in MiB
 //! whose byte count does not fit in 64 bits (`max_memory_mb`, `max_fs_write_mb`).
 //! Dialect 1 accepted such a value and then either refused to start
 //! (`max_memory_mb`) or silently capped it; here it is a build error. Every other

@@ -1,4 +1,4 @@
-//! `[logging]` checks (ours, DESIGN.md §8): values the runtime could not use
+//! `[logging]` checks (ours, docs/dialect.md §15): values the runtime could not use
 //! are build errors, not a binary that logs somewhere unexpected.
 //!
 //! - `invalid_logging`: a `level` directive, `format`, `target`, `rotation`

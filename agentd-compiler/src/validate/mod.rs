@@ -1,9 +1,9 @@
-//! The validator: every dialect-1 check of spec/dialect-model.md §7, plus our own
-//! (DESIGN.md §8).
+//! The validator: every dialect-1 check of docs/dialect.md §14, plus our own
+//! (docs/dialect.md §15).
 //!
 //! [`validate`] never fails fast and never panics: it returns every problem it finds,
 //! in a deterministic order. `Validator::run` is the table of contents. The 24
-//! dialect-1 codes come first, in the spec's emission order (§7.2), with the spec's
+//! dialect-1 codes come first, in dialect 1's emission order (docs/dialect.md §14), with dialect 1's
 //! skip rules (modules `graph` and `nodes`); our extra checks follow in a fixed order:
 //!
 //! 1. route auth references (`bad_auth_ref`, `unknown_auth_binding`,
@@ -111,7 +111,7 @@ pub fn validate(file: &SourceFile, doc: &WorkflowDoc, opts: &ValidateOptions) ->
 }
 
 /// Validate a child workflow of `call` / `parallel` / `map`. A child runs on its
-/// parent's engine (spec §4.8): its own `[policy]` is not applied, so `no_policy` is
+/// parent's engine (docs/dialect.md §11): its own `[policy]` is not applied, so `no_policy` is
 /// not reported, and the backends the parent declares (`parent_backends`) are
 /// accepted by `unknown_backend`.
 pub fn validate_child(

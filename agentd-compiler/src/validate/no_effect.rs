@@ -1,5 +1,5 @@
 //! Keys that parse but would do nothing, and numbers the runtime cannot use (ours,
-//! DESIGN.md §8). "If it builds, it does what the file says": a key agentd accepts
+//! docs/dialect.md §15). "If it builds, it does what the file says": a key agentd accepts
 //! for dialect-1 compatibility but does not act on is reported, never dropped quietly.
 //!
 //! - `key_has_no_effect` (warning; the message says why, the help how to fix it):

@@ -1,4 +1,4 @@
-//! `[[http_routes]]` checks beyond dialect 1's (ours, DESIGN.md §8): a route that
+//! `[[http_routes]]` checks beyond dialect 1's (ours, docs/dialect.md §15): a route that
 //! builds must do what it says.
 //!
 //! - `invalid_route_path`: a path that no request can match — routes match the path

@@ -1,4 +1,4 @@
-//! Secret checks (ours, DESIGN.md §8): `[[secrets]]` definitions and every
+//! Secret checks (ours, docs/dialect.md §15): `[[secrets]]` definitions and every
 //! place a workflow names a secret.
 //!
 //! The model already gives literal values nowhere to go inside `[[secrets]]`

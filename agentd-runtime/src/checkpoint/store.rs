@@ -128,7 +128,7 @@ impl StateDir {
     }
 
     /// Write `checkpoint` atomically as `<run_id>.json` (mode `0600`), pretty JSON
-    /// (spec §8.5).
+    /// (docs/operations.md "Approval, resume and checkpoints").
     ///
     /// # Errors
     ///

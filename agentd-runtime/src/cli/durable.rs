@@ -1,7 +1,8 @@
 //! The command line's durable-run flags: `--state-dir`, `--resume` (with
 //! `--approve`/`--deny`), `--checkpoint-each-node`, `--resume-incomplete`,
 //! `--list-checkpoints` and `--checkpoint-retention-days`
-//! (spec/dialect-ops.md §2.2, §2.6, §16).
+//! (docs/cli.md "The compiled binary" and "Checkpoints and resume";
+//! docs/operations.md "Approval, resume and checkpoints").
 //!
 //! Owns checking those flags against each other, opening the state
 //! directory, applying the retention rule at start, and printing what
@@ -203,7 +204,7 @@ pub(super) fn resume_if_asked<W: Workflow>(
 
 /// Resume every progress snapshot of this workflow, oldest run id first.
 /// Paused runs wait for a person; runs whose lock is held are still going.
-/// The exit code is the last one that was not 0 (spec §2.6), or 0; a
+/// The exit code is the last one that was not 0 (docs/cli.md "The compiled binary", exit codes), or 0; a
 /// checkpoint that cannot be read (corrupt, too large, unreadable) is named
 /// and makes it 2, since a run may be lost in it.
 fn resume_incomplete<W: Workflow>(

@@ -1,5 +1,5 @@
 //! Serve-mode flags of the baked binary, mode resolution
-//! (spec/dialect-ops.md §1 step 15) and the serve entry point.
+//! (docs/cli.md "The compiled binary") and the serve entry point.
 //!
 //! Owns `--mode`, `--bind`, `--drain-timeout-secs`, `--max-connections`,
 //! `--max-runs`, `--max-preauth-bytes`, `--read-timeout-secs` and
@@ -386,7 +386,7 @@ impl ServeCli {
     }
 }
 
-/// The startup banner (spec §5.1): where it listens, each route, each
+/// The startup banner (docs/operations.md "Serving"): where it listens, each route, each
 /// trigger. Tests read the bound address from its first line.
 #[cfg(feature = "serve")]
 fn banner<W: Workflow>(stderr: &mut dyn Write, addr: Option<SocketAddr>, drain_secs: u64) {

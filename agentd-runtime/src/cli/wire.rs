@@ -56,7 +56,7 @@ pub(super) fn logging(
 const MAX_BEARER_BYTES: u64 = 64 * 1024;
 
 /// The [`crate::intel::KeyResolver`] of workflow `W`: its `[[secrets]]`,
-/// then the process environment (spec/dialect-ops.md §11, the single front door).
+/// then the process environment (docs/operations.md "Secrets", the single front door).
 ///
 /// # Errors
 ///

@@ -534,7 +534,7 @@ fn completed(value: Value, last: &'static str) -> Outcome {
 }
 
 // ---------------------------------------------------------------------------
-// Routing and termination (spec §4.2–§4.4)
+// Routing and termination (docs/dialect.md §8.1–§8.3)
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -725,7 +725,7 @@ fn trace_recording_can_be_turned_off() {
 }
 
 // ---------------------------------------------------------------------------
-// Deadline and retry (spec §6)
+// Deadline and retry (docs/dialect.md §10)
 // ---------------------------------------------------------------------------
 
 #[test]

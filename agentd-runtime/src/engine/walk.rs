@@ -2,7 +2,7 @@
 //! edges, loop budgets), the step cap, the deadline, retry with backoff, the
 //! trace, `pause_for_approval` and child walks for `call`/`parallel`/`map`.
 //!
-//! Owns the step-by-step semantics of spec §4 for one graph; the run around
+//! Owns the step-by-step semantics of docs/dialect.md §8 for one graph; the run around
 //! it (options, the trigger context, checkpoints, the report) is the parent
 //! module's. Never implements another node kind: every other node is one
 //! call to [`Workflow::exec`].
@@ -45,7 +45,7 @@ pub(super) fn run_top<W: Workflow>(
     }
     let mut outcome = walk(w, shared, &mut frame, entry, trace, durable)?;
     // Only the top-level run carries the `respond` reply, and only when it
-    // completed (spec §3.23).
+    // completed (docs/dialect.md §7 `respond`).
     if let Outcome::Completed { http_response, .. } = &mut outcome {
         *http_response = frame.reply.take();
     }
@@ -94,7 +94,7 @@ fn resolve_entry(graph: &GraphMeta, start: &StartMeta) -> Result<NodeIdx, Error>
     })
 }
 
-/// The walk (spec §4.2–§4.4): visit, store, route, until an outcome.
+/// The walk (docs/dialect.md §8.1–§8.3): visit, store, route, until an outcome.
 pub(super) fn walk<W: Workflow>(
     w: &W,
     shared: &Shared,
@@ -105,7 +105,7 @@ pub(super) fn walk<W: Workflow>(
 ) -> Result<Outcome, Error> {
     let graph = frame.graph;
     let started = Instant::now();
-    // Traversals per loop edge in this walk, keyed by edge index (§4.7).
+    // Traversals per loop edge in this walk, keyed by edge index (docs/dialect.md §8.2).
     let mut loop_counts = vec![0_u32; usize::try_from(graph.edge_count).unwrap_or(0)];
     let mut current = entry;
     let mut last_entered: Option<&'static str> = None;
@@ -123,7 +123,7 @@ pub(super) fn walk<W: Workflow>(
         }
         steps += 1;
 
-        // The deadline is checked only here, between nodes (§6.2).
+        // The deadline is checked only here, between nodes (docs/dialect.md §10.2).
         if Instant::now() >= frame.deadline {
             return Ok(Outcome::TimedOut {
                 elapsed_ms: millis(started.elapsed()),
@@ -174,7 +174,7 @@ pub(super) fn walk<W: Workflow>(
                 });
             }
             Step::Fail { reason } => {
-                // A fail node's output is not stored (§3.21).
+                // A fail node's output is not stored (docs/dialect.md §7 `fail`).
                 record(
                     &mut trace,
                     node,
@@ -206,7 +206,7 @@ pub(super) fn walk<W: Workflow>(
                         if let Some(durable) = durable.as_deref_mut()
                             && durable.each_node
                         {
-                            // Progress snapshot (§8.6): a crash from here on
+                            // Progress snapshot (docs/operations.md "Approval, resume and checkpoints"): a crash from here on
                             // resumes at `to`, so `to` runs at least once.
                             let next_id = node_meta(graph, to)?.id;
                             durable.save(frame, Some(node.id), Some(next_id), None, false)?;
@@ -260,7 +260,7 @@ fn record(
     }
 }
 
-/// `pause_for_approval` (spec §3.22, §8.6), before any handler: without a
+/// `pause_for_approval` (docs/dialect.md §7 `pause_for_approval`; docs/operations.md "Approval, resume and checkpoints"), before any handler: without a
 /// state directory the dialect's hard error; otherwise find the resume node
 /// (the pause's sole unconditional successor, or none), save a checkpoint
 /// awaiting approval, record the `pause` trace entry and end `paused`.
@@ -316,7 +316,7 @@ fn pause<W: Workflow>(
 }
 
 /// The target of the pause node's only unconditional out-edge; `None` when
-/// it has none; a hard error when it has several (spec §8.6).
+/// it has none; a hard error when it has several (docs/operations.md "Approval, resume and checkpoints").
 fn sole_unconditional_successor(
     graph: &GraphMeta,
     idx: NodeIdx,
@@ -351,7 +351,7 @@ fn dispatch<W: Workflow>(
     node: &'static NodeMeta,
 ) -> Result<Step, Error> {
     let graph_id = frame.graph_id;
-    // Retry applies only to handler kinds (§6.1).
+    // Retry applies only to handler kinds (docs/dialect.md §10.1).
     let retry = node.retry.filter(|_| !node.kind.is_engine_internal());
     let max_attempts = retry.map_or(1, |r| r.max_attempts.max(1));
     let mut attempt = 1_u32;
@@ -374,7 +374,7 @@ fn dispatch<W: Workflow>(
             return result;
         }
         let wait = backoff(policy.backoff_ms, policy.jitter, attempt);
-        // A backoff that would cross the deadline fails the node now (§6.1).
+        // A backoff that would cross the deadline fails the node now (docs/dialect.md §10.1).
         if Instant::now()
             .checked_add(wait)
             .is_none_or(|wake| wake > frame.deadline)
@@ -407,7 +407,7 @@ pub(super) fn backoff(backoff_ms: u64, jitter: f32, attempt: u32) -> Duration {
     Duration::try_from_secs_f64((base as f64 / 1000.0 * factor).max(0.0)).unwrap_or(Duration::MAX)
 }
 
-/// Successor selection (spec §4.2): label filter, loop budgets, then
+/// Successor selection (docs/dialect.md §8.1): label filter, loop budgets, then
 /// exactly one candidate or none.
 fn pick_next(
     graph: &GraphMeta,

@@ -1,5 +1,5 @@
 //! Anthropic's Messages API (feature `llm-remote`; provider `anthropic`,
-//! spec/dialect-ops.md §13).
+//! docs/llm.md "Wire formats").
 //!
 //! `POST {base_url}/v1/messages` (default base `https://api.anthropic.com`)
 //! with headers `x-api-key: <key>` and `anthropic-version: 2023-06-01`, and

@@ -1,5 +1,5 @@
 //! Google Gemini's `generateContent` (feature `llm-remote`; provider
-//! `gemini`, spec/dialect-ops.md §13).
+//! `gemini`, docs/llm.md "Wire formats").
 //!
 //! `POST {base_url}/v1beta/models/{model}:generateContent` (default base
 //! `https://generativelanguage.googleapis.com`) with header

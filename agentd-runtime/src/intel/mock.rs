@@ -1,4 +1,4 @@
-//! The scripted mock backend of the test harnesses (spec §9.1, §9.2).
+//! The scripted mock backend of the test harnesses (docs/cli.md "agentd test").
 //!
 //! A FIFO of canned turns, one per successive call. A turn with several
 //! variants answers with the variant chosen for the trial:

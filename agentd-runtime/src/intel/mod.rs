@@ -69,7 +69,7 @@ impl ChatMessage {
     }
 }
 
-/// A chat completion request in the dialect's shape (dialect-ops §13).
+/// A chat completion request in the dialect's shape (docs/llm.md "Wire formats").
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ChatRequest {
     /// The logical model name (`llm_infer` always sends `"fast"`); remote
@@ -155,7 +155,7 @@ impl Backends {
     ///
     /// # Errors
     ///
-    /// [`Error::Intelligence`] naming the known backends (spec §3.8 step 1).
+    /// [`Error::Intelligence`] naming the known backends (docs/dialect.md §7 `llm_infer`).
     pub fn get(&self, name: &str) -> Result<&dyn Backend, Error> {
         self.map.get(name).map(|b| &**b).ok_or_else(|| {
             let known = self
@@ -172,7 +172,7 @@ impl Backends {
 }
 
 /// The `[budget].max_llm_tokens` counter: cumulative prompt + completion
-/// tokens, shared by every run of the process, never reset (dialect-ops §10).
+/// tokens, shared by every run of the process, never reset (docs/dialect.md §12.6).
 #[derive(Debug, Default)]
 pub struct TokenBudget {
     cap: Option<u64>,
@@ -290,8 +290,8 @@ pub fn build_named(
         if def.model.is_empty() {
             return Err(format!("intelligence.backends.{i}: `model` is required"));
         }
-        // Resolved once now so a missing key refuses to start (exit 2, spec
-        // §11) instead of failing the first call; the value is dropped and
+        // Resolved once now so a missing key refuses to start (exit 2, docs/operations.md
+        // "Secrets") instead of failing the first call; the value is dropped and
         // re-resolved at every call, so rotation still needs no restart.
         if let Some(name) = def.api_key_env {
             keys(name).map_err(|why| {

@@ -1,4 +1,4 @@
-//! The dialect's JSON-RPC intelligence adapter (dialect-ops §13).
+//! The dialect's JSON-RPC intelligence adapter (docs/llm.md "Wire formats").
 //!
 //! One request/response pair per connection:
 //!

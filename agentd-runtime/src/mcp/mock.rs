@@ -1,5 +1,5 @@
-//! The scripted MCP server of the test harnesses (spec/dialect-model.md
-//! §9.2 `[mocks]`).
+//! The scripted MCP server of the test harnesses (docs/cli.md
+//! "agentd test", `[mocks]`).
 //!
 //! `mcp_tools` maps a tool name to a FIFO of `tools/call` results and
 //! `mcp_resources` maps an exact URI (not a pattern) to a FIFO of

@@ -1,4 +1,4 @@
-//! The MCP client side (feature `mcp`; spec/dialect-ops.md §14).
+//! The MCP client side (feature `mcp`; docs/operations.md "MCP servers").
 //!
 //! Owns the registry of named MCP servers a run can reach ([`Mcp`]), the
 //! baked `[[mcp_servers]]` definitions ([`McpServerDef`]), the server

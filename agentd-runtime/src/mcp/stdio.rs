@@ -1,5 +1,5 @@
 //! An MCP server as a child process speaking NDJSON JSON-RPC 2.0 on its
-//! stdin/stdout (spec/dialect-ops.md §14).
+//! stdin/stdout (docs/operations.md "MCP servers").
 //!
 //! Life cycle: the child is spawned on [`StdioServer::start`] (the CLI does
 //! it at startup) or on the first call, with piped stdin/stdout, stderr read
@@ -16,7 +16,7 @@
 //! ids are skipped; requests from the server are answered (`ping` with an
 //! empty result, anything else with JSON-RPC error -32601).
 //!
-//! Divergences from dialect 1 (DESIGN.md §8): every exchange has a read
+//! Divergences from dialect 1 (docs/dialect.md §15): every exchange has a read
 //! timeout (the handshake and the call share one deadline); a child that
 //! times out, writes a line that is not JSON-RPC, writes a line over
 //! [`super::MAX_LINE`], or closes its stdout is killed and reaped, the call

@@ -1,4 +1,4 @@
-//! `agent_loop` (spec/dialect-model.md §3.9; feature `llm`): a bounded tool
+//! `agent_loop` (docs/dialect.md §7 `agent_loop`; feature `llm`): a bounded tool
 //! loop inside one node.
 //!
 //! Owns the loop: the dry-run placeholder (checked first), backend lookup,
@@ -377,7 +377,7 @@ fn run_declared(cx: &Cx<'_>, cfg: &AgentLoop, tool: &str, args: &Value) -> Resul
         ));
     };
     run_tool(cx, declared, args).map_err(|e| {
-        // Spec §3.9: a denial is an observation, not a run failure, and is not
+        // docs/dialect.md §7 `agent_loop`: a denial is an observation, not a run failure, and is not
         // counted in `policy_denials`; it is still an audit event, so an
         // operator sees what the model tried.
         if matches!(e, Error::Policy(_)) {

@@ -1,5 +1,5 @@
 //! Composition kinds, always compiled in: `call`, `parallel`, `map`
-//! (spec §3.15–§3.17, §4.8).
+//! (docs/dialect.md §7 `call`, `parallel`, `map`; §11).
 //!
 //! Each runs child walks of graphs compiled into the same binary, on the
 //! same engine: same policy, same metrics, same dry-run, the parent's
@@ -118,7 +118,7 @@ pub fn call<W: Workflow>(w: &W, cx: &Cx<'_>, cfg: &'static Call) -> Result<Step,
 /// Only depth above [`MAX_DEPTH`].
 pub fn parallel<W: Workflow>(w: &W, cx: &Cx<'_>, cfg: &'static Parallel) -> Result<Step, Error> {
     let depth = child_depth(cx)?;
-    // All inputs are resolved before anything is spawned (spec §3.16).
+    // All inputs are resolved before anything is spawned (docs/dialect.md §7 `parallel`).
     let inputs: Vec<Value> = cfg
         .branches
         .iter()

@@ -1,5 +1,5 @@
 //! Control kinds, always compiled in: `condition`, `switch`, `merge`,
-//! `fail`, `terminate`, `respond` (spec §3.18–§3.24).
+//! `fail`, `terminate`, `respond` (docs/dialect.md §7 `condition` to `terminate`).
 //!
 //! These decide branch labels and run endings; they must never touch the
 //! world. `respond` only records the reply; serving it is the caller's job.
@@ -58,7 +58,7 @@ pub fn condition(cx: &Cx<'_>, cfg: &'static Condition) -> Result<Step, Error> {
     Ok(Step::branch(json!({ "value": value }), label))
 }
 
-/// Dialect truthiness (spec §3.18): `null`, `false`, any number equal to
+/// Dialect truthiness (docs/dialect.md §7 `condition`): `null`, `false`, any number equal to
 /// 0.0, `""`, `[]` and `{}` are false; everything else (including the
 /// string `"false"`) is true.
 #[must_use]
@@ -74,7 +74,7 @@ pub fn truthy(value: &Value) -> bool {
 }
 
 /// `switch`: output `{"value": <resolved or null>}`, branch = the value's
-/// label (spec §3.19). There is no default case: an unrouted label is a
+/// label (docs/dialect.md §7 `switch`). There is no default case: an unrouted label is a
 /// dead end.
 ///
 /// # Errors

@@ -1,5 +1,5 @@
 //! Data kinds (feature `data`): `parse_json`, `template_render`,
-//! `json_select`, `diff_compute` (spec §3.4–§3.7).
+//! `json_select`, `diff_compute` (docs/dialect.md §7 `parse_json` to `json_select`).
 //!
 //! Pure functions of the context: no policy gate, no dry-run effect, no
 //! I/O. They must never grow a side effect.
@@ -92,7 +92,7 @@ pub fn json_select(cx: &Cx<'_>, cfg: &'static JsonSelect) -> Result<Step, Error>
 }
 
 /// `diff_compute`: output `{"added", "removed", "changed", "unchanged"}`
-/// (spec §3.6).
+/// (docs/dialect.md §7 `diff_compute`).
 ///
 /// # Errors
 ///
@@ -113,7 +113,7 @@ pub fn diff_compute(cx: &Cx<'_>, cfg: &'static DiffCompute) -> Result<Step, Erro
 /// input could make gigabytes of paths.
 pub const MAX_DIFF_PATH_BYTES: usize = 16 * 1024 * 1024;
 
-/// The structural diff of spec §3.6 as a value; `None` when its paths would
+/// The structural diff of docs/dialect.md §7 `diff_compute` as a value; `None` when its paths would
 /// exceed [`MAX_DIFF_PATH_BYTES`].
 #[must_use]
 pub fn diff(left: &Value, right: &Value) -> Option<Value> {

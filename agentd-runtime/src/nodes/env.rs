@@ -1,4 +1,4 @@
-//! The environment kind (feature `env`): `read_env` (spec §3.2).
+//! The environment kind (feature `env`): `read_env` (docs/dialect.md §7 `read_env`).
 //!
 //! Gated by `env.read_keys`. Dry-run has no special case: the variable is
 //! read (reading is not a side effect). This module must never read a

@@ -1,5 +1,5 @@
 //! Filesystem kinds (feature `fs`): `read_file`, `write_file`, `create_dir`
-//! (spec §3.1, §3.10, §3.11).
+//! (docs/dialect.md §7 `read_file`, `write_file`, `create_dir`).
 //!
 //! Order per kind is the dialect's: resolve the path, pass the policy gate
 //! (`fs.read` / `fs.write`), honour dry-run, then act. Every failure is

@@ -1,4 +1,4 @@
-//! `http_request` (feature `http`, spec §3.12) and the `agent_loop` tool of
+//! `http_request` (feature `http`, docs/dialect.md §7 `http_request`) and the `agent_loop` tool of
 //! the same name.
 //!
 //! Order is the dialect's: resolve the URL → `[policy.http]` on the
@@ -9,7 +9,7 @@
 //! failures are hard [`Error::Tool`].
 //!
 //! The client is ureq with rustls (ring provider). Beyond dialect 1
-//! (DESIGN.md §8): `https://` is always available, chunked responses are
+//! (docs/dialect.md §15): `https://` is always available, chunked responses are
 //! read, the response body is read up to [`MAX_RESPONSE_BODY`] and then
 //! **truncated** (the output gains `"truncated": true`, the audit event
 //! `http_response.truncated` is emitted, the rest is never read, so an
@@ -44,7 +44,7 @@ pub const MAX_REQUEST_BODY: usize = 1024 * 1024;
 /// Most response-body bytes read (1 MiB); the rest is dropped.
 pub const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 
-/// Connect, per-read and per-write timeout (spec §6.2).
+/// Connect, per-read and per-write timeout (docs/dialect.md §10.2).
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 const TOOL: &str = "http_request";
@@ -131,7 +131,7 @@ fn node(
     })
 }
 
-/// The `http_request` tool of `agent_loop` (spec §3.9): args `{"method",
+/// The `http_request` tool of `agent_loop` (docs/dialect.md §7 `agent_loop`): args `{"method",
 /// "url", "body"?}` — never headers. Same gate, dry-run and caps as the
 /// node; returns the node's output value (a non-2xx status is data, not an
 /// error).

@@ -1,4 +1,4 @@
-//! `llm_infer` (spec/dialect-model.md §3.8; feature `llm`).
+//! `llm_infer` (docs/dialect.md §7 `llm_infer`; feature `llm`).
 //!
 //! Owns the node's algorithm: backend lookup (even in dry-run), the dry-run
 //! placeholder, the LLM renderer, up to `1 + output_repairs` calls with the
@@ -45,7 +45,7 @@ pub enum OutputSchema {
 pub struct LlmInfer {
     /// The backend name (`default` = the command-line transport).
     pub backend: &'static str,
-    /// The prompt template (LLM renderer, §5.3.2).
+    /// The prompt template (LLM renderer, docs/dialect.md §9.2).
     pub prompt: Template,
     /// The data the prompt renders against; a miss is `null`.
     pub input_from: Option<CtxPath>,

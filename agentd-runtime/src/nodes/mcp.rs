@@ -1,5 +1,5 @@
 //! The MCP kinds (feature `mcp`): `call_mcp_tool` and `read_mcp_resource`
-//! (spec/dialect-model.md §3.3, §3.13), and the `call_mcp_tool` tool of
+//! (docs/dialect.md §7 `read_mcp_resource`, `call_mcp_tool`), and the `call_mcp_tool` tool of
 //! `agent_loop` ([`loop_call_mcp_tool`]).
 //!
 //! Order per kind is the dialect's: resolve the server (hard `Workflow`

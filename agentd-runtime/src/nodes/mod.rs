@@ -3,12 +3,12 @@
 //! Owns the behaviour of every node kind the runtime implements. Each kind
 //! is a plain function over the run context ([`Cx`]) and the node's baked
 //! `&'static` config struct, returning a [`Step`] or a hard [`Error`] whose
-//! wording is the dialect's (spec §3). Generated `exec` calls exactly one of
+//! wording is the dialect's (docs/dialect.md §7). Generated `exec` calls exactly one of
 //! these per match arm.
 //!
 //! Node functions must never route (the engine picks edges), never retry,
 //! never check the deadline, and never touch the world without first passing
-//! the policy gate and honouring dry-run the way their kind's spec says.
+//! the policy gate and honouring dry-run the way docs/dialect.md §7 says for their kind.
 
 use serde_json::json;
 
@@ -43,7 +43,7 @@ pub mod shell;
 ///
 /// Under a test harness ([`crate::RunOptions::stub_unavailable`]) it answers
 /// `{"stub": "<kind>"}` with no branch; otherwise it is the hard
-/// `capability unavailable` error of spec §3.0.1.
+/// `capability unavailable` error of docs/dialect.md §7 (`capability unavailable`).
 ///
 /// # Errors
 ///

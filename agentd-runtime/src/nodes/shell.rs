@@ -1,4 +1,4 @@
-//! `shell_run` (feature `shell`, Unix, spec §3.14) and the `agent_loop`
+//! `shell_run` (feature `shell`, Unix, docs/dialect.md §7 `shell_run`) and the `agent_loop`
 //! tool of the same name.
 //!
 //! Order is the dialect's: absolute-path check → canonicalise (the command
@@ -52,7 +52,7 @@ use crate::error::Error;
 use crate::graph::CtxPath;
 use crate::policy::Decision;
 
-/// `PATH` of every child (spec §3.14).
+/// `PATH` of every child (docs/dialect.md §7 `shell_run`).
 pub const CHILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Bytes kept of stdout and of stderr (64 KiB each).
@@ -90,7 +90,7 @@ pub struct ShellRun {
 /// (`Tool`); a denial (`Policy`).
 pub fn shell_run(cx: &Cx<'_>, cfg: &'static ShellRun) -> Result<Step, Error> {
     // The conformance harness and fixture runner of dialect 1 run without
-    // `tools-shell`: there `shell_run` answers the stub (spec §9.1).
+    // `tools-shell`: there `shell_run` answers the stub (docs/cli.md "agentd test").
     if cx.stub_unavailable() {
         return super::unavailable(cx);
     }
@@ -107,7 +107,7 @@ pub fn shell_run(cx: &Cx<'_>, cfg: &'static ShellRun) -> Result<Step, Error> {
     })
 }
 
-/// The `shell_run` tool of `agent_loop` (spec §3.9): args `{"command",
+/// The `shell_run` tool of `agent_loop` (docs/dialect.md §7 `agent_loop`): args `{"command",
 /// "args"?}` with an absolute command path. Same checks, gate and dry-run
 /// as the node; returns the node's output value (a failed command is data,
 /// not an error). The timeout is the default, 30 s.

@@ -1,6 +1,6 @@
 //! Which logging settings win: the command line, then the environment,
 //! then `[logging]`, then the defaults (`warn`, `text`, `stderr`, enabled),
-//! decided per field (spec/dialect-ops.md §12.1), and opening the result.
+//! decided per field (docs/dialect.md §12.4), and opening the result.
 //!
 //! Errors follow the dialect: a bad `--log-format` or `--log-target` on the
 //! command line is a usage error (exit 2) while the same value from the

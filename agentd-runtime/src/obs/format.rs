@@ -1,6 +1,6 @@
 //! One log record → one line of text or JSON.
 //!
-//! The layouts follow tracing-subscriber's (spec/dialect-ops.md §12.1) so
+//! The layouts follow tracing-subscriber's (docs/dialect.md §12.4) so
 //! log pipelines built for dialect 1 keep working: **text** is
 //! `TIMESTAMP LEVEL span{k=v}:span{k=v}: target: message k=v ...` without
 //! ANSI colours; **json** is

@@ -1,5 +1,5 @@
 //! OTLP/gRPC export of the runtime's spans (`[logging.otel]`, feature
-//! `otel`; spec/dialect-ops.md §12.5).
+//! `otel`; docs/dialect.md §12.4).
 //!
 //! Owns the exporter thread and the translation of a finished span of our
 //! subscriber into OTLP span data. The subscriber gives every span a trace

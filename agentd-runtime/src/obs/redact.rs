@@ -6,7 +6,7 @@
 //!   its value replaced by `"<redacted>"`, at any depth of a JSON value
 //!   (`{"headers": {"Authorization": ...}}`). Names match case-insensitively,
 //!   as a whole or as the last `.`-separated segment (`auth.token`). The
-//!   built-in list is spec/dialect-ops.md §12.2's; `[logging.audit]
+//!   built-in list is the one docs/operations.md "Logging and audit" gives; `[logging.audit]
 //!   redact_fields` adds to it; the audit sink also hides `reason` unless
 //!   `include_reason = true`. The list can only grow.
 //! - **By value** ([`register_secret`] / [`scrub`]): values the runtime
@@ -26,7 +26,7 @@ use super::format::{Field, Val};
 /// What a redacted value becomes.
 pub const REDACTED: &str = "<redacted>";
 
-/// Field names always redacted (spec/dialect-ops.md §12.2).
+/// Field names always redacted (docs/operations.md "Logging and audit").
 pub const BUILTIN: [&str; 9] = [
     "token",
     "secret",

@@ -1,4 +1,4 @@
-//! The engine's spans and events (spec/dialect-ops.md §12.4), kept here so
+//! The engine's spans and events (docs/operations.md "Logging and audit"), kept here so
 //! the walk only marks where a run or a node starts and ends.
 //!
 //! `workflow.run{execution_id, workflow_id, start_node, dry_run}` wraps a

@@ -11,7 +11,7 @@
 //!
 //! Audit events (target `agentd::audit`) reach the audit sink whatever the
 //! main log's level: the audit sink's interest is added to the filter's,
-//! not subject to it (spec/dialect-ops.md §12.2's gotcha, fixed).
+//! not subject to it (dialect 1 let the main level filter audit events out; docs/dialect.md §15).
 
 use std::borrow::Cow;
 use std::cell::RefCell;

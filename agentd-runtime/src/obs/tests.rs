@@ -534,7 +534,7 @@ fn budget_hits_are_audit_events_fs_write_and_llm_tokens() {
 }
 
 /// Each schema repair of `llm_infer` is the audit event
-/// `llm_infer.repair{node, attempt, reason}` (spec/dialect-ops.md §12.4).
+/// `llm_infer.repair{node, attempt, reason}` (docs/operations.md "Logging and audit").
 #[cfg(feature = "llm")]
 #[test]
 fn an_llm_schema_repair_is_an_audit_event() {

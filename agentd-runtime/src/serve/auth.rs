@@ -1,4 +1,4 @@
-//! Route authentication for serve mode (spec/dialect-ops.md §6): the baked
+//! Route authentication for serve mode (docs/operations.md "Authentication"): the baked
 //! `[auth.*]` bindings, their prepared (reloadable) form, and the one check the
 //! server makes per request.
 //!
@@ -13,10 +13,10 @@
 //! ```text
 //! // at start and on reload (serve/reload.rs holds the result in an ArcSwap):
 //! let prepared = PreparedAuth::prepare(W::AUTH)?;           // JWKS parsed here
-//! // per request, at pipeline step 5 (after the rate limit, before body decoding):
+//! // per request, at pipeline step 4 of docs/dialect.md §6 (after the rate limit, before body decoding):
 //! let req = AuthRequest { headers: &parts.headers, body: &body, peer: peer.as_ref(), now: SystemTime::now() };
 //! match authorize(&prepared, route.auth, &req) {
-//!     Ok(principal) => /* step 7: inject principal.to_json() as `principal` */,
+//!     Ok(principal) => /* step 6: inject principal.to_json() as `principal` */,
 //!     Err(denied) => /* 401, body denied.body(), audit http.auth_denied{method,path,reason} */,
 //! }
 //! ```
@@ -105,7 +105,7 @@ impl Principal {
         }
     }
 
-    /// `{kind, name[, cn][, sans]}` (spec §5.4 step 7).
+    /// `{kind, name[, cn][, sans]}` (docs/dialect.md §6, step 6).
     #[must_use]
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
@@ -121,7 +121,7 @@ impl Principal {
     }
 }
 
-/// A refused request. The reason is the spec's text and is safe to send to the
+/// A refused request. The reason is dialect 1's text and is safe to send to the
 /// client: it never contains a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthDenied {
@@ -264,11 +264,11 @@ impl PreparedAuth {
     }
 }
 
-/// Check one request against its route's auth (spec §5.4 step 5).
+/// Check one request against its route's auth (docs/dialect.md §6, step 4).
 ///
 /// # Errors
 ///
-/// [`AuthDenied`] with the spec's reason when the request is not authorised.
+/// [`AuthDenied`] with dialect 1's reason when the request is not authorised.
 pub fn authorize(
     prepared: &PreparedAuth,
     route: AuthRef,

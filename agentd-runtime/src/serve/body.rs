@@ -1,5 +1,5 @@
-//! Request body decoding by `Content-Type` (spec/dialect-ops.md §5.4 step 6)
-//! and principal injection (step 7).
+//! Request body decoding by `Content-Type` (docs/dialect.md §6, step 5)
+//! and principal injection (step 6).
 //!
 //! Owns the mapping from a raw body to the run's trigger input:
 //! - `application/x-www-form-urlencoded` → a flat object of strings, decoded

@@ -1,5 +1,5 @@
 //! One HTTP request, from head to response: the pipeline of
-//! spec/dialect-ops.md §5.4 with the DESIGN.md §8 changes.
+//! docs/dialect.md §6 with the docs/dialect.md §15 changes.
 //!
 //! Order: `/healthz`, `/readyz` and `/metrics` (no auth, no rate limit) → route match
 //! (404 / 405 with `Allow`) → transfer and content codings (501 / 415: a
@@ -657,7 +657,7 @@ fn too_large() -> Reply {
     ))
 }
 
-/// The HTTP reply for a run (spec §5.4 step 11).
+/// The HTTP reply for a run (docs/dialect.md §6, step 8).
 pub(crate) fn reply_for(report: RunReport) -> Reply {
     let outcome = match report.outcome {
         Ok(Outcome::Completed {

@@ -1,4 +1,4 @@
-//! Idempotency keys (spec/dialect-ops.md §5.6): the on-disk store of
+//! Idempotency keys (docs/operations.md "Idempotency keys"): the on-disk store of
 //! replayable responses under `<state-dir>/idempotency/`.
 //!
 //! Owns key resolution from a request ([`resolve_key`]), the store layout

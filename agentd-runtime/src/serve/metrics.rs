@@ -1,5 +1,5 @@
 //! Process-wide counters of serve mode and their Prometheus text rendering
-//! (`/metrics`, exposition format 0.0.4; spec/dialect-ops.md §12.3).
+//! (`/metrics`, exposition format 0.0.4; docs/operations.md "Metrics").
 //!
 //! Owns [`Registry`]: the dialect's ten run counters (fed from each run's
 //! [`RunReport`] after it ends, so HTTP and scheduled runs share them),

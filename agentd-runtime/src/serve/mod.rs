@@ -1,5 +1,5 @@
 //! Serve mode: HTTP routes and scheduled triggers as a long-running process
-//! (spec/dialect-ops.md §5, §12.3, §15; DESIGN.md §4 `serve/`, §8).
+//! (docs/operations.md "Serving"; docs/operations.md "Metrics"; docs/operations.md "Schedules"; ARCHITECTURE.md `serve/`; docs/dialect.md §15).
 //!
 //! Owns the server's life cycle: [`start`] checks the baked [`ServeDef`]
 //! against the configuration (idempotency needs a state dir, an
@@ -71,10 +71,10 @@ use crate::workflow::Workflow;
 
 pub use crate::workflow::serve::{AuthRef, RouteDef, ServeDef, TriggerDef};
 
-/// Largest request body accepted (spec §5.3), chunked or not.
+/// Largest request body accepted (docs/operations.md "Request limits"), chunked or not.
 pub const BODY_CAP: usize = 1024 * 1024;
 
-/// Largest request line plus headers (spec §5.3); more is 431.
+/// Largest request line plus headers (docs/operations.md "Request limits"); more is 431.
 pub const HEAD_CAP: usize = 16 * 1024;
 
 /// Default `--bind`.
@@ -135,9 +135,9 @@ pub struct ServeConfig {
     /// Install SIGTERM/SIGINT handlers that start the drain, and the
     /// SIGHUP handler that reloads.
     pub handle_signals: bool,
-    /// `--reload-file`: touching it reloads, like SIGHUP (spec §7.4).
+    /// `--reload-file`: touching it reloads, like SIGHUP (docs/operations.md "Reload").
     pub reload_file: Option<PathBuf>,
-    /// Print the drain messages of spec §5.10 on stderr.
+    /// Print the drain messages of docs/operations.md "Drain" on stderr.
     pub announce: bool,
     /// Parts supplied by other modules.
     pub hooks: Hooks,

@@ -1,4 +1,4 @@
-//! Per-route token buckets (spec/dialect-ops.md §5.7).
+//! Per-route token buckets (docs/operations.md "Rate limits").
 //!
 //! Owns [`TokenBucket`]: it starts full (`capacity` tokens), refills
 //! continuously at `per_second` up to `capacity`, and each request takes one

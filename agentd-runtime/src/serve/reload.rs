@@ -1,4 +1,4 @@
-//! Hot reload for serve mode (DESIGN.md §4 `reload`; spec/dialect-ops.md §7.2–§7.4).
+//! Hot reload for serve mode (ARCHITECTURE.md `serve/reload`; docs/operations.md "Reload").
 //!
 //! Owns the reloadable state of a running server — each component in its own
 //! `ArcSwap` cell — and the two triggers, SIGHUP and `--reload-file PATH`.
@@ -18,7 +18,7 @@
 //! the new values; a policy reload also becomes the policy `oauth2` token
 //! URLs are checked against ([`crate::secrets::set_outbound_policy`]).
 //!
-//! Rules (where we differ from dialect 1, DESIGN wins):
+//! Rules (where we differ from dialect 1, ours win; docs/dialect.md §15):
 //! - **Per component, fail-forward.** [`Reloader::reload_all`] rebuilds every
 //!   component separately; one that fails keeps its old value and emits
 //!   `reload.failed{component,reason}`, and the others still swap. The pass

@@ -1,4 +1,4 @@
-//! Scheduled triggers (spec/dialect-ops.md §15): `cron` (feature
+//! Scheduled triggers (docs/operations.md "Schedules"): `cron` (feature
 //! `schedule-cron`), `interval`, and `fs_watch` (feature `fs-watch`); the
 //! `mcp.resource.*` triggers' listeners are [`super::mcp_trigger`]'s, fired
 //! through the same [`Runner`].

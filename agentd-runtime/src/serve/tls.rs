@@ -1,5 +1,5 @@
 //! In-process TLS and mTLS for serve mode (`[server.tls]`, feature `tls`;
-//! spec/dialect-ops.md §7.1).
+//! docs/operations.md "TLS and mTLS").
 //!
 //! Owns turning the baked [`TlsDef`] into a rustls [`ServerConfig`] (PEM files
 //! read, size-capped and parsed by `rustls-pki-types`, never by hand; the `ring`
@@ -36,7 +36,7 @@ pub use crate::workflow::auth::{ClientAuthDef, ClientCertMode, TlsDef};
 /// PEM files are a few KiB; anything bigger is a wrong path.
 pub const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
-/// Why a TLS config could not be built. Messages follow spec §7.1.
+/// Why a TLS config could not be built. Messages follow docs/operations.md "TLS and mTLS".
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {

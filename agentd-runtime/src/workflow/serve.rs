@@ -57,7 +57,7 @@ pub struct RouteDef {
     pub inline: bool,
 }
 
-/// A route's `auth` reference (spec/dialect-ops.md §6), resolved at build
+/// A route's `auth` reference (docs/operations.md "Authentication"), resolved at build
 /// time: the binding it names exists, and the scheme's code is compiled in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthRef {

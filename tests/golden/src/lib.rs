@@ -3,7 +3,7 @@
 //! The snapshots live next to this crate (`tests/golden/<name>.rs`) and are checked
 //! byte for byte by `tests/golden.rs` (re-bless with `AGENTD_BLESS=1 cargo test -p
 //! agentd-compiler --test golden`). Including them here keeps them compiling against
-//! the current runtime and under the workspace's clippy policy (STYLE habit 3); the
+//! the current runtime and under the workspace's clippy policy (ARCHITECTURE.md "Testing"); the
 //! tests in `tests/run.rs` run each program once on the engine.
 
 #[rustfmt::skip] // byte-exact `agentd emit` output, checked by tests/golden.rs

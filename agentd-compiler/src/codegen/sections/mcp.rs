@@ -4,7 +4,7 @@
 //! `agent_loop` needs (`llm` plus the family of every declared tool).
 //!
 //! Only the root workflow's servers are baked: a child's `[[mcp_servers]]` is
-//! validated against its own nodes but never applied (spec §4.8). Secret
+//! validated against its own nodes but never applied (docs/dialect.md §11). Secret
 //! *names* of `env` are baked, never values.
 
 use proc_macro2::{Literal, TokenStream};

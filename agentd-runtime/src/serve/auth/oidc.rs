@@ -11,7 +11,7 @@
 //! present, both with `clock_skew_secs` of leeway against the request's `now`,
 //! and `sub` must be in `subject_allowlist` when that is non-empty.
 //!
-//! Deny reasons are `oidc.<code>` (spec §6); audit `oidc.verified{binding,
+//! Deny reasons are `oidc.<code>` (docs/operations.md "Authentication"); audit `oidc.verified{binding,
 //! issuer,subject}` and `oidc.denied{binding,reason}`.
 
 use std::str::FromStr;

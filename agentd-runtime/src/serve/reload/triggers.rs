@@ -1,5 +1,5 @@
 //! What starts a reload pass: SIGHUP (Unix) and `--reload-file PATH`
-//! (spec §7.4: created when missing, its metadata polled every 250 ms; the
+//! (docs/operations.md "Reload": created when missing, its metadata polled every 250 ms; the
 //! content is ignored). Both only *request* a pass; one worker runs passes on
 //! the blocking pool, and requests arriving during a pass merge into one more.
 
