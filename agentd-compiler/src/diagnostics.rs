@@ -1,7 +1,8 @@
 //! Diagnostics as data, and their two renderings (rustc-style text and JSON lines).
 //!
-//! A [`Diagnostic`] carries a stable code (see `codes`), a severity, a message, the
-//! file and byte span it points at, and a help line that says how to fix it. Every
+//! A [`Diagnostic`] carries a stable [`Code`], the severity the code registry gives
+//! it, a message, the file and byte span it points at, and a help line that says how
+//! to fix it. Every
 //! stage (parse, validate, build) produces them; front ends (CLI, `agentd!`) only
 //! render. Rendering never fails: a diagnostic without a span renders without a snippet.
 
@@ -13,6 +14,7 @@ use annotate_snippets::renderer::DecorStyle;
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 use serde::Serialize;
 
+use crate::codes::Code;
 use crate::source::SourceFile;
 
 /// How bad a diagnostic is. Warnings never fail `check` unless `--deny-warnings`.
@@ -26,8 +28,9 @@ pub enum Severity {
 /// One problem found in a workflow.
 #[derive(Debug, Clone, Serialize)]
 pub struct Diagnostic {
-    /// Stable machine name, e.g. `dangling_edge` (see `agentd explain`).
-    pub code: &'static str,
+    /// Stable machine name, e.g. `dangling_edge` (see `agentd explain`); serialised
+    /// as that name.
+    pub code: Code,
     pub severity: Severity,
     pub message: String,
     /// The file the span refers to.
@@ -47,15 +50,16 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(
-        code: &'static str,
-        severity: Severity,
-        file: &Path,
-        message: impl Into<String>,
-    ) -> Self {
+    /// A diagnostic with `code`, at the severity the registry gives that code.
+    ///
+    /// There is deliberately no way to choose the severity here: the `registry!`
+    /// table in `codes` is the one place that decides whether a code is an error or
+    /// a warning, so a warning code cannot be raised as an error by accident (or the
+    /// other way round). Only `check --deny-warnings` changes it afterwards.
+    pub fn new(code: Code, file: &Path, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
-            severity,
+            severity: code.severity(),
             message: message.into(),
             file: file.to_path_buf(),
             span: None,
@@ -63,14 +67,6 @@ impl Diagnostic {
             help: None,
             notes: Vec::new(),
         }
-    }
-
-    pub fn error(code: &'static str, file: &Path, message: impl Into<String>) -> Self {
-        Self::new(code, Severity::Error, file, message)
-    }
-
-    pub fn warning(code: &'static str, file: &Path, message: impl Into<String>) -> Self {
-        Self::new(code, Severity::Warning, file, message)
     }
 
     pub fn with_span(mut self, span: Option<Range<usize>>) -> Self {
@@ -167,7 +163,7 @@ pub fn render_human(diags: &[Diagnostic], db: &SourceDb, color: bool) -> String 
             Severity::Warning => Level::WARNING,
         };
         let path = d.file.display().to_string();
-        let title = level.primary_title(d.message.as_str()).id(d.code);
+        let title = level.primary_title(d.message.as_str()).id(d.code.as_str());
         let mut group: Group<'_> = match (db.text(&d.file), &d.span) {
             (Some(text), Some(span)) => {
                 let span = clamp_span(text, span);
@@ -230,7 +226,7 @@ impl<'a> JsonDiagnostic<'a> {
             _ => None,
         };
         JsonDiagnostic {
-            code: d.code,
+            code: d.code.as_str(),
             severity: d.severity,
             message: &d.message,
             file: d.file.display().to_string(),
@@ -288,7 +284,7 @@ pub fn render_short(d: &Diagnostic, db: &SourceDb) -> String {
 pub fn cli_rust_node_help(diags: &mut [Diagnostic]) {
     for d in diags
         .iter_mut()
-        .filter(|d| d.code == "rust_node_not_allowed")
+        .filter(|d| d.code == Code::RustNodeNotAllowed)
     {
         d.help = Some(
             "bind its handler from a library crate with `agentd build --handlers PATH` \

@@ -7,7 +7,7 @@
 //!   (`FILE::FUNCTION`, relative to the workspace root) shows its effect in a binary
 //!   built by the real `agentd`;
 //! - [`KeyStatus::Diagnosed`]: every use of the key is reported with the named code
-//!   (registered in [`crate::codes`]), e.g. `key_has_no_effect`.
+//!   (a [`Code`] of the registry), e.g. `Code::KeyHasNoEffect`.
 //!
 //! Adding a key to the model? Add its line here, in the order of `key_paths()` (the
 //! test prints the exact line to add). Data only: nothing here changes what the
@@ -19,9 +19,10 @@ pub enum KeyStatus {
     /// Works; the test (`path/to/file.rs::function`) shows its effect in a built binary.
     Honoured(&'static str),
     /// Every use is reported with this diagnostic code.
-    Diagnosed(&'static str),
+    Diagnosed(Code),
 }
 
+use crate::codes::Code;
 use KeyStatus::{Diagnosed, Honoured};
 
 const HELLO: &str = "tests/e2e.rs::hello_builds_a_static_binary_that_writes_the_greeting";
@@ -86,15 +87,18 @@ const SIGNED: &str = "agentd-compiler/tests/provenance.rs::signed_build_carries_
 pub const KEYS: &[(&str, KeyStatus)] = &[
     ("auth", Honoured(AUTH)),
     ("auth.basic", Honoured(AUTH)),
-    ("auth.basic.*.credentials", Diagnosed("auth_literal_secret")),
+    (
+        "auth.basic.*.credentials",
+        Diagnosed(Code::AuthLiteralSecret),
+    ),
     ("auth.basic.*.credentials_env", Honoured(AUTH)),
     ("auth.bearer", Honoured(AUTH)),
-    ("auth.bearer.*.tokens", Diagnosed("auth_literal_secret")),
+    ("auth.bearer.*.tokens", Diagnosed(Code::AuthLiteralSecret)),
     ("auth.bearer.*.tokens_env", Honoured(AUTH)),
     ("auth.hmac", Honoured(AUTH)),
     ("auth.hmac.*.header", Honoured(AUTHKEYS)),
     ("auth.hmac.*.prefix", Honoured(AUTHKEYS)),
-    ("auth.hmac.*.secret", Diagnosed("auth_literal_secret")),
+    ("auth.hmac.*.secret", Diagnosed(Code::AuthLiteralSecret)),
     ("auth.hmac.*.secret_env", Honoured(AUTH)),
     ("auth.hmac.*.timestamp_header", Honoured(AUTH)),
     ("auth.hmac.*.tolerance_secs", Honoured(AUTH)),
@@ -238,8 +242,8 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("policy.env", Honoured(HELLO)),
     ("policy.env.read_keys", Honoured(HELLO)),
     ("policy.fs", Honoured(HELLO)),
-    ("policy.fs.delete", Diagnosed("key_has_no_effect")),
-    ("policy.fs.list", Diagnosed("key_has_no_effect")),
+    ("policy.fs.delete", Diagnosed(Code::KeyHasNoEffect)),
+    ("policy.fs.list", Diagnosed(Code::KeyHasNoEffect)),
     ("policy.fs.read", Honoured(CORPUS)),
     ("policy.fs.write", Honoured(HELLO)),
     ("policy.http", Honoured(URLPOL)),
@@ -282,7 +286,7 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("signing", Honoured(SIGNED)),
     (
         "signing.algorithm",
-        Diagnosed("signing_algorithm_unsupported"),
+        Diagnosed(Code::SigningAlgorithmUnsupported),
     ),
     ("signing.public_key_file", Honoured(SIGNED)),
     ("signing.public_key_pem", Honoured(SIGNPEM)),
@@ -302,11 +306,11 @@ pub const KEYS: &[(&str, KeyStatus)] = &[
     ("triggers[fs_watch].start_node", Honoured(TRIGGERS)),
     (
         "triggers[internal.event].name",
-        Diagnosed("key_has_no_effect"),
+        Diagnosed(Code::KeyHasNoEffect),
     ),
     (
         "triggers[internal.event].start_node",
-        Diagnosed("key_has_no_effect"),
+        Diagnosed(Code::KeyHasNoEffect),
     ),
     ("triggers[interval].every", Honoured(TRIGGERS)),
     ("triggers[interval].start_node", Honoured(TRIGGERS)),

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::codes::Code;
 use crate::diagnostics::{Diagnostic, SourceDb};
 use crate::model::{NodeKind, WorkflowDoc};
 use crate::parse::{self, ParseResult};
@@ -303,8 +304,8 @@ impl Loader<'_> {
         let Some(found) = resolve_child(parent, written, &self.opts.cwd) else {
             let rel = parent.parent().unwrap_or(Path::new("")).join(written);
             self.program.diagnostics.push(
-                Diagnostic::error(
-                    "child_workflow_missing",
+                Diagnostic::new(
+                    Code::ChildWorkflowMissing,
                     parent,
                     format!("child workflow `{written}` does not exist"),
                 )
@@ -327,8 +328,8 @@ impl Loader<'_> {
                 .map(|p| p.display().to_string())
                 .collect();
             self.program.diagnostics.push(
-                Diagnostic::error(
-                    "child_workflow_cycle",
+                Diagnostic::new(
+                    Code::ChildWorkflowCycle,
                     parent,
                     format!("child workflow `{written}` refers back to a workflow that is already being called"),
                 )
@@ -341,8 +342,8 @@ impl Loader<'_> {
         }
         if depth + 1 > MAX_CHILD_DEPTH {
             self.program.diagnostics.push(
-                Diagnostic::error(
-                    "child_workflow_too_deep",
+                Diagnostic::new(
+                    Code::ChildWorkflowTooDeep,
                     parent,
                     format!(
                         "child workflow `{written}` is nested {} levels deep; the limit is {MAX_CHILD_DEPTH}",
@@ -366,8 +367,8 @@ impl Loader<'_> {
                     .count();
                 if child_errors > 0 {
                     self.program.diagnostics.push(
-                        Diagnostic::error(
-                            "child_workflow_invalid",
+                        Diagnostic::new(
+                            Code::ChildWorkflowInvalid,
                             parent,
                             format!(
                                 "child workflow `{written}` has {child_errors} error{}",
@@ -387,8 +388,8 @@ impl Loader<'_> {
         let known: Vec<String> = child.start_nodes.iter().map(|s| s.name.clone()).collect();
         match start {
             Some(name) if !known.iter().any(|k| k == name) => {
-                let mut d = Diagnostic::error(
-                    "unknown_child_start",
+                let mut d = Diagnostic::new(
+                    Code::UnknownChildStart,
                     parent,
                     format!("child workflow `{written}` has no start node named `{name}`"),
                 )
@@ -404,8 +405,8 @@ impl Loader<'_> {
             }
             None if known.is_empty() => {
                 self.program.diagnostics.push(
-                    Diagnostic::error(
-                        "unknown_child_start",
+                    Diagnostic::new(
+                        Code::UnknownChildStart,
                         parent,
                         format!("child workflow `{written}` declares no start nodes"),
                     )
@@ -473,7 +474,7 @@ mod tests {
         )
     }
 
-    fn codes(p: &Program) -> Vec<&'static str> {
+    fn codes(p: &Program) -> Vec<Code> {
         errors(p).iter().map(|d| d.code).collect()
     }
 
@@ -533,7 +534,7 @@ mod tests {
                 ..LoadOptions::default()
             },
         );
-        assert_eq!(codes(&p), vec!["child_workflow_missing"]);
+        assert_eq!(codes(&p), vec![Code::ChildWorkflowMissing]);
         let span = errors(&p)[0].span.clone().expect("span");
         assert_eq!(&text[span], "\"nope.toml\"");
     }
@@ -554,7 +555,10 @@ mod tests {
                 ..LoadOptions::default()
             },
         );
-        assert_eq!(codes(&p), vec!["unknown_variant", "child_workflow_invalid"]);
+        assert_eq!(
+            codes(&p),
+            vec![Code::UnknownVariant, Code::ChildWorkflowInvalid]
+        );
         assert!(errors(&p)[0].file.ends_with("child.toml"));
         assert!(errors(&p)[1].file.ends_with("parent.toml"));
     }
@@ -580,7 +584,7 @@ mod tests {
             },
         );
         assert!(
-            codes(&p).contains(&"child_workflow_cycle"),
+            codes(&p).contains(&Code::ChildWorkflowCycle),
             "{:?}",
             p.diagnostics
         );
@@ -605,7 +609,7 @@ mod tests {
             },
         );
         assert!(
-            codes(&p).contains(&"child_workflow_too_deep"),
+            codes(&p).contains(&Code::ChildWorkflowTooDeep),
             "{:?}",
             p.diagnostics
         );
@@ -643,7 +647,7 @@ mod tests {
                 ..LoadOptions::default()
             },
         );
-        assert_eq!(codes(&p), vec!["unknown_child_start"]);
+        assert_eq!(codes(&p), vec![Code::UnknownChildStart]);
         assert_eq!(errors(&p)[0].help.as_deref(), Some("did you mean `main`?"));
     }
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::de::DeTable;
 
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::model::{WorkflowDoc, WrappedDoc};
 use crate::source::{Seg, SourceFile, SpanTree};
@@ -47,8 +48,8 @@ pub fn parse_file(path: &Path) -> ParseResult {
             source: SourceFile::new(path, String::new()),
             doc: None,
             diagnostics: vec![
-                Diagnostic::error(
-                    "io_error",
+                Diagnostic::new(
+                    Code::IoError,
                     path,
                     format!("cannot read `{}`: {e}", path.display()),
                 )
@@ -65,8 +66,8 @@ pub fn parse_bytes(path: &Path, bytes: &[u8]) -> ParseResult {
             source: SourceFile::new(path, String::new()),
             doc: None,
             diagnostics: vec![
-                Diagnostic::error(
-                    "file_too_large",
+                Diagnostic::new(
+                    Code::FileTooLarge,
                     path,
                     format!(
                         "workflow file is {} bytes; the limit is {} bytes",
@@ -85,8 +86,8 @@ pub fn parse_bytes(path: &Path, bytes: &[u8]) -> ParseResult {
             let at = e.valid_up_to();
             let source = SourceFile::new(path, text);
             // The lossy text has the same prefix, so the offset is valid in it.
-            let diag = Diagnostic::error(
-                "not_utf8",
+            let diag = Diagnostic::new(
+                Code::NotUtf8,
                 path,
                 format!("workflow file is not valid UTF-8 (first bad byte at offset {at})"),
             )
@@ -110,8 +111,8 @@ pub fn parse_str(path: &Path, text: &str) -> ParseResult {
             source,
             doc: None,
             diagnostics: vec![
-                Diagnostic::error(
-                    "toml_syntax",
+                Diagnostic::new(
+                    Code::TomlSyntax,
                     path,
                     format!(
                         "arrays or inline tables are nested more than {MAX_NESTING} levels deep"
@@ -129,8 +130,8 @@ pub fn parse_str(path: &Path, text: &str) -> ParseResult {
         let diagnostics = errors
             .iter()
             .map(|e| {
-                Diagnostic::error(
-                    "toml_syntax",
+                Diagnostic::new(
+                    Code::TomlSyntax,
                     path,
                     format!("invalid TOML: {}", e.message()),
                 )
@@ -160,8 +161,8 @@ pub fn parse_str(path: &Path, text: &str) -> ParseResult {
                     .next()
                     .ok_or_else(|| unreachable_empty(path))
             }
-            Ok(w) => Err(Diagnostic::error(
-                "workflow_count",
+            Ok(w) => Err(Diagnostic::new(
+                Code::WorkflowCount,
                 path,
                 format!(
                     "expected exactly one [[workflows]] entry; found {}",
@@ -190,8 +191,8 @@ pub fn parse_str(path: &Path, text: &str) -> ParseResult {
 }
 
 fn unreachable_empty(path: &Path) -> Diagnostic {
-    Diagnostic::error(
-        "workflow_count",
+    Diagnostic::new(
+        Code::WorkflowCount,
         path,
         "expected exactly one [[workflows]] entry; found 0",
     )
@@ -252,7 +253,7 @@ fn schema_diagnostic(source: &SourceFile, err: &toml::de::Error) -> Diagnostic {
     let msg = err.message().to_string();
     let span = err.span();
     let (code, narrowed, help) = classify(source, &msg, span.clone());
-    let mut d = Diagnostic::error(code, path, msg).with_span(narrowed.or(span));
+    let mut d = Diagnostic::new(code, path, msg).with_span(narrowed.or(span));
     if let Some(h) = help {
         d = d.with_help(h);
     }
@@ -263,7 +264,7 @@ fn classify(
     source: &SourceFile,
     msg: &str,
     span: Option<Range<usize>>,
-) -> (&'static str, Option<Range<usize>>, Option<String>) {
+) -> (Code, Option<Range<usize>>, Option<String>) {
     let quoted = backticked(msg);
     let expected = msg
         .split_once("expected")
@@ -284,7 +285,7 @@ fn classify(
                 join_ticked(&expected)
             ),
         };
-        return ("unknown_field", narrowed, Some(help));
+        return (Code::UnknownField, narrowed, Some(help));
     }
     if let Some(variant) = msg.strip_prefix("unknown variant ").and(quoted.first()) {
         let help = match suggest(variant, &expected) {
@@ -305,29 +306,29 @@ fn classify(
                 .map(|e| e.value_span.clone())
                 .or_else(|| find_string_value(source, variant, s))
         });
-        return ("unknown_variant", narrowed, Some(help));
+        return (Code::UnknownVariant, narrowed, Some(help));
     }
     if let Some(field) = msg.strip_prefix("missing field ").and(quoted.first()) {
         return (
-            "missing_field",
+            Code::MissingField,
             None,
             Some(format!("add the required key `{field}`")),
         );
     }
     if msg.starts_with("invalid type") {
-        return ("invalid_type", None, None);
+        return (Code::InvalidType, None, None);
     }
     if msg.starts_with("invalid value") || msg.starts_with("invalid length") {
-        return ("invalid_value", None, None);
+        return (Code::InvalidValue, None, None);
     }
     if msg.starts_with("duplicate") {
         return (
-            "toml_syntax",
+            Code::TomlSyntax,
             None,
             Some("each key may appear once per table".into()),
         );
     }
-    ("schema_error", None, None)
+    (Code::SchemaError, None, None)
 }
 
 /// Find the span of a string value equal to `value` inside `within`.
@@ -437,7 +438,7 @@ mod tests {
     #[test]
     fn two_wrapped_workflows_are_rejected() {
         let d = only_diag("[[workflows]]\nname = \"a\"\n[[workflows]]\nname = \"b\"\n");
-        assert_eq!(d.code, "workflow_count");
+        assert_eq!(d.code, Code::WorkflowCount);
         assert!(d.message.contains("found 2"));
     }
 
@@ -446,7 +447,7 @@ mod tests {
         let text = "name = \"x\"\nnodes = [\n";
         let r = parse(text);
         assert!(r.doc.is_none());
-        assert!(r.diagnostics.iter().all(|d| d.code == "toml_syntax"));
+        assert!(r.diagnostics.iter().all(|d| d.code == Code::TomlSyntax));
         assert!(r.diagnostics[0].span.is_some());
     }
 
@@ -454,7 +455,7 @@ mod tests {
     fn unknown_node_field_points_at_the_key_and_suggests() {
         let text = "name = \"x\"\n[[nodes]]\nid = \"a\"\ntype = \"template_render\"\ntemplate = \"t\"\ninput_fron = \"trigger\"\n";
         let d = only_diag(text);
-        assert_eq!(d.code, "unknown_field");
+        assert_eq!(d.code, Code::UnknownField);
         assert_eq!(spanned(text, &d), "input_fron");
         assert_eq!(d.help.as_deref(), Some("did you mean `input_from`?"));
     }
@@ -463,7 +464,7 @@ mod tests {
     fn unknown_top_level_key_is_rejected() {
         let text = "name = \"x\"\nversion = 1\n";
         let d = only_diag(text);
-        assert_eq!(d.code, "unknown_field");
+        assert_eq!(d.code, Code::UnknownField);
         assert_eq!(spanned(text, &d), "version");
     }
 
@@ -471,7 +472,7 @@ mod tests {
     fn unknown_node_type_suggests_the_nearest_kind() {
         let text = "name = \"x\"\n[[nodes]]\nid = \"a\"\ntype = \"read_fiel\"\npath_from = \"p\"\n";
         let d = only_diag(text);
-        assert_eq!(d.code, "unknown_variant");
+        assert_eq!(d.code, Code::UnknownVariant);
         assert_eq!(d.help.as_deref(), Some("did you mean `read_file`?"));
         assert_eq!(spanned(text, &d), "\"read_fiel\"");
     }
@@ -489,7 +490,7 @@ mod tests {
         let d = only_diag(
             "name = \"x\"\n[[nodes]]\nid = \"a\"\ntype = \"template_render\"\ntemplate = \"t\"\nbogus = 1\n",
         );
-        assert_eq!(d.code, "unknown_field");
+        assert_eq!(d.code, Code::UnknownField);
         assert!(d.message.contains("bogus"));
     }
 
@@ -498,13 +499,13 @@ mod tests {
         let d = only_diag(
             "name = \"x\"\n[[nodes]]\nid = \"m\"\ntype = \"map\"\nitems_from = \"trigger.items\"\nworkflow = \"c.toml\"\nmax_items = -1\n",
         );
-        assert_eq!(d.code, "invalid_value");
+        assert_eq!(d.code, Code::InvalidValue);
     }
 
     #[test]
     fn missing_name_is_reported() {
         let d = only_diag("description = \"x\"\n");
-        assert_eq!(d.code, "missing_field");
+        assert_eq!(d.code, Code::MissingField);
         assert!(d.message.contains("name"));
     }
 
@@ -513,13 +514,13 @@ mod tests {
         let d = only_diag(
             "name = \"x\"\n[[secrets]]\nname = \"k\"\nsource = \"env\"\nvar = \"K\"\nvalue = \"hunter2\"\n",
         );
-        assert_eq!(d.code, "unknown_field");
+        assert_eq!(d.code, Code::UnknownField);
     }
 
     #[test]
     fn non_utf8_input_is_a_diagnostic() {
         let r = parse_bytes(Path::new("wf.toml"), b"name = \"\xff\xfe\"\n");
-        assert_eq!(r.diagnostics[0].code, "not_utf8");
+        assert_eq!(r.diagnostics[0].code, Code::NotUtf8);
     }
 
     #[test]
@@ -530,7 +531,7 @@ mod tests {
             "]".repeat(10_000)
         );
         let d = only_diag(&text);
-        assert_eq!(d.code, "toml_syntax");
+        assert_eq!(d.code, Code::TomlSyntax);
     }
 
     #[test]
@@ -540,7 +541,7 @@ mod tests {
             let r = parse(&text);
             // Kinds with required fields fail with missing_field, never unknown_variant.
             for d in &r.diagnostics {
-                assert_eq!(d.code, "missing_field", "{kind}: {}", d.message);
+                assert_eq!(d.code, Code::MissingField, "{kind}: {}", d.message);
             }
         }
     }

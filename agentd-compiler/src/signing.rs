@@ -27,6 +27,7 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::{SIGNATURE_LENGTH, Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::load::{Program, Unit};
 use crate::source::Seg;
@@ -240,20 +241,6 @@ pub struct Verification {
     pub key: Option<[u8; 32]>,
 }
 
-/// True for the codes this module emits (the CLI maps them to their own exit code).
-pub fn is_signing_code(code: &str) -> bool {
-    matches!(
-        code,
-        "signature_missing"
-            | "signature_invalid"
-            | "signature_malformed"
-            | "signature_unverified"
-            | "signing_key_missing"
-            | "signing_key_invalid"
-            | "signing_algorithm_unsupported"
-    )
-}
-
 /// Verify every file of `program` that has a `.sig`, and require one on every file
 /// when signing is required. The key comes from `--verify-key`, else the root's
 /// `[signing]` block. Children are signed with the root's key: they run on its engine.
@@ -272,8 +259,8 @@ pub fn verify_program(program: &Program, opts: &VerifyOptions) -> Verification {
         && !alg.eq_ignore_ascii_case(ALGORITHM)
     {
         out.diagnostics.push(
-            Diagnostic::error(
-                "signing_algorithm_unsupported",
+            Diagnostic::new(
+                Code::SigningAlgorithmUnsupported,
                 root_path,
                 format!("signing algorithm `{alg}` is not supported"),
             )
@@ -292,8 +279,8 @@ pub fn verify_program(program: &Program, opts: &VerifyOptions) -> Verification {
     };
     if key.is_none() && required {
         out.diagnostics.push(
-            Diagnostic::error(
-                "signing_key_missing",
+            Diagnostic::new(
+                Code::SigningKeyMissing,
                 root_path,
                 "signing is required but no public key is configured",
             )
@@ -325,8 +312,8 @@ pub fn verify_program(program: &Program, opts: &VerifyOptions) -> Verification {
         if own && unit_key.is_none() {
             all_verified = false;
             out.diagnostics.push(
-                Diagnostic::error(
-                    "signing_key_missing",
+                Diagnostic::new(
+                    Code::SigningKeyMissing,
                     path,
                     "this child workflow requires a signature but no public key is configured",
                 )
@@ -379,8 +366,8 @@ fn check_file(path: &Path, bytes: &[u8], key: Option<&VerifyingKey>, required: b
                 return FileCheck::Unsigned;
             }
             return problem(
-                Diagnostic::error(
-                    "signature_missing",
+                Diagnostic::new(
+                    Code::SignatureMissing,
                     path,
                     format!("`{}` is not signed and signing is required", path.display()),
                 )
@@ -393,8 +380,8 @@ fn check_file(path: &Path, bytes: &[u8], key: Option<&VerifyingKey>, required: b
         }
         Err(e) => {
             return problem(
-                Diagnostic::error(
-                    "signature_malformed",
+                Diagnostic::new(
+                    Code::SignatureMalformed,
                     path,
                     format!("cannot read `{}`: {e}", sig_file.display()),
                 )
@@ -404,8 +391,8 @@ fn check_file(path: &Path, bytes: &[u8], key: Option<&VerifyingKey>, required: b
     };
     let Some(key) = key else {
         return problem(
-            Diagnostic::warning(
-                "signature_unverified",
+            Diagnostic::new(
+                Code::SignatureUnverified,
                 path,
                 format!(
                     "`{}` exists but no public key is configured, so it was not checked",
@@ -418,8 +405,8 @@ fn check_file(path: &Path, bytes: &[u8], key: Option<&VerifyingKey>, required: b
     match verify(bytes, &text, key) {
         Ok(()) => FileCheck::Verified,
         Err(e @ (SigningError::SignatureEncoding(_) | SigningError::SignatureLength(_))) => problem(
-            Diagnostic::error(
-                "signature_malformed",
+            Diagnostic::new(
+                Code::SignatureMalformed,
                 path,
                 format!("`{}` is malformed: {e}", sig_file.display()),
             )
@@ -428,8 +415,8 @@ fn check_file(path: &Path, bytes: &[u8], key: Option<&VerifyingKey>, required: b
             ),
         ),
         Err(e) => problem(
-            Diagnostic::error(
-                "signature_invalid",
+            Diagnostic::new(
+                Code::SignatureInvalid,
                 path,
                 format!("`{}`: {e}", path.display()),
             )
@@ -528,7 +515,7 @@ fn resolve_key(root: &Unit, opts: &VerifyOptions) -> Result<Option<VerifyingKey>
     let block_span = root.source.key_span_of(&[Seg::key("signing")]);
     let invalid = |msg: String, help: &str| {
         Box::new(
-            Diagnostic::error("signing_key_invalid", root_path, msg)
+            Diagnostic::new(Code::SigningKeyInvalid, root_path, msg)
                 .with_span(block_span.clone())
                 .with_help(help.to_string()),
         )
@@ -538,8 +525,8 @@ fn resolve_key(root: &Unit, opts: &VerifyOptions) -> Result<Option<VerifyingKey>
             Ok(pem) => pem,
             Err(e) => {
                 return Err(Box::new(
-                    Diagnostic::error(
-                        "signing_key_missing",
+                    Diagnostic::new(
+                        Code::SigningKeyMissing,
                         root_path,
                         format!("cannot read the public key ({origin}): {e}"),
                     )
@@ -715,7 +702,7 @@ mod tests {
         };
         let v = verify_program(&program, &opts);
         let codes: Vec<_> = v.diagnostics.iter().map(|d| d.code).collect();
-        assert_eq!(codes, ["signature_missing", "signature_missing"]);
+        assert_eq!(codes, [Code::SignatureMissing, Code::SignatureMissing]);
 
         let sk = private_key_from_pem(&kp.private_pem).expect("pem");
         for unit in &program.units {
@@ -763,7 +750,7 @@ mod tests {
         };
         // Unsigned: the child is refused, the unsigned root (not required) is not.
         let v = verify_program(&program, &opts);
-        assert_eq!(codes(&v.diagnostics), ["signature_missing"]);
+        assert_eq!(codes(&v.diagnostics), [Code::SignatureMissing]);
         assert_eq!(v.diagnostics[0].file, child);
 
         // Signed with the key the child names: accepted.
@@ -786,11 +773,11 @@ mod tests {
         )
         .expect("write sig");
         let v = verify_program(&program, &opts);
-        assert_eq!(codes(&v.diagnostics), ["signature_invalid"]);
+        assert_eq!(codes(&v.diagnostics), [Code::SignatureInvalid]);
         let _ = fs::remove_dir_all(&dir);
     }
 
-    fn codes(diags: &[Diagnostic]) -> Vec<&'static str> {
+    fn codes(diags: &[Diagnostic]) -> Vec<Code> {
         diags.iter().map(|d| d.code).collect()
     }
 
@@ -851,14 +838,14 @@ mod tests {
         let (program, v) = load_verified(&root, &load_opts, &opts);
         assert_eq!(
             codes(&program.diagnostics),
-            ["signature_invalid"],
+            [Code::SignatureInvalid],
             "no parse diagnostics"
         );
         assert!(program.units.is_empty() && v.diagnostics.is_empty());
 
         // The same file with signing checked after parsing would have failed to parse.
         let parsed = load(&root, &load_opts);
-        assert!(codes(&parsed.diagnostics).contains(&"toml_syntax"));
+        assert!(codes(&parsed.diagnostics).contains(&Code::TomlSyntax));
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -876,9 +863,9 @@ mod tests {
         };
         let (program, v) = load_verified(&root, &load_opts, &opts);
         let all = codes(&program.diagnostics);
-        assert!(all.contains(&"signature_invalid"), "{all:?}");
+        assert!(all.contains(&Code::SignatureInvalid), "{all:?}");
         assert!(
-            !all.contains(&"toml_syntax"),
+            !all.contains(&Code::TomlSyntax),
             "the child was parsed: {all:?}"
         );
         assert_eq!(program.units.len(), 1, "only the root loaded");
@@ -903,8 +890,8 @@ mod tests {
         };
         let (program, _) = load_verified(&root, &load_opts, &opts);
         let all = codes(&program.diagnostics);
-        assert!(all.contains(&"signature_missing"), "{all:?}");
-        assert!(!all.contains(&"toml_syntax"), "{all:?}");
+        assert!(all.contains(&Code::SignatureMissing), "{all:?}");
+        assert!(!all.contains(&Code::TomlSyntax), "{all:?}");
         let _ = fs::remove_dir_all(&dir);
     }
 

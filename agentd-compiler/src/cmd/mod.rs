@@ -16,6 +16,7 @@ pub mod test;
 
 use std::path::Path;
 
+use agentd_compiler::codes::Code;
 use agentd_compiler::diagnostics::{self, Diagnostic, SourceDb};
 use agentd_compiler::handlers::HandlerCrate;
 use agentd_compiler::load::Program;
@@ -36,7 +37,7 @@ pub fn emit_diagnostics(diags: &[Diagnostic], db: &SourceDb, json: bool, color: 
 
 /// Diagnostics that mean "could not read the input" rather than "the input is wrong".
 pub fn is_io(d: &Diagnostic) -> bool {
-    matches!(d.code, "io_error")
+    d.code == Code::IoError
 }
 
 pub fn plural(n: usize, word: &str) -> String {

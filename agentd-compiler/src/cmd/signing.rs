@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use agentd_compiler::codes::Stage;
 use agentd_compiler::signing::{self, SigningError};
 
 use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
@@ -155,5 +156,5 @@ fn dialect_bool(value: &str) -> Result<bool, std::convert::Infallible> {
 pub fn has_signing_error(diags: &[agentd_compiler::diagnostics::Diagnostic]) -> bool {
     diags
         .iter()
-        .any(|d| d.is_error() && signing::is_signing_code(d.code))
+        .any(|d| d.is_error() && d.code.info().stage == Stage::Signing)
 }

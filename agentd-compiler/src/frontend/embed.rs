@@ -25,6 +25,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
 use crate::codegen::CodegenOptions;
+use crate::codes::Code;
 use crate::diagnostics::{Diagnostic, SourceDb, render_short};
 use crate::load::{LoadOptions, Program};
 use crate::model::NodeKind;
@@ -70,8 +71,8 @@ pub fn expand(req: &EmbedRequest) -> TokenStream {
     let (file, base) = resolve(req);
     if !file.is_file() {
         // Said here rather than by the loader, whose message carries the absolute path.
-        let d = Diagnostic::error(
-            "io_error",
+        let d = Diagnostic::new(
+            Code::IoError,
             Path::new(&req.path),
             format!("cannot read `{}`: no such file", req.path),
         )
@@ -148,6 +149,7 @@ pub fn expand(req: &EmbedRequest) -> TokenStream {
             // Codes are snake_case; anything else would make `format_ident!` panic.
             let code: String = d
                 .code
+                .as_str()
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
                 .collect();
@@ -364,8 +366,8 @@ fn check_handlers(
                 continue;
             }
             let loc = [Seg::key("nodes"), Seg::Index(i), Seg::key("handler")];
-            let d = Diagnostic::error(
-                "unbound_handler",
+            let d = Diagnostic::new(
+                Code::UnboundHandler,
                 &unit.source.path,
                 format!(
                     "node `{}` runs Rust handler `{}`, which agentd! does not bind",
@@ -388,8 +390,8 @@ fn check_handlers(
         if used.contains(b.name.as_str()) {
             continue;
         }
-        let d = Diagnostic::error(
-            "unused_handler",
+        let d = Diagnostic::new(
+            Code::UnusedHandler,
             &root.source.path,
             format!(
                 "handler `{}` is bound, but no `type = \"rust\"` node of workflow `{}` uses it",

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::{Validator, did_you_mean};
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::grammar::{AuthRef, AuthScheme, is_env_name, parse_auth_ref};
 use crate::loc;
@@ -136,8 +137,8 @@ impl Validator<'_> {
                 );
             }
             if h.tolerance_secs.is_some() && h.timestamp_header.is_none() {
-                let d = Diagnostic::warning(
-                    "hmac_tolerance_without_timestamp",
+                let d = Diagnostic::new(
+                    Code::HmacToleranceWithoutTimestamp,
                     self.path(),
                     format!(
                         "[auth.hmac.{name}]: `tolerance_secs` has no effect without `timestamp_header`"
@@ -162,8 +163,8 @@ impl Validator<'_> {
             let Some(why) = rejected_algorithm(alg) else {
                 continue;
             };
-            let d = Diagnostic::error(
-                "oidc_algorithm_rejected",
+            let d = Diagnostic::new(
+                Code::OidcAlgorithmRejected,
                 self.path(),
                 format!("[auth.oidc.{name}]: algorithm `{alg}` is not allowed: {why}"),
             )
@@ -178,8 +179,8 @@ impl Validator<'_> {
         match (&o.jwks_json, &o.jwks_file) {
             (Some(_), Some(_)) | (None, None) => {
                 let both = o.jwks_json.is_some();
-                let d = Diagnostic::error(
-                    "oidc_jwks_source",
+                let d = Diagnostic::new(
+                    Code::OidcJwksSource,
                     self.path(),
                     format!(
                         "[auth.oidc.{name}] must set exactly one of `jwks_json` and `jwks_file` ({})",
@@ -200,8 +201,8 @@ impl Validator<'_> {
             }
             (Some(json), None) => {
                 if let Err(why) = check_jwks(json) {
-                    let d = Diagnostic::error(
-                        "oidc_jwks_invalid",
+                    let d = Diagnostic::new(
+                        Code::OidcJwksInvalid,
                         self.path(),
                         format!("[auth.oidc.{name}]: `jwks_json` is not a usable key set: {why}"),
                     )
@@ -231,8 +232,8 @@ impl Validator<'_> {
                     Some(text) => check_jwks(&text).err(),
                 };
                 if let Some(why) = problem {
-                    let d = Diagnostic::warning(
-                        "oidc_jwks_file_unreadable",
+                    let d = Diagnostic::new(
+                        Code::OidcJwksFileUnreadable,
                         self.path(),
                         format!("[auth.oidc.{name}]: jwks_file `{file}` {why}"),
                     )
@@ -273,8 +274,8 @@ impl Validator<'_> {
         }
         let field = at.last().copied().unwrap_or_default();
         let table = at[..at.len().saturating_sub(1)].join(".");
-        let d = Diagnostic::error(
-            "secret_literal_material",
+        let d = Diagnostic::new(
+            Code::SecretLiteralMaterial,
             self.path(),
             format!(
                 "[{table}]: `{field}` names a secret that is neither declared in [[secrets]] nor an environment variable name"
@@ -297,8 +298,8 @@ impl Validator<'_> {
         field: &str,
         instead: &str,
     ) {
-        let d = Diagnostic::warning(
-            "auth_literal_secret",
+        let d = Diagnostic::new(
+            Code::AuthLiteralSecret,
             self.path(),
             format!(
                 "[auth.{scheme}.{name}]: `{field}` puts credentials in the workflow file (and in the binary)"
@@ -321,8 +322,8 @@ impl Validator<'_> {
             return;
         };
         if ca.mode != ClientAuthMode::None && ca.ca_file.is_none() {
-            let d = Diagnostic::error(
-                "tls_client_ca_missing",
+            let d = Diagnostic::new(
+                Code::TlsClientCaMissing,
                 self.path(),
                 "[server.tls.client_auth] asks for client certificates but has no `ca_file` to verify them",
             )
@@ -374,8 +375,8 @@ impl<'a> Validator<'a> {
                                     .to_string()
                             })
                     };
-                    let d = Diagnostic::error(
-                        "bad_auth_ref",
+                    let d = Diagnostic::new(
+                        Code::BadAuthRef,
                         self.path(),
                         format!(
                             "HTTP route `{} {}`: invalid auth reference `{raw}`: {why}",
@@ -404,8 +405,8 @@ impl<'a> Validator<'a> {
                     } else {
                         format!(" (`{s}` alone means `{s}:default`)")
                     };
-                    let d = Diagnostic::error(
-                        "unknown_auth_binding",
+                    let d = Diagnostic::new(
+                        Code::UnknownAuthBinding,
                         self.path(),
                         format!(
                             "HTTP route `{} {}`: auth ref `{s}:{name}` is not defined in [auth.{s}]{implicit}",
@@ -426,8 +427,8 @@ impl<'a> Validator<'a> {
                         .and_then(|t| t.client_auth.as_ref())
                         .map(|c| c.mode);
                     if matches!(client_auth, None | Some(ClientAuthMode::None)) {
-                        let d = Diagnostic::error(
-                            "mtls_without_client_auth",
+                        let d = Diagnostic::new(
+                            Code::MtlsWithoutClientAuth,
                             self.path(),
                             format!(
                                 "HTTP route `{} {}` requires mtls but no TLS client authentication is configured",
@@ -463,7 +464,7 @@ mod tests {
             .into_iter()
             // These cases declare [auth] and [server.tls] without routes: the
             // `key_has_no_effect` warnings about that are tested in `no_effect`.
-            .filter(|d| d.code != "no_policy" && d.code != "key_has_no_effect")
+            .filter(|d| d.code != Code::NoPolicy && d.code != Code::KeyHasNoEffect)
             .collect()
     }
 
@@ -471,7 +472,7 @@ mod tests {
         d.span.clone().and_then(|s| text.get(s)).unwrap_or("")
     }
 
-    fn only<'d>(ds: &'d [Diagnostic], code: &str) -> &'d Diagnostic {
+    fn only(ds: &[Diagnostic], code: Code) -> &Diagnostic {
         let found: Vec<&Diagnostic> = ds.iter().filter(|d| d.code == code).collect();
         assert_eq!(found.len(), 1, "expected one {code}: {ds:#?}");
         found[0]
@@ -491,7 +492,7 @@ mod tests {
         ));
         let ds = diags(&text);
         let codes: Vec<_> = ds.iter().map(|d| d.code).collect();
-        assert_eq!(codes, vec!["oidc_algorithm_rejected"; 3], "{ds:#?}");
+        assert_eq!(codes, vec![Code::OidcAlgorithmRejected; 3], "{ds:#?}");
         assert_eq!(spanned(&text, &ds[0]), "\"none\"");
         assert!(ds[1].message.contains("symmetric"), "{}", ds[1].message);
         assert_eq!(spanned(&text, &ds[2]), "\"XS1\"");
@@ -501,10 +502,10 @@ mod tests {
     #[test]
     fn exactly_one_jwks_source_is_required() {
         let ds = diags(&oidc(""));
-        assert!(only(&ds, "oidc_jwks_source").message.contains("neither"));
+        assert!(only(&ds, Code::OidcJwksSource).message.contains("neither"));
         let text = oidc(&format!("jwks_json = '{JWKS}'\njwks_file = \"j.json\"\n"));
         let ds = diags(&text);
-        let d = only(&ds, "oidc_jwks_source");
+        let d = only(&ds, Code::OidcJwksSource);
         assert!(d.message.contains("both"));
         assert_eq!(spanned(&text, d), "jwks_file");
     }
@@ -519,7 +520,7 @@ mod tests {
         ] {
             let text = oidc(&format!("jwks_json = '{jwks}'\n"));
             let ds = diags(&text);
-            let d = only(&ds, "oidc_jwks_invalid");
+            let d = only(&ds, Code::OidcJwksInvalid);
             assert!(d.message.contains(why), "{jwks}: {}", d.message);
             assert_eq!(spanned(&text, d), format!("'{jwks}'"));
         }
@@ -530,7 +531,7 @@ mod tests {
     fn an_unreadable_jwks_file_is_only_a_warning() {
         let text = oidc("jwks_file = \"no/such/jwks.json\"\n");
         let ds = diags(&text);
-        let d = only(&ds, "oidc_jwks_file_unreadable");
+        let d = only(&ds, Code::OidcJwksFileUnreadable);
         assert!(!d.is_error());
         assert_eq!(spanned(&text, d), "\"no/such/jwks.json\"");
 
@@ -544,7 +545,7 @@ mod tests {
         std::fs::write(&bad, "{}").expect("write");
         let ds = diags(&oidc(&format!("jwks_file = \"{}\"\n", bad.display())));
         assert!(
-            only(&ds, "oidc_jwks_file_unreadable")
+            only(&ds, Code::OidcJwksFileUnreadable)
                 .message
                 .contains("keys")
         );
@@ -560,11 +561,11 @@ mod tests {
         let ds = diags(&text);
         let warnings: Vec<&str> = ds
             .iter()
-            .filter(|d| d.code == "auth_literal_secret")
+            .filter(|d| d.code == Code::AuthLiteralSecret)
             .map(|d| spanned(&text, d))
             .collect();
         assert_eq!(warnings, vec!["tokens", "secret"]);
-        let d = only(&ds, "secret_literal_material");
+        let d = only(&ds, Code::SecretLiteralMaterial);
         assert_eq!(spanned(&text, d), "\"alice:hunter2\"");
         assert!(!d.message.contains("hunter2"), "{}", d.message);
     }
@@ -573,7 +574,7 @@ mod tests {
     fn tolerance_without_a_timestamp_header_warns() {
         let text = format!("{BASE}[auth.hmac.gh]\nsecret_env = \"S\"\ntolerance_secs = 60\n");
         let ds = diags(&text);
-        let d = only(&ds, "hmac_tolerance_without_timestamp");
+        let d = only(&ds, Code::HmacToleranceWithoutTimestamp);
         assert_eq!(spanned(&text, d), "tolerance_secs");
         let text = format!(
             "{BASE}[auth.hmac.gh]\nsecret_env = \"S\"\ntimestamp_header = \"X-Agent-Timestamp\"\ntolerance_secs = 60\n"
@@ -587,7 +588,7 @@ mod tests {
             "[server.tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n[server.tls.client_auth]\n";
         let text = format!("{BASE}{tls}mode = \"required\"\n");
         let ds = diags(&text);
-        assert_eq!(spanned(&text, only(&ds, "tls_client_ca_missing")), "mode");
+        assert_eq!(spanned(&text, only(&ds, Code::TlsClientCaMissing)), "mode");
         assert!(
             diags(&format!(
                 "{BASE}{tls}mode = \"optional\"\nca_file = \"ca.pem\"\n"

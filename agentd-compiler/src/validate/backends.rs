@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::{DEFAULT_BACKEND, Validator, did_you_mean, ticked};
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::loc;
 use crate::model::{NodeKind, Provider};
@@ -57,8 +58,8 @@ impl Validator<'_> {
                 ));
             }
             for (field, at, help) in missing {
-                let d = Diagnostic::error(
-                    "incomplete_backend",
+                let d = Diagnostic::new(
+                    Code::IncompleteBackend,
                     self.path(),
                     format!(
                         "intelligence backend `{}` (provider `{provider}`) has no `{field}`",
@@ -88,8 +89,8 @@ impl<'a> Validator<'a> {
         for (j, b) in defs.iter().enumerate() {
             let span = self.span(loc!["intelligence", "backends", j, "name"]);
             if b.name == DEFAULT_BACKEND {
-                let d = Diagnostic::error(
-                    "reserved_backend_name",
+                let d = Diagnostic::new(
+                    Code::ReservedBackendName,
                     self.path(),
                     "the backend name `default` is reserved for the transport configured on the command line",
                 )
@@ -104,8 +105,8 @@ impl<'a> Validator<'a> {
                 }
                 Some(&f) => {
                     let first_span = self.span(loc!["intelligence", "backends", f, "name"]);
-                    let d = Diagnostic::error(
-                        "dup_backend_name",
+                    let d = Diagnostic::new(
+                        Code::DupBackendName,
                         self.path(),
                         format!(
                             "intelligence backend `{}` is declared more than once",
@@ -145,8 +146,8 @@ impl<'a> Validator<'a> {
                      or use `default` for the command-line transport"
                 )
             });
-            let d = Diagnostic::error(
-                "unknown_backend",
+            let d = Diagnostic::new(
+                Code::UnknownBackend,
                 self.path(),
                 format!(
                     "node `{}` ({}) uses backend `{backend}`, which is not declared; known backends: {}",
@@ -228,7 +229,7 @@ impl<'a> Validator<'a> {
                 },
             };
             if let Some((msg, note)) = problem {
-                let d = Diagnostic::warning("output_schema_unreadable", self.path(), msg)
+                let d = Diagnostic::new(Code::OutputSchemaUnreadable, self.path(), msg)
                     .with_span(self.span(loc!["nodes", i, "output_schema"]))
                     .with_label("schema file not usable")
                     .with_note(note)
@@ -246,6 +247,7 @@ impl<'a> Validator<'a> {
 mod tests {
     use std::path::Path;
 
+    use crate::codes::Code;
     use crate::parse::parse_str;
     use crate::validate::{ValidateOptions, validate, validate_child};
 
@@ -260,7 +262,7 @@ mod tests {
             validate(&r.source, &doc, &ValidateOptions::default())
         };
         all.into_iter()
-            .filter(|d| d.code == "incomplete_backend")
+            .filter(|d| d.code == Code::IncompleteBackend)
             .map(|d| {
                 assert!(d.help.is_some(), "incomplete_backend has a help line");
                 let at = d

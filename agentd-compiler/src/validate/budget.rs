@@ -6,6 +6,7 @@
 //! `0` means "no limit" for every key (see docs/dialect.md).
 
 use super::Validator;
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::loc;
 
@@ -25,8 +26,8 @@ impl Validator<'_> {
             if mb.checked_mul(MIB).is_some() {
                 continue;
             }
-            let d = Diagnostic::error(
-                "budget_out_of_range",
+            let d = Diagnostic::new(
+                Code::BudgetOutOfRange,
                 self.path(),
                 format!("[budget].{key} = {mb} MiB is more bytes than fit in 64 bits"),
             )
@@ -44,6 +45,7 @@ impl Validator<'_> {
 mod tests {
     use std::path::Path;
 
+    use crate::codes::Code;
     use crate::parse::parse_str;
     use crate::validate::{ValidateOptions, validate};
 
@@ -55,7 +57,7 @@ mod tests {
         let doc = r.doc.unwrap_or_else(|| panic!("{:?}", r.diagnostics));
         validate(&r.source, &doc, &ValidateOptions::default())
             .iter()
-            .filter(|d| d.code == "budget_out_of_range")
+            .filter(|d| d.code == Code::BudgetOutOfRange)
             .map(|d| text[d.span.clone().expect("a span")].to_string())
             .collect()
     }

@@ -3,6 +3,7 @@
 //! `condition` nodes missing a branch (`condition_missing_branch`).
 
 use super::{Validator, branch_name, did_you_mean, is_loop, ticked};
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::loc;
 use crate::model::NodeKind;
@@ -74,8 +75,8 @@ impl<'a> Validator<'a> {
                         .to_string(),
                     Some(l) => format!("keep exactly one `when = \"{l}\"` edge from `{id}`"),
                 };
-                let mut d = Diagnostic::error(
-                    "ambiguous_successor",
+                let mut d = Diagnostic::new(
+                    Code::AmbiguousSuccessor,
                     self.path(),
                     format!(
                         "node `{id}` has {} out-edges for {} (to {targets}); a run would fail here \
@@ -129,8 +130,8 @@ impl<'a> Validator<'a> {
                      `switch` node"
                         .to_string()
                 };
-                Diagnostic::warning(
-                    "unlabelled_source_when",
+                Diagnostic::new(
+                    Code::UnlabelledSourceWhen,
                     self.path(),
                     format!(
                         "edge #{ei} `{}` → `{}` has `when = \"{label}\"`, but `{kname}` nodes never emit a \
@@ -142,8 +143,8 @@ impl<'a> Validator<'a> {
                 .with_label("never matches")
                 .with_help(help)
             } else if label == "error" {
-                Diagnostic::warning(
-                    "error_edge_never_taken",
+                Diagnostic::new(
+                    Code::ErrorEdgeNeverTaken,
                     self.path(),
                     format!(
                         "edge #{ei} `{}` → `{}` waits for an `error` branch, but `{kname}` nodes never take \
@@ -160,8 +161,8 @@ impl<'a> Validator<'a> {
                     ticked(labels.iter().copied())
                 ))
             } else if label == "exhausted" {
-                Diagnostic::warning(
-                    "exhausted_edge_not_agent_loop",
+                Diagnostic::new(
+                    Code::ExhaustedEdgeNotAgentLoop,
                     self.path(),
                     format!(
                         "edge #{ei} `{}` → `{}` waits for `exhausted`, which only `agent_loop` nodes emit; \
@@ -181,8 +182,8 @@ impl<'a> Validator<'a> {
                 let help = did_you_mean(label, labels.iter().copied())
                     .map(|m| format!("{m} (labels compare case-sensitively)"))
                     .unwrap_or_else(|| format!("use one of {}", ticked(labels.iter().copied())));
-                Diagnostic::warning(
-                    "label_never_emitted",
+                Diagnostic::new(
+                    Code::LabelNeverEmitted,
                     self.path(),
                     format!(
                         "edge #{ei} `{}` → `{}` has `when = \"{label}\"`, but `{kname}` nodes only emit {}",
@@ -219,8 +220,8 @@ impl<'a> Validator<'a> {
                 .map(|l| format!("`when = \"{l}\"`"))
                 .collect::<Vec<_>>()
                 .join(" or ");
-            let d = Diagnostic::warning(
-                "condition_missing_branch",
+            let d = Diagnostic::new(
+                Code::ConditionMissingBranch,
                 self.path(),
                 format!(
                     "condition `{id}` has no {which} edge; on that branch the run completes at the \

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::{Validator, did_you_mean, is_loop, ticked};
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::loc;
 
@@ -32,8 +33,8 @@ impl<'a> Validator<'a> {
                     }
                     let times = count.get(id).copied().unwrap_or(2);
                     let first_span = self.span(loc!["nodes", f, "id"]);
-                    let d = Diagnostic::error(
-                        "dup_node_id",
+                    let d = Diagnostic::new(
+                        Code::DupNodeId,
                         self.path(),
                         format!("node id `{id}` is declared more than once ({times} times)"),
                     )
@@ -62,8 +63,8 @@ impl<'a> Validator<'a> {
                         continue;
                     }
                     let first_span = self.span(loc!["start_nodes", f, "name"]);
-                    let d = Diagnostic::error(
-                        "dup_start_name",
+                    let d = Diagnostic::new(
+                        Code::DupStartName,
                         self.path(),
                         format!("start node name `{name}` is declared more than once"),
                     )
@@ -105,8 +106,8 @@ impl<'a> Validator<'a> {
             let key = (route.method.to_ascii_uppercase(), route.path.as_str());
             if let Some(&f) = seen.get(&key) {
                 let first_span = self.span(loc!["http_routes", f, "path"]);
-                let d = Diagnostic::error(
-                    "dup_http_route",
+                let d = Diagnostic::new(
+                    Code::DupHttpRoute,
                     self.path(),
                     format!("duplicate HTTP route `{} {}`", route.method, route.path),
                 )
@@ -119,8 +120,8 @@ impl<'a> Validator<'a> {
                 seen.insert(key, i);
             }
             if !self.start_names.contains(route.start_node.as_str()) {
-                let d = Diagnostic::error(
-                    "unknown_http_start_node",
+                let d = Diagnostic::new(
+                    Code::UnknownHttpStartNode,
                     self.path(),
                     format!(
                         "HTTP route `{} {}` points at unknown start node `{}`",
@@ -139,8 +140,8 @@ impl<'a> Validator<'a> {
         for (i, t) in self.doc.triggers.iter().enumerate() {
             let sn = t.start_node();
             if !self.start_names.contains(sn) {
-                let d = Diagnostic::error(
-                    "unknown_trigger_start_node",
+                let d = Diagnostic::new(
+                    Code::UnknownTriggerStartNode,
                     self.path(),
                     format!(
                         "{} trigger points at unknown start node `{sn}`",
@@ -168,8 +169,8 @@ impl<'a> Validator<'a> {
             if let Some(entry) = &s.entry_node
                 && !self.id_set.contains(entry.as_str())
             {
-                let d = Diagnostic::error(
-                    "unknown_start_entry_node",
+                let d = Diagnostic::new(
+                    Code::UnknownStartEntryNode,
                     self.path(),
                     format!(
                         "start node `{}` references unknown entry node `{entry}`",
@@ -195,8 +196,8 @@ impl<'a> Validator<'a> {
                     continue;
                 }
                 any = true;
-                let d = Diagnostic::error(
-                    "dangling_edge",
+                let d = Diagnostic::new(
+                    Code::DanglingEdge,
                     self.path(),
                     format!(
                         "edge #{i} `{}` → `{}`: {what} node `{end}` is not declared",
@@ -274,8 +275,8 @@ impl<'a> Validator<'a> {
         }
         cycle_edges.reverse();
 
-        let mut d = Diagnostic::error(
-            "cycle",
+        let mut d = Diagnostic::new(
+            Code::Cycle,
             self.path(),
             format!(
                 "workflow contains a cycle; nodes involved or downstream: {}",
@@ -346,8 +347,8 @@ impl<'a> Validator<'a> {
                         ),
                         None => "set `entry_node = \"<node id>\"` on this start node".to_string(),
                     };
-                    let d = Diagnostic::error(
-                        "ambiguous_start_entry",
+                    let d = Diagnostic::new(
+                        Code::AmbiguousStartEntry,
                         self.path(),
                         format!(
                             "start node `{}` has no `entry_node` and the workflow has {detail}; \
@@ -380,8 +381,8 @@ impl<'a> Validator<'a> {
             if reached.contains(n.id.as_str()) {
                 continue;
             }
-            let mut d = Diagnostic::error(
-                "unreachable_node",
+            let mut d = Diagnostic::new(
+                Code::UnreachableNode,
                 self.path(),
                 format!("node `{}` is not reachable from any start node", n.id),
             )

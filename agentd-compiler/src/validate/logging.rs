@@ -12,6 +12,7 @@
 //!   not checked.)
 
 use super::Validator;
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::grammar::{check_format, check_level, check_rotation, check_target};
 use crate::loc;
@@ -32,8 +33,8 @@ impl Validator<'_> {
         ];
         for (key, value, check) in checks {
             if let Some(Err(why)) = value.map(|v| check(v)) {
-                let d = Diagnostic::error(
-                    "invalid_logging",
+                let d = Diagnostic::new(
+                    Code::InvalidLogging,
                     self.path(),
                     format!("[logging].{key}: {why}"),
                 )
@@ -49,8 +50,8 @@ impl Validator<'_> {
             .and_then(|a| a.target.as_ref())
             .map(|t| check_target(t))
         {
-            let d = Diagnostic::error(
-                "invalid_logging",
+            let d = Diagnostic::new(
+                Code::InvalidLogging,
                 self.path(),
                 format!("[logging.audit].target: {why}"),
             )
@@ -61,8 +62,8 @@ impl Validator<'_> {
         }
         if let Some(otel) = l.otel.as_ref().filter(|_| self.parent.is_none()) {
             for (key, why) in otel_problems(otel) {
-                let d = Diagnostic::error(
-                    "invalid_otel",
+                let d = Diagnostic::new(
+                    Code::InvalidOtel,
                     self.path(),
                     format!("[logging.otel].{key}: {why}"),
                 )
@@ -131,6 +132,7 @@ fn logging_help(key: &str) -> &'static str {
 mod tests {
     use std::path::Path;
 
+    use crate::codes::Code;
     use crate::diagnostics::Diagnostic;
     use crate::parse::parse_str;
     use crate::validate::{ValidateOptions, validate, validate_child};
@@ -148,7 +150,7 @@ mod tests {
             validate(&r.source, &doc, &ValidateOptions::default())
         };
         all.into_iter()
-            .filter(|d| matches!(d.code, "invalid_logging" | "invalid_otel"))
+            .filter(|d| matches!(d.code, Code::InvalidLogging | Code::InvalidOtel))
             .map(|d| {
                 let at = d
                     .span
@@ -218,13 +220,13 @@ mod tests {
              protocol = \"http/json\"\nsample_ratio = 1.5\n{NODE}"
         );
         let found = diags(&bad, false);
-        let seen: Vec<(&str, &str)> = found.iter().map(|(d, at)| (d.code, at.as_str())).collect();
+        let seen: Vec<(Code, &str)> = found.iter().map(|(d, at)| (d.code, at.as_str())).collect();
         assert_eq!(
             seen,
             [
-                ("invalid_otel", "\"collector:4317\""),
-                ("invalid_otel", "\"http/json\""),
-                ("invalid_otel", "1.5"),
+                (Code::InvalidOtel, "\"collector:4317\""),
+                (Code::InvalidOtel, "\"http/json\""),
+                (Code::InvalidOtel, "1.5"),
             ]
         );
         // A child's [logging] is not applied, so it is not checked.

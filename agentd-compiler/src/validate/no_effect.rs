@@ -22,6 +22,7 @@
 //! diagnosed with the code that reports it.
 
 use super::Validator;
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::grammar::{AuthRef, AuthScheme, parse_auth_ref};
 use crate::loc;
@@ -33,7 +34,7 @@ pub const MAX_JITTER: f32 = 0.5;
 
 impl Validator<'_> {
     fn no_effect(&mut self, loc: Vec<Seg>, message: String, help: &str) {
-        let d = Diagnostic::warning("key_has_no_effect", self.path(), message)
+        let d = Diagnostic::new(Code::KeyHasNoEffect, self.path(), message)
             .with_span(self.key_span(loc))
             .with_label("has no effect")
             .with_help(help.to_string());
@@ -47,8 +48,8 @@ impl Validator<'_> {
             };
             let span = self.span(loc!["nodes", i, "retry", "jitter"]);
             if !j.is_finite() || j < 0.0 {
-                let d = Diagnostic::error(
-                    "invalid_retry",
+                let d = Diagnostic::new(
+                    Code::InvalidRetry,
                     self.path(),
                     format!(
                         "node `{}`: retry.jitter = {j} is not a number between 0 and {MAX_JITTER}",
@@ -63,8 +64,8 @@ impl Validator<'_> {
                 );
                 self.push(d);
             } else if j > MAX_JITTER {
-                let d = Diagnostic::warning(
-                    "retry_jitter_clamped",
+                let d = Diagnostic::new(
+                    Code::RetryJitterClamped,
                     self.path(),
                     format!(
                         "node `{}`: retry.jitter = {j} is above {MAX_JITTER}; the runtime uses {MAX_JITTER}",
@@ -335,6 +336,7 @@ impl Validator<'_> {
 mod tests {
     use std::path::Path;
 
+    use crate::codes::Code;
     use crate::diagnostics::{Diagnostic, Severity};
     use crate::parse::parse_str;
     use crate::validate::{ValidateOptions, validate, validate_child_of};
@@ -351,7 +353,7 @@ mod tests {
     }
 
     /// The `(severity, spanned text)` of every diagnostic with `code`.
-    fn found<'t>(text: &'t str, code: &str) -> Vec<(Severity, &'t str)> {
+    fn found(text: &str, code: Code) -> Vec<(Severity, &str)> {
         diags(text)
             .into_iter()
             .filter(|d| d.code == code)
@@ -360,7 +362,7 @@ mod tests {
     }
 
     fn no_effect(text: &str) -> Vec<&str> {
-        found(text, "key_has_no_effect")
+        found(text, Code::KeyHasNoEffect)
             .into_iter()
             .map(|(sev, t)| {
                 assert_eq!(sev, Severity::Warning);
@@ -381,7 +383,7 @@ mod tests {
                 &format!("key = \"K\"\nretry = {{ max_attempts = 2, jitter = {bad} }}\n"),
             );
             assert_eq!(
-                found(&text, "invalid_retry"),
+                found(&text, Code::InvalidRetry),
                 [(Severity::Error, bad)],
                 "{bad}"
             );
@@ -395,15 +397,15 @@ mod tests {
             "key = \"K\"\nretry = { max_attempts = 2, jitter = 0.75 }\n",
         );
         assert_eq!(
-            found(&text, "retry_jitter_clamped"),
+            found(&text, Code::RetryJitterClamped),
             [(Severity::Warning, "0.75")]
         );
         let fine = node(
             "read_env",
             "key = \"K\"\nretry = { max_attempts = 2, jitter = 0.5 }\n",
         );
-        assert!(found(&fine, "retry_jitter_clamped").is_empty());
-        assert!(found(&fine, "invalid_retry").is_empty());
+        assert!(found(&fine, Code::RetryJitterClamped).is_empty());
+        assert!(found(&fine, Code::InvalidRetry).is_empty());
     }
 
     #[test]
@@ -419,7 +421,7 @@ mod tests {
         assert_eq!(no_effect(&text), ["type"]);
         let messages: Vec<String> = diags(&text)
             .into_iter()
-            .filter(|d| d.code == "key_has_no_effect")
+            .filter(|d| d.code == Code::KeyHasNoEffect)
             .map(|d| d.message)
             .collect();
         assert!(
@@ -511,7 +513,7 @@ mod tests {
         let doc = c.doc.expect("child parses");
         validate_child_of(&c.source, &doc, &ValidateOptions::default(), &root_doc)
             .into_iter()
-            .filter(|d| d.code == "key_has_no_effect")
+            .filter(|d| d.code == Code::KeyHasNoEffect)
             .map(|d| d.span.and_then(|s| child.get(s)).unwrap_or("").to_string())
             .collect()
     }

@@ -4,6 +4,7 @@
 
 use super::MAX_AGENT_LOOP_STEPS;
 use super::{Validator, did_you_mean, ticked};
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::grammar::check_header_placeholders;
 use crate::grammar::is_rust_identifier;
@@ -36,8 +37,8 @@ impl<'a> Validator<'a> {
                             "declare it: [[mcp_servers]] name = \"{name}\", command = [\"/path/to/server\"]"
                         )
                     });
-                    let d = Diagnostic::error(
-                        "unknown_mcp_server",
+                    let d = Diagnostic::new(
+                        Code::UnknownMcpServer,
                         self.path(),
                         format!(
                             "node `{}` ({kind}) references unknown mcp_server `{name}`",
@@ -50,8 +51,8 @@ impl<'a> Validator<'a> {
                     self.push(d);
                 }
                 None if known.len() > 1 => {
-                    let d = Diagnostic::error(
-                        "ambiguous_mcp_server",
+                    let d = Diagnostic::new(
+                        Code::AmbiguousMcpServer,
                         self.path(),
                         format!(
                             "node `{}` ({kind}) has no `server` field but multiple mcp_servers are configured",
@@ -76,8 +77,8 @@ impl<'a> Validator<'a> {
                 continue;
             };
             if a.max_steps == 0 || a.max_steps > MAX_AGENT_LOOP_STEPS {
-                let d = Diagnostic::error(
-                    "agent_loop_steps_out_of_range",
+                let d = Diagnostic::new(
+                    Code::AgentLoopStepsOutOfRange,
                     self.path(),
                     format!(
                         "node `{}`: max_steps must be 1..={MAX_AGENT_LOOP_STEPS} (got {})",
@@ -92,8 +93,8 @@ impl<'a> Validator<'a> {
                 self.push(d);
             }
             if a.instructions.is_none() && a.instructions_from.is_none() {
-                let d = Diagnostic::error(
-                    "agent_loop_missing_instructions",
+                let d = Diagnostic::new(
+                    Code::AgentLoopMissingInstructions,
                     self.path(),
                     format!("node `{}`: one of `instructions` / `instructions_from` is required", n.id),
                 )
@@ -109,8 +110,8 @@ impl<'a> Validator<'a> {
                 } else {
                     self.span(loc!["nodes", i, "id"])
                 };
-                let d = Diagnostic::error(
-                    "agent_loop_no_tools",
+                let d = Diagnostic::new(
+                    Code::AgentLoopNoTools,
                     self.path(),
                     format!(
                         "node `{}`: `tools` must list at least one of: {}",
@@ -129,8 +130,8 @@ impl<'a> Validator<'a> {
                 }
                 let help = did_you_mean(t, AGENT_LOOP_TOOLS)
                     .unwrap_or_else(|| format!("loop tools are: {}", AGENT_LOOP_TOOLS.join(", ")));
-                let d = Diagnostic::error(
-                    "agent_loop_unknown_tool",
+                let d = Diagnostic::new(
+                    Code::AgentLoopUnknownTool,
                     self.path(),
                     format!(
                         "node `{}`: `{t}` is not a loop tool (known: {})",
@@ -168,8 +169,8 @@ impl<'a> Validator<'a> {
             if let Some(status) = r.status
                 && !(100..=599).contains(&status)
             {
-                let d = Diagnostic::error(
-                    "respond_status_out_of_range",
+                let d = Diagnostic::new(
+                    Code::RespondStatusOutOfRange,
                     self.path(),
                     format!(
                         "node `{}`: respond status must be 100..=599 (got {status})",
@@ -184,8 +185,8 @@ impl<'a> Validator<'a> {
             if let Some(ct) = &r.content_type
                 && ct.trim().is_empty()
             {
-                let d = Diagnostic::error(
-                    "respond_empty_content_type",
+                let d = Diagnostic::new(
+                    Code::RespondEmptyContentType,
                     self.path(),
                     format!("node `{}`: respond content_type must not be blank", n.id),
                 )
@@ -205,8 +206,8 @@ impl<'a> Validator<'a> {
                 continue;
             };
             if m.max_items == 0 {
-                let d = Diagnostic::error(
-                    "map_zero_max_items",
+                let d = Diagnostic::new(
+                    Code::MapZeroMaxItems,
                     self.path(),
                     format!("node `{}`: map max_items must be at least 1", n.id),
                 )
@@ -216,8 +217,8 @@ impl<'a> Validator<'a> {
                 self.push(d);
             }
             if m.max_concurrent == Some(0) {
-                let d = Diagnostic::error(
-                    "map_zero_concurrency",
+                let d = Diagnostic::new(
+                    Code::MapZeroConcurrency,
                     self.path(),
                     format!("node `{}`: map max_concurrent must be at least 1", n.id),
                 )
@@ -227,8 +228,8 @@ impl<'a> Validator<'a> {
                 self.push(d);
             }
             if m.workflow.trim().is_empty() {
-                let d = Diagnostic::error(
-                    "map_empty_workflow",
+                let d = Diagnostic::new(
+                    Code::MapEmptyWorkflow,
                     self.path(),
                     format!("node `{}`: map workflow must not be blank", n.id),
                 )
@@ -258,8 +259,8 @@ impl<'a> Validator<'a> {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
                 if !valid_name {
-                    let d = Diagnostic::error(
-                        "http_header_bad_name",
+                    let d = Diagnostic::new(
+                        Code::HttpHeaderBadName,
                         self.path(),
                         format!(
                             "node `{}`: header name `{name}` must match [A-Za-z0-9_-]+",
@@ -272,8 +273,8 @@ impl<'a> Validator<'a> {
                     self.push(d);
                 }
                 if value.contains(['\r', '\n']) {
-                    let d = Diagnostic::error(
-                        "http_header_crlf",
+                    let d = Diagnostic::new(
+                        Code::HttpHeaderCrlf,
                         self.path(),
                         format!("node `{}`: header `{name}` value contains CR or LF", n.id),
                     )
@@ -285,8 +286,8 @@ impl<'a> Validator<'a> {
                     self.push(d);
                 }
                 if let Err(why) = check_header_placeholders(value) {
-                    let d = Diagnostic::error(
-                        "http_header_bad_placeholder",
+                    let d = Diagnostic::new(
+                        Code::HttpHeaderBadPlaceholder,
                         self.path(),
                         format!("node `{}`: header `{name}`: {why}", n.id),
                     )
@@ -312,8 +313,8 @@ impl<'a> Validator<'a> {
                 continue;
             };
             if !self.opts.allow_rust_nodes {
-                let d = Diagnostic::error(
-                    "rust_node_not_allowed",
+                let d = Diagnostic::new(
+                    Code::RustNodeNotAllowed,
                     self.path(),
                     format!(
                         "node `{}` is a custom Rust node, which strict dialect 1 does not allow",
@@ -330,8 +331,8 @@ impl<'a> Validator<'a> {
                 self.push(d);
             }
             if !is_rust_identifier(&r.handler) {
-                let d = Diagnostic::error(
-                    "invalid_handler_name",
+                let d = Diagnostic::new(
+                    Code::InvalidHandlerName,
                     self.path(),
                     format!(
                         "handler name `{}` of node `{}` is not a Rust identifier",

@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 
 use super::Validator;
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::loc;
 use crate::model::{NodeKind, Trigger};
@@ -37,16 +38,16 @@ impl Validator<'_> {
             .key_span(loc!["policy", "rego"])
             .or_else(|| self.span(loc!["policy", "rego"]));
         let d = match problem {
-            RegoProblem::Conflict => Diagnostic::error(
-                "rego_source_conflict",
+            RegoProblem::Conflict => Diagnostic::new(
+                Code::RegoSourceConflict,
                 self.path(),
                 "[policy.rego] sets both `inline` and `file`",
             )
             .with_span(self.span(loc!["policy", "rego", "file"]).or(table))
             .with_label("and `inline` is set too")
             .with_help("keep one: the policy text in `inline`, or a path to it in `file`"),
-            RegoProblem::Missing => Diagnostic::error(
-                "rego_source_missing",
+            RegoProblem::Missing => Diagnostic::new(
+                Code::RegoSourceMissing,
                 self.path(),
                 "[policy.rego] has neither `inline` nor `file`, so there is no policy to enforce",
             )
@@ -56,8 +57,8 @@ impl Validator<'_> {
                 "add `inline = '''package agent ...'''` or `file = \"policy.rego\"`, or remove \
                  [policy.rego]",
             ),
-            RegoProblem::Unreadable { tried, error } => Diagnostic::error(
-                "rego_file_unreadable",
+            RegoProblem::Unreadable { tried, error } => Diagnostic::new(
+                Code::RegoFileUnreadable,
                 self.path(),
                 format!(
                     "[policy.rego] file `{}` cannot be read: {error}",
@@ -75,16 +76,16 @@ impl Validator<'_> {
                     .collect::<Vec<_>>()
                     .join(" and ")
             )),
-            RegoProblem::DataNotTable { found } => Diagnostic::error(
-                "rego_data_invalid",
+            RegoProblem::DataNotTable { found } => Diagnostic::new(
+                Code::RegoDataInvalid,
                 self.path(),
                 format!("[policy.rego] data must be a table (Rego's `data` document); found {found}"),
             )
             .with_span(self.span(loc!["policy", "rego", "data"]))
             .with_label("not a table")
             .with_help("write it as a table: `data = { allowed = [\"HOME\"] }` or [policy.rego.data]"),
-            RegoProblem::Query { message } => Diagnostic::error(
-                "rego_query_invalid",
+            RegoProblem::Query { message } => Diagnostic::new(
+                Code::RegoQueryInvalid,
                 self.path(),
                 format!("[policy.rego] query does not parse: {message}"),
             )
@@ -95,8 +96,8 @@ impl Validator<'_> {
                 file: Some(path),
                 message,
                 offset,
-            } => Diagnostic::error(
-                "rego_syntax_error",
+            } => Diagnostic::new(
+                Code::RegoSyntaxError,
                 &path,
                 format!("[policy.rego] file `{}` does not compile: {message}", path.display()),
             )
@@ -114,8 +115,8 @@ impl Validator<'_> {
                 let precise = value.clone().zip(offset).and_then(|(span, o)| {
                     inline_offset(&self.file.text, span, text, o).map(|at| at..at + 1)
                 });
-                Diagnostic::error(
-                    "rego_syntax_error",
+                Diagnostic::new(
+                    Code::RegoSyntaxError,
                     self.path(),
                     format!("[policy.rego] inline policy does not compile: {message}"),
                 )
@@ -133,7 +134,7 @@ impl Validator<'_> {
         let s = &self.doc.mcp_servers[i];
         let name = s.name.clone();
         let invalid = |this: &Self, key: &str, message: String, label: &str, help: &str| {
-            Diagnostic::error("invalid_mcp_server", this.path(), message)
+            Diagnostic::new(Code::InvalidMcpServer, this.path(), message)
                 .with_span(
                     this.span(loc!["mcp_servers", i, key])
                         .or_else(|| this.span(loc!["mcp_servers", i, "name"])),
@@ -188,8 +189,8 @@ impl Validator<'_> {
             } else if let Some(policy) = &self.doc.policy
                 && let Some(why) = policy_http_refuses(&policy.http, url)
             {
-                let d = Diagnostic::error(
-                    "mcp_url_not_allowed",
+                let d = Diagnostic::new(
+                    Code::McpUrlNotAllowed,
                     self.path(),
                     format!("mcp_server `{name}`: `{url}` is not allowed by [policy.http]: {why}"),
                 )
@@ -233,8 +234,8 @@ impl Validator<'_> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
             if !valid_name {
-                let d = Diagnostic::error(
-                    "http_header_bad_name",
+                let d = Diagnostic::new(
+                    Code::HttpHeaderBadName,
                     self.path(),
                     format!("mcp_server `{name}`: header name `{hname}` must match [A-Za-z0-9_-]+"),
                 )
@@ -244,8 +245,8 @@ impl Validator<'_> {
                 self.push(d);
             }
             if value.contains(['\r', '\n']) {
-                let d = Diagnostic::error(
-                    "http_header_crlf",
+                let d = Diagnostic::new(
+                    Code::HttpHeaderCrlf,
                     self.path(),
                     format!("mcp_server `{name}`: header `{hname}` value contains CR or LF"),
                 )
@@ -257,8 +258,8 @@ impl Validator<'_> {
                 self.push(d);
             }
             if let Err(why) = crate::grammar::check_header_placeholders(&value) {
-                let d = Diagnostic::error(
-                    "http_header_bad_placeholder",
+                let d = Diagnostic::new(
+                    Code::HttpHeaderBadPlaceholder,
                     self.path(),
                     format!("mcp_server `{name}`: header `{hname}`: {why}"),
                 )
@@ -275,8 +276,8 @@ impl Validator<'_> {
         let mut first: HashMap<&str, usize> = HashMap::new();
         for (i, s) in servers.iter().enumerate() {
             if s.name.trim().is_empty() {
-                let d = Diagnostic::error(
-                    "invalid_mcp_server",
+                let d = Diagnostic::new(
+                    Code::InvalidMcpServer,
                     self.path(),
                     format!("[[mcp_servers]] entry {} has an empty name", i + 1),
                 )
@@ -288,8 +289,8 @@ impl Validator<'_> {
                 self.push(d);
             } else if let Some(&f) = first.get(s.name.as_str()) {
                 let earlier = self.line(self.span(loc!["mcp_servers", f, "name"]));
-                let d = Diagnostic::error(
-                    "dup_mcp_server_name",
+                let d = Diagnostic::new(
+                    Code::DupMcpServerName,
                     self.path(),
                     format!("mcp_server `{}` is declared more than once", s.name),
                 )
@@ -321,8 +322,8 @@ impl Validator<'_> {
             )
         });
         if !uses_mcp {
-            let d = Diagnostic::warning(
-                "key_has_no_effect",
+            let d = Diagnostic::new(
+                Code::KeyHasNoEffect,
                 self.path(),
                 "[[mcp_servers]] is declared but no node uses MCP, so no server is ever called",
             )
@@ -353,8 +354,8 @@ impl Validator<'_> {
             if listed || s.name.trim().is_empty() {
                 continue;
             }
-            let d = Diagnostic::warning(
-                "mcp_server_not_in_policy",
+            let d = Diagnostic::new(
+                Code::McpServerNotInPolicy,
                 self.path(),
                 format!(
                     "every call to mcp_server `{}` will be denied: the workflow has a [policy] and \
@@ -419,8 +420,8 @@ impl<'a> Validator<'a> {
         if self.doc.policy.is_some() || self.parent.is_some() {
             return;
         }
-        let d = Diagnostic::warning(
-            "no_policy",
+        let d = Diagnostic::new(
+            Code::NoPolicy,
             self.path(),
             "workflow has no [policy] block, so every file, environment, HTTP, shell and MCP action is allowed",
         )
@@ -447,6 +448,7 @@ fn mcp_name_matches(pattern: &str, name: &str) -> bool {
 mod tests {
     use std::path::Path;
 
+    use crate::codes::Code;
     use crate::parse::parse_str;
     use crate::validate::{ValidateOptions, validate};
 
@@ -454,17 +456,17 @@ mod tests {
                         [[nodes]]\nid = \"call\"\ntype = \"call_mcp_tool\"\ntool = \"search\"\nserver = \"a\"\n";
 
     /// `(code, text under the span)` of every diagnostic this module emits.
-    fn found(text: &str) -> Vec<(&'static str, String)> {
+    fn found(text: &str) -> Vec<(Code, String)> {
         let r = parse_str(Path::new("wf.toml"), text);
         let doc = r.doc.expect("parses");
         validate(&r.source, &doc, &ValidateOptions::default())
             .into_iter()
             .filter(|d| {
-                d.code.starts_with("rego_")
-                    || d.code.contains("mcp_server")
-                    || d.code == "mcp_url_not_allowed"
-                    || d.code.starts_with("http_header_")
-                    || d.code == "key_has_no_effect"
+                d.code.as_str().starts_with("rego_")
+                    || d.code.as_str().contains("mcp_server")
+                    || d.code == Code::McpUrlNotAllowed
+                    || d.code.as_str().starts_with("http_header_")
+                    || d.code == Code::KeyHasNoEffect
             })
             .map(|d| {
                 let at = d.span.and_then(|s| text.get(s)).unwrap_or("").to_owned();
@@ -480,7 +482,7 @@ mod tests {
              [[mcp_servers]]\nname = \"a\"\ncommand = [\"/bin/one\"]\n\
              [[mcp_servers]]\nname = \"a\"\ncommand = [\"/bin/two\"]\n{NODE}"
         );
-        assert_eq!(found(&text), [("dup_mcp_server_name", "\"a\"".to_owned())]);
+        assert_eq!(found(&text), [(Code::DupMcpServerName, "\"a\"".to_owned())]);
     }
 
     #[test]
@@ -496,36 +498,36 @@ mod tests {
                 "url = \"https://mcp.example.com/mcp\"\ncommand = [\"/bin/a\"]"
             )),
             [(
-                "invalid_mcp_server",
+                Code::InvalidMcpServer,
                 "\"https://mcp.example.com/mcp\"".to_owned()
             )]
         );
         assert_eq!(
             found(&server("allow_tools = []")),
-            [("invalid_mcp_server", "[[mcp_servers]]".to_owned())]
+            [(Code::InvalidMcpServer, "[[mcp_servers]]".to_owned())]
         );
         assert_eq!(
             found(&server("url = \"ftp://mcp.example.com/mcp\"")),
             [(
-                "invalid_mcp_server",
+                Code::InvalidMcpServer,
                 "\"ftp://mcp.example.com/mcp\"".to_owned()
             )]
         );
         assert_eq!(
             found(&server("command = [\"/bin/a\"]\nheaders = { X = \"1\" }")),
-            [("invalid_mcp_server", "{ X = \"1\" }".to_owned())]
+            [(Code::InvalidMcpServer, "{ X = \"1\" }".to_owned())]
         );
         assert_eq!(
             found(&server(
                 "url = \"https://mcp.example.com/mcp\"\ntimeout_secs = 0"
             )),
-            [("invalid_mcp_server", "0".to_owned())]
+            [(Code::InvalidMcpServer, "0".to_owned())]
         );
         assert_eq!(
             found(&server(
                 "url = \"https://mcp.example.com/mcp\"\nheaders = { X = \"{{secret:}}\" }"
             )),
-            [("http_header_bad_placeholder", "\"{{secret:}}\"".to_owned())]
+            [(Code::HttpHeaderBadPlaceholder, "\"{{secret:}}\"".to_owned())]
         );
         assert!(found(&server(
             "url = \"https://mcp.example.com/mcp\"\nheaders = { Authorization = \"Bearer {{secret:t}}\" }\ntimeout_secs = 5"
@@ -543,7 +545,7 @@ mod tests {
         assert_eq!(
             found(&text),
             [(
-                "mcp_url_not_allowed",
+                Code::McpUrlNotAllowed,
                 "\"https://mcp.example.com/mcp\"".to_owned()
             )]
         );
@@ -551,7 +553,7 @@ mod tests {
             "urls = [\"https://api.example.com/*\"]",
             "urls = [\"https://mcp.example.com/*\"]\nmethods = [\"GET\"]",
         );
-        assert_eq!(found(&get_only)[0].0, "mcp_url_not_allowed");
+        assert_eq!(found(&get_only)[0].0, Code::McpUrlNotAllowed);
         // Without a [policy] nothing is refused at build time.
         let open = text.replace("[policy.mcp]\nservers = [\"a\"]\n[policy.http]\nurls = [\"https://api.example.com/*\"]\n", "");
         assert!(found(&open).is_empty(), "{:?}", found(&open));
@@ -567,8 +569,8 @@ mod tests {
         assert_eq!(
             found(&text),
             [
-                ("invalid_mcp_server", "\"\"".to_owned()),
-                ("invalid_mcp_server", "[]".to_owned()),
+                (Code::InvalidMcpServer, "\"\"".to_owned()),
+                (Code::InvalidMcpServer, "[]".to_owned()),
             ]
         );
     }
@@ -579,7 +581,7 @@ mod tests {
         let unlisted = format!("name = \"w\"\n[policy]\n{servers}{NODE}");
         assert_eq!(
             found(&unlisted),
-            [("mcp_server_not_in_policy", "\"a\"".to_owned())]
+            [(Code::McpServerNotInPolicy, "\"a\"".to_owned())]
         );
         let listed = format!("name = \"w\"\n[policy.mcp]\nservers = [\"a*\"]\n{servers}{NODE}");
         assert!(found(&listed).is_empty(), "{:?}", found(&listed));
@@ -595,20 +597,20 @@ mod tests {
                     [[nodes]]\nid = \"n\"\ntype = \"merge\"\n";
         assert_eq!(
             found(text),
-            [("key_has_no_effect", "[[mcp_servers]]".to_owned())]
+            [(Code::KeyHasNoEffect, "[[mcp_servers]]".to_owned())]
         );
     }
 
     #[test]
     fn a_rego_inline_error_points_at_the_character_in_the_toml() {
         let text = "name = \"w\"\n[policy.rego]\ninline = '''\npackage agent\nallow if {\n  input.tool ==\n}\n'''\n";
-        assert_eq!(found(text), [("rego_syntax_error", "}".to_owned())]);
+        assert_eq!(found(text), [(Code::RegoSyntaxError, "}".to_owned())]);
         // Escapes in a basic string: the whole value is underlined instead.
         let escaped = "name = \"w\"\n[policy.rego]\ninline = \"package agent\\nallow if {\\t\"\n";
         assert_eq!(
             found(escaped),
             [(
-                "rego_syntax_error",
+                Code::RegoSyntaxError,
                 "\"package agent\\nallow if {\\t\"".to_owned()
             )]
         );

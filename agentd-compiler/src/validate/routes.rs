@@ -15,6 +15,7 @@
 //!   build time; see [`crate::resolve::input_schema`]).
 
 use super::Validator;
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::loc;
 
@@ -44,8 +45,8 @@ impl Validator<'_> {
     pub(super) fn check_route_extras(&mut self) {
         for (i, route) in self.doc.http_routes.iter().enumerate() {
             if let Some(why) = unmatchable_path(&route.path) {
-                let d = Diagnostic::error(
-                    "invalid_route_path",
+                let d = Diagnostic::new(
+                    Code::InvalidRoutePath,
                     self.path(),
                     format!("HTTP route path `{}` can never match a request", route.path),
                 )
@@ -61,8 +62,8 @@ impl Validator<'_> {
             if route.method.eq_ignore_ascii_case("GET")
                 && RESERVED_GET_PATHS.contains(&route.path.as_str())
             {
-                let d = Diagnostic::error(
-                    "reserved_route",
+                let d = Diagnostic::new(
+                    Code::ReservedRoute,
                     self.path(),
                     format!(
                         "HTTP route `{} {}` is reserved by the server",
@@ -94,8 +95,8 @@ impl Validator<'_> {
                     &self.opts.cwd,
                 )
             {
-                let d = Diagnostic::error(
-                    "input_schema_invalid",
+                let d = Diagnostic::new(
+                    Code::InputSchemaInvalid,
                     self.path(),
                     format!(
                         "HTTP route `{} {}`: input_schema {why}",
@@ -116,8 +117,8 @@ impl Validator<'_> {
 
     fn check_rate_limit(&mut self, i: usize, capacity: u32, per_second: f32) {
         if capacity == 0 {
-            let d = Diagnostic::error(
-                "invalid_rate_limit",
+            let d = Diagnostic::new(
+                Code::InvalidRateLimit,
                 self.path(),
                 "rate_limit.capacity is 0: the route would answer 429 to every request",
             )
@@ -143,8 +144,8 @@ impl Validator<'_> {
             None
         };
         if let Some(why) = why {
-            let d = Diagnostic::error(
-                "invalid_rate_limit",
+            let d = Diagnostic::new(
+                Code::InvalidRateLimit,
                 self.path(),
                 format!("rate_limit.per_second {why}"),
             )
@@ -163,6 +164,7 @@ impl Validator<'_> {
 mod tests {
     use std::path::Path;
 
+    use crate::codes::Code;
     use crate::diagnostics::Diagnostic;
     use crate::parse::parse_str;
     use crate::validate::{ValidateOptions, validate};
@@ -189,7 +191,7 @@ mod tests {
     }
 
     /// The spans (as source text) of every error with `code`.
-    fn spans(text: &str, code: &str) -> Vec<String> {
+    fn spans(text: &str, code: Code) -> Vec<String> {
         diags_in(text, Path::new("/nowhere"))
             .iter()
             .filter(|d| d.code == code)
@@ -204,34 +206,34 @@ mod tests {
     #[test]
     fn get_healthz_and_get_metrics_are_reserved_in_any_case() {
         assert_eq!(
-            spans(&route("GET", "/healthz", ""), "reserved_route"),
+            spans(&route("GET", "/healthz", ""), Code::ReservedRoute),
             ["\"/healthz\""]
         );
         assert_eq!(
-            spans(&route("get", "/metrics", ""), "reserved_route"),
+            spans(&route("get", "/metrics", ""), Code::ReservedRoute),
             ["\"/metrics\""]
         );
         assert_eq!(
-            spans(&route("GET", "/readyz", ""), "reserved_route"),
+            spans(&route("GET", "/readyz", ""), Code::ReservedRoute),
             ["\"/readyz\""]
         );
         // Only GET is answered before routing: other methods are ordinary routes.
-        assert!(spans(&route("POST", "/metrics", ""), "reserved_route").is_empty());
-        assert!(spans(&route("GET", "/healthz/x", ""), "reserved_route").is_empty());
+        assert!(spans(&route("POST", "/metrics", ""), Code::ReservedRoute).is_empty());
+        assert!(spans(&route("GET", "/healthz/x", ""), Code::ReservedRoute).is_empty());
     }
 
     #[test]
     fn a_route_path_no_request_can_match_is_an_error_on_the_path() {
         for path in ["orders", "/orders?id=1", "/a#top", "/a b", ""] {
             assert_eq!(
-                spans(&route("POST", path, ""), "invalid_route_path"),
+                spans(&route("POST", path, ""), Code::InvalidRoutePath),
                 [format!("\"{path}\"")],
                 "{path:?}"
             );
         }
         for path in ["/", "/orders", "/hooks/github", "/a%20b"] {
             assert!(
-                spans(&route("POST", path, ""), "invalid_route_path").is_empty(),
+                spans(&route("POST", path, ""), Code::InvalidRoutePath).is_empty(),
                 "{path:?}"
             );
         }
@@ -244,7 +246,7 @@ mod tests {
             "/x",
             "rate_limit = { capacity = 0, per_second = 1.0 }",
         );
-        assert_eq!(spans(&t, "invalid_rate_limit"), ["0"]);
+        assert_eq!(spans(&t, Code::InvalidRateLimit), ["0"]);
     }
 
     #[test]
@@ -255,7 +257,11 @@ mod tests {
                 "/x",
                 &format!("rate_limit = {{ capacity = 1, per_second = {bad} }}"),
             );
-            assert_eq!(spans(&t, "invalid_rate_limit"), [bad], "per_second = {bad}");
+            assert_eq!(
+                spans(&t, Code::InvalidRateLimit),
+                [bad],
+                "per_second = {bad}"
+            );
         }
         for good in ["0.05", "5.0", "1e9", "4e-8"] {
             let t = route(
@@ -264,7 +270,7 @@ mod tests {
                 &format!("rate_limit = {{ capacity = 1, per_second = {good} }}"),
             );
             assert!(
-                spans(&t, "invalid_rate_limit").is_empty(),
+                spans(&t, Code::InvalidRateLimit).is_empty(),
                 "per_second = {good}"
             );
         }
@@ -278,11 +284,11 @@ mod tests {
         let opts = ValidateOptions::default();
         let child = crate::validate::validate_child(&r.source, &doc, &opts, &[]);
         assert!(
-            child.iter().all(|d| d.code != "input_schema_invalid"),
+            child.iter().all(|d| d.code != Code::InputSchemaInvalid),
             "{child:?}"
         );
         let root = validate(&r.source, &doc, &opts);
-        assert!(root.iter().any(|d| d.code == "input_schema_invalid"));
+        assert!(root.iter().any(|d| d.code == Code::InputSchemaInvalid));
     }
 
     #[test]
@@ -299,7 +305,7 @@ mod tests {
             let t = route("POST", "/x", &format!("input_schema = \"{schema}\""));
             diags_in(&t, &dir)
                 .iter()
-                .filter(|d| d.code == "input_schema_invalid")
+                .filter(|d| d.code == Code::InputSchemaInvalid)
                 .map(|d| {
                     let span = d.span.clone().expect("a span");
                     (t[span].to_string(), d.message.clone())

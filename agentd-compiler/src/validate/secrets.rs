@@ -32,6 +32,7 @@
 use std::collections::HashMap;
 
 use super::Validator;
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::grammar::is_env_name;
 use crate::loc;
@@ -104,8 +105,8 @@ impl Validator<'_> {
             let name_span = self.span(loc!["secrets", j, "name"]);
             if let Some(&f) = first.get(s.name.as_str()) {
                 let first_span = self.span(loc!["secrets", f, "name"]);
-                let d = Diagnostic::error(
-                    "dup_secret_name",
+                let d = Diagnostic::new(
+                    Code::DupSecretName,
                     self.path(),
                     format!("secret `{}` is declared more than once", s.name),
                 )
@@ -119,8 +120,8 @@ impl Validator<'_> {
             }
             match &s.source {
                 SecretSource::Env(e) if !is_env_name(&e.var) => {
-                    let d = Diagnostic::error(
-                        "secret_literal_material",
+                    let d = Diagnostic::new(
+                        Code::SecretLiteralMaterial,
                         self.path(),
                         format!(
                             "secret `{}`: `var` must name an environment variable, and this value is not a variable name",
@@ -136,8 +137,8 @@ impl Validator<'_> {
                     self.push(d);
                 }
                 SecretSource::Command(c) if c.argv.first().is_none_or(|p| p.trim().is_empty()) => {
-                    let d = Diagnostic::error(
-                        "secret_command_empty",
+                    let d = Diagnostic::new(
+                        Code::SecretCommandEmpty,
                         self.path(),
                         format!("secret `{}`: `argv` names no program", s.name),
                     )
@@ -163,8 +164,8 @@ impl Validator<'_> {
                 && url.len() > p.len()
         });
         if !scheme_ok || url != o.token_url || url.contains(char::is_whitespace) {
-            let d = Diagnostic::error(
-                "secret_oauth2_bad_url",
+            let d = Diagnostic::new(
+                Code::SecretOauth2BadUrl,
                 self.path(),
                 format!("secret `{name}`: `token_url` is not an absolute http:// or https:// URL"),
             )
@@ -182,8 +183,8 @@ impl Validator<'_> {
                 } else {
                     "no `urls` pattern covers it"
                 };
-                let d = Diagnostic::error(
-                    "secret_oauth2_url_denied",
+                let d = Diagnostic::new(
+                    Code::SecretOauth2UrlDenied,
                     self.path(),
                     format!("secret `{name}`: [policy.http] does not allow a POST to `token_url` ({why})"),
                 )
@@ -199,8 +200,8 @@ impl Validator<'_> {
             && style != "body"
             && style != "basic"
         {
-            let d = Diagnostic::error(
-                "secret_oauth2_auth_style",
+            let d = Diagnostic::new(
+                Code::SecretOauth2AuthStyle,
                 self.path(),
                 format!("secret `{name}`: `auth_style` must be \"body\" or \"basic\""),
             )
@@ -213,8 +214,8 @@ impl Validator<'_> {
         }
         for key in o.extra_params.keys() {
             if ["grant_type", "client_id", "client_secret", "scope"].contains(&key.as_str()) {
-                let d = Diagnostic::error(
-                    "secret_oauth2_reserved_param",
+                let d = Diagnostic::new(
+                    Code::SecretOauth2ReservedParam,
                     self.path(),
                     format!(
                         "secret `{name}`: `extra_params` sets `{key}`, which the grant sends itself"
@@ -242,8 +243,8 @@ impl Validator<'_> {
                 .iter()
                 .any(|d| &d.name == cred && matches!(d.source, SecretSource::Oauth2(_)));
             if loops {
-                let d = Diagnostic::error(
-                    "secret_oauth2_credential_loop",
+                let d = Diagnostic::new(
+                    Code::SecretOauth2CredentialLoop,
                     self.path(),
                     format!("secret `{name}`: `{key}` names `{cred}`, which is itself an oauth2 token"),
                 )
@@ -294,7 +295,7 @@ impl Validator<'_> {
                 ));
             }
             for (at, message, label, help) in problems {
-                let d = Diagnostic::error("invalid_mcp_oauth", self.path(), message)
+                let d = Diagnostic::new(Code::InvalidMcpOauth, self.path(), message)
                     .with_span(self.span(at))
                     .with_label(label)
                     .with_help(help);
@@ -380,8 +381,8 @@ impl Validator<'_> {
             }
         }
         for (at, what) in found {
-            let d = Diagnostic::error(
-                "secret_literal_material",
+            let d = Diagnostic::new(
+                Code::SecretLiteralMaterial,
                 self.path(),
                 format!(
                     "{what} names a secret that is neither declared in [[secrets]] nor an environment variable name"
@@ -410,8 +411,8 @@ impl Validator<'_> {
                 if !credential || value.trim().is_empty() || value.contains("{{") {
                     continue;
                 }
-                let d = Diagnostic::error(
-                    "secret_literal_material",
+                let d = Diagnostic::new(
+                    Code::SecretLiteralMaterial,
                     self.path(),
                     format!(
                         "node `{}`: header `{header}` carries a literal credential",
@@ -444,7 +445,7 @@ mod tests {
             .unwrap_or_else(|| panic!("parse failed: {:?}", r.diagnostics));
         validate(&r.source, &doc, &ValidateOptions::default())
             .into_iter()
-            .filter(|d| d.code != "no_policy")
+            .filter(|d| d.code != Code::NoPolicy)
             .collect()
     }
 
@@ -469,7 +470,7 @@ mod tests {
         );
         let ds = diags(&text);
         assert_eq!(ds.len(), 1, "{ds:#?}");
-        assert_eq!(ds[0].code, "secret_literal_material");
+        assert_eq!(ds[0].code, Code::SecretLiteralMaterial);
         assert_eq!(spanned(&text, &ds[0]), "\"sk-live-0123456789abcdef\"");
         assert!(
             !ds[0].message.contains("sk-live"),
@@ -483,7 +484,7 @@ mod tests {
         let text = http("{ Authorization = \"Bearer abc123\", Accept = \"text/plain\" }");
         let ds = diags(&text);
         assert_eq!(ds.len(), 1, "{ds:#?}");
-        assert_eq!(ds[0].code, "secret_literal_material");
+        assert_eq!(ds[0].code, Code::SecretLiteralMaterial);
         assert_eq!(spanned(&text, &ds[0]), "\"Bearer abc123\"");
         assert!(diags(&http("{ Authorization = \"Bearer {{secret:API}}\" }")).is_empty());
     }
@@ -493,7 +494,7 @@ mod tests {
         let text = http("{ X-Token = \"{{secret:ghp_abc-123}}\" }");
         let ds = diags(&text);
         assert_eq!(ds.len(), 1, "{ds:#?}");
-        assert_eq!(ds[0].code, "secret_literal_material");
+        assert_eq!(ds[0].code, Code::SecretLiteralMaterial);
         assert_eq!(spanned(&text, &ds[0]), "\"{{secret:ghp_abc-123}}\"");
         // A declared secret may have any name.
         let declared = format!(
@@ -511,7 +512,7 @@ mod tests {
         );
         let ds = diags(&text);
         assert_eq!(ds.len(), 1, "{ds:#?}");
-        assert_eq!(ds[0].code, "dup_secret_name");
+        assert_eq!(ds[0].code, Code::DupSecretName);
         let second = text.rfind("\"t\"").map(|i| i..i + 3);
         assert_eq!(ds[0].span, second);
     }
@@ -543,18 +544,18 @@ mod tests {
         );
         let ds = diags(&text);
         assert_eq!(ds.len(), 1, "{ds:#?}");
-        assert_eq!(ds[0].code, "secret_command_empty");
+        assert_eq!(ds[0].code, Code::SecretCommandEmpty);
         assert_eq!(spanned(&text, &ds[0]), "[]");
     }
 
     #[test]
     fn bad_oauth2_keys_each_have_a_code_at_their_value() {
         let cases = [
-            ("token_url = \"ftp://x/t\"", "secret_oauth2_bad_url"),
-            ("auth_style = \"jwt\"", "secret_oauth2_auth_style"),
+            ("token_url = \"ftp://x/t\"", Code::SecretOauth2BadUrl),
+            ("auth_style = \"jwt\"", Code::SecretOauth2AuthStyle),
             (
                 "extra_params = { scope = \"a\" }",
-                "secret_oauth2_reserved_param",
+                Code::SecretOauth2ReservedParam,
             ),
         ];
         for (extra, code) in cases {
@@ -575,12 +576,12 @@ mod tests {
         );
         let ds = diags(&looped);
         assert_eq!(ds.len(), 1, "{ds:#?}");
-        assert_eq!(ds[0].code, "secret_oauth2_credential_loop");
+        assert_eq!(ds[0].code, Code::SecretOauth2CredentialLoop);
         assert_eq!(spanned(&looped, &ds[0]), "\"CID\"");
         let pasted = oauth2("").replace("\"CSECRET\"", "\"s3cr3t-value!\"");
         let ds = diags(&pasted);
         assert_eq!(ds.len(), 1, "{ds:#?}");
-        assert_eq!(ds[0].code, "secret_literal_material");
+        assert_eq!(ds[0].code, Code::SecretLiteralMaterial);
     }
 
     #[test]
@@ -588,7 +589,7 @@ mod tests {
         let denied = oauth2("[policy.http]\nurls = [\"https://api.example.com/**\"]");
         let ds = diags(&denied);
         assert_eq!(ds.len(), 1, "{ds:#?}");
-        assert_eq!(ds[0].code, "secret_oauth2_url_denied");
+        assert_eq!(ds[0].code, Code::SecretOauth2UrlDenied);
         assert_eq!(
             spanned(&denied, &ds[0]),
             "\"https://auth.example.com/token\""
@@ -597,7 +598,7 @@ mod tests {
             oauth2("[policy.http]\nurls = [\"https://auth.example.com/*\"]\nmethods = [\"GET\"]");
         assert_eq!(
             diags(&get_only).first().map(|d| d.code),
-            Some("secret_oauth2_url_denied")
+            Some(Code::SecretOauth2UrlDenied)
         );
         let allowed = oauth2("[policy.http]\nurls = [\"https://auth.example.com/*\"]");
         assert!(diags(&allowed).is_empty(), "{:#?}", diags(&allowed));
@@ -616,38 +617,43 @@ mod tests {
         assert!(
             diags(&ok)
                 .iter()
-                .all(|d| d.code != "invalid_mcp_oauth" && d.code != "secret_literal_material"),
+                .all(|d| d.code != Code::InvalidMcpOauth && d.code != Code::SecretLiteralMaterial),
             "{:#?}",
             diags(&ok)
         );
         let cases = [
-            (server("command = [\"/bin/x\"]", good), "invalid_mcp_oauth"),
+            (
+                server("command = [\"/bin/x\"]", good),
+                Code::InvalidMcpOauth,
+            ),
             (
                 server(
                     "url = \"https://m/mcp\"",
                     &good.replace("client_credentials", "authorization_code"),
                 ),
-                "invalid_mcp_oauth",
+                Code::InvalidMcpOauth,
             ),
             (
                 server(
                     "url = \"https://m/mcp\"",
                     &format!("{good}\ntoken_auth = \"private_key_jwt\""),
                 ),
-                "invalid_mcp_oauth",
+                Code::InvalidMcpOauth,
             ),
             (
                 server(
                     "url = \"https://m/mcp\"",
                     &good.replace("\"CS\"", "\"sk-live-123\""),
                 ),
-                "secret_literal_material",
+                Code::SecretLiteralMaterial,
             ),
         ];
         for (text, code) in cases {
             let ds: Vec<_> = diags(&text)
                 .into_iter()
-                .filter(|d| d.code == "invalid_mcp_oauth" || d.code == "secret_literal_material")
+                .filter(|d| {
+                    d.code == Code::InvalidMcpOauth || d.code == Code::SecretLiteralMaterial
+                })
                 .collect();
             assert_eq!(ds.len(), 1, "{text}: {ds:#?}");
             assert_eq!(ds[0].code, code);

@@ -13,6 +13,7 @@
 //!   `{{key|json}}`, which inserts a JSON value.
 
 use super::Validator;
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::ir::{SegIr, split_template};
 use crate::loc;
@@ -55,8 +56,8 @@ impl Validator<'_> {
                 continue;
             }
             let kname = n.kind.type_name();
-            let d = Diagnostic::warning(
-                "error_branch_unhandled",
+            let d = Diagnostic::new(
+                Code::ErrorBranchUnhandled,
                 self.path(),
                 format!(
                     "node `{}` (`{kname}`) has no `when = \"error\"` edge: on {what} the run ends \
@@ -105,8 +106,8 @@ impl Validator<'_> {
                 .map(|k| format!("`{{{{{k}}}}}`"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let d = Diagnostic::warning(
-                "respond_json_unescaped",
+            let d = Diagnostic::new(
+                Code::RespondJsonUnescaped,
                 self.path(),
                 format!(
                     "node `{}` replies `{content_type}` but inserts request values unescaped ({keys}): \

@@ -2,6 +2,7 @@
 //! and the compat corpus.
 
 use super::*;
+use crate::codes::Code;
 use crate::grammar::parse_interval;
 use crate::parse::parse_str;
 use std::time::Duration;
@@ -16,11 +17,11 @@ fn run(text: &str) -> Vec<Diagnostic> {
     validate(&r.source, &doc, &ValidateOptions::default())
 }
 
-fn codes(diags: &[Diagnostic]) -> Vec<&'static str> {
+fn codes(diags: &[Diagnostic]) -> Vec<Code> {
     diags.iter().map(|d| d.code).collect()
 }
 
-fn errors(diags: &[Diagnostic]) -> Vec<&'static str> {
+fn errors(diags: &[Diagnostic]) -> Vec<Code> {
     diags
         .iter()
         .filter(|d| d.is_error())
@@ -29,7 +30,7 @@ fn errors(diags: &[Diagnostic]) -> Vec<&'static str> {
 }
 
 /// The single diagnostic with `code`, its span text, and the whole list.
-fn one<'t>(text: &'t str, code: &str) -> (Diagnostic, &'t str) {
+fn one(text: &str, code: Code) -> (Diagnostic, &str) {
     let diags = run(text);
     let found: Vec<&Diagnostic> = diags.iter().filter(|d| d.code == code).collect();
     assert_eq!(
@@ -55,12 +56,12 @@ fn dup_node_id_points_at_the_second_id() {
     let t = wf(
         "[[nodes]]\nid = \"a\"\ntype = \"merge\"\n[[nodes]]\nid = 'a'\ntype = \"terminate\"\n[[nodes]]\nid = \"a\"\ntype = \"merge\"\n",
     );
-    let (d, s) = one(&t, "dup_node_id");
+    let (d, s) = one(&t, Code::DupNodeId);
     assert_eq!(s, "'a'");
     assert!(d.is_error());
     assert!(d.message.contains("3 times"), "{}", d.message);
     assert!(
-        !codes(&run(&t)).contains(&"cycle"),
+        !codes(&run(&t)).contains(&Code::Cycle),
         "duplicates must not fake a cycle"
     );
 }
@@ -71,7 +72,7 @@ fn dup_start_name() {
         "{}[[start_nodes]]\nname = 'main'\nsource = \"http\"\n[[nodes]]\nid = \"a\"\ntype = \"merge\"\n",
         wf("")
     );
-    let (_, s) = one(&t, "dup_start_name");
+    let (_, s) = one(&t, Code::DupStartName);
     assert_eq!(s, "'main'");
 }
 
@@ -80,7 +81,7 @@ fn dup_http_route_compares_methods_case_insensitively() {
     let t = wf(
         "[[http_routes]]\nmethod = \"POST\"\npath = \"/x\"\nstart_node = \"main\"\n[[http_routes]]\nmethod = \"post\"\npath = '/x'\nstart_node = \"main\"\n[[nodes]]\nid = \"a\"\ntype = \"merge\"\n",
     );
-    let (_, s) = one(&t, "dup_http_route");
+    let (_, s) = one(&t, Code::DupHttpRoute);
     assert_eq!(s, "'/x'");
 }
 
@@ -89,7 +90,7 @@ fn unknown_http_start_node_suggests() {
     let t = wf(
         "[[http_routes]]\nmethod = \"POST\"\npath = \"/x\"\nstart_node = \"mian\"\n[[nodes]]\nid = \"a\"\ntype = \"merge\"\n",
     );
-    let (d, s) = one(&t, "unknown_http_start_node");
+    let (d, s) = one(&t, Code::UnknownHttpStartNode);
     assert_eq!(s, "\"mian\"");
     assert_eq!(d.help.as_deref(), Some("did you mean `main`?"));
 }
@@ -99,14 +100,14 @@ fn unknown_trigger_start_node() {
     let t = wf(
         "[[triggers]]\ntype = \"internal.event\"\nname = \"e\"\nstart_node = \"nope\"\n[[nodes]]\nid = \"a\"\ntype = \"merge\"\n",
     );
-    let (_, s) = one(&t, "unknown_trigger_start_node");
+    let (_, s) = one(&t, Code::UnknownTriggerStartNode);
     assert_eq!(s, "\"nope\"");
 }
 
 #[test]
 fn unknown_start_entry_node() {
     let t = "name = \"t\"\n[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\nentry_node = \"b\"\n[[nodes]]\nid = \"a\"\ntype = \"merge\"\n";
-    let (d, s) = one(t, "unknown_start_entry_node");
+    let (d, s) = one(t, Code::UnknownStartEntryNode);
     assert_eq!(s, "\"b\"");
     assert!(d.message.contains("`main`"));
 }
@@ -116,7 +117,10 @@ fn dangling_edge_one_issue_per_end() {
     let t =
         wf("[[nodes]]\nid = \"a\"\ntype = \"merge\"\n[[edges]]\nfrom = \"x\"\nto = \"missing\"\n");
     let diags = run(&t);
-    let d: Vec<&Diagnostic> = diags.iter().filter(|d| d.code == "dangling_edge").collect();
+    let d: Vec<&Diagnostic> = diags
+        .iter()
+        .filter(|d| d.code == Code::DanglingEdge)
+        .collect();
     assert_eq!(d.len(), 2);
     assert_eq!(&t[d[0].span.clone().expect("span")], "\"x\"");
     assert_eq!(&t[d[1].span.clone().expect("span")], "\"missing\"");
@@ -127,7 +131,7 @@ fn unknown_mcp_server_suggests() {
     let t = wf(
         "[[mcp_servers]]\nname = \"github\"\ncommand = [\"/bin/gh-mcp\"]\n[[nodes]]\nid = \"a\"\ntype = \"call_mcp_tool\"\ntool = \"t\"\nserver = \"gihtub\"\n",
     );
-    let (d, s) = one(&t, "unknown_mcp_server");
+    let (d, s) = one(&t, Code::UnknownMcpServer);
     assert_eq!(s, "\"gihtub\"");
     assert_eq!(d.help.as_deref(), Some("did you mean `github`?"));
 }
@@ -138,10 +142,10 @@ fn ambiguous_mcp_server_needs_two_servers() {
     let node =
         "[[nodes]]\nid = \"a\"\ntype = \"read_mcp_resource\"\nresource_from = \"trigger.uri\"\n";
     let t = wf(&format!("{servers}{node}"));
-    let (_, s) = one(&t, "ambiguous_mcp_server");
+    let (_, s) = one(&t, Code::AmbiguousMcpServer);
     assert_eq!(s, "\"a\"");
     // Zero or one server: no issue.
-    assert!(!codes(&run(&wf(node))).contains(&"ambiguous_mcp_server"));
+    assert!(!codes(&run(&wf(node))).contains(&Code::AmbiguousMcpServer));
 }
 
 fn agent(fields: &str) -> String {
@@ -153,10 +157,10 @@ fn agent(fields: &str) -> String {
 #[test]
 fn agent_loop_steps_out_of_range() {
     let t = agent("instructions = \"go\"\ntools = [\"read_file\"]\nmax_steps = 65\n");
-    let (_, s) = one(&t, "agent_loop_steps_out_of_range");
+    let (_, s) = one(&t, Code::AgentLoopStepsOutOfRange);
     assert_eq!(s, "65");
     let t = agent("instructions = \"go\"\ntools = [\"read_file\"]\nmax_steps = 0\n");
-    assert_eq!(one(&t, "agent_loop_steps_out_of_range").1, "0");
+    assert_eq!(one(&t, Code::AgentLoopStepsOutOfRange).1, "0");
     let t = agent("instructions = \"go\"\ntools = [\"read_file\"]\nmax_steps = 64\n");
     assert!(errors(&run(&t)).is_empty());
 }
@@ -164,22 +168,22 @@ fn agent_loop_steps_out_of_range() {
 #[test]
 fn agent_loop_missing_instructions() {
     let t = agent("tools = [\"read_file\"]\nmax_steps = 4\n");
-    let (_, s) = one(&t, "agent_loop_missing_instructions");
+    let (_, s) = one(&t, Code::AgentLoopMissingInstructions);
     assert_eq!(s, "\"a\"");
 }
 
 #[test]
 fn agent_loop_no_tools() {
     let t = agent("instructions = \"go\"\ntools = []\nmax_steps = 4\n");
-    assert_eq!(one(&t, "agent_loop_no_tools").1, "[]");
+    assert_eq!(one(&t, Code::AgentLoopNoTools).1, "[]");
     let t = agent("instructions = \"go\"\nmax_steps = 4\n");
-    assert_eq!(one(&t, "agent_loop_no_tools").1, "\"a\"");
+    assert_eq!(one(&t, Code::AgentLoopNoTools).1, "\"a\"");
 }
 
 #[test]
 fn agent_loop_unknown_tool() {
     let t = agent("instructions = \"go\"\ntools = [\"read_file\", \"raed_env\"]\nmax_steps = 4\n");
-    let (d, s) = one(&t, "agent_loop_unknown_tool");
+    let (d, s) = one(&t, Code::AgentLoopUnknownTool);
     assert_eq!(s, "\"raed_env\"");
     assert_eq!(d.help.as_deref(), Some("did you mean `read_env`?"));
 }
@@ -187,7 +191,7 @@ fn agent_loop_unknown_tool() {
 #[test]
 fn respond_status_out_of_range() {
     let t = wf("[[nodes]]\nid = \"a\"\ntype = \"respond\"\nbody_template = \"x\"\nstatus = 700\n");
-    assert_eq!(one(&t, "respond_status_out_of_range").1, "700");
+    assert_eq!(one(&t, Code::RespondStatusOutOfRange).1, "700");
 }
 
 #[test]
@@ -195,7 +199,7 @@ fn respond_empty_content_type() {
     let t = wf(
         "[[nodes]]\nid = \"a\"\ntype = \"respond\"\nbody_template = \"x\"\ncontent_type = \"  \"\n",
     );
-    assert_eq!(one(&t, "respond_empty_content_type").1, "\"  \"");
+    assert_eq!(one(&t, Code::RespondEmptyContentType).1, "\"  \"");
 }
 
 fn map(fields: &str) -> String {
@@ -207,19 +211,19 @@ fn map(fields: &str) -> String {
 #[test]
 fn map_zero_max_items() {
     let t = map("workflow = \"c.toml\"\nmax_items = 0\n");
-    assert_eq!(one(&t, "map_zero_max_items").1, "0");
+    assert_eq!(one(&t, Code::MapZeroMaxItems).1, "0");
 }
 
 #[test]
 fn map_zero_concurrency() {
     let t = map("workflow = \"c.toml\"\nmax_items = 3\nmax_concurrent = 0\n");
-    assert_eq!(one(&t, "map_zero_concurrency").1, "0");
+    assert_eq!(one(&t, Code::MapZeroConcurrency).1, "0");
 }
 
 #[test]
 fn map_empty_workflow() {
     let t = map("workflow = \" \"\nmax_items = 3\n");
-    assert_eq!(one(&t, "map_empty_workflow").1, "\" \"");
+    assert_eq!(one(&t, Code::MapEmptyWorkflow).1, "\" \"");
 }
 
 fn http(headers: &str) -> String {
@@ -231,27 +235,27 @@ fn http(headers: &str) -> String {
 #[test]
 fn http_header_bad_name() {
     let t = http("{ \"X Bad\" = \"v\" }");
-    assert_eq!(one(&t, "http_header_bad_name").1, "\"X Bad\"");
+    assert_eq!(one(&t, Code::HttpHeaderBadName).1, "\"X Bad\"");
     let t = http("{ \"\" = \"v\" }");
-    assert_eq!(one(&t, "http_header_bad_name").1, "\"\"");
+    assert_eq!(one(&t, Code::HttpHeaderBadName).1, "\"\"");
 }
 
 #[test]
 fn http_header_crlf() {
     let t = http("{ X-A = \"a\\r\\nInjected: 1\" }");
-    assert_eq!(one(&t, "http_header_crlf").1, "\"a\\r\\nInjected: 1\"");
+    assert_eq!(one(&t, Code::HttpHeaderCrlf).1, "\"a\\r\\nInjected: 1\"");
 }
 
 #[test]
 fn http_header_bad_placeholder() {
     let t = http("{ Authorization = \"Bearer {{trigger.token}}\" }");
-    let (d, s) = one(&t, "http_header_bad_placeholder");
+    let (d, s) = one(&t, Code::HttpHeaderBadPlaceholder);
     assert_eq!(s, "\"Bearer {{trigger.token}}\"");
     assert!(d.message.contains("{{trigger.token}}"), "{}", d.message);
     assert_eq!(
         one(
             &http("{ A = \"x {{secret:K\" }"),
-            "http_header_bad_placeholder"
+            Code::HttpHeaderBadPlaceholder
         )
         .1,
         "\"x {{secret:K\""
@@ -259,7 +263,7 @@ fn http_header_bad_placeholder() {
     assert_eq!(
         one(
             &http("{ A = \"{{secret: }}\" }"),
-            "http_header_bad_placeholder"
+            Code::HttpHeaderBadPlaceholder
         )
         .1,
         "\"{{secret: }}\""
@@ -271,19 +275,19 @@ fn http_header_bad_placeholder() {
 fn header_issues_come_out_in_name_order() {
     let t = http("{ \"Z Z\" = \"{{x}}\", \"A A\" = \"\\n\", \"M M\" = \"ok\" }");
     let diags = run(&t);
-    let got: Vec<(&str, &str)> = diags
+    let got: Vec<(Code, &str)> = diags
         .iter()
-        .filter(|d| d.code.starts_with("http_header"))
+        .filter(|d| d.code.as_str().starts_with("http_header"))
         .map(|d| (d.code, &t[d.span.clone().expect("span")]))
         .collect();
     assert_eq!(
         got,
         vec![
-            ("http_header_bad_name", "\"A A\""),
-            ("http_header_crlf", "\"\\n\""),
-            ("http_header_bad_name", "\"M M\""),
-            ("http_header_bad_name", "\"Z Z\""),
-            ("http_header_bad_placeholder", "\"{{x}}\""),
+            (Code::HttpHeaderBadName, "\"A A\""),
+            (Code::HttpHeaderCrlf, "\"\\n\""),
+            (Code::HttpHeaderBadName, "\"M M\""),
+            (Code::HttpHeaderBadName, "\"Z Z\""),
+            (Code::HttpHeaderBadPlaceholder, "\"{{x}}\""),
         ]
     );
     // Same input, same output, every time.
@@ -295,7 +299,7 @@ fn cycle_points_at_the_closing_edge() {
     let t = wf(
         "[[nodes]]\nid = \"a\"\ntype = \"merge\"\n[[nodes]]\nid = \"b\"\ntype = \"merge\"\n[[nodes]]\nid = \"c\"\ntype = \"merge\"\n[[edges]]\nfrom = \"a\"\nto = \"b\"\n[[edges]]\nfrom = \"b\"\nto = \"c\"\n[[edges]]\nfrom = \"c\"\nto = 'b'\n",
     );
-    let (d, s) = one(&t, "cycle");
+    let (d, s) = one(&t, Code::Cycle);
     assert_eq!(s, "'b'");
     assert_eq!(
         d.message,
@@ -311,7 +315,7 @@ fn cycle_points_at_the_closing_edge() {
 #[test]
 fn self_loop_is_a_cycle_and_loop_edges_are_exempt() {
     let t = wf("[[nodes]]\nid = \"a\"\ntype = \"merge\"\n[[edges]]\nfrom = \"a\"\nto = \"a\"\n");
-    assert_eq!(one(&t, "cycle").1, "\"a\"");
+    assert_eq!(one(&t, Code::Cycle).1, "\"a\"");
     let t = wf(
         "[[nodes]]\nid = \"a\"\ntype = \"merge\"\n[[edges]]\nfrom = \"a\"\nto = \"a\"\nmax_iterations = 3\n",
     );
@@ -321,16 +325,16 @@ fn self_loop_is_a_cycle_and_loop_edges_are_exempt() {
 #[test]
 fn ambiguous_start_entry_and_its_extra_unreachable_nodes() {
     let t = "name = \"t\"\n[policy]\n[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\n[[nodes]]\nid = \"a\"\ntype = \"merge\"\n[[nodes]]\nid = \"b\"\ntype = \"merge\"\n";
-    let (d, s) = one(t, "ambiguous_start_entry");
+    let (d, s) = one(t, Code::AmbiguousStartEntry);
     assert_eq!(s, "\"main\"");
     assert!(d.message.contains("2 root nodes"), "{}", d.message);
     // The ambiguous start reaches nothing, so both nodes are unreachable too.
     assert_eq!(
         codes(&run(t)),
         vec![
-            "ambiguous_start_entry",
-            "unreachable_node",
-            "unreachable_node"
+            Code::AmbiguousStartEntry,
+            Code::UnreachableNode,
+            Code::UnreachableNode
         ]
     );
 }
@@ -340,7 +344,7 @@ fn unreachable_node() {
     let t = wf(
         "[[nodes]]\nid = \"a\"\ntype = \"merge\"\n[[nodes]]\nid = \"island\"\ntype = \"merge\"\n",
     );
-    let (d, s) = one(&t, "unreachable_node");
+    let (d, s) = one(&t, Code::UnreachableNode);
     assert_eq!(s, "\"island\"");
     assert!(d.message.contains("`island`"));
 }
@@ -352,7 +356,7 @@ fn dangling_edges_skip_cycle_and_reachability() {
     let t = wf(
         "[[nodes]]\nid = \"a\"\ntype = \"merge\"\n[[nodes]]\nid = \"b\"\ntype = \"merge\"\n[[nodes]]\nid = \"island\"\ntype = \"merge\"\n[[edges]]\nfrom = \"a\"\nto = \"b\"\n[[edges]]\nfrom = \"b\"\nto = \"a\"\n[[edges]]\nfrom = \"gone\"\nto = \"island\"\n",
     );
-    assert_eq!(errors(&run(&t)), vec!["dangling_edge"]);
+    assert_eq!(errors(&run(&t)), vec![Code::DanglingEdge]);
 }
 
 #[test]
@@ -372,8 +376,8 @@ fn roots_count_loop_edges() {
     // `gen` has only a loop edge coming in, but that still makes it a non-root.
     let t = "name = \"t\"\n[policy]\n[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\n[[nodes]]\nid = \"gen\"\ntype = \"merge\"\n[[nodes]]\nid = \"eval\"\ntype = \"switch\"\nexpr = \"x\"\n[[edges]]\nfrom = \"gen\"\nto = \"eval\"\n[[edges]]\nfrom = \"eval\"\nto = \"gen\"\nwhen = \"retry\"\nmax_iterations = 2\n";
     let diags = run(t);
-    assert!(!codes(&diags).contains(&"cycle"));
-    let (d, _) = one(t, "ambiguous_start_entry");
+    assert!(!codes(&diags).contains(&Code::Cycle));
+    let (d, _) = one(t, Code::AmbiguousStartEntry);
     assert!(d.message.contains("no root node"), "{}", d.message);
 }
 
@@ -400,19 +404,19 @@ fn spec_codes_come_in_spec_order() {
     assert_eq!(
         errors(&run(t)),
         vec![
-            "dup_node_id",
-            "dup_start_name",
-            "unknown_http_start_node",
-            "unknown_trigger_start_node",
-            "unknown_start_entry_node",
-            "dangling_edge",
-            "unknown_mcp_server",
-            "agent_loop_steps_out_of_range",
-            "agent_loop_missing_instructions",
-            "agent_loop_no_tools",
-            "respond_status_out_of_range",
-            "map_zero_max_items",
-            "map_empty_workflow",
+            Code::DupNodeId,
+            Code::DupStartName,
+            Code::UnknownHttpStartNode,
+            Code::UnknownTriggerStartNode,
+            Code::UnknownStartEntryNode,
+            Code::DanglingEdge,
+            Code::UnknownMcpServer,
+            Code::AgentLoopStepsOutOfRange,
+            Code::AgentLoopMissingInstructions,
+            Code::AgentLoopNoTools,
+            Code::RespondStatusOutOfRange,
+            Code::MapZeroMaxItems,
+            Code::MapEmptyWorkflow,
         ]
     );
 }
@@ -420,7 +424,7 @@ fn spec_codes_come_in_spec_order() {
 #[test]
 fn wrapped_documents_get_spans_inside_the_wrapper() {
     let t = "[[workflows]]\nname = \"t\"\n[workflows.policy]\n[[workflows.start_nodes]]\nname = \"main\"\nsource = \"manual\"\nentry_node = \"a\"\n[[workflows.nodes]]\nid = \"a\"\ntype = \"merge\"\n[[workflows.edges]]\nfrom = \"a\"\nto = \"ghost\"\n";
-    assert_eq!(one(t, "dangling_edge").1, "\"ghost\"");
+    assert_eq!(one(t, Code::DanglingEdge).1, "\"ghost\"");
 }
 
 #[test]
@@ -460,7 +464,7 @@ fn two_nodes(edges: &str) -> String {
 #[test]
 fn ambiguous_successor_for_fan_out() {
     let t = two_nodes("[[edges]]\nfrom = \"a\"\nto = \"b\"\n[[edges]]\nfrom = 'a'\nto = \"c\"\n");
-    let (d, s) = one(&t, "ambiguous_successor");
+    let (d, s) = one(&t, Code::AmbiguousSuccessor);
     assert_eq!(s, "'a'");
     assert!(d.is_error());
     assert!(
@@ -475,7 +479,7 @@ fn ambiguous_successor_for_a_repeated_label() {
     let t = two_nodes(
         "[[edges]]\nfrom = \"a\"\nto = \"b\"\nwhen = \"error\"\n[[edges]]\nfrom = \"a\"\nto = \"c\"\nwhen = 'error'\n",
     );
-    assert_eq!(one(&t, "ambiguous_successor").1, "'error'");
+    assert_eq!(one(&t, Code::AmbiguousSuccessor).1, "'error'");
     // Different labels are fine.
     let t = two_nodes(
         "[[edges]]\nfrom = \"a\"\nto = \"b\"\nwhen = \"error\"\n[[edges]]\nfrom = \"a\"\nto = \"c\"\n",
@@ -493,7 +497,7 @@ fn ambiguous_successor_with_loop_edges() {
         ))
     };
     let t = body(2);
-    let (d, s) = one(&t, "ambiguous_successor");
+    let (d, s) = one(&t, Code::AmbiguousSuccessor);
     assert_eq!(s, "\"retry\"");
     assert!(d.notes.iter().any(|n| n.contains("loop edge")));
     // A loop edge that can never be traversed collides with nothing.
@@ -516,7 +520,10 @@ fn ambiguous_successor_ignores_dead_and_ending_sources() {
             "[[nodes]]\nid = \"a\"\n{kind}\n[[nodes]]\nid = \"b\"\ntype = \"merge\"\n[[nodes]]\nid = \"c\"\ntype = \"merge\"\n\
                  [[edges]]\nfrom = \"a\"\nto = \"b\"\n[[edges]]\nfrom = \"a\"\nto = \"c\"\n"
         ));
-        assert!(!codes(&run(&t)).contains(&"ambiguous_successor"), "{kind}");
+        assert!(
+            !codes(&run(&t)).contains(&Code::AmbiguousSuccessor),
+            "{kind}"
+        );
     }
 }
 
@@ -530,7 +537,7 @@ fn route(auth: &str, extra: &str) -> String {
 #[test]
 fn bad_auth_ref() {
     let t = route("\"Bearer\"", "[auth.bearer.default]\ntokens = [\"x\"]\n");
-    let (d, s) = one(&t, "bad_auth_ref");
+    let (d, s) = one(&t, Code::BadAuthRef);
     assert_eq!(s, "\"Bearer\"");
     assert!(
         d.help
@@ -540,11 +547,11 @@ fn bad_auth_ref() {
         d.help
     );
     assert_eq!(
-        one(&route("\"mtls:x\"", ""), "bad_auth_ref").1,
+        one(&route("\"mtls:x\"", ""), Code::BadAuthRef).1,
         "\"mtls:x\""
     );
     assert_eq!(
-        one(&route("\"bearer:\"", ""), "bad_auth_ref").1,
+        one(&route("\"bearer:\"", ""), Code::BadAuthRef).1,
         "\"bearer:\""
     );
     for ok in ["\"\"", "\"NONE\"", "\" none \""] {
@@ -555,11 +562,11 @@ fn bad_auth_ref() {
 #[test]
 fn unknown_auth_binding() {
     let t = route("\"bearer\"", "[auth.bearer.ops]\ntokens = [\"x\"]\n");
-    let (d, s) = one(&t, "unknown_auth_binding");
+    let (d, s) = one(&t, Code::UnknownAuthBinding);
     assert_eq!(s, "\"bearer\"");
     assert!(d.message.contains("`bearer:default`"), "{}", d.message);
     let t = route("\"hmac:gihub\"", "[auth.hmac.github]\nsecret_env = \"S\"\n");
-    let (d, _) = one(&t, "unknown_auth_binding");
+    let (d, _) = one(&t, Code::UnknownAuthBinding);
     assert!(
         d.help
             .as_deref()
@@ -577,7 +584,7 @@ fn unknown_auth_binding() {
 #[test]
 fn mtls_without_client_auth() {
     let t = route("\"mtls\"", "");
-    assert_eq!(one(&t, "mtls_without_client_auth").1, "\"mtls\"");
+    assert_eq!(one(&t, Code::MtlsWithoutClientAuth).1, "\"mtls\"");
     let tls = "[server.tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n[server.tls.client_auth]\nmode = \"required\"\nca_file = \"ca.pem\"\n";
     assert!(errors(&run(&route("\"mtls\"", tls))).is_empty());
 }
@@ -591,11 +598,11 @@ fn trigger(body: &str) -> String {
 #[test]
 fn invalid_cron() {
     let t = trigger("type = \"cron\"\nschedule = \"0 61 * * * *\"\n");
-    let (d, s) = one(&t, "invalid_cron");
+    let (d, s) = one(&t, Code::InvalidCron);
     assert_eq!(s, "\"0 61 * * * *\"");
     assert!(d.message.contains("Minutes"), "{}", d.message);
     let t = trigger("type = \"cron\"\nschedule = \"every day\"\n");
-    assert!(one(&t, "invalid_cron").0.message.contains("found 2"));
+    assert!(one(&t, Code::InvalidCron).0.message.contains("found 2"));
     for ok in [
         "30 2 * * *",
         "0 30 2 * * *",
@@ -611,7 +618,7 @@ fn invalid_cron() {
 #[test]
 fn invalid_interval() {
     let t = trigger("type = \"interval\"\nevery = \"5 weeks\"\n");
-    assert_eq!(one(&t, "invalid_interval").1, "\"5 weeks\"");
+    assert_eq!(one(&t, Code::InvalidInterval).1, "\"5 weeks\"");
     for bad in ["0s", "5", "m", "1.5h", "-1s", ""] {
         assert!(parse_interval(bad).is_err(), "{bad}");
     }
@@ -626,7 +633,7 @@ fn invalid_fs_watch_event() {
     let t = trigger(
         "type = \"fs_watch\"\npath = \"/tmp\"\nevents = [\"CREATE\", \"modfy\", \"Rename\"]\n",
     );
-    let (d, s) = one(&t, "invalid_fs_watch_event");
+    let (d, s) = one(&t, Code::InvalidFsWatchEvent);
     assert_eq!(s, "\"modfy\"");
     assert_eq!(d.help.as_deref(), Some("did you mean `modify`?"));
 }
@@ -634,12 +641,12 @@ fn invalid_fs_watch_event() {
 #[test]
 fn invalid_fs_watch_debounce_bounds_debounce_ms() {
     let t = trigger("type = \"fs_watch\"\npath = \"/tmp\"\ndebounce_ms = 600001\n");
-    let (d, s) = one(&t, "invalid_fs_watch_debounce");
+    let (d, s) = one(&t, Code::InvalidFsWatchDebounce);
     assert_eq!(s, "600001");
     assert!(d.message.contains("600000"), "{}", d.message);
     let ok = trigger("type = \"fs_watch\"\npath = \"/tmp\"\ndebounce_ms = 600000\n");
     assert!(
-        !codes(&run(&ok)).contains(&"invalid_fs_watch_debounce"),
+        !codes(&run(&ok)).contains(&Code::InvalidFsWatchDebounce),
         "{:?}",
         codes(&run(&ok))
     );
@@ -649,7 +656,7 @@ fn invalid_fs_watch_debounce_bounds_debounce_ms() {
 fn unknown_trigger_mcp_server_is_an_error() {
     let t =
         trigger("type = \"mcp.resource.updated\"\nserver = \"docs\"\nresource = \"docs://*\"\n");
-    let (d, s) = one(&t, "unknown_trigger_mcp_server");
+    let (d, s) = one(&t, Code::UnknownTriggerMcpServer);
     assert_eq!(s, "\"docs\"");
     assert!(d.is_error());
 }
@@ -665,7 +672,7 @@ const CLAUDE: &str = "[[intelligence.backends]]\nname = \"claude\"\nprovider = \
 #[test]
 fn unknown_backend() {
     let t = llm("\"claud\"", CLAUDE);
-    let (d, s) = one(&t, "unknown_backend");
+    let (d, s) = one(&t, Code::UnknownBackend);
     assert_eq!(s, "\"claud\"");
     assert_eq!(d.help.as_deref(), Some("did you mean `claude`?"));
     assert!(errors(&run(&llm("\"claude\"", CLAUDE))).is_empty());
@@ -681,7 +688,7 @@ fn child_workflows_accept_parent_backends_and_skip_no_policy() {
     assert!(validate_child(&r.source, &doc, &opts, &["claude".to_string()]).is_empty());
     assert_eq!(
         codes(&validate(&r.source, &doc, &opts)),
-        vec!["unknown_backend", "no_policy"]
+        vec![Code::UnknownBackend, Code::NoPolicy]
     );
 }
 
@@ -696,7 +703,7 @@ fn a_child_backend_the_root_does_not_declare_is_unknown_even_if_the_child_declar
     let diags = validate_child(&r.source, &doc, &opts, &["other".to_string()]);
     let d = diags
         .iter()
-        .find(|d| d.code == "unknown_backend")
+        .find(|d| d.code == Code::UnknownBackend)
         .unwrap_or_else(|| panic!("{diags:?}"));
     assert!(
         d.notes.iter().any(|n| n.contains("only the root's")),
@@ -709,14 +716,14 @@ fn a_child_backend_the_root_does_not_declare_is_unknown_even_if_the_child_declar
             &opts,
             &["claude".to_string()]
         ))
-        .contains(&"unknown_backend")
+        .contains(&Code::UnknownBackend)
     );
 }
 
 #[test]
 fn reserved_backend_name() {
     let t = llm("\"default\"", &CLAUDE.replace("claude", "default"));
-    assert_eq!(one(&t, "reserved_backend_name").1, "\"default\"");
+    assert_eq!(one(&t, Code::ReservedBackendName).1, "\"default\"");
 }
 
 #[test]
@@ -725,7 +732,7 @@ fn dup_backend_name() {
         "\"claude\"",
         &format!("{CLAUDE}{}", CLAUDE.replace("\"claude\"", "'claude'")),
     );
-    assert_eq!(one(&t, "dup_backend_name").1, "'claude'");
+    assert_eq!(one(&t, Code::DupBackendName).1, "'claude'");
 }
 
 #[test]
@@ -734,7 +741,7 @@ fn output_schema_unreadable() {
         "prompt = \"p\"\n",
         "prompt = \"p\"\noutput_schema = \"no/such/schema.json\"\n",
     );
-    let (d, s) = one(&t, "output_schema_unreadable");
+    let (d, s) = one(&t, Code::OutputSchemaUnreadable);
     assert_eq!(s, "\"no/such/schema.json\"");
     assert!(!d.is_error());
     let t = llm("\"default\"", "").replace(
@@ -763,7 +770,10 @@ fn output_schema_resolves_against_base_dir_then_cwd() {
     };
     let by_dir = ValidateOptions::for_file(&dir.join("wf.toml"));
     assert!(check("ok.json", &by_dir).is_empty());
-    assert_eq!(check("bad.json", &by_dir), vec!["output_schema_unreadable"]);
+    assert_eq!(
+        check("bad.json", &by_dir),
+        vec![Code::OutputSchemaUnreadable]
+    );
     let by_cwd = ValidateOptions {
         base_dir: PathBuf::from("/nonexistent"),
         cwd: dir.clone(),
@@ -778,11 +788,11 @@ fn unlabelled_source_when() {
     let t = wf(
         "[[nodes]]\nid = \"a\"\ntype = \"read_file\"\npath_from = \"trigger.p\"\n[[nodes]]\nid = \"b\"\ntype = \"merge\"\n[[edges]]\nfrom = \"a\"\nto = \"b\"\nwhen = \"error\"\n",
     );
-    let (d, s) = one(&t, "unlabelled_source_when");
+    let (d, s) = one(&t, Code::UnlabelledSourceWhen);
     assert_eq!(s, "\"error\"");
     assert!(!d.is_error());
     // Exactly one warning for the edge.
-    assert_eq!(codes(&run(&t)), vec!["unlabelled_source_when"]);
+    assert_eq!(codes(&run(&t)), vec![Code::UnlabelledSourceWhen]);
 }
 
 fn cond(edges: &str) -> String {
@@ -796,10 +806,10 @@ fn error_edge_never_taken() {
     let t = cond(
         "[[edges]]\nfrom = \"a\"\nto = \"b\"\nwhen = \"true\"\n[[edges]]\nfrom = \"a\"\nto = \"b\"\nwhen = \"false\"\n[[edges]]\nfrom = \"a\"\nto = \"b\"\nwhen = \"error\"\n",
     );
-    let (d, s) = one(&t, "error_edge_never_taken");
+    let (d, s) = one(&t, Code::ErrorEdgeNeverTaken);
     assert_eq!(s, "\"error\"");
     assert!(!d.is_error());
-    assert_eq!(codes(&run(&t)), vec!["error_edge_never_taken"]);
+    assert_eq!(codes(&run(&t)), vec![Code::ErrorEdgeNeverTaken]);
 }
 
 #[test]
@@ -807,8 +817,8 @@ fn exhausted_edge_not_agent_loop() {
     let t = two_nodes(
         "[[edges]]\nfrom = \"a\"\nto = \"b\"\n[[edges]]\nfrom = \"a\"\nto = \"c\"\nwhen = \"exhausted\"\n",
     );
-    assert_eq!(one(&t, "exhausted_edge_not_agent_loop").1, "\"exhausted\"");
-    assert_eq!(codes(&run(&t)), vec!["exhausted_edge_not_agent_loop"]);
+    assert_eq!(one(&t, Code::ExhaustedEdgeNotAgentLoop).1, "\"exhausted\"");
+    assert_eq!(codes(&run(&t)), vec![Code::ExhaustedEdgeNotAgentLoop]);
 }
 
 #[test]
@@ -816,7 +826,7 @@ fn label_never_emitted() {
     let t = cond(
         "[[edges]]\nfrom = \"a\"\nto = \"b\"\nwhen = \"true\"\n[[edges]]\nfrom = \"a\"\nto = \"b\"\nwhen = \"False\"\n",
     );
-    let (d, s) = one(&t, "label_never_emitted");
+    let (d, s) = one(&t, Code::LabelNeverEmitted);
     assert_eq!(s, "\"False\"");
     assert!(
         d.help
@@ -828,7 +838,7 @@ fn label_never_emitted() {
 #[test]
 fn condition_missing_branch() {
     let t = cond("[[edges]]\nfrom = \"a\"\nto = \"b\"\nwhen = \"true\"\n");
-    let (d, s) = one(&t, "condition_missing_branch");
+    let (d, s) = one(&t, Code::ConditionMissingBranch);
     assert_eq!(s, "\"a\"");
     assert!(d.message.contains("`when = \"false\"`"), "{}", d.message);
     assert!(!d.is_error());
@@ -837,7 +847,7 @@ fn condition_missing_branch() {
 #[test]
 fn no_policy_points_at_the_name_key() {
     let t = "name = \"t\"\n";
-    let (d, s) = one(t, "no_policy");
+    let (d, s) = one(t, Code::NoPolicy);
     assert_eq!(s, "name");
     assert!(!d.is_error());
 }

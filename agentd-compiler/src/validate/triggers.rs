@@ -4,6 +4,7 @@
 
 use super::{FS_WATCH_EVENTS, MAX_FS_WATCH_DEBOUNCE_MS};
 use super::{Validator, did_you_mean};
+use crate::codes::Code;
 use crate::diagnostics::Diagnostic;
 use crate::grammar::{parse_cron, parse_interval};
 use crate::loc;
@@ -25,8 +26,8 @@ impl<'a> Validator<'a> {
             match t {
                 Trigger::Cron(c) => {
                     if let Err(why) = parse_cron(&c.schedule) {
-                        let d = Diagnostic::error(
-                            "invalid_cron",
+                        let d = Diagnostic::new(
+                            Code::InvalidCron,
                             self.path(),
                             format!("invalid cron schedule `{}`: {why}", c.schedule),
                         )
@@ -41,8 +42,8 @@ impl<'a> Validator<'a> {
                 }
                 Trigger::Interval(iv) => {
                     if let Err(why) = parse_interval(&iv.every) {
-                        let d = Diagnostic::error(
-                            "invalid_interval",
+                        let d = Diagnostic::new(
+                            Code::InvalidInterval,
                             self.path(),
                             format!("invalid interval `{}`: {why}", iv.every),
                         )
@@ -61,8 +62,8 @@ impl<'a> Validator<'a> {
                         let help = did_you_mean(&lower, FS_WATCH_EVENTS).unwrap_or_else(|| {
                             "events are create, modify, remove (or delete) and rename".to_string()
                         });
-                        let d = Diagnostic::error(
-                            "invalid_fs_watch_event",
+                        let d = Diagnostic::new(
+                            Code::InvalidFsWatchEvent,
                             self.path(),
                             format!("fs_watch trigger: unknown event `{ev}`"),
                         )
@@ -74,8 +75,8 @@ impl<'a> Validator<'a> {
                     // A path that keeps changing more often than `debounce_ms`
                     // never settles, so a huge value is a trigger that never fires.
                     if f.debounce_ms > MAX_FS_WATCH_DEBOUNCE_MS {
-                        let d = Diagnostic::error(
-                            "invalid_fs_watch_debounce",
+                        let d = Diagnostic::new(
+                            Code::InvalidFsWatchDebounce,
                             self.path(),
                             format!(
                                 "fs_watch trigger: debounce_ms = {} is above the limit of {MAX_FS_WATCH_DEBOUNCE_MS} (10 minutes)",
@@ -99,8 +100,8 @@ impl<'a> Validator<'a> {
                                 m.server
                             )
                         });
-                    let d = Diagnostic::error(
-                        "unknown_trigger_mcp_server",
+                    let d = Diagnostic::new(
+                        Code::UnknownTriggerMcpServer,
                         self.path(),
                         format!(
                             "{} trigger names mcp server `{}`, which is not declared in [[mcp_servers]]",

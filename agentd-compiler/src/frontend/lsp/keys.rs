@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::codes::Code;
+
 /// The key written into probe documents; no table has a key of this name.
 const PROBE: &str = "agentd_lsp_probe_key";
 
@@ -108,7 +110,7 @@ fn probe(header: &str, array_headers: &[String], kind: Option<&str>) -> Vec<Stri
     parsed
         .diagnostics
         .iter()
-        .filter(|d| d.code == "unknown_field" && d.message.contains(PROBE))
+        .filter(|d| d.code == Code::UnknownField && d.message.contains(PROBE))
         .find_map(|d| {
             d.message
                 .split_once("expected")

@@ -439,7 +439,7 @@ pub fn publishable(program: &Program, root: &Path) -> BTreeMap<String, FileDiagn
             .entry(text::uri_from_path(&cwd.join(&d.file)))
             .or_default();
         entry.0.push(to_lsp(d, index.range(text, &span)));
-        entry.1.push((span, d.code));
+        entry.1.push((span, d.code.as_str()));
     }
     out
 }
@@ -466,7 +466,7 @@ fn to_lsp(d: &Diagnostic, range: lt::Range) -> lt::Diagnostic {
         message,
         data: Some(serde_json::json!({
             "explain": format!("agentd explain {}", d.code),
-            "summary": crate::codes::lookup(d.code).map(|c| c.summary),
+            "summary": d.code.info().summary,
         })),
         ..lt::Diagnostic::default()
     }
