@@ -55,6 +55,12 @@ struct Fixed {
     connect_urls: Vec<(String, String)>,
     bind_ports: Vec<u16>,
     runtime_fs: Vec<FsRule>,
+    /// `runtime_fs[..constant_rules]` are [`plan::constant_runtime_rules`],
+    /// which a baked plan already holds.
+    constant_rules: usize,
+    /// `connect_urls[..static_urls]` come from the workflow itself (a baked
+    /// plan holds them); the rest from the command line.
+    static_urls: usize,
 }
 
 /// The runtime features compiled into this binary that change the plan.
@@ -94,11 +100,9 @@ fn cwd() -> String {
 }
 
 fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
-    let mut fs = vec![
-        FsRule::new("/dev/null", Access::READ.with(Access::WRITE), "runtime"),
-        FsRule::new("/dev/urandom", Access::READ, "runtime"),
-        FsRule::new("/dev/random", Access::READ, "runtime"),
-    ];
+    let features = features();
+    let mut fs = plan::constant_runtime_rules(&features);
+    let constant_rules = fs.len();
     // `/proc/self` is a link to `/proc/<pid>`: the rule goes on the target.
     if let Ok(me) = std::fs::read_link("/proc/self") {
         fs.push(FsRule::new(
@@ -206,18 +210,6 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
             ));
         }
     }
-    if cfg!(feature = "schedule-cron") {
-        fs.push(FsRule::new(
-            "/etc/localtime",
-            Access::READ,
-            "cron local time",
-        ));
-        fs.push(FsRule::new(
-            "/usr/share/zoneinfo",
-            Access::READ,
-            "cron local time",
-        ));
-    }
 
     #[cfg(feature = "llm-remote")]
     for b in W::BACKENDS {
@@ -228,6 +220,7 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
     if let Some(otel) = &W::LOGGING.otel {
         connect_urls.push((otel.endpoint.to_owned(), "[logging.otel]".to_owned()));
     }
+    let static_urls = connect_urls.len();
     if let Some(url) = &needs.intel_http {
         connect_urls.push((url.clone(), "--intel-http".to_owned()));
     }
@@ -237,11 +230,13 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
 
     Fixed {
         cwd: cwd(),
-        features: features(),
+        features,
         mcp_commands: mcp_commands::<W>(),
         connect_urls,
         bind_ports: needs.bind_port.into_iter().collect(),
         runtime_fs: fs,
+        constant_rules,
+        static_urls,
     }
 }
 
@@ -264,29 +259,17 @@ fn mcp_commands<W: Workflow>() -> Vec<String> {
 }
 
 fn plan_with(fixed: &Fixed, policy: Option<&Policy>) -> Plan {
-    let strs = |p: &crate::policy::Patterns| -> Vec<String> {
-        p.iter().map(|c| c.as_ref().to_owned()).collect()
-    };
-    let owned = policy.map(|p| {
-        [
-            strs(&p.fs.read),
-            strs(&p.fs.write),
-            strs(&p.fs.delete),
-            strs(&p.fs.list),
-            strs(&p.http.urls),
-            strs(&p.shell.commands),
-        ]
-    });
-    let lists = owned.as_ref().map(|o| {
-        let v = |i: usize| o[i].iter().map(String::as_str).collect::<Vec<_>>();
-        plan::PolicyLists {
-            fs_read: v(0),
-            fs_write: v(1),
-            fs_delete: v(2),
-            fs_list: v(3),
-            http_urls: v(4),
-            shell_commands: v(5),
-        }
+    // The planner borrows the patterns: no copy of the policy's strings.
+    fn strs(p: &crate::policy::Patterns) -> Vec<&str> {
+        p.iter().map(AsRef::as_ref).collect()
+    }
+    let lists = policy.map(|p| plan::PolicyLists {
+        fs_read: strs(&p.fs.read),
+        fs_write: strs(&p.fs.write),
+        fs_delete: strs(&p.fs.delete),
+        fs_list: strs(&p.fs.list),
+        http_urls: strs(&p.http.urls),
+        shell_commands: strs(&p.shell.commands),
     });
     let inputs = plan::Inputs {
         cwd: &fixed.cwd,
@@ -302,6 +285,31 @@ fn plan_with(fixed: &Fixed, policy: Option<&Policy>) -> Plan {
     plan
 }
 
+/// The plan of a start: from the plan `agentd build` baked
+/// (`Workflow::SANDBOX_PLAN`) when `policy` is the baked policy, completed
+/// with what this start knows; otherwise planned from `policy` whole. Both
+/// give the same plan (tested on every compat workflow's policy, and
+/// `--print-sandbox` prints this one).
+fn start_plan<W: Workflow>(fixed: &Fixed, policy: Option<&Policy>) -> Plan {
+    let baked_policy = match (policy, W::POLICY) {
+        (Some(given), Some(baked)) => std::ptr::eq(given, baked),
+        _ => false,
+    };
+    match W::SANDBOX_PLAN {
+        Some(baked) if baked_policy => {
+            let mut plan = plan::extend(
+                baked.to_plan(&fixed.features),
+                &fixed.runtime_fs[fixed.constant_rules..],
+                &fixed.connect_urls[fixed.static_urls..],
+                &fixed.bind_ports,
+            );
+            resolve_existing(&mut plan);
+            plan
+        }
+        _ => plan_with(fixed, policy),
+    }
+}
+
 /// Landlock rules need an existing path. A write rule whose directory does
 /// not exist yet goes on its nearest existing ancestor (a node may create
 /// the directory; the in-process matcher still checks the exact pattern);
@@ -312,6 +320,7 @@ fn resolve_existing(plan: &mut Plan) {
         return;
     };
     let mut out = Vec::with_capacity(rules.len());
+    let mut moved = false;
     for mut r in rules {
         if Path::new(&r.path).exists() {
             out.push(r);
@@ -320,6 +329,7 @@ fn resolve_existing(plan: &mut Plan) {
         if !r.access.contains(Access::WRITE) {
             continue;
         }
+        moved = true;
         let mut dir = Path::new(&r.path);
         while let Some(parent) = dir.parent() {
             dir = parent;
@@ -333,6 +343,12 @@ fn resolve_existing(plan: &mut Plan) {
         );
         r.path = dir.to_string_lossy().into_owned();
         out.push(r);
+    }
+    // The plan's rules are sorted and one per path; only a rule moved to
+    // an ancestor can break that.
+    if !moved {
+        plan.fs = Some(out);
+        return;
     }
     // Merging again keeps one rule per path.
     let mut merged: Vec<FsRule> = Vec::new();
@@ -353,6 +369,13 @@ fn resolve_existing(plan: &mut Plan) {
 /// The plan this binary applies at start with `policy` in force.
 #[must_use]
 pub fn plan_for<W: Workflow>(policy: Option<&Policy>, needs: &StartNeeds) -> Plan {
+    start_plan::<W>(&fixed_for::<W>(needs), policy)
+}
+
+/// [`plan_for`] planned from the policy whole, never from the baked plan:
+/// what the baked plan must equal.
+#[must_use]
+pub fn plan_unbaked<W: Workflow>(policy: Option<&Policy>, needs: &StartNeeds) -> Plan {
     plan_with(&fixed_for::<W>(needs), policy)
 }
 
@@ -382,7 +405,7 @@ pub fn apply<W: Workflow>(
         return Ok(());
     }
     let fixed = fixed_for::<W>(needs);
-    let plan = plan_with(&fixed, policy);
+    let plan = start_plan::<W>(&fixed, policy);
     let problems = apply_plan(&plan);
     let _ = APPLIED.set((fixed, plan));
     if problems.is_empty() {

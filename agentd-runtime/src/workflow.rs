@@ -60,6 +60,12 @@ pub trait Workflow: Sync + Sized + 'static {
     /// overrides it at start (see [`crate::sandbox`]).
     const SANDBOX: SandboxMode = SandboxMode::BestEffort;
 
+    /// The sandbox plan of [`Self::POLICY`], computed by `agentd build`
+    /// (see `sandbox::plan::BakedPlan`); `None` when the plan depends on the
+    /// working directory or `PATH`, or there is no `[policy]`: the binary
+    /// then plans at start.
+    const SANDBOX_PLAN: Option<&'static crate::sandbox::plan::BakedPlan> = None;
+
     /// The top-level workflow's `[[secrets]]` definitions (names and
     /// sources, never values); resolved by [`crate::secrets::resolve`].
     const SECRETS: &'static [secrets::SecretDef] = &[];

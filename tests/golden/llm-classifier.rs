@@ -279,6 +279,68 @@ impl ::agentd_runtime::Workflow for Program {
             max_tokens: ::core::option::Option::None,
         },
     ];
+    /// The sandbox plan of the root `[policy]`, computed by `agentd build`
+    /// (what the binary learns at start is added to it then).
+    const SANDBOX_PLAN: ::core::option::Option<
+        &'static ::agentd_runtime::sandbox::plan::BakedPlan,
+    > = ::core::option::Option::Some(
+        &::agentd_runtime::sandbox::plan::BakedPlan {
+            fs: &[
+                ::agentd_runtime::sandbox::plan::BakedRule {
+                    path: "/dev/null",
+                    access: ::agentd_runtime::sandbox::plan::Access(3u8),
+                    why: "runtime",
+                },
+                ::agentd_runtime::sandbox::plan::BakedRule {
+                    path: "/dev/random",
+                    access: ::agentd_runtime::sandbox::plan::Access(1u8),
+                    why: "runtime",
+                },
+                ::agentd_runtime::sandbox::plan::BakedRule {
+                    path: "/dev/urandom",
+                    access: ::agentd_runtime::sandbox::plan::Access(1u8),
+                    why: "runtime",
+                },
+                ::agentd_runtime::sandbox::plan::BakedRule {
+                    path: "/etc/gai.conf",
+                    access: ::agentd_runtime::sandbox::plan::Access(1u8),
+                    why: "name resolution",
+                },
+                ::agentd_runtime::sandbox::plan::BakedRule {
+                    path: "/etc/host.conf",
+                    access: ::agentd_runtime::sandbox::plan::Access(1u8),
+                    why: "name resolution",
+                },
+                ::agentd_runtime::sandbox::plan::BakedRule {
+                    path: "/etc/hosts",
+                    access: ::agentd_runtime::sandbox::plan::Access(1u8),
+                    why: "name resolution",
+                },
+                ::agentd_runtime::sandbox::plan::BakedRule {
+                    path: "/etc/nsswitch.conf",
+                    access: ::agentd_runtime::sandbox::plan::Access(1u8),
+                    why: "name resolution",
+                },
+                ::agentd_runtime::sandbox::plan::BakedRule {
+                    path: "/etc/resolv.conf",
+                    access: ::agentd_runtime::sandbox::plan::Access(1u8),
+                    why: "name resolution",
+                },
+                ::agentd_runtime::sandbox::plan::BakedRule {
+                    path: "/etc/services",
+                    access: ::agentd_runtime::sandbox::plan::Access(1u8),
+                    why: "name resolution",
+                },
+                ::agentd_runtime::sandbox::plan::BakedRule {
+                    path: "/tmp/agentd-classified",
+                    access: ::agentd_runtime::sandbox::plan::Access(2u8),
+                    why: "[policy.fs] write \"/tmp/agentd-classified/**\"",
+                },
+            ],
+            connect: ::core::option::Option::Some(&[(11434u16, "backend `local`")]),
+            notes: &[],
+        },
+    );
     fn exec(
         &self,
         g: ::agentd_runtime::graph::GraphId,

@@ -177,6 +177,33 @@ impl ::agentd_runtime::Workflow for Program {
     const POLICY: ::core::option::Option<&'static ::agentd_runtime::policy::Policy> = ::core::option::Option::Some(
         &POLICY,
     );
+    /// The sandbox plan of the root `[policy]`, computed by `agentd build`
+    /// (what the binary learns at start is added to it then).
+    const SANDBOX_PLAN: ::core::option::Option<
+        &'static ::agentd_runtime::sandbox::plan::BakedPlan,
+    > = ::core::option::Option::Some(
+        &::agentd_runtime::sandbox::plan::BakedPlan {
+            fs: &[
+                ::agentd_runtime::sandbox::plan::BakedRule {
+                    path: "/dev/null",
+                    access: ::agentd_runtime::sandbox::plan::Access(3u8),
+                    why: "runtime",
+                },
+                ::agentd_runtime::sandbox::plan::BakedRule {
+                    path: "/dev/random",
+                    access: ::agentd_runtime::sandbox::plan::Access(1u8),
+                    why: "runtime",
+                },
+                ::agentd_runtime::sandbox::plan::BakedRule {
+                    path: "/dev/urandom",
+                    access: ::agentd_runtime::sandbox::plan::Access(1u8),
+                    why: "runtime",
+                },
+            ],
+            connect: ::core::option::Option::Some(&[]),
+            notes: &[],
+        },
+    );
     fn exec(
         &self,
         g: ::agentd_runtime::graph::GraphId,

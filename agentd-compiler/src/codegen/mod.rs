@@ -147,7 +147,7 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
     let secret_consts = crate::codegen::sections::secrets::workflow_consts(root);
     let features = program_features(ir, root);
     let mcp_consts = crate::codegen::sections::mcp::workflow_consts(root, features.contains("mcp"));
-    let sandbox_consts = sandbox_consts(root);
+    let sandbox_consts = sandbox_consts(root, ir);
     let info = info_tokens(ir, root);
     let pause_reason = pause_reason_fn(ir);
     quote! {
@@ -797,18 +797,53 @@ pub fn policy_value(p: &PolicyManifest, rego: Option<&RegoIr>) -> TokenStream {
 
 /// `Workflow::SANDBOX` from `[sandbox] mode`; nothing (the runtime's
 /// `best-effort` default) without the block.
-fn sandbox_consts(root: &WorkflowDoc) -> TokenStream {
-    let Some(config) = &root.sandbox else {
-        return TokenStream::new();
+fn sandbox_consts(root: &WorkflowDoc, ir: &ProgramIr) -> TokenStream {
+    let mode = root.sandbox.as_ref().map(|c| c.mode);
+    let mode_const = match mode {
+        None => TokenStream::new(),
+        Some(mode) => {
+            let mode = match mode {
+                SandboxMode::Enforce => quote!(Enforce),
+                SandboxMode::BestEffort => quote!(BestEffort),
+                SandboxMode::Off => quote!(Off),
+            };
+            quote! {
+                /// `[sandbox] mode` of the root workflow.
+                const SANDBOX: ::agentd_runtime::sandbox::Mode = ::agentd_runtime::sandbox::Mode::#mode;
+            }
+        }
     };
-    let mode = match config.mode {
-        SandboxMode::Enforce => quote!(Enforce),
-        SandboxMode::BestEffort => quote!(BestEffort),
-        SandboxMode::Off => quote!(Off),
+    // A binary without the sandbox never plans one at start.
+    let baked = match mode {
+        Some(SandboxMode::Off) => None,
+        _ => crate::frontend::sandbox::baked(root, ir),
     };
+    let Some(plan) = baked else {
+        return mode_const;
+    };
+    let p = quote!(::agentd_runtime::sandbox::plan);
+    let rules = plan.fs.iter().flatten().map(|r| {
+        let (path, access, why) = (&r.path, r.access.0, &r.why);
+        quote!(#p::BakedRule { path: #path, access: #p::Access(#access), why: #why })
+    });
+    let connect = match &plan.connect {
+        Some(ports) => {
+            let ports = ports.iter().map(|(port, why)| quote!((#port, #why)));
+            quote!(::core::option::Option::Some(&[#(#ports),*]))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let notes = &plan.notes;
     quote! {
-        /// `[sandbox] mode` of the root workflow.
-        const SANDBOX: ::agentd_runtime::sandbox::Mode = ::agentd_runtime::sandbox::Mode::#mode;
+        #mode_const
+        /// The sandbox plan of the root `[policy]`, computed by `agentd build`
+        /// (what the binary learns at start is added to it then).
+        const SANDBOX_PLAN: ::core::option::Option<&'static #p::BakedPlan> =
+            ::core::option::Option::Some(&#p::BakedPlan {
+                fs: &[#(#rules),*],
+                connect: #connect,
+                notes: &[#(#notes),*],
+            });
     }
 }
 

@@ -111,6 +111,80 @@ pub fn plan(program: &Program, ir: &ProgramIr) -> plan::Plan {
     plan::plan(&inputs)
 }
 
+/// The plan `agentd build` bakes into the binary (`Workflow::SANDBOX_PLAN`):
+/// the root's `[policy]` with the rules and URLs that do not depend on how
+/// the binary is started, in the order the runtime adds them
+/// (agentd-runtime's `sandbox.rs`, `fixed_for`). `None` without a `[policy]`
+/// or when [`plan::bakeable`] says the plan depends on the working
+/// directory or `PATH`.
+#[must_use]
+pub fn baked(doc: &crate::model::WorkflowDoc, ir: &ProgramIr) -> Option<plan::Plan> {
+    bake_inputs(doc, ir).map(|inputs| plan::plan(&inputs))
+}
+
+/// The planner's inputs [`baked`] plans from: `runtime_fs` and
+/// `connect_urls` hold only what does not depend on how the binary is
+/// started; the binary adds the rest with `plan::extend`.
+#[must_use]
+pub fn bake_inputs<'a>(
+    doc: &'a crate::model::WorkflowDoc,
+    ir: &ProgramIr,
+) -> Option<plan::Inputs<'a>> {
+    let p = doc.policy.as_ref()?;
+    fn v(l: &[String]) -> Vec<&str> {
+        l.iter().map(String::as_str).collect()
+    }
+    let policy = plan::PolicyLists {
+        fs_read: v(&p.fs.read),
+        fs_write: v(&p.fs.write),
+        fs_delete: v(&p.fs.delete),
+        fs_list: v(&p.fs.list),
+        http_urls: v(&p.http.urls),
+        shell_commands: v(&p.shell.commands),
+    };
+    let program_features = crate::codegen::program_features(ir, doc);
+    let features: Vec<&str> = program_features.iter().copied().collect();
+    if !plan::bakeable(&policy, &features) {
+        return None;
+    }
+    let mut connect_urls = Vec::new();
+    if features.contains(&"secrets-oauth2") {
+        for s in &doc.secrets {
+            if let SecretSource::Oauth2(o) = &s.source {
+                connect_urls.push((
+                    o.token_url.clone(),
+                    format!("[[secrets]] {} token_url", s.name),
+                ));
+            }
+        }
+    }
+    if features.contains(&"llm-remote") {
+        for b in crate::codegen::sections::llm::backends(doc) {
+            let url = b
+                .base_url
+                .clone()
+                .unwrap_or_else(|| "https://default-provider-endpoint".to_owned());
+            connect_urls.push((url, format!("backend `{}`", b.name)));
+        }
+    }
+    if features.contains(&"otel")
+        && let Some(otel) = doc.logging.as_ref().and_then(|l| l.otel.as_ref())
+    {
+        connect_urls.push((otel.endpoint.clone(), "[logging.otel]".to_owned()));
+    }
+    let runtime_fs = plan::constant_runtime_rules(&features);
+    Some(plan::Inputs {
+        // Unused: every pattern is absolute (`bakeable`).
+        cwd: "/",
+        policy: Some(policy),
+        features,
+        mcp_commands: Vec::new(),
+        connect_urls,
+        bind_ports: Vec::new(),
+        runtime_fs,
+    })
+}
+
 /// The text `--explain-sandbox` prints for one workflow.
 #[must_use]
 pub fn explain(program: &Program, ir: &ProgramIr) -> String {

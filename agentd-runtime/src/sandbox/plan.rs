@@ -12,7 +12,6 @@
 //! `/data/in`); the in-process policy matcher stays the exact check. See
 //! `docs/security.md` for the whole mapping.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// `[sandbox] mode`, `--sandbox`.
@@ -399,38 +398,181 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     plan
 }
 
+/// The rules the runtime adds to every plan whatever it is started with
+/// (devices, and the time zone files of cron schedules): the first rules of
+/// the runtime's own list, so the compiler can bake them with the policy's.
+#[must_use]
+pub fn constant_runtime_rules(features: &[&str]) -> Vec<FsRule> {
+    let mut fs = vec![
+        FsRule::new("/dev/null", Access::READ.with(Access::WRITE), "runtime"),
+        FsRule::new("/dev/urandom", Access::READ, "runtime"),
+        FsRule::new("/dev/random", Access::READ, "runtime"),
+    ];
+    if features.contains(&"schedule-cron") {
+        fs.push(FsRule::new(
+            "/etc/localtime",
+            Access::READ,
+            "cron local time",
+        ));
+        fs.push(FsRule::new(
+            "/usr/share/zoneinfo",
+            Access::READ,
+            "cron local time",
+        ));
+    }
+    fs
+}
+
+/// Whether [`plan`] of these policy lists is the same in every working
+/// directory and `PATH`, so `agentd build` may compute it: every path
+/// pattern and command is absolute (or `*`), and no `[[mcp_servers]]`
+/// command (found on `PATH` at start) sits between the policy's rules and
+/// the runtime's.
+#[must_use]
+pub fn bakeable(policy: &PolicyLists<'_>, features: &[&str]) -> bool {
+    let absolute = |p: &&str| *p == "*" || p.starts_with('/');
+    !features.contains(&"mcp")
+        && [
+            &policy.fs_read,
+            &policy.fs_write,
+            &policy.fs_delete,
+            &policy.fs_list,
+            &policy.shell_commands,
+        ]
+        .iter()
+        .all(|l| l.iter().all(absolute))
+}
+
+/// One rule of a baked plan (`&'static` twin of [`FsRule`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BakedRule {
+    pub path: &'static str,
+    pub access: Access,
+    pub why: &'static str,
+}
+
+/// The plan of a binary's baked `[policy]` with its constant rules and
+/// URLs and nothing it learns at start, computed by `agentd build` with this
+/// same planner (when [`bakeable`]) and compiled into the binary as consts:
+/// a start adds what only it knows with [`extend`] instead of planning from
+/// the policy again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BakedPlan {
+    pub fs: &'static [BakedRule],
+    /// `None`: some URL names no fixed port (the reason is in `notes`).
+    pub connect: Option<&'static [(u16, &'static str)]>,
+    pub notes: &'static [&'static str],
+}
+
+impl BakedPlan {
+    /// The plan as computed at build time, with the groups of `features`.
+    #[must_use]
+    pub fn to_plan(&self, features: &[&str]) -> Plan {
+        Plan {
+            fs: Some(
+                self.fs
+                    .iter()
+                    .map(|r| FsRule::new(r.path, r.access, r.why))
+                    .collect(),
+            ),
+            connect: self.connect.map(|ports| {
+                ports
+                    .iter()
+                    .map(|(port, why)| (*port, (*why).to_owned()))
+                    .collect()
+            }),
+            bind: Some(Vec::new()),
+            notes: self.notes.iter().map(|n| (*n).to_owned()).collect(),
+            groups: Group::for_features(features),
+        }
+    }
+}
+
+/// A plan computed from a policy with `runtime_fs` and `connect_urls` cut
+/// short, completed with the rest: the same plan as [`plan`] of the whole
+/// lists (rules are merged in the same order, so reasons join alike; a
+/// URL without a fixed port opens `connect` as there). A plan without a
+/// `[policy]` has nothing to add.
+#[must_use]
+pub fn extend(
+    mut plan: Plan,
+    runtime_fs: &[FsRule],
+    connect_urls: &[(String, String)],
+    bind_ports: &[u16],
+) -> Plan {
+    let Some(fs) = plan.fs.take() else {
+        return plan;
+    };
+    plan.fs = Some(if runtime_fs.is_empty() {
+        fs
+    } else {
+        let mut all = fs;
+        all.extend(runtime_fs.iter().cloned());
+        merge(all)
+    });
+    if let Some(ports) = plan.connect.take() {
+        let mut all = ports;
+        let mut open = None;
+        for (url, why) in connect_urls {
+            match url_port(url) {
+                Some(port) => all.push((port, why.clone())),
+                None => {
+                    open.get_or_insert(format!("connect: any port ({why} names no fixed port)"));
+                }
+            }
+        }
+        match open {
+            Some(note) => plan.notes.push(note),
+            None => plan.connect = Some(merge_ports(all)),
+        }
+    }
+    plan.bind = Some(merge_ports(
+        bind_ports
+            .iter()
+            .map(|p| (*p, "serve mode --bind".to_owned()))
+            .collect(),
+    ));
+    plan
+}
+
 /// One rule per path, the union of their rights, sorted by path.
-fn merge(rules: Vec<FsRule>) -> Vec<FsRule> {
-    let mut by_path: BTreeMap<String, FsRule> = BTreeMap::new();
+/// A stable sort keeps the rules of one path in the order given, so their
+/// reasons join in that order (no map: every start computes a plan).
+fn merge(mut rules: Vec<FsRule>) -> Vec<FsRule> {
+    rules.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut out: Vec<FsRule> = Vec::with_capacity(rules.len());
     for r in rules {
-        match by_path.get_mut(&r.path) {
-            Some(existing) => {
+        match out.last_mut() {
+            Some(existing) if existing.path == r.path => {
                 existing.access = existing.access.with(r.access);
                 if !existing.why.contains(&r.why) {
                     existing.why.push_str("; ");
                     existing.why.push_str(&r.why);
                 }
             }
-            None => {
-                by_path.insert(r.path.clone(), r);
-            }
+            _ => out.push(r),
         }
     }
-    by_path.into_values().collect()
+    out
 }
 
-fn merge_ports(ports: Vec<(u16, String)>) -> Vec<(u16, String)> {
-    let mut by_port: BTreeMap<u16, String> = BTreeMap::new();
+fn merge_ports(mut ports: Vec<(u16, String)>) -> Vec<(u16, String)> {
+    ports.sort_by_key(|(p, _)| *p);
+    let mut out: Vec<(u16, String)> = Vec::with_capacity(ports.len());
     for (p, why) in ports {
-        let entry = by_port.entry(p).or_default();
-        if !entry.contains(&why) {
-            if !entry.is_empty() {
-                entry.push_str("; ");
+        match out.last_mut() {
+            Some((port, entry)) if *port == p => {
+                if !entry.contains(&why) {
+                    if !entry.is_empty() {
+                        entry.push_str("; ");
+                    }
+                    entry.push_str(&why);
+                }
             }
-            entry.push_str(&why);
+            _ => out.push((p, why)),
         }
     }
-    by_port.into_iter().collect()
+    out
 }
 
 /// The longest literal directory prefix of a path pattern, absolute and
