@@ -61,7 +61,7 @@ use crate::engine::{Engine, RunOptions, Trigger};
 use crate::graph::Source;
 use crate::outcome::{Outcome, RunReport};
 use crate::policy::Policy;
-use crate::workflow::Workflow;
+use crate::workflow::{DynWorkflow, WorkflowDef};
 
 /// Exit code: completed, clean `--validate-only`, `--help`, `--version`.
 pub const EXIT_OK: u8 = 0;
@@ -152,12 +152,13 @@ fn dialect_bool(value: &str) -> Result<bool, std::convert::Infallible> {
     Ok(flags::dialect_bool(value))
 }
 
-/// The entry point of a generated binary's `main`.
-pub fn main<W: Workflow>(workflow: &'static W) -> ExitCode {
+/// The entry point of a generated binary's `main` (`workflow` is any
+/// [`crate::Workflow`]).
+pub fn main(workflow: &'static dyn DynWorkflow) -> ExitCode {
     ExitCode::from(main_code(workflow))
 }
 
-fn main_code<W: Workflow>(workflow: &'static W) -> u8 {
+fn main_code(workflow: &'static dyn DynWorkflow) -> u8 {
     // stdout and stderr stay unlocked: a lock held for the whole run (a server's
     // whole life) would block every other thread that logs to them, forever.
     let code = run_as(
@@ -186,7 +187,7 @@ fn main_code<W: Workflow>(workflow: &'static W) -> u8 {
 /// the process, by `SIGSEGV` on the kernel's guard gap, without the message).
 /// `argv` and the environment reach `std::env` without `lang_start` on glibc
 /// (std reads them from `.init_array`).
-pub fn c_main<W: Workflow>(workflow: &'static W) -> std::ffi::c_int {
+pub fn c_main(workflow: &'static dyn DynWorkflow) -> std::ffi::c_int {
     process_start();
     let code = main_code(workflow);
     let _ = std::io::stdout().flush();
@@ -229,8 +230,8 @@ fn process_start() {}
 /// Environment twins are read from the process environment. Unlike [`main`],
 /// it installs no process-wide signal handler of its own (serve mode still
 /// handles SIGTERM/SIGINT when it serves).
-pub fn run<W: Workflow>(
-    workflow: &'static W,
+pub fn run(
+    workflow: &'static dyn DynWorkflow,
     args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
     stdin: &mut dyn Read,
     stdout: &mut dyn Write,
@@ -247,9 +248,9 @@ enum Process {
     Shared,
 }
 
-fn run_as<W: Workflow>(
+fn run_as(
     process: Process,
-    workflow: &'static W,
+    workflow: &'static dyn DynWorkflow,
     args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
     stdin: &mut dyn Read,
     stdout: &mut dyn Write,
@@ -264,15 +265,16 @@ fn run_as<W: Workflow>(
 /// Start-up in the dialect's order (docs/cli.md "The compiled binary"), then the run or
 /// the server; the exit code. Every refusal is a [`StartError`], printed and
 /// mapped to its exit code by [`run_as`] alone.
-fn start<W: Workflow>(
+fn start(
     process: Process,
-    workflow: &'static W,
+    workflow: &'static dyn DynWorkflow,
     args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
     stdin: &mut dyn Read,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<u8, StartError> {
-    let name = W::INFO.workflow;
+    let def = workflow.def();
+    let name = def.info.workflow;
     let argv = args.into_iter().map(Into::into);
     let matches = match flags::parse(name, ABOUT, argv, |var| std::env::var_os(var)) {
         Ok(Parsed::Run(matches)) => matches,
@@ -285,7 +287,7 @@ fn start<W: Workflow>(
     let args = Args::from_matches(&matches);
 
     if args.version {
-        let version = W::INFO.compiler_version;
+        let version = def.info.compiler_version;
         emit(
             stdout,
             "the version",
@@ -294,7 +296,7 @@ fn start<W: Workflow>(
         return Ok(EXIT_OK);
     }
     if args.provenance {
-        let provenance = pretty(&W::INFO.provenance());
+        let provenance = pretty(&def.info.provenance());
         emit(stdout, "the provenance", format_args!("{provenance}\n"))?;
         return Ok(EXIT_OK);
     }
@@ -311,12 +313,12 @@ fn start<W: Workflow>(
     }
 
     // Logging comes up before anything that can audit (docs/cli.md "The compiled binary"): the policy override, budgets and the run itself.
-    wire::logging(&matches, &args.log, &W::LOGGING, stderr)?;
+    wire::logging(&matches, &args.log, &def.logging, stderr)?;
 
     // The override is checked before anything else runs: a bad file refuses to start.
     let policy = match env_string(&matches, "policy", args.policy.clone()) {
         None => PolicyMode::Baked,
-        Some(path) => PolicyMode::Override(load_policy_override(&path, W::INFO.policy_key)?),
+        Some(path) => PolicyMode::Override(load_policy_override(&path, def.info.policy_key)?),
     };
 
     // `oauth2` secrets fetch their tokens under the effective `[policy.http]`
@@ -324,7 +326,7 @@ fn start<W: Workflow>(
     #[cfg(feature = "secrets-oauth2")]
     crate::secrets::set_outbound_policy(match &policy {
         PolicyMode::Override(p) => Some((**p).clone()),
-        PolicyMode::Baked => W::POLICY.cloned(),
+        PolicyMode::Baked => def.policy.cloned(),
         PolicyMode::AllowAll => None,
     });
     // Every `[[secrets]]` entry is read once before anything runs (docs/operations.md
@@ -332,8 +334,8 @@ fn start<W: Workflow>(
     // and `file` values are re-read at each use afterwards, so rotation needs no
     // restart; `command` values stay cached until a reload, `oauth2` tokens until they
     // expire.
-    crate::secrets::probe(W::SECRETS)?;
-    let timeout = W::LIMITS.clamp_timeout(Duration::from_secs(timeout_secs(
+    crate::secrets::probe(def.secrets)?;
+    let timeout = def.limits.clamp_timeout(Duration::from_secs(timeout_secs(
         &matches,
         args.timeout_secs.as_deref(),
     )?));
@@ -341,7 +343,7 @@ fn start<W: Workflow>(
     let serve = if durable.resuming() {
         None
     } else {
-        serve::resolve::<W>(&matches, &args.serve)?
+        serve::resolve(def, &matches, &args.serve)?
     };
     let input = load_input(&matches, &args, stdin)?;
     let start = match env_string(&matches, "start", args.start) {
@@ -350,7 +352,7 @@ fn start<W: Workflow>(
         None if durable.resuming() => String::new(),
         // Routes and triggers name their own starts.
         None if serve.is_some() => String::new(),
-        None => pick_start::<W>().map_err(StartError::Usage)?.to_owned(),
+        None => pick_start(def).map_err(StartError::Usage)?.to_owned(),
     };
 
     let intel_unix = env_string(&matches, "intel_unix", args.intel_unix);
@@ -362,7 +364,8 @@ fn start<W: Workflow>(
         args.intel_http_bearer_file,
     );
     #[cfg(feature = "llm")]
-    let intel = wire::intel::<W>(
+    let intel = wire::intel(
+        def,
         intel_unix.as_deref(),
         intel_http.as_deref(),
         bearer_file.as_deref(),
@@ -370,12 +373,12 @@ fn start<W: Workflow>(
     )?;
     #[cfg(not(feature = "llm"))]
     let _ = (intel_unix, intel_http, bearer_file);
-    let state_dir = durable::open::<W>(&durable, stderr)?;
+    let state_dir = durable::open(def, &durable, stderr)?;
 
     // The kernel sandbox goes on once start-up has opened what it needs (logs,
     // state dir) and before any child process or node runs, so MCP servers and
     // shell commands inherit it.
-    let sandbox_mode = sandbox_mode::<W>(&matches, args.sandbox.as_deref())?;
+    let sandbox_mode = sandbox_mode(def, &matches, args.sandbox.as_deref())?;
     let sandbox_needs = crate::sandbox::StartNeeds {
         state_dir: durable.state_dir.as_ref().map(std::path::PathBuf::from),
         policy_file: env_string(&matches, "policy", args.policy.clone()).map(Into::into),
@@ -386,11 +389,11 @@ fn start<W: Workflow>(
     };
     let effective_policy = match &policy {
         PolicyMode::Override(p) => Some(&**p),
-        PolicyMode::Baked => W::POLICY,
+        PolicyMode::Baked => def.policy,
         PolicyMode::AllowAll => None,
     };
     if args.print_sandbox {
-        let plan = crate::sandbox::plan_for::<W>(effective_policy, &sandbox_needs);
+        let plan = crate::sandbox::plan_for(def, effective_policy, &sandbox_needs);
         let rules = crate::sandbox::render(&plan, sandbox_mode);
         emit(stdout, "the sandbox rules", format_args!("{rules}"))?;
         return Ok(EXIT_OK);
@@ -398,7 +401,7 @@ fn start<W: Workflow>(
     // Only a process the CLI owns is sandboxed: `run` inside a test or a host
     // program must not lock down a process that is not its own.
     if process == Process::Owned {
-        crate::sandbox::apply::<W>(sandbox_mode, effective_policy, &sandbox_needs)?;
+        crate::sandbox::apply(def, sandbox_mode, effective_policy, &sandbox_needs)?;
     }
 
     // The `[[mcp_servers]]` children start now, so one that cannot start
@@ -408,7 +411,7 @@ fn start<W: Workflow>(
     // included (a literal URL the baked policy refuses never builds).
     #[cfg(feature = "mcp")]
     let mcp = {
-        let mcp = wire::mcp::<W>(timeout, &matches)?;
+        let mcp = wire::mcp(def, timeout, &matches)?;
         mcp.check_urls(effective_policy)
             .map_err(StartError::McpPolicy)?;
         if !args.dry_run {
@@ -425,7 +428,7 @@ fn start<W: Workflow>(
 
     // Process limits go on last, just before the run: everything above allocates
     // freely and is bounded by the input size limits.
-    crate::budget::apply(&W::LIMITS)?;
+    crate::budget::apply(&def.limits)?;
     let options = RunOptions {
         dry_run: args.dry_run,
         timeout,
@@ -509,12 +512,13 @@ fn emit(
 }
 
 /// `--sandbox` / `AGENTD_SANDBOX`, else the baked `[sandbox] mode`.
-fn sandbox_mode<W: Workflow>(
+fn sandbox_mode(
+    def: &WorkflowDef,
     matches: &Matches,
     raw: Option<&str>,
 ) -> Result<crate::sandbox::Mode, StartError> {
     match env_string(matches, "sandbox", raw.map(str::to_owned)) {
-        None => Ok(W::SANDBOX),
+        None => Ok(def.sandbox),
         Some(text) => crate::sandbox::Mode::parse(text.trim()).ok_or_else(|| {
             StartError::Usage(format!(
                 "invalid value `{text}` for --sandbox: expected enforce, best-effort or off"
@@ -539,8 +543,8 @@ pub fn exit_code(outcome: &Outcome) -> u8 {
 /// # Errors
 ///
 /// The usage message when no start can be chosen.
-pub fn pick_start<W: Workflow>() -> Result<&'static str, String> {
-    let starts = W::GRAPHS.first().map_or(&[][..], |g| g.starts);
+pub fn pick_start(def: &WorkflowDef) -> Result<&'static str, String> {
+    let starts = def.graphs.first().map_or(&[][..], |g| g.starts);
     let manual: Vec<_> = starts
         .iter()
         .filter(|s| s.source == Source::Manual)

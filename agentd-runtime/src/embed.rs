@@ -2,7 +2,7 @@
 //! handle `agentd!` generates (`Triage::run(input)`, `Triage::run_with(..)`).
 //!
 //! Owns [`RunWith`] (the options of one embedded run), [`run`] and
-//! [`run_with`], generic over any [`Workflow`], plus the feature guards
+//! [`run_with`], for any [`Workflow`], plus the feature guards
 //! (`__agentd_require_<feature>!`) that turn a missing runtime feature into
 //! one clear compile error. Generated code only forwards to these functions.
 //!
@@ -19,6 +19,8 @@ use crate::engine::{Engine, RunOptions, Trigger};
 use crate::error::Error;
 use crate::graph::Source;
 use crate::outcome::{Metrics, Outcome, RunReport, Trace};
+use crate::workflow::DynWorkflow;
+#[cfg(doc)]
 use crate::workflow::Workflow;
 
 /// Options of one embedded run. Start from [`RunWith::input`] and adjust.
@@ -106,7 +108,7 @@ impl Default for RunWith {
 ///
 /// The run's hard error, or [`Error::Workflow`] when no start node can be
 /// picked automatically (use [`run_with`] and [`RunWith::start`]).
-pub fn run<W: Workflow>(workflow: &W, input: Value) -> Result<Outcome, Error> {
+pub fn run(workflow: &dyn DynWorkflow, input: Value) -> Result<Outcome, Error> {
     let mut options = RunWith::input(input);
     options.record_trace = false;
     run_with(workflow, options).outcome
@@ -114,12 +116,13 @@ pub fn run<W: Workflow>(workflow: &W, input: Value) -> Result<Outcome, Error> {
 
 /// Run `workflow` once with `options`; the full report (outcome, trace,
 /// metrics, execution id).
-pub fn run_with<W: Workflow>(workflow: &W, options: RunWith) -> RunReport {
+pub fn run_with(workflow: &dyn DynWorkflow, options: RunWith) -> RunReport {
+    let def = workflow.def();
     let start = match options.start {
         Some(start) => start,
-        None => match pick_start::<W>() {
+        None => match pick_start(def) {
             Ok(start) => start.to_owned(),
-            Err(reason) => return refused(Error::workflow(W::INFO.workflow, reason)),
+            Err(reason) => return refused(Error::workflow(def.info.workflow, reason)),
         },
     };
     let engine = Engine::new(

@@ -3,8 +3,9 @@
 //! Owns [`Engine`] (one run: options, trigger context, checkpoints around
 //! the walk, the report); the walk itself (routing, loop budgets, the step
 //! cap, the deadline, retry with backoff, the trace and metrics, child walks
-//! for `call`/`parallel`/`map`) is `engine/walk.rs`. Dispatch is static: the engine calls
-//! [`Workflow::exec`], a generated `match`.
+//! for `call`/`parallel`/`map`) is `engine/walk.rs`. The engine is not
+//! generic: it is compiled once, here, and calls the generated `match`
+//! ([`Workflow::exec`]) through [`DynWorkflow`], one indirect call per node.
 //!
 //! It must never implement a node kind (node functions live in
 //! [`crate::nodes`]) except `pause_for_approval`, which the dialect defines
@@ -23,7 +24,9 @@ use crate::context::{AtomicMetrics, Cx, Frame, PolicyMode, PolicyRef, Shared, St
 use crate::error::Error;
 use crate::graph::{GraphId, GraphMeta, Kind, NodeIdx, NodeMeta, RetryOn, Source, StartMeta};
 use crate::outcome::{Outcome, RunReport, StepKind, Trace, TraceEntry};
+#[cfg(doc)]
 use crate::workflow::Workflow;
+use crate::workflow::{DynWorkflow, WorkflowDef};
 
 mod walk;
 
@@ -101,8 +104,9 @@ impl Trigger {
 
 /// Runs one workflow. Cheap to build; holds no per-run state.
 #[derive(Debug)]
-pub struct Engine<'w, W: Workflow> {
-    workflow: &'w W,
+pub struct Engine<'w> {
+    workflow: &'w dyn DynWorkflow,
+    def: &'static WorkflowDef,
     options: RunOptions,
     #[cfg(feature = "llm")]
     intel: crate::intel::Intel,
@@ -110,23 +114,28 @@ pub struct Engine<'w, W: Workflow> {
     mcp: crate::mcp::Mcp,
 }
 
-impl<'w, W: Workflow> Engine<'w, W> {
-    /// An engine for `workflow` with `options`.
-    pub fn new(workflow: &'w W, options: RunOptions) -> Self {
+impl<'w> Engine<'w> {
+    /// An engine for `workflow` (any [`Workflow`]) with `options`.
+    pub fn new(workflow: &'w dyn DynWorkflow, options: RunOptions) -> Self {
+        let def = workflow.def();
         Self {
             workflow,
+            def,
             options,
             // No backends yet; the budget is the workflow's own.
             #[cfg(feature = "llm")]
             intel: crate::intel::Intel::new(
                 crate::intel::Backends::new(),
-                crate::intel::TokenBudget::new(W::MAX_LLM_TOKENS),
+                crate::intel::TokenBudget::new(def.max_llm_tokens),
             ),
             // The baked servers, each started on its first call.
             #[cfg(feature = "mcp")]
             mcp: crate::mcp::Mcp::from_defs(
-                W::MCP_SERVERS,
-                &crate::mcp::McpOptions::with_secrets(W::SECRETS, crate::mcp::DEFAULT_CALL_TIMEOUT),
+                def.mcp_servers,
+                &crate::mcp::McpOptions::with_secrets(
+                    def.secrets,
+                    crate::mcp::DEFAULT_CALL_TIMEOUT,
+                ),
             ),
         }
     }
@@ -145,6 +154,12 @@ impl<'w, W: Workflow> Engine<'w, W> {
     pub fn with_mcp(mut self, mcp: crate::mcp::Mcp) -> Self {
         self.mcp = mcp;
         self
+    }
+
+    /// The definitions of the workflow this engine runs.
+    #[must_use]
+    pub fn def(&self) -> &'static WorkflowDef {
+        self.def
     }
 
     /// The options runs use.
@@ -170,13 +185,13 @@ impl<'w, W: Workflow> Engine<'w, W> {
             run_id: execution_id.clone(),
             start_node: start.to_owned(),
             trigger_kind: trigger.kind,
-            program_hash: W::INFO.program_hash,
+            program_hash: self.def.info.program_hash,
             claim: None,
             resumed: false,
         });
         let run_obs = crate::obs::spans::RunObs::start(
             &execution_id,
-            W::INFO.workflow,
+            self.def.info.workflow,
             start,
             self.options.dry_run,
         );
@@ -190,7 +205,9 @@ impl<'w, W: Workflow> Engine<'w, W> {
             durable.as_mut(),
         );
         // `[budget].max_run_time_secs`, when it is what set the deadline.
-        let run_time_cap = W::LIMITS
+        let run_time_cap = self
+            .def
+            .limits
             .max_run_time_secs
             .filter(|cap| *cap > 0 && self.options.timeout >= Duration::from_secs(*cap));
         run_obs.finish(&execution_id, &outcome, run_time_cap);
@@ -224,13 +241,15 @@ impl<'w, W: Workflow> Engine<'w, W> {
             .ok_or(CheckpointError::NoStateDir)?;
         let claim = dir.claim(run_id)?;
         let saved = dir.load(run_id)?;
-        saved.check_program(W::INFO.workflow, W::INFO.program_hash)?;
+        saved.check_program(self.def.info.workflow, self.def.info.program_hash)?;
         if approval == Approval::Deny && !saved.awaiting_approval {
             return Err(CheckpointError::NotAwaitingApproval {
                 run_id: saved.run_id,
             });
         }
-        let graph = W::GRAPHS
+        let graph = self
+            .def
+            .graphs
             .first()
             .ok_or_else(|| CheckpointError::WorkflowMismatch {
                 run_id: saved.run_id.clone(),
@@ -266,7 +285,7 @@ impl<'w, W: Workflow> Engine<'w, W> {
             run_id: saved.run_id.clone(),
             start_node: saved.start_node.clone(),
             trigger_kind,
-            program_hash: W::INFO.program_hash,
+            program_hash: self.def.info.program_hash,
             claim: Some(claim),
             resumed: true,
         };
@@ -320,7 +339,7 @@ impl<'w, W: Workflow> Engine<'w, W> {
     /// The per-run state every walk of one run shares.
     fn shared(&self, execution_id: String, traceparent: Option<&str>) -> Shared {
         let policy = match &self.options.policy {
-            PolicyMode::Baked => W::POLICY.map(PolicyRef::Baked),
+            PolicyMode::Baked => self.def.policy.map(PolicyRef::Baked),
             PolicyMode::AllowAll => None,
             PolicyMode::Override(p) => Some(PolicyRef::Owned(p.clone())),
         };
@@ -334,9 +353,9 @@ impl<'w, W: Workflow> Engine<'w, W> {
             intel: self.intel.clone(),
             #[cfg(feature = "mcp")]
             mcp: self.mcp.clone(),
-            secrets: W::SECRETS,
+            secrets: self.def.secrets,
             traceparent: traceparent.map(str::to_owned),
-            fs_write: crate::budget::FsWriteLimit::of(&W::LIMITS),
+            fs_write: crate::budget::FsWriteLimit::of(&self.def.limits),
         }
     }
 }

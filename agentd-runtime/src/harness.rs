@@ -16,7 +16,7 @@ use crate::engine::{Engine, RunOptions, Trigger};
 use crate::graph::Source;
 use crate::outcome::{Outcome, RunReport};
 use crate::policy::Policy;
-use crate::workflow::Workflow;
+use crate::workflow::{DynWorkflow, WorkflowDef};
 
 /// Which policy a case runs under.
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +90,7 @@ impl CaseMcp {
     ///
     /// A canned result that is not JSON.
     #[cfg(feature = "mcp")]
-    pub fn for_trial<W: Workflow>(&self) -> Result<crate::mcp::Mcp, String> {
+    pub fn for_trial(&self, def: &WorkflowDef) -> Result<crate::mcp::Mcp, String> {
         use crate::mcp::{
             Allowlists, DEFAULT_CALL_TIMEOUT, DEFAULT_SERVER, Mcp, McpServer, ServerEntry,
             mock::MockServer,
@@ -100,14 +100,14 @@ impl CaseMcp {
         }
         let server: Arc<dyn McpServer> =
             Arc::new(MockServer::from_canned(self.tools, self.resources)?);
-        let entries = if W::MCP_SERVERS.is_empty() {
+        let entries = if def.mcp_servers.is_empty() {
             vec![ServerEntry {
                 name: DEFAULT_SERVER.to_owned(),
                 allow: Allowlists::PolicyMcp,
                 server,
             }]
         } else {
-            W::MCP_SERVERS
+            def.mcp_servers
                 .iter()
                 .map(|def| ServerEntry {
                     name: def.name.to_owned(),
@@ -169,7 +169,8 @@ pub struct CaseResult {
 }
 
 /// Run every trial of `case` against workflow `w`.
-pub fn run_case<W: Workflow>(w: &W, case: &Case) -> CaseResult {
+pub fn run_case(w: &dyn DynWorkflow, case: &Case) -> CaseResult {
+    let def = w.def();
     let payload: Value = match serde_json::from_str(case.payload) {
         Ok(v) => v,
         Err(e) => {
@@ -201,11 +202,11 @@ pub fn run_case<W: Workflow>(w: &W, case: &Case) -> CaseResult {
     let mut detail = String::new();
     for trial in 0..trials {
         // A fresh mock per trial: its queue and variant choice are per trial.
-        let aliases: Vec<&str> = W::BACKENDS.iter().map(|b| b.name).collect();
+        let aliases: Vec<&str> = def.backends.iter().map(|b| b.name).collect();
         let engine =
             Engine::new(w, options.clone()).with_intel(case.intel.for_trial(trial, &aliases));
         #[cfg(feature = "mcp")]
-        let engine = match case.mcp.for_trial::<W>() {
+        let engine = match case.mcp.for_trial(def) {
             Ok(mcp) => engine.with_mcp(mcp),
             Err(why) => {
                 return CaseResult {

@@ -97,7 +97,7 @@ pub use graph::{
 pub use outcome::{HttpResponse, Metrics, Outcome, RunReport, StepKind, Trace, TraceEntry};
 pub use policy::Policy;
 pub use template::{Seg, Template};
-pub use workflow::Workflow;
+pub use workflow::{DynWorkflow, Workflow, WorkflowDef};
 
 /// `agentd!("workflows/x.toml")`: compile a workflow into this crate (see
 /// `docs/embedding.md`). Behind the `macros` feature, so binaries built by

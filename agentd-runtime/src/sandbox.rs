@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use serde_json::json;
 
 use crate::policy::Policy;
-use crate::workflow::Workflow;
+use crate::workflow::WorkflowDef;
 
 #[cfg(all(feature = "sandbox", target_os = "linux"))]
 mod linux;
@@ -99,7 +99,7 @@ fn cwd() -> String {
         .unwrap_or_else(|_| "/".to_owned())
 }
 
-fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
+fn fixed_for(wf: &WorkflowDef, needs: &StartNeeds) -> Fixed {
     let features = features();
     let mut fs = plan::constant_runtime_rules(&features);
     let constant_rules = fs.len();
@@ -140,14 +140,17 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
         ));
     }
     let mut connect_urls = Vec::new();
-    for def in W::SECRETS {
+    for def in wf.secrets {
         match def.source {
             crate::workflow::secrets::SecretSource::File { path, .. } => fs.push(FsRule::new(
                 parent_of(Path::new(path)),
                 Access::READ,
                 format!("[[secrets]] {} (read at each use)", def.name),
             )),
-            // Run again at each reload, inside the sandbox.
+            // Run again at each reload, inside the sandbox. Without the feature the
+            // command never runs (resolving it fails), so it needs no rule; the arm
+            // compiled out keeps the command lookup out of binaries that cannot use it.
+            #[cfg(feature = "secrets-exec")]
             crate::secrets::SecretSource::Command { argv } => {
                 if let Some(program) = argv.first() {
                     let path_var = std::env::var("PATH").unwrap_or_default();
@@ -159,11 +162,16 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
                     ));
                 }
             }
-            // Fetched again when the token expires.
+            // Fetched again when the token expires (with the feature, as above).
+            #[cfg(feature = "secrets-oauth2")]
             crate::secrets::SecretSource::OAuth2 { token_url, .. } => connect_urls.push((
                 token_url.to_owned(),
                 format!("[[secrets]] {} token_url", def.name),
             )),
+            #[cfg(not(feature = "secrets-exec"))]
+            crate::secrets::SecretSource::Command { .. } => {}
+            #[cfg(not(feature = "secrets-oauth2"))]
+            crate::secrets::SecretSource::OAuth2 { .. } => {}
             crate::secrets::SecretSource::Env { .. } => {}
         }
     }
@@ -177,7 +185,7 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
         }
     }
     #[cfg(feature = "tls")]
-    if let Some(tls) = W::TLS {
+    if let Some(tls) = wf.tls {
         let mut files = vec![tls.cert_file, tls.key_file];
         if let Some(client) = &tls.client_auth {
             files.push(client.ca_file);
@@ -191,7 +199,7 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
         }
     }
     #[cfg(feature = "auth-oidc")]
-    for def in W::AUTH.oidc {
+    for def in wf.auth.oidc {
         if let crate::workflow::auth::JwksSource::File(path) = def.jwks {
             fs.push(FsRule::new(
                 parent_of(Path::new(path)),
@@ -201,7 +209,7 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
         }
     }
     #[cfg(feature = "fs-watch")]
-    for t in W::SERVE.triggers {
+    for t in wf.serve.triggers {
         if let crate::workflow::serve::TriggerDef::FsWatch { path, .. } = t {
             fs.push(FsRule::new(
                 plan::normalize(&cwd(), path),
@@ -212,12 +220,12 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
     }
 
     #[cfg(feature = "llm-remote")]
-    for b in W::BACKENDS {
+    for b in wf.backends {
         let url = b.base_url.unwrap_or("https://default-provider-endpoint");
         connect_urls.push((url.to_owned(), format!("backend `{}`", b.name)));
     }
     #[cfg(feature = "otel")]
-    if let Some(otel) = &W::LOGGING.otel {
+    if let Some(otel) = &wf.logging.otel {
         connect_urls.push((otel.endpoint.to_owned(), "[logging.otel]".to_owned()));
     }
     let static_urls = connect_urls.len();
@@ -231,7 +239,7 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
     Fixed {
         cwd: cwd(),
         features,
-        mcp_commands: mcp_commands::<W>(),
+        mcp_commands: mcp_commands(wf),
         connect_urls,
         bind_ports: needs.bind_port.into_iter().collect(),
         runtime_fs: fs,
@@ -242,10 +250,10 @@ fn fixed_for<W: Workflow>(needs: &StartNeeds) -> Fixed {
 
 /// `[[mcp_servers]]` commands, found on `PATH` as the child will be started.
 #[cfg(feature = "mcp")]
-fn mcp_commands<W: Workflow>() -> Vec<String> {
+fn mcp_commands(wf: &WorkflowDef) -> Vec<String> {
     let path_var = std::env::var("PATH").unwrap_or_default();
     let exists = |p: &str| Path::new(p).is_file();
-    W::MCP_SERVERS
+    wf.mcp_servers
         .iter()
         .filter_map(|def| def.command.first())
         .map(|cmd| plan::resolve_command(cmd, &path_var, &exists))
@@ -253,8 +261,7 @@ fn mcp_commands<W: Workflow>() -> Vec<String> {
 }
 
 #[cfg(not(feature = "mcp"))]
-#[allow(clippy::extra_unused_type_parameters)] // the `mcp` twin reads W::MCP_SERVERS
-fn mcp_commands<W: Workflow>() -> Vec<String> {
+fn mcp_commands(_wf: &WorkflowDef) -> Vec<String> {
     Vec::new()
 }
 
@@ -290,12 +297,12 @@ fn plan_with(fixed: &Fixed, policy: Option<&Policy>) -> Plan {
 /// with what this start knows; otherwise planned from `policy` whole. Both
 /// give the same plan (tested on every compat workflow's policy, and
 /// `--print-sandbox` prints this one).
-fn start_plan<W: Workflow>(fixed: &Fixed, policy: Option<&Policy>) -> Plan {
-    let baked_policy = match (policy, W::POLICY) {
+fn start_plan(wf: &WorkflowDef, fixed: &Fixed, policy: Option<&Policy>) -> Plan {
+    let baked_policy = match (policy, wf.policy) {
         (Some(given), Some(baked)) => std::ptr::eq(given, baked),
         _ => false,
     };
-    match W::SANDBOX_PLAN {
+    match wf.sandbox_plan {
         Some(baked) if baked_policy => {
             let mut plan = plan::extend(
                 baked.to_plan(&fixed.features),
@@ -368,15 +375,15 @@ fn resolve_existing(plan: &mut Plan) {
 
 /// The plan this binary applies at start with `policy` in force.
 #[must_use]
-pub fn plan_for<W: Workflow>(policy: Option<&Policy>, needs: &StartNeeds) -> Plan {
-    start_plan::<W>(&fixed_for::<W>(needs), policy)
+pub fn plan_for(wf: &WorkflowDef, policy: Option<&Policy>, needs: &StartNeeds) -> Plan {
+    start_plan(wf, &fixed_for(wf, needs), policy)
 }
 
 /// [`plan_for`] planned from the policy whole, never from the baked plan:
 /// what the baked plan must equal.
 #[must_use]
-pub fn plan_unbaked<W: Workflow>(policy: Option<&Policy>, needs: &StartNeeds) -> Plan {
-    plan_with(&fixed_for::<W>(needs), policy)
+pub fn plan_unbaked(wf: &WorkflowDef, policy: Option<&Policy>, needs: &StartNeeds) -> Plan {
+    plan_with(&fixed_for(wf, needs), policy)
 }
 
 /// The plan applied at start and what it was computed from.
@@ -387,13 +394,14 @@ static APPLIED: OnceLock<(Fixed, Plan)> = OnceLock::new();
 #[error("sandbox (mode enforce): {0}")]
 pub struct EnforceError(String);
 
-/// Apply the sandbox for `W` with `policy` in force, in `mode`. Best effort
+/// Apply the sandbox for workflow `wf` with `policy` in force, in `mode`. Best effort
 /// logs what the kernel could not apply (`sandbox.failed`); enforce refuses.
 ///
 /// # Errors
 ///
 /// [`EnforceError`] in `enforce` mode when a wall is missing or partial.
-pub fn apply<W: Workflow>(
+pub fn apply(
+    wf: &WorkflowDef,
     mode: Mode,
     policy: Option<&Policy>,
     needs: &StartNeeds,
@@ -404,8 +412,8 @@ pub fn apply<W: Workflow>(
         }
         return Ok(());
     }
-    let fixed = fixed_for::<W>(needs);
-    let plan = start_plan::<W>(&fixed, policy);
+    let fixed = fixed_for(wf, needs);
+    let plan = start_plan(wf, &fixed, policy);
     let problems = apply_plan(&plan);
     let _ = APPLIED.set((fixed, plan));
     if problems.is_empty() {

@@ -31,7 +31,11 @@ use crate::graph::{BuildInfo, GraphId, GraphMeta, NodeIdx};
 use crate::policy::Policy;
 
 /// A compiled workflow. Implemented by generated code (one unit struct per
-/// workflow); the engine is generic over it, so dispatch is static.
+/// workflow) as `const` data and a `match`. The runtime is compiled once,
+/// not per workflow: the engine, serve mode and the CLI take a
+/// [`&dyn DynWorkflow`](DynWorkflow), which every `Workflow` is, and read
+/// the definitions from the one [`WorkflowDef`] table built from these
+/// consts ([`Workflow::DEF`]).
 pub trait Workflow: Sync + Sized + 'static {
     /// `GRAPHS[0]` is the top-level workflow; the child workflows of its
     /// `call`/`parallel`/`map` nodes (and theirs, recursively) follow.
@@ -109,5 +113,166 @@ pub trait Workflow: Sync + Sized + 'static {
     fn pause_reason(&self, g: GraphId, node: NodeIdx) -> Option<&'static str> {
         let _ = (g, node);
         None
+    }
+
+    /// Every const above in one `static` table, the form the runtime reads.
+    /// Never overridden: it is built from the consts.
+    #[doc(hidden)]
+    const DEF: &'static WorkflowDef = &WorkflowDef {
+        graphs: Self::GRAPHS,
+        info: Self::INFO,
+        policy: Self::POLICY,
+        max_llm_tokens: Self::MAX_LLM_TOKENS,
+        limits: Self::LIMITS,
+        logging: Self::LOGGING,
+        sandbox: Self::SANDBOX,
+        sandbox_plan: Self::SANDBOX_PLAN,
+        secrets: Self::SECRETS,
+        #[cfg(feature = "llm")]
+        backends: Self::BACKENDS,
+        #[cfg(feature = "serve")]
+        serve: Self::SERVE,
+        #[cfg(feature = "mcp")]
+        mcp_servers: Self::MCP_SERVERS,
+        #[cfg(feature = "serve")]
+        auth: Self::AUTH,
+        #[cfg(feature = "tls")]
+        tls: Self::TLS,
+    };
+}
+
+/// The consts of a [`Workflow`] as one table (field `x` is `Workflow::X`,
+/// documented there). The runtime's engine, serve mode and CLI read this
+/// instead of the consts so that they are compiled once in this crate
+/// rather than monomorphised in every generated crate (docs/performance.md,
+/// "Build times").
+#[derive(Debug)]
+#[allow(missing_docs)] // each field is documented on its `Workflow` const
+pub struct WorkflowDef {
+    pub graphs: &'static [GraphMeta],
+    pub info: &'static BuildInfo,
+    pub policy: Option<&'static Policy>,
+    pub max_llm_tokens: Option<u64>,
+    pub limits: budget::Limits,
+    pub logging: logging::LogConfig,
+    pub sandbox: SandboxMode,
+    pub sandbox_plan: Option<&'static crate::sandbox::plan::BakedPlan>,
+    pub secrets: &'static [secrets::SecretDef],
+    #[cfg(feature = "llm")]
+    pub backends: &'static [intel::BackendDef],
+    #[cfg(feature = "serve")]
+    pub serve: &'static serve::ServeDef,
+    #[cfg(feature = "mcp")]
+    pub mcp_servers: &'static [mcp::McpServerDef],
+    #[cfg(feature = "serve")]
+    pub auth: &'static auth::AuthDefs,
+    #[cfg(feature = "tls")]
+    pub tls: Option<&'static auth::TlsDef>,
+}
+
+/// A [`Workflow`] as the runtime holds it: a trait object, so the engine
+/// and everything above it are not generic. The generated `match` is one
+/// indirect call per node visit away; every `Workflow` implements this.
+pub trait DynWorkflow: Sync {
+    /// The workflow's definitions ([`Workflow::DEF`]).
+    fn def(&self) -> &'static WorkflowDef;
+
+    /// [`Workflow::exec`].
+    ///
+    /// # Errors
+    ///
+    /// Whatever the node function returns.
+    fn exec_node(&self, g: GraphId, node: NodeIdx, cx: &mut Cx<'_>) -> Result<Step, Error>;
+
+    /// [`Workflow::pause_reason`].
+    fn node_pause_reason(&self, g: GraphId, node: NodeIdx) -> Option<&'static str>;
+}
+
+impl<W: Workflow> DynWorkflow for W {
+    fn def(&self) -> &'static WorkflowDef {
+        W::DEF
+    }
+
+    fn exec_node(&self, g: GraphId, node: NodeIdx, cx: &mut Cx<'_>) -> Result<Step, Error> {
+        self.exec(g, node, cx)
+    }
+
+    fn node_pause_reason(&self, g: GraphId, node: NodeIdx) -> Option<&'static str> {
+        self.pause_reason(g, node)
+    }
+}
+
+impl std::fmt::Debug for dyn DynWorkflow + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "workflow `{}`", self.def().info.workflow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{GraphMeta, SourceFile};
+
+    static INFO: BuildInfo = BuildInfo {
+        workflow: "defs",
+        compiler_version: "0",
+        sources: &[SourceFile {
+            path: "defs.toml",
+            sha256: "",
+        }],
+        capabilities: &[],
+        program_hash: "abc",
+        signer: None,
+        policy_key: None,
+    };
+    static GRAPHS: [GraphMeta; 0] = [];
+    static POLICY: Policy = Policy::DENY_ALL;
+    static SECRETS: [secrets::SecretDef; 1] = [secrets::SecretDef {
+        name: "token",
+        source: secrets::SecretSource::Env { var: "TOKEN" },
+    }];
+
+    struct Defs;
+
+    impl Workflow for Defs {
+        const GRAPHS: &'static [GraphMeta] = &GRAPHS;
+        const INFO: &'static BuildInfo = &INFO;
+        const POLICY: Option<&'static Policy> = Some(&POLICY);
+        const MAX_LLM_TOKENS: Option<u64> = Some(7);
+        const SANDBOX: SandboxMode = SandboxMode::Enforce;
+        const SECRETS: &'static [secrets::SecretDef] = &SECRETS;
+
+        fn exec(&self, _g: GraphId, node: NodeIdx, _cx: &mut Cx<'_>) -> Result<Step, Error> {
+            Err(Error::Config(format!("node {}", node.0)))
+        }
+
+        fn pause_reason(&self, _g: GraphId, node: NodeIdx) -> Option<&'static str> {
+            (node.0 == 3).then_some("sign-off")
+        }
+    }
+
+    #[test]
+    fn the_def_table_holds_every_const_of_the_workflow() {
+        let def = Defs::DEF;
+        assert!(std::ptr::eq(def.info, &INFO));
+        assert!(std::ptr::eq(def.graphs, &GRAPHS[..]));
+        assert!(def.policy.is_some_and(|p| std::ptr::eq(p, &POLICY)));
+        assert_eq!(def.max_llm_tokens, Some(7));
+        assert_eq!(def.sandbox, SandboxMode::Enforce);
+        assert_eq!(def.secrets, &SECRETS[..]);
+        assert_eq!(def.limits, budget::Limits::NONE);
+        assert_eq!(def.logging, logging::LogConfig::NONE);
+    }
+
+    #[test]
+    fn a_workflow_seen_through_dyn_workflow_dispatches_to_its_own_methods() {
+        let w: &dyn DynWorkflow = &Defs;
+        assert!(std::ptr::eq(w.def(), Defs::DEF));
+        assert_eq!(
+            w.node_pause_reason(GraphId(0), NodeIdx(3)),
+            Some("sign-off")
+        );
+        assert_eq!(w.node_pause_reason(GraphId(0), NodeIdx(2)), None);
+        assert_eq!(format!("{w:?}"), "workflow `defs`");
     }
 }

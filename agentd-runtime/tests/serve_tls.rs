@@ -280,7 +280,8 @@ fn serve_who(tag: &str) -> Fixture {
     write_leaf(def, &server_ca.leaf("localhost", &["localhost"]));
 
     // The baked auth of `Who`; TLS from files made for this test.
-    let mut reload_config = ReloaderConfig::for_workflow::<Who>(None);
+    let mut reload_config =
+        ReloaderConfig::for_workflow(<Who as agentd_runtime::Workflow>::DEF, None);
     reload_config.tls = Some(def);
     let reloader = Arc::new(Reloader::new(reload_config).expect("reloadable state"));
     // Other hooks exist only with other features.

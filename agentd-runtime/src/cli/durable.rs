@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use crate::checkpoint::{Approval, CheckpointError, DEFAULT_RETENTION_DAYS, Retention, StateDir};
 use crate::engine::Engine;
-use crate::workflow::Workflow;
+use crate::workflow::WorkflowDef;
 
 use super::{Args, EXIT_OK, EXIT_USAGE, StartError, emit, env_string, from_env, print_report};
 
@@ -120,7 +120,8 @@ pub(super) fn list(
 ///
 /// [`StartError::Usage`] for a flag that needs `--state-dir`,
 /// [`StartError::StateDir`] for a directory that cannot be opened (exit 2).
-pub(super) fn open<W: Workflow>(
+pub(super) fn open(
+    def: &WorkflowDef,
     args: &DurableArgs,
     stderr: &mut dyn Write,
 ) -> Result<Option<StateDir>, StartError> {
@@ -146,13 +147,13 @@ pub(super) fn open<W: Workflow>(
     };
     let dir = opened?;
     if args.resume.is_none() {
-        prune::<W>(&dir, args, stderr);
+        prune(def, &dir, args, stderr);
     }
     Ok(Some(dir))
 }
 
-fn prune<W: Workflow>(dir: &StateDir, args: &DurableArgs, stderr: &mut dyn Write) {
-    match dir.prune(W::INFO.workflow, args.retention, SystemTime::now()) {
+fn prune(def: &WorkflowDef, dir: &StateDir, args: &DurableArgs, stderr: &mut dyn Write) {
+    match dir.prune(def.info.workflow, args.retention, SystemTime::now()) {
         Ok(pruned) => {
             for (run_id, state) in pruned.removed {
                 let _ = writeln!(
@@ -178,8 +179,8 @@ fn prune<W: Workflow>(dir: &StateDir, args: &DurableArgs, stderr: &mut dyn Write
 ///
 /// [`StartError::StateDir`] when the checkpoint cannot be continued
 /// (missing, another build's, in use) or the directory cannot be listed.
-pub(super) fn resume_if_asked<W: Workflow>(
-    engine: &Engine<'_, W>,
+pub(super) fn resume_if_asked(
+    engine: &Engine<'_>,
     args: &DurableArgs,
     dir: Option<&StateDir>,
     stdout: &mut dyn Write,
@@ -207,12 +208,13 @@ pub(super) fn resume_if_asked<W: Workflow>(
 /// The exit code is the last one that was not 0 (docs/cli.md "The compiled binary", exit codes), or 0; a
 /// checkpoint that cannot be read (corrupt, too large, unreadable) is named
 /// and makes it 2, since a run may be lost in it.
-fn resume_incomplete<W: Workflow>(
-    engine: &Engine<'_, W>,
+fn resume_incomplete(
+    engine: &Engine<'_>,
     dir: &StateDir,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<u8, StartError> {
+    let def = engine.def();
     let listed = dir.list()?;
     let mut code = EXIT_OK;
     let mut resumed = 0_usize;
@@ -227,7 +229,7 @@ fn resume_incomplete<W: Workflow>(
                 continue;
             }
         };
-        if checkpoint.workflow != W::INFO.workflow || checkpoint.awaiting_approval {
+        if checkpoint.workflow != def.info.workflow || checkpoint.awaiting_approval {
             continue;
         }
         let _ = writeln!(
@@ -255,7 +257,7 @@ fn resume_incomplete<W: Workflow>(
         let _ = writeln!(
             stderr,
             "agentd: no interrupted runs of `{}` in `{}`",
-            W::INFO.workflow,
+            def.info.workflow,
             dir.path().display()
         );
     }

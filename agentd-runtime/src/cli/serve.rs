@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::{StartError, env_string, from_env};
 use crate::engine::RunOptions;
-use crate::workflow::Workflow;
+use crate::workflow::{DynWorkflow, WorkflowDef};
 
 // The defaults live with the server; a binary without it still parses the
 // flags (and refuses `--mode serve`).
@@ -108,14 +108,14 @@ impl ServeCli {
 }
 
 /// Whether the workflow has anything to serve.
-#[cfg_attr(not(feature = "serve"), allow(clippy::extra_unused_type_parameters))]
-fn servable<W: Workflow>() -> bool {
+fn servable(def: &WorkflowDef) -> bool {
     #[cfg(feature = "serve")]
     {
-        !W::SERVE.is_empty()
+        !def.serve.is_empty()
     }
     #[cfg(not(feature = "serve"))]
     {
+        let _ = def;
         false
     }
 }
@@ -129,16 +129,17 @@ fn servable<W: Workflow>() -> bool {
 /// # Errors
 ///
 /// [`StartError::Usage`] for a flag this binary or workflow cannot use.
-pub(super) fn resolve<W: Workflow>(
+pub(super) fn resolve(
+    def: &WorkflowDef,
     matches: &super::Matches,
     args: &ServeArgs,
 ) -> Result<Option<ServeCli>, StartError> {
     let mode = env_string(matches, "mode", args.mode.clone());
     let serve = match mode.as_deref().map(str::trim) {
-        None => servable::<W>(),
+        None => servable(def),
         Some(m) if m.eq_ignore_ascii_case("once") => false,
         Some(m) if m.eq_ignore_ascii_case("serve") => {
-            if !servable::<W>() {
+            if !servable(def) {
                 return Err(StartError::usage(
                     "--mode serve: this workflow has no [[http_routes]] and no cron, interval or \
                      fs_watch trigger; nothing to serve",
@@ -187,7 +188,7 @@ pub(super) fn resolve<W: Workflow>(
         Some(url) => {
             let password = match &password_secret {
                 Some(name) => Some(
-                    crate::secrets::resolve(W::SECRETS, name.trim())
+                    crate::secrets::resolve(def.secrets, name.trim())
                         .map_err(|e| StartError::Usage(format!("--state-password-secret: {e}")))?
                         .into_exposed(),
                 ),
@@ -314,9 +315,9 @@ impl ServeCli {
     /// [`StartError::Reload`] or [`StartError::Serve`] when the server
     /// cannot start.
     #[cfg(feature = "serve")]
-    pub(super) fn run<W: Workflow>(
+    pub(super) fn run(
         self,
-        workflow: &'static W,
+        workflow: &'static dyn DynWorkflow,
         options: RunOptions,
         policy: Option<&str>,
         stderr: &mut dyn Write,
@@ -326,7 +327,8 @@ impl ServeCli {
         use crate::serve::reload::{Reloader, ReloaderConfig};
         use crate::serve::{ServeConfig, ServeError};
 
-        let reloader = Arc::new(Reloader::new(ReloaderConfig::for_workflow::<W>(
+        let reloader = Arc::new(Reloader::new(ReloaderConfig::for_workflow(
+            workflow.def(),
             policy.map(std::path::Path::new),
         ))?);
         let drain_secs = self.drain_timeout.as_secs();
@@ -353,7 +355,7 @@ impl ServeCli {
             },
         };
         let running = crate::serve::start(workflow, config)?;
-        banner::<W>(stderr, running.local_addr(), drain_secs);
+        banner(workflow.def(), stderr, running.local_addr(), drain_secs);
         // How serving ended is not a start-up refusal: the server has run.
         Ok(match running.wait() {
             Ok(()) => super::EXIT_OK,
@@ -373,9 +375,9 @@ impl ServeCli {
     /// Without the `serve` feature there is nothing to serve ([`resolve`]
     /// never returns `Some`); kept so the CLI compiles the same either way.
     #[cfg(not(feature = "serve"))]
-    pub(super) fn run<W: Workflow>(
+    pub(super) fn run(
         self,
-        _workflow: &'static W,
+        _workflow: &'static dyn DynWorkflow,
         _options: RunOptions,
         _policy: Option<&str>,
         _stderr: &mut dyn Write,
@@ -389,15 +391,15 @@ impl ServeCli {
 /// The startup banner (docs/operations.md "Serving"): where it listens, each route, each
 /// trigger. Tests read the bound address from its first line.
 #[cfg(feature = "serve")]
-fn banner<W: Workflow>(stderr: &mut dyn Write, addr: Option<SocketAddr>, drain_secs: u64) {
+fn banner(wf: &WorkflowDef, stderr: &mut dyn Write, addr: Option<SocketAddr>, drain_secs: u64) {
     use crate::workflow::serve::TriggerDef;
 
-    let def = W::SERVE;
-    let name = W::INFO.workflow;
+    let def = wf.serve;
+    let name = wf.info.workflow;
     match addr {
         Some(addr) => {
             #[cfg(feature = "tls")]
-            let scheme = if W::TLS.is_some() { "https" } else { "http" };
+            let scheme = if wf.tls.is_some() { "https" } else { "http" };
             #[cfg(not(feature = "tls"))]
             let scheme = "http";
             let _ = writeln!(
@@ -439,6 +441,7 @@ mod tests {
     use crate::context::{Cx, Step};
     use crate::error::Error;
     use crate::graph::{BuildInfo, GraphId, GraphMeta, NodeIdx};
+    use crate::workflow::Workflow;
 
     static INFO: BuildInfo = BuildInfo {
         workflow: "quiet",
@@ -503,7 +506,7 @@ mod tests {
         let super::super::flags::Parsed::Run(matches) = parsed else {
             return Err("--help".to_owned());
         };
-        resolve::<W>(&matches, &ServeArgs::from_matches(&matches)).map_err(|e| e.to_string())
+        resolve(W::DEF, &matches, &ServeArgs::from_matches(&matches)).map_err(|e| e.to_string())
     }
 
     #[test]

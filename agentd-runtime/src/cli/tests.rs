@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::graph::{
     BuildInfo, EdgeMeta, GraphId, GraphMeta, Kind, NodeIdx, NodeMeta, Slot, StartMeta,
 };
+use crate::workflow::Workflow;
 
 const fn node(id: &'static str, i: u32) -> NodeMeta {
     NodeMeta {
@@ -301,10 +302,10 @@ fn a_zero_timeout_on_the_command_line_is_clamped_to_one_second() {
 
 #[test]
 fn start_choice_prefers_the_only_manual_start() {
-    assert_eq!(pick_start::<Cli>(), Ok("main"));
-    assert_eq!(pick_start::<OneHttp>(), Ok("hook"));
+    assert_eq!(pick_start(Cli::DEF), Ok("main"));
+    assert_eq!(pick_start(OneHttp::DEF), Ok("hook"));
     assert_eq!(
-        pick_start::<TwoManual>(),
+        pick_start(TwoManual::DEF),
         Err(
             "cannot pick a start node automatically (2 manual / 2 total); pass --start NAME".into()
         )

@@ -17,8 +17,10 @@ use super::{Matches, StartError};
 use crate::intel::Intel;
 use crate::obs;
 #[cfg(any(feature = "llm", feature = "mcp"))]
-use crate::workflow::Workflow;
+use crate::workflow::WorkflowDef;
 use crate::workflow::logging::LogConfig;
+#[cfg(feature = "llm")]
+use crate::workflow::secrets::SecretDef;
 
 /// The command-line front end: resolve the flags in `args` (with their
 /// sources from `matches`) against `baked`, print notes on `stderr`, and
@@ -55,23 +57,22 @@ pub(super) fn logging(
 #[cfg(feature = "llm")]
 const MAX_BEARER_BYTES: u64 = 64 * 1024;
 
-/// The [`crate::intel::KeyResolver`] of workflow `W`: its `[[secrets]]`,
-/// then the process environment (docs/operations.md "Secrets", the single front door).
-///
-/// # Errors
-///
-/// A message naming the secret and its source.
+/// The [`crate::intel::KeyResolver`] of a workflow with `[[secrets]]`
+/// `secrets`: those, then the process environment (spec/dialect-ops.md §11,
+/// the single front door). Its errors name the secret and its source.
 #[cfg(feature = "llm")]
-fn secret_key<W: Workflow>(name: &str) -> Result<String, String> {
-    crate::secrets::resolve(W::SECRETS, name)
-        .map(crate::secrets::Secret::into_exposed)
-        .map_err(|e| e.to_string())
+fn secret_keys(secrets: &'static [SecretDef]) -> crate::intel::KeyResolver {
+    crate::intel::KeyResolver::new(move |name| {
+        crate::secrets::resolve(secrets, name)
+            .map(crate::secrets::Secret::into_exposed)
+            .map_err(|e| e.to_string())
+    })
 }
 
 /// The baked binary's backends: `default` from `--intel-unix` (wins) or
 /// `--intel-http` (+ bearer from `bearer_file`, else
-/// `AGENTD_INTEL_HTTP_BEARER`), plus `W::BACKENDS`; the budget is
-/// `W::MAX_LLM_TOKENS`. `timeout` is the run timeout (the transports' I/O
+/// `AGENTD_INTEL_HTTP_BEARER`), plus `def.backends`; the budget is
+/// `def.max_llm_tokens`. `timeout` is the run timeout (the transports' I/O
 /// timeout).
 ///
 /// # Errors
@@ -80,13 +81,14 @@ fn secret_key<W: Workflow>(name: &str) -> Result<String, String> {
 /// `--intel-http` URL, an unreadable bearer file, or a backend definition
 /// this build cannot serve.
 #[cfg(feature = "llm")]
-pub(super) fn intel<W: Workflow>(
+pub(super) fn intel(
+    def: &WorkflowDef,
     unix: Option<&str>,
     http: Option<&str>,
     bearer_file: Option<&str>,
     timeout: Duration,
 ) -> Result<Intel, StartError> {
-    let mut backends = crate::intel::build_named(W::BACKENDS, timeout, secret_key::<W>)
+    let mut backends = crate::intel::build_named(def.backends, timeout, secret_keys(def.secrets))
         .map_err(StartError::Intel)?;
     if let Some(path) = unix {
         #[cfg(unix)]
@@ -124,11 +126,11 @@ pub(super) fn intel<W: Workflow>(
     }
     Ok(Intel::new(
         backends,
-        crate::intel::TokenBudget::new(W::MAX_LLM_TOKENS),
+        crate::intel::TokenBudget::new(def.max_llm_tokens),
     ))
 }
 
-/// The `[[mcp_servers]]` of `W`, their secrets resolved through its
+/// The `[[mcp_servers]]` of `def`, their secrets resolved through its
 /// `[[secrets]]`, `url` servers moved by `--mcp-url NAME=URL` (and its env
 /// twins); each exchange times out after `timeout` (the run's) unless the
 /// server sets its own.
@@ -138,15 +140,16 @@ pub(super) fn intel<W: Workflow>(
 /// [`StartError::Mcp`] (exit 2) for an `--mcp-url` that names no `url`
 /// server or is not a URL.
 #[cfg(feature = "mcp")]
-pub(super) fn mcp<W: Workflow>(
+pub(super) fn mcp(
+    def: &WorkflowDef,
     timeout: Duration,
     matches: &Matches,
 ) -> Result<crate::mcp::Mcp, StartError> {
-    let mut options = crate::mcp::McpOptions::with_secrets(W::SECRETS, timeout);
+    let mut options = crate::mcp::McpOptions::with_secrets(def.secrets, timeout);
     options.url_overrides =
-        crate::mcp::url_overrides(W::MCP_SERVERS, &matches.values("mcp_url"), |var| {
+        crate::mcp::url_overrides(def.mcp_servers, &matches.values("mcp_url"), |var| {
             std::env::var(var).ok()
         })
         .map_err(StartError::Mcp)?;
-    Ok(crate::mcp::Mcp::from_defs(W::MCP_SERVERS, &options))
+    Ok(crate::mcp::Mcp::from_defs(def.mcp_servers, &options))
 }

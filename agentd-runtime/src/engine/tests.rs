@@ -14,6 +14,7 @@ use crate::nodes::compose::{self, Branch, Call, ChildRef, Map, Parallel};
 use crate::nodes::control::{self, Condition, Fail, Respond};
 use crate::outcome::HttpResponse;
 use crate::template::{Seg, Template};
+use crate::workflow::Workflow;
 
 // ---------------------------------------------------------------------------
 // The lab workflow: graph 0 "lab" (one start per scenario), graph 1 "child".

@@ -5,12 +5,12 @@
 //! Owns the step-by-step semantics of docs/dialect.md §8 for one graph; the run around
 //! it (options, the trigger context, checkpoints, the report) is the parent
 //! module's. Never implements another node kind: every other node is one
-//! call to [`Workflow::exec`].
+//! call to [`Workflow::exec`], through [`DynWorkflow`].
 
 use super::*;
 
-pub(super) fn run_top<W: Workflow>(
-    w: &W,
+pub(super) fn run_top(
+    w: &dyn DynWorkflow,
     shared: &Shared,
     start: &str,
     trigger: Trigger,
@@ -18,7 +18,9 @@ pub(super) fn run_top<W: Workflow>(
     trace: Option<&mut Vec<TraceEntry>>,
     mut durable: Option<&mut Durable<'_>>,
 ) -> Result<Outcome, Error> {
-    let graph = W::GRAPHS
+    let graph = w
+        .def()
+        .graphs
         .first()
         .ok_or_else(|| Error::Config("the workflow has no graphs".to_owned()))?;
     let (_, start_meta) = graph
@@ -55,8 +57,8 @@ pub(super) fn run_top<W: Workflow>(
 /// Run start `start` of graph `graph` as a child walk at `depth` (already
 /// checked against [`MAX_DEPTH`] by the caller) with `input` as its
 /// manual trigger input. The child's `respond` reply and trace are dropped.
-pub(crate) fn run_child<W: Workflow>(
-    w: &W,
+pub(crate) fn run_child(
+    w: &dyn DynWorkflow,
     shared: &Shared,
     graph: GraphId,
     start: u32,
@@ -64,7 +66,7 @@ pub(crate) fn run_child<W: Workflow>(
     deadline: Instant,
     depth: u32,
 ) -> Result<Outcome, Error> {
-    let meta = graph_meta::<W>(graph)?;
+    let meta = graph_meta(w, graph)?;
     let start_meta = usize::try_from(start)
         .ok()
         .and_then(|i| meta.starts.get(i))
@@ -74,10 +76,10 @@ pub(crate) fn run_child<W: Workflow>(
     walk(w, shared, &mut frame, entry, None, None)
 }
 
-fn graph_meta<W: Workflow>(graph: GraphId) -> Result<&'static GraphMeta, Error> {
+fn graph_meta(w: &dyn DynWorkflow, graph: GraphId) -> Result<&'static GraphMeta, Error> {
     usize::try_from(graph.0)
         .ok()
-        .and_then(|i| W::GRAPHS.get(i))
+        .and_then(|i| w.def().graphs.get(i))
         .ok_or_else(|| Error::Config(format!("graph {} is not compiled in", graph.0)))
 }
 
@@ -95,8 +97,8 @@ fn resolve_entry(graph: &GraphMeta, start: &StartMeta) -> Result<NodeIdx, Error>
 }
 
 /// The walk (docs/dialect.md §8.1–§8.3): visit, store, route, until an outcome.
-pub(super) fn walk<W: Workflow>(
-    w: &W,
+pub(super) fn walk(
+    w: &dyn DynWorkflow,
     shared: &Shared,
     frame: &mut Frame,
     entry: NodeIdx,
@@ -268,8 +270,8 @@ fn record(
 /// In a child walk nothing is saved (a child run cannot be resumed on its
 /// own); the parent's `call`/`parallel`/`map` turns the `paused` outcome
 /// into its "nested pause_for_approval is not supported" error.
-fn pause<W: Workflow>(
-    w: &W,
+fn pause(
+    w: &dyn DynWorkflow,
     shared: &Shared,
     frame: &Frame,
     idx: NodeIdx,
@@ -277,7 +279,7 @@ fn pause<W: Workflow>(
     durable: Option<&mut Durable<'_>>,
     trace: &mut Option<&mut Vec<TraceEntry>>,
 ) -> Result<Outcome, Error> {
-    let reason = w.pause_reason(frame.graph_id, idx);
+    let reason = w.node_pause_reason(frame.graph_id, idx);
     let paused = Outcome::Paused {
         run_id: shared.execution_id.clone(),
         last_node: Some(node.id),
@@ -343,8 +345,8 @@ fn sole_unconditional_successor(
 }
 
 /// Call the node through the generated dispatch, honouring its retry policy.
-fn dispatch<W: Workflow>(
-    w: &W,
+fn dispatch(
+    w: &dyn DynWorkflow,
     shared: &Shared,
     frame: &mut Frame,
     idx: NodeIdx,
@@ -361,7 +363,7 @@ fn dispatch<W: Workflow>(
             frame: &mut *frame,
             node,
         };
-        let result = w.exec(graph_id, idx, &mut cx);
+        let result = w.exec_node(graph_id, idx, &mut cx);
         let (Err(err), Some(policy)) = (&result, retry) else {
             return result;
         };
@@ -389,6 +391,7 @@ fn dispatch<W: Workflow>(
 
 /// Linear backoff `backoff_ms × attempt`, scaled by `1 + j × s` with
 /// `j = jitter` clamped to `[0, 0.5]` and `s` pseudo-random in `[-1, 1]`.
+#[inline(never)] // only on a retry: out of the walk's body (size)
 pub(super) fn backoff(backoff_ms: u64, jitter: f32, attempt: u32) -> Duration {
     let base = backoff_ms.saturating_mul(u64::from(attempt));
     let j = f64::from(jitter.clamp(0.0, 0.5));

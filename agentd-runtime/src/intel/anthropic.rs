@@ -53,7 +53,7 @@ impl AnthropicBackend {
             model: model.to_owned(),
             api_key_env: api_key_env.to_owned(),
             max_tokens,
-            resolve_key: remote::env_key,
+            resolve_key: KeyResolver::new(remote::env_key),
             agent: remote::agent(timeout, roots),
         }
     }
@@ -151,7 +151,7 @@ impl Backend for AnthropicBackend {
     }
 
     fn complete(&self, req: &ChatRequest) -> Result<ChatReply, Error> {
-        let key = remote::api_key(self.resolve_key, Some(&self.api_key_env))?.unwrap_or_default();
+        let key = remote::api_key(&self.resolve_key, Some(&self.api_key_env))?.unwrap_or_default();
         let (status, body) = remote::post_json(
             &self.agent,
             &self.url,
@@ -210,7 +210,7 @@ mod tests {
             Duration::from_secs(5),
             &crate::tls_roots::Roots::WebPki,
         )
-        .with_key_resolver(key);
+        .with_key_resolver(KeyResolver::new(key));
         let reply = b.complete(&req(None));
         let seen = server.join().unwrap_or_default();
         assert_eq!(
@@ -276,7 +276,7 @@ mod tests {
             Duration::from_secs(5),
             &crate::tls_roots::Roots::WebPki,
         )
-        .with_key_resolver(key);
+        .with_key_resolver(KeyResolver::new(key));
         let err = b
             .complete(&req(None))
             .err()
@@ -296,7 +296,7 @@ mod tests {
             Duration::from_secs(1),
             &crate::tls_roots::Roots::WebPki,
         )
-        .with_key_resolver(key);
+        .with_key_resolver(KeyResolver::new(key));
         assert_eq!(
             b.complete(&req(None))
                 .err()

@@ -50,7 +50,7 @@ impl GeminiBackend {
             ),
             api_key_env: api_key_env.to_owned(),
             max_tokens,
-            resolve_key: remote::env_key,
+            resolve_key: KeyResolver::new(remote::env_key),
             agent: remote::agent(timeout, roots),
         }
     }
@@ -171,7 +171,7 @@ impl Backend for GeminiBackend {
     }
 
     fn complete(&self, req: &ChatRequest) -> Result<ChatReply, Error> {
-        let key = remote::api_key(self.resolve_key, Some(&self.api_key_env))?.unwrap_or_default();
+        let key = remote::api_key(&self.resolve_key, Some(&self.api_key_env))?.unwrap_or_default();
         let (status, body) = remote::post_json(
             &self.agent,
             &self.url,
@@ -230,7 +230,7 @@ mod tests {
             Duration::from_secs(5),
             &crate::tls_roots::Roots::WebPki,
         )
-        .with_key_resolver(key);
+        .with_key_resolver(KeyResolver::new(key));
         let reply = b.complete(&req());
         let seen = server.join().unwrap_or_default();
         assert_eq!(
@@ -274,7 +274,7 @@ mod tests {
             Duration::from_secs(5),
             &crate::tls_roots::Roots::WebPki,
         )
-        .with_key_resolver(key);
+        .with_key_resolver(KeyResolver::new(key));
         let err = b
             .complete(&req())
             .err()

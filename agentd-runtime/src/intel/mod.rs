@@ -257,8 +257,36 @@ impl Intel {
 }
 
 /// Resolves an `api_key_env` secret name to the key at call time; `Err`
-/// says why it cannot (never containing a value).
-pub type KeyResolver = fn(&str) -> Result<String, String>;
+/// says why it cannot (never containing a value). A closure rather than a
+/// `fn`, so the CLI (not generic over the workflow) can hand it the
+/// workflow's `[[secrets]]`.
+#[derive(Clone)]
+pub struct KeyResolver(Arc<ResolveFn>);
+
+/// The function behind a [`KeyResolver`].
+type ResolveFn = dyn Fn(&str) -> Result<String, String> + Send + Sync;
+
+impl KeyResolver {
+    /// A resolver calling `resolve`.
+    pub fn new(resolve: impl Fn(&str) -> Result<String, String> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(resolve))
+    }
+
+    /// The key named `name`.
+    ///
+    /// # Errors
+    ///
+    /// Why it cannot be resolved (never containing a value).
+    pub fn resolve(&self, name: &str) -> Result<String, String> {
+        (self.0)(name)
+    }
+}
+
+impl std::fmt::Debug for KeyResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyResolver")
+    }
+}
 
 /// Build the named backends of `defs` with I/O timeout `timeout`; API keys
 /// are resolved with `keys` at every call.
@@ -294,14 +322,17 @@ pub fn build_named(
         // "Secrets") instead of failing the first call; the value is dropped and
         // re-resolved at every call, so rotation still needs no restart.
         if let Some(name) = def.api_key_env {
-            keys(name).map_err(|why| {
+            keys.resolve(name).map_err(|why| {
                 format!(
                     "intelligence.backends.{i} (`{}`): API key `{name}` cannot be resolved: {why}",
                     def.name
                 )
             })?;
         }
-        out.insert(def.name, remote_backend(i, def, timeout, keys, &roots)?);
+        out.insert(
+            def.name,
+            remote_backend(i, def, timeout, keys.clone(), &roots)?,
+        );
     }
     Ok(out)
 }
@@ -445,14 +476,14 @@ mod tests {
         fn present(_: &str) -> Result<String, String> {
             Ok("sk-canary".to_owned())
         }
-        let why = build_named(&DEFS, Duration::from_secs(5), missing)
+        let why = build_named(&DEFS, Duration::from_secs(5), KeyResolver::new(missing))
             .err()
             .unwrap_or_default();
         assert!(
             why.contains("`smart`") && why.contains("OPENAI_KEY_FOR_TEST"),
             "{why}"
         );
-        let built = build_named(&DEFS, Duration::from_secs(5), present);
+        let built = build_named(&DEFS, Duration::from_secs(5), KeyResolver::new(present));
         assert!(built.is_ok_and(|b| b.names().eq(["smart"])));
     }
 

@@ -53,7 +53,7 @@ impl OpenAiBackend {
             model: model.to_owned(),
             api_key_env: api_key_env.map(str::to_owned),
             max_tokens: None,
-            resolve_key: env_key,
+            resolve_key: KeyResolver::new(env_key),
             agent: super::remote::agent(timeout, roots),
         }
     }
@@ -126,7 +126,7 @@ impl Backend for OpenAiBackend {
     }
 
     fn complete(&self, req: &ChatRequest) -> Result<ChatReply, Error> {
-        let key = super::remote::api_key(self.resolve_key, self.api_key_env.as_deref())?;
+        let key = super::remote::api_key(&self.resolve_key, self.api_key_env.as_deref())?;
         let mut body = json!({ "model": self.model, "messages": req.messages });
         if let Some(n) = req.max_tokens.or(self.max_tokens) {
             body["max_tokens"] = json!(n);
@@ -228,11 +228,11 @@ mod tests {
             Duration::from_secs(5),
             &crate::tls_roots::Roots::WebPki,
         )
-        .with_key_resolver(|name| {
+        .with_key_resolver(KeyResolver::new(|name: &str| {
             (name == "AGENTD_TEST_OPENAI_KEY_1")
                 .then(|| "sk-test".to_owned())
                 .ok_or_else(|| format!("secret `{name}` is not set"))
-        });
+        }));
         let reply = b.complete(&req());
         let seen = server.join().unwrap_or_default();
         assert_eq!(

@@ -36,10 +36,11 @@ pub fn env_key(name: &str) -> Result<String, String> {
 /// # Errors
 ///
 /// [`Error::Intelligence`] naming the key's secret.
-pub fn api_key(resolve: KeyResolver, name: Option<&str>) -> Result<Option<String>, Error> {
+pub fn api_key(resolve: &KeyResolver, name: Option<&str>) -> Result<Option<String>, Error> {
     match name {
         None => Ok(None),
-        Some(name) => resolve(name)
+        Some(name) => resolve
+            .resolve(name)
             .map(|k| Some(k.trim().to_owned()))
             .map_err(|why| Error::Intelligence(format!("API key `{name}`: {why}"))),
     }

@@ -22,6 +22,8 @@ use crate::engine::{self, MAX_DEPTH};
 use crate::error::Error;
 use crate::graph::{CtxPath, GraphId};
 use crate::outcome::Outcome;
+use crate::workflow::DynWorkflow;
+#[cfg(doc)]
 use crate::workflow::Workflow;
 
 /// A child workflow start, resolved by the compiler.
@@ -86,7 +88,7 @@ const TIMED_OUT_CHILD: &str = "sub-workflow timed out";
 ///
 /// Depth above [`MAX_DEPTH`], a paused child, and any hard error of the
 /// child (including an ambiguous child entry).
-pub fn call<W: Workflow>(w: &W, cx: &Cx<'_>, cfg: &'static Call) -> Result<Step, Error> {
+pub fn call(w: &dyn DynWorkflow, cx: &Cx<'_>, cfg: &'static Call) -> Result<Step, Error> {
     let depth = child_depth(cx)?;
     let input = child_input(cx, cfg.input_from.as_ref());
     let outcome = engine::run_child(
@@ -103,7 +105,7 @@ pub fn call<W: Workflow>(w: &W, cx: &Cx<'_>, cfg: &'static Call) -> Result<Step,
         Outcome::Failed { reason, .. } => Ok(Step::branch(json!({ "error": reason }), "error")),
         Outcome::TimedOut { .. } => Ok(Step::branch(json!({ "error": TIMED_OUT_CHILD }), "error")),
         Outcome::Paused { .. } => Err(Error::workflow(
-            child_name::<W>(cfg.child.graph),
+            child_name(w, cfg.child.graph),
             PAUSED_CHILD,
         )),
     }
@@ -116,7 +118,7 @@ pub fn call<W: Workflow>(w: &W, cx: &Cx<'_>, cfg: &'static Call) -> Result<Step,
 /// # Errors
 ///
 /// Only depth above [`MAX_DEPTH`].
-pub fn parallel<W: Workflow>(w: &W, cx: &Cx<'_>, cfg: &'static Parallel) -> Result<Step, Error> {
+pub fn parallel(w: &dyn DynWorkflow, cx: &Cx<'_>, cfg: &'static Parallel) -> Result<Step, Error> {
     let depth = child_depth(cx)?;
     // All inputs are resolved before anything is spawned (docs/dialect.md §7 `parallel`).
     let inputs: Vec<Value> = cfg
@@ -142,7 +144,7 @@ pub fn parallel<W: Workflow>(w: &W, cx: &Cx<'_>, cfg: &'static Parallel) -> Resu
 ///
 /// Depth above [`MAX_DEPTH`]; `items_from` not set, not an array, or longer
 /// than `max_items`.
-pub fn map<W: Workflow>(w: &W, cx: &Cx<'_>, cfg: &'static Map) -> Result<Step, Error> {
+pub fn map(w: &dyn DynWorkflow, cx: &Cx<'_>, cfg: &'static Map) -> Result<Step, Error> {
     let depth = child_depth(cx)?;
     let path = cfg.items_from.text;
     let fail = |reason: String| {
@@ -203,18 +205,18 @@ fn child_input(cx: &Cx<'_>, input_from: Option<&CtxPath>) -> Value {
     }
 }
 
-fn child_name<W: Workflow>(graph: GraphId) -> &'static str {
+fn child_name(w: &dyn DynWorkflow, graph: GraphId) -> &'static str {
     usize::try_from(graph.0)
         .ok()
-        .and_then(|i| W::GRAPHS.get(i))
+        .and_then(|i| w.def().graphs.get(i))
         .map_or("", |g| g.name)
 }
 
 /// Run `jobs` at the same time: the first on this thread, the rest on
 /// scoped threads. Results come back in job order. A thread that cannot be
 /// started degrades to running its job here, after the others.
-fn run_concurrently<W: Workflow>(
-    w: &W,
+fn run_concurrently(
+    w: &dyn DynWorkflow,
     cx: &Cx<'_>,
     jobs: &[(ChildRef, &Value)],
     depth: u32,
@@ -251,7 +253,7 @@ fn run_concurrently<W: Workflow>(
             results.push(match handle {
                 Some(handle) => handle.join().unwrap_or_else(|_| {
                     Err(Error::workflow(
-                        child_name::<W>(child.graph),
+                        child_name(w, child.graph),
                         "sub-workflow panicked",
                     ))
                 }),

@@ -43,6 +43,10 @@ pub(crate) struct RunObs {
 
 impl RunObs {
     /// Open `workflow.run` and emit `workflow.started`.
+    // Out of line, as when the engine was generic and compiled in each
+    // generated crate: inlined into the walk and the run, these reporting
+    // paths made a static hello larger (docs/performance.md, "Build times").
+    #[inline(never)]
     pub(crate) fn start(
         execution_id: &str,
         workflow: &'static str,
@@ -78,6 +82,10 @@ impl RunObs {
 
     /// Emit the run's ending event and close the span. `run_time_cap` is
     /// `[budget].max_run_time_secs` when it set the deadline.
+    // Out of line, as when the engine was generic and compiled in each
+    // generated crate: inlined into the walk and the run, these reporting
+    // paths made a static hello larger (docs/performance.md, "Build times").
+    #[inline(never)]
     pub(crate) fn finish(
         self,
         execution_id: &str,
@@ -183,6 +191,10 @@ impl NodeObs {
     /// Record how the visit ended and emit its events. A policy denial is
     /// audited here, where the engine counts it, once per failed node: a
     /// `call` node only passes on its child's denial, already audited.
+    // Out of line, as when the engine was generic and compiled in each
+    // generated crate: inlined into the walk and the run, these reporting
+    // paths made a static hello larger (docs/performance.md, "Build times").
+    #[inline(never)]
     pub(crate) fn finish(
         self,
         execution_id: &str,
@@ -240,6 +252,7 @@ impl NodeObs {
 
 /// `node.retry`: attempt `attempt` of `node` failed with `err`; the next
 /// one follows after `wait`.
+#[inline(never)] // out of line, as `NodeObs::finish`
 pub(crate) fn node_retry(
     execution_id: &str,
     node: &NodeMeta,

@@ -52,7 +52,6 @@ use crate::serve::ratelimit::retry_after_secs;
 use crate::serve::store::{Claim, StoreError};
 use crate::serve::{BODY_CAP, INLINE_BODY_MAX, State};
 use crate::traceparent::{self, TraceParent};
-use crate::workflow::Workflow;
 use crate::workflow::serve::{AuthRef, RouteDef};
 
 /// The response type of every handler.
@@ -62,8 +61,8 @@ const JSON: &str = "application/json";
 const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Handle one request; never fails (every problem is a status code).
-pub(crate) async fn handle<W: Workflow>(
-    state: Arc<State<W>>,
+pub(crate) async fn handle(
+    state: Arc<State>,
     req: Request<Incoming>,
     peer: Option<Arc<PeerIdentity>>,
 ) -> Reply {
@@ -91,8 +90,8 @@ const DROPPED: u16 = 499;
 
 /// Counts and audits a request whose future was dropped before a reply
 /// existed, so no request disappears from the metrics and the audit log.
-struct RequestWatch<'s, W: Workflow> {
-    state: &'s State<W>,
+struct RequestWatch<'s> {
+    state: &'s State,
     started: Instant,
     /// The matched route's index, once known ([`NO_ROUTE`] before). An
     /// atomic only because the future must be `Send`.
@@ -100,7 +99,7 @@ struct RequestWatch<'s, W: Workflow> {
     answered: bool,
 }
 
-impl<W: Workflow> Drop for RequestWatch<'_, W> {
+impl Drop for RequestWatch<'_> {
     fn drop(&mut self) {
         if self.answered {
             return;
@@ -124,15 +123,15 @@ impl<W: Workflow> Drop for RequestWatch<'_, W> {
     }
 }
 
-async fn pipeline<W: Workflow>(
-    state: &Arc<State<W>>,
+async fn pipeline(
+    state: &Arc<State>,
     req: Request<Incoming>,
     peer: Option<Arc<PeerIdentity>>,
     matched: &AtomicUsize,
 ) -> (RouteLabel, Reply) {
     let path = req.uri().path();
     if req.method() == Method::GET && path == "/healthz" {
-        let body = json!({"status": "ok", "workflow": W::INFO.workflow});
+        let body = json!({"status": "ok", "workflow": state.workflow.def().info.workflow});
         return (
             RouteLabel::Fixed(Fixed::Healthz),
             json_reply(StatusCode::OK, &body),
@@ -143,7 +142,7 @@ async fn pipeline<W: Workflow>(
         let reply = match state.store_op(state.store.ready()).await {
             Ok(()) => json_reply(
                 StatusCode::OK,
-                &json!({"status": "ready", "store": store, "workflow": W::INFO.workflow}),
+                &json!({"status": "ready", "store": store, "workflow": state.workflow.def().info.workflow}),
             ),
             Err(e) => {
                 let mut reply = json_reply(
@@ -182,7 +181,7 @@ async fn pipeline<W: Workflow>(
 }
 
 /// 405 with `Allow` when another method serves the path, else 404.
-fn unmatched<W: Workflow>(state: &State<W>, path: &str) -> Reply {
+fn unmatched(state: &State, path: &str) -> Reply {
     let allowed: Vec<&str> = state
         .def
         .routes
@@ -206,8 +205,8 @@ fn unmatched<W: Workflow>(state: &State<W>, path: &str) -> Reply {
     reply
 }
 
-async fn route_request<W: Workflow>(
-    state: &Arc<State<W>>,
+async fn route_request(
+    state: &Arc<State>,
     index: usize,
     route: &'static RouteDef,
     req: Request<Incoming>,
@@ -488,7 +487,7 @@ fn unsupported_coding(status: StatusCode, which: &str, coding: &str) -> Reply {
 }
 
 /// A run permit now, or `None` (counted as shed) for a saturated pool.
-fn run_permit<W: Workflow>(state: &Arc<State<W>>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+fn run_permit(state: &Arc<State>) -> Option<tokio::sync::OwnedSemaphorePermit> {
     let permit = Arc::clone(&state.runs).try_acquire_owned().ok();
     if permit.is_none() {
         state.metrics.shed(Shed::Runs);
@@ -528,8 +527,8 @@ fn store_unavailable(e: &StoreError) -> Reply {
 
 /// Claim the idempotency key (when the route has one), then run on the
 /// blocking pool, then record the reply. `Err` is a reply that did not run.
-async fn pooled<W: Workflow>(
-    state: &Arc<State<W>>,
+async fn pooled(
+    state: &Arc<State>,
     route: &'static RouteDef,
     trigger: Trigger,
     key: Option<(String, u64)>,

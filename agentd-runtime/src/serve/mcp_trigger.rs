@@ -33,7 +33,6 @@ use tokio::sync::{mpsc, watch};
 use super::schedule::{Runner, unix_ms};
 use crate::mcp::{Listing, McpServer};
 use crate::policy::name_matches;
-use crate::workflow::Workflow;
 use crate::workflow::serve::{McpResourceEvent, TriggerDef};
 
 /// Quiet time per URI before a fire.
@@ -67,7 +66,7 @@ pub fn mcp_resource_payload(
 }
 
 /// The trigger's task: a listener thread feeding a per-URI debouncer.
-pub(crate) async fn task<W: Workflow>(runner: Runner<W>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn task(runner: Runner, mut stop: watch::Receiver<bool>) {
     let TriggerDef::McpResource {
         event,
         server: name,

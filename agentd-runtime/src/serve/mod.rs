@@ -67,7 +67,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, RunOptions, Trigger};
 use crate::outcome::RunReport;
-use crate::workflow::Workflow;
+use crate::workflow::DynWorkflow;
 
 pub use crate::workflow::serve::{AuthRef, RouteDef, ServeDef, TriggerDef};
 
@@ -356,11 +356,11 @@ impl Drop for Running {
 /// # Errors
 ///
 /// Any [`ServeError`] that prevents the start.
-pub fn start<W: Workflow>(
-    workflow: &'static W,
+pub fn start(
+    workflow: &'static dyn DynWorkflow,
     config: ServeConfig,
 ) -> Result<Running, ServeError> {
-    server::start(workflow, W::SERVE, config)
+    server::start(workflow, workflow.def().serve, config)
 }
 
 /// Serve `workflow` until SIGTERM/SIGINT (when
@@ -369,13 +369,13 @@ pub fn start<W: Workflow>(
 /// # Errors
 ///
 /// Any [`ServeError`] of [`start`] or [`Running::wait`].
-pub fn serve<W: Workflow>(workflow: &'static W, config: ServeConfig) -> Result<(), ServeError> {
+pub fn serve(workflow: &'static dyn DynWorkflow, config: ServeConfig) -> Result<(), ServeError> {
     start(workflow, config)?.wait()
 }
 
 /// Per-process state shared by connections, triggers and runs.
-pub(crate) struct State<W: Workflow> {
-    pub(crate) workflow: &'static W,
+pub(crate) struct State {
+    pub(crate) workflow: &'static dyn DynWorkflow,
     pub(crate) def: &'static ServeDef,
     pub(crate) metrics: metrics::Registry,
     /// Idempotency records, rate-limit buckets and tick leases: this
@@ -398,7 +398,7 @@ pub(crate) struct State<W: Workflow> {
     pub(crate) preauth: Arc<PreAuthBudget>,
 }
 
-impl<W: Workflow> State<W> {
+impl State {
     /// Run start `start` synchronously with `trigger` and fold its metrics
     /// into the registry.
     /// [`State::run`] for a request on `route`, inside its `http.request`

@@ -237,21 +237,21 @@ impl std::fmt::Debug for ReloaderConfig {
 }
 
 impl ReloaderConfig {
-    /// The baked TLS and auth of workflow `W`, its `[[secrets]]` (then the
+    /// The baked TLS and auth of workflow `def`, its `[[secrets]]` (then the
     /// process environment) as the secret store, and `policy` (the `--policy`
-    /// path, signed with `W::INFO.policy_key` when that is set).
+    /// path, signed with `def.info.policy_key` when that is set).
     #[must_use]
-    pub fn for_workflow<W: crate::workflow::Workflow>(policy: Option<&Path>) -> Self {
+    pub fn for_workflow(def: &crate::workflow::WorkflowDef, policy: Option<&Path>) -> Self {
         #[cfg(not(feature = "policy-file"))]
         let _ = policy;
         ReloaderConfig {
             #[cfg(feature = "tls")]
-            tls: W::TLS,
-            auth: W::AUTH,
-            secrets: Arc::new(crate::secrets::resolver(W::SECRETS)),
-            secret_defs: W::SECRETS,
+            tls: def.tls,
+            auth: def.auth,
+            secrets: Arc::new(crate::secrets::resolver(def.secrets)),
+            secret_defs: def.secrets,
             #[cfg(feature = "policy-file")]
-            policy: policy.map(|p| (p.to_path_buf(), W::INFO.policy_key)),
+            policy: policy.map(|p| (p.to_path_buf(), def.info.policy_key)),
         }
     }
 }

@@ -50,7 +50,6 @@ use crate::engine::Trigger;
 use crate::outcome::RunReport;
 use crate::serve::store::{TICK_LEASE, TickClaim, TickLease};
 use crate::serve::{ServeError, State};
-use crate::workflow::Workflow;
 use crate::workflow::serve::{ServeDef, TriggerDef};
 
 /// A trigger checked and ready to run.
@@ -130,8 +129,8 @@ pub(crate) fn prepare(def: &'static ServeDef) -> Result<Vec<Prepared>, ServeErro
 }
 
 /// Start one task per trigger; each ends when `stop` turns true.
-pub(crate) fn spawn<W: Workflow>(
-    state: &Arc<State<W>>,
+pub(crate) fn spawn(
+    state: &Arc<State>,
     triggers: Vec<Prepared>,
     stop: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
@@ -159,8 +158,8 @@ pub(crate) fn spawn<W: Workflow>(
 }
 
 /// Fires one trigger's runs, one at a time.
-pub(crate) struct Runner<W: Workflow> {
-    state: Arc<State<W>>,
+pub(crate) struct Runner {
+    state: Arc<State>,
     index: usize,
     def: &'static TriggerDef,
     /// A run of this trigger is going.
@@ -168,7 +167,7 @@ pub(crate) struct Runner<W: Workflow> {
 }
 
 // By hand: a derive would ask for `W: Clone`.
-impl<W: Workflow> Clone for Runner<W> {
+impl Clone for Runner {
     fn clone(&self) -> Self {
         Self {
             state: Arc::clone(&self.state),
@@ -179,7 +178,7 @@ impl<W: Workflow> Clone for Runner<W> {
     }
 }
 
-impl<W: Workflow> Runner<W> {
+impl Runner {
     #[cfg(any(feature = "fs-watch", feature = "mcp"))]
     pub(crate) fn is_busy(&self) -> bool {
         self.busy.load(Ordering::Acquire)
@@ -193,7 +192,7 @@ impl<W: Workflow> Runner<W> {
 
     /// The server state the runs use.
     #[cfg(feature = "mcp")]
-    pub(crate) fn state(&self) -> &State<W> {
+    pub(crate) fn state(&self) -> &State {
         &self.state
     }
 
@@ -427,11 +426,7 @@ pub fn fs_watch_payload(path: &str, event: &str, fired_at: SystemTime, tick: u64
 
 /// Dialect 1's fixed delay: the next fire is `every` after the previous run
 /// *ends*, so an interval trigger never overlaps itself.
-async fn interval_task<W: Workflow>(
-    runner: Runner<W>,
-    every: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn interval_task(runner: Runner, every: Duration, mut stop: watch::Receiver<bool>) {
     let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
     let mut tick = 0_u64;
     if runner.state.store.shared() {
@@ -477,11 +472,7 @@ async fn interval_task<W: Workflow>(
 }
 
 #[cfg(feature = "schedule-cron")]
-async fn cron_task<W: Workflow>(
-    runner: Runner<W>,
-    schedule: cron::Schedule,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn cron_task(runner: Runner, schedule: cron::Schedule, mut stop: watch::Receiver<bool>) {
     use chrono::Local;
 
     let text = match runner.def {
@@ -535,7 +526,6 @@ mod fs_watch {
     use serde_json::json;
 
     use super::{Runner, fs_watch_payload};
-    use crate::workflow::Workflow;
     use crate::workflow::serve::{FsEvents, TriggerDef};
 
     /// Events queued between the watcher thread and the debouncer; beyond
@@ -624,11 +614,7 @@ mod fs_watch {
         }
     }
 
-    pub(crate) async fn task<W: Workflow>(
-        runner: Runner<W>,
-        mut watch: Watch,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    pub(crate) async fn task(runner: Runner, mut watch: Watch, mut stop: watch::Receiver<bool>) {
         let (filter, debounce) = match runner.def {
             TriggerDef::FsWatch {
                 events,

@@ -23,7 +23,7 @@ use crate::serve::reload::{Reloader, ReloaderConfig, spawn_reload_triggers};
 use crate::serve::stall::WriteStall;
 use crate::serve::store::{LocalStore, Store};
 use crate::serve::{HEAD_CAP, Running, ServeConfig, ServeError, State, handler, schedule};
-use crate::workflow::Workflow;
+use crate::workflow::DynWorkflow;
 use crate::workflow::serve::ServeDef;
 
 /// The read buffer hyper may grow to while reading a request head: the
@@ -34,8 +34,8 @@ const READ_BUF: usize = HEAD_CAP + 8 * 1024;
 /// read from it: it is an output format, not a parse.
 const OVER_CAP_BODY: &str = r#"{"error":"too many connections"}"#;
 
-pub(crate) fn start<W: Workflow>(
-    workflow: &'static W,
+pub(crate) fn start(
+    workflow: &'static dyn DynWorkflow,
     def: &'static ServeDef,
     config: ServeConfig,
 ) -> Result<Running, ServeError> {
@@ -45,7 +45,10 @@ pub(crate) fn start<W: Workflow>(
     check_routes(def, &config)?;
     let reloader = match &config.hooks.reloader {
         Some(r) => Arc::clone(r),
-        None => Arc::new(Reloader::new(ReloaderConfig::for_workflow::<W>(None))?),
+        None => Arc::new(Reloader::new(ReloaderConfig::for_workflow(
+            workflow.def(),
+            None,
+        ))?),
     };
     let triggers = schedule::prepare(def)?;
 
@@ -89,7 +92,7 @@ pub(crate) fn start<W: Workflow>(
     // Inside the runtime: the Redis client's connection task belongs to it.
     let store = {
         let _entered = runtime.enter();
-        open_store(def, &config, W::INFO.workflow)?
+        open_store(def, &config, workflow.def().info.workflow)?
     };
     let input_schemas =
         super::input_schema::InputSchemas::compile(def).map_err(|e| ServeError::InputSchema {
@@ -99,7 +102,7 @@ pub(crate) fn start<W: Workflow>(
     let state = Arc::new(State {
         workflow,
         def,
-        metrics: Registry::new(W::INFO, def).with_store_kind(store.kind()),
+        metrics: Registry::new(workflow.def().info, def).with_store_kind(store.kind()),
         store,
         input_schemas,
         runs: Arc::new(Semaphore::new(max_runs)),
@@ -215,8 +218,8 @@ fn check_routes(def: &ServeDef, config: &ServeConfig) -> Result<(), ServeError> 
     }
 }
 
-async fn run<W: Workflow>(
-    state: Arc<State<W>>,
+async fn run(
+    state: Arc<State>,
     listener: Option<std::net::TcpListener>,
     triggers: Vec<schedule::Prepared>,
     config: ServeConfig,
@@ -309,7 +312,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// Delete expired idempotency entries at start and every [`SWEEP_EVERY`],
 /// on the blocking pool (it is directory I/O), until `stop`.
-async fn sweep_idempotency<W: Workflow>(state: Arc<State<W>>, mut stop: watch::Receiver<bool>) {
+async fn sweep_idempotency(state: Arc<State>, mut stop: watch::Receiver<bool>) {
     // The longest TTL of any route: an entry older than that can never be
     // replayed again.
     let keep = state
@@ -393,8 +396,8 @@ async fn wait_for_stop(stop: &mut watch::Receiver<bool>, signals: Option<Signals
 
 /// Accept until `stop`; returns the watcher of every connection still open,
 /// for the drain.
-async fn accept_loop<W: Workflow>(
-    state: Arc<State<W>>,
+async fn accept_loop(
+    state: Arc<State>,
     listener: TcpListener,
     max_connections: usize,
     read_timeout: Duration,
@@ -503,7 +506,7 @@ async fn accept_loop<W: Workflow>(
 /// it sent one: 431 for a head over [`super::HEAD_CAP`], 400 for anything
 /// else unparsable. (hyper's 414 needs a URI over 64 KiB, which cannot fit in
 /// the capped head; an HTTP/2 preface gets no reply.)
-fn count_refusal<W: Workflow>(state: &State<W>, e: &hyper::Error) {
+fn count_refusal(state: &State, e: &hyper::Error) {
     if !e.is_parse() || e.is_parse_status() || e.is_parse_version_h2() {
         return;
     }
@@ -512,8 +515,8 @@ fn count_refusal<W: Workflow>(state: &State<W>, e: &hyper::Error) {
 }
 
 /// The per-connection request handler; `peer` is the TLS client identity.
-fn service<W: Workflow>(
-    state: &Arc<State<W>>,
+fn service(
+    state: &Arc<State>,
     peer: Option<Arc<PeerIdentity>>,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,

@@ -233,7 +233,7 @@ fn status_report_gates_the_url_then_dry_runs_the_fetch() {
 }
 
 /// `incident_agent` with a scripted `claude` that is never called.
-fn incident_engine(options: RunOptions) -> Engine<'static, incident_agent::Program> {
+fn incident_engine(options: RunOptions) -> Engine<'static> {
     use agentd_runtime::intel::{Backends, Intel, TokenBudget, mock::MockBackend};
     let mut backends = Backends::new();
     backends.insert(
