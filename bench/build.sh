@@ -6,8 +6,11 @@
 #
 # Builds the compiler in release, then, against a fresh empty AGENTD_CACHE_DIR:
 #   1. a cold build of workflows/hello.toml (compiles agentd-runtime and its deps),
-#   2. a warm build of a different workflow, workflows/data-pipeline.toml,
-#   3. a rebuild of hello after a trivial edit (the greeting text),
+#   2. a new workflow with a new feature set, workflows/data-pipeline.toml (recompiles
+#      agentd-runtime for that set; its dependencies are shared): target <= 4 s,
+#   3. a new workflow whose feature set is compiled: hello with a new greeting, so a
+#      new program hash and a new generated crate, three times (min and median):
+#      target <= 1.0 s (issue 19),
 # and reports the sizes of hello built static (default), --dynamic and --release-lto.
 # Timings on shared machines are noisy: compare figures from one run, not across runs.
 set -euo pipefail
@@ -48,12 +51,16 @@ size() {
 timed cold-hello workflows/hello.toml -o "$work/out/hello"
 timed warm-data-pipeline workflows/data-pipeline.toml -o "$work/out/data-pipeline"
 
-sed 's/your agent is alive/your agent is still alive/' workflows/hello.toml > "$work/hello-edited.toml"
-if cmp -s workflows/hello.toml "$work/hello-edited.toml"; then
-    echo "build.sh: the greeting edit did not apply; update the sed pattern" >&2
-    exit 1
-fi
-timed edited-hello "$work/hello-edited.toml" -o "$work/out/hello-edited"
+for n in 1 2 3; do
+    sed "s/your agent is alive/your agent is alive ($n)/" workflows/hello.toml > "$work/hello-$n.toml"
+    if cmp -s workflows/hello.toml "$work/hello-$n.toml"; then
+        echo "build.sh: the greeting edit did not apply; update the sed pattern" >&2
+        exit 1
+    fi
+    timed "new-hello-$n" "$work/hello-$n.toml" -o "$work/out/hello-$n"
+done
+warm_new="$(printf '%s\n' "${secs[new-hello-1]}" "${secs[new-hello-2]}" "${secs[new-hello-3]}" |
+    sort -n | awk 'NR == 1 { min = $1 } NR == 2 { med = $1 } END { printf "%s s (min %s s)", med, min }')"
 
 timed hello-dynamic workflows/hello.toml --dynamic -o "$work/out/hello-dynamic"
 timed hello-release-lto workflows/hello.toml --release-lto -o "$work/out/hello-lto"
@@ -66,8 +73,9 @@ agentd build figures ($(uname -m), $(nproc) CPUs, $("$agentd" --version))
 
 build times (wall clock, fresh cache)
   cold build, workflows/hello.toml            ${secs[cold-hello]} s
-  warm build, workflows/data-pipeline.toml    ${secs[warm-data-pipeline]} s
-  rebuild of hello after editing the greeting ${secs[edited-hello]} s
+  new workflow, new feature set (data-pipeline) ${secs[warm-data-pipeline]} s   (target <= 4 s)
+  new workflow, feature set compiled (hello, new greeting; median of 3)
+                                              ${warm_new}   (target <= 1.0 s)
   hello --dynamic (cold: host target dir)    ${secs[hello-dynamic]} s
   hello --release-lto (cold for that profile) ${secs[hello-release-lto]} s
 

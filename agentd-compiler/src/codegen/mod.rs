@@ -2,11 +2,15 @@
 //!
 //! Generated code is wiring only. It declares the graph tables and one `static` config
 //! per node, and implements `agentd_runtime::Workflow` with an `exec` that is a single
-//! `match` calling the runtime's node functions. It never re-implements node behaviour,
-//! uses fully qualified `::agentd_runtime::` paths, and is deterministic: the same
-//! program gives the same bytes (everything iterated here is a `Vec` or `BTreeMap`).
+//! `match` calling the runtime's node functions. It never re-implements node behaviour
+//! and is deterministic: the same program gives the same bytes (everything iterated
+//! here is a `Vec` or `BTreeMap`). Items are written with fully qualified
+//! `::agentd_runtime::` paths, which [`imports`] turns into a `use` block and short
+//! names; [`nodes`] owns the per-kind wiring of one node.
 
 pub mod features;
+pub mod imports;
+mod nodes;
 pub mod sections;
 
 use proc_macro2::{Literal, TokenStream};
@@ -123,7 +127,7 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
         graph_refs.push(quote!(#gname));
         for (ni, node) in g.nodes.iter().enumerate() {
             let cfg = &names[gi][ni];
-            let (item, call) = node_wiring(cfg, ni, g, &ir.graphs, &node.kind, opts);
+            let (item, call) = nodes::node_wiring(cfg, ni, g, &ir.graphs, &node.kind, opts);
             let doc = format!(
                 " Node `{}` ({}), {} line {}.",
                 node.id,
@@ -150,7 +154,8 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
     let sandbox_consts = sandbox_consts(root, ir);
     let info = info_tokens(ir, root);
     let pause_reason = pause_reason_fn(ir);
-    quote! {
+    // Written with full paths, printed with a `use` block and short names.
+    imports::shorten(quote! {
         #![allow(unused_imports)]
 
         /// The compiled workflow program.
@@ -190,7 +195,7 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
 
             #pause_reason
         }
-    }
+    })
 }
 
 /// `Workflow::pause_reason`: the engine runs `pause_for_approval` itself, so
@@ -404,7 +409,6 @@ fn graph_items(gi: usize, g: &GraphIr) -> TokenStream {
     }
 }
 
-/// The config static (if the kind has one) and the `exec` arm's call expression.
 /// The name of each node's config `static`: its id upper-cased (`read-input`
 /// → `READ_INPUT`), prefixed `G<graph>_` in child graphs, made unique against
 /// the other generated items (`INFO`, `POLICY`, `G<n>`) and each other by
@@ -451,281 +455,6 @@ fn static_names(ir: &ProgramIr) -> Vec<Vec<proc_macro2::Ident>> {
         .collect()
 }
 
-fn node_wiring(
-    cfg: &proc_macro2::Ident,
-    ni: usize,
-    g: &GraphIr,
-    graphs: &[GraphIr],
-    kind: &NodeKind,
-    opts: &CodegenOptions,
-) -> (TokenStream, TokenStream) {
-    let rt = quote!(::agentd_runtime::nodes);
-    // A child reference: its graph id and the index of the named start (default: the
-    // child's first declared start). The loader guarantees both exist.
-    let child = |branch: Option<usize>, start: Option<&String>| -> TokenStream {
-        let id = g.child(ni as u32, branch).unwrap_or(u32::MAX);
-        let start_idx = graphs
-            .get(id as usize)
-            .and_then(|c| {
-                start.map_or(Some(0), |name| {
-                    c.starts.iter().position(|s| &s.name == name)
-                })
-            })
-            .unwrap_or(0) as u32;
-        let id = Literal::u32_unsuffixed(id);
-        let start_idx = Literal::u32_unsuffixed(start_idx);
-        quote!(#rt::compose::ChildRef {
-            graph: ::agentd_runtime::graph::GraphId(#id),
-            start: #start_idx,
-        })
-    };
-    macro_rules! with_cfg {
-        ($ty:expr, $init:expr, $call:expr) => {{
-            let ty = $ty;
-            let init = $init;
-            (
-                quote!(static #cfg: #ty = #init;),
-                $call,
-            )
-        }};
-    }
-    match kind {
-        NodeKind::ReadFile(c) => {
-            let p = path(&g.path(&c.path_from));
-            with_cfg!(
-                quote!(#rt::fs::ReadFile),
-                quote!(#rt::fs::ReadFile { path_from: #p }),
-                quote!(#rt::fs::read_file(cx, &#cfg))
-            )
-        }
-        NodeKind::WriteFile(c) => {
-            let p = path(&g.path(&c.path_from));
-            let content = path(&g.path(&c.content_from));
-            with_cfg!(
-                quote!(#rt::fs::WriteFile),
-                quote!(#rt::fs::WriteFile { path_from: #p, content_from: #content }),
-                quote!(#rt::fs::write_file(cx, &#cfg))
-            )
-        }
-        NodeKind::CreateDir(c) => {
-            let p = path(&g.path(&c.path_from));
-            with_cfg!(
-                quote!(#rt::fs::CreateDir),
-                quote!(#rt::fs::CreateDir { path_from: #p }),
-                quote!(#rt::fs::create_dir(cx, &#cfg))
-            )
-        }
-        NodeKind::ReadEnv(c) => {
-            let key = s(&c.key);
-            with_cfg!(
-                quote!(#rt::env::ReadEnv),
-                quote!(#rt::env::ReadEnv { key: #key }),
-                quote!(#rt::env::read_env(cx, &#cfg))
-            )
-        }
-        NodeKind::ParseJson(c) => {
-            let p = path(&g.path(&c.input_from));
-            with_cfg!(
-                quote!(#rt::data::ParseJson),
-                quote!(#rt::data::ParseJson { input_from: #p }),
-                quote!(#rt::data::parse_json(cx, &#cfg))
-            )
-        }
-        NodeKind::TemplateRender(c) => {
-            let t = template(&c.template);
-            let input = opt_path(g, c.input_from.as_ref());
-            with_cfg!(
-                quote!(#rt::data::TemplateRender),
-                quote!(#rt::data::TemplateRender { template: #t, input_from: #input }),
-                quote!(#rt::data::template_render(cx, &#cfg))
-            )
-        }
-        NodeKind::JsonSelect(c) => {
-            let p = path(&g.path(&c.input_from));
-            let sel: Vec<String> = c.path.split('.').map(str::to_string).collect();
-            let sel = str_slice(&sel);
-            with_cfg!(
-                quote!(#rt::data::JsonSelect),
-                quote!(#rt::data::JsonSelect { input_from: #p, path: #sel }),
-                quote!(#rt::data::json_select(cx, &#cfg))
-            )
-        }
-        NodeKind::DiffCompute(c) => {
-            let l = path(&g.path(&c.left_from));
-            let r = path(&g.path(&c.right_from));
-            with_cfg!(
-                quote!(#rt::data::DiffCompute),
-                quote!(#rt::data::DiffCompute { left_from: #l, right_from: #r }),
-                quote!(#rt::data::diff_compute(cx, &#cfg))
-            )
-        }
-        NodeKind::Condition(c) => {
-            let p = path(&g.path(&c.expr));
-            with_cfg!(
-                quote!(#rt::control::Condition),
-                quote!(#rt::control::Condition { expr: #p }),
-                quote!(#rt::control::condition(cx, &#cfg))
-            )
-        }
-        NodeKind::Switch(c) => {
-            let p = path(&g.path(&c.expr));
-            with_cfg!(
-                quote!(#rt::control::Switch),
-                quote!(#rt::control::Switch { expr: #p }),
-                quote!(#rt::control::switch(cx, &#cfg))
-            )
-        }
-        NodeKind::Fail(c) => {
-            let reason = s(c.reason.as_deref().unwrap_or("workflow failed"));
-            with_cfg!(
-                quote!(#rt::control::Fail),
-                quote!(#rt::control::Fail { reason: #reason }),
-                quote!(#rt::control::fail(cx, &#cfg))
-            )
-        }
-        NodeKind::Respond(c) => {
-            let status = Literal::u16_unsuffixed(c.status.unwrap_or(200));
-            let ct = s(c.content_type.as_deref().unwrap_or("application/json"));
-            let body = template(&c.body_template);
-            let input = opt_path(g, c.input_from.as_ref());
-            with_cfg!(
-                quote!(#rt::control::Respond),
-                quote!(#rt::control::Respond { status: #status, content_type: #ct, body: #body, input_from: #input }),
-                quote!(#rt::control::respond(cx, &#cfg))
-            )
-        }
-        NodeKind::Merge => (TokenStream::new(), quote!(#rt::control::merge(cx))),
-        NodeKind::Terminate => (TokenStream::new(), quote!(#rt::control::terminate(cx))),
-        NodeKind::Rust(c) => {
-            let handler = s(&c.handler);
-            let input = opt_path(g, c.input_from.as_ref());
-            // The validator only lets identifiers through (no keywords).
-            let bound = opts.handlers.get(&c.handler).cloned().or_else(|| {
-                let krate = opts.handler_crate.as_ref()?;
-                let name = format_ident!("{}", c.handler);
-                Some(quote!(#krate::#name))
-            });
-            let call = match bound {
-                // The bound function item is passed by value: `call` is generic over it,
-                // so the handler is called directly (monomorphised, no fn pointer).
-                Some(f) => quote!(#rt::rust::call(cx, &#cfg, #f)),
-                None => quote!(#rt::rust::unbound(cx, &#cfg)),
-            };
-            with_cfg!(
-                quote!(#rt::rust::RustNode),
-                quote!(#rt::rust::RustNode { handler: #handler, input_from: #input }),
-                call
-            )
-        }
-        NodeKind::Call(c) => {
-            let input = opt_path(g, c.input_from.as_ref());
-            let child = child(None, c.start.as_ref());
-            with_cfg!(
-                quote!(#rt::compose::Call),
-                quote!(#rt::compose::Call { child: #child, input_from: #input }),
-                quote!(#rt::compose::call(self, cx, &#cfg))
-            )
-        }
-        NodeKind::Parallel(c) => {
-            let branches = c.branches.iter().enumerate().map(|(bi, b)| {
-                let input = opt_path(g, b.input_from.as_ref());
-                let child = child(Some(bi), b.start.as_ref());
-                quote!(#rt::compose::Branch { child: #child, input_from: #input })
-            });
-            with_cfg!(
-                quote!(#rt::compose::Parallel),
-                quote!(#rt::compose::Parallel { branches: &[#(#branches),*] }),
-                quote!(#rt::compose::parallel(self, cx, &#cfg))
-            )
-        }
-        NodeKind::Map(c) => {
-            let items = path(&g.path(&c.items_from));
-            let max_items = Literal::u32_unsuffixed(c.max_items);
-            let max_conc = Literal::u32_unsuffixed(c.max_concurrent.unwrap_or(4));
-            let child = child(None, c.start.as_ref());
-            with_cfg!(
-                quote!(#rt::compose::Map),
-                quote!(#rt::compose::Map { items_from: #items, child: #child, max_items: #max_items, max_concurrent: #max_conc }),
-                quote!(#rt::compose::map(self, cx, &#cfg))
-            )
-        }
-        // Pause is handled by the engine before dispatch; the arm exists so the match
-        // is total.
-        NodeKind::PauseForApproval(_) => (TokenStream::new(), quote!(#rt::unavailable(cx))),
-        NodeKind::LlmInfer(c) => {
-            let schema = g
-                .schemas
-                .get(&(ni as u32))
-                .cloned()
-                .unwrap_or(crate::codegen::sections::llm::SchemaIr::None);
-            let init = crate::codegen::sections::llm::node_config(
-                c,
-                &schema,
-                template(&c.prompt),
-                opt_path(g, c.input_from.as_ref()),
-            );
-            with_cfg!(
-                quote!(#rt::llm::LlmInfer),
-                init,
-                quote!(#rt::llm::llm_infer(cx, &#cfg))
-            )
-        }
-        NodeKind::HttpRequest(c) => {
-            // Upper-cased here so the runtime's policy check and request use it as is.
-            let method = s(&c.method.to_ascii_uppercase());
-            let url = path(&g.path(&c.url_from));
-            let body = opt_path(g, c.body_from.as_ref());
-            let headers = crate::codegen::sections::secrets::headers_tokens(c.headers.as_ref());
-            with_cfg!(
-                quote!(#rt::http::HttpRequest),
-                quote!(#rt::http::HttpRequest { method: #method, url_from: #url, body_from: #body, headers: #headers }),
-                quote!(#rt::http::http_request(cx, &#cfg))
-            )
-        }
-        NodeKind::ShellRun(c) => {
-            let command = s(&c.command);
-            let args = opt_path(g, c.args_from.as_ref());
-            // docs/dialect.md §7 `shell_run`: default 30 s, at least 1.
-            let timeout = Literal::u64_unsuffixed(c.timeout_secs.unwrap_or(30).max(1));
-            with_cfg!(
-                quote!(#rt::shell::ShellRun),
-                quote!(#rt::shell::ShellRun { command: #command, args_from: #args, timeout_secs: #timeout }),
-                quote!(#rt::shell::shell_run(cx, &#cfg))
-            )
-        }
-        NodeKind::AgentLoop(c) => {
-            let init = crate::codegen::sections::mcp::agent_loop_config(
-                c,
-                opt_path(g, c.instructions_from.as_ref()),
-            );
-            with_cfg!(
-                quote!(#rt::agent_loop::AgentLoop),
-                init,
-                quote!(#rt::agent_loop::agent_loop(cx, &#cfg))
-            )
-        }
-        NodeKind::CallMcpTool(c) => {
-            let tool = s(&c.tool);
-            let args = opt_path(g, c.args_from.as_ref());
-            let server = opt_str(c.server.as_deref());
-            with_cfg!(
-                quote!(#rt::mcp::CallMcpTool),
-                quote!(#rt::mcp::CallMcpTool { tool: #tool, args_from: #args, server: #server }),
-                quote!(#rt::mcp::call_mcp_tool(cx, &#cfg))
-            )
-        }
-        NodeKind::ReadMcpResource(c) => {
-            let uri = path(&g.path(&c.resource_from));
-            let server = opt_str(c.server.as_deref());
-            with_cfg!(
-                quote!(#rt::mcp::ReadMcpResource),
-                quote!(#rt::mcp::ReadMcpResource { resource_from: #uri, server: #server }),
-                quote!(#rt::mcp::read_mcp_resource(cx, &#cfg))
-            )
-        }
-    }
-}
-
 /// The `POLICY` constant's value and the `static` it points to (a `static`, not a
 /// promoted constant, because a policy's Rego cache is interior-mutable).
 fn policy_tokens(
@@ -748,51 +477,87 @@ fn policy_tokens(
 
 /// A `Policy { .. }` constant expression for a `[policy]` table; `rego` is its
 /// `[policy.rego]` as resolved at build time (the text of `file` included).
+/// Only the lists the table declares are written; the rest come from
+/// `..Policy::DENY_ALL` (an empty list denies).
 pub fn policy_value(p: &PolicyManifest, rego: Option<&RegoIr>) -> TokenStream {
-    let pats = |v: &[String]| {
-        let lits = v.iter().map(|x| s(x));
-        quote!(::std::borrow::Cow::Borrowed(&[#(::std::borrow::Cow::Borrowed(#lits)),*]))
-    };
-    let (fr, fw, fd, fl) = (
-        pats(&p.fs.read),
-        pats(&p.fs.write),
-        pats(&p.fs.delete),
-        pats(&p.fs.list),
-    );
-    let ek = pats(&p.env.read_keys);
-    let (hu, hm) = (pats(&p.http.urls), pats(&p.http.methods));
-    let sc = pats(&p.shell.commands);
-    let (ms, mt, mr) = (
-        pats(&p.mcp.servers),
-        pats(&p.mcp.tools),
-        pats(&p.mcp.resources),
-    );
     let pol = quote!(::agentd_runtime::policy);
+    let cow = quote!(::std::borrow::Cow::Borrowed);
+    let mut omitted = false;
+    let mut section = |name: &str, ty: &str, fields: &[(&str, &[String])]| -> TokenStream {
+        let (name, ty) = (format_ident!("{name}"), format_ident!("{ty}"));
+        let set: Vec<TokenStream> = fields
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(field, v)| {
+                let field = format_ident!("{field}");
+                let lits = v.iter().map(|x| s(x));
+                quote!(#field: #cow(&[#(#cow(#lits)),*]))
+            })
+            .collect();
+        if set.is_empty() {
+            omitted = true;
+            return TokenStream::new();
+        }
+        let rest = if set.len() < fields.len() {
+            quote!(..#pol::Policy::DENY_ALL.#name)
+        } else {
+            TokenStream::new()
+        };
+        quote!(#name: #pol::#ty { #(#set,)* #rest },)
+    };
+    let sections = [
+        section(
+            "fs",
+            "FsPolicy",
+            &[
+                ("read", &p.fs.read),
+                ("write", &p.fs.write),
+                ("delete", &p.fs.delete),
+                ("list", &p.fs.list),
+            ],
+        ),
+        section("env", "EnvPolicy", &[("read_keys", &p.env.read_keys)]),
+        section(
+            "http",
+            "HttpPolicy",
+            &[("urls", &p.http.urls), ("methods", &p.http.methods)],
+        ),
+        section("shell", "ShellPolicy", &[("commands", &p.shell.commands)]),
+        section(
+            "mcp",
+            "McpPolicy",
+            &[
+                ("servers", &p.mcp.servers),
+                ("tools", &p.mcp.tools),
+                ("resources", &p.mcp.resources),
+            ],
+        ),
+    ];
     let rego = match rego {
         Some(r) => {
             let (origin, source, data, query) =
                 (s(&r.origin), s(&r.source), s(&r.data), s(&r.query));
             let v0 = r.v0;
-            let cow = quote!(::std::borrow::Cow::Borrowed);
-            quote!(::core::option::Option::Some(#pol::RegoPolicy {
+            quote!(rego: ::core::option::Option::Some(#pol::RegoPolicy {
                 origin: #cow(#origin),
                 source: #cow(#source),
                 data: #cow(#data),
                 query: #cow(#query),
                 v0: #v0,
                 cache: #pol::RegoCache::new(),
-            }))
+            }),)
         }
-        None => quote!(::core::option::Option::None),
+        None => {
+            omitted = true;
+            TokenStream::new()
+        }
     };
-    quote!(#pol::Policy {
-        fs: #pol::FsPolicy { read: #fr, write: #fw, delete: #fd, list: #fl },
-        env: #pol::EnvPolicy { read_keys: #ek },
-        http: #pol::HttpPolicy { urls: #hu, methods: #hm },
-        shell: #pol::ShellPolicy { commands: #sc },
-        mcp: #pol::McpPolicy { servers: #ms, tools: #mt, resources: #mr },
-        rego: #rego,
-    })
+    let rest = if omitted {
+        quote!(..#pol::Policy::DENY_ALL)
+    } else {
+        TokenStream::new()
+    };
+    quote!(#pol::Policy { #(#sections)* #rego #rest })
 }
 
 /// `Workflow::SANDBOX` from `[sandbox] mode`; nothing (the runtime's
