@@ -243,14 +243,8 @@ mod tests {
         }
     }
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "agentd-handlers-unit-{}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        dir
+    fn scratch(name: &str) -> crate::test_support::TempDir {
+        crate::test_support::temp_dir(&format!("handlers-{name}"))
     }
 
     #[test]

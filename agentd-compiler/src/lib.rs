@@ -30,6 +30,10 @@ pub mod source;
 // Front ends other than the CLI (`src/cmd/`, binary only).
 pub mod frontend;
 
+/// Scratch directories for unit tests, removed when the test passes.
+#[cfg(test)]
+mod test_support;
+
 /// The compat corpus for unit tests (shared with the integration tests).
 #[cfg(test)]
 #[path = "../../tests/support/compat.rs"]

@@ -459,11 +459,8 @@ mod tests {
         p
     }
 
-    fn tmpdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("agentd-load-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("mkdir");
-        d
+    fn tmpdir(tag: &str) -> crate::test_support::TempDir {
+        crate::test_support::temp_dir(&format!("load-{tag}"))
     }
 
     const CHILD: &str = "name = \"child\"\n[policy]\n[[start_nodes]]\nname = \"main\"\nsource = \"manual\"\n[[nodes]]\nid = \"r\"\ntype = \"merge\"\n";
@@ -514,7 +511,7 @@ mod tests {
         let p = load(
             &parent,
             &LoadOptions {
-                cwd: dir.clone(),
+                cwd: dir.to_path_buf(),
                 ..LoadOptions::default()
             },
         );
@@ -530,7 +527,7 @@ mod tests {
         let p = load(
             &parent,
             &LoadOptions {
-                cwd: dir.clone(),
+                cwd: dir.to_path_buf(),
                 ..LoadOptions::default()
             },
         );
@@ -551,7 +548,7 @@ mod tests {
         let p = load(
             &parent,
             &LoadOptions {
-                cwd: dir.clone(),
+                cwd: dir.to_path_buf(),
                 ..LoadOptions::default()
             },
         );
@@ -579,7 +576,7 @@ mod tests {
         let p = load(
             &dir.join("a.toml"),
             &LoadOptions {
-                cwd: dir.clone(),
+                cwd: dir.to_path_buf(),
                 ..LoadOptions::default()
             },
         );
@@ -604,7 +601,7 @@ mod tests {
         let p = load(
             &dir.join("w0.toml"),
             &LoadOptions {
-                cwd: dir.clone(),
+                cwd: dir.to_path_buf(),
                 ..LoadOptions::default()
             },
         );
@@ -624,7 +621,7 @@ mod tests {
         let p = load(
             &parent,
             &LoadOptions {
-                cwd: dir.clone(),
+                cwd: dir.to_path_buf(),
                 ..LoadOptions::default()
             },
         );
@@ -643,7 +640,7 @@ mod tests {
         let p = load(
             &parent,
             &LoadOptions {
-                cwd: dir.clone(),
+                cwd: dir.to_path_buf(),
                 ..LoadOptions::default()
             },
         );

@@ -440,11 +440,8 @@ mod tests {
         assert_eq!(upper_camel("--"), "Workflow");
     }
 
-    fn tmpdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("agentd-embed-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("mkdir");
-        d
+    fn tmpdir(tag: &str) -> crate::test_support::TempDir {
+        crate::test_support::temp_dir(&format!("embed-{tag}"))
     }
 
     fn request(dir: &Path, file: &str) -> EmbedRequest {
@@ -584,9 +581,9 @@ mod tests {
         let dir = tmpdir("fallback");
         std::fs::write(dir.join("flow.toml"), RUST_NODE).expect("write");
         let mut req = request(Path::new("/nonexistent"), "flow.toml");
-        req.source_dir = Some(dir.clone());
+        req.source_dir = Some(dir.to_path_buf());
         let (file, base) = resolve(&req);
         assert_eq!(file, dir.join("flow.toml"));
-        assert_eq!(base, dir);
+        assert_eq!(base, dir.to_path_buf());
     }
 }

@@ -83,11 +83,8 @@ fn read_capped(path: &Path) -> Option<Result<Vec<u8>, String>> {
 mod tests {
     use super::*;
 
-    fn dir(name: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("agentd-input-schema-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).expect("mkdir");
-        d
+    fn dir(name: &str) -> crate::test_support::TempDir {
+        crate::test_support::temp_dir(&format!("input-schema-{name}"))
     }
 
     #[test]

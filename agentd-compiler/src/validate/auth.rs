@@ -535,8 +535,7 @@ mod tests {
         assert!(!d.is_error());
         assert_eq!(spanned(&text, d), "\"no/such/jwks.json\"");
 
-        let dir = std::env::temp_dir().join(format!("agentd-jwks-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let dir = crate::test_support::temp_dir("jwks");
         let good = dir.join("good.json");
         std::fs::write(&good, JWKS).expect("write");
         let ds = diags(&oidc(&format!("jwks_file = \"{}\"\n", good.display())));

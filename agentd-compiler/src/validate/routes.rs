@@ -293,8 +293,7 @@ mod tests {
 
     #[test]
     fn input_schema_must_be_a_readable_valid_schema() {
-        let dir = std::env::temp_dir().join(format!("agentd-route-schema-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
+        let dir = crate::test_support::temp_dir("route-schema");
         std::fs::write(
             dir.join("ok.json"),
             r#"{"type":"object","required":["id"]}"#,

@@ -753,7 +753,7 @@ fn output_schema_unreadable() {
 
 #[test]
 fn output_schema_resolves_against_base_dir_then_cwd() {
-    let dir = std::env::temp_dir().join(format!("agentd-validate-{}", std::process::id()));
+    let dir = crate::test_support::temp_dir("validate-output-schema");
     std::fs::create_dir_all(dir.join("schemas")).expect("mkdir");
     std::fs::write(dir.join("schemas/ok.json"), "{\"type\": \"object\"}").expect("write");
     std::fs::write(dir.join("schemas/bad.json"), "not json").expect("write");
@@ -776,7 +776,7 @@ fn output_schema_resolves_against_base_dir_then_cwd() {
     );
     let by_cwd = ValidateOptions {
         base_dir: PathBuf::from("/nonexistent"),
-        cwd: dir.clone(),
+        cwd: dir.to_path_buf(),
         ..ValidateOptions::default()
     };
     assert!(check("ok.json", &by_cwd).is_empty());

@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn schemas_resolve_like_the_validator() {
-        let dir = std::env::temp_dir().join(format!("agentd-llm-schema-{}", std::process::id()));
+        let dir = crate::test_support::temp_dir("llm-schema");
         std::fs::create_dir_all(dir.join("schemas")).expect("mkdir");
         std::fs::write(dir.join("schemas/ok.json"), r#"{"type":"object"}"#).expect("write");
         std::fs::write(dir.join("schemas/bad.json"), "not json").expect("write");
