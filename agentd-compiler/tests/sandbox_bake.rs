@@ -8,20 +8,13 @@
 //! Real binaries print the completed plan with `--print-sandbox`, compared
 //! with `agentd check --explain-sandbox` in `tests/sandbox_e2e.rs`.
 
-use std::path::{Path, PathBuf};
-
 use agentd_compiler::frontend::sandbox::{bake_inputs, plan};
 use agentd_compiler::load::{LoadOptions, load};
 
-#[path = "../../tests/support/compat.rs"]
-mod compat;
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("agentd-compiler sits inside the workspace")
-        .to_path_buf()
-}
+use support::{compat, workspace};
 
 /// What a start may add to the baked inputs.
 struct Start {
@@ -62,8 +55,12 @@ fn starts() -> Vec<Start> {
 }
 
 #[test]
+#[cfg_attr(
+    agentd_no_compat,
+    ignore = "compat corpus missing: set AGENTD_COMPAT_DIR"
+)]
 fn a_baked_plan_completed_at_start_equals_the_plan_computed_from_the_policy_whole() {
-    let mut roots = vec![repo_root().join("workflows")];
+    let mut roots = vec![workspace().join("workflows")];
     roots.push(compat::dir());
     let files = compat::toml_files(&roots);
     let opts = LoadOptions::default();
