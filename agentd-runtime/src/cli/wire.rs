@@ -58,7 +58,7 @@ pub(super) fn logging(
 const MAX_BEARER_BYTES: u64 = 64 * 1024;
 
 /// The [`crate::intel::KeyResolver`] of a workflow with `[[secrets]]`
-/// `secrets`: those, then the process environment (spec/dialect-ops.md §11,
+/// `secrets`: those, then the process environment (docs/operations.md "Secrets",
 /// the single front door). Its errors name the secret and its source.
 #[cfg(feature = "llm")]
 fn secret_keys(secrets: &'static [SecretDef]) -> crate::intel::KeyResolver {
