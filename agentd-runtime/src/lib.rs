@@ -47,7 +47,9 @@
 //!
 //! # What generated code looks like
 //!
-//! See `tests/hand_wired.rs` — the reference the code generator imitates.
+//! `tests/golden/*.rs` (the generated modules of the workflows in
+//! `workflows/`) and `agentd-runtime/tests/hand_wired.rs` (a workflow wired by
+//! hand against the same items).
 
 pub mod budget;
 pub mod checkpoint;
