@@ -522,13 +522,14 @@ fn glibc_at_least(version: &str, want: (u32, u32)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codegen::features::RuntimeFeature;
 
     #[test]
     fn one_workflow_built_with_other_features_gets_its_own_crate_and_binary() {
         let cache =
             std::env::temp_dir().join(format!("agentd-build-variant-{}", std::process::id()));
         let runtime = Path::new("/nonexistent/agentd-runtime");
-        let generated = |features: Vec<&'static str>| GeneratedCrate {
+        let generated = |features: Vec<RuntimeFeature>| GeneratedCrate {
             workflow_name: "hello".to_string(),
             code: "// workflow".to_string(),
             features,
@@ -538,12 +539,12 @@ mod tests {
             main_override: None,
             tokens: proc_macro2::TokenStream::new(),
         };
-        let plain = write_crate(&generated(vec!["env"]), runtime, &cache, None)
+        let plain = write_crate(&generated(vec![RuntimeFeature::Env]), runtime, &cache, None)
             .expect("write the generated crate");
-        let again = write_crate(&generated(vec!["env"]), runtime, &cache, None)
+        let again = write_crate(&generated(vec![RuntimeFeature::Env]), runtime, &cache, None)
             .expect("write the generated crate");
         let overrides = write_crate(
-            &generated(vec!["env", "policy-file"]),
+            &generated(vec![RuntimeFeature::Env, RuntimeFeature::PolicyFile]),
             runtime,
             &cache,
             None,

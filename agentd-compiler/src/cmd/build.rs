@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use agentd_compiler::build::{self, BuildError, BuildOptions, Linking, Profile};
+use agentd_compiler::codegen::features::RuntimeFeature;
 use agentd_compiler::handlers::{self, HandlerCrate};
 use agentd_compiler::ship::ShipOptions;
 use agentd_compiler::signing::VerifyOptions;
@@ -63,7 +64,7 @@ pub fn build_binary(file: &Path, opts: Options) -> Result<PathBuf, u8> {
     };
     if opts.fleet {
         // Fleet mode shares serve-mode state; a one-shot workflow has none.
-        if !generated.features.contains(&"serve") {
+        if !generated.features.contains(&RuntimeFeature::Serve) {
             eprintln!(
                 "error: --fleet: workflow `{}` has no [[http_routes]] and no cron or interval \
                  trigger; fleet mode shares serve-mode state (idempotency keys, rate limits, \
@@ -72,7 +73,7 @@ pub fn build_binary(file: &Path, opts: Options) -> Result<PathBuf, u8> {
             );
             return Err(EXIT_USAGE);
         }
-        generated.features.push("fleet");
+        generated.features.push(RuntimeFeature::Fleet);
     }
     let output = opts
         .output

@@ -19,7 +19,7 @@ use quote::{format_ident, quote};
 use crate::ir::{GraphIr, PathIr, ProgramIr, SegIr, SlotIr};
 use crate::model::{NodeKind, PolicyManifest, RetryOn, SandboxMode, StartSource, WorkflowDoc};
 use crate::resolve::rego::RegoIr;
-use features::{Features, feature_of};
+use features::{Features, RuntimeFeature, feature_of};
 
 /// What `agentd build` needs from codegen.
 #[derive(Debug, Clone)]
@@ -29,7 +29,7 @@ pub struct GeneratedCrate {
     /// Formatted Rust source of the `workflow` module.
     pub code: String,
     /// Runtime Cargo features to enable.
-    pub features: Vec<&'static str>,
+    pub features: Vec<RuntimeFeature>,
     /// Hex sha256 identifying the program's sources.
     pub source_hash: String,
     /// Every workflow file compiled in (root first) with its sha256: what
@@ -150,7 +150,10 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
     let logging_consts = crate::codegen::sections::logging::workflow_consts(root);
     let secret_consts = crate::codegen::sections::secrets::workflow_consts(root);
     let features = program_features(ir, root);
-    let mcp_consts = crate::codegen::sections::mcp::workflow_consts(root, features.contains("mcp"));
+    let mcp_consts = crate::codegen::sections::mcp::workflow_consts(
+        root,
+        features.contains(&RuntimeFeature::Mcp),
+    );
     let sandbox_consts = sandbox_consts(root, ir);
     let info = info_tokens(ir, root);
     let pause_reason = pause_reason_fn(ir);
@@ -619,16 +622,16 @@ fn runtime_features(
     ir: &ProgramIr,
     root: &WorkflowDoc,
     policy_overrides: bool,
-) -> Vec<&'static str> {
+) -> Vec<RuntimeFeature> {
     let mut features = program_features(ir, root);
     if policy_overrides {
-        features.insert("policy-file");
+        features.insert(RuntimeFeature::PolicyFile);
         if ir.policy_key.is_some() {
-            features.insert("signing");
+            features.insert(RuntimeFeature::Signing);
         }
     }
     if !ir.sandbox_off {
-        features.insert("sandbox");
+        features.insert(RuntimeFeature::Sandbox);
     }
     features.into_iter().collect()
 }
@@ -651,42 +654,22 @@ pub fn program_features(ir: &ProgramIr, root: &WorkflowDoc) -> Features {
             .values()
             .any(|s| matches!(s, sections::llm::SchemaIr::File { .. }))
         {
-            features.insert("schema");
+            features.insert(RuntimeFeature::Schema);
         }
     }
-    if !sections::llm::backends(root).is_empty() {
-        features.insert("llm-remote");
-    }
     if ir.rego.is_some() {
-        features.insert("rego");
+        features.insert(RuntimeFeature::Rego);
     }
+    if ir.route_schemas.iter().any(Option::is_some) {
+        features.insert(RuntimeFeature::InputSchema);
+    }
+    sections::llm::add_features(root, &mut features);
     sections::auth::add_features(root, &mut features);
     sections::serve::add_features(root, &mut features);
     sections::secrets::add_features(root, &mut features);
-    // OTLP export is compiled in only for a workflow that asks for it.
-    if let Some(otel) = root.logging.as_ref().and_then(|l| l.otel.as_ref()) {
-        features.insert("otel");
-        // TLS only for an https:// collector (tonic's rustls client).
-        if otel.endpoint.trim().starts_with("https://") {
-            features.insert("otel-tls");
-        }
-    }
-    if ir.route_schemas.iter().any(Option::is_some) {
-        features.insert("input-schema");
-    }
-    // The Streamable HTTP transport only for a workflow that uses MCP and
-    // declares a `url` server.
-    if features.contains("mcp") && root.mcp_servers.iter().any(|s| s.url.is_some()) {
-        features.insert("mcp-http");
-        // OAuth (token requests, discovery) only when a server asks for it.
-        if root
-            .mcp_servers
-            .iter()
-            .any(|s| s.url.is_some() && s.oauth.is_some())
-        {
-            features.insert("mcp-oauth");
-        }
-    }
+    sections::logging::add_features(root, &mut features);
+    // Last: the MCP transports depend on whether anything above uses MCP.
+    sections::mcp::add_features(root, &mut features);
     features
 }
 

@@ -25,6 +25,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
 use crate::codegen::CodegenOptions;
+use crate::codegen::features::RuntimeFeature;
 use crate::codes::Code;
 use crate::diagnostics::{Diagnostic, SourceDb, render_short};
 use crate::load::{LoadOptions, Program};
@@ -169,6 +170,7 @@ pub fn expand(req: &EmbedRequest) -> TokenStream {
     let guards = generated
         .features
         .iter()
+        .map(|f| f.as_str())
         .map(|f| quote!(::agentd_runtime::__agentd_require_feature!(#f, #workflow);));
     let items = generated.tokens;
     let doc = format!(
@@ -180,7 +182,7 @@ pub fn expand(req: &EmbedRequest) -> TokenStream {
          and return the outcome."
     );
     // Only a workflow with routes or long-lived triggers can be served.
-    let serve_fn = if generated.features.contains(&"serve") {
+    let serve_fn = if generated.features.contains(&RuntimeFeature::Serve) {
         quote! {
             /// Serve the workflow's HTTP routes and scheduled triggers until
             /// SIGTERM/SIGINT (with `config.handle_signals`), then drain.

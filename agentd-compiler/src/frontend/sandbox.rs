@@ -9,6 +9,7 @@
 //! list is the binary's `--print-sandbox`. Never fails: a loaded program
 //! always has a plan.
 
+use crate::codegen::features::RuntimeFeature;
 use crate::ir::ProgramIr;
 use crate::load::Program;
 use crate::model::{SandboxMode, SecretSource};
@@ -56,10 +57,10 @@ pub fn plan(program: &Program, ir: &ProgramIr) -> plan::Plan {
         }
     });
     let program_features = crate::codegen::program_features(ir, doc);
-    let features: Vec<&str> = program_features.iter().copied().collect();
+    let features: Vec<&str> = program_features.iter().map(|f| f.as_str()).collect();
     let path_var = std::env::var("PATH").unwrap_or_default();
     let exists = |p: &str| std::path::Path::new(p).is_file();
-    let mcp_commands = if program_features.contains("mcp") {
+    let mcp_commands = if program_features.contains(&RuntimeFeature::Mcp) {
         doc.mcp_servers
             .iter()
             .filter_map(|s| s.command.first())
@@ -143,7 +144,7 @@ pub fn bake_inputs<'a>(
         shell_commands: v(&p.shell.commands),
     };
     let program_features = crate::codegen::program_features(ir, doc);
-    let features: Vec<&str> = program_features.iter().copied().collect();
+    let features: Vec<&str> = program_features.iter().map(|f| f.as_str()).collect();
     if !plan::bakeable(&policy, &features) {
         return None;
     }

@@ -14,6 +14,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 use serde::Deserialize;
 
+use crate::codegen::features::RuntimeFeature;
 use crate::codegen::{self, CodegenOptions, GeneratedCrate};
 use crate::diagnostics::Diagnostic;
 use crate::ir;
@@ -535,7 +536,7 @@ fn mcp_tokens(
 /// Generate the harness crate for the cases.
 pub fn harness_crate(cases: &[&Case]) -> GeneratedCrate {
     let mut modules = String::new();
-    let mut features = std::collections::BTreeSet::from(["harness"]);
+    let mut features = std::collections::BTreeSet::from([RuntimeFeature::Harness]);
     let mut case_items = TokenStream::new();
     let mut runs = Vec::new();
     let mut hash = sha2::Sha256::new();
@@ -583,7 +584,7 @@ pub fn harness_crate(cases: &[&Case]) -> GeneratedCrate {
                     )
                 });
                 if rego.is_some() {
-                    features.insert("rego");
+                    features.insert(RuntimeFeature::Rego);
                 }
                 let v = codegen::policy_value(p, rego.as_ref());
                 // Its own static: a Rego cache is interior-mutable, which a

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
+use crate::codegen::features::RuntimeFeature;
+
 /// Why an image, SBOM or provenance statement could not be made or verified.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -214,12 +216,12 @@ pub struct Shipped {
 }
 
 /// Runtime features that make outgoing TLS connections.
-const TLS_FEATURES: &[&str] = &[
-    "http",
-    "llm-remote",
-    "otel-tls",
-    "secrets-oauth2",
-    "mcp-http",
+const TLS_FEATURES: &[RuntimeFeature] = &[
+    RuntimeFeature::Http,
+    RuntimeFeature::LlmRemote,
+    RuntimeFeature::OtelTls,
+    RuntimeFeature::SecretsOauth2,
+    RuntimeFeature::McpHttp,
 ];
 /// Where distributions keep the system CA bundle, tried in order.
 const SYSTEM_CA_BUNDLES: &[&str] = &[

@@ -12,6 +12,7 @@ use std::process::Command;
 
 use agentd_compiler::build::{self, BuildOptions, Linking};
 use agentd_compiler::codegen::CodegenOptions;
+use agentd_compiler::codegen::features::RuntimeFeature;
 use agentd_compiler::load::LoadOptions;
 use serde_json::{Value, json};
 
@@ -157,7 +158,12 @@ fn a_built_binary_runs_mcp_nodes_and_an_agent_loop_against_real_processes() {
     let generated = compiled
         .generated
         .unwrap_or_else(|| panic!("compiles: {errors:?}"));
-    for f in ["mcp", "llm", "fs", "data"] {
+    for f in [
+        RuntimeFeature::Mcp,
+        RuntimeFeature::Llm,
+        RuntimeFeature::Fs,
+        RuntimeFeature::Data,
+    ] {
         assert!(
             generated.features.contains(&f),
             "feature {f} in {:?}",

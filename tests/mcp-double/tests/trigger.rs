@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use agentd_compiler::build::{self, BuildOptions, Linking};
 use agentd_compiler::codegen::CodegenOptions;
+use agentd_compiler::codegen::features::RuntimeFeature;
 use agentd_compiler::load::LoadOptions;
 use serde_json::Value;
 
@@ -109,7 +110,7 @@ fn build_binary(dir: &Path, text: &str) -> PathBuf {
     let generated = compiled
         .generated
         .unwrap_or_else(|| panic!("compiles: {diagnostics:?}"));
-    for f in ["serve", "mcp"] {
+    for f in [RuntimeFeature::Serve, RuntimeFeature::Mcp] {
         assert!(
             generated.features.contains(&f),
             "feature {f} in {:?}",

@@ -18,7 +18,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use crate::codegen::features::Features;
+use crate::codegen::features::{Features, RuntimeFeature};
 use crate::model::{AuthConfig, ClientAuthMode, TlsConfig, WorkflowDoc};
 
 /// The `[auth.*]` bindings that will be baked, if any.
@@ -42,17 +42,17 @@ fn baked_tls(root: &WorkflowDoc) -> Option<&TlsConfig> {
 /// Add the runtime features the root's auth and TLS need.
 pub fn add_features(root: &WorkflowDoc, features: &mut Features) {
     if let Some(auth) = baked_auth(root) {
-        features.insert("serve");
+        features.insert(RuntimeFeature::Serve);
         if !auth.hmac.is_empty() {
-            features.insert("auth-hmac");
+            features.insert(RuntimeFeature::AuthHmac);
         }
         if !auth.oidc.is_empty() {
-            features.insert("auth-oidc");
+            features.insert(RuntimeFeature::AuthOidc);
         }
     }
     if baked_tls(root).is_some() {
-        features.insert("serve");
-        features.insert("tls");
+        features.insert(RuntimeFeature::Serve);
+        features.insert(RuntimeFeature::Tls);
     }
 }
 
@@ -222,7 +222,12 @@ mod tests {
         add_features(&doc(&format!("{text}{ROUTE}")), &mut f);
         assert_eq!(
             f.iter().copied().collect::<Vec<_>>(),
-            vec!["auth-hmac", "auth-oidc", "serve", "tls"]
+            vec![
+                RuntimeFeature::AuthHmac,
+                RuntimeFeature::AuthOidc,
+                RuntimeFeature::Serve,
+                RuntimeFeature::Tls
+            ]
         );
 
         let mut f = Features::new();
@@ -232,7 +237,10 @@ mod tests {
             )),
             &mut f,
         );
-        assert_eq!(f.iter().copied().collect::<Vec<_>>(), vec!["serve"]);
+        assert_eq!(
+            f.iter().copied().collect::<Vec<_>>(),
+            vec![RuntimeFeature::Serve]
+        );
     }
 
     #[test]

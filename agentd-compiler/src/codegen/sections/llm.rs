@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
+use crate::codegen::features::{Features, RuntimeFeature};
 use crate::model::{BackendDef, LlmInfer, Provider, WorkflowDoc};
 
 /// What an `output_schema` resolved to at build time.
@@ -92,6 +93,14 @@ pub fn backends(root: &WorkflowDoc) -> &[BackendDef] {
         .as_ref()
         .map(|i| i.backends.as_slice())
         .unwrap_or_default()
+}
+
+/// Add the runtime features the root's `[[intelligence.backends]]` need: the
+/// remote providers' client (the `llm` family itself comes with the nodes).
+pub fn add_features(root: &WorkflowDoc, features: &mut Features) {
+    if !backends(root).is_empty() {
+        features.insert(RuntimeFeature::LlmRemote);
+    }
 }
 
 /// Items of the `Workflow` impl: `MAX_LLM_TOKENS` when `[budget]` sets it above 0 and

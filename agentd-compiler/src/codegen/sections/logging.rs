@@ -12,7 +12,20 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
+use crate::codegen::features::{Features, RuntimeFeature};
 use crate::model::WorkflowDoc;
+
+/// Add the runtime features the root's `[logging.otel]` needs: OTLP export is
+/// compiled in only for a workflow that asks for it, and TLS only for an `https://`
+/// collector (tonic's rustls client).
+pub fn add_features(root: &WorkflowDoc, features: &mut Features) {
+    if let Some(otel) = root.logging.as_ref().and_then(|l| l.otel.as_ref()) {
+        features.insert(RuntimeFeature::Otel);
+        if otel.endpoint.trim().starts_with("https://") {
+            features.insert(RuntimeFeature::OtelTls);
+        }
+    }
+}
 
 /// `const LOGGING: LogConfig = ...;` for the root's `[logging]`; empty without one.
 pub fn workflow_consts(root: &WorkflowDoc) -> TokenStream {

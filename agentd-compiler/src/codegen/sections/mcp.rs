@@ -1,7 +1,8 @@
 //! Build-time pieces of MCP and `agent_loop`: the `[[mcp_servers]]` item of the
 //! generated `Workflow` impl, the node configs of `call_mcp_tool`,
-//! `read_mcp_resource` and `agent_loop`, and the runtime features an
-//! `agent_loop` needs (`llm` plus the family of every declared tool).
+//! `read_mcp_resource` and `agent_loop`, the runtime features an `agent_loop`
+//! needs (`llm` plus the family of every declared tool) and the MCP transports
+//! the servers need (`mcp-http`, `mcp-oauth`).
 //!
 //! Only the root workflow's servers are baked: a child's `[[mcp_servers]]` is
 //! validated against its own nodes but never applied (docs/dialect.md §11). Secret
@@ -11,24 +12,42 @@ use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
 use super::secrets::{HeaderSegIr, split_header};
+use crate::codegen::features::{Features, RuntimeFeature};
 use crate::model::{AgentLoop, WorkflowDoc};
 
 /// The runtime features an `agent_loop` declaring `tools` needs.
-pub fn agent_loop_features(tools: &[String]) -> Vec<&'static str> {
-    let mut out = vec!["llm"];
+pub fn agent_loop_features(tools: &[String]) -> Vec<RuntimeFeature> {
+    let mut out = vec![RuntimeFeature::Llm];
     for t in tools {
         let f = match t.as_str() {
-            "read_file" | "write_file" => "fs",
-            "read_env" => "env",
-            "http_request" => "http",
-            "shell_run" => "shell",
-            "call_mcp_tool" => "mcp",
+            "read_file" | "write_file" => RuntimeFeature::Fs,
+            "read_env" => RuntimeFeature::Env,
+            "http_request" => RuntimeFeature::Http,
+            "shell_run" => RuntimeFeature::Shell,
+            "call_mcp_tool" => RuntimeFeature::Mcp,
             // The validator rejects anything else.
             _ => continue,
         };
         out.push(f);
     }
     out
+}
+
+/// Add the MCP transports the root's servers need, once `features` holds what the
+/// rest of the program uses: the Streamable HTTP transport only for a workflow that
+/// uses MCP and declares a `url` server, OAuth (token requests, discovery) only when
+/// such a server asks for it.
+pub fn add_features(root: &WorkflowDoc, features: &mut Features) {
+    if !features.contains(&RuntimeFeature::Mcp) {
+        return;
+    }
+    let remote = || root.mcp_servers.iter().filter(|s| s.url.is_some());
+    if remote().next().is_some() {
+        features.insert(RuntimeFeature::McpHttp);
+        if remote().any(|s| s.oauth.is_some()) {
+            features.insert(RuntimeFeature::McpOauth);
+        }
+    }
 }
 
 /// `const MCP_SERVERS` when the root declares servers and the program uses MCP
@@ -175,9 +194,15 @@ mod tests {
             .collect();
         assert_eq!(
             agent_loop_features(&tools),
-            vec!["llm", "fs", "fs", "mcp", "shell"]
+            vec![
+                RuntimeFeature::Llm,
+                RuntimeFeature::Fs,
+                RuntimeFeature::Fs,
+                RuntimeFeature::Mcp,
+                RuntimeFeature::Shell
+            ]
         );
-        assert_eq!(agent_loop_features(&[]), vec!["llm"]);
+        assert_eq!(agent_loop_features(&[]), vec![RuntimeFeature::Llm]);
     }
 
     #[test]

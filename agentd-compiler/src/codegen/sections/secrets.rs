@@ -12,6 +12,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
+use crate::codegen::features::{Features, RuntimeFeature};
 use crate::model::{SecretSource, WorkflowDoc};
 
 /// A piece of a header value.
@@ -76,14 +77,14 @@ pub fn headers_tokens(headers: Option<&std::collections::BTreeMap<String, String
 }
 
 /// The runtime features the root's `[[secrets]]` sources need.
-pub fn add_features(root: &WorkflowDoc, features: &mut crate::codegen::features::Features) {
+pub fn add_features(root: &WorkflowDoc, features: &mut Features) {
     for d in &root.secrets {
         match d.source {
             SecretSource::Command(_) => {
-                features.insert("secrets-exec");
+                features.insert(RuntimeFeature::SecretsExec);
             }
             SecretSource::Oauth2(_) => {
-                features.insert("secrets-oauth2");
+                features.insert(RuntimeFeature::SecretsOauth2);
             }
             SecretSource::Env(_) | SecretSource::File(_) => {}
         }

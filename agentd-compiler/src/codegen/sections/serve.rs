@@ -28,7 +28,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use crate::codegen::features::Features;
+use crate::codegen::features::{Features, RuntimeFeature};
 use crate::grammar::{AuthRef, AuthScheme, parse_auth_ref, parse_cron, parse_interval};
 use crate::ir::{GraphIr, ProgramIr};
 use crate::model::{HttpRoute, NodeKind, Trigger, WorkflowDoc};
@@ -55,19 +55,19 @@ pub fn add_features(root: &WorkflowDoc, features: &mut Features) {
     if !serves(root) {
         return;
     }
-    features.insert("serve");
+    features.insert(RuntimeFeature::Serve);
     for t in &root.triggers {
         match t {
             Trigger::Cron(_) => {
-                features.insert("schedule-cron");
+                features.insert(RuntimeFeature::ScheduleCron);
             }
             Trigger::FsWatch(_) => {
-                features.insert("fs-watch");
+                features.insert(RuntimeFeature::FsWatch);
             }
             // The listener is the MCP client's (and its servers are baked
             // only when `mcp` is on).
             Trigger::McpResourceUpdated(_) | Trigger::McpResourceCreated(_) => {
-                features.insert("mcp");
+                features.insert(RuntimeFeature::Mcp);
             }
             _ => {}
         }
@@ -375,7 +375,7 @@ to = "after"
         assert_eq!(code.matches("inline:false").count(), 1, "{code}");
         let mut f = Features::new();
         add_features(&doc, &mut f);
-        assert_eq!(f.into_iter().collect::<Vec<_>>(), ["serve"]);
+        assert_eq!(f.into_iter().collect::<Vec<_>>(), [RuntimeFeature::Serve]);
     }
 
     #[test]
@@ -407,7 +407,11 @@ to = "after"
         add_features(&doc, &mut f);
         assert_eq!(
             f.into_iter().collect::<Vec<_>>(),
-            ["fs-watch", "schedule-cron", "serve"]
+            [
+                RuntimeFeature::FsWatch,
+                RuntimeFeature::ScheduleCron,
+                RuntimeFeature::Serve
+            ]
         );
     }
 
