@@ -502,10 +502,13 @@ mod tests {
             out.contains("pub use self :: __agentd_Flow :: Flow"),
             "{out}"
         );
+        // The generated module imports the runtime's `rust::call` and calls it by
+        // its short name (codegen/imports.rs).
         assert!(
-            out.contains("rust :: call (cx , & K , crate :: classify)"),
+            out.contains("use :: agentd_runtime :: nodes :: rust :: { RustNode , call }"),
             "{out}"
         );
+        assert!(out.contains("call (cx , & K , crate :: classify)"), "{out}");
         assert!(out.contains("include_bytes"), "{out}");
         assert!(!out.contains("compile_error"), "{out}");
     }
