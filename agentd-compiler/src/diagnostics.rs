@@ -17,13 +17,8 @@ use serde::Serialize;
 use crate::codes::Code;
 use crate::source::SourceFile;
 
-/// How bad a diagnostic is. Warnings never fail `check` unless `--deny-warnings`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Warning,
-    Error,
-}
+/// How bad a diagnostic is; the codes registry gives each code its own.
+pub use crate::codes::Severity;
 
 /// One problem found in a workflow.
 #[derive(Debug, Clone, Serialize)]

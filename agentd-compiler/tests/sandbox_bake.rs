@@ -74,7 +74,8 @@ fn a_baked_plan_completed_at_start_equals_the_plan_computed_from_the_policy_whol
             continue;
         };
         let ir = agentd_compiler::ir::lower(&program);
-        let Some(inputs) = bake_inputs(&root.doc, &ir) else {
+        let features = agentd_compiler::codegen::program_features(&ir, &root.doc);
+        let Some(inputs) = bake_inputs(&root.doc, &features) else {
             continue;
         };
         baked += 1;

@@ -584,7 +584,7 @@ fn sandbox_consts(root: &WorkflowDoc, ir: &ProgramIr) -> TokenStream {
     // A binary without the sandbox never plans one at start.
     let baked = match mode {
         Some(SandboxMode::Off) => None,
-        _ => crate::frontend::sandbox::baked(root, ir),
+        _ => sections::sandbox::baked(root, &program_features(ir, root)),
     };
     let Some(plan) = baked else {
         return mode_const;

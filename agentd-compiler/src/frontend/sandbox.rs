@@ -1,189 +1,25 @@
 //! `agentd check --explain-sandbox`: the kernel sandbox a workflow's binary
-//! will apply, computed at build time by the runtime's own planner
-//! (`agentd-runtime/src/sandbox/plan.rs`, included below), so the rules an
-//! operator reviews in CI are the rules the binary derives.
+//! will apply, computed at build time by the runtime's own planner (through
+//! `codegen::sections::sandbox`, which also bakes the plan into the binary), so
+//! the rules an operator reviews in CI are the rules the binary derives.
 //!
-//! Owns only the mapping from the parsed workflow to the planner's inputs.
-//! What the binary adds at start (its `--state-dir`, log files, `--policy`
-//! file, TLS and CA files, `--bind` port) is named, not guessed: the exact
-//! list is the binary's `--print-sandbox`. Never fails: a loaded program
-//! always has a plan.
+//! Owns only the rendering. What the binary adds at start (its `--state-dir`,
+//! log files, `--policy` file, TLS and CA files, `--bind` port) is named, not
+//! guessed: the exact list is the binary's `--print-sandbox`. Never fails: a
+//! loaded program always has a plan.
 
-use crate::codegen::features::RuntimeFeature;
+pub use crate::codegen::sections::sandbox::{bake_inputs, baked, mode, plan};
 use crate::ir::ProgramIr;
 use crate::load::Program;
-use crate::model::{SandboxMode, SecretSource};
-
-/// The runtime's planner, shared source.
-#[path = "../../../agentd-runtime/src/sandbox/plan.rs"]
-#[allow(dead_code)]
-pub mod plan;
-
-/// The mode the binary starts in (before `--sandbox`).
-#[must_use]
-pub fn mode(program: &Program) -> plan::Mode {
-    match program
-        .root()
-        .and_then(|r| r.doc.sandbox.as_ref())
-        .map(|s| s.mode)
-    {
-        Some(SandboxMode::Enforce) => plan::Mode::Enforce,
-        Some(SandboxMode::Off) => plan::Mode::Off,
-        Some(SandboxMode::BestEffort) | None => plan::Mode::BestEffort,
-    }
-}
 
 /// The plan of an error-free program (`ir` is its lowering).
 #[must_use]
-pub fn plan(program: &Program, ir: &ProgramIr) -> plan::Plan {
-    let cwd = std::env::current_dir()
-        .map(|d| d.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "/".to_owned());
-    let Some(root) = program.root() else {
-        return plan::Plan::default();
+pub fn plan_of(program: &Program, ir: &ProgramIr) -> plan::Plan {
+    let features = match program.root() {
+        Some(root) => crate::codegen::program_features(ir, &root.doc),
+        None => crate::codegen::features::Features::new(),
     };
-    let doc = &root.doc;
-    let policy = doc.policy.as_ref().map(|p| {
-        fn v(l: &[String]) -> Vec<&str> {
-            l.iter().map(String::as_str).collect()
-        }
-        plan::PolicyLists {
-            fs_read: v(&p.fs.read),
-            fs_write: v(&p.fs.write),
-            fs_delete: v(&p.fs.delete),
-            fs_list: v(&p.fs.list),
-            http_urls: v(&p.http.urls),
-            shell_commands: v(&p.shell.commands),
-        }
-    });
-    let program_features = crate::codegen::program_features(ir, doc);
-    let features: Vec<&str> = program_features.iter().map(|f| f.as_str()).collect();
-    let path_var = std::env::var("PATH").unwrap_or_default();
-    let exists = |p: &str| std::path::Path::new(p).is_file();
-    let mcp_commands = if program_features.contains(&RuntimeFeature::Mcp) {
-        doc.mcp_servers
-            .iter()
-            .filter_map(|s| s.command.first())
-            .map(|c| plan::resolve_command(c, &path_var, &exists))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mut connect_urls = Vec::new();
-    for b in crate::codegen::sections::llm::backends(doc) {
-        let url = b
-            .base_url
-            .clone()
-            .unwrap_or_else(|| "https://default-provider-endpoint".to_owned());
-        connect_urls.push((url, format!("backend `{}`", b.name)));
-    }
-    if let Some(otel) = doc.logging.as_ref().and_then(|l| l.otel.as_ref()) {
-        connect_urls.push((otel.endpoint.clone(), "[logging.otel]".to_owned()));
-    }
-    // The binary adds the same rules at start (agentd-runtime's sandbox.rs).
-    let mut runtime_fs = Vec::new();
-    for s in &doc.secrets {
-        match &s.source {
-            SecretSource::Oauth2(o) => connect_urls.push((
-                o.token_url.clone(),
-                format!("[[secrets]] {} token_url", s.name),
-            )),
-            SecretSource::Command(c) => {
-                if let Some(program) = c.argv.first() {
-                    runtime_fs.push(plan::FsRule::new(
-                        plan::resolve_command(program, &path_var, &exists),
-                        plan::Access::EXEC,
-                        format!("[[secrets]] {} command (run at each reload)", s.name),
-                    ));
-                }
-            }
-            SecretSource::Env(_) | SecretSource::File(_) => {}
-        }
-    }
-    let inputs = plan::Inputs {
-        cwd: &cwd,
-        policy,
-        features,
-        mcp_commands,
-        connect_urls,
-        bind_ports: Vec::new(),
-        runtime_fs,
-    };
-    plan::plan(&inputs)
-}
-
-/// The plan `agentd build` bakes into the binary (`Workflow::SANDBOX_PLAN`):
-/// the root's `[policy]` with the rules and URLs that do not depend on how
-/// the binary is started, in the order the runtime adds them
-/// (agentd-runtime's `sandbox.rs`, `fixed_for`). `None` without a `[policy]`
-/// or when [`plan::bakeable`] says the plan depends on the working
-/// directory or `PATH`.
-#[must_use]
-pub fn baked(doc: &crate::model::WorkflowDoc, ir: &ProgramIr) -> Option<plan::Plan> {
-    bake_inputs(doc, ir).map(|inputs| plan::plan(&inputs))
-}
-
-/// The planner's inputs [`baked`] plans from: `runtime_fs` and
-/// `connect_urls` hold only what does not depend on how the binary is
-/// started; the binary adds the rest with `plan::extend`.
-#[must_use]
-pub fn bake_inputs<'a>(
-    doc: &'a crate::model::WorkflowDoc,
-    ir: &ProgramIr,
-) -> Option<plan::Inputs<'a>> {
-    let p = doc.policy.as_ref()?;
-    fn v(l: &[String]) -> Vec<&str> {
-        l.iter().map(String::as_str).collect()
-    }
-    let policy = plan::PolicyLists {
-        fs_read: v(&p.fs.read),
-        fs_write: v(&p.fs.write),
-        fs_delete: v(&p.fs.delete),
-        fs_list: v(&p.fs.list),
-        http_urls: v(&p.http.urls),
-        shell_commands: v(&p.shell.commands),
-    };
-    let program_features = crate::codegen::program_features(ir, doc);
-    let features: Vec<&str> = program_features.iter().map(|f| f.as_str()).collect();
-    if !plan::bakeable(&policy, &features) {
-        return None;
-    }
-    let mut connect_urls = Vec::new();
-    if features.contains(&"secrets-oauth2") {
-        for s in &doc.secrets {
-            if let SecretSource::Oauth2(o) = &s.source {
-                connect_urls.push((
-                    o.token_url.clone(),
-                    format!("[[secrets]] {} token_url", s.name),
-                ));
-            }
-        }
-    }
-    if features.contains(&"llm-remote") {
-        for b in crate::codegen::sections::llm::backends(doc) {
-            let url = b
-                .base_url
-                .clone()
-                .unwrap_or_else(|| "https://default-provider-endpoint".to_owned());
-            connect_urls.push((url, format!("backend `{}`", b.name)));
-        }
-    }
-    if features.contains(&"otel")
-        && let Some(otel) = doc.logging.as_ref().and_then(|l| l.otel.as_ref())
-    {
-        connect_urls.push((otel.endpoint.clone(), "[logging.otel]".to_owned()));
-    }
-    let runtime_fs = plan::constant_runtime_rules(&features);
-    Some(plan::Inputs {
-        // Unused: every pattern is absolute (`bakeable`).
-        cwd: "/",
-        policy: Some(policy),
-        features,
-        mcp_commands: Vec::new(),
-        connect_urls,
-        bind_ports: Vec::new(),
-        runtime_fs,
-    })
+    crate::codegen::sections::sandbox::plan_of(program, &features)
 }
 
 /// The text `--explain-sandbox` prints for one workflow.
@@ -194,7 +30,7 @@ pub fn explain(program: &Program, ir: &ProgramIr) -> String {
         return "sandbox mode: off ([sandbox] mode = \"off\": no kernel sandbox is compiled in)\n"
             .to_owned();
     }
-    let mut out = plan::render(&plan(program, ir), mode);
+    let mut out = plan::render(&plan_of(program, ir), mode);
     out.push_str(
         "at start the binary adds: /dev/null, /dev/urandom, /proc/self; its --state-dir; the \
          directories of its log and audit files, --policy file, [[secrets]] files, CA bundle \

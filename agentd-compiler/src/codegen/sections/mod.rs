@@ -8,5 +8,6 @@ pub mod budget;
 pub mod llm;
 pub mod logging;
 pub mod mcp;
+pub mod sandbox;
 pub mod secrets;
 pub mod serve;
