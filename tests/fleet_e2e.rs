@@ -10,7 +10,11 @@
 //! stopped mid-load gives 503 + Retry-After (and `/readyz` 503, `/healthz`
 //! 200), and after it returns nothing was lost or run twice; a server that
 //! answers nonsense is a precise 503, never a crash; a binary built without
-//! `--fleet` refuses `--state-url`.
+//! `--fleet` refuses `--state-url`. Runs: a route's run whose replica is
+//! `kill -9`'d mid-node is completed by another replica (the interrupted
+//! `http_request` sent again with the same `Idempotency-Key`, the next one
+//! once); a paused run is listed and resumed by another process from Redis,
+//! and a corrupt checkpoint there is a precise error.
 #![cfg(target_os = "linux")]
 
 #[path = "support/build.rs"]
@@ -156,9 +160,14 @@ struct Replica {
 
 impl Replica {
     fn start(state_url: &str, extra: &[&str]) -> Replica {
+        Replica::start_with_env(state_url, extra, &[])
+    }
+
+    fn start_with_env(state_url: &str, extra: &[&str], env: &[(&str, &str)]) -> Replica {
         let dir = scratch(&format!("replica-{}", free_port()));
         let mut child = Command::new(binary())
             .current_dir(&dir)
+            .envs(env.iter().copied())
             .args(["--bind", "127.0.0.1:0", "--state-url", state_url])
             .args(["--log-level", "info", "--log-format", "json"])
             .args(extra)
@@ -535,4 +544,397 @@ fn a_binary_built_without_fleet_refuses_a_state_url() {
         stderr.contains("built without fleet mode") && stderr.contains("agentd build --fleet"),
         "{stderr}"
     );
+}
+
+/// Requests a [`Recorder`] saw: path and `Idempotency-Key`.
+type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// A local HTTP server recording each request's path and `Idempotency-Key`.
+/// The first request to `/step1` is answered only after `hold` (its replica
+/// is killed meanwhile); every other one at once.
+struct Recorder {
+    addr: SocketAddr,
+    seen: Seen,
+}
+
+impl Recorder {
+    fn start(hold: Duration) -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the recorder");
+        let addr = listener.local_addr().expect("recorder address");
+        let seen: Seen = Arc::default();
+        let sink = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let sink = Arc::clone(&sink);
+                std::thread::spawn(move || serve_one(stream, &sink, hold));
+            }
+        });
+        Recorder { addr, seen }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The `Idempotency-Key`s of the requests to `path` so far.
+    fn keys(&self, path: &str) -> Vec<Option<String>> {
+        self.seen
+            .lock()
+            .map(|s| {
+                s.iter()
+                    .filter(|(p, _)| p == path)
+                    .map(|(_, k)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn wait_for(&self, path: &str, count: usize, within: Duration, log: &dyn Fn() -> String) {
+        let deadline = Instant::now() + within;
+        while self.keys(path).len() < count {
+            assert!(
+                Instant::now() < deadline,
+                "{count} request(s) to {path} never arrived; log:\n{}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn serve_one(mut stream: TcpStream, sink: &Mutex<Vec<(String, Option<String>)>>, hold: Duration) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut buf = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    let (path, key, body_start, length) = loop {
+        let Ok(n) = stream.read(&mut chunk) else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        if let Ok(httparse::Status::Complete(at)) = req.parse(&buf) {
+            let header = |name: &str| {
+                req.headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(name))
+                    .map(|h| String::from_utf8_lossy(h.value).into_owned())
+            };
+            let length = header("content-length")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            break (
+                req.path.unwrap_or_default().to_owned(),
+                header("idempotency-key"),
+                at,
+                length,
+            );
+        }
+    };
+    while buf.len() < body_start + length {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let first_step1 = {
+        let Ok(mut seen) = sink.lock() else { return };
+        let first = path == "/step1" && !seen.iter().any(|(p, _)| p == "/step1");
+        seen.push((path, key));
+        first
+    };
+    if first_step1 {
+        std::thread::sleep(hold);
+    }
+    let _ = stream
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}");
+}
+
+const RUN_TAKEOVERS: &str =
+    "agentd_lease_takeovers_total{workflow=\"fleet_test\",store=\"fleet\",lease=\"run\"}";
+
+#[test]
+fn a_run_whose_replica_is_killed_mid_node_is_completed_by_another_with_the_same_idempotency_key() {
+    let redis = Redis::start("run-takeover");
+    let mut doomed = Replica::start(&redis.url(), &[]);
+    let survivor = Replica::start(&redis.url(), &[]);
+    let server = Recorder::start(Duration::from_secs(30));
+    let body = format!(
+        r#"{{"step1":"{}","final":"{}"}}"#,
+        server.url("/step1"),
+        server.url("/final")
+    );
+    let url = doomed.url("/durable");
+    // Its client loses the connection when the replica dies.
+    std::thread::spawn(move || {
+        let _ = agent()
+            .post(&url)
+            .header("content-type", "application/json")
+            .send(body);
+    });
+    server.wait_for("/step1", 1, Duration::from_secs(20), &|| doomed.stderr());
+    // kill -9 inside `step1`: its lease is no longer renewed.
+    doomed
+        .child
+        .kill()
+        .expect("kill -9 the replica running the run");
+    let _ = doomed.child.wait();
+    // The survivor takes the run over once the 5 s lease lapses, sends
+    // `step1` again and runs `final`.
+    server.wait_for("/final", 1, Duration::from_secs(30), &|| survivor.stderr());
+    // Nothing more arrives: the run completed once.
+    std::thread::sleep(Duration::from_secs(3));
+    let step1 = server.keys("/step1");
+    let last = server.keys("/final");
+    assert_eq!(step1.len(), 2, "the interrupted node ran again: {step1:?}");
+    assert_eq!(last.len(), 1, "the next node ran once: {last:?}");
+    let key = step1[0].clone().expect("step1 carries an Idempotency-Key");
+    assert_eq!(
+        step1[1].as_deref(),
+        Some(key.as_str()),
+        "the re-run sends the same key"
+    );
+    let run_id = key
+        .strip_suffix(":step1")
+        .unwrap_or_else(|| panic!("`<run id>:<node id>`: {key}"));
+    assert!(run_id.starts_with("exec-"), "{key}");
+    assert_eq!(
+        last[0].as_deref(),
+        Some(format!("{run_id}:final").as_str()),
+        "one key per node of the run"
+    );
+    assert_eq!(
+        survivor.metric(RUN_TAKEOVERS),
+        1.0,
+        "the take-over is counted"
+    );
+    let log = survivor.stderr();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"event\":\"run.takeover\"") && l.contains(run_id)),
+        "the take-over is audited:\n{log}"
+    );
+}
+
+/// Send one command to Redis on `port`; the raw RESP reply.
+fn redis_cmd(port: u16, args: &[&str]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to redis");
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(cmd.as_bytes()).expect("send to redis");
+    let mut buf = [0_u8; 8192];
+    let n = s.read(&mut buf).expect("redis reply");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Pause one `/gated` run on `replica`; its run id.
+fn pause_one(replica: &Replica, server: &Recorder) -> String {
+    let (status, _, body, _) = parts(
+        agent()
+            .post(&replica.url("/gated"))
+            .header("content-type", "application/json")
+            .send(format!(r#"{{"final":"{}"}}"#, server.url("/final"))),
+    );
+    assert_eq!(status, 202, "a paused run is 202: {body}");
+    let outcome: serde_json::Value = serde_json::from_str(&body).expect("a JSON outcome");
+    outcome["run_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no run_id in {body}"))
+        .to_owned()
+}
+
+#[test]
+fn a_paused_run_is_resumed_from_redis_by_another_process_and_a_corrupt_one_is_refused() {
+    let redis = Redis::start("paused");
+    let server = Recorder::start(Duration::ZERO);
+    let replica = Replica::start(&redis.url(), &[]);
+    let run_id = pause_one(&replica, &server);
+    let corrupt_id = pause_one(&replica, &server);
+    // The replica that paused them is gone, with its disk.
+    drop(replica);
+    let elsewhere = scratch("paused-elsewhere");
+    let cli = |args: &[&str]| {
+        Command::new(binary())
+            .current_dir(&elsewhere)
+            .args(["--state-url", &redis.url()])
+            .args(args)
+            .output()
+            .expect("run the binary once")
+    };
+    let listed = cli(&["--list-checkpoints"]);
+    let listed_text = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(
+        listed_text.lines().any(|l| l.starts_with(&run_id)
+            && l.contains("paused")
+            && l.contains("resume_node=after")),
+        "{listed_text}"
+    );
+    let resumed = cli(&["--resume", &run_id]);
+    let stdout = String::from_utf8_lossy(&resumed.stdout);
+    assert!(
+        resumed.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert!(stdout.contains("\"completed\""), "{stdout}");
+    assert_eq!(
+        server.keys("/final").len(),
+        1,
+        "the resumed run went on once"
+    );
+    // Resumed and done: its checkpoint is gone from the fleet.
+    let again = cli(&["--resume", &run_id]);
+    assert_eq!(again.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains(&format!("no checkpoint `{run_id}`")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter"), "{stderr}");
+
+    // Keys are namespaced by workflow and build; overwrite the other
+    // checkpoint with something that is not one.
+    let keys = redis_cmd(
+        redis.port,
+        &["KEYS", &format!("agentd:fleet_test:*:run:{corrupt_id}")],
+    );
+    let key = keys
+        .lines()
+        .find(|l| l.starts_with("agentd:fleet_test:"))
+        .unwrap_or_else(|| panic!("no checkpoint key for {corrupt_id}: {keys:?}"))
+        .to_owned();
+    assert!(redis_cmd(redis.port, &["SET", &key, "{not a checkpoint"]).starts_with("+OK"));
+    let refused = cli(&["--resume", &corrupt_id]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!("checkpoint `{corrupt_id}`")) && stderr.contains("is corrupt"),
+        "{stderr}"
+    );
+    assert_eq!(server.keys("/final").len(), 1, "nothing ran");
+}
+
+/// A child process killed (and reaped) on drop.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn rediss_with_a_password_from_a_secret_shares_keys_and_runs_over_tls() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = scratch("redis-tls");
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf");
+    let ca_file = dir.join("ca.pem");
+    let cert_file = dir.join("cert.pem");
+    let key_file = dir.join("key.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("write the CA");
+    std::fs::write(&cert_file, leaf.pem()).expect("write the certificate");
+    std::fs::write(&key_file, leaf_key.serialize_pem()).expect("write the key");
+
+    // Debian's redis-server is built with TLS: a TLS-only port and a password.
+    let port = free_port();
+    let _redis = KillOnDrop(
+        Command::new(redis_server_path())
+            .current_dir(&dir)
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .arg("--tls-cert-file")
+            .arg(&cert_file)
+            .arg("--tls-key-file")
+            .arg(&key_file)
+            .arg("--tls-ca-cert-file")
+            .arg(&ca_file)
+            .args(["--tls-auth-clients", "no", "--requirepass", "s3cret-pw"])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--daemonize", "no", "--logfile", "redis.log"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server with TLS"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the TLS port never opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    let ca_path = ca_file.to_str().expect("a UTF-8 path");
+    // The password is the secret `REDIS_PASSWORD` (no `[[secrets]]` entry of
+    // that name: the environment variable), never on the command line.
+    let env = [
+        ("AGENTD_HTTP_CA_FILE", ca_path),
+        ("REDIS_PASSWORD", "s3cret-pw"),
+    ];
+    let secret = ["--state-password-secret", "REDIS_PASSWORD"];
+    let once = |env: &[(&str, &str)], args: &[&str]| {
+        Command::new(binary())
+            .current_dir(&dir)
+            .envs(env.iter().copied())
+            .args(["--state-url", &url])
+            .args(secret)
+            .args(args)
+            .output()
+            .expect("run the binary once")
+    };
+    let replica = Replica::start_with_env(&url, &secret, &env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while replica.get("/readyz").0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "never ready:\n{}",
+            replica.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, _, _, headers) = replica.order("TLS-1");
+    assert_eq!(status, 201, "{}", replica.stderr());
+    assert!(!replay(&headers));
+    let (status, _, _, headers) = replica.order("TLS-1");
+    assert_eq!(status, 201);
+    assert!(replay(&headers), "the record came back over TLS");
+
+    // Checkpoints use the same TLS and password, from another process.
+    let server = Recorder::start(Duration::ZERO);
+    let run_id = pause_one(&replica, &server);
+    let resumed = once(&env, &["--resume", &run_id]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(server.keys("/final").len(), 1);
+
+    // A wrong password is refused, and never shown.
+    let wrong = once(
+        &[
+            ("AGENTD_HTTP_CA_FILE", ca_path),
+            ("REDIS_PASSWORD", "not-it"),
+        ],
+        &["--list-checkpoints"],
+    );
+    assert_eq!(wrong.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("is unavailable"), "{stderr}");
+    assert!(!stderr.contains("not-it"), "{stderr}");
 }

@@ -1,11 +1,16 @@
-//! Durable runs: checkpoint files in a state directory (`--state-dir`).
+//! Durable runs: checkpoints in a state directory (`--state-dir`) or, in a
+//! fleet, in Redis (`--state-url`).
 //!
-//! Owns the checkpoint file format (docs/operations.md "Approval, resume and checkpoints", plus this
-//! runtime's `format_version`, `program_hash` and `saved_unix`), the state
-//! directory ([`StateDir`]: atomic saves, loads, listing, removal, the
-//! retention rule, and the per-run [`Claim`] lock), and the mapping between a
-//! walk's context and a checkpoint. The engine decides *when* to checkpoint
-//! and resume (docs/operations.md "Approval, resume and checkpoints"); the CLI decides what to print.
+//! Owns the checkpoint file format (docs/operations.md "Approval, resume and
+//! checkpoints", plus this runtime's `format_version`, `program_hash`,
+//! `saved_unix` and `node_visits`), the [`Checkpoints`] trait every
+//! checkpoint store answers to (the engine never asks which one it has), the
+//! state directory ([`StateDir`]: atomic saves, loads, listing, removal, the
+//! retention rule, and the per-run [`Claim`] lock), the Redis store
+//! (`RedisCheckpoints`, feature `fleet`; docs/operations.md "Fleet mode"), and
+//! the mapping between a walk's context and a checkpoint. The engine decides
+//! *when* to checkpoint and resume (docs/operations.md "Approval, resume and
+//! checkpoints"); the CLI decides what to print.
 //!
 //! Guarantees:
 //! - **No torn files.** A save writes a temp file in the same directory,
@@ -37,9 +42,85 @@ use serde_json::{Map, Value};
 use crate::context::Frame;
 use crate::graph::{GraphMeta, NodeIdx, NodeMeta, Source};
 
+#[cfg(feature = "fleet")]
+mod redis;
 mod store;
 
+#[cfg(feature = "fleet")]
+pub use redis::{RUN_LEASE, RedisCheckpoints};
 pub use store::{Claim, Listed, Pruned, Retention, StateDir};
+
+/// Where a run's checkpoints live: a state directory, or a store every
+/// replica of a fleet shares. Reads go through the store; every write goes
+/// through the run's [`RunLock`], so only the holder of a run can change it.
+pub trait Checkpoints: Send + Sync + std::fmt::Debug {
+    /// Take run `run_id`'s lock (non-blocking). Held by a run from its first
+    /// checkpoint to its end, and by a resume from before it reads the
+    /// checkpoint to its end.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Busy`] when another process holds it; why the
+    /// store cannot be used otherwise.
+    fn claim(&self, run_id: &str) -> Result<Box<dyn RunLock>, CheckpointError>;
+
+    /// Read run `run_id`'s checkpoint.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::NotFound`], or why it cannot be read or trusted.
+    fn load(&self, run_id: &str) -> Result<Checkpoint, CheckpointError>;
+
+    /// Every checkpoint this store holds for this program, sorted by run id;
+    /// one that cannot be read is listed with its error.
+    ///
+    /// # Errors
+    ///
+    /// Why the store cannot be listed.
+    fn list(&self) -> Result<Vec<Listed>, CheckpointError>;
+
+    /// Where the checkpoints are, for messages (a directory, or the state
+    /// URL without its password).
+    fn location(&self) -> String;
+
+    /// Whether other processes (a fleet's replicas) share this store: runs
+    /// then send `Idempotency-Key`s and a run whose replica died is taken
+    /// over by another.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Runs in progress whose holder is gone (in a shared store: its
+    /// replica died and its lease lapsed), for another process to take
+    /// over with [`Checkpoints::claim`] (only one wins). A store of one
+    /// process has none: `--resume-incomplete` is its operator's call.
+    ///
+    /// # Errors
+    ///
+    /// Why the store could not answer.
+    fn orphans(&self) -> Result<Vec<String>, CheckpointError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Ownership of one run in a [`Checkpoints`] store; dropping it lets go of
+/// the run (another resumer may take it).
+pub trait RunLock: Send {
+    /// Save `checkpoint` (the run's newest state), replacing the previous one.
+    ///
+    /// # Errors
+    ///
+    /// Why it was not saved; the previous checkpoint is then intact.
+    fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), CheckpointError>;
+
+    /// Delete the run's checkpoint (the run ended); `Ok(false)` when there
+    /// was none.
+    ///
+    /// # Errors
+    ///
+    /// Why it could not be deleted.
+    fn remove(&mut self) -> Result<bool, CheckpointError>;
+}
 
 /// The checkpoint format this runtime writes and reads. Files without the
 /// field (dialect 1's own) read as 0 and are refused with the program-hash
@@ -131,6 +212,12 @@ pub struct Checkpoint {
     /// retention.
     #[serde(default)]
     pub saved_unix: u64,
+    /// agentd: how many times each node of the top-level walk has run (only
+    /// nodes that ran more than once), so a resumed run names the next visit
+    /// of a loop the same as the interrupted one did (the visit is part of
+    /// an `http_request`'s `Idempotency-Key`).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub node_visits: Map<String, Value>,
 }
 
 fn default_awaiting() -> bool {
@@ -205,6 +292,11 @@ impl Checkpoint {
             .map_err(|_| "`format_version` is too large".to_owned())?;
         let program_hash = opt_string("program_hash", take("program_hash"))?;
         let saved_unix = number("saved_unix", take("saved_unix"))?;
+        let node_visits = match take("node_visits") {
+            None => Map::new(),
+            Some(Value::Object(m)) if m.values().all(Value::is_u64) => m,
+            Some(_) => return Err("`node_visits` is not an object of whole numbers".to_owned()),
+        };
         Ok(Self {
             run_id,
             workflow,
@@ -219,6 +311,7 @@ impl Checkpoint {
             format_version,
             program_hash,
             saved_unix,
+            node_visits,
         })
     }
 
@@ -296,7 +389,7 @@ pub enum Approval {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CheckpointError {
-    /// Resume or listing asked for without a state directory.
+    /// Resume or listing asked for without a state directory or state URL.
     #[error("no state directory is configured (set --state-dir)")]
     NoStateDir,
     /// The state directory cannot be created or read.
@@ -313,13 +406,43 @@ pub enum CheckpointError {
         "invalid run id `{0}`: expected 1-128 characters of A-Z a-z 0-9 `_` `-` `.`, not starting with `.`"
     )]
     InvalidRunId(String),
-    /// No `<run_id>.json`.
-    #[error("no checkpoint `{run_id}` in `{dir}`")]
+    /// No checkpoint of that run (no `<run_id>.json`, no Redis key).
+    #[error("no checkpoint `{run_id}` in `{location}`")]
     NotFound {
         /// The requested run.
         run_id: String,
-        /// The state directory.
-        dir: PathBuf,
+        /// The state directory, or the state URL without its password.
+        location: String,
+    },
+    /// The shared checkpoint store (`--state-url`) did not answer, or
+    /// refused the command.
+    #[error("checkpoint store `{location}` is unavailable: {detail}")]
+    StoreUnavailable {
+        /// The state URL without its password.
+        location: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A value in the shared store that is not a checkpoint of ours (bad
+    /// JSON, wrong type, too large), or a reply of the wrong shape.
+    #[error("checkpoint `{run_id}` in `{location}` is corrupt: {detail}")]
+    StoreCorrupt {
+        /// The run (or the operation, when no run is concerned).
+        run_id: String,
+        /// The state URL without its password.
+        location: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// This process no longer holds the run: its lease lapsed (the process
+    /// stalled longer than the lease) and another replica took it over.
+    #[error(
+        "run `{run_id}` was taken over by another replica after its lease lapsed; \
+         this process stopped writing it"
+    )]
+    LeaseLost {
+        /// The run.
+        run_id: String,
     },
     /// Reading the file failed.
     #[error("cannot read checkpoint `{path}`: {source}")]
@@ -485,9 +608,14 @@ pub(crate) fn capture(
     if let Some(trigger) = &frame.trigger {
         node_outputs.insert("trigger".to_owned(), trigger.clone());
     }
+    let mut node_visits = Map::new();
     for (node, output) in frame.graph.nodes.iter().zip(&frame.outputs) {
         if let Some(output) = output {
             node_outputs.insert(node.id.to_owned(), output.clone());
+        }
+        let visits = frame.visits_of(node.slot);
+        if visits > 1 {
+            node_visits.insert(node.id.to_owned(), Value::from(visits));
         }
     }
     Checkpoint {
@@ -504,6 +632,7 @@ pub(crate) fn capture(
         format_version: FORMAT_VERSION,
         program_hash: Some(point.program_hash.to_owned()),
         saved_unix: unix_secs(SystemTime::now()),
+        node_visits,
     }
 }
 
@@ -536,6 +665,17 @@ pub(crate) fn restore(frame: &mut Frame, checkpoint: &Checkpoint) -> Result<(), 
         }
         let (_, node) = node_named(frame.graph, &checkpoint.run_id, id)?;
         frame.store(node.slot, value.clone());
+        // A node with an output ran at least once; `node_visits` records
+        // only the ones that ran more.
+        frame.set_visits(node.slot, 1);
+    }
+    for (id, visits) in &checkpoint.node_visits {
+        let (_, node) = node_named(frame.graph, &checkpoint.run_id, id)?;
+        let visits = visits
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(u32::MAX);
+        frame.set_visits(node.slot, visits);
     }
     Ok(())
 }

@@ -56,6 +56,7 @@ pub use error::StartError;
 pub use flags::Matches;
 use flags::Parsed;
 
+use crate::checkpoint::Checkpoints;
 use crate::context::PolicyMode;
 use crate::engine::{Engine, RunOptions, Trigger};
 use crate::graph::Source;
@@ -308,8 +309,31 @@ fn start(
         return Ok(EXIT_OK);
     }
     let durable = durable::DurableArgs::from_args(&matches, &args)?;
+    // `--state-url`: checkpoints live in the fleet's store (any replica,
+    // or this process, resumes them).
+    let state_url = serve::state_url(&matches, &args.serve)?;
+    #[cfg(feature = "fleet")]
+    let fleet_checkpoints = match serve::fleet_config(def, &matches, &args.serve)? {
+        Some(config) => Some(std::sync::Arc::new(
+            crate::checkpoint::RedisCheckpoints::open(
+                &config,
+                def.info.workflow,
+                def.info.program_hash,
+                durable.retention,
+            )
+            .map_err(StartError::Usage)?,
+        ) as std::sync::Arc<dyn Checkpoints>),
+        None => None,
+    };
+    #[cfg(not(feature = "fleet"))]
+    let fleet_checkpoints: Option<std::sync::Arc<dyn Checkpoints>> = None;
     if args.list_checkpoints {
-        return durable::list(durable.state_dir.as_deref(), stdout, stderr);
+        return durable::list(
+            durable.state_dir.as_deref(),
+            fleet_checkpoints.as_deref(),
+            stdout,
+            stderr,
+        );
     }
 
     // Logging comes up before anything that can audit (docs/cli.md "The compiled binary"): the policy override, budgets and the run itself.
@@ -373,7 +397,7 @@ fn start(
     )?;
     #[cfg(not(feature = "llm"))]
     let _ = (intel_unix, intel_http, bearer_file);
-    let state_dir = durable::open(def, &durable, stderr)?;
+    let checkpoints = durable::open(def, &durable, fleet_checkpoints, stderr)?;
 
     // The kernel sandbox goes on once start-up has opened what it needs (logs,
     // state dir) and before any child process or node runs, so MCP servers and
@@ -385,7 +409,8 @@ fn start(
         bind_port: serve.as_ref().map(serve::ServeCli::bind_port),
         reload_file: serve.as_ref().and_then(serve::ServeCli::reload_file),
         intel_http: intel_http_url,
-        state_url: serve.as_ref().and_then(serve::ServeCli::state_url),
+        // A serving replica and a resume both reach the fleet's store.
+        state_url: state_url.filter(|_| serve.is_some() || durable.resuming()),
     };
     let effective_policy = match &policy {
         PolicyMode::Override(p) => Some(&**p),
@@ -434,7 +459,7 @@ fn start(
         timeout,
         record_trace: false,
         policy,
-        state_dir: state_dir.clone(),
+        checkpoints: checkpoints.clone(),
         checkpoint_each_node: durable.each_node,
         ..RunOptions::default()
     };
@@ -444,7 +469,8 @@ fn start(
         #[cfg(feature = "mcp")]
         let serve = serve.with_mcp(mcp);
         let policy_path = env_string(&matches, "policy", args.policy.clone());
-        return serve.run(workflow, options, policy_path.as_deref(), stderr);
+        let state_dir = durable.state_dir.as_deref().map(std::path::Path::new);
+        return serve.run(workflow, options, policy_path.as_deref(), state_dir, stderr);
     }
     // A command started by `shell_run` runs in its own process group, out of
     // reach of a terminal's Ctrl-C: it is killed when the binary is.
@@ -460,7 +486,7 @@ fn start(
     #[cfg(feature = "mcp")]
     let engine = engine.with_mcp(mcp);
     if let Some(code) =
-        durable::resume_if_asked(&engine, &durable, state_dir.as_ref(), stdout, stderr)
+        durable::resume_if_asked(&engine, &durable, checkpoints.as_deref(), stdout, stderr)
     {
         return code;
     }

@@ -120,6 +120,9 @@ pub(crate) struct Shared {
     /// The outbound `traceparent` of this run (`None` when the trigger
     /// carried no valid inbound one).
     pub(crate) traceparent: Option<String>,
+    /// Send `Idempotency-Key` on the top-level walk's `http_request`s: the
+    /// run may be re-run from a checkpoint by another replica.
+    pub(crate) idempotency_keys: bool,
     /// `[budget].max_fs_write_mb` and the process-wide byte counter (read by
     /// `write_file`, so unused in a build without `fs`).
     #[cfg_attr(not(feature = "fs"), allow(dead_code))]
@@ -158,6 +161,10 @@ pub(crate) struct Frame {
     pub(crate) deadline: Instant,
     /// 0 for the top-level walk; children of a walk at depth d run at d+1.
     pub(crate) depth: u32,
+    /// Times each node (by slot) has started in this walk, restored from a
+    /// checkpoint on resume: the visit number of `http_request`'s
+    /// `Idempotency-Key`.
+    pub(crate) visits: Vec<u32>,
 }
 
 impl Frame {
@@ -178,6 +185,44 @@ impl Frame {
             reply: None,
             deadline,
             depth,
+            visits: vec![0; graph.nodes.len()],
+        }
+    }
+
+    /// Count a start of the node in `slot`; its visit number (1 for the first).
+    pub(crate) fn visit(&mut self, slot: Slot) -> u32 {
+        match self.visit_cell(slot) {
+            Some(cell) => {
+                *cell = cell.saturating_add(1);
+                *cell
+            }
+            None => 1,
+        }
+    }
+
+    /// How many times the node in `slot` has started.
+    pub(crate) fn visits_of(&self, slot: Slot) -> u32 {
+        match slot {
+            Slot::Node(i) => usize::try_from(i)
+                .ok()
+                .and_then(|i| self.visits.get(i))
+                .copied()
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Restore the visit count of the node in `slot` (resume).
+    pub(crate) fn set_visits(&mut self, slot: Slot, visits: u32) {
+        if let Some(cell) = self.visit_cell(slot) {
+            *cell = visits;
+        }
+    }
+
+    fn visit_cell(&mut self, slot: Slot) -> Option<&mut u32> {
+        match slot {
+            Slot::Node(i) => usize::try_from(i).ok().and_then(|i| self.visits.get_mut(i)),
+            _ => None,
         }
     }
 
@@ -386,6 +431,27 @@ impl Cx<'_> {
         self.shared.traceparent.as_deref()
     }
 
+    /// The `Idempotency-Key` of this visit's outbound request, when the run
+    /// may be re-run from a checkpoint (a fleet's durable serve-mode run):
+    /// `<execution id>:<node id>`, with `:<visit>` appended from a node's
+    /// second visit in the walk on (a loop), the same when a replica re-runs
+    /// the visit after a takeover. Child walks (`call`, `map`, `parallel`)
+    /// get none: they are not checkpointed, and a `map`'s items would share
+    /// one key.
+    #[must_use]
+    pub fn idempotency_key(&self) -> Option<String> {
+        if !self.shared.idempotency_keys || self.frame.depth > 0 {
+            return None;
+        }
+        let visit = self.frame.visits_of(self.node.slot);
+        let mut key = format!("{}:{}", self.shared.execution_id, self.node.id);
+        if visit > 1 {
+            use std::fmt::Write as _;
+            let _ = write!(key, ":{visit}");
+        }
+        Some(key)
+    }
+
     /// The effective policy; `None` means allow-all.
     #[must_use]
     pub fn policy(&self) -> Option<&Policy> {
@@ -551,6 +617,7 @@ pub(crate) mod testing {
                     mcp: crate::mcp::Mcp::default(),
                     secrets: &[],
                     traceparent: None,
+                    idempotency_keys: false,
                     fs_write: crate::budget::FsWriteLimit::UNLIMITED,
                 },
                 frame: Frame::new(
@@ -601,6 +668,30 @@ mod tests {
     use super::testing::{TestRun, path};
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn idempotency_keys_name_the_run_the_node_and_later_visits_of_durable_top_level_walks() {
+        let mut run = TestRun::new(json!({}));
+        run.frame.visit(Slot::Node(3));
+        assert_eq!(run.cx().idempotency_key(), None, "only durable fleet runs");
+        run.shared.idempotency_keys = true;
+        assert_eq!(run.cx().idempotency_key().as_deref(), Some("exec-test:me"));
+        run.frame.visit(Slot::Node(3));
+        assert_eq!(
+            run.cx().idempotency_key().as_deref(),
+            Some("exec-test:me:2"),
+            "a loop's second visit has a key of its own"
+        );
+        // A resumed run restores the count: the re-run visit keeps its key.
+        run.frame.set_visits(Slot::Node(3), 1);
+        run.frame.visit(Slot::Node(3));
+        assert_eq!(
+            run.cx().idempotency_key().as_deref(),
+            Some("exec-test:me:2")
+        );
+        run.frame.depth = 1;
+        assert_eq!(run.cx().idempotency_key(), None, "child walks send none");
+    }
 
     #[test]
     fn object_input_is_flattened_after_kind_and_may_override_it() {

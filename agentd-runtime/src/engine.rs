@@ -14,12 +14,13 @@
 //! file format, the state directory and its locks are [`crate::checkpoint`]'s.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::checkpoint::{self, Approval, CheckpointError, Claim, RunPoint, StateDir};
+use crate::checkpoint::{self, Approval, CheckpointError, Checkpoints, RunLock, RunPoint};
 use crate::context::{AtomicMetrics, Cx, Frame, PolicyMode, PolicyRef, Shared, Step};
 use crate::error::Error;
 use crate::graph::{GraphId, GraphMeta, Kind, NodeIdx, NodeMeta, RetryOn, Source, StartMeta};
@@ -54,11 +55,12 @@ pub struct RunOptions {
     /// Keep a trace of the top-level walk (each entry clones the node's
     /// output, so the CLI turns this off).
     pub record_trace: bool,
-    /// Where `pause_for_approval` and progress checkpoints go
-    /// (`--state-dir`). `None`: a pause is the dialect's hard error.
-    pub state_dir: Option<StateDir>,
+    /// Where `pause_for_approval` and progress checkpoints go: a
+    /// [`checkpoint::StateDir`] (`--state-dir`) or a fleet's shared store
+    /// (`--state-url`). `None`: a pause is the dialect's hard error.
+    pub checkpoints: Option<Arc<dyn Checkpoints>>,
     /// Write a progress checkpoint after every node of the top-level walk
-    /// (`--checkpoint-each-node`); needs `state_dir`.
+    /// (`--checkpoint-each-node`); needs `checkpoints`.
     pub checkpoint_each_node: bool,
 }
 
@@ -70,7 +72,7 @@ impl Default for RunOptions {
             policy: PolicyMode::Baked,
             stub_unavailable: false,
             record_trace: true,
-            state_dir: None,
+            checkpoints: None,
             checkpoint_each_node: false,
         }
     }
@@ -179,14 +181,14 @@ impl<'w> Engine<'w> {
         let mut entries = Vec::new();
         let trace = self.options.record_trace.then_some(&mut entries);
         let deadline = started.checked_add(self.options.timeout);
-        let mut durable = self.options.state_dir.as_ref().map(|dir| Durable {
-            dir,
+        let mut durable = self.options.checkpoints.as_deref().map(|store| Durable {
+            store,
             each_node: self.options.checkpoint_each_node,
             run_id: execution_id.clone(),
             start_node: start.to_owned(),
             trigger_kind: trigger.kind,
             program_hash: self.def.info.program_hash,
-            claim: None,
+            lock: None,
             resumed: false,
         });
         let run_obs = crate::obs::spans::RunObs::start(
@@ -234,13 +236,13 @@ impl<'w> Engine<'w> {
     /// the run has not started then. Problems during the run are in the
     /// report, as for [`Engine::run`].
     pub fn resume(&self, run_id: &str, approval: Approval) -> Result<RunReport, CheckpointError> {
-        let dir = self
+        let store = self
             .options
-            .state_dir
-            .as_ref()
+            .checkpoints
+            .as_deref()
             .ok_or(CheckpointError::NoStateDir)?;
-        let claim = dir.claim(run_id)?;
-        let saved = dir.load(run_id)?;
+        let lock = store.claim(run_id)?;
+        let saved = store.load(run_id)?;
         saved.check_program(self.def.info.workflow, self.def.info.program_hash)?;
         if approval == Approval::Deny && !saved.awaiting_approval {
             return Err(CheckpointError::NotAwaitingApproval {
@@ -280,13 +282,13 @@ impl<'w> Engine<'w> {
         checkpoint::restore(&mut frame, &saved)?;
         let shared = self.shared(saved.run_id.clone(), None);
         let mut durable = Durable {
-            dir,
+            store,
             each_node: self.options.checkpoint_each_node,
             run_id: saved.run_id.clone(),
             start_node: saved.start_node.clone(),
             trigger_kind,
             program_hash: self.def.info.program_hash,
-            claim: Some(claim),
+            lock: Some(lock),
             resumed: true,
         };
         crate::obs::audit(
@@ -355,6 +357,14 @@ impl<'w> Engine<'w> {
             mcp: self.mcp.clone(),
             secrets: self.def.secrets,
             traceparent: traceparent.map(str::to_owned),
+            // A run that another replica may re-run from its last checkpoint
+            // tells servers which requests are repeats.
+            idempotency_keys: self.options.checkpoint_each_node
+                && self
+                    .options
+                    .checkpoints
+                    .as_deref()
+                    .is_some_and(Checkpoints::shared),
             fs_write: crate::budget::FsWriteLimit::of(&self.def.limits),
         }
     }
@@ -381,10 +391,10 @@ fn report(
     }
 }
 
-/// The top-level walk's link to the state directory (child walks have
+/// The top-level walk's link to the checkpoint store (child walks have
 /// none: a child's pause is its parent's error, docs/dialect.md §11).
 struct Durable<'e> {
-    dir: &'e StateDir,
+    store: &'e dyn Checkpoints,
     each_node: bool,
     run_id: String,
     start_node: String,
@@ -393,7 +403,7 @@ struct Durable<'e> {
     program_hash: &'static str,
     /// The run's lock: taken before the first checkpoint write (a resume
     /// takes it before reading), released when the run ends.
-    claim: Option<Claim>,
+    lock: Option<Box<dyn RunLock>>,
     /// The run started from a checkpoint.
     resumed: bool,
 }
@@ -408,9 +418,12 @@ impl Durable<'_> {
         reason: Option<&str>,
         awaiting_approval: bool,
     ) -> Result<(), Error> {
-        if self.claim.is_none() {
-            self.claim = Some(self.dir.claim(&self.run_id).map_err(io_error)?);
-        }
+        let lock = match &mut self.lock {
+            Some(lock) => lock,
+            None => self
+                .lock
+                .insert(self.store.claim(&self.run_id).map_err(io_error)?),
+        };
         let point = RunPoint {
             run_id: &self.run_id,
             start_node: &self.start_node,
@@ -425,24 +438,29 @@ impl Durable<'_> {
             reason,
             awaiting_approval,
         );
-        self.dir.save(&saved).map_err(io_error)
+        lock.save(&saved).map_err(io_error)
     }
 
     /// End-of-run bookkeeping (docs/operations.md "Approval, resume and checkpoints"): `completed` and `failed` delete
     /// the checkpoint; `timed_out` keeps a progress snapshot (when
-    /// checkpointing each node) and otherwise deletes a resumed run's
-    /// checkpoint; `paused` and hard errors keep it. Dropping `self`
-    /// releases the run's lock.
-    fn finish(self, outcome: &Result<Outcome, Error>) {
+    /// checkpointing each node, in a store of its own) and otherwise
+    /// deletes a resumed run's checkpoint; `paused` and hard errors keep
+    /// it. Dropping `self` releases the run's lock.
+    ///
+    /// In a shared store a timed-out run's snapshot is deleted too: the
+    /// fleet would otherwise take it over and time it out again, forever.
+    fn finish(mut self, outcome: &Result<Outcome, Error>) {
         let delete = match outcome {
             Ok(Outcome::Completed { .. } | Outcome::Failed { .. }) => true,
-            Ok(Outcome::TimedOut { .. }) => self.resumed && !self.each_node,
+            Ok(Outcome::TimedOut { .. }) => {
+                (self.resumed && !self.each_node) || self.store.shared()
+            }
             Ok(Outcome::Paused { .. }) | Err(_) => false,
         };
         // Without the lock this run never wrote a checkpoint.
         if delete
-            && self.claim.is_some()
-            && let Err(e) = self.dir.remove(&self.run_id)
+            && let Some(lock) = &mut self.lock
+            && let Err(e) = lock.remove()
         {
             // The outcome stands; a leftover checkpoint would be resumed again,
             // so say so loudly.
@@ -454,8 +472,11 @@ impl Durable<'_> {
     }
 }
 
+/// A checkpoint failure during a run: a hard error that keeps the
+/// [`CheckpointError`] as its source (serve mode answers an unreachable
+/// shared store with 503, as for its other uses of the store).
 fn io_error(e: CheckpointError) -> Error {
-    Error::Io(std::io::Error::other(e.to_string()))
+    Error::Io(std::io::Error::other(e))
 }
 
 /// `exec-<unix secs hex>-<pid hex>-<counter hex>`, unique per process run.

@@ -194,7 +194,7 @@ pub fn run_case(w: &dyn DynWorkflow, case: &Case) -> CaseResult {
         stub_unavailable: true,
         record_trace: true,
         // docs/cli.md "agentd test": no state dir, so `pause_for_approval` is `errored`.
-        state_dir: None,
+        checkpoints: None,
         checkpoint_each_node: false,
     };
     let trials = case.trials.max(1);

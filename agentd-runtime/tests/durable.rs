@@ -238,7 +238,7 @@ fn state_dir(test: &str) -> StateDir {
 
 fn options(dir: &StateDir, each_node: bool) -> RunOptions {
     RunOptions {
-        state_dir: Some(dir.clone()),
+        checkpoints: Some(std::sync::Arc::new(dir.clone())),
         checkpoint_each_node: each_node,
         ..RunOptions::default()
     }

@@ -693,10 +693,10 @@ fn a_run_past_its_deadline_is_504_with_the_timed_out_outcome() {
 fn a_paused_run_is_202_with_its_run_id_and_leaves_a_checkpoint() {
     let mut cfg = config();
     let dir = scratch("pause-checkpoints");
-    cfg.run.state_dir = Some(
+    cfg.run.checkpoints = Some(std::sync::Arc::new(
         agentd_runtime::checkpoint::StateDir::create(&dir)
             .unwrap_or_else(|e| panic!("state dir: {e}")),
-    );
+    ));
     let s = Server::start(cfg);
     let (status, ct, body, _) = parts(agent().post(&s.url("/hold")).send(r#"{"amount":5}"#));
     assert_eq!((status, ct.as_str()), (202, "application/json"), "{body}");

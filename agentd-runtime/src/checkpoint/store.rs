@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use super::{
-    Checkpoint, CheckpointError, DEFAULT_RETENTION_DAYS, MAX_CHECKPOINT_BYTES, SECS_PER_DAY,
-    STALE_TEMP_AGE, check_run_id, unix_secs,
+    Checkpoint, CheckpointError, Checkpoints, DEFAULT_RETENTION_DAYS, MAX_CHECKPOINT_BYTES,
+    RunLock, SECS_PER_DAY, STALE_TEMP_AGE, check_run_id, unix_secs,
 };
 
 /// How long checkpoints are kept (`--checkpoint-retention-days`).
@@ -198,7 +198,7 @@ impl StateDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(CheckpointError::NotFound {
                     run_id: run_id.to_owned(),
-                    dir: self.root.to_path_buf(),
+                    location: self.root.display().to_string(),
                 });
             }
             Err(source) => return Err(CheckpointError::Read { path, source }),
@@ -451,6 +451,46 @@ impl StateDir {
         Err(CheckpointError::Busy {
             run_id: run_id.to_owned(),
         })
+    }
+}
+
+impl Checkpoints for StateDir {
+    fn claim(&self, run_id: &str) -> Result<Box<dyn RunLock>, CheckpointError> {
+        let claim = StateDir::claim(self, run_id)?;
+        Ok(Box::new(DirLock {
+            dir: self.clone(),
+            run_id: run_id.to_owned(),
+            _claim: claim,
+        }))
+    }
+
+    fn load(&self, run_id: &str) -> Result<Checkpoint, CheckpointError> {
+        StateDir::load(self, run_id)
+    }
+
+    fn list(&self) -> Result<Vec<Listed>, CheckpointError> {
+        StateDir::list(self)
+    }
+
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
+/// A run held in a state directory: its `flock` and where to write.
+struct DirLock {
+    dir: StateDir,
+    run_id: String,
+    _claim: Claim,
+}
+
+impl RunLock for DirLock {
+    fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+        self.dir.save(checkpoint)
+    }
+
+    fn remove(&mut self) -> Result<bool, CheckpointError> {
+        self.dir.remove(&self.run_id)
     }
 }
 

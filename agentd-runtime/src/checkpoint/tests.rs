@@ -73,6 +73,7 @@ fn sample(run_id: &str) -> Checkpoint {
         format_version: FORMAT_VERSION,
         program_hash: Some("abc123".to_owned()),
         saved_unix: unix_secs(SystemTime::now()),
+        node_visits: Map::new(),
     }
 }
 
@@ -536,4 +537,22 @@ fn from_json_agrees_with_the_serde_derive() {
         assert!(derived.is_err(), "the derive accepts {bad}");
         assert_eq!(Checkpoint::from_json(bad).err().as_deref(), Some(why));
     }
+}
+
+#[test]
+fn node_visits_round_trip_and_only_whole_numbers_are_read() {
+    let mut visited = sample("exec-v");
+    visited.node_visits.insert("prepare".into(), json!(3));
+    let value = serde_json::to_value(&visited).unwrap_or_default();
+    assert_eq!(value["node_visits"], json!({"prepare": 3}));
+    assert_eq!(Checkpoint::from_json(value).ok(), Some(visited));
+    // Absent when every node ran once: the file format is unchanged then.
+    let once = serde_json::to_value(sample("exec-v")).unwrap_or_default();
+    assert!(once.get("node_visits").is_none(), "{once}");
+    let mut bad = once;
+    bad["node_visits"] = json!({"prepare": "x"});
+    assert_eq!(
+        Checkpoint::from_json(bad).err().as_deref(),
+        Some("`node_visits` is not an object of whole numbers")
+    );
 }

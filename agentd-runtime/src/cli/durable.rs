@@ -11,9 +11,12 @@
 //! [`Engine::resume`]'s.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::checkpoint::{Approval, CheckpointError, DEFAULT_RETENTION_DAYS, Retention, StateDir};
+use crate::checkpoint::{
+    Approval, CheckpointError, Checkpoints, DEFAULT_RETENTION_DAYS, Retention, StateDir,
+};
 use crate::engine::Engine;
 use crate::workflow::WorkflowDef;
 
@@ -81,21 +84,38 @@ impl DurableArgs {
     }
 }
 
-/// `--list-checkpoints`: one line per checkpoint in the directory,
-/// whatever its workflow; unreadable files are named on stderr. Exit 0.
+/// What a durable flag needs, for its usage error.
+fn needs_store() -> &'static str {
+    if cfg!(feature = "fleet") {
+        "needs --state-dir or --state-url"
+    } else {
+        "needs --state-dir"
+    }
+}
+
+/// `--list-checkpoints`: one line per checkpoint in the directory
+/// (whatever its workflow) or, with `--state-url`, of this program in the
+/// fleet's store; unreadable ones are named on stderr. Exit 0.
 ///
 /// # Errors
 ///
-/// Without a readable `--state-dir` (exit 2).
+/// Without a readable `--state-dir` or a reachable store (exit 2).
 pub(super) fn list(
     state_dir: Option<&str>,
+    fleet: Option<&dyn Checkpoints>,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<u8, StartError> {
-    let Some(path) = state_dir else {
-        return Err(StartError::usage("--list-checkpoints needs --state-dir"));
+    let listed = match (fleet, state_dir) {
+        (Some(store), _) => store.list()?,
+        (None, Some(path)) => StateDir::existing(path).and_then(|dir| dir.list())?,
+        (None, None) => {
+            return Err(StartError::Usage(format!(
+                "--list-checkpoints {}",
+                needs_store()
+            )));
+        }
     };
-    let listed = StateDir::existing(path).and_then(|dir| dir.list())?;
     for (run_id, loaded) in listed {
         match loaded {
             Ok(checkpoint) => {
@@ -110,11 +130,13 @@ pub(super) fn list(
     Ok(EXIT_OK)
 }
 
-/// Check the flags and open the state directory: created if absent for a
-/// run, required to exist for a resume. A run or `--resume-incomplete`
-/// then applies the retention rule to this workflow's checkpoints (an
-/// explicit `--resume RUN_ID` does not, so it never expires what it was
-/// asked to continue).
+/// Check the flags and open the checkpoint store: the fleet's (`fleet`,
+/// from `--state-url`) when there is one, else the state directory,
+/// created if absent for a run, required to exist for a resume. A run or
+/// `--resume-incomplete` then applies the retention rule to this
+/// workflow's checkpoints in a directory (an explicit `--resume RUN_ID`
+/// does not, so it never expires what it was asked to continue); in the
+/// fleet's store checkpoints expire by themselves.
 ///
 /// # Errors
 ///
@@ -123,8 +145,12 @@ pub(super) fn list(
 pub(super) fn open(
     def: &WorkflowDef,
     args: &DurableArgs,
+    fleet: Option<Arc<dyn Checkpoints>>,
     stderr: &mut dyn Write,
-) -> Result<Option<StateDir>, StartError> {
+) -> Result<Option<Arc<dyn Checkpoints>>, StartError> {
+    if let Some(store) = fleet {
+        return Ok(Some(store));
+    }
     let Some(path) = args.state_dir.as_deref() else {
         let needs = if args.resume.is_some() {
             Some("--resume")
@@ -136,7 +162,7 @@ pub(super) fn open(
             None
         };
         return match needs {
-            Some(flag) => Err(StartError::Usage(format!("{flag} needs --state-dir"))),
+            Some(flag) => Err(StartError::Usage(format!("{flag} {}", needs_store()))),
             None => Ok(None),
         };
     };
@@ -149,7 +175,7 @@ pub(super) fn open(
     if args.resume.is_none() {
         prune(def, &dir, args, stderr);
     }
-    Ok(Some(dir))
+    Ok(Some(Arc::new(dir)))
 }
 
 fn prune(def: &WorkflowDef, dir: &StateDir, args: &DurableArgs, stderr: &mut dyn Write) {
@@ -182,7 +208,7 @@ fn prune(def: &WorkflowDef, dir: &StateDir, args: &DurableArgs, stderr: &mut dyn
 pub(super) fn resume_if_asked(
     engine: &Engine<'_>,
     args: &DurableArgs,
-    dir: Option<&StateDir>,
+    store: Option<&dyn Checkpoints>,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Option<Result<u8, StartError>> {
@@ -195,9 +221,12 @@ pub(super) fn resume_if_asked(
         );
     }
     if args.resume_incomplete {
-        return Some(match dir {
-            Some(dir) => resume_incomplete(engine, dir, stdout, stderr),
-            None => Err(StartError::usage("--resume-incomplete needs --state-dir")),
+        return Some(match store {
+            Some(store) => resume_incomplete(engine, store, stdout, stderr),
+            None => Err(StartError::Usage(format!(
+                "--resume-incomplete {}",
+                needs_store()
+            ))),
         });
     }
     None
@@ -210,12 +239,12 @@ pub(super) fn resume_if_asked(
 /// and makes it 2, since a run may be lost in it.
 fn resume_incomplete(
     engine: &Engine<'_>,
-    dir: &StateDir,
+    store: &dyn Checkpoints,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<u8, StartError> {
     let def = engine.def();
-    let listed = dir.list()?;
+    let listed = store.list()?;
     let mut code = EXIT_OK;
     let mut resumed = 0_usize;
     for (run_id, loaded) in listed {
@@ -258,7 +287,7 @@ fn resume_incomplete(
             stderr,
             "agentd: no interrupted runs of `{}` in `{}`",
             def.info.workflow,
-            dir.path().display()
+            store.location()
         );
     }
     Ok(code)

@@ -80,8 +80,6 @@ pub(super) struct ServeCli {
     max_preauth_bytes: usize,
     read_timeout: Duration,
     reload_file: Option<PathBuf>,
-    /// `--state-url`, as given (the sandbox allows connecting to its port).
-    state_url: Option<String>,
     #[cfg(feature = "fleet")]
     fleet: Option<crate::serve::fleet::FleetConfig>,
     #[cfg(feature = "llm")]
@@ -94,11 +92,6 @@ impl ServeCli {
     /// The TCP port `--bind` asks for (the kernel sandbox allows binding it).
     pub(super) fn bind_port(&self) -> u16 {
         self.bind.port()
-    }
-
-    /// `--state-url`, which the server connects to.
-    pub(super) fn state_url(&self) -> Option<String> {
-        self.state_url.clone()
     }
 
     /// `--reload-file`, which the server creates when missing.
@@ -153,54 +146,18 @@ pub(super) fn resolve(
             )));
         }
     };
-    let state_url = env_string(matches, "state_url", args.state_url.clone())
-        .map(|u| u.trim().to_owned())
-        .filter(|u| !u.is_empty());
-    let password_secret = env_string(
-        matches,
-        "state_password_secret",
-        args.state_password_secret.clone(),
-    );
-    if let Some(url) = &state_url {
-        if !cfg!(feature = "fleet") {
-            return Err(StartError::Usage(format!(
-                "--state-url `{}`: this binary was built without fleet mode; rebuild it with \
-                 `agentd build --fleet` to share state through Redis",
-                crate::limits::redact_url(url)
-            )));
-        }
-        if !serve {
-            return Err(StartError::usage(
-                "--state-url shares serve-mode state (idempotency keys, rate limits, trigger \
-                 ticks); it has no effect on a once-mode run",
-            ));
-        }
-    } else if password_secret.is_some() {
+    if state_url(matches, args)?.is_some() && !serve {
         return Err(StartError::usage(
-            "--state-password-secret needs --state-url",
+            "--state-url shares serve-mode state (idempotency keys, rate limits, trigger \
+             ticks, runs); a once-mode run uses it only with --resume, --resume-incomplete \
+             or --list-checkpoints",
         ));
     }
     if !serve {
         return Ok(None);
     }
     #[cfg(feature = "fleet")]
-    let fleet = match &state_url {
-        Some(url) => {
-            let password = match &password_secret {
-                Some(name) => Some(
-                    crate::secrets::resolve(def.secrets, name.trim())
-                        .map_err(|e| StartError::Usage(format!("--state-password-secret: {e}")))?
-                        .into_exposed(),
-                ),
-                None => None,
-            };
-            Some(crate::serve::fleet::FleetConfig {
-                url: url.clone(),
-                password,
-            })
-        }
-        None => None,
-    };
+    let fleet = fleet_config(def, matches, args)?;
     let bind_text = env_string(matches, "bind", args.bind.clone());
     let bind = match bind_text.as_deref() {
         None => SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -243,7 +200,6 @@ pub(super) fn resolve(
         )?,
         reload_file: env_string(matches, "reload_file", args.reload_file.clone())
             .map(PathBuf::from),
-        state_url,
         #[cfg(feature = "fleet")]
         fleet,
         #[cfg(feature = "llm")]
@@ -251,6 +207,71 @@ pub(super) fn resolve(
         #[cfg(feature = "mcp")]
         mcp: None,
     }))
+}
+
+/// `--state-url` (or its env twin), trimmed; `None` when unset or blank.
+///
+/// # Errors
+///
+/// A state URL given to a binary built without fleet mode, or
+/// `--state-password-secret` without a state URL.
+pub(super) fn state_url(
+    matches: &super::Matches,
+    args: &ServeArgs,
+) -> Result<Option<String>, StartError> {
+    let state_url = env_string(matches, "state_url", args.state_url.clone())
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty());
+    match &state_url {
+        Some(url) if !cfg!(feature = "fleet") => Err(StartError::Usage(format!(
+            "--state-url `{}`: this binary was built without fleet mode; rebuild it with \
+             `agentd build --fleet` to share state through Redis",
+            crate::limits::redact_url(url)
+        ))),
+        None if env_string(
+            matches,
+            "state_password_secret",
+            args.state_password_secret.clone(),
+        )
+        .is_some() =>
+        {
+            Err(StartError::usage(
+                "--state-password-secret needs --state-url",
+            ))
+        }
+        _ => Ok(state_url),
+    }
+}
+
+/// The fleet's store settings: `--state-url` with the password read from
+/// the `--state-password-secret` secret; `None` without a state URL.
+///
+/// # Errors
+///
+/// As [`state_url`], or a password secret that does not resolve.
+#[cfg(feature = "fleet")]
+pub(super) fn fleet_config(
+    def: &WorkflowDef,
+    matches: &super::Matches,
+    args: &ServeArgs,
+) -> Result<Option<crate::serve::fleet::FleetConfig>, StartError> {
+    let Some(url) = state_url(matches, args)? else {
+        return Ok(None);
+    };
+    let password_secret = env_string(
+        matches,
+        "state_password_secret",
+        args.state_password_secret.clone(),
+    );
+    let password = match &password_secret {
+        Some(name) => Some(
+            crate::secrets::resolve(def.secrets, name.trim())
+                .map_err(|e| StartError::Usage(format!("--state-password-secret: {e}")))?
+                .into_exposed(),
+        ),
+        None => None,
+    };
+    Ok(Some(crate::serve::fleet::FleetConfig { url, password }))
 }
 
 /// A positive whole number flag: strict on the command line (a bad value
@@ -320,6 +341,7 @@ impl ServeCli {
         workflow: &'static dyn DynWorkflow,
         options: RunOptions,
         policy: Option<&str>,
+        state_dir: Option<&std::path::Path>,
         stderr: &mut dyn Write,
     ) -> Result<u8, StartError> {
         use std::sync::Arc;
@@ -339,7 +361,7 @@ impl ServeCli {
             max_runs: self.max_runs,
             max_preauth_bytes: self.max_preauth_bytes,
             read_timeout: self.read_timeout,
-            state_dir: options.state_dir.as_ref().map(|d| d.path().to_path_buf()),
+            state_dir: state_dir.map(std::path::Path::to_path_buf),
             #[cfg(feature = "fleet")]
             fleet: self.fleet,
             run: options,
@@ -380,6 +402,7 @@ impl ServeCli {
         _workflow: &'static dyn DynWorkflow,
         _options: RunOptions,
         _policy: Option<&str>,
+        _state_dir: Option<&std::path::Path>,
         _stderr: &mut dyn Write,
     ) -> Result<u8, StartError> {
         Err(StartError::usage(

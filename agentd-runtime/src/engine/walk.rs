@@ -141,6 +141,7 @@ pub(super) fn walk(
         }
 
         AtomicMetrics::bump(&shared.metrics.node_executions);
+        frame.visit(node.slot);
         let visit_started = Instant::now();
         let node_obs = crate::obs::spans::NodeObs::start(node);
         let result = dispatch(w, shared, frame, current, node);

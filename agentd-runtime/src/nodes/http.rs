@@ -6,7 +6,9 @@
 //! [`MAX_REQUEST_BODY`] is a hard error) → render headers (`{{secret:NAME}}`
 //! through [`crate::secrets`]; CR/LF is a hard error) → send. A non-2xx
 //! status takes the `error` branch; connection, DNS, TLS and timeout
-//! failures are hard [`Error::Tool`].
+//! failures are hard [`Error::Tool`]. In a run another replica may re-run
+//! from a checkpoint (fleet mode), each request carries
+//! [`Cx::idempotency_key`] unless a declared header sets `Idempotency-Key`.
 //!
 //! The client is ureq with rustls (ring provider). Beyond dialect 1
 //! (docs/dialect.md §15): `https://` is always available, chunked responses are
@@ -118,6 +120,7 @@ fn node(
             body: body.as_deref(),
             headers: &headers,
             traceparent: cx.traceparent(),
+            idempotency_key: cx.idempotency_key(),
             deadline: cx.deadline(),
         },
         &roots_for(url, roots)?,
@@ -171,6 +174,9 @@ fn loop_tool(
             body: body.as_deref(),
             headers: &[],
             traceparent: cx.traceparent(),
+            // The agent's own calls are not node visits: a re-run loop may
+            // choose other requests, so no key would be honest.
+            idempotency_key: None,
             deadline: cx.deadline(),
         },
         &roots_for(url, roots)?,
@@ -252,6 +258,9 @@ pub(crate) struct Outgoing<'a> {
     /// Rendered declared headers (may hold secret values: never logged).
     pub(crate) headers: &'a [(&'static str, String)],
     pub(crate) traceparent: Option<&'a str>,
+    /// `Idempotency-Key` to send unless a declared header sets one
+    /// ([`Cx::idempotency_key`]).
+    pub(crate) idempotency_key: Option<String>,
     pub(crate) deadline: Instant,
 }
 
@@ -353,6 +362,11 @@ pub(crate) fn send(req: &Outgoing<'_>, roots: &Roots) -> Result<Received, Error>
         && !declares("traceparent")
     {
         builder = builder.header("traceparent", tp);
+    }
+    if let Some(key) = &req.idempotency_key
+        && !declares("idempotency-key")
+    {
+        builder = builder.header("idempotency-key", key.as_str());
     }
     for (name, value) in req.headers {
         builder = builder.header(*name, value.as_str());

@@ -168,34 +168,8 @@ impl RedisStore {
         def: &super::def::ServeDef,
         run_timeout: Duration,
     ) -> Result<Self, String> {
-        use redis::IntoConnectionInfo as _;
         let shown = redact_url(&config.url);
-        let mut info = config
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| format!("--state-url `{shown}`: {e}"))?;
-        if let Some(password) = &config.password {
-            let settings = info.redis_settings().clone().set_password(password);
-            info = info.set_redis_settings(settings);
-        }
-        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
-        let client = if tls {
-            // The same trust as every other TLS client of the runtime: the
-            // AGENTD_HTTP_CA_FILE (else SSL_CERT_FILE) bundle exactly, else
-            // Mozilla's roots; an unusable bundle is an error, never a fall-back.
-            let bundle = crate::limits::ca_bundle_from_env()?;
-            redis::Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: bundle.map(|b| b.pem),
-                },
-            )
-        } else {
-            redis::Client::open(info)
-        }
-        .map_err(|e| format!("--state-url `{shown}`: {e}"))?;
+        let client = client(config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(OP_TIMEOUT))
             .set_response_timeout(Some(OP_TIMEOUT))
@@ -243,6 +217,46 @@ impl RedisStore {
         let n = self.next_token.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n}", self.token_base)
     }
+}
+
+/// The Redis client for `config`: its URL with the password set, and for
+/// `rediss://` the runtime's trust (the `AGENTD_HTTP_CA_FILE`, else
+/// `SSL_CERT_FILE` bundle exactly, else Mozilla's roots). Shared by the
+/// serve-mode store and the checkpoint store (`crate::checkpoint`).
+///
+/// # Errors
+///
+/// A URL the client cannot use (scheme, host, database), or an unusable
+/// CA bundle for `rediss://`; the message never contains the password.
+pub(crate) fn client(config: &FleetConfig) -> Result<redis::Client, String> {
+    use redis::IntoConnectionInfo as _;
+    let shown = redact_url(&config.url);
+    let mut info = config
+        .url
+        .as_str()
+        .into_connection_info()
+        .map_err(|e| format!("--state-url `{shown}`: {e}"))?;
+    if let Some(password) = &config.password {
+        let settings = info.redis_settings().clone().set_password(password);
+        info = info.set_redis_settings(settings);
+    }
+    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+    if tls {
+        // The same trust as every other TLS client of the runtime: the
+        // AGENTD_HTTP_CA_FILE (else SSL_CERT_FILE) bundle exactly, else
+        // Mozilla's roots; an unusable bundle is an error, never a fall-back.
+        let bundle = crate::limits::ca_bundle_from_env()?;
+        redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: bundle.map(|b| b.pem),
+            },
+        )
+    } else {
+        redis::Client::open(info)
+    }
+    .map_err(|e| format!("--state-url `{shown}`: {e}"))
 }
 
 /// Run `script` with `keys` and `args` within [`OP_TIMEOUT`].

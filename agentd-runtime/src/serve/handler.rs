@@ -676,6 +676,20 @@ pub(crate) fn reply_for(report: RunReport) -> Reply {
 
 /// 500 for a hard error; the connection closes after it.
 fn error_reply(e: &crate::error::Error) -> Reply {
+    // A durable run whose shared checkpoint store stopped answering: the
+    // same 503 + Retry-After as every other request that needs the store.
+    if let crate::error::Error::Io(io) = e
+        && let Some(crate::checkpoint::CheckpointError::StoreUnavailable { .. }) = io
+            .get_ref()
+            .and_then(|source| source.downcast_ref::<crate::checkpoint::CheckpointError>())
+    {
+        let mut reply = json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"error": "state store unavailable", "reason": e.to_string()}),
+        );
+        set_retry_after(&mut reply, STORE_RETRY_SECS);
+        return reply;
+    }
     closing(json_reply(
         StatusCode::INTERNAL_SERVER_ERROR,
         &json!({"error": e.to_string()}),

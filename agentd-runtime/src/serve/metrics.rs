@@ -167,6 +167,7 @@ pub struct Registry {
     store_latency: Histogram,
     store_errors: AtomicU64,
     lease_takeovers: AtomicU64,
+    run_takeovers: AtomicU64,
     /// `fleet` (a shared store) or `local`.
     store_kind: &'static str,
 }
@@ -234,6 +235,7 @@ impl Registry {
             store_latency: Histogram::new(),
             store_errors: AtomicU64::new(0),
             lease_takeovers: AtomicU64::new(0),
+            run_takeovers: AtomicU64::new(0),
             store_kind: "local",
         }
     }
@@ -257,6 +259,11 @@ impl Registry {
     /// A trigger tick whose lease holder died was taken over.
     pub fn lease_takeover(&self) {
         bump(&self.lease_takeovers);
+    }
+
+    /// A run whose replica died was taken over by this one.
+    pub fn run_takeover(&self) {
+        bump(&self.run_takeovers);
     }
 
     /// Lease take-overs so far.
@@ -554,13 +561,18 @@ impl Registry {
         header(
             &mut out,
             "agentd_lease_takeovers_total",
-            "Trigger ticks taken over after the replica holding their lease stopped renewing it.",
+            "Trigger ticks (lease=\"tick\") and runs (lease=\"run\") taken over after the replica holding their lease stopped renewing it.",
             "counter",
         );
         let _ = writeln!(
             out,
-            "agentd_lease_takeovers_total{{{store}}} {}",
+            "agentd_lease_takeovers_total{{{store},lease=\"tick\"}} {}",
             load(&self.lease_takeovers)
+        );
+        let _ = writeln!(
+            out,
+            "agentd_lease_takeovers_total{{{store},lease=\"run\"}} {}",
+            load(&self.run_takeovers)
         );
 
         if !self.triggers.is_empty() {

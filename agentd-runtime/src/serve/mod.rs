@@ -388,6 +388,9 @@ pub(crate) struct State {
     /// Runs and requests still going (the drain waits for zero).
     pub(crate) in_flight: Arc<InFlightCount>,
     pub(crate) run_options: RunOptions,
+    /// Runs checkpoint into a store the fleet shares (`--state-url`): route
+    /// runs are durable by default and orphans are taken over.
+    pub(crate) fleet_runs: bool,
     pub(crate) reloader: Arc<crate::serve::reload::Reloader>,
     #[cfg(feature = "llm")]
     pub(crate) intel: Option<crate::intel::Intel>,
@@ -410,13 +413,31 @@ impl State {
         inbound: Option<&crate::traceparent::TraceParent>,
     ) -> RunReport {
         let _span = crate::obs::spans::http_request(route.method, route.path, inbound);
-        self.run(route.start, trigger)
+        // Durable by default in a fleet: checkpointed after every node, so
+        // another replica completes the run if this one dies. Not an inline
+        // route's: it is pure computation on the reactor thread (no I/O may
+        // block it), done in microseconds, with nothing to repeat or resume.
+        let each_node = (self.fleet_runs && !route.inline) || self.run_options.checkpoint_each_node;
+        self.run_with(route.start, trigger, each_node)
     }
 
+    /// Run start `start` of a trigger (a schedule) synchronously.
+    ///
+    /// In a fleet a tick's run is not checkpointed node by node: its tick
+    /// lease already hands the whole tick to another replica when this one
+    /// dies, and a second, run-level takeover would run it twice.
     pub(crate) fn run(&self, start: &str, trigger: Trigger) -> RunReport {
+        let durable = !self.fleet_runs && self.run_options.checkpoint_each_node;
+        self.run_with(start, trigger, durable)
+    }
+
+    /// The engine every run of this process uses (the policy re-read from a
+    /// reloaded `--policy` file), checkpointing each node when `each_node`.
+    fn engine(&self, each_node: bool) -> Engine<'static> {
         let mut options = self.run_options.clone();
         // A reloaded `--policy` file applies from the next run on.
         options.policy = self.reloader.policy_mode();
+        options.checkpoint_each_node = each_node;
         let engine = Engine::new(self.workflow, options);
         #[cfg(feature = "llm")]
         let engine = match &self.intel {
@@ -428,10 +449,46 @@ impl State {
             Some(mcp) => engine.with_mcp(mcp.clone()),
             None => engine,
         };
+        engine
+    }
+
+    fn run_with(&self, start: &str, trigger: Trigger, each_node: bool) -> RunReport {
+        let engine = self.engine(each_node);
         let started = Instant::now();
         let report = engine.run(start, trigger);
         self.metrics.record_run(&report, started.elapsed());
         report
+    }
+
+    /// Take over run `run_id`, whose replica died mid-run (its lease
+    /// lapsed): resume it from its last checkpoint, the interrupted node
+    /// running again. `false` when another replica took it first.
+    pub(crate) fn take_over(&self, run_id: &str) -> bool {
+        let engine = self.engine(true);
+        let started = Instant::now();
+        match engine.resume(run_id, crate::checkpoint::Approval::Approve) {
+            Ok(report) => {
+                self.metrics.run_takeover();
+                self.metrics.record_run(&report, started.elapsed());
+                let outcome = match &report.outcome {
+                    Ok(outcome) => serde_json::to_value(outcome).unwrap_or_default(),
+                    Err(e) => serde_json::json!({ "error": e.to_string() }),
+                };
+                crate::obs::audit(
+                    "run.takeover",
+                    serde_json::json!({ "execution_id": run_id, "outcome": outcome }),
+                );
+                true
+            }
+            Err(crate::checkpoint::CheckpointError::Busy { .. }) => false,
+            Err(e) => {
+                crate::obs::audit(
+                    "run.takeover_failed",
+                    serde_json::json!({ "execution_id": run_id, "error": e.to_string() }),
+                );
+                false
+            }
+        }
     }
 
     /// Await a store operation, timing it into the metrics.

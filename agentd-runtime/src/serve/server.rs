@@ -108,6 +108,11 @@ pub(crate) fn start(
         runs: Arc::new(Semaphore::new(max_runs)),
         in_flight: Arc::default(),
         run_options: config.run.clone(),
+        fleet_runs: config
+            .run
+            .checkpoints
+            .as_deref()
+            .is_some_and(crate::checkpoint::Checkpoints::shared),
         reloader: Arc::clone(&reloader),
         #[cfg(feature = "llm")]
         intel: config.hooks.intel.clone(),
@@ -250,7 +255,11 @@ async fn run(
     let idempotent = state.def.routes.iter().any(|r| r.idempotency.is_some());
     let sweeper = idempotent.then(|| {
         let state = Arc::clone(&state);
-        tokio::spawn(sweep_idempotency(state, tasks_stop_rx))
+        tokio::spawn(sweep_idempotency(state, tasks_stop_rx.clone()))
+    });
+    let takeover = state.fleet_runs.then(|| {
+        let state = Arc::clone(&state);
+        tokio::spawn(take_over_orphans(state, tasks_stop_rx))
     });
 
     wait_for_stop(&mut stop, signals).await;
@@ -269,6 +278,9 @@ async fn run(
     stop_schedules(schedules).await;
     if let Some(sweeper) = sweeper {
         let _ = sweeper.await;
+    }
+    if let Some(takeover) = takeover {
+        let _ = takeover.await;
     }
     // 2. Idle keep-alive connections close now; busy ones after their
     //    response. 3. Runs whose client left still finish.
@@ -554,4 +566,60 @@ async fn refuse(mut stream: TcpStream) {
         let _ = stream.shutdown().await;
     })
     .await;
+}
+
+/// How often a replica looks for runs whose replica died (their lease
+/// lapses 5 s, `checkpoint::RUN_LEASE`, after its last renewal).
+const TAKEOVER_EVERY: Duration = Duration::from_millis(2500);
+
+/// In a fleet, until `stop`: every [`TAKEOVER_EVERY`] (with jitter, so the
+/// replicas do not all ask at once) find runs in progress whose replica
+/// died and resume each on the blocking pool, as far as run permits allow
+/// (the rest wait for the next round). Only one replica wins each run.
+async fn take_over_orphans(state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    let Some(store) = state.run_options.checkpoints.clone() else {
+        return;
+    };
+    // A cheap per-process jitter: replicas started together drift apart.
+    let jitter = Duration::from_millis(u64::from(std::process::id() % 500));
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(TAKEOVER_EVERY + jitter) => {}
+        }
+        let lookup = Arc::clone(&store);
+        let started = Instant::now();
+        let orphans = tokio::task::spawn_blocking(move || lookup.orphans()).await;
+        let orphans = match orphans {
+            Ok(Ok(orphans)) => {
+                state.metrics.store_op(started.elapsed(), true);
+                orphans
+            }
+            Ok(Err(e)) => {
+                state.metrics.store_op(started.elapsed(), false);
+                crate::obs::audit(
+                    "store.error",
+                    serde_json::json!({"store": state.store.kind(), "reason": e.to_string()}),
+                );
+                continue;
+            }
+            Err(_) => continue,
+        };
+        for run_id in orphans {
+            if *stop.borrow() {
+                return;
+            }
+            let Ok(permit) = Arc::clone(&state.runs).try_acquire_owned() else {
+                break;
+            };
+            let tracked = state.track();
+            let runner = Arc::clone(&state);
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let _tracked = tracked;
+                runner.take_over(&run_id);
+            });
+        }
+    }
 }

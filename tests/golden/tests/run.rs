@@ -152,7 +152,7 @@ fn approval_gate_pauses_with_its_baked_reason_and_resumes_to_apply() {
     let _ = std::fs::remove_dir_all(&path);
     let state = agentd_runtime::checkpoint::StateDir::create(&path).expect("a state dir");
     let options = RunOptions {
-        state_dir: Some(state),
+        checkpoints: Some(std::sync::Arc::new(state)),
         ..dry_run()
     };
     let paused = run(

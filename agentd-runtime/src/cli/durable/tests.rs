@@ -421,6 +421,7 @@ fn old_checkpoints_are_pruned_at_start_by_the_retention_rule() {
         format_version: 1,
         program_hash: Some("h1".into()),
         saved_unix: unix_secs(SystemTime::now() - Duration::from_secs(10 * 24 * 3600)),
+        node_visits: serde_json::Map::new(),
     };
     assert!(state.save(&old).is_ok());
 
