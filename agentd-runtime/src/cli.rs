@@ -22,7 +22,7 @@
 //! | `--policy FILE` | `AGENTD_POLICY` | `[policy]` override file (feature `policy-file`); a bad file ⇒ exit 2 |
 //! | (`[budget]`) | — | `RLIMIT_AS` / `RLIMIT_CPU` applied before the run; failure ⇒ exit 5; `max_run_time_secs` lowers the deadline |
 //! | `--state-dir DIR` | `AGENTD_STATE_DIR` | checkpoint directory (created `0700` if absent); a `pause_for_approval` without it is a hard error (exit 5) |
-//! | `--resume RUN_ID` | `AGENTD_RESUME` | continue a checkpoint (needs `--state-dir`; unloadable, another build's, or in use ⇒ exit 2) |
+//! | `--resume RUN_ID` | `AGENTD_RESUME` | continue a checkpoint (needs `--state-dir`, or `--state-url` in a fleet binary; unloadable, another build's, or in use ⇒ exit 2) |
 //! | `--approve` / `--deny` | — | with `--resume`: the decision; approve is the default, deny ends the run `failed` (exit 5) |
 //! | `--checkpoint-each-node` | `AGENTD_CHECKPOINT_EACH_NODE` | progress checkpoint after every node (needs `--state-dir`) |
 //! | `--resume-incomplete` | — | resume every progress checkpoint of this workflow; exit = the last non-zero code |
