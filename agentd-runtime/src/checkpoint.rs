@@ -7,7 +7,8 @@
 //! checkpoint store answers to (the engine never asks which one it has), the
 //! state directory ([`StateDir`]: atomic saves, loads, listing, removal, the
 //! retention rule, and the per-run [`Claim`] lock), the Redis store
-//! (`RedisCheckpoints`, feature `fleet`; docs/operations.md "Fleet mode"), and
+//! (`RedisCheckpoints`, feature `fleet`; docs/operations.md "Fleet mode: many
+//! replicas on Redis"), and
 //! the mapping between a walk's context and a checkpoint. The engine decides
 //! *when* to checkpoint and resume (docs/operations.md "Approval, resume and
 //! checkpoints"); the CLI decides what to print.
