@@ -3,7 +3,7 @@
 //!
 //! Owns the listener thread of each such trigger and its debouncer; the
 //! transports (stdio children, Streamable HTTP) are [`crate::mcp`]'s and the
-//! runs are [`super::schedule::Runner`]'s. Never reads a resource itself.
+//! runs are [`super::runner::Runner`]'s. Never reads a resource itself.
 //!
 //! - `updated`: at start (and again whenever the server lost its state — a
 //!   stdio child restarted) the trigger sends `resources/subscribe` for its
@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use super::schedule::{Runner, unix_ms};
+use super::runner::{Runner, unix_ms};
 use crate::mcp::{Listing, McpServer};
 use crate::policy::name_matches;
 use crate::workflow::serve::{McpResourceEvent, TriggerDef};

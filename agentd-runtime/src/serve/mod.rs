@@ -52,6 +52,7 @@ pub mod mcp_trigger;
 pub mod metrics;
 pub mod ratelimit;
 pub mod reload;
+mod runner;
 pub mod schedule;
 mod server;
 mod stall;
