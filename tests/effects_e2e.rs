@@ -298,7 +298,7 @@ fn a_missing_ssl_cert_file_fails_only_https_requests() {
     assert_eq!(out.status.code(), Some(5));
     let stderr = last_stderr_line(&out);
     assert!(
-        stderr.contains("SSL_CERT_FILE") && stderr.contains("effects-e2e-no-such-ca.pem"),
+        stderr.contains("SSL_CERT_FILE") && stderr.contains(&missing.display().to_string()),
         "{stderr}"
     );
     assert_no_canary(&out);
