@@ -5,7 +5,8 @@
 //!
 //! Pinned here: one idempotency key sent to every replica runs once and
 //! replays the same response everywhere; a rate limit holds for the fleet; a
-//! cron tick every second fires once per second across three replicas; a tick
+//! cron tick every second, and an interval of one second (`tests/fleet/interval.toml`),
+//! fire once per period across three replicas; a tick
 //! whose replica is `kill -9`'d mid-run is taken over and completed by another; Redis
 //! stopped mid-load gives 503 + Retry-After (and `/readyz` 503, `/healthz`
 //! 200), and after it returns nothing was lost or run twice; a server that
@@ -164,8 +165,13 @@ impl Replica {
     }
 
     fn start_with_env(state_url: &str, extra: &[&str], env: &[(&str, &str)]) -> Replica {
+        Replica::start_binary(binary(), state_url, extra, env)
+    }
+
+    /// A replica of another fleet binary than `fleet.toml`'s.
+    fn start_binary(bin: &Path, state_url: &str, extra: &[&str], env: &[(&str, &str)]) -> Replica {
         let dir = scratch(&format!("replica-{}", free_port()));
-        let mut child = Command::new(binary())
+        let mut child = Command::new(bin)
             .current_dir(&dir)
             .envs(env.iter().copied())
             .args(["--bind", "127.0.0.1:0", "--state-url", state_url])
@@ -352,6 +358,43 @@ fn a_cron_tick_every_second_fires_once_per_second_across_three_replicas() {
         })
         .sum();
     assert_eq!(skipped, 0.0, "no tick was skipped");
+}
+
+/// `agentd build --fleet tests/fleet/interval.toml`, once per test binary.
+fn interval_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let out = scratch("interval-bin").join("fleet_interval");
+        build::agentd_build(
+            &build::workspace(),
+            "tests/fleet/interval.toml",
+            &out,
+            &["--fleet"],
+        );
+        out
+    })
+}
+
+#[test]
+fn an_interval_tick_every_second_fires_once_per_period_across_three_replicas() {
+    const FIRES: &str =
+        "agentd_trigger_fires_total{workflow=\"fleet_interval\",trigger=\"interval#0:tick\"}";
+    let redis = Redis::start("interval");
+    let fleet: Vec<Replica> = (0..3)
+        .map(|_| Replica::start_binary(interval_binary(), &redis.url(), &[], &[]))
+        .collect();
+    let fires = |fleet: &[Replica]| -> f64 { fleet.iter().map(|r| r.metric(FIRES)).sum() };
+    // Let every replica's first period begin, then count five seconds of ticks.
+    std::thread::sleep(Duration::from_millis(2500));
+    let before = fires(&fleet);
+    std::thread::sleep(Duration::from_secs(5));
+    let ran = fires(&fleet) - before;
+    // Five periods (one either side for where the snapshots fall); each replica
+    // firing its own would be fifteen.
+    assert!(
+        (4.0..=6.0).contains(&ran),
+        "{ran} fires in 5 s across the fleet"
+    );
 }
 
 const TICK_FIRES: &str =
