@@ -132,17 +132,12 @@ pub fn decode_message(body: &[u8]) -> Result<ChatReply, Error> {
             "anthropic reply has no text content (stop_reason: {stop})"
         )));
     }
-    let tokens = |key: &str| {
-        value
-            .pointer(&format!("/usage/{key}"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
-    Ok(ChatReply {
-        content: texts.concat(),
-        prompt_tokens: tokens("input_tokens"),
-        completion_tokens: tokens("output_tokens"),
-    })
+    Ok(remote::chat_reply(
+        &value,
+        &texts,
+        "/usage",
+        ["input_tokens", "output_tokens"],
+    ))
 }
 
 impl Backend for AnthropicBackend {
@@ -152,15 +147,12 @@ impl Backend for AnthropicBackend {
 
     fn complete(&self, req: &ChatRequest) -> Result<ChatReply, Error> {
         let key = remote::api_key(&self.resolve_key, Some(&self.api_key_env))?.unwrap_or_default();
-        let (status, body) = remote::post_json(
+        let body = remote::post_json_ok(
             &self.agent,
             &self.url,
             &[("x-api-key", &key), ("anthropic-version", API_VERSION)],
             &self.body(req),
         )?;
-        if !(200..300).contains(&status) {
-            return Err(remote::status_error(&self.url, status, &body));
-        }
         decode_message(&body)
     }
 }

@@ -152,17 +152,12 @@ pub fn decode_generation(body: &[u8]) -> Result<ChatReply, Error> {
             "gemini candidate has no text (finish reason: {finish})"
         )));
     }
-    let tokens = |key: &str| {
-        value
-            .pointer(&format!("/usageMetadata/{key}"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
-    Ok(ChatReply {
-        content: texts.concat(),
-        prompt_tokens: tokens("promptTokenCount"),
-        completion_tokens: tokens("candidatesTokenCount"),
-    })
+    Ok(remote::chat_reply(
+        &value,
+        &texts,
+        "/usageMetadata",
+        ["promptTokenCount", "candidatesTokenCount"],
+    ))
 }
 
 impl Backend for GeminiBackend {
@@ -172,15 +167,12 @@ impl Backend for GeminiBackend {
 
     fn complete(&self, req: &ChatRequest) -> Result<ChatReply, Error> {
         let key = remote::api_key(&self.resolve_key, Some(&self.api_key_env))?.unwrap_or_default();
-        let (status, body) = remote::post_json(
+        let body = remote::post_json_ok(
             &self.agent,
             &self.url,
             &[("x-goog-api-key", &key)],
             &self.body(req),
         )?;
-        if !(200..300).contains(&status) {
-            return Err(remote::status_error(&self.url, status, &body));
-        }
         decode_generation(&body)
     }
 }

@@ -19,8 +19,7 @@ use serde_json::{Value, json};
 use super::{Backend, ChatReply, ChatRequest};
 use crate::error::Error;
 
-/// Largest reply body accepted.
-pub const MAX_BODY: u64 = 4 * 1024 * 1024;
+pub use super::remote::MAX_BODY;
 
 /// A chat-completions client for one backend definition.
 #[derive(Debug)]
@@ -106,18 +105,12 @@ pub fn decode_completion(body: &[u8]) -> Result<ChatReply, Error> {
                 "chat completion reply has no string `choices[0].message.content`".to_owned(),
             )
         })?;
-    let tokens = |key: &str| {
-        value
-            .get("usage")
-            .and_then(|u| u.get(key))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
-    Ok(ChatReply {
-        content: content.to_owned(),
-        prompt_tokens: tokens("prompt_tokens"),
-        completion_tokens: tokens("completion_tokens"),
-    })
+    Ok(super::remote::chat_reply(
+        &value,
+        &[content],
+        "/usage",
+        ["prompt_tokens", "completion_tokens"],
+    ))
 }
 
 impl Backend for OpenAiBackend {
@@ -134,25 +127,12 @@ impl Backend for OpenAiBackend {
         if let Some(t) = req.temperature {
             body["temperature"] = json!(t);
         }
-        let bytes = serde_json::to_vec(&body)
-            .map_err(|e| Error::Intelligence(format!("cannot encode the request: {e}")))?;
-        let mut request = self
-            .agent
-            .post(&self.url)
-            .header("Content-Type", "application/json");
-        if let Some(key) = key {
-            request = request.header("Authorization", format!("Bearer {key}"));
-        }
-        let mut resp = request
-            .send(&bytes[..])
-            .map_err(|e| Error::Intelligence(format!("POST {}: {e}", self.url)))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY)
-            .read_to_vec()
-            .map_err(|e| Error::Intelligence(format!("reading the reply of {}: {e}", self.url)))?;
+        let bearer = key.map(|key| format!("Bearer {key}"));
+        let headers: &[(&str, &str)] = match &bearer {
+            Some(value) => &[("Authorization", value)],
+            None => &[],
+        };
+        let (status, body) = super::remote::post_json(&self.agent, &self.url, headers, &body)?;
         if !(200..300).contains(&status) {
             let snippet: String = String::from_utf8_lossy(&body).chars().take(200).collect();
             return Err(Error::Intelligence(format!(

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::ChatReply;
 use crate::error::Error;
 
 /// Largest reply body accepted from a provider.
@@ -100,6 +101,48 @@ pub fn post_json(
         .read_to_vec()
         .map_err(|e| Error::Intelligence(format!("reading the reply of {url}: {e}")))?;
     Ok((status, body))
+}
+
+/// [`post_json`], then [`status_error`] unless the status is 2xx: the reply
+/// body of a successful call.
+///
+/// # Errors
+///
+/// Those of [`post_json`], and [`status_error`]'s for a non-2xx status.
+pub fn post_json_ok(
+    agent: &ureq::Agent,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> Result<Vec<u8>, Error> {
+    let (status, reply) = post_json(agent, url, headers, body)?;
+    if !(200..300).contains(&status) {
+        return Err(status_error(url, status, &reply));
+    }
+    Ok(reply)
+}
+
+/// A [`ChatReply`] of the reply's text parts joined, with the token counts
+/// read from `value` at `{usage}/{prompt}` and `{usage}/{completion}` (JSON
+/// pointers; 0 when a provider leaves them out).
+#[must_use]
+pub fn chat_reply(
+    value: &Value,
+    texts: &[&str],
+    usage: &str,
+    [prompt, completion]: [&str; 2],
+) -> ChatReply {
+    let tokens = |key: &str| {
+        value
+            .pointer(&format!("{usage}/{key}"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    ChatReply {
+        content: texts.concat(),
+        prompt_tokens: tokens(prompt),
+        completion_tokens: tokens(completion),
+    }
 }
 
 /// The error for a non-2xx reply: the provider's own message when the body
