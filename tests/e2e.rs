@@ -640,8 +640,23 @@ fn build_sleeper(test: &str) -> (Scratch, PathBuf) {
 
 /// `exe --mode once --input INPUT`, its output discarded.
 fn start_once(exe: &Path, input: &Value) -> std::process::Child {
-    Command::new(exe)
-        .args(["--mode", "once", "--input", &input.to_string()])
+    use std::os::unix::process::CommandExt;
+
+    let mut cmd = Command::new(exe);
+    // A shell starting `cargo test` in the background without job control
+    // (`cmd &` in a script, `nohup`) leaves SIGINT ignored, and an ignored
+    // signal stays ignored in the binary by design: give the binary the
+    // default disposition an interactive start would.
+    // SAFETY: between fork and exec the closure only calls `signal`, which is
+    // async-signal-safe, with plain integer arguments.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    cmd.args(["--mode", "once", "--input", &input.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
