@@ -1,6 +1,6 @@
 //! The run pool: the threads that execute route runs off the reactor
-//! (docs/operations.md "Where runs execute"; docs/performance.md "Issue 19
-//! round 3: the pool handoff and the inline path").
+//! (docs/operations.md "Where runs execute"; measured in
+//! docs/performance.md "Issue 19 round 3: the pool handoff and the inline path").
 //!
 //! Built for the one thing the server asks of it, handing a run from the
 //! reactor thread to a worker and its reply back, with as few cross-thread
@@ -221,6 +221,10 @@ impl Shared {
             queue = lock(&self.queue);
             if !queue.jobs.is_empty() {
                 continue;
+            }
+            if queue.stopped {
+                queue.threads -= 1;
+                return;
             }
             // Parked: counted in `sleeping` until a submitter moves one
             // parked worker to `woken` (whichever wakes first takes it).
