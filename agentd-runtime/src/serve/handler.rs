@@ -32,6 +32,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -48,6 +49,7 @@ use crate::serve::auth::{self, AuthRequest, PeerIdentity};
 use crate::serve::body;
 use crate::serve::idempotency::{StoredResponse, resolve_key};
 use crate::serve::metrics::{Fixed, RouteLabel, Shed};
+use crate::serve::pool::RunError;
 use crate::serve::ratelimit::retry_after_secs;
 use crate::serve::store::{Claim, StoreError};
 use crate::serve::{BODY_CAP, INLINE_BODY_MAX, State};
@@ -565,11 +567,14 @@ async fn pooled(
         }
     };
     let run_state = Arc::clone(state);
-    // Counted separately from the request: a run whose client disconnects
-    // keeps going, and the drain must wait for it (and for its record).
+    // Counted apart from the request: a run whose client disconnects keeps
+    // going, and the drain must wait for it (`run_guard`, held by the run
+    // itself) and for its record (`guard`).
     let guard = state.track();
-    let task = tokio::task::spawn_blocking(move || {
+    let run_guard = state.track();
+    let task = state.pool.run(move || {
         let _permit = permit;
+        let _running = run_guard;
         let report = run_state.run_http(route, trigger, inbound.as_ref());
         let (reply, text) = reply_and_text(&report);
         // Completed (respond replies included) and paused runs are kept;
@@ -580,7 +585,10 @@ async fn pooled(
         );
         (reply, text.filter(|_| keep))
     });
-    let (reply, text) = task.await.map_err(|_| stopped_unexpectedly())?;
+    let (reply, text) = task.await.map_err(|e| match e {
+        RunError::Panicked => stopped_unexpectedly(),
+        RunError::NoThread => pool_busy(),
+    })?;
     if let Some(held) = held {
         match text {
             Some((content_type, body)) => {
@@ -639,7 +647,17 @@ async fn read_body(
         }
         Ok(())
     };
-    match tokio::time::timeout(timeout, read).await {
+    let read = {
+        let mut read = std::pin::pin!(read);
+        // A small body usually arrives with the head, so the first look
+        // finishes the read: no timer to arm and cancel for it.
+        let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+        match first {
+            Poll::Ready(done) => Ok(done),
+            Poll::Pending => tokio::time::timeout(timeout, read).await,
+        }
+    };
+    match read {
         Ok(Ok(())) => Ok(Bytes::from(buf)),
         Ok(Err(reply)) => Err(reply),
         Err(_) => Err(closing(json_reply(

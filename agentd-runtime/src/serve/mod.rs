@@ -17,9 +17,9 @@
 //!   read timeout;
 //! - workflow runs are synchronous. A route whose reachable nodes are all
 //!   pure computation ([`RouteDef::inline`]) runs on the reactor
-//!   thread; every other run goes to tokio's blocking pool, capped at
-//!   [`ServeConfig::max_runs`] concurrent runs — a request beyond that gets
-//!   503 with `Retry-After` instead of waiting in an unbounded queue;
+//!   thread; every other run goes to the run pool (`serve/pool.rs`), capped
+//!   at [`ServeConfig::max_runs`] concurrent runs — a request beyond that
+//!   gets 503 with `Retry-After` instead of waiting in an unbounded queue;
 //! - scheduled triggers are reactor tasks that hand each fire to the
 //!   blocking pool, serially per trigger ([`schedule`]).
 //!
@@ -50,6 +50,7 @@ mod input_schema;
 #[cfg(feature = "mcp")]
 pub mod mcp_trigger;
 pub mod metrics;
+mod pool;
 pub mod ratelimit;
 pub mod reload;
 mod runner;
@@ -114,7 +115,8 @@ pub struct ServeConfig {
     pub drain_timeout: Duration,
     /// Open connections allowed at once; one more gets 503 and is closed.
     pub max_connections: usize,
-    /// Workflow runs on the blocking pool at once; one more gets 503.
+    /// Workflow runs off the reactor at once, and the run pool's most
+    /// threads; one more run gets 503.
     pub max_runs: usize,
     /// Longest wait for a request's headers (which also closes an idle
     /// keep-alive connection) and, separately, for its body.
@@ -384,8 +386,11 @@ pub(crate) struct State {
     pub(crate) store: Arc<dyn store::Store>,
     /// Per route (same index), its compiled `input_schema`.
     pub(crate) input_schemas: input_schema::InputSchemas,
-    /// Permits for runs on the blocking pool.
+    /// Permits for runs off the reactor (route runs on [`State::pool`],
+    /// offloaded bodies and fleet takeovers on tokio's blocking pool).
     pub(crate) runs: Arc<tokio::sync::Semaphore>,
+    /// The threads that execute route runs (`--max-runs` of them at most).
+    pub(crate) pool: pool::RunPool,
     /// Runs and requests still going (the drain waits for zero).
     pub(crate) in_flight: Arc<InFlightCount>,
     pub(crate) run_options: RunOptions,

@@ -82,8 +82,9 @@ pub(crate) fn start(
     let max_runs = config.max_runs.max(1);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        // Runs of routes plus one per trigger (trigger runs are serial per
-        // trigger and never wait for a route's permit).
+        // Offloaded bodies and fleet takeovers (both under run permits; route
+        // runs have the run pool of their own) plus one per trigger (trigger
+        // runs are serial per trigger and never wait for a route's permit).
         .max_blocking_threads(max_runs + def.triggers.len() + 1)
         .thread_name("agentd-run")
         .build()
@@ -93,6 +94,11 @@ pub(crate) fn start(
     let store = {
         let _entered = runtime.enter();
         open_store(def, &config, workflow.def().info.workflow)?
+    };
+    // Inside the runtime: the pool's reply task is a reactor task.
+    let pool = {
+        let _entered = runtime.enter();
+        super::pool::RunPool::new(max_runs)
     };
     let input_schemas =
         super::input_schema::InputSchemas::compile(def).map_err(|e| ServeError::InputSchema {
@@ -106,6 +112,7 @@ pub(crate) fn start(
         store,
         input_schemas,
         runs: Arc::new(Semaphore::new(max_runs)),
+        pool,
         in_flight: Arc::default(),
         run_options: config.run.clone(),
         fleet_runs: config
