@@ -277,7 +277,8 @@ fn start(
     let def = workflow.def();
     let name = def.info.workflow;
     let argv = args.into_iter().map(Into::into);
-    let matches = match flags::parse(name, ABOUT, argv, |var| std::env::var_os(var)) {
+    let twins = flags::EnvTwins::read();
+    let matches = match flags::parse(name, ABOUT, argv, |var| twins.get(var)) {
         Ok(Parsed::Run(matches)) => matches,
         Ok(Parsed::Help(text)) => {
             emit(stdout, "the help text", format_args!("{text}"))?;

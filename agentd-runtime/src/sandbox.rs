@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::policy::Policy;
 use crate::workflow::WorkflowDef;
@@ -85,8 +85,8 @@ pub fn features() -> Vec<&'static str> {
 
 /// The parent directory of a file the runtime re-reads (rotation and
 /// reloads replace files by rename, and a Landlock rule follows the inode).
-fn parent_of(path: &Path) -> String {
-    let abs = plan::normalize(&cwd(), &path.to_string_lossy());
+fn parent_of(cwd: &str, path: &Path) -> String {
+    let abs = plan::normalize(cwd, &path.to_string_lossy());
     match abs.rsplit_once('/') {
         Some(("", _)) | None => "/".to_owned(),
         Some((dir, _)) => dir.to_owned(),
@@ -101,6 +101,9 @@ fn cwd() -> String {
 
 fn fixed_for(wf: &WorkflowDef, needs: &StartNeeds) -> Fixed {
     let features = features();
+    // Asked of the kernel once: every relative path below is joined to it.
+    let cwd = cwd();
+    let parent_of = |path: &Path| parent_of(&cwd, path);
     let mut fs = plan::constant_runtime_rules(&features);
     let constant_rules = fs.len();
     // `/proc/self` is a link to `/proc/<pid>`: the rule goes on the target.
@@ -113,7 +116,7 @@ fn fixed_for(wf: &WorkflowDef, needs: &StartNeeds) -> Fixed {
     }
     if let Some(dir) = &needs.state_dir {
         fs.push(FsRule::new(
-            plan::normalize(&cwd(), &dir.to_string_lossy()),
+            plan::normalize(&cwd, &dir.to_string_lossy()),
             Access::READ.with(Access::WRITE).with(Access::REMOVE),
             "--state-dir",
         ));
@@ -212,7 +215,7 @@ fn fixed_for(wf: &WorkflowDef, needs: &StartNeeds) -> Fixed {
     for t in wf.serve.triggers {
         if let crate::workflow::serve::TriggerDef::FsWatch { path, .. } = t {
             fs.push(FsRule::new(
-                plan::normalize(&cwd(), path),
+                plan::normalize(&cwd, path),
                 Access::READ,
                 "fs_watch trigger",
             ));
@@ -237,7 +240,7 @@ fn fixed_for(wf: &WorkflowDef, needs: &StartNeeds) -> Fixed {
     }
 
     Fixed {
-        cwd: cwd(),
+        cwd,
         features,
         mcp_commands: mcp_commands(wf),
         connect_urls,
@@ -422,9 +425,16 @@ pub fn apply(
     if mode == Mode::Enforce {
         return Err(EnforceError(problems.join("; ")));
     }
-    crate::obs::audit(
+    // Name/value pairs rather than a `json!` map: the same fields in the same
+    // (sorted) order, without building and draining a map at every start that
+    // reports this (docs/performance.md "Run once, issue 19 round 3").
+    crate::obs::audit_pairs(
+        crate::obs::audit_level("sandbox.failed"),
         "sandbox.failed",
-        json!({ "mode": mode.as_str(), "reason": problems.join("; ") }),
+        vec![
+            ("mode", Value::String(mode.as_str().to_owned())),
+            ("reason", Value::String(problems.join("; "))),
+        ],
     );
     Ok(())
 }

@@ -66,8 +66,15 @@ pub fn text_line(
     spans: &[SpanView],
 ) -> String {
     let mut line = String::with_capacity(128);
-    line.push_str(&timestamp(now));
-    let _ = write!(line, " {:>5} ", level_str(level));
+    push_timestamp(&mut line, now);
+    // `{:>5}`: the level right-aligned in five columns.
+    let level = level_str(level);
+    line.push(' ');
+    for _ in level.len()..5 {
+        line.push(' ');
+    }
+    line.push_str(level);
+    line.push(' ');
     for span in spans {
         line.push_str(span.name);
         if !span.fields.is_empty() {
@@ -112,7 +119,7 @@ fn push_text_fields(line: &mut String, fields: &[Field], skip_message: bool) {
         line.push('=');
         match value {
             // `Value`'s Display is compact JSON: strings quoted and escaped.
-            Val::Json(v) => line.push_str(&v.to_string()),
+            Val::Json(v) => push_json_value(line, v),
             Val::Raw(s) => push_escaped(line, s),
         }
     }
@@ -144,7 +151,7 @@ pub fn json_line(
 ) -> String {
     let mut line = String::with_capacity(160);
     line.push_str("{\"timestamp\":\"");
-    line.push_str(&timestamp(now));
+    push_timestamp(&mut line, now);
     line.push_str("\",\"level\":\"");
     line.push_str(level_str(level));
     line.push_str("\",\"fields\":");
@@ -172,7 +179,7 @@ pub fn json_line(
 pub fn audit_line(now: SystemTime, level: &Level, target: &str, fields: &[Field]) -> String {
     let mut line = String::with_capacity(160);
     line.push_str("{\"timestamp\":\"");
-    line.push_str(&timestamp(now));
+    push_timestamp(&mut line, now);
     line.push_str("\",\"level\":\"");
     line.push_str(level_str(level));
     line.push_str("\",\"target\":");
@@ -204,7 +211,7 @@ fn push_json_object(line: &mut String, fields: &[Field], name: Option<&str>) {
         push_json_str(line, key);
         line.push(':');
         match value {
-            Val::Json(v) => line.push_str(&v.to_string()),
+            Val::Json(v) => push_json_value(line, v),
             Val::Raw(s) => push_json_str(line, s),
         }
     }
@@ -218,9 +225,53 @@ fn push_json_object(line: &mut String, fields: &[Field], name: Option<&str>) {
     line.push('}');
 }
 
+/// `v` as compact JSON, as `Value`'s `Display` writes it; strings, booleans and
+/// null without going through `fmt` and a temporary `String`.
+fn push_json_value(line: &mut String, v: &Value) {
+    match v {
+        Value::String(s) => push_json_str(line, s),
+        Value::Bool(true) => line.push_str("true"),
+        Value::Bool(false) => line.push_str("false"),
+        Value::Null => line.push_str("null"),
+        Value::Number(n) => {
+            let _ = write!(line, "{n}");
+        }
+        other => line.push_str(&other.to_string()),
+    }
+}
+
+/// `s` as a JSON string, escaped exactly as serde_json escapes it (`\"`, `\\`,
+/// `\b \f \n \r \t`, other control characters below U+0020 as `\u00xx`; nothing
+/// else, not even U+007F or non-ASCII).
 fn push_json_str(line: &mut String, s: &str) {
-    // Serialising a `&str` cannot fail; the fallback keeps this panic-free.
-    line.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()));
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    line.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // `i` is at an ASCII byte, so a char boundary.
+        line.push_str(&s[start..i]);
+        start = i + 1;
+        if short.is_empty() {
+            line.push_str("\\u00");
+            line.push(char::from(HEX[usize::from(b >> 4)]));
+            line.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            line.push_str(short);
+        }
+    }
+    line.push_str(&s[start..]);
+    line.push('"');
 }
 
 /// A broken-down UTC time.
@@ -288,11 +339,42 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
 #[must_use]
 pub fn timestamp(t: SystemTime) -> String {
+    let mut text = String::with_capacity(27);
+    push_timestamp(&mut text, t);
+    text
+}
+
+/// [`timestamp`] appended to `line`, digit by digit (no `fmt` machinery: it
+/// runs for every log line).
+fn push_timestamp(line: &mut String, t: SystemTime) {
     let u = Utc::from(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        u.year, u.month, u.day, u.hour, u.minute, u.second, u.micros
-    )
+    match u32::try_from(u.year).ok().filter(|y| *y <= 9999) {
+        Some(year) => push_digits(line, year, 4),
+        None => {
+            let _ = write!(line, "{:04}", u.year);
+        }
+    }
+    for (sep, value, width) in [
+        ('-', u.month, 2),
+        ('-', u.day, 2),
+        ('T', u.hour, 2),
+        (':', u.minute, 2),
+        (':', u.second, 2),
+        ('.', u.micros, 6),
+    ] {
+        line.push(sep);
+        push_digits(line, value, width);
+    }
+    line.push('Z');
+}
+
+/// The last `width` decimal digits of `value`, zero-padded.
+fn push_digits(line: &mut String, value: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = value / 10u32.pow(place) % 10;
+        // `digit` < 10.
+        line.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+    }
 }
 
 #[cfg(test)]
@@ -310,6 +392,40 @@ mod tests {
             .iter()
             .map(|(k, v)| (Cow::Borrowed(*k), v.clone()))
             .collect()
+    }
+
+    #[test]
+    fn json_strings_and_values_are_written_as_serde_json_writes_them() {
+        let mut every: String = (0u32..0x80).filter_map(char::from_u32).collect();
+        every.push_str("é€😀\u{2028}\u{85}");
+        for s in [every.as_str(), "", "plain", "a\"b\\c", "\u{1}x\u{1f}"] {
+            let mut line = String::new();
+            push_json_str(&mut line, s);
+            assert_eq!(Some(line), serde_json::to_string(s).ok(), "{s:?}");
+        }
+        for v in [
+            json!("x\ny"),
+            json!(true),
+            json!(false),
+            json!(null),
+            json!(0),
+            json!(-17),
+            json!(u64::MAX),
+            json!(1.5),
+            json!(1e300),
+            json!(0.1),
+            json!([1, "a", {"k": null}]),
+            json!({"b": [true], "a": "\t"}),
+        ] {
+            let mut line = String::new();
+            push_json_value(&mut line, &v);
+            assert_eq!(line, v.to_string());
+        }
+        // A year past 9999 takes the `{:04}` path: five digits.
+        assert_eq!(
+            timestamp(at(253_402_300_800, 0)),
+            "10000-01-01T00:00:00.000000Z"
+        );
     }
 
     #[test]
