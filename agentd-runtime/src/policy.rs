@@ -470,21 +470,23 @@ fn resolve_pattern(cwd: &str, pattern: &str, resolve: &dyn Fn(&str) -> String) -
 /// The result is absolute, has no trailing `/` (except the root itself).
 #[must_use]
 pub fn normalize(cwd: &str, path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
     let joined_cwd = if path.starts_with('/') { "" } else { cwd };
+    // `out` is the stack of kept components, each as `/name`: `..` pops the
+    // last one by cutting at its slash (every fs check runs this, so no
+    // separate list of parts).
+    let mut out = String::with_capacity(path.len() + joined_cwd.len() + 1);
     for comp in joined_cwd.split('/').chain(path.split('/')) {
         match comp {
             "" | "." => {}
             ".." => {
-                parts.pop();
+                let cut = out.rfind('/').unwrap_or(0);
+                out.truncate(cut);
             }
-            other => parts.push(other),
+            other => {
+                out.push('/');
+                out.push_str(other);
+            }
         }
-    }
-    let mut out = String::with_capacity(path.len() + joined_cwd.len() + 1);
-    for part in &parts {
-        out.push('/');
-        out.push_str(part);
     }
     if out.is_empty() {
         out.push('/');
@@ -706,6 +708,44 @@ mod tests {
 
     #[test]
     fn normalize_handles_roots_and_excess_parents() {
+        // The list-of-parts formulation it replaced, as the reference.
+        fn by_parts(cwd: &str, path: &str) -> String {
+            let base = if path.starts_with('/') { "" } else { cwd };
+            let mut parts: Vec<&str> = Vec::new();
+            for comp in base.split('/').chain(path.split('/')) {
+                match comp {
+                    "" | "." => {}
+                    ".." => {
+                        parts.pop();
+                    }
+                    other => parts.push(other),
+                }
+            }
+            if parts.is_empty() {
+                return "/".to_owned();
+            }
+            parts.iter().map(|p| format!("/{p}")).collect()
+        }
+        for cwd in ["/", "/cwd", "/a/b/", "/a/./b/../c"] {
+            for path in [
+                "",
+                ".",
+                "..",
+                "/",
+                "//",
+                "x",
+                "./x/./y",
+                "a/../b",
+                "a/b/../../..",
+                "/a/b/../../../c",
+                "../..x/.../y",
+                "a//b///c/",
+                "/..",
+                "é/ü/..",
+            ] {
+                assert_eq!(normalize(cwd, path), by_parts(cwd, path), "{cwd} {path}");
+            }
+        }
         assert_eq!(normalize("/cwd", "/../../x"), "/x");
         assert_eq!(normalize("/cwd", "/"), "/");
         assert_eq!(normalize("/cwd", "a/b/"), "/cwd/a/b");

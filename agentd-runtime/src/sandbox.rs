@@ -429,7 +429,7 @@ pub fn apply(
     // (sorted) order, without building and draining a map at every start that
     // reports this (docs/performance.md "Run once, issue 19 round 3").
     crate::obs::audit_pairs(
-        crate::obs::audit_level("sandbox.failed"),
+        FAILED_LEVEL,
         "sandbox.failed",
         vec![
             ("mode", Value::String(mode.as_str().to_owned())),
@@ -471,8 +471,13 @@ fn apply_plan(plan: &Plan) -> Vec<String> {
 /// Whether a sink takes `sandbox.applied` (info): its fields are built only
 /// then, since every run-once start pays for them otherwise.
 fn applied_wanted() -> bool {
-    crate::obs::audit_enabled(crate::obs::audit_level("sandbox.applied"))
+    crate::obs::audit_enabled(APPLIED_LEVEL)
 }
+
+/// `audit_level("sandbox.applied")` and `audit_level("sandbox.failed")`,
+/// written out: every start asks (a test checks they agree).
+const APPLIED_LEVEL: tracing_core::Level = tracing_core::Level::INFO;
+const FAILED_LEVEL: tracing_core::Level = tracing_core::Level::WARN;
 
 #[cfg(not(all(feature = "sandbox", target_os = "linux")))]
 fn apply_plan(_plan: &Plan) -> Vec<String> {
@@ -520,4 +525,14 @@ pub fn render(plan: &Plan, mode: Mode) -> String {
         if compiled { "yes" } else { "no" },
     ));
     out
+}
+
+#[cfg(test)]
+mod level_tests {
+    #[test]
+    fn the_written_out_levels_are_the_ones_audit_level_gives() {
+        let level = crate::obs::audit_level;
+        assert_eq!(super::APPLIED_LEVEL, level("sandbox.applied"));
+        assert_eq!(super::FAILED_LEVEL, level("sandbox.failed"));
+    }
 }
