@@ -509,7 +509,7 @@ fn print_report(
 ) -> Result<u8, StartError> {
     match report.outcome {
         Ok(outcome) => {
-            let text = pretty(&outcome);
+            let text = outcome.to_pretty_json();
             emit(stdout, "the outcome", format_args!("{text}\n"))?;
             Ok(exit_code(&outcome))
         }
