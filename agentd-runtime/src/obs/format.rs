@@ -246,8 +246,18 @@ pub(crate) fn push_json_value(line: &mut String, v: &Value) {
 pub(crate) fn push_json_str(line: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     line.push('"');
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight bytes at a time while none of them needs escaping.
+        if let Some(word) = bytes.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+            if !needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let short = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -257,11 +267,15 @@ pub(crate) fn push_json_str(line: &mut String, s: &str) {
             0x08 => "\\b",
             0x0c => "\\f",
             0x00..=0x1f => "",
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         // `i` is at an ASCII byte, so a char boundary.
         line.push_str(&s[start..i]);
-        start = i + 1;
+        i += 1;
+        start = i;
         if short.is_empty() {
             line.push_str("\\u00");
             line.push(char::from(HEX[usize::from(b >> 4)]));
@@ -272,6 +286,21 @@ pub(crate) fn push_json_str(line: &mut String, s: &str) {
     }
     line.push_str(&s[start..]);
     line.push('"');
+}
+
+/// Whether any of the eight bytes of `word` is below U+0020, `"` or `\\`
+/// (the bit tricks of "Bit Twiddling Hacks": a byte below `n` sets its high
+/// bit in `(w - n·0x01…) & !w & 0x80…`; a zero byte is one below 1).
+const fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const fn below(w: u64, n: u8) -> u64 {
+        w.wrapping_sub(ONES * n as u64) & !w & HIGH
+    }
+    let control = below(word, 0x20);
+    let quote = below(word ^ (ONES * b'"' as u64), 1);
+    let backslash = below(word ^ (ONES * b'\\' as u64), 1);
+    control | quote | backslash != 0
 }
 
 /// A broken-down UTC time.
@@ -395,10 +424,40 @@ mod tests {
     }
 
     #[test]
+    fn the_word_test_flags_exactly_the_words_with_a_byte_to_escape() {
+        let escapes = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+        // Every byte value in every position, among bytes that need nothing.
+        for fill in [b'a', b'~', 0x7f, 0x80, 0xff, b' '] {
+            for pos in 0..8 {
+                for b in 0..=255u8 {
+                    let mut word = [fill; 8];
+                    word[pos] = b;
+                    assert_eq!(
+                        needs_escape(u64::from_le_bytes(word)),
+                        escapes(b),
+                        "{fill} {pos} {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn json_strings_and_values_are_written_as_serde_json_writes_them() {
         let mut every: String = (0u32..0x80).filter_map(char::from_u32).collect();
         every.push_str("é€😀\u{2028}\u{85}");
-        for s in [every.as_str(), "", "plain", "a\"b\\c", "\u{1}x\u{1f}"] {
+        let long = format!("{every}{every}0123456789abcdef\"tail\\");
+        for s in [
+            every.as_str(),
+            long.as_str(),
+            "",
+            "plain",
+            "exactly8",
+            "sixteen bytes ok",
+            "a\"b\\c",
+            "\u{1}x\u{1f}",
+            "landlock not enforced (kernel without Landlock); seccomp: Function not implemented",
+        ] {
             let mut line = String::new();
             push_json_str(&mut line, s);
             assert_eq!(Some(line), serde_json::to_string(s).ok(), "{s:?}");
