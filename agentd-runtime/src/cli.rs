@@ -509,8 +509,15 @@ fn print_report(
 ) -> Result<u8, StartError> {
     match report.outcome {
         Ok(outcome) => {
-            let text = outcome.to_pretty_json();
-            emit(stdout, "the outcome", format_args!("{text}\n"))?;
+            let mut text = outcome.to_pretty_json();
+            text.push('\n');
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+                .map_err(|source| StartError::Output {
+                    what: "the outcome",
+                    source,
+                })?;
             Ok(exit_code(&outcome))
         }
         Err(err) => {

@@ -95,15 +95,17 @@ impl Outcome {
                 last_node,
                 http_response,
             } => {
-                let mut fields = vec![
+                let (len, reply) = match http_response {
+                    Some(reply) => (4, Piece::Reply(reply)),
+                    None => (3, Piece::OptStr(None)),
+                };
+                let fields = [
                     ("status", status),
                     ("final_value", Piece::Value(final_value)),
                     ("last_node", Piece::OptStr(*last_node)),
+                    ("http_response", reply),
                 ];
-                if let Some(reply) = http_response {
-                    fields.push(("http_response", Piece::Reply(reply)));
-                }
-                pretty_fields(&mut out, &fields, 0);
+                pretty_fields(&mut out, &fields[..len], 0);
             }
             Self::Failed { reason, last_node } => pretty_fields(
                 &mut out,
@@ -131,15 +133,17 @@ impl Outcome {
                 last_node,
                 reason,
             } => {
-                let mut fields = vec![
+                let (len, reason) = match reason {
+                    Some(reason) => (4, Piece::Str(reason)),
+                    None => (3, Piece::OptStr(None)),
+                };
+                let fields = [
                     ("status", status),
                     ("run_id", Piece::Str(run_id)),
                     ("last_node", Piece::OptStr(*last_node)),
+                    ("reason", reason),
                 ];
-                if let Some(reason) = reason {
-                    fields.push(("reason", Piece::Str(reason)));
-                }
-                pretty_fields(&mut out, &fields, 0);
+                pretty_fields(&mut out, &fields[..len], 0);
             }
         }
         out

@@ -411,9 +411,12 @@ fn fs_pattern_matches(cwd: &str, pattern: &str, candidate: &str) -> bool {
     {
         let prefix = if prefix.is_empty() {
             // `/**` is "everything under the root".
-            String::new()
+            Cow::Borrowed("")
+        } else if is_normal_absolute(prefix) {
+            // What `normalize` would return: no copy.
+            Cow::Borrowed(prefix)
         } else {
-            normalize(cwd, prefix)
+            Cow::Owned(normalize(cwd, prefix))
         };
         let prefix = prefix.trim_end_matches('/');
         return candidate == prefix
@@ -494,11 +497,21 @@ pub fn normalize(cwd: &str, path: &str) -> String {
     out
 }
 
+/// Whether `path` is what [`normalize`] makes of it: absolute, and no empty,
+/// `.` or `..` component (so no `//` and no trailing `/`, `/` itself aside).
+fn is_normal_absolute(path: &str) -> bool {
+    path == "/"
+        || path
+            .strip_prefix('/')
+            .is_some_and(|rest| rest.split('/').all(|comp| !matches!(comp, "" | "." | "..")))
+}
+
 /// The working directory as UTF-8, or `None` (which makes fs checks deny).
 fn current_dir() -> Option<String> {
+    // The buffer std read it into, kept: no second copy.
     std::env::current_dir()
         .ok()
-        .and_then(|p| p.to_str().map(str::to_owned))
+        .and_then(|p| p.into_os_string().into_string().ok())
 }
 
 #[cfg(test)]
@@ -704,6 +717,17 @@ mod tests {
         assert!(!allowed(&p.check_fs(FsOp::List, "/docs/a")));
         assert!(allowed(&p.check_fs(FsOp::List, "/public/a")));
         assert!(!allowed(&p.check_fs(FsOp::Delete, "/docs/a")));
+    }
+
+    #[test]
+    fn a_path_left_as_is_is_exactly_one_normalize_returns_unchanged() {
+        for p in [
+            "/", "/a", "/a/b", "/a/b/", "//a", "/a//b", "/./a", "/a/.", "/a/..", "/..", "/a/.b",
+            "/a/..b", "/a/b.", "a", "", ".", "a/b", "/é/ü",
+        ] {
+            let unchanged = p.starts_with('/') && normalize("/cwd", p) == p;
+            assert_eq!(is_normal_absolute(p), unchanged, "{p}");
+        }
     }
 
     #[test]

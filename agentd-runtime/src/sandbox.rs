@@ -108,11 +108,11 @@ fn fixed_for(wf: &WorkflowDef, needs: &StartNeeds) -> Fixed {
     let constant_rules = fs.len();
     // `/proc/self` is a link to `/proc/<pid>`: the rule goes on the target.
     if let Ok(me) = std::fs::read_link("/proc/self") {
-        fs.push(FsRule::new(
-            format!("/proc/{}", me.display()),
-            Access::READ,
-            "runtime (/proc/self)",
-        ));
+        let me = me.to_string_lossy();
+        let mut path = String::with_capacity(6 + me.len());
+        path.push_str("/proc/");
+        path.push_str(&me);
+        fs.push(FsRule::new(path, Access::READ, "runtime (/proc/self)"));
     }
     if let Some(dir) = &needs.state_dir {
         fs.push(FsRule::new(
@@ -178,13 +178,12 @@ fn fixed_for(wf: &WorkflowDef, needs: &StartNeeds) -> Fixed {
             crate::secrets::SecretSource::Env { .. } => {}
         }
     }
-    for var in ["AGENTD_HTTP_CA_FILE", "SSL_CERT_FILE"] {
+    for (var, why) in [
+        ("AGENTD_HTTP_CA_FILE", "AGENTD_HTTP_CA_FILE (CA bundle)"),
+        ("SSL_CERT_FILE", "SSL_CERT_FILE (CA bundle)"),
+    ] {
         if let Some(file) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            fs.push(FsRule::new(
-                parent_of(Path::new(&file)),
-                Access::READ,
-                format!("{var} (CA bundle)"),
-            ));
+            fs.push(FsRule::new(parent_of(Path::new(&file)), Access::READ, why));
         }
     }
     #[cfg(feature = "tls")]
@@ -332,7 +331,7 @@ fn resolve_existing(plan: &mut Plan) {
     let mut out = Vec::with_capacity(rules.len());
     let mut moved = false;
     for mut r in rules {
-        if Path::new(&r.path).exists() {
+        if Path::new(&*r.path).exists() {
             out.push(r);
             continue;
         }
@@ -340,7 +339,7 @@ fn resolve_existing(plan: &mut Plan) {
             continue;
         }
         moved = true;
-        let mut dir = Path::new(&r.path);
+        let mut dir = Path::new(&*r.path);
         while let Some(parent) = dir.parent() {
             dir = parent;
             if dir.exists() {
@@ -350,8 +349,9 @@ fn resolve_existing(plan: &mut Plan) {
         r.why = format!(
             "{} (`{}` absent at start: nearest existing ancestor)",
             r.why, r.path
-        );
-        r.path = dir.to_string_lossy().into_owned();
+        )
+        .into();
+        r.path = dir.to_string_lossy().into_owned().into();
         out.push(r);
     }
     // The plan's rules are sorted and one per path; only a rule moved to
@@ -367,8 +367,9 @@ fn resolve_existing(plan: &mut Plan) {
         match merged.last_mut() {
             Some(last) if last.path == r.path => {
                 last.access = last.access.with(r.access);
-                last.why.push_str("; ");
-                last.why.push_str(&r.why);
+                let why = last.why.to_mut();
+                why.push_str("; ");
+                why.push_str(&r.why);
             }
             _ => merged.push(r),
         }

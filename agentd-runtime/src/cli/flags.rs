@@ -624,10 +624,13 @@ pub(crate) fn parse(
     // Env twins fill what the command line left unset; an env value that
     // is not UTF-8 counts as unset.
     for flag in FLAGS {
+        let Some(twin) = flag.env else {
+            continue;
+        };
         if on_cli.contains(&flag.id) {
             continue;
         }
-        if let Some(value) = flag.env.and_then(&env).and_then(|v| v.into_string().ok()) {
+        if let Some(value) = env(twin).and_then(|v| v.into_string().ok()) {
             matches.given.push((
                 flag.id,
                 Given {
@@ -681,11 +684,18 @@ impl EnvTwins {
                 break;
             }
             // SAFETY: every element of `environ` is a NUL-terminated string
-            // that outlives this function (see above).
-            let bytes = unsafe { std::ffi::CStr::from_ptr(ptr) }.to_bytes();
-            twins.offer(bytes, |value| {
-                std::ffi::OsStr::from_bytes(value).to_os_string()
-            });
+            // that outlives this function (see above), so it has at least
+            // one byte: its first character or its NUL.
+            let first = unsafe { *ptr.cast::<u8>() };
+            // Most of the environment is turned away on its first byte,
+            // without measuring the entry.
+            if Some(&first) == TWIN_PREFIX.first() {
+                // SAFETY: as above.
+                let bytes = unsafe { std::ffi::CStr::from_ptr(ptr) }.to_bytes();
+                twins.offer(bytes, |value| {
+                    std::ffi::OsStr::from_bytes(value).to_os_string()
+                });
+            }
             // SAFETY: `ptr` was not the terminating NULL, so the next element
             // is still inside the array.
             entry = unsafe { entry.add(1) };

@@ -251,13 +251,24 @@ pub(crate) fn push_json_str(line: &mut String, s: &str) {
     let mut i = 0;
     while i < bytes.len() {
         // Eight bytes at a time while none of them needs escaping.
-        if let Some(word) = bytes
+        match bytes
             .get(i..i + 8)
             .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            && !needs_escape(u64::from_le_bytes(word))
         {
-            i += 8;
-            continue;
+            Some(word) if !needs_escape(u64::from_le_bytes(word)) => {
+                i += 8;
+                continue;
+            }
+            Some(_) => {}
+            // Fewer than eight left: one test of them padded with spaces.
+            None => {
+                let rest = &bytes[i..];
+                let mut word = [b' '; 8];
+                word[..rest.len()].copy_from_slice(rest);
+                if !needs_escape(u64::from_le_bytes(word)) {
+                    break;
+                }
+            }
         }
         let b = bytes[i];
         let short = match b {
@@ -401,11 +412,15 @@ fn push_timestamp(line: &mut String, t: SystemTime) {
 
 /// The last `width` decimal digits of `value`, zero-padded.
 fn push_digits(line: &mut String, value: u32, width: u32) {
-    for place in (0..width).rev() {
-        let digit = value / 10u32.pow(place) % 10;
-        // `digit` < 10.
-        line.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+    let mut digits = [b'0'; 10];
+    let width = usize::try_from(width).unwrap_or(10).min(10);
+    let mut rest = value;
+    for slot in digits[..width].iter_mut().rev() {
+        // `rest % 10` < 10.
+        *slot = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+        rest /= 10;
     }
+    line.push_str(std::str::from_utf8(&digits[..width]).unwrap_or_default());
 }
 
 #[cfg(test)]
