@@ -473,6 +473,11 @@ fn resolve_pattern(cwd: &str, pattern: &str, resolve: &dyn Fn(&str) -> String) -
 /// The result is absolute, has no trailing `/` (except the root itself).
 #[must_use]
 pub fn normalize(cwd: &str, path: &str) -> String {
+    // Most paths are already absolute and normal: a copy, without taking
+    // them apart.
+    if is_normal_absolute(path) {
+        return path.to_owned();
+    }
     let joined_cwd = if path.starts_with('/') { "" } else { cwd };
     // `out` is the stack of kept components, each as `/name`: `..` pops the
     // last one by cutting at its slash (every fs check runs this, so no
@@ -762,6 +767,8 @@ mod tests {
                 "a/../b",
                 "a/b/../../..",
                 "/a/b/../../../c",
+                "/a/b",
+                "/é/ü",
                 "../..x/.../y",
                 "a//b///c/",
                 "/..",

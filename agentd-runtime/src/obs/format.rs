@@ -390,37 +390,38 @@ pub fn timestamp(t: SystemTime) -> String {
 /// runs for every log line).
 fn push_timestamp(line: &mut String, t: SystemTime) {
     let u = Utc::from(t);
-    match u32::try_from(u.year).ok().filter(|y| *y <= 9999) {
-        Some(year) => push_digits(line, year, 4),
-        None => {
-            let _ = write!(line, "{:04}", u.year);
-        }
-    }
-    for (sep, value, width) in [
-        ('-', u.month, 2),
-        ('-', u.day, 2),
-        ('T', u.hour, 2),
-        (':', u.minute, 2),
-        (':', u.second, 2),
-        ('.', u.micros, 6),
+    let Some(year) = u32::try_from(u.year).ok().filter(|y| *y <= 9999) else {
+        let _ = write!(
+            line,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            u.year, u.month, u.day, u.hour, u.minute, u.second, u.micros
+        );
+        return;
+    };
+    // Every field has a fixed place: fill them in, then one append.
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    for (range, value) in [
+        (0..4, year),
+        (5..7, u.month),
+        (8..10, u.day),
+        (11..13, u.hour),
+        (14..16, u.minute),
+        (17..19, u.second),
+        (20..26, u.micros),
     ] {
-        line.push(sep);
-        push_digits(line, value, width);
+        put_digits(&mut text[range], value);
     }
-    line.push('Z');
+    line.push_str(std::str::from_utf8(&text).unwrap_or_default());
 }
 
-/// The last `width` decimal digits of `value`, zero-padded.
-fn push_digits(line: &mut String, value: u32, width: u32) {
-    let mut digits = [b'0'; 10];
-    let width = usize::try_from(width).unwrap_or(10).min(10);
+/// The last `slot.len()` decimal digits of `value` into `slot`, zero-padded.
+fn put_digits(slot: &mut [u8], value: u32) {
     let mut rest = value;
-    for slot in digits[..width].iter_mut().rev() {
+    for byte in slot.iter_mut().rev() {
         // `rest % 10` < 10.
-        *slot = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+        *byte = b'0' + u8::try_from(rest % 10).unwrap_or(0);
         rest /= 10;
     }
-    line.push_str(std::str::from_utf8(&digits[..width]).unwrap_or_default());
 }
 
 #[cfg(test)]

@@ -611,6 +611,15 @@ pub fn literal_prefix(cwd: &str, pattern: &str) -> String {
 /// drop `.` and empty components, `..` pops (never above `/`).
 #[must_use]
 pub fn normalize(cwd: &str, path: &str) -> String {
+    // Most paths are already absolute and normal: a copy, without taking
+    // them apart.
+    if path.starts_with('/')
+        && path[1..]
+            .split('/')
+            .all(|comp| !matches!(comp, "" | "." | ".."))
+    {
+        return path.to_owned();
+    }
     let base = if path.starts_with('/') { "" } else { cwd };
     // `out` is the stack of kept components, each as `/name`: `..` pops the
     // last one by cutting at its slash.

@@ -177,6 +177,8 @@ fn normalize_keeps_the_meaning_of_the_list_of_parts_it_replaced() {
             "a/../b",
             "a/b/../../..",
             "/a/b/../../../c",
+            "/a/b",
+            "/é/ü",
             "../..x/.../y",
             "a//b///c/",
             "/..",
