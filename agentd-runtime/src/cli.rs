@@ -277,7 +277,8 @@ fn start(
     let def = workflow.def();
     let name = def.info.workflow;
     let argv = args.into_iter().map(Into::into);
-    let matches = match flags::parse(name, ABOUT, argv, |var| std::env::var_os(var)) {
+    let twins = flags::EnvTwins::read();
+    let matches = match flags::parse(name, ABOUT, argv, |var| twins.get(var)) {
         Ok(Parsed::Run(matches)) => matches,
         Ok(Parsed::Help(text)) => {
             emit(stdout, "the help text", format_args!("{text}"))?;
@@ -508,8 +509,15 @@ fn print_report(
 ) -> Result<u8, StartError> {
     match report.outcome {
         Ok(outcome) => {
-            let text = pretty(&outcome);
-            emit(stdout, "the outcome", format_args!("{text}\n"))?;
+            let mut text = outcome.to_pretty_json();
+            text.push('\n');
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+                .map_err(|source| StartError::Output {
+                    what: "the outcome",
+                    source,
+                })?;
             Ok(exit_code(&outcome))
         }
         Err(err) => {

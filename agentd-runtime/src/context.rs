@@ -514,8 +514,14 @@ impl Cx<'_> {
 /// appended as written. `None` when it leads where its normalised text
 /// says, or when nothing of it can be resolved.
 fn real_location(path: &str) -> Option<String> {
-    let cwd = std::env::current_dir().ok()?;
-    let lexical = crate::policy::normalize(cwd.to_str()?, path);
+    // An absolute path does not depend on the working directory: no need to
+    // ask the kernel for it.
+    let lexical = if path.starts_with('/') {
+        crate::policy::normalize("/", path)
+    } else {
+        let cwd = std::env::current_dir().ok()?;
+        crate::policy::normalize(cwd.to_str()?, path)
+    };
     let mut existing = std::path::Path::new(&lexical);
     let mut rest = Vec::new();
     let real = loop {

@@ -76,8 +76,10 @@ pub fn pretty_json<T: serde::Serialize + ?Sized>(
     value: &T,
     limit: u64,
 ) -> Result<Option<Vec<u8>>, serde_json::Error> {
+    // Room for a typical outcome up front: serde_json writes it in many small
+    // pieces, and growing the buffer from empty costs a reallocation every few.
     let mut out = Capped {
-        bytes: Vec::new(),
+        bytes: Vec::with_capacity(usize::try_from(limit.min(1024)).unwrap_or(1024)),
         limit,
         over: false,
     };
@@ -104,6 +106,11 @@ impl std::io::Write for Capped {
         }
         self.bytes.extend_from_slice(buf);
         Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        // One call per piece instead of `write`'s loop: every write is whole.
+        self.write(buf).map(|_| ())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

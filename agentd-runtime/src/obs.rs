@@ -93,21 +93,33 @@ pub fn audit_at(level: Level, event: &'static str, fields: Value) {
 /// The runtime's own events use it: a list of pairs is less code than a
 /// `json!` map at every call site.
 pub(crate) fn audit_pairs(level: Level, event: &'static str, pairs: Vec<(&'static str, Value)>) {
-    let record = pairs
-        .into_iter()
-        .map(|(k, v)| (Cow::Borrowed(k), format::Val::Json(v)))
-        .collect();
-    emit_audit(level, event, record);
+    // `event` first, then the pairs: built in place rather than inserted at
+    // the front afterwards.
+    let mut record = Vec::with_capacity(pairs.len() + 1);
+    record.push(event_field(event));
+    record.extend(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Cow::Borrowed(k), format::Val::Json(v))),
+    );
+    emit_record(level, event, record);
+}
+
+/// The `event` field every audit record starts with.
+fn event_field(event: &'static str) -> format::Field {
+    (
+        Cow::Borrowed("event"),
+        format::Val::Json(Value::String(event.to_owned())),
+    )
 }
 
 fn emit_audit(level: Level, event: &'static str, mut record: format::Fields) {
-    record.insert(
-        0,
-        (
-            Cow::Borrowed("event"),
-            format::Val::Json(Value::String(event.to_owned())),
-        ),
-    );
+    record.insert(0, event_field(event));
+    emit_record(level, event, record);
+}
+
+/// `record` (its `event` field first) to the audit sinks.
+fn emit_record(level: Level, event: &'static str, record: format::Fields) {
     if let Some(logger) = subscriber::active() {
         logger.emit(&level, AUDIT_TARGET, record, subscriber::stack_top());
         return;

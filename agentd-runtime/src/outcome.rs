@@ -78,6 +78,158 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// The outcome as `serde_json::to_string_pretty` writes it (two-space
+    /// indent, `": "`, `[]`/`{}` when empty), byte for byte, written straight
+    /// into one string: the run-once binary prints it at every exit, and the
+    /// generic serializer through a `Write` costs several times as much
+    /// (docs/performance.md "Run once, issue 19 round 3"). A test compares the
+    /// two on every variant.
+    #[must_use]
+    pub fn to_pretty_json(&self) -> String {
+        let mut out = String::with_capacity(256);
+        let status = Piece::Str(self.status());
+        match self {
+            Self::Completed {
+                final_value,
+                last_node,
+                http_response,
+            } => {
+                let (len, reply) = match http_response {
+                    Some(reply) => (4, Piece::Reply(reply)),
+                    None => (3, Piece::OptStr(None)),
+                };
+                let fields = [
+                    ("status", status),
+                    ("final_value", Piece::Value(final_value)),
+                    ("last_node", Piece::OptStr(*last_node)),
+                    ("http_response", reply),
+                ];
+                pretty_fields(&mut out, &fields[..len], 0);
+            }
+            Self::Failed { reason, last_node } => pretty_fields(
+                &mut out,
+                &[
+                    ("status", status),
+                    ("reason", Piece::Str(reason)),
+                    ("last_node", Piece::OptStr(*last_node)),
+                ],
+                0,
+            ),
+            Self::TimedOut {
+                elapsed_ms,
+                last_node,
+            } => pretty_fields(
+                &mut out,
+                &[
+                    ("status", status),
+                    ("elapsed_ms", Piece::U64(*elapsed_ms)),
+                    ("last_node", Piece::OptStr(*last_node)),
+                ],
+                0,
+            ),
+            Self::Paused {
+                run_id,
+                last_node,
+                reason,
+            } => {
+                let (len, reason) = match reason {
+                    Some(reason) => (4, Piece::Str(reason)),
+                    None => (3, Piece::OptStr(None)),
+                };
+                let fields = [
+                    ("status", status),
+                    ("run_id", Piece::Str(run_id)),
+                    ("last_node", Piece::OptStr(*last_node)),
+                    ("reason", reason),
+                ];
+                pretty_fields(&mut out, &fields[..len], 0);
+            }
+        }
+        out
+    }
+}
+
+/// One field of a pretty-printed struct.
+enum Piece<'a> {
+    Str(&'a str),
+    OptStr(Option<&'a str>),
+    U64(u64),
+    Value(&'a Value),
+    Reply(&'a HttpResponse),
+}
+
+fn indent(out: &mut String, depth: usize) {
+    for _ in 0..depth {
+        out.push_str("  ");
+    }
+}
+
+/// A non-empty object of `fields` at `depth`, as serde_json's pretty
+/// formatter lays out a struct.
+fn pretty_fields(out: &mut String, fields: &[(&str, Piece<'_>)], depth: usize) {
+    out.push('{');
+    for (i, (key, piece)) in fields.iter().enumerate() {
+        out.push_str(if i == 0 { "\n" } else { ",\n" });
+        indent(out, depth + 1);
+        crate::obs::format::push_json_str(out, key);
+        out.push_str(": ");
+        match piece {
+            Piece::Str(s) | Piece::OptStr(Some(s)) => crate::obs::format::push_json_str(out, s),
+            Piece::OptStr(None) => out.push_str("null"),
+            Piece::U64(n) => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "{n}");
+            }
+            Piece::Value(v) => pretty_value(out, v, depth + 1),
+            Piece::Reply(reply) => pretty_fields(
+                out,
+                &[
+                    ("status", Piece::U64(u64::from(reply.status))),
+                    ("content_type", Piece::Str(reply.content_type)),
+                    ("body", Piece::Str(&reply.body)),
+                ],
+                depth + 1,
+            ),
+        }
+    }
+    out.push('\n');
+    indent(out, depth);
+    out.push('}');
+}
+
+/// `v` at `depth`, as serde_json's pretty formatter writes it.
+fn pretty_value(out: &mut String, v: &Value, depth: usize) {
+    match v {
+        Value::Array(items) if !items.is_empty() => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                out.push_str(if i == 0 { "\n" } else { ",\n" });
+                indent(out, depth + 1);
+                pretty_value(out, item, depth + 1);
+            }
+            out.push('\n');
+            indent(out, depth);
+            out.push(']');
+        }
+        Value::Object(map) if !map.is_empty() => {
+            out.push('{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                out.push_str(if i == 0 { "\n" } else { ",\n" });
+                indent(out, depth + 1);
+                crate::obs::format::push_json_str(out, key);
+                out.push_str(": ");
+                pretty_value(out, item, depth + 1);
+            }
+            out.push('\n');
+            indent(out, depth);
+            out.push('}');
+        }
+        // Scalars, `[]` and `{}` print as in compact JSON.
+        other => crate::obs::format::push_json_value(out, other),
+    }
+}
+
 /// The reply a `respond` node declared.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HttpResponse {
@@ -242,6 +394,73 @@ mod tests {
             text(&paused_with_reason),
             r#"{"status":"paused","run_id":"exec-1","last_node":"p","reason":"ok?"}"#
         );
+    }
+
+    #[test]
+    fn the_pretty_outcome_is_serde_jsons_pretty_text_byte_for_byte() {
+        let value = json!({
+            "s": "a\"b\\c\n\u{1}é😀",
+            "n": [0, -1, 1.5, 1e300, 0.1, u64::MAX, i64::MIN],
+            "empty_a": [],
+            "empty_o": {},
+            "nested": [[], {}, [{"k": [null, true, false]}], {"x": {"y": []}}],
+            "": null,
+        });
+        let reply = HttpResponse {
+            status: 201,
+            content_type: "application/json",
+            body: "{\"a\":\n1}".into(),
+        };
+        let outcomes = [
+            Outcome::Completed {
+                final_value: value.clone(),
+                last_node: Some("save"),
+                http_response: None,
+            },
+            Outcome::Completed {
+                final_value: json!([]),
+                last_node: None,
+                http_response: Some(reply),
+            },
+            Outcome::Completed {
+                final_value: json!("plain"),
+                last_node: Some("n"),
+                http_response: None,
+            },
+            Outcome::Completed {
+                final_value: json!({}),
+                last_node: Some("n"),
+                http_response: None,
+            },
+            Outcome::Completed {
+                final_value: json!([value]),
+                last_node: Some("n"),
+                http_response: None,
+            },
+            Outcome::Failed {
+                reason: "no\tway \"x\"".into(),
+                last_node: Some("f"),
+            },
+            Outcome::TimedOut {
+                elapsed_ms: 12_345,
+                last_node: None,
+            },
+            Outcome::Paused {
+                run_id: "exec-1".into(),
+                last_node: Some("p"),
+                reason: None,
+            },
+            Outcome::Paused {
+                run_id: "exec-2".into(),
+                last_node: None,
+                reason: Some("ok?"),
+            },
+        ];
+        for o in &outcomes {
+            let expected = serde_json::to_string_pretty(o).unwrap_or_default();
+            assert!(!expected.is_empty());
+            assert_eq!(o.to_pretty_json(), expected);
+        }
     }
 
     #[test]

@@ -411,9 +411,12 @@ fn fs_pattern_matches(cwd: &str, pattern: &str, candidate: &str) -> bool {
     {
         let prefix = if prefix.is_empty() {
             // `/**` is "everything under the root".
-            String::new()
+            Cow::Borrowed("")
+        } else if is_normal_absolute(prefix) {
+            // What `normalize` would return: no copy.
+            Cow::Borrowed(prefix)
         } else {
-            normalize(cwd, prefix)
+            Cow::Owned(normalize(cwd, prefix))
         };
         let prefix = prefix.trim_end_matches('/');
         return candidate == prefix
@@ -470,21 +473,28 @@ fn resolve_pattern(cwd: &str, pattern: &str, resolve: &dyn Fn(&str) -> String) -
 /// The result is absolute, has no trailing `/` (except the root itself).
 #[must_use]
 pub fn normalize(cwd: &str, path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
+    // Most paths are already absolute and normal: a copy, without taking
+    // them apart.
+    if is_normal_absolute(path) {
+        return path.to_owned();
+    }
     let joined_cwd = if path.starts_with('/') { "" } else { cwd };
+    // `out` is the stack of kept components, each as `/name`: `..` pops the
+    // last one by cutting at its slash (every fs check runs this, so no
+    // separate list of parts).
+    let mut out = String::with_capacity(path.len() + joined_cwd.len() + 1);
     for comp in joined_cwd.split('/').chain(path.split('/')) {
         match comp {
             "" | "." => {}
             ".." => {
-                parts.pop();
+                let cut = out.rfind('/').unwrap_or(0);
+                out.truncate(cut);
             }
-            other => parts.push(other),
+            other => {
+                out.push('/');
+                out.push_str(other);
+            }
         }
-    }
-    let mut out = String::with_capacity(path.len() + joined_cwd.len() + 1);
-    for part in &parts {
-        out.push('/');
-        out.push_str(part);
     }
     if out.is_empty() {
         out.push('/');
@@ -492,11 +502,21 @@ pub fn normalize(cwd: &str, path: &str) -> String {
     out
 }
 
+/// Whether `path` is what [`normalize`] makes of it: absolute, and no empty,
+/// `.` or `..` component (so no `//` and no trailing `/`, `/` itself aside).
+fn is_normal_absolute(path: &str) -> bool {
+    path == "/"
+        || path
+            .strip_prefix('/')
+            .is_some_and(|rest| rest.split('/').all(|comp| !matches!(comp, "" | "." | "..")))
+}
+
 /// The working directory as UTF-8, or `None` (which makes fs checks deny).
 fn current_dir() -> Option<String> {
+    // The buffer std read it into, kept: no second copy.
     std::env::current_dir()
         .ok()
-        .and_then(|p| p.to_str().map(str::to_owned))
+        .and_then(|p| p.into_os_string().into_string().ok())
 }
 
 #[cfg(test)]
@@ -705,7 +725,58 @@ mod tests {
     }
 
     #[test]
+    fn a_path_left_as_is_is_exactly_one_normalize_returns_unchanged() {
+        for p in [
+            "/", "/a", "/a/b", "/a/b/", "//a", "/a//b", "/./a", "/a/.", "/a/..", "/..", "/a/.b",
+            "/a/..b", "/a/b.", "a", "", ".", "a/b", "/é/ü",
+        ] {
+            let unchanged = p.starts_with('/') && normalize("/cwd", p) == p;
+            assert_eq!(is_normal_absolute(p), unchanged, "{p}");
+        }
+    }
+
+    #[test]
     fn normalize_handles_roots_and_excess_parents() {
+        // The list-of-parts formulation it replaced, as the reference.
+        fn by_parts(cwd: &str, path: &str) -> String {
+            let base = if path.starts_with('/') { "" } else { cwd };
+            let mut parts: Vec<&str> = Vec::new();
+            for comp in base.split('/').chain(path.split('/')) {
+                match comp {
+                    "" | "." => {}
+                    ".." => {
+                        parts.pop();
+                    }
+                    other => parts.push(other),
+                }
+            }
+            if parts.is_empty() {
+                return "/".to_owned();
+            }
+            parts.iter().map(|p| format!("/{p}")).collect()
+        }
+        for cwd in ["/", "/cwd", "/a/b/", "/a/./b/../c"] {
+            for path in [
+                "",
+                ".",
+                "..",
+                "/",
+                "//",
+                "x",
+                "./x/./y",
+                "a/../b",
+                "a/b/../../..",
+                "/a/b/../../../c",
+                "/a/b",
+                "/é/ü",
+                "../..x/.../y",
+                "a//b///c/",
+                "/..",
+                "é/ü/..",
+            ] {
+                assert_eq!(normalize(cwd, path), by_parts(cwd, path), "{cwd} {path}");
+            }
+        }
         assert_eq!(normalize("/cwd", "/../../x"), "/x");
         assert_eq!(normalize("/cwd", "/"), "/");
         assert_eq!(normalize("/cwd", "a/b/"), "/cwd/a/b");

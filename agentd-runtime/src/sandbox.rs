@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::policy::Policy;
 use crate::workflow::WorkflowDef;
@@ -85,8 +85,8 @@ pub fn features() -> Vec<&'static str> {
 
 /// The parent directory of a file the runtime re-reads (rotation and
 /// reloads replace files by rename, and a Landlock rule follows the inode).
-fn parent_of(path: &Path) -> String {
-    let abs = plan::normalize(&cwd(), &path.to_string_lossy());
+fn parent_of(cwd: &str, path: &Path) -> String {
+    let abs = plan::normalize(cwd, &path.to_string_lossy());
     match abs.rsplit_once('/') {
         Some(("", _)) | None => "/".to_owned(),
         Some((dir, _)) => dir.to_owned(),
@@ -101,19 +101,22 @@ fn cwd() -> String {
 
 fn fixed_for(wf: &WorkflowDef, needs: &StartNeeds) -> Fixed {
     let features = features();
+    // Asked of the kernel once: every relative path below is joined to it.
+    let cwd = cwd();
+    let parent_of = |path: &Path| parent_of(&cwd, path);
     let mut fs = plan::constant_runtime_rules(&features);
     let constant_rules = fs.len();
     // `/proc/self` is a link to `/proc/<pid>`: the rule goes on the target.
     if let Ok(me) = std::fs::read_link("/proc/self") {
-        fs.push(FsRule::new(
-            format!("/proc/{}", me.display()),
-            Access::READ,
-            "runtime (/proc/self)",
-        ));
+        let me = me.to_string_lossy();
+        let mut path = String::with_capacity(6 + me.len());
+        path.push_str("/proc/");
+        path.push_str(&me);
+        fs.push(FsRule::new(path, Access::READ, "runtime (/proc/self)"));
     }
     if let Some(dir) = &needs.state_dir {
         fs.push(FsRule::new(
-            plan::normalize(&cwd(), &dir.to_string_lossy()),
+            plan::normalize(&cwd, &dir.to_string_lossy()),
             Access::READ.with(Access::WRITE).with(Access::REMOVE),
             "--state-dir",
         ));
@@ -175,13 +178,12 @@ fn fixed_for(wf: &WorkflowDef, needs: &StartNeeds) -> Fixed {
             crate::secrets::SecretSource::Env { .. } => {}
         }
     }
-    for var in ["AGENTD_HTTP_CA_FILE", "SSL_CERT_FILE"] {
+    for (var, why) in [
+        ("AGENTD_HTTP_CA_FILE", "AGENTD_HTTP_CA_FILE (CA bundle)"),
+        ("SSL_CERT_FILE", "SSL_CERT_FILE (CA bundle)"),
+    ] {
         if let Some(file) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            fs.push(FsRule::new(
-                parent_of(Path::new(&file)),
-                Access::READ,
-                format!("{var} (CA bundle)"),
-            ));
+            fs.push(FsRule::new(parent_of(Path::new(&file)), Access::READ, why));
         }
     }
     #[cfg(feature = "tls")]
@@ -212,7 +214,7 @@ fn fixed_for(wf: &WorkflowDef, needs: &StartNeeds) -> Fixed {
     for t in wf.serve.triggers {
         if let crate::workflow::serve::TriggerDef::FsWatch { path, .. } = t {
             fs.push(FsRule::new(
-                plan::normalize(&cwd(), path),
+                plan::normalize(&cwd, path),
                 Access::READ,
                 "fs_watch trigger",
             ));
@@ -237,7 +239,7 @@ fn fixed_for(wf: &WorkflowDef, needs: &StartNeeds) -> Fixed {
     }
 
     Fixed {
-        cwd: cwd(),
+        cwd,
         features,
         mcp_commands: mcp_commands(wf),
         connect_urls,
@@ -329,7 +331,7 @@ fn resolve_existing(plan: &mut Plan) {
     let mut out = Vec::with_capacity(rules.len());
     let mut moved = false;
     for mut r in rules {
-        if Path::new(&r.path).exists() {
+        if Path::new(&*r.path).exists() {
             out.push(r);
             continue;
         }
@@ -337,7 +339,7 @@ fn resolve_existing(plan: &mut Plan) {
             continue;
         }
         moved = true;
-        let mut dir = Path::new(&r.path);
+        let mut dir = Path::new(&*r.path);
         while let Some(parent) = dir.parent() {
             dir = parent;
             if dir.exists() {
@@ -347,8 +349,9 @@ fn resolve_existing(plan: &mut Plan) {
         r.why = format!(
             "{} (`{}` absent at start: nearest existing ancestor)",
             r.why, r.path
-        );
-        r.path = dir.to_string_lossy().into_owned();
+        )
+        .into();
+        r.path = dir.to_string_lossy().into_owned().into();
         out.push(r);
     }
     // The plan's rules are sorted and one per path; only a rule moved to
@@ -364,8 +367,9 @@ fn resolve_existing(plan: &mut Plan) {
         match merged.last_mut() {
             Some(last) if last.path == r.path => {
                 last.access = last.access.with(r.access);
-                last.why.push_str("; ");
-                last.why.push_str(&r.why);
+                let why = last.why.to_mut();
+                why.push_str("; ");
+                why.push_str(&r.why);
             }
             _ => merged.push(r),
         }
@@ -422,9 +426,16 @@ pub fn apply(
     if mode == Mode::Enforce {
         return Err(EnforceError(problems.join("; ")));
     }
-    crate::obs::audit(
+    // Name/value pairs rather than a `json!` map: the same fields in the same
+    // (sorted) order, without building and draining a map at every start that
+    // reports this (docs/performance.md "Run once, issue 19 round 3").
+    crate::obs::audit_pairs(
+        FAILED_LEVEL,
         "sandbox.failed",
-        json!({ "mode": mode.as_str(), "reason": problems.join("; ") }),
+        vec![
+            ("mode", Value::String(mode.as_str().to_owned())),
+            ("reason", Value::String(problems.join("; "))),
+        ],
     );
     Ok(())
 }
@@ -461,8 +472,13 @@ fn apply_plan(plan: &Plan) -> Vec<String> {
 /// Whether a sink takes `sandbox.applied` (info): its fields are built only
 /// then, since every run-once start pays for them otherwise.
 fn applied_wanted() -> bool {
-    crate::obs::audit_enabled(crate::obs::audit_level("sandbox.applied"))
+    crate::obs::audit_enabled(APPLIED_LEVEL)
 }
+
+/// `audit_level("sandbox.applied")` and `audit_level("sandbox.failed")`,
+/// written out: every start asks (a test checks they agree).
+const APPLIED_LEVEL: tracing_core::Level = tracing_core::Level::INFO;
+const FAILED_LEVEL: tracing_core::Level = tracing_core::Level::WARN;
 
 #[cfg(not(all(feature = "sandbox", target_os = "linux")))]
 fn apply_plan(_plan: &Plan) -> Vec<String> {
@@ -510,4 +526,14 @@ pub fn render(plan: &Plan, mode: Mode) -> String {
         if compiled { "yes" } else { "no" },
     ));
     out
+}
+
+#[cfg(test)]
+mod level_tests {
+    #[test]
+    fn the_written_out_levels_are_the_ones_audit_level_gives() {
+        let level = crate::obs::audit_level;
+        assert_eq!(super::APPLIED_LEVEL, level("sandbox.applied"));
+        assert_eq!(super::FAILED_LEVEL, level("sandbox.failed"));
+    }
 }

@@ -624,10 +624,13 @@ pub(crate) fn parse(
     // Env twins fill what the command line left unset; an env value that
     // is not UTF-8 counts as unset.
     for flag in FLAGS {
+        let Some(twin) = flag.env else {
+            continue;
+        };
         if on_cli.contains(&flag.id) {
             continue;
         }
-        if let Some(value) = flag.env.and_then(&env).and_then(|v| v.into_string().ok()) {
+        if let Some(value) = env(twin).and_then(|v| v.into_string().ok()) {
             matches.given.push((
                 flag.id,
                 Given {
@@ -638,6 +641,111 @@ pub(crate) fn parse(
         }
     }
     Ok(Parsed::Run(matches))
+}
+
+/// Every env twin ([`Flag::env`]) starts with this; [`EnvTwins::read`] skips
+/// the rest of the environment on it.
+const TWIN_PREFIX: &[u8] = b"AGENTD_";
+
+/// The env twins' values, read in one pass over the process environment
+/// instead of one `getenv` scan per flag (docs/performance.md "Run once, issue
+/// 19 round 3"). Same answers as `std::env::var_os` for each twin: the first
+/// `NAME=value` entry wins, as glibc's `getenv` has it; entries without `=` are
+/// skipped.
+#[derive(Debug, Default)]
+pub(crate) struct EnvTwins {
+    found: Vec<(&'static str, OsString)>,
+}
+
+impl EnvTwins {
+    /// Read the twins from the process environment.
+    #[cfg(all(unix, not(miri)))]
+    #[allow(unsafe_code)]
+    pub(crate) fn read() -> Self {
+        use std::os::unix::ffi::OsStrExt as _;
+
+        unsafe extern "C" {
+            static environ: *const *const std::ffi::c_char;
+        }
+        let mut twins = Self::default();
+        // SAFETY: `environ` is libc's NULL-terminated array of NUL-terminated
+        // strings. It is read once, at start-up, before this process starts
+        // threads or changes its environment (nothing runs `set_var` before the
+        // flags are parsed), so neither the array nor its strings change under us.
+        let mut entry = unsafe { environ };
+        if entry.is_null() {
+            return twins;
+        }
+        loop {
+            // SAFETY: `entry` points into the NULL-terminated array (checked
+            // non-null above and advanced only past non-null elements).
+            let ptr = unsafe { *entry };
+            if ptr.is_null() {
+                break;
+            }
+            // SAFETY: every element of `environ` is a NUL-terminated string
+            // that outlives this function (see above), so it has at least
+            // one byte: its first character or its NUL.
+            let first = unsafe { *ptr.cast::<u8>() };
+            // Most of the environment is turned away on its first byte,
+            // without measuring the entry.
+            if Some(&first) == TWIN_PREFIX.first() {
+                // SAFETY: as above.
+                let bytes = unsafe { std::ffi::CStr::from_ptr(ptr) }.to_bytes();
+                twins.offer(bytes, |value| {
+                    std::ffi::OsStr::from_bytes(value).to_os_string()
+                });
+            }
+            // SAFETY: `ptr` was not the terminating NULL, so the next element
+            // is still inside the array.
+            entry = unsafe { entry.add(1) };
+        }
+        twins
+    }
+
+    /// Read the twins through `std::env::var_os`, one at a time.
+    #[cfg(not(all(unix, not(miri))))]
+    pub(crate) fn read() -> Self {
+        let mut twins = Self::default();
+        for name in FLAGS.iter().filter_map(|f| f.env) {
+            if let Some(value) = std::env::var_os(name) {
+                twins.found.push((name, value));
+            }
+        }
+        twins
+    }
+
+    /// Take one `NAME=value` entry if it names a twin not seen yet.
+    #[cfg_attr(not(all(unix, not(miri))), allow(dead_code))]
+    fn offer(&mut self, entry: &[u8], value: impl FnOnce(&[u8]) -> OsString) {
+        // The first byte alone turns away most of the environment.
+        if entry.first() != TWIN_PREFIX.first() || !entry.starts_with(TWIN_PREFIX) {
+            return;
+        }
+        let Some(eq) = entry.iter().position(|&b| b == b'=') else {
+            return;
+        };
+        let name = &entry[..eq];
+        let Some(twin) = FLAGS
+            .iter()
+            .filter_map(|f| f.env)
+            .find(|twin| twin.as_bytes() == name)
+        else {
+            return;
+        };
+        if self.found.iter().any(|(seen, _)| *seen == twin) {
+            return;
+        }
+        self.found.push((twin, value(&entry[eq + 1..])));
+    }
+
+    /// The value of the twin `name`, as `std::env::var_os(name)` would give it.
+    pub(crate) fn get(&self, name: &str) -> Option<OsString> {
+        self.found
+            .iter()
+            .find(|(twin, _)| *twin == name)
+            .map(|(_, value)| value.clone())
+    }
 }
 
 /// `--name <VALUE>` or `--name`.
@@ -703,6 +811,46 @@ mod tests {
         match parse("agent", "about", argv, lookup)? {
             Parsed::Run(m) => Ok(m),
             Parsed::Help(_) => Err("help".to_owned()),
+        }
+    }
+
+    #[test]
+    fn every_env_twin_starts_with_the_prefix_the_one_pass_skips_on() {
+        for twin in FLAGS.iter().filter_map(|f| f.env) {
+            assert!(twin.as_bytes().starts_with(TWIN_PREFIX), "{twin}");
+        }
+    }
+
+    #[test]
+    fn env_twins_keep_the_first_entry_of_a_name_as_getenv_does() {
+        let mut twins = EnvTwins::default();
+        for entry in [
+            "PATH=/bin",
+            "AGENTD_START",
+            "AGENTD_STARTX=no",
+            "AGENTD_START=first",
+            "AGENTD_START=second",
+            "AGENTD_NOT_A_TWIN=x",
+            "AGENTD_LOG=a=b",
+            "AGENTD_QUIET=",
+        ] {
+            twins.offer(entry.as_bytes(), |v| {
+                OsString::from(String::from_utf8_lossy(v).into_owned())
+            });
+        }
+        assert_eq!(twins.get("AGENTD_START"), Some(OsString::from("first")));
+        assert_eq!(twins.get("AGENTD_LOG"), Some(OsString::from("a=b")));
+        assert_eq!(twins.get("AGENTD_QUIET"), Some(OsString::new()));
+        assert_eq!(twins.get("AGENTD_NOT_A_TWIN"), None);
+        assert_eq!(twins.get("AGENTD_MODE"), None);
+        assert_eq!(twins.get("PATH"), None);
+    }
+
+    #[test]
+    fn env_twins_read_from_the_process_agree_with_var_os() {
+        let twins = EnvTwins::read();
+        for twin in FLAGS.iter().filter_map(|f| f.env) {
+            assert_eq!(twins.get(twin), std::env::var_os(twin), "{twin}");
         }
     }
 

@@ -73,7 +73,10 @@ pub fn template_render(cx: &Cx<'_>, cfg: &'static TemplateRender) -> Result<Step
         Some(path) => cfg.template.render(cx.require("template_render", path)?),
         None => cfg.template.render(&Value::Null),
     };
-    Ok(Step::value(json!({ "rendered": rendered })))
+    // The map built directly: `json!` would serialise `rendered` again.
+    let mut out = Map::new();
+    out.insert("rendered".to_owned(), Value::String(rendered));
+    Ok(Step::value(Value::Object(out)))
 }
 
 /// `json_select`: output `{"value": <selected or null>, "found": bool}`;

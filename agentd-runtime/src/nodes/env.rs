@@ -55,7 +55,13 @@ fn read_key(cx: &Cx<'_>, key: &str) -> Result<serde_json::Value, Error> {
         return Ok(missing(key));
     }
     match env::var(key) {
-        Ok(value) => Ok(json!({ "key": key, "value": value })),
+        // The map built directly: `json!` would serialise each value again.
+        Ok(value) => {
+            let mut out = serde_json::Map::new();
+            out.insert("key".to_owned(), key.into());
+            out.insert("value".to_owned(), value.into());
+            Ok(out.into())
+        }
         Err(VarError::NotPresent) => Ok(missing(key)),
         Err(VarError::NotUnicode(_)) => Err(Error::tool(
             "read_env",

@@ -201,11 +201,12 @@ fn write_text(cx: &Cx<'_>, path: &str, content: String) -> Result<Value, Error> 
     }
     fs::write(path, content.as_bytes())
         .map_err(|e| Error::tool(TOOL, format!("write {path}: {e}")))?;
-    Ok(json!({
-        "path": path,
-        "bytes": content.len(),
-        "written": true,
-    }))
+    // The map built directly: `json!` would serialise each value again.
+    let mut out = serde_json::Map::new();
+    out.insert("path".to_owned(), Value::from(path));
+    out.insert("bytes".to_owned(), Value::from(content.len()));
+    out.insert("written".to_owned(), Value::Bool(true));
+    Ok(Value::Object(out))
 }
 
 /// `create_dir`: `mkdir -p`; output `{"path", "created": true}`; dry-run

@@ -66,8 +66,15 @@ pub fn text_line(
     spans: &[SpanView],
 ) -> String {
     let mut line = String::with_capacity(128);
-    line.push_str(&timestamp(now));
-    let _ = write!(line, " {:>5} ", level_str(level));
+    push_timestamp(&mut line, now);
+    // `{:>5}`: the level right-aligned in five columns.
+    let level = level_str(level);
+    line.push(' ');
+    for _ in level.len()..5 {
+        line.push(' ');
+    }
+    line.push_str(level);
+    line.push(' ');
     for span in spans {
         line.push_str(span.name);
         if !span.fields.is_empty() {
@@ -112,7 +119,7 @@ fn push_text_fields(line: &mut String, fields: &[Field], skip_message: bool) {
         line.push('=');
         match value {
             // `Value`'s Display is compact JSON: strings quoted and escaped.
-            Val::Json(v) => line.push_str(&v.to_string()),
+            Val::Json(v) => push_json_value(line, v),
             Val::Raw(s) => push_escaped(line, s),
         }
     }
@@ -144,7 +151,7 @@ pub fn json_line(
 ) -> String {
     let mut line = String::with_capacity(160);
     line.push_str("{\"timestamp\":\"");
-    line.push_str(&timestamp(now));
+    push_timestamp(&mut line, now);
     line.push_str("\",\"level\":\"");
     line.push_str(level_str(level));
     line.push_str("\",\"fields\":");
@@ -172,7 +179,7 @@ pub fn json_line(
 pub fn audit_line(now: SystemTime, level: &Level, target: &str, fields: &[Field]) -> String {
     let mut line = String::with_capacity(160);
     line.push_str("{\"timestamp\":\"");
-    line.push_str(&timestamp(now));
+    push_timestamp(&mut line, now);
     line.push_str("\",\"level\":\"");
     line.push_str(level_str(level));
     line.push_str("\",\"target\":");
@@ -204,7 +211,7 @@ fn push_json_object(line: &mut String, fields: &[Field], name: Option<&str>) {
         push_json_str(line, key);
         line.push(':');
         match value {
-            Val::Json(v) => line.push_str(&v.to_string()),
+            Val::Json(v) => push_json_value(line, v),
             Val::Raw(s) => push_json_str(line, s),
         }
     }
@@ -218,9 +225,95 @@ fn push_json_object(line: &mut String, fields: &[Field], name: Option<&str>) {
     line.push('}');
 }
 
-fn push_json_str(line: &mut String, s: &str) {
-    // Serialising a `&str` cannot fail; the fallback keeps this panic-free.
-    line.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()));
+/// `v` as compact JSON, as `Value`'s `Display` writes it; strings, booleans and
+/// null without going through `fmt` and a temporary `String`.
+pub(crate) fn push_json_value(line: &mut String, v: &Value) {
+    match v {
+        Value::String(s) => push_json_str(line, s),
+        Value::Bool(true) => line.push_str("true"),
+        Value::Bool(false) => line.push_str("false"),
+        Value::Null => line.push_str("null"),
+        Value::Number(n) => {
+            let _ = write!(line, "{n}");
+        }
+        other => line.push_str(&other.to_string()),
+    }
+}
+
+/// `s` as a JSON string, escaped exactly as serde_json escapes it (`\"`, `\\`,
+/// `\b \f \n \r \t`, other control characters below U+0020 as `\u00xx`; nothing
+/// else, not even U+007F or non-ASCII).
+pub(crate) fn push_json_str(line: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    line.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight bytes at a time while none of them needs escaping.
+        match bytes
+            .get(i..i + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        {
+            Some(word) if !needs_escape(u64::from_le_bytes(word)) => {
+                i += 8;
+                continue;
+            }
+            Some(_) => {}
+            // Fewer than eight left: one test of them padded with spaces.
+            None => {
+                let rest = &bytes[i..];
+                let mut word = [b' '; 8];
+                word[..rest.len()].copy_from_slice(rest);
+                if !needs_escape(u64::from_le_bytes(word)) {
+                    break;
+                }
+            }
+        }
+        let b = bytes[i];
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        // `i` is at an ASCII byte, so a char boundary.
+        line.push_str(&s[start..i]);
+        i += 1;
+        start = i;
+        if short.is_empty() {
+            line.push_str("\\u00");
+            line.push(char::from(HEX[usize::from(b >> 4)]));
+            line.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            line.push_str(short);
+        }
+    }
+    line.push_str(&s[start..]);
+    line.push('"');
+}
+
+/// Whether any of the eight bytes of `word` is below U+0020, `"` or `\\`
+/// (the bit tricks of "Bit Twiddling Hacks": a byte below `n` sets its high
+/// bit in `(w - n·0x01…) & !w & 0x80…`; a zero byte is one below 1).
+const fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const fn below(w: u64, n: u8) -> u64 {
+        w.wrapping_sub(ONES * n as u64) & !w & HIGH
+    }
+    let control = below(word, 0x20);
+    let quote = below(word ^ (ONES * b'"' as u64), 1);
+    let backslash = below(word ^ (ONES * b'\\' as u64), 1);
+    control | quote | backslash != 0
 }
 
 /// A broken-down UTC time.
@@ -288,11 +381,47 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
 #[must_use]
 pub fn timestamp(t: SystemTime) -> String {
+    let mut text = String::with_capacity(27);
+    push_timestamp(&mut text, t);
+    text
+}
+
+/// [`timestamp`] appended to `line`, digit by digit (no `fmt` machinery: it
+/// runs for every log line).
+fn push_timestamp(line: &mut String, t: SystemTime) {
     let u = Utc::from(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        u.year, u.month, u.day, u.hour, u.minute, u.second, u.micros
-    )
+    let Some(year) = u32::try_from(u.year).ok().filter(|y| *y <= 9999) else {
+        let _ = write!(
+            line,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            u.year, u.month, u.day, u.hour, u.minute, u.second, u.micros
+        );
+        return;
+    };
+    // Every field has a fixed place: fill them in, then one append.
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    for (range, value) in [
+        (0..4, year),
+        (5..7, u.month),
+        (8..10, u.day),
+        (11..13, u.hour),
+        (14..16, u.minute),
+        (17..19, u.second),
+        (20..26, u.micros),
+    ] {
+        put_digits(&mut text[range], value);
+    }
+    line.push_str(std::str::from_utf8(&text).unwrap_or_default());
+}
+
+/// The last `slot.len()` decimal digits of `value` into `slot`, zero-padded.
+fn put_digits(slot: &mut [u8], value: u32) {
+    let mut rest = value;
+    for byte in slot.iter_mut().rev() {
+        // `rest % 10` < 10.
+        *byte = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+        rest /= 10;
+    }
 }
 
 #[cfg(test)]
@@ -310,6 +439,70 @@ mod tests {
             .iter()
             .map(|(k, v)| (Cow::Borrowed(*k), v.clone()))
             .collect()
+    }
+
+    #[test]
+    fn the_word_test_flags_exactly_the_words_with_a_byte_to_escape() {
+        let escapes = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+        // Every byte value in every position, among bytes that need nothing.
+        for fill in [b'a', b'~', 0x7f, 0x80, 0xff, b' '] {
+            for pos in 0..8 {
+                for b in 0..=255u8 {
+                    let mut word = [fill; 8];
+                    word[pos] = b;
+                    assert_eq!(
+                        needs_escape(u64::from_le_bytes(word)),
+                        escapes(b),
+                        "{fill} {pos} {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn json_strings_and_values_are_written_as_serde_json_writes_them() {
+        let mut every: String = (0u32..0x80).filter_map(char::from_u32).collect();
+        every.push_str("é€😀\u{2028}\u{85}");
+        let long = format!("{every}{every}0123456789abcdef\"tail\\");
+        for s in [
+            every.as_str(),
+            long.as_str(),
+            "",
+            "plain",
+            "exactly8",
+            "sixteen bytes ok",
+            "a\"b\\c",
+            "\u{1}x\u{1f}",
+            "landlock not enforced (kernel without Landlock); seccomp: Function not implemented",
+        ] {
+            let mut line = String::new();
+            push_json_str(&mut line, s);
+            assert_eq!(Some(line), serde_json::to_string(s).ok(), "{s:?}");
+        }
+        for v in [
+            json!("x\ny"),
+            json!(true),
+            json!(false),
+            json!(null),
+            json!(0),
+            json!(-17),
+            json!(u64::MAX),
+            json!(1.5),
+            json!(1e300),
+            json!(0.1),
+            json!([1, "a", {"k": null}]),
+            json!({"b": [true], "a": "\t"}),
+        ] {
+            let mut line = String::new();
+            push_json_value(&mut line, &v);
+            assert_eq!(line, v.to_string());
+        }
+        // A year past 9999 takes the `{:04}` path: five digits.
+        assert_eq!(
+            timestamp(at(253_402_300_800, 0)),
+            "10000-01-01T00:00:00.000000Z"
+        );
     }
 
     #[test]

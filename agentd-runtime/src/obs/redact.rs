@@ -70,7 +70,10 @@ impl Redactor {
     #[must_use]
     pub fn is_secret(&self, name: &str) -> bool {
         let last = name.rsplit('.').next().unwrap_or(name);
-        let hit = |n: &str| n.eq_ignore_ascii_case(name) || n.eq_ignore_ascii_case(last);
+        // `last` is `name` itself when it has no dot: one comparison then.
+        let dotted = last.len() != name.len();
+        let hit =
+            |n: &str| n.eq_ignore_ascii_case(name) || (dotted && n.eq_ignore_ascii_case(last));
         BUILTIN.iter().any(|n| hit(n))
             || (self.hide_reason && hit("reason"))
             || self.extra.iter().any(|n| hit(n))

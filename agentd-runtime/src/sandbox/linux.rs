@@ -92,13 +92,22 @@ fn landlock(plan: &Plan) -> Result<(String, bool), landlock::RulesetError> {
         ruleset = ruleset.handle_access(net)?;
     }
     let mut created = ruleset.create()?;
-    for rule in plan.fs.iter().flatten() {
+    // A kernel without Landlock (or with it disabled) enforces no rule: the
+    // result is "not enforced" with or without them, so do not open and
+    // `stat` every path of the plan for nothing (docs/performance.md "Run once,
+    // issue 19 round 3").
+    let rules = if kernel_abi() > 0 {
+        plan.fs.as_deref()
+    } else {
+        None
+    };
+    for rule in rules.into_iter().flatten() {
         // Paths were checked when the plan was resolved; one that vanished
         // since grants nothing, which is the safe direction.
-        let Ok(fd) = PathFd::new(&rule.path) else {
+        let Ok(fd) = PathFd::new(&*rule.path) else {
             continue;
         };
-        let dir = std::fs::metadata(&rule.path).is_ok_and(|m| m.is_dir());
+        let dir = std::fs::metadata(&*rule.path).is_ok_and(|m| m.is_dir());
         created = created.add_rule(PathBeneath::new(fd, fs_access(rule.access, dir)))?;
     }
     for (port, _) in plan.connect.iter().flatten() {

@@ -12,6 +12,7 @@
 //! `/data/in`); the in-process policy matcher stays the exact check. See
 //! `docs/security.md` for the whole mapping.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// `[sandbox] mode`, `--sandbox`.
@@ -93,19 +94,27 @@ impl Access {
 }
 
 /// One Landlock path rule: `access` on `path` and everything beneath it.
+///
+/// Path and reason are borrowed when they are `'static` (the baked plan's rules,
+/// the runtime's constant ones): a start completes the baked plan without copying
+/// its strings (docs/performance.md "Run once, issue 19 round 3").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FsRule {
     /// Absolute, lexically normalised.
-    pub path: String,
+    pub path: Cow<'static, str>,
     pub access: Access,
     /// Where the rule comes from (`[policy.fs] read "/data/**"`).
-    pub why: String,
+    pub why: Cow<'static, str>,
 }
 
 impl FsRule {
     /// A rule with its reason.
     #[must_use]
-    pub fn new(path: impl Into<String>, access: Access, why: impl Into<String>) -> Self {
+    pub fn new(
+        path: impl Into<Cow<'static, str>>,
+        access: Access,
+        why: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
             path: path.into(),
             access,
@@ -545,9 +554,10 @@ fn merge(mut rules: Vec<FsRule>) -> Vec<FsRule> {
         match out.last_mut() {
             Some(existing) if existing.path == r.path => {
                 existing.access = existing.access.with(r.access);
-                if !existing.why.contains(&r.why) {
-                    existing.why.push_str("; ");
-                    existing.why.push_str(&r.why);
+                if !existing.why.contains(&*r.why) {
+                    let why = existing.why.to_mut();
+                    why.push_str("; ");
+                    why.push_str(&r.why);
                 }
             }
             _ => out.push(r),
@@ -601,24 +611,34 @@ pub fn literal_prefix(cwd: &str, pattern: &str) -> String {
 /// drop `.` and empty components, `..` pops (never above `/`).
 #[must_use]
 pub fn normalize(cwd: &str, path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
+    // Most paths are already absolute and normal: a copy, without taking
+    // them apart.
+    if path.starts_with('/')
+        && path[1..]
+            .split('/')
+            .all(|comp| !matches!(comp, "" | "." | ".."))
+    {
+        return path.to_owned();
+    }
     let base = if path.starts_with('/') { "" } else { cwd };
+    // `out` is the stack of kept components, each as `/name`: `..` pops the
+    // last one by cutting at its slash.
+    let mut out = String::with_capacity(base.len() + path.len() + 1);
     for comp in base.split('/').chain(path.split('/')) {
         match comp {
             "" | "." => {}
             ".." => {
-                parts.pop();
+                let cut = out.rfind('/').unwrap_or(0);
+                out.truncate(cut);
             }
-            other => parts.push(other),
+            other => {
+                out.push('/');
+                out.push_str(other);
+            }
         }
     }
-    if parts.is_empty() {
-        return "/".to_owned();
-    }
-    let mut out = String::new();
-    for p in parts {
+    if out.is_empty() {
         out.push('/');
-        out.push_str(p);
     }
     out
 }
@@ -689,7 +709,7 @@ pub fn covers(applied: &Plan, wanted: &Plan) -> Result<(), String> {
                     && (a.path == "/"
                         || w.path == a.path
                         || w.path
-                            .strip_prefix(a.path.as_str())
+                            .strip_prefix(&*a.path)
                             .is_some_and(|rest| rest.starts_with('/')))
             });
             if !covered {

@@ -145,3 +145,46 @@ fn commands_without_a_slash_are_found_on_path() {
     assert_eq!(resolve_command("./x", "/usr/bin", &exists), "./x");
     assert_eq!(resolve_command("nope", "/usr/bin", &exists), "nope");
 }
+
+#[test]
+fn normalize_keeps_the_meaning_of_the_list_of_parts_it_replaced() {
+    fn by_parts(cwd: &str, path: &str) -> String {
+        let base = if path.starts_with('/') { "" } else { cwd };
+        let mut parts: Vec<&str> = Vec::new();
+        for comp in base.split('/').chain(path.split('/')) {
+            match comp {
+                "" | "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                other => parts.push(other),
+            }
+        }
+        if parts.is_empty() {
+            return "/".to_owned();
+        }
+        parts.iter().map(|p| format!("/{p}")).collect()
+    }
+    for cwd in ["/", "/w", "/a/b/", "/a/./b/../c"] {
+        for path in [
+            "",
+            ".",
+            "..",
+            "/",
+            "//",
+            "x",
+            "./x/./y",
+            "a/../b",
+            "a/b/../../..",
+            "/a/b/../../../c",
+            "/a/b",
+            "/é/ü",
+            "../..x/.../y",
+            "a//b///c/",
+            "/..",
+            "é/ü/..",
+        ] {
+            assert_eq!(normalize(cwd, path), by_parts(cwd, path), "{cwd} {path}");
+        }
+    }
+}
