@@ -73,6 +73,16 @@ use crate::workflow::DynWorkflow;
 
 pub use crate::workflow::serve::{AuthRef, RouteDef, ServeDef, TriggerDef};
 
+/// A current-thread runtime with I/O and timers, as serve mode runs on, for
+/// the unit tests of its modules.
+#[cfg(test)]
+pub(crate) fn test_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"))
+}
+
 /// Largest request body accepted (docs/operations.md "Request limits"), chunked or not.
 pub const BODY_CAP: usize = 1024 * 1024;
 

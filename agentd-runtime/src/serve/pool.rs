@@ -411,12 +411,7 @@ mod tests {
     use super::*;
     use std::sync::Barrier;
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("runtime: {e}"))
-    }
+    use crate::serve::test_runtime as runtime;
 
     #[test]
     fn a_run_returns_its_value_and_a_panic_is_contained() {

@@ -110,12 +110,7 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("runtime: {e}"))
-    }
+    use crate::serve::test_runtime as runtime;
 
     #[test]
     fn a_reader_that_never_reads_fails_the_write() {

@@ -412,10 +412,7 @@ async fn touching_the_reload_file_triggers_a_pass() {
 
 #[test]
 fn an_uncreatable_reload_file_refuses_to_start() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = crate::serve::test_runtime();
     rt.block_on(async {
         let r = Arc::new(Reloader::new(config()).expect("starts"));
         let bad = PathBuf::from("/nonexistent-dir-for-agentd/reload");
