@@ -88,110 +88,9 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
     -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
     -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 
-routes() {
-    cat <<'TOML'
-[[start_nodes]]
-name = "ping"
-source = "http"
-entry_node = "pong"
-
-[[http_routes]]
-method = "GET"
-path = "/ping"
-start_node = "ping"
-
-[[nodes]]
-id = "pong"
-type = "respond"
-content_type = "text/plain"
-body_template = "pong\n"
-TOML
-}
-
-{
-    cat <<TOML
-name = "bench"
-
-# One write target; nothing else touches files, env, the network or a shell.
-[policy.fs]
-write = ["$shm/**"]
-
-[auth.bearer.bench]
-tokens = ["bench-token"]
-
-[[start_nodes]]
-name = "echo"
-source = "http"
-entry_node = "hello"
-
-[[start_nodes]]
-name = "pool"
-source = "http"
-entry_node = "pooled"
-
-[[start_nodes]]
-name = "write"
-source = "http"
-entry_node = "path"
-
-[[http_routes]]
-method = "POST"
-path = "/echo"
-start_node = "echo"
-auth = "bearer:bench"
-
-[[http_routes]]
-method = "GET"
-path = "/pool"
-start_node = "pool"
-
-[[http_routes]]
-method = "GET"
-path = "/write"
-start_node = "write"
-
-[[nodes]]
-id = "hello"
-type = "respond"
-content_type = "application/json"
-body_template = "{\"hello\":{{name|json}},\"caller\":\"{{principal.kind}}\"}"
-
-# A retry table makes a route ineligible for inline runs.
-[[nodes]]
-id = "pooled"
-type = "respond"
-content_type = "text/plain"
-body_template = "pong\n"
-retry = { max_attempts = 1 }
-
-[[nodes]]
-id = "path"
-type = "template_render"
-template = "$shm/out.txt"
-
-[[nodes]]
-id = "save"
-type = "write_file"
-path_from = "path.rendered"
-content_from = "path.rendered"
-
-[[nodes]]
-id = "saved"
-type = "respond"
-content_type = "text/plain"
-body_template = "saved\n"
-
-[[edges]]
-from = "path"
-to = "save"
-
-[[edges]]
-from = "save"
-to = "saved"
-
-TOML
-    routes
-} > "$work/bench.toml"
+# shellcheck source=bench/workflow.sh
+source "$root/bench/workflow.sh"
+bench_workflow "$shm" > "$work/bench.toml"
 
 {
     cat <<TOML
@@ -204,7 +103,7 @@ cert_file = "$work/cert.pem"
 key_file = "$work/key.pem"
 
 TOML
-    routes
+    bench_ping_route
 } > "$work/bench-tls.toml"
 
 echo "compare.sh: building the workflows" >&2
