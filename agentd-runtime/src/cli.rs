@@ -154,7 +154,9 @@ fn dialect_bool(value: &str) -> Result<bool, std::convert::Infallible> {
 }
 
 /// The entry point of a generated binary's `main` (`workflow` is any
-/// [`crate::Workflow`]).
+/// [`crate::Workflow`]). Call it first, before the process starts threads:
+/// it reads the environment without std's lock ([`run`] is the entry for a
+/// process that is not the CLI's own).
 pub fn main(workflow: &'static dyn DynWorkflow) -> ExitCode {
     ExitCode::from(main_code(workflow))
 }
@@ -277,7 +279,14 @@ fn start(
     let def = workflow.def();
     let name = def.info.workflow;
     let argv = args.into_iter().map(Into::into);
-    let twins = flags::EnvTwins::read();
+    let twins = match process {
+        // SAFETY: the binary's own start-up: the process has started no
+        // thread yet, so nothing changes the environment during the read.
+        #[cfg(all(unix, not(miri)))]
+        #[allow(unsafe_code)]
+        Process::Owned => unsafe { flags::EnvTwins::read() },
+        _ => flags::EnvTwins::read_locked(),
+    };
     let matches = match flags::parse(name, ABOUT, argv, |var| twins.get(var)) {
         Ok(Parsed::Run(matches)) => matches,
         Ok(Parsed::Help(text)) => {

@@ -658,10 +658,18 @@ pub(crate) struct EnvTwins {
 }
 
 impl EnvTwins {
-    /// Read the twins from the process environment.
+    /// Read the twins from the process environment in one pass over libc's
+    /// `environ`, without std's environment lock.
+    ///
+    /// # Safety
+    ///
+    /// No other thread may change the environment during the call: call it
+    /// from a process's own start-up ([`super::Process::Owned`]), before the
+    /// process starts threads. A CLI run inside a process that is not its own
+    /// reads the twins with [`EnvTwins::read_locked`].
     #[cfg(all(unix, not(miri)))]
     #[allow(unsafe_code)]
-    pub(crate) fn read() -> Self {
+    pub(crate) unsafe fn read() -> Self {
         use std::os::unix::ffi::OsStrExt as _;
 
         unsafe extern "C" {
@@ -669,9 +677,9 @@ impl EnvTwins {
         }
         let mut twins = Self::default();
         // SAFETY: `environ` is libc's NULL-terminated array of NUL-terminated
-        // strings. It is read once, at start-up, before this process starts
-        // threads or changes its environment (nothing runs `set_var` before the
-        // flags are parsed), so neither the array nor its strings change under us.
+        // strings, and by this function's contract nothing changes the
+        // environment while it runs, so neither the array nor its strings
+        // change under us.
         let mut entry = unsafe { environ };
         if entry.is_null() {
             return twins;
@@ -703,9 +711,9 @@ impl EnvTwins {
         twins
     }
 
-    /// Read the twins through `std::env::var_os`, one at a time.
-    #[cfg(not(all(unix, not(miri))))]
-    pub(crate) fn read() -> Self {
+    /// Read the twins through `std::env::var_os`, one at a time (under std's
+    /// environment lock, so safe beside threads that change the environment).
+    pub(crate) fn read_locked() -> Self {
         let mut twins = Self::default();
         for name in FLAGS.iter().filter_map(|f| f.env) {
             if let Some(value) = std::env::var_os(name) {
@@ -846,11 +854,16 @@ mod tests {
         assert_eq!(twins.get("PATH"), None);
     }
 
+    #[cfg(all(unix, not(miri)))]
     #[test]
     fn env_twins_read_from_the_process_agree_with_var_os() {
-        let twins = EnvTwins::read();
+        // SAFETY: no test of this crate changes the process environment.
+        #[allow(unsafe_code)]
+        let twins = unsafe { EnvTwins::read() };
+        let locked = EnvTwins::read_locked();
         for twin in FLAGS.iter().filter_map(|f| f.env) {
             assert_eq!(twins.get(twin), std::env::var_os(twin), "{twin}");
+            assert_eq!(locked.get(twin), std::env::var_os(twin), "{twin}");
         }
     }
 
