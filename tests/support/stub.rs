@@ -37,24 +37,24 @@ impl Stub {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-                let request = match &tls {
-                    None => answer(stream, status, body),
-                    Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
-                        Ok(conn) => answer(rustls::StreamOwned::new(conn, stream), status, body),
-                        Err(_) => None,
-                    },
-                };
-                if let Some(request) = request {
-                    sink.lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push(request);
+                match &tls {
+                    None => {
+                        answer(stream, status, body, &sink);
+                    }
+                    Some(config) => {
+                        if let Ok(conn) = rustls::ServerConnection::new(Arc::clone(config)) {
+                            answer(rustls::StreamOwned::new(conn, stream), status, body, &sink);
+                        }
+                    }
                 }
             }
         });
         Stub { port, seen }
     }
 
-    /// Every request answered so far, in order.
+    /// Every whole request received so far, in order (recorded before its
+    /// reply is written, so a client that has read the reply finds its request
+    /// here).
     pub fn seen(&self) -> Vec<Request> {
         self.seen
             .lock()
@@ -73,9 +73,14 @@ impl Stub {
     }
 }
 
-/// Read one request from `stream` and answer it; `None` when the client went
-/// away before a whole request.
-fn answer(stream: impl Read + Write, status: &str, body: &str) -> Option<Request> {
+/// Read one request from `stream`, record it in `seen`, then answer it;
+/// nothing is recorded when the client went away before a whole request.
+fn answer(
+    stream: impl Read + Write,
+    status: &str,
+    body: &str,
+    seen: &Mutex<Vec<Request>>,
+) -> Option<()> {
     let mut r = BufReader::new(stream);
     let mut head = String::new();
     let mut length = 0_usize;
@@ -96,6 +101,12 @@ fn answer(stream: impl Read + Write, status: &str, body: &str) -> Option<Request
     }
     let mut request_body = vec![0_u8; length];
     r.read_exact(&mut request_body).ok()?;
+    seen.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(Request {
+            head,
+            body: String::from_utf8_lossy(&request_body).into_owned(),
+        });
     let mut stream = r.into_inner();
     let reply = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
@@ -103,11 +114,7 @@ fn answer(stream: impl Read + Write, status: &str, body: &str) -> Option<Request
         body.len()
     );
     stream.write_all(reply.as_bytes()).ok()?;
-    stream.flush().ok()?;
-    Some(Request {
-        head,
-        body: String::from_utf8_lossy(&request_body).into_owned(),
-    })
+    stream.flush().ok()
 }
 
 /// A TCP port free on 127.0.0.1 a moment ago, for a server another program
