@@ -172,9 +172,9 @@ pub fn write_crate(
 ) -> Result<CrateLayout, BuildError> {
     let slug = slug(&generated.workflow_name);
     let package = format!("agentd-wf-{slug}");
-    let features = generated
-        .features
-        .iter()
+    // The always-compiled families are not named, so workflows that differ only in
+    // them share one compiled runtime.
+    let features = crate::codegen::features::cargo_features(&generated.features)
         .map(|f| format!("\"{f}\""))
         .collect::<Vec<_>>()
         .join(", ");
@@ -557,6 +557,16 @@ mod tests {
         let manifest =
             std::fs::read_to_string(plain.dir.join("Cargo.toml")).expect("read the manifest");
         assert!(!manifest.contains("policy-file"), "{manifest}");
+        assert!(
+            manifest.contains("default-features = false, features = []"),
+            "an always-compiled family is not named: {manifest}"
+        );
+        let overrides_manifest =
+            std::fs::read_to_string(overrides.dir.join("Cargo.toml")).expect("read the manifest");
+        assert!(
+            overrides_manifest.contains("features = [\"policy-file\"]"),
+            "{overrides_manifest}"
+        );
         let _ = std::fs::remove_dir_all(&cache);
     }
 

@@ -124,8 +124,7 @@ pub(crate) struct Shared {
     /// run may be re-run from a checkpoint by another replica.
     pub(crate) idempotency_keys: bool,
     /// `[budget].max_fs_write_mb` and the process-wide byte counter (read by
-    /// `write_file`, so unused in a build without `fs`).
-    #[cfg_attr(not(feature = "fs"), allow(dead_code))]
+    /// `write_file`).
     pub(crate) fs_write: crate::budget::FsWriteLimit,
 }
 
@@ -637,14 +636,12 @@ pub(crate) mod testing {
             }
         }
 
-        // Used by the feature-gated fs/env node tests.
-        #[cfg_attr(not(any(feature = "fs", feature = "env")), allow(dead_code))]
+        // Used by the fs/env node tests.
         pub(crate) fn dry(mut self) -> Self {
             self.shared.dry_run = true;
             self
         }
 
-        #[cfg_attr(not(any(feature = "fs", feature = "env")), allow(dead_code))]
         pub(crate) fn with_policy(mut self, policy: Policy) -> Self {
             self.shared.policy = Some(PolicyRef::Owned(Arc::new(policy)));
             self

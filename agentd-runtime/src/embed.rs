@@ -169,15 +169,6 @@ fn refused(err: Error) -> RunReport {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __agentd_require_feature {
-    ("fs", $workflow:literal) => {
-        $crate::__agentd_require_fs!($workflow);
-    };
-    ("env", $workflow:literal) => {
-        $crate::__agentd_require_env!($workflow);
-    };
-    ("data", $workflow:literal) => {
-        $crate::__agentd_require_data!($workflow);
-    };
     ("llm", $workflow:literal) => {
         $crate::__agentd_require_llm!($workflow);
     };
@@ -205,69 +196,6 @@ macro_rules! __agentd_require_feature {
     // Features only the CLI of a built binary needs (`policy-file`, `signing`), and
     // any this runtime does not know.
     ($other:literal, $workflow:literal) => {};
-}
-
-#[cfg(feature = "fs")]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __agentd_require_fs {
-    ($workflow:literal) => {};
-}
-
-#[cfg(not(feature = "fs"))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __agentd_require_fs {
-    ($workflow:literal) => {
-        ::core::compile_error!(::core::concat!(
-            "workflow `",
-            $workflow,
-            "` needs agentd-runtime feature `fs`; enable it in Cargo.toml: ",
-            "agentd-runtime = { features = [\"macros\", \"fs\"] }"
-        ));
-    };
-}
-
-#[cfg(feature = "env")]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __agentd_require_env {
-    ($workflow:literal) => {};
-}
-
-#[cfg(not(feature = "env"))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __agentd_require_env {
-    ($workflow:literal) => {
-        ::core::compile_error!(::core::concat!(
-            "workflow `",
-            $workflow,
-            "` needs agentd-runtime feature `env`; enable it in Cargo.toml: ",
-            "agentd-runtime = { features = [\"macros\", \"env\"] }"
-        ));
-    };
-}
-
-#[cfg(feature = "data")]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __agentd_require_data {
-    ($workflow:literal) => {};
-}
-
-#[cfg(not(feature = "data"))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __agentd_require_data {
-    ($workflow:literal) => {
-        ::core::compile_error!(::core::concat!(
-            "workflow `",
-            $workflow,
-            "` needs agentd-runtime feature `data`; enable it in Cargo.toml: ",
-            "agentd-runtime = { features = [\"macros\", \"data\"] }"
-        ));
-    };
 }
 
 #[cfg(feature = "llm")]

@@ -17,9 +17,7 @@
 //! | feature | node kinds |
 //! |---|---|
 //! | *(always)* | `condition`, `switch`, `merge`, `fail`, `terminate`, `respond`, `call`, `parallel`, `map` |
-//! | `fs` | `read_file`, `write_file`, `create_dir` |
-//! | `env` | `read_env` |
-//! | `data` | `parse_json`, `template_render`, `json_select`, `diff_compute` |
+//! | *(always)* | `read_file`, `write_file`, `create_dir`, `read_env`, `parse_json`, `template_render`, `json_select`, `diff_compute` (std only; linked only when a graph calls them. The features `fs`, `env` and `data` still exist and enable nothing) |
 //! | `http` | `http_request` (ureq + rustls, ring provider, roots of [`tls_roots`]) |
 //! | `shell` | `shell_run` (Unix; process-group kill through libc) |
 //! | `secrets-exec` | `[[secrets]] source = "command"` (a program's stdout, no shell, cached until reload) |

@@ -96,6 +96,31 @@ runtime_features! {
     Tls = "tls",
 }
 
+impl RuntimeFeature {
+    /// Whether this family is compiled into every runtime, so that naming it as a
+    /// Cargo feature would change nothing but the runtime's feature set: `fs`, `env`
+    /// and `data` (std only; a binary links only the node functions its graph
+    /// calls). It is still a capability of the program ([`program_features`] and
+    /// `BuildInfo`), but [`cargo_features`] leaves it out, so that workflows that
+    /// differ only in these families share one compiled runtime
+    /// (docs/performance.md, "Fewer feature sets").
+    ///
+    /// [`program_features`]: super::program_features
+    #[must_use]
+    pub const fn always_compiled(self) -> bool {
+        matches!(
+            self,
+            RuntimeFeature::Fs | RuntimeFeature::Env | RuntimeFeature::Data
+        )
+    }
+}
+
+/// The features to enable on agentd-runtime for a program needing `features`: all
+/// of them but the [always compiled](RuntimeFeature::always_compiled) ones.
+pub fn cargo_features(features: &[RuntimeFeature]) -> impl Iterator<Item = RuntimeFeature> + '_ {
+    features.iter().copied().filter(|f| !f.always_compiled())
+}
+
 impl std::fmt::Display for RuntimeFeature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

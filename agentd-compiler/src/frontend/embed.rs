@@ -167,9 +167,7 @@ pub fn expand(req: &EmbedRequest) -> TokenStream {
     let ty = format_ident!("{type_name}");
     let module = format_ident!("__agentd_{type_name}");
     let workflow = generated.workflow_name.as_str();
-    let guards = generated
-        .features
-        .iter()
+    let guards = crate::codegen::features::cargo_features(&generated.features)
         .map(|f| f.as_str())
         .map(|f| quote!(::agentd_runtime::__agentd_require_feature!(#f, #workflow);));
     let items = generated.tokens;
@@ -516,14 +514,36 @@ mod tests {
     #[test]
     fn needed_runtime_features_get_a_guard() {
         let dir = tmpdir("guard");
+        let text = RUST_NODE
+            .replace(
+                "[policy]\n",
+                "[policy.shell]\ncommands = [\"/usr/bin/echo\"]\n",
+            )
+            .replace(
+                "type = \"rust\"\nhandler = \"classify\"\n",
+                "type = \"shell_run\"\ncommand = \"/usr/bin/echo\"\n",
+            );
+        std::fs::write(dir.join("flow.toml"), text).expect("write");
+        let out = expand(&request(&dir, "flow.toml")).to_string();
+        assert!(
+            out.contains(":: agentd_runtime :: __agentd_require_feature ! (\"shell\" , \"flow\")"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn always_compiled_families_need_no_guard() {
+        let dir = tmpdir("noguard");
         let text = RUST_NODE.replace(
             "type = \"rust\"\nhandler = \"classify\"\n",
             "type = \"template_render\"\ntemplate = \"x\"\n",
         );
         std::fs::write(dir.join("flow.toml"), text).expect("write");
         let out = expand(&request(&dir, "flow.toml")).to_string();
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(out.contains("template_render"), "{out}");
         assert!(
-            out.contains(":: agentd_runtime :: __agentd_require_feature ! (\"data\" , \"flow\")"),
+            !out.contains("__agentd_require_feature ! (\"data\""),
             "{out}"
         );
     }

@@ -407,9 +407,10 @@ fn run_tool(cx: &Cx<'_>, tool: LoopTool, args: &Value) -> Result<Value, Error> {
     }
 }
 
-/// The loop tools, each present only with its node family's feature. The
-/// compiler enables the feature of every declared tool, so the fallbacks
-/// only answer a hand-wired loop that declares a tool its build lacks.
+/// The loop tools. The fs and env families are always compiled in; the
+/// others are present only with their node family's feature. The compiler
+/// enables the feature of every declared tool, so the fallbacks only answer a
+/// hand-wired loop that declares a tool its build lacks.
 mod tools {
     use serde_json::Value;
 
@@ -423,31 +424,16 @@ mod tools {
         ))
     }
 
-    #[cfg(feature = "fs")]
     pub(super) fn read_file(cx: &Cx<'_>, args: &Value) -> Result<Value, Error> {
         crate::nodes::fs::loop_read_file(cx, args)
     }
-    #[cfg(not(feature = "fs"))]
-    pub(super) fn read_file(_: &Cx<'_>, _: &Value) -> Result<Value, Error> {
-        Err(missing("read_file", "fs"))
-    }
 
-    #[cfg(feature = "fs")]
     pub(super) fn write_file(cx: &Cx<'_>, args: &Value) -> Result<Value, Error> {
         crate::nodes::fs::loop_write_file(cx, args)
     }
-    #[cfg(not(feature = "fs"))]
-    pub(super) fn write_file(_: &Cx<'_>, _: &Value) -> Result<Value, Error> {
-        Err(missing("write_file", "fs"))
-    }
 
-    #[cfg(feature = "env")]
     pub(super) fn read_env(cx: &Cx<'_>, args: &Value) -> Result<Value, Error> {
         crate::nodes::env::loop_read_env(cx, args)
-    }
-    #[cfg(not(feature = "env"))]
-    pub(super) fn read_env(_: &Cx<'_>, _: &Value) -> Result<Value, Error> {
-        Err(missing("read_env", "env"))
     }
 
     #[cfg(feature = "http")]

@@ -20,11 +20,8 @@ use crate::graph::{GraphId, NodeIdx};
 pub mod agent_loop;
 pub mod compose;
 pub mod control;
-#[cfg(feature = "data")]
 pub mod data;
-#[cfg(feature = "env")]
 pub mod env;
-#[cfg(feature = "fs")]
 pub mod fs;
 #[cfg(feature = "http")]
 pub mod http;

@@ -481,7 +481,6 @@ mod cli_flags {
 
 /// Each budget limit hit is an audit event in the sink (whatever the main
 /// level), carrying what was asked and what was left.
-#[cfg(feature = "fs")]
 #[test]
 fn budget_hits_are_audit_events_fs_write_and_llm_tokens() {
     use crate::context::testing::{TestRun, path};
