@@ -16,7 +16,7 @@ use crate::engine::{Engine, RunOptions, Trigger};
 use crate::graph::Source;
 use crate::outcome::{Outcome, RunReport};
 use crate::policy::Policy;
-use crate::workflow::{DynWorkflow, WorkflowDef};
+use crate::workflow::DynWorkflow;
 
 /// Which policy a case runs under.
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +90,7 @@ impl CaseMcp {
     ///
     /// A canned result that is not JSON.
     #[cfg(feature = "mcp")]
-    pub fn for_trial(&self, def: &WorkflowDef) -> Result<crate::mcp::Mcp, String> {
+    pub fn for_trial(&self, def: &crate::workflow::WorkflowDef) -> Result<crate::mcp::Mcp, String> {
         use crate::mcp::{
             Allowlists, DEFAULT_CALL_TIMEOUT, DEFAULT_SERVER, Mcp, McpServer, ServerEntry,
             mock::MockServer,

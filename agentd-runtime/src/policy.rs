@@ -468,48 +468,8 @@ fn resolve_pattern(cwd: &str, pattern: &str, resolve: &dyn Fn(&str) -> String) -
     resolve(&normalize(cwd, pattern))
 }
 
-/// Lexically normalise `path`: join a relative path to `cwd`, drop empty
-/// and `.` components, let `..` pop one component (never above `/`).
-/// The result is absolute, has no trailing `/` (except the root itself).
-#[must_use]
-pub fn normalize(cwd: &str, path: &str) -> String {
-    // Most paths are already absolute and normal: a copy, without taking
-    // them apart.
-    if is_normal_absolute(path) {
-        return path.to_owned();
-    }
-    let joined_cwd = if path.starts_with('/') { "" } else { cwd };
-    // `out` is the stack of kept components, each as `/name`: `..` pops the
-    // last one by cutting at its slash (every fs check runs this, so no
-    // separate list of parts).
-    let mut out = String::with_capacity(path.len() + joined_cwd.len() + 1);
-    for comp in joined_cwd.split('/').chain(path.split('/')) {
-        match comp {
-            "" | "." => {}
-            ".." => {
-                let cut = out.rfind('/').unwrap_or(0);
-                out.truncate(cut);
-            }
-            other => {
-                out.push('/');
-                out.push_str(other);
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
-    out
-}
-
-/// Whether `path` is what [`normalize`] makes of it: absolute, and no empty,
-/// `.` or `..` component (so no `//` and no trailing `/`, `/` itself aside).
-fn is_normal_absolute(path: &str) -> bool {
-    path == "/"
-        || path
-            .strip_prefix('/')
-            .is_some_and(|rest| rest.split('/').all(|comp| !matches!(comp, "" | "." | "..")))
-}
+use crate::sandbox::plan::is_normal_absolute;
+pub use crate::sandbox::plan::normalize;
 
 /// The working directory as UTF-8, or `None` (which makes fs checks deny).
 fn current_dir() -> Option<String> {

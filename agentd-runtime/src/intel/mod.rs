@@ -341,7 +341,12 @@ pub fn build_named(
 #[cfg(feature = "llm-remote")]
 type RemoteRoots = remote::Roots;
 #[cfg(not(feature = "llm-remote"))]
-type RemoteRoots = ();
+type RemoteRoots = NoRoots;
+
+/// What a build without `llm-remote` has instead of TLS roots: nothing.
+#[cfg(not(feature = "llm-remote"))]
+#[derive(Clone, Copy, Debug)]
+struct NoRoots;
 
 /// The roots the remote providers trust ([`crate::tls_roots::Roots::from_env`]).
 #[cfg(feature = "llm-remote")]
@@ -351,7 +356,7 @@ fn remote_roots() -> Result<RemoteRoots, String> {
 
 #[cfg(not(feature = "llm-remote"))]
 fn remote_roots() -> Result<RemoteRoots, String> {
-    Ok(())
+    Ok(NoRoots)
 }
 
 /// Roots for backends that never use TLS (never read from the environment).
@@ -361,7 +366,9 @@ fn plain_roots() -> RemoteRoots {
 }
 
 #[cfg(not(feature = "llm-remote"))]
-fn plain_roots() -> RemoteRoots {}
+fn plain_roots() -> RemoteRoots {
+    NoRoots
+}
 
 /// Whether `url` is plain `http://` (case-insensitive scheme).
 fn is_plain_http(url: &str) -> bool {

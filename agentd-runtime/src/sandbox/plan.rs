@@ -607,22 +607,19 @@ pub fn literal_prefix(cwd: &str, pattern: &str) -> String {
     normalize(cwd, dir)
 }
 
-/// Lexical normalisation, as the policy matcher does it: join to `cwd`,
-/// drop `.` and empty components, `..` pops (never above `/`).
+/// Lexical normalisation, the one the policy matcher uses (`policy` re-exports
+/// it): join to `cwd`, drop `.` and empty components, `..` pops (never above `/`).
 #[must_use]
 pub fn normalize(cwd: &str, path: &str) -> String {
     // Most paths are already absolute and normal: a copy, without taking
     // them apart.
-    if path.starts_with('/')
-        && path[1..]
-            .split('/')
-            .all(|comp| !matches!(comp, "" | "." | ".."))
-    {
+    if is_normal_absolute(path) {
         return path.to_owned();
     }
     let base = if path.starts_with('/') { "" } else { cwd };
     // `out` is the stack of kept components, each as `/name`: `..` pops the
-    // last one by cutting at its slash.
+    // last one by cutting at its slash (every fs check runs this, so no
+    // separate list of parts).
     let mut out = String::with_capacity(base.len() + path.len() + 1);
     for comp in base.split('/').chain(path.split('/')) {
         match comp {
@@ -641,6 +638,16 @@ pub fn normalize(cwd: &str, path: &str) -> String {
         out.push('/');
     }
     out
+}
+
+/// Whether `path` is what [`normalize`] makes of it: absolute, and no empty,
+/// `.` or `..` component (so no `//` and no trailing `/`, `/` itself aside).
+#[must_use]
+pub fn is_normal_absolute(path: &str) -> bool {
+    path == "/"
+        || path
+            .strip_prefix('/')
+            .is_some_and(|rest| rest.split('/').all(|comp| !matches!(comp, "" | "." | "..")))
 }
 
 /// The TCP port a URL (or URL pattern) connects to, when it is fixed:

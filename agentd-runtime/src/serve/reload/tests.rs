@@ -70,6 +70,7 @@ fn config() -> ReloaderConfig {
     }
 }
 
+#[cfg(feature = "policy-file")]
 fn env_allowed(r: &Reloader, key: &str) -> bool {
     match r.policy_mode() {
         PolicyMode::Override(p) => matches!(p.check_env(key), Decision::Allow),
