@@ -776,6 +776,7 @@ fn interval_triggers_fire_with_the_dialect_payload_a_fixed_delay_after_each_run(
 }
 
 /// Poll `sink` until it holds at least `n` entries (or fail after 20 s).
+#[cfg(any(feature = "schedule-cron", feature = "fs-watch"))]
 fn wait_for(sink: &std::sync::Mutex<Vec<Value>>, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::*;
+#[cfg(feature = "policy-file")]
 use crate::policy::Decision;
 use crate::serve::auth::env_secrets;
 
