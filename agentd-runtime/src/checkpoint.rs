@@ -608,8 +608,8 @@ pub(crate) fn capture(
     let mut node_outputs = Map::new();
     node_outputs.insert("trigger".to_owned(), frame.trigger_value().clone());
     let mut node_visits = Map::new();
-    for (node, output) in frame.graph.nodes.iter().zip(&frame.outputs) {
-        if let Some(output) = output {
+    for (node, state) in frame.graph.nodes.iter().zip(&frame.nodes) {
+        if let Some(output) = &state.output {
             node_outputs.insert(node.id.to_owned(), output.clone());
         }
         let visits = frame.visits_of(node.slot);

@@ -154,8 +154,9 @@ impl PolicyRef {
 pub(crate) struct Frame {
     pub(crate) graph: &'static GraphMeta,
     pub(crate) graph_id: GraphId,
-    /// Outputs by node slot; `None` until the node has produced output.
-    pub(crate) outputs: Vec<Option<Value>>,
+    /// Each node's output and visit count, by slot: one allocation for
+    /// both.
+    pub(crate) nodes: Vec<NodeState>,
     /// The `trigger` entry: flattened from `raw_input` on demand, or a node
     /// named `trigger`'s output.
     pub(crate) trigger: TriggerEntry,
@@ -166,10 +167,16 @@ pub(crate) struct Frame {
     pub(crate) deadline: Instant,
     /// 0 for the top-level walk; children of a walk at depth d run at d+1.
     pub(crate) depth: u32,
-    /// Times each node (by slot) has started in this walk, restored from a
-    /// checkpoint on resume: the visit number of `http_request`'s
-    /// `Idempotency-Key`.
-    pub(crate) visits: Vec<u32>,
+}
+
+/// One node's state in a walk ([`Frame::nodes`], by slot).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NodeState {
+    /// The node's output; `None` until the node has produced output.
+    pub(crate) output: Option<Value>,
+    /// Times the node has started in this walk, restored from a checkpoint
+    /// on resume: the visit number of `http_request`'s `Idempotency-Key`.
+    pub(crate) visits: u32,
 }
 
 impl Frame {
@@ -184,7 +191,7 @@ impl Frame {
         Self {
             graph,
             graph_id,
-            outputs: vec![None; graph.nodes.len()],
+            nodes: vec![NodeState::default(); graph.nodes.len()],
             trigger: TriggerEntry::Flat {
                 kind,
                 whole: OnceCell::new(),
@@ -193,7 +200,6 @@ impl Frame {
             reply: None,
             deadline,
             depth,
-            visits: vec![0; graph.nodes.len()],
         }
     }
 
@@ -213,9 +219,8 @@ impl Frame {
         match slot {
             Slot::Node(i) => usize::try_from(i)
                 .ok()
-                .and_then(|i| self.visits.get(i))
-                .copied()
-                .unwrap_or(0),
+                .and_then(|i| self.nodes.get(i))
+                .map_or(0, |n| n.visits),
             _ => 0,
         }
     }
@@ -229,7 +234,10 @@ impl Frame {
 
     fn visit_cell(&mut self, slot: Slot) -> Option<&mut u32> {
         match slot {
-            Slot::Node(i) => usize::try_from(i).ok().and_then(|i| self.visits.get_mut(i)),
+            Slot::Node(i) => usize::try_from(i)
+                .ok()
+                .and_then(|i| self.nodes.get_mut(i))
+                .map(|n| &mut n.visits),
             _ => None,
         }
     }
@@ -245,7 +253,7 @@ impl Frame {
                 }
             },
             Slot::Node(i) => (
-                self.outputs.get(usize::try_from(i).ok()?)?.as_ref()?,
+                self.nodes.get(usize::try_from(i).ok()?)?.output.as_ref()?,
                 path.rest,
             ),
             Slot::Missing => return None,
@@ -273,11 +281,8 @@ impl Frame {
         match slot {
             Slot::Trigger => self.trigger = TriggerEntry::Stored(value),
             Slot::Node(i) => {
-                if let Some(cell) = usize::try_from(i)
-                    .ok()
-                    .and_then(|i| self.outputs.get_mut(i))
-                {
-                    *cell = Some(value);
+                if let Some(cell) = usize::try_from(i).ok().and_then(|i| self.nodes.get_mut(i)) {
+                    cell.output = Some(value);
                 }
             }
             // A node whose id can never be addressed stores nothing visible.
@@ -747,7 +752,7 @@ pub(crate) mod testing {
         /// Set node `id`'s output.
         pub(crate) fn set(mut self, id: &str, value: Value) -> Self {
             if let Some(i) = IDS.iter().position(|x| *x == id) {
-                self.frame.outputs[i] = Some(value);
+                self.frame.nodes[i].output = Some(value);
             }
             self
         }

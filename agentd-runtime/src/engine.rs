@@ -523,7 +523,7 @@ pub fn next_execution_id() -> String {
     buf[len] = b'-';
     len = put_hex(&mut buf, len + 1, n);
     // Only ASCII digits, letters and dashes were written.
-    String::from_utf8_lossy(&buf[..len]).into_owned()
+    std::str::from_utf8(&buf[..len]).map_or_else(|_| String::new(), str::to_owned)
 }
 
 /// The longest execution id: `exec-`, three u64s in hex, two dashes.
