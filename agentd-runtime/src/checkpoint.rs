@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::context::Frame;
-use crate::graph::{GraphMeta, NodeIdx, NodeMeta, Source};
+use crate::graph::{GraphMeta, NodeIdx, NodeMeta, Slot, Source};
 
 #[cfg(feature = "fleet")]
 mod redis;
@@ -606,12 +606,10 @@ pub(crate) fn capture(
     awaiting_approval: bool,
 ) -> Checkpoint {
     let mut node_outputs = Map::new();
-    if let Some(trigger) = &frame.trigger {
-        node_outputs.insert("trigger".to_owned(), trigger.clone());
-    }
+    node_outputs.insert("trigger".to_owned(), frame.trigger_value().clone());
     let mut node_visits = Map::new();
-    for (node, output) in frame.graph.nodes.iter().zip(&frame.outputs) {
-        if let Some(output) = output {
+    for (node, state) in frame.graph.nodes.iter().zip(&frame.nodes) {
+        if let Some(output) = &state.output {
             node_outputs.insert(node.id.to_owned(), output.clone());
         }
         let visits = frame.visits_of(node.slot);
@@ -661,7 +659,7 @@ pub(crate) fn node_named(
 pub(crate) fn restore(frame: &mut Frame, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
     for (id, value) in &checkpoint.node_outputs {
         if id == "trigger" {
-            frame.trigger = Some(value.clone());
+            frame.store(Slot::Trigger, value.clone());
             continue;
         }
         let (_, node) = node_named(frame.graph, &checkpoint.run_id, id)?;

@@ -9,8 +9,9 @@
 //! routing or retries (the engine does) and never read workflow TOML.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::cell::OnceCell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use serde_json::{Map, Value};
@@ -123,6 +124,9 @@ pub(crate) struct Shared {
     /// Send `Idempotency-Key` on the top-level walk's `http_request`s: the
     /// run may be re-run from a checkpoint by another replica.
     pub(crate) idempotency_keys: bool,
+    /// A completed run carrying an HTTP reply has its `final_value` dropped
+    /// unread (serve mode without a trace; `Engine::reply_only`).
+    pub(crate) final_value_unread: bool,
     /// `[budget].max_fs_write_mb` and the process-wide byte counter (read by
     /// `write_file`).
     pub(crate) fs_write: crate::budget::FsWriteLimit,
@@ -149,10 +153,12 @@ impl PolicyRef {
 pub(crate) struct Frame {
     pub(crate) graph: &'static GraphMeta,
     pub(crate) graph_id: GraphId,
-    /// Outputs by node slot; `None` until the node has produced output.
-    pub(crate) outputs: Vec<Option<Value>>,
-    /// The `trigger` entry (flattened), or a node named `trigger`'s output.
-    pub(crate) trigger: Option<Value>,
+    /// Each node's output and visit count, by slot: one allocation for
+    /// both.
+    pub(crate) nodes: Vec<NodeState>,
+    /// The `trigger` entry: flattened from `raw_input` on demand, or a node
+    /// named `trigger`'s output.
+    pub(crate) trigger: TriggerEntry,
     /// The trigger input as given, without `kind` (respond / call default).
     pub(crate) raw_input: Value,
     /// The last `respond` reply of this walk.
@@ -160,10 +166,16 @@ pub(crate) struct Frame {
     pub(crate) deadline: Instant,
     /// 0 for the top-level walk; children of a walk at depth d run at d+1.
     pub(crate) depth: u32,
-    /// Times each node (by slot) has started in this walk, restored from a
-    /// checkpoint on resume: the visit number of `http_request`'s
-    /// `Idempotency-Key`.
-    pub(crate) visits: Vec<u32>,
+}
+
+/// One node's state in a walk ([`Frame::nodes`], by slot).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NodeState {
+    /// The node's output; `None` until the node has produced output.
+    pub(crate) output: Option<Value>,
+    /// Times the node has started in this walk, restored from a checkpoint
+    /// on resume: the visit number of `http_request`'s `Idempotency-Key`.
+    pub(crate) visits: u32,
 }
 
 impl Frame {
@@ -178,13 +190,15 @@ impl Frame {
         Self {
             graph,
             graph_id,
-            outputs: vec![None; graph.nodes.len()],
-            trigger: Some(flatten_trigger(kind, &input)),
+            nodes: vec![NodeState::default(); graph.nodes.len()],
+            trigger: TriggerEntry::Flat {
+                kind,
+                whole: OnceCell::new(),
+            },
             raw_input: input,
             reply: None,
             deadline,
             depth,
-            visits: vec![0; graph.nodes.len()],
         }
     }
 
@@ -204,9 +218,8 @@ impl Frame {
         match slot {
             Slot::Node(i) => usize::try_from(i)
                 .ok()
-                .and_then(|i| self.visits.get(i))
-                .copied()
-                .unwrap_or(0),
+                .and_then(|i| self.nodes.get(i))
+                .map_or(0, |n| n.visits),
             _ => 0,
         }
     }
@@ -220,38 +233,108 @@ impl Frame {
 
     fn visit_cell(&mut self, slot: Slot) -> Option<&mut u32> {
         match slot {
-            Slot::Node(i) => usize::try_from(i).ok().and_then(|i| self.visits.get_mut(i)),
+            Slot::Node(i) => usize::try_from(i)
+                .ok()
+                .and_then(|i| self.nodes.get_mut(i))
+                .map(|n| &mut n.visits),
             _ => None,
         }
     }
 
     pub(crate) fn resolve(&self, path: &CtxPath) -> Option<&Value> {
-        let mut cur = match path.root {
-            Slot::Trigger => self.trigger.as_ref()?,
-            Slot::Node(i) => self.outputs.get(usize::try_from(i).ok()?)?.as_ref()?,
+        let (mut cur, rest) = match path.root {
+            Slot::Trigger => match (&self.trigger, path.rest) {
+                (TriggerEntry::Stored(value), rest) => (value, rest),
+                (TriggerEntry::Flat { .. }, []) => (self.trigger_value(), path.rest),
+                // A member of the flattened entry, read without building it.
+                (TriggerEntry::Flat { kind, .. }, [first, rest @ ..]) => {
+                    (trigger_member(*kind, &self.raw_input, first)?, rest)
+                }
+            },
+            Slot::Node(i) => (
+                self.nodes.get(usize::try_from(i).ok()?)?.output.as_ref()?,
+                path.rest,
+            ),
             Slot::Missing => return None,
         };
         // docs/dialect.md §9.1: empty segments are *not* skipped here (unlike templates).
-        for seg in path.rest {
+        for seg in rest {
             cur = crate::template::step_into(cur, seg)?;
         }
         Some(cur)
     }
 
+    /// The whole `trigger` entry: [`flatten_trigger`] of the input, built on
+    /// the first call (a checkpoint, a path naming all of `trigger`), or a
+    /// node named `trigger`'s output.
+    pub(crate) fn trigger_value(&self) -> &Value {
+        match &self.trigger {
+            TriggerEntry::Flat { kind, whole } => {
+                whole.get_or_init(|| flatten_trigger(*kind, &self.raw_input))
+            }
+            TriggerEntry::Stored(value) => value,
+        }
+    }
+
     pub(crate) fn store(&mut self, slot: Slot, value: Value) {
         match slot {
-            Slot::Trigger => self.trigger = Some(value),
+            Slot::Trigger => self.trigger = TriggerEntry::Stored(value),
             Slot::Node(i) => {
-                if let Some(cell) = usize::try_from(i)
-                    .ok()
-                    .and_then(|i| self.outputs.get_mut(i))
-                {
-                    *cell = Some(value);
+                if let Some(cell) = usize::try_from(i).ok().and_then(|i| self.nodes.get_mut(i)) {
+                    cell.output = Some(value);
                 }
             }
             // A node whose id can never be addressed stores nothing visible.
             Slot::Missing => {}
         }
+    }
+}
+
+/// A walk's `trigger` context entry.
+#[derive(Debug)]
+pub(crate) enum TriggerEntry {
+    /// `{"kind": <kind>, ...input}` of [`flatten_trigger`], with the input
+    /// in [`Frame::raw_input`]: a path into it reads the input in place, and
+    /// the whole value is built (once) only when something needs all of it.
+    /// Most runs never do, so a run no longer copies its input.
+    Flat {
+        /// The trigger kind.
+        kind: Source,
+        /// The flattened value, once built.
+        whole: OnceCell<Value>,
+    },
+    /// A node named `trigger` stored its output here, or a resumed run's
+    /// checkpoint held this entry.
+    Stored(Value),
+}
+
+/// The member `seg` of `flatten_trigger(kind, input)`, found without
+/// building it: an object input's own member (`kind` included), else `kind`;
+/// for any other input only `kind` and `input`.
+fn trigger_member<'v>(kind: Source, input: &'v Value, seg: &str) -> Option<&'v Value> {
+    match input {
+        Value::Object(fields) => match fields.get(seg) {
+            Some(value) => Some(value),
+            None => (seg == "kind").then(|| kind_value(kind)),
+        },
+        other => match seg {
+            "kind" => Some(kind_value(kind)),
+            "input" => Some(other),
+            _ => None,
+        },
+    }
+}
+
+/// `kind`'s string as a JSON value that lives for the whole process.
+fn kind_value(kind: Source) -> &'static Value {
+    static KINDS: OnceLock<[Value; 3]> = OnceLock::new();
+    let kinds = KINDS.get_or_init(|| {
+        [Source::Manual, Source::Http, Source::Event].map(|k| Value::from(k.as_str()))
+    });
+    match kind {
+        Source::Manual => &kinds[0],
+        Source::Http => &kinds[1],
+        Source::Event => &kinds[2],
     }
 }
 
@@ -303,6 +386,10 @@ pub struct Cx<'r> {
     pub(crate) shared: &'r Shared,
     pub(crate) frame: &'r mut Frame,
     pub(crate) node: &'static NodeMeta,
+    /// This node has no unconditional out-edge, runs in the top-level walk,
+    /// and the run's caller drops the final value of a run with an HTTP
+    /// reply: see [`Cx::reply_makes_output_unread`].
+    pub(crate) ends_reply_run: bool,
 }
 
 impl Cx<'_> {
@@ -497,6 +584,17 @@ impl Cx<'_> {
         }
     }
 
+    /// Whether this node's output goes unread once it has recorded an HTTP
+    /// reply: the node has no unconditional out-edge, so a `Continue` without
+    /// a label ends the top-level walk with the output as the run's
+    /// `final_value`, and the run's caller answers a run with a reply by the
+    /// reply alone (serve mode; no trace recorded, no child walk). `respond`
+    /// then outputs `null` instead of building its summary object.
+    #[must_use]
+    pub(crate) fn reply_makes_output_unread(&self) -> bool {
+        self.ends_reply_run
+    }
+
     /// Record `reply` as this walk's pending HTTP reply (last one wins).
     pub fn set_reply(&mut self, reply: HttpResponse) {
         self.frame.reply = Some(reply);
@@ -623,6 +721,7 @@ pub(crate) mod testing {
                     secrets: &[],
                     traceparent: None,
                     idempotency_keys: false,
+                    final_value_unread: false,
                     fs_write: crate::budget::FsWriteLimit::UNLIMITED,
                 },
                 frame: Frame::new(
@@ -650,7 +749,7 @@ pub(crate) mod testing {
         /// Set node `id`'s output.
         pub(crate) fn set(mut self, id: &str, value: Value) -> Self {
             if let Some(i) = IDS.iter().position(|x| *x == id) {
-                self.frame.outputs[i] = Some(value);
+                self.frame.nodes[i].output = Some(value);
             }
             self
         }
@@ -661,6 +760,7 @@ pub(crate) mod testing {
                 shared: &self.shared,
                 frame: &mut self.frame,
                 node: &NODES[3],
+                ends_reply_run: false,
             }
         }
     }
@@ -718,6 +818,69 @@ mod tests {
             flatten_trigger(Source::Manual, &json!([1])),
             json!({"kind": "manual", "input": [1]})
         );
+    }
+
+    #[test]
+    fn trigger_paths_read_the_input_in_place_exactly_as_the_flattened_entry() {
+        let inputs = [
+            json!({"a": {"b": [1, {"c": 2}]}, "s": "text", "principal": {"kind": "anonymous"}}),
+            json!({"kind": "cron", "input": 3}),
+            json!({"": {"": 4}}),
+            json!({}),
+            Value::Null,
+            json!([1, [2]]),
+            json!("text"),
+            json!(7),
+        ];
+        let paths = [
+            "trigger",
+            "trigger.kind",
+            "trigger.kind.0",
+            "trigger.input",
+            "trigger.input.0",
+            "trigger.input.1.0",
+            "trigger.a",
+            "trigger.a.b.1.c",
+            "trigger.a.b.+1.c",
+            "trigger.s.0",
+            "trigger.principal.kind",
+            "trigger.",
+            "trigger..",
+            "trigger.missing",
+        ];
+        for kind in [Source::Manual, Source::Http, Source::Event] {
+            for input in &inputs {
+                let flat = flatten_trigger(kind, input);
+                let frame = Frame::new(
+                    &super::testing::GRAPH,
+                    GraphId(0),
+                    kind,
+                    input.clone(),
+                    Instant::now(),
+                    0,
+                );
+                for text in paths {
+                    let path = path(text);
+                    let mut want = Some(&flat);
+                    for seg in path.rest {
+                        want = want.and_then(|v| crate::template::step_into(v, seg));
+                    }
+                    assert_eq!(frame.resolve(&path), want, "{kind:?} {input} {text}");
+                }
+                assert_eq!(frame.trigger_value(), &flat, "{kind:?} {input}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_stored_trigger_entry_replaces_the_flattened_one() {
+        let mut run = TestRun::new(json!({"a": 1}));
+        run.frame.store(Slot::Trigger, json!({"b": 2}));
+        assert_eq!(run.frame.resolve(&path("trigger.a")), None);
+        assert_eq!(run.frame.resolve(&path("trigger.kind")), None);
+        assert_eq!(run.frame.resolve(&path("trigger.b")), Some(&json!(2)));
+        assert_eq!(run.frame.trigger_value(), &json!({"b": 2}));
+        assert_eq!(run.cx().raw_input(), &json!({"a": 1}));
     }
 
     #[test]

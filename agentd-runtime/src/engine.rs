@@ -110,6 +110,9 @@ pub struct Engine<'w> {
     workflow: &'w dyn DynWorkflow,
     def: &'static WorkflowDef,
     options: RunOptions,
+    /// The caller drops a completed run's `final_value` when the run carries
+    /// an HTTP reply ([`Engine::reply_only`]).
+    reply_only: bool,
     #[cfg(feature = "llm")]
     intel: crate::intel::Intel,
     #[cfg(feature = "mcp")]
@@ -124,6 +127,7 @@ impl<'w> Engine<'w> {
             workflow,
             def,
             options,
+            reply_only: false,
             // No backends yet; the budget is the workflow's own.
             #[cfg(feature = "llm")]
             intel: crate::intel::Intel::new(
@@ -158,6 +162,18 @@ impl<'w> Engine<'w> {
         self
     }
 
+    /// Runs for a caller that answers a completed run carrying an HTTP reply
+    /// with that reply alone (serve mode) and drops its `final_value`
+    /// unread: a `respond` node that ends the top-level walk then skips
+    /// building its output (docs/performance.md, "Issue 19 round 4"). The
+    /// outcome's `final_value` is `null` in exactly those runs.
+    #[must_use]
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))] // serve mode's alone
+    pub(crate) fn reply_only(mut self) -> Self {
+        self.reply_only = true;
+        self
+    }
+
     /// The definitions of the workflow this engine runs.
     #[must_use]
     pub fn def(&self) -> &'static WorkflowDef {
@@ -174,17 +190,17 @@ impl<'w> Engine<'w> {
     ///
     /// Never panics on bad input: every problem is either an [`Outcome`] or
     /// the `Err` of [`RunReport::outcome`].
-    pub fn run(&self, start: &str, trigger: Trigger) -> RunReport {
+    pub fn run(&self, start: &str, mut trigger: Trigger) -> RunReport {
         let started = Instant::now();
-        let execution_id = next_execution_id();
-        let shared = self.shared(execution_id.clone(), trigger.traceparent.as_deref());
+        let shared = self.shared(next_execution_id(), trigger.traceparent.take());
+        let execution_id = &shared.execution_id;
         let mut entries = Vec::new();
         let trace = self.options.record_trace.then_some(&mut entries);
         let deadline = started.checked_add(self.options.timeout);
         let mut durable = self.options.checkpoints.as_deref().map(|store| Durable {
             store,
             each_node: self.options.checkpoint_each_node,
-            run_id: execution_id.clone(),
+            run_id: execution_id.to_owned(),
             start_node: start.to_owned(),
             trigger_kind: trigger.kind,
             program_hash: self.def.info.program_hash,
@@ -192,7 +208,7 @@ impl<'w> Engine<'w> {
             resumed: false,
         });
         let run_obs = crate::obs::spans::RunObs::start(
-            &execution_id,
+            execution_id,
             self.def.info.workflow,
             start,
             self.options.dry_run,
@@ -212,11 +228,11 @@ impl<'w> Engine<'w> {
             .limits
             .max_run_time_secs
             .filter(|cap| *cap > 0 && self.options.timeout >= Duration::from_secs(*cap));
-        run_obs.finish(&execution_id, &outcome, run_time_cap);
+        run_obs.finish(execution_id, &outcome, run_time_cap);
         if let Some(durable) = durable {
             durable.finish(&outcome);
         }
-        report(outcome, entries, &shared)
+        report(outcome, entries, shared)
     }
 
     /// Resume run `run_id` from its checkpoint in the state directory (docs/operations.md
@@ -335,11 +351,11 @@ impl<'w> Engine<'w> {
             }),
         };
         durable.finish(&outcome);
-        Ok(report(outcome, entries, &shared))
+        Ok(report(outcome, entries, shared))
     }
 
     /// The per-run state every walk of one run shares.
-    fn shared(&self, execution_id: String, traceparent: Option<&str>) -> Shared {
+    fn shared(&self, execution_id: String, traceparent: Option<String>) -> Shared {
         let policy = match &self.options.policy {
             PolicyMode::Baked => self.def.policy.map(PolicyRef::Baked),
             PolicyMode::AllowAll => None,
@@ -356,7 +372,9 @@ impl<'w> Engine<'w> {
             #[cfg(feature = "mcp")]
             mcp: self.mcp.clone(),
             secrets: self.def.secrets,
-            traceparent: traceparent.map(str::to_owned),
+            traceparent,
+            // Nothing reads the final value: not the caller, not a trace.
+            final_value_unread: self.reply_only && !self.options.record_trace,
             // A run that another replica may re-run from its last checkpoint
             // tells servers which requests are repeats.
             idempotency_keys: self.options.checkpoint_each_node
@@ -374,20 +392,22 @@ impl<'w> Engine<'w> {
 fn report(
     outcome: Result<Outcome, Error>,
     mut entries: Vec<TraceEntry>,
-    shared: &Shared,
+    shared: Shared,
 ) -> RunReport {
     if outcome.is_err() {
         // docs/dialect.md §13: a hard error has no outcome and no trace.
         entries.clear();
     }
+    let metrics = shared.metrics.snapshot();
+    let execution_id = shared.execution_id;
     RunReport {
         outcome,
         trace: Trace {
-            execution_id: shared.execution_id.clone(),
+            execution_id: execution_id.clone(),
             entries,
         },
-        metrics: shared.metrics.snapshot(),
-        execution_id: shared.execution_id.clone(),
+        metrics,
+        execution_id,
     }
 }
 
@@ -491,35 +511,37 @@ pub fn next_execution_id() -> String {
     // server runs this once per request; the id of this process never changes.
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let pid = *PID.get_or_init(std::process::id);
-    // Written by hand rather than with `format!`: the formatting machinery
-    // was most of the cost of a trivial served run.
-    let mut id = String::with_capacity(5 + 16 + 1 + 8 + 1 + 16);
-    id.push_str("exec-");
-    push_hex(&mut id, secs);
-    id.push('-');
-    push_hex(&mut id, u64::from(pid));
-    id.push('-');
-    push_hex(&mut id, n);
-    id
+    // Written by hand into a stack buffer and copied out once, rather than
+    // with `format!` or a `push` per digit: the formatting was most of the
+    // cost of a trivial served run.
+    let mut buf = [0_u8; ID_MAX];
+    buf[..5].copy_from_slice(b"exec-");
+    let mut len = 5;
+    len = put_hex(&mut buf, len, secs);
+    buf[len] = b'-';
+    len = put_hex(&mut buf, len + 1, u64::from(pid));
+    buf[len] = b'-';
+    len = put_hex(&mut buf, len + 1, n);
+    // Only ASCII digits, letters and dashes were written.
+    std::str::from_utf8(&buf[..len]).map_or_else(|_| String::new(), str::to_owned)
 }
 
-/// Append `v` in lower-case hex without leading zeros (`{:x}`).
-fn push_hex(out: &mut String, v: u64) {
+/// The longest execution id: `exec-`, three u64s in hex, two dashes.
+const ID_MAX: usize = 5 + 16 + 1 + 16 + 1 + 16;
+
+/// Write `v` in lower-case hex without leading zeros (`{:x}`) into `buf`
+/// at `at`; the index after the last digit.
+fn put_hex(buf: &mut [u8; ID_MAX], at: usize, v: u64) -> usize {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0_u8; 16];
-    let mut i = buf.len();
+    // Hex digits of `v`, at least one.
+    let digits = (64 - (v | 1).leading_zeros()).div_ceil(4) as usize;
+    let end = at + digits;
     let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = DIGITS[(v & 0xf) as usize];
+    for slot in buf[at..end].iter_mut().rev() {
+        *slot = DIGITS[(v & 0xf) as usize];
         v >>= 4;
-        if v == 0 {
-            break;
-        }
     }
-    for &b in &buf[i..] {
-        out.push(char::from(b));
-    }
+    end
 }
 
 fn millis(d: Duration) -> u64 {

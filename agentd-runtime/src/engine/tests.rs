@@ -81,7 +81,7 @@ const RETRY_3: Retry = Retry {
     jitter: 0.5,
 };
 
-static LAB_NODES: [NodeMeta; 29] = [
+static LAB_NODES: [NodeMeta; 33] = [
     node("first", Kind::Merge, 0),
     node("value", Kind::JsonSelect, 1),
     node("term", Kind::Terminate, 2),
@@ -140,9 +140,13 @@ static LAB_NODES: [NodeMeta; 29] = [
     },
     node("par_rendezvous", Kind::Parallel, 27),
     node("map_naps", Kind::Map, 28),
+    node("respond_last", Kind::Respond, 29),
+    node("call_respond", Kind::Call, 30),
+    node("respond_next", Kind::Respond, 31),
+    node("read_status", Kind::JsonSelect, 32),
 ];
 
-static LAB_EDGES: [&[EdgeMeta]; 29] = [
+static LAB_EDGES: [&[EdgeMeta]; 33] = [
     &[edge(1, 0)],                                           // first -> value
     &[],                                                     // value: dead end
     &[edge(1, 1)],                                           // term -> value (ignored)
@@ -172,9 +176,13 @@ static LAB_EDGES: [&[EdgeMeta]; 29] = [
     &[],                                                     // map_rendezvous
     &[],                                                     // par_rendezvous
     &[],                                                     // map_naps
+    &[labelled(1, "never", 18)],                             // respond_last: ends the walk
+    &[],                                                     // call_respond
+    &[edge(32, 19)],                                         // respond_next -> read_status
+    &[],                                                     // read_status
 ];
 
-static LAB_STARTS: [StartMeta; 29] = [
+static LAB_STARTS: [StartMeta; 32] = [
     start("first", 0),
     start("term", 2),
     start("failer", 3),
@@ -209,27 +217,32 @@ static LAB_STARTS: [StartMeta; 29] = [
     },
     start("value", 1),
     start("map_naps", 28),
+    start("respond_last", 29),
+    start("call_respond", 30),
+    start("respond_next", 31),
 ];
 
 /// The start index of "recurse" in `LAB_STARTS`.
 const RECURSE_START: u32 = 23;
 
-static CHILD_NODES: [NodeMeta; 6] = [
+static CHILD_NODES: [NodeMeta; 7] = [
     node("echo", Kind::JsonSelect, 0),
     node("no", Kind::Fail, 1),
     node("boom", Kind::ReadFile, 2),
     node("meet", Kind::Merge, 3),
     node("meet_pair", Kind::Merge, 4),
     node("nap", Kind::Merge, 5),
+    node("child_respond", Kind::Respond, 6),
 ];
 
-static CHILD_STARTS: [StartMeta; 6] = [
+static CHILD_STARTS: [StartMeta; 7] = [
     start("echo", 0),
     start("no", 1),
     start("boom", 2),
     start("meet", 3),
     start("meet_pair", 4),
     start("nap", 5),
+    start("child_respond", 6),
 ];
 
 static GRAPHS: [GraphMeta; 2] = [
@@ -238,13 +251,13 @@ static GRAPHS: [GraphMeta; 2] = [
         starts: &LAB_STARTS,
         nodes: &LAB_NODES,
         out_edges: &LAB_EDGES,
-        edge_count: 18,
+        edge_count: 20,
     },
     GraphMeta {
         name: "child",
         starts: &CHILD_STARTS,
         nodes: &CHILD_NODES,
-        out_edges: &[&[], &[], &[], &[], &[], &[]],
+        out_edges: &[&[], &[], &[], &[], &[], &[], &[]],
         edge_count: 0,
     },
 ];
@@ -294,6 +307,13 @@ static CALL_FAIL: Call = Call {
     child: ChildRef {
         graph: GraphId(1),
         start: 1,
+    },
+    input_from: None,
+};
+static CALL_RESPOND: Call = Call {
+    child: ChildRef {
+        graph: GraphId(1),
+        start: 6,
     },
     input_from: None,
 };
@@ -476,7 +496,7 @@ impl Workflow for Lab {
             }
             (0, 16) => Ok(Step::branch(Value::Null, "go")),
             (0, 17) => control::condition(cx, &COND),
-            (0, 18 | 19) => control::respond(cx, &RESPOND),
+            (0, 18 | 19 | 29 | 31) | (1, 6) => control::respond(cx, &RESPOND),
             (0, 20) => compose::call(self, cx, &CALL_ECHO),
             (0, 21) => compose::call(self, cx, &CALL_FAIL),
             (0, 22) => compose::call(self, cx, &CALL_ERR),
@@ -486,6 +506,17 @@ impl Workflow for Lab {
             (0, 26) => compose::map(self, cx, &MAP_RENDEZVOUS),
             (0, 27) => compose::parallel(self, cx, &PAR_RENDEZVOUS),
             (0, 28) => compose::map(self, cx, &MAP_NAPS),
+            (0, 30) => compose::call(self, cx, &CALL_RESPOND),
+            (0, 32) => {
+                let path = CtxPath {
+                    text: "respond_next.status",
+                    root: Slot::Node(31),
+                    rest: &["status"],
+                };
+                Ok(Step::value(
+                    cx.resolve(&path).cloned().unwrap_or(Value::Null),
+                ))
+            }
             (1, 0) => Ok(Step::value(json!({
                 "got": cx.raw_input().clone(),
                 "depth": cx.depth(),
@@ -687,6 +718,68 @@ fn respond_reply_rides_a_completed_outcome_only() {
 }
 
 #[test]
+fn a_reply_only_run_skips_the_output_of_the_respond_node_that_ends_it() {
+    let reply = || HttpResponse {
+        status: 202,
+        content_type: "text/plain",
+        body: "hi Ada".into(),
+    };
+    let summary = json!({"status": 202, "content_type": "text/plain", "bytes": 6});
+    let untraced = RunOptions {
+        record_trace: false,
+        ..RunOptions::default()
+    };
+    let serve = |start: &str, options: RunOptions| {
+        Engine::new(&Lab::default(), options)
+            .reply_only()
+            .run(start, Trigger::manual(json!({"who": "Ada"})))
+    };
+    // Served, no trace: nothing reads the final value beside the reply.
+    assert_eq!(
+        serve("respond_last", untraced.clone()).outcome.ok(),
+        Some(Outcome::Completed {
+            final_value: Value::Null,
+            last_node: Some("respond_last"),
+            http_response: Some(reply()),
+        })
+    );
+    // A trace keeps the output, and so does every other caller.
+    let traced = serve("respond_last", RunOptions::default());
+    assert_eq!(traced.trace.entries[0].output, summary);
+    let full = Outcome::Completed {
+        final_value: summary.clone(),
+        last_node: Some("respond_last"),
+        http_response: Some(reply()),
+    };
+    assert_eq!(traced.outcome.ok(), Some(full.clone()));
+    assert_eq!(
+        run_with(
+            &Lab::default(),
+            "respond_last",
+            json!({"who": "Ada"}),
+            untraced.clone()
+        )
+        .outcome
+        .ok(),
+        Some(full)
+    );
+    // A child walk's final value is its parent's output.
+    assert_eq!(
+        serve("call_respond", untraced.clone()).outcome.ok(),
+        Some(completed(json!({ "result": summary }), "call_respond"))
+    );
+    // A `respond` with a successor keeps its output for the nodes after it.
+    assert_eq!(
+        serve("respond_next", untraced).outcome.ok(),
+        Some(Outcome::Completed {
+            final_value: json!(202),
+            last_node: Some("read_status"),
+            http_response: Some(reply()),
+        })
+    );
+}
+
+#[test]
 fn execution_ids_follow_the_dialect_format_and_are_unique() {
     let a = run("first", Value::Null).execution_id;
     let b = run("first", Value::Null).execution_id;
@@ -707,10 +800,22 @@ fn execution_ids_follow_the_dialect_format_and_are_unique() {
 
 #[test]
 fn hand_written_hex_matches_the_formatter() {
-    for v in [0_u64, 1, 0xf, 0x10, 0xdead_beef, u64::MAX] {
-        let mut s = String::new();
-        super::push_hex(&mut s, v);
-        assert_eq!(s, format!("{v:x}"));
+    let mut values = vec![0_u64, 1, 0xdead_beef, u64::MAX];
+    // Every digit-count boundary: 0x1, 0xf, 0x10, 0xff, 0x100, ...
+    for shift in (0..64).step_by(4) {
+        values.extend([1_u64 << shift, (1_u64 << shift).wrapping_sub(1) | 0xf]);
+    }
+    for v in values {
+        for at in [0, 7, super::ID_MAX - 16] {
+            let mut buf = [b'#'; super::ID_MAX];
+            let end = super::put_hex(&mut buf, at, v);
+            assert_eq!(
+                std::str::from_utf8(&buf[at..end]).ok(),
+                Some(format!("{v:x}").as_str())
+            );
+            // Nothing outside the digits is written.
+            assert!(buf[..at].iter().chain(&buf[end..]).all(|b| *b == b'#'));
+        }
     }
 }
 

@@ -107,8 +107,10 @@ pub(super) fn walk(
 ) -> Result<Outcome, Error> {
     let graph = frame.graph;
     let started = Instant::now();
-    // Traversals per loop edge in this walk, keyed by edge index (docs/dialect.md §8.2).
-    let mut loop_counts = vec![0_u32; usize::try_from(graph.edge_count).unwrap_or(0)];
+    // Traversals per loop edge in this walk, keyed by edge index (docs/dialect.md §8.2);
+    // allocated when a loop edge is first looked at, so a walk that meets
+    // none allocates nothing.
+    let mut loop_counts = Vec::new();
     let mut current = entry;
     let mut last_entered: Option<&'static str> = None;
     let mut steps = 0_u32;
@@ -354,6 +356,14 @@ fn dispatch(
     node: &'static NodeMeta,
 ) -> Result<Step, Error> {
     let graph_id = frame.graph_id;
+    // A label-less `Continue` of a node without unconditional out-edges
+    // ends the walk; at the top level its output is the final value.
+    let ends_reply_run = shared.final_value_unread
+        && frame.depth == 0
+        && usize::try_from(idx.0)
+            .ok()
+            .and_then(|i| frame.graph.out_edges.get(i))
+            .is_some_and(|edges| edges.iter().all(|e| e.when.is_some()));
     // Retry applies only to handler kinds (docs/dialect.md §10.1).
     let retry = node.retry.filter(|_| !node.kind.is_engine_internal());
     let max_attempts = retry.map_or(1, |r| r.max_attempts.max(1));
@@ -363,6 +373,7 @@ fn dispatch(
             shared,
             frame: &mut *frame,
             node,
+            ends_reply_run,
         };
         let result = w.exec_node(graph_id, idx, &mut cx);
         let (Err(err), Some(policy)) = (&result, retry) else {
@@ -418,7 +429,7 @@ fn pick_next(
     current: NodeIdx,
     node: &NodeMeta,
     branch: Option<&str>,
-    loop_counts: &mut [u32],
+    loop_counts: &mut Vec<u32>,
 ) -> Result<Option<NodeIdx>, Error> {
     let edges = usize::try_from(current.0)
         .ok()
@@ -437,6 +448,9 @@ fn pick_next(
             continue;
         }
         if let Some(max) = edge.max_iterations {
+            if loop_counts.is_empty() {
+                loop_counts.resize(usize::try_from(graph.edge_count).unwrap_or(0), 0);
+            }
             let used = usize::try_from(edge.index)
                 .ok()
                 .and_then(|i| loop_counts.get(i))

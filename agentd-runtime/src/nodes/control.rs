@@ -132,7 +132,9 @@ pub fn fail(_cx: &Cx<'_>, cfg: &'static Fail) -> Result<Step, Error> {
 
 /// `respond`: render the body, record the pending HTTP reply (last one
 /// wins; attached only to a completed top-level run) and output
-/// `{"status", "content_type", "bytes"}`.
+/// `{"status", "content_type", "bytes"}` — or `null` where that output
+/// could never be read (`Cx::reply_makes_output_unread`: the node ends
+/// a served run, whose reply is all the client gets).
 ///
 /// # Errors
 ///
@@ -148,6 +150,12 @@ pub fn respond(cx: &mut Cx<'_>, cfg: &'static Respond) -> Result<Step, Error> {
         content_type: cfg.content_type,
         body,
     });
+    if cx.reply_makes_output_unread() {
+        // The walk ends here and its caller answers with the reply alone:
+        // nobody would read the summary object (building and dropping it was
+        // a tenth of a served `/ping`'s run).
+        return Ok(Step::value(Value::Null));
+    }
     Ok(Step::value(json!({
         "status": cfg.status,
         "content_type": cfg.content_type,

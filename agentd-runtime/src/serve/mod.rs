@@ -434,7 +434,9 @@ impl State {
         // route's: it is pure computation on the reactor thread (no I/O may
         // block it), done in microseconds, with nothing to repeat or resume.
         let each_node = (self.fleet_runs && !route.inline) || self.run_options.checkpoint_each_node;
-        self.run_with(route.start, trigger, each_node)
+        // The reply is built from the run's `respond` reply alone when it
+        // has one (`handler::reply_for`), never from its final value.
+        self.run_with(self.engine(each_node).reply_only(), route.start, trigger)
     }
 
     /// Run start `start` of a trigger (a schedule) synchronously.
@@ -444,7 +446,7 @@ impl State {
     /// dies, and a second, run-level takeover would run it twice.
     pub(crate) fn run(&self, start: &str, trigger: Trigger) -> RunReport {
         let durable = !self.fleet_runs && self.run_options.checkpoint_each_node;
-        self.run_with(start, trigger, durable)
+        self.run_with(self.engine(durable), start, trigger)
     }
 
     /// The engine every run of this process uses (the policy re-read from a
@@ -468,8 +470,7 @@ impl State {
         engine
     }
 
-    fn run_with(&self, start: &str, trigger: Trigger, each_node: bool) -> RunReport {
-        let engine = self.engine(each_node);
+    fn run_with(&self, engine: Engine<'_>, start: &str, trigger: Trigger) -> RunReport {
         let started = Instant::now();
         let report = engine.run(start, trigger);
         self.metrics.record_run(&report, started.elapsed());
