@@ -622,7 +622,7 @@ pub(crate) fn capture(
         workflow: frame.graph.name.to_owned(),
         start_node: point.start_node.to_owned(),
         trigger_kind: point.trigger_kind.into(),
-        trigger_input: frame.raw_input.clone(),
+        trigger_input: frame.input().clone(),
         node_outputs,
         paused_at: paused_at.map(str::to_owned),
         resume_node: resume_node.map(str::to_owned),

@@ -160,7 +160,17 @@ pub(crate) struct Frame {
     /// named `trigger`'s output.
     pub(crate) trigger: TriggerEntry,
     /// The trigger input as given, without `kind` (respond / call default).
+    /// A served request's principal is kept apart, in `principal`.
     pub(crate) raw_input: Value,
+    /// The principal a served request's input carries (serve mode, top-level
+    /// walk): the input seen by the run is [`merge_principal`] of
+    /// `raw_input` and it, read in place by trigger paths and built (once)
+    /// only when something needs the whole input ([`Frame::input`]). `None`
+    /// also when the input is neither an object nor `null`, which carries no
+    /// principal.
+    principal: Option<Cow<'static, Value>>,
+    /// `raw_input` with `principal` merged, once built.
+    merged_input: OnceCell<Value>,
     /// The last `respond` reply of this walk.
     pub(crate) reply: Option<HttpResponse>,
     pub(crate) deadline: Instant,
@@ -196,9 +206,32 @@ impl Frame {
                 whole: OnceCell::new(),
             },
             raw_input: input,
+            principal: None,
+            merged_input: OnceCell::new(),
             reply: None,
             deadline,
             depth,
+        }
+    }
+
+    /// This walk's input carries `principal` (a served request's, see
+    /// [`merge_principal`]), merged on demand.
+    #[must_use]
+    pub(crate) fn with_principal(mut self, principal: Cow<'static, Value>) -> Self {
+        if matches!(self.raw_input, Value::Object(_) | Value::Null) {
+            self.principal = Some(principal);
+        }
+        self
+    }
+
+    /// The input as the run sees it: the trigger input, with the principal
+    /// of a served request merged in (built on the first call).
+    pub(crate) fn input(&self) -> &Value {
+        match &self.principal {
+            None => &self.raw_input,
+            Some(principal) => self.merged_input.get_or_init(|| {
+                merge_principal(self.raw_input.clone(), principal.as_ref().clone())
+            }),
         }
     }
 
@@ -247,9 +280,10 @@ impl Frame {
                 (TriggerEntry::Stored(value), rest) => (value, rest),
                 (TriggerEntry::Flat { .. }, []) => (self.trigger_value(), path.rest),
                 // A member of the flattened entry, read without building it.
-                (TriggerEntry::Flat { kind, .. }, [first, rest @ ..]) => {
-                    (trigger_member(*kind, &self.raw_input, first)?, rest)
-                }
+                (TriggerEntry::Flat { kind, .. }, [first, rest @ ..]) => (
+                    trigger_member(*kind, &self.raw_input, self.principal.as_deref(), first)?,
+                    rest,
+                ),
             },
             Slot::Node(i) => (
                 self.nodes.get(usize::try_from(i).ok()?)?.output.as_ref()?,
@@ -270,7 +304,7 @@ impl Frame {
     pub(crate) fn trigger_value(&self) -> &Value {
         match &self.trigger {
             TriggerEntry::Flat { kind, whole } => {
-                whole.get_or_init(|| flatten_trigger(*kind, &self.raw_input))
+                whole.get_or_init(|| flatten_trigger(*kind, self.input()))
             }
             TriggerEntry::Stored(value) => value,
         }
@@ -308,10 +342,26 @@ pub(crate) enum TriggerEntry {
     Stored(Value),
 }
 
-/// The member `seg` of `flatten_trigger(kind, input)`, found without
-/// building it: an object input's own member (`kind` included), else `kind`;
-/// for any other input only `kind` and `input`.
-fn trigger_member<'v>(kind: Source, input: &'v Value, seg: &str) -> Option<&'v Value> {
+/// The member `seg` of `flatten_trigger(kind, merge_principal(input,
+/// principal))` (only `input` when `principal` is `None`), found without
+/// building it: the principal; an object input's own member (`kind`
+/// included), else `kind`; for any other input only `kind` and `input`.
+fn trigger_member<'v>(
+    kind: Source,
+    input: &'v Value,
+    principal: Option<&'v Value>,
+    seg: &str,
+) -> Option<&'v Value> {
+    if let Some(principal) = principal {
+        // Set only for an object or `null` input, which the merge makes an
+        // object holding `principal`.
+        if seg == "principal" {
+            return Some(principal);
+        }
+        if input.is_null() {
+            return (seg == "kind").then(|| kind_value(kind));
+        }
+    }
     match input {
         Value::Object(fields) => match fields.get(seg) {
             Some(value) => Some(value),
@@ -357,6 +407,26 @@ pub fn fuzz_resolve(
         frame.store(slot, value);
     }
     frame.resolve(path).cloned()
+}
+
+/// A served request's input with its authenticated principal: an object
+/// input gets (or has overwritten) the key `principal`, `null` becomes
+/// `{"principal": …}`, and any other input is left as it is (docs/operations.md,
+/// "Bodies and the trigger").
+#[must_use]
+pub fn merge_principal(input: Value, principal: Value) -> Value {
+    match input {
+        Value::Object(mut map) => {
+            map.insert("principal".to_owned(), principal);
+            Value::Object(map)
+        }
+        Value::Null => {
+            let mut map = Map::new();
+            map.insert("principal".to_owned(), principal);
+            Value::Object(map)
+        }
+        other => other,
+    }
 }
 
 /// The `trigger` context entry of docs/dialect.md §5 "What a run sees as `trigger`": `{"kind": <kind>, ...input}`
@@ -472,7 +542,7 @@ impl Cx<'_> {
     /// `respond` and the default child input of `call`/`parallel`.
     #[must_use]
     pub fn raw_input(&self) -> &Value {
-        &self.frame.raw_input
+        self.frame.input()
     }
 
     /// The run's LLM backends and token budget.
@@ -868,6 +938,72 @@ mod tests {
                     assert_eq!(frame.resolve(&path), want, "{kind:?} {input} {text}");
                 }
                 assert_eq!(frame.trigger_value(), &flat, "{kind:?} {input}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_principal_beside_the_input_reads_exactly_as_the_merged_input() {
+        let inputs = [
+            json!({"a": {"b": [1, {"c": 2}]}, "principal": "forged"}),
+            json!({"kind": "cron", "input": 3}),
+            json!({}),
+            Value::Null,
+            json!([1, [2]]),
+            json!("text"),
+            json!(7),
+        ];
+        let anonymous = json!({"kind": "anonymous", "name": ""});
+        let principals: [Cow<'static, Value>; 3] = [
+            Cow::Owned(json!({"kind": "bearer", "name": "ci"})),
+            Cow::Owned(json!("scalar")),
+            Cow::Owned(anonymous),
+        ];
+        let paths = [
+            "trigger",
+            "trigger.kind",
+            "trigger.input",
+            "trigger.input.0",
+            "trigger.a.b.1.c",
+            "trigger.principal",
+            "trigger.principal.kind",
+            "trigger.principal.name",
+            "trigger.principal.0",
+            "trigger.",
+            "trigger.missing",
+        ];
+        for kind in [Source::Manual, Source::Http, Source::Event] {
+            for input in &inputs {
+                for principal in &principals {
+                    let merged = merge_principal(input.clone(), principal.as_ref().clone());
+                    let eager = Frame::new(
+                        &super::testing::GRAPH,
+                        GraphId(0),
+                        kind,
+                        merged.clone(),
+                        Instant::now(),
+                        0,
+                    );
+                    let lazy = Frame::new(
+                        &super::testing::GRAPH,
+                        GraphId(0),
+                        kind,
+                        input.clone(),
+                        Instant::now(),
+                        0,
+                    )
+                    .with_principal(principal.clone());
+                    for text in paths {
+                        let path = path(text);
+                        assert_eq!(
+                            lazy.resolve(&path),
+                            eager.resolve(&path),
+                            "{kind:?} {input} {principal} {text}"
+                        );
+                    }
+                    assert_eq!(lazy.input(), &merged, "{input} {principal}");
+                    assert_eq!(lazy.trigger_value(), eager.trigger_value());
+                }
             }
         }
     }

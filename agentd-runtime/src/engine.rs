@@ -190,7 +190,20 @@ impl<'w> Engine<'w> {
     ///
     /// Never panics on bad input: every problem is either an [`Outcome`] or
     /// the `Err` of [`RunReport::outcome`].
-    pub fn run(&self, start: &str, mut trigger: Trigger) -> RunReport {
+    pub fn run(&self, start: &str, trigger: Trigger) -> RunReport {
+        self.run_as(start, trigger, None)
+    }
+
+    /// [`Engine::run`] for a served request whose input carries
+    /// `principal` (docs/operations.md "Bodies and the trigger"): the run sees
+    /// `merge_principal(trigger.input, principal)`, built only if something
+    /// reads the whole input.
+    pub(crate) fn run_as(
+        &self,
+        start: &str,
+        mut trigger: Trigger,
+        principal: Option<std::borrow::Cow<'static, Value>>,
+    ) -> RunReport {
         let started = Instant::now();
         let shared = self.shared(next_execution_id(), trigger.traceparent.take());
         let execution_id = &shared.execution_id;
@@ -217,7 +230,8 @@ impl<'w> Engine<'w> {
             self.workflow,
             &shared,
             start,
-            trigger,
+            // The served request's principal travels beside its input.
+            (trigger, principal),
             deadline,
             trace,
             durable.as_mut(),

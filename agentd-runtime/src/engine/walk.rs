@@ -13,7 +13,7 @@ pub(super) fn run_top(
     w: &dyn DynWorkflow,
     shared: &Shared,
     start: &str,
-    trigger: Trigger,
+    (trigger, principal): (Trigger, Option<Cow<'static, serde_json::Value>>),
     deadline: Option<Instant>,
     trace: Option<&mut Vec<TraceEntry>>,
     mut durable: Option<&mut Durable<'_>>,
@@ -36,6 +36,9 @@ pub(super) fn run_top(
         deadline.unwrap_or_else(far_future),
         0,
     );
+    if let Some(principal) = principal {
+        frame = frame.with_principal(principal);
+    }
     if let Some(durable) = durable.as_deref_mut()
         && durable.each_node
     {

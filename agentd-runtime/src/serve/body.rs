@@ -229,33 +229,26 @@ fn multipart(content_type: &str, body: &[u8]) -> Result<Decoded, DecodeError> {
 /// `{"principal": …}`, arrays and scalars are left alone.
 #[must_use]
 pub fn inject_principal(input: Value, principal: Value) -> Value {
-    match input {
-        Value::Object(mut map) => {
-            map.insert("principal".to_owned(), principal);
-            Value::Object(map)
-        }
-        Value::Null => {
-            let mut map = Map::new();
-            map.insert("principal".to_owned(), principal);
-            Value::Object(map)
-        }
-        other => other,
-    }
+    crate::context::merge_principal(input, principal)
 }
 
 /// The principal of a route without authentication.
 #[must_use]
 pub fn anonymous() -> Value {
-    // Built once; a copy per request (cheaper than building it each time).
+    anonymous_ref().clone()
+}
+
+/// [`anonymous`], built once and borrowed: a run reads it in place
+/// (`Frame::with_principal`), so an anonymous request copies nothing.
+#[must_use]
+pub fn anonymous_ref() -> &'static Value {
     static ANONYMOUS: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
-    ANONYMOUS
-        .get_or_init(|| {
-            let mut map = Map::new();
-            map.insert("kind".to_owned(), Value::from("anonymous"));
-            map.insert("name".to_owned(), Value::from(""));
-            Value::Object(map)
-        })
-        .clone()
+    ANONYMOUS.get_or_init(|| {
+        let mut map = Map::new();
+        map.insert("kind".to_owned(), Value::from("anonymous"));
+        map.insert("name".to_owned(), Value::from(""));
+        Value::Object(map)
+    })
 }
 
 #[cfg(test)]

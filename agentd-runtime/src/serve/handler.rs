@@ -30,6 +30,7 @@
 //! Every reply this module builds is JSON except `/metrics` and `respond`
 //! bodies. It never parses HTTP framing (hyper has) and never runs a node.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
@@ -277,13 +278,13 @@ async fn route_request(
                 now: SystemTime::now(),
             };
             match auth::authorize(prepared, route.auth, &request) {
-                Ok(principal) => Some(principal.to_json()),
+                Ok(principal) => Some(Cow::Owned(principal.to_json())),
                 Err(denied) => return deny(denied),
             }
         }
         Some(_) => None,
-        // The common case needs no auth material at all.
-        None => Some(body::anonymous()),
+        // The common case needs no auth material at all, and copies nothing.
+        None => Some(Cow::Borrowed(body::anonymous_ref())),
     };
 
     // An HMAC body is held before it is authenticated: charge it to the
@@ -319,12 +320,12 @@ async fn route_request(
             now: SystemTime::now(),
         };
         match auth::authorize(prepared, route.auth, &request) {
-            Ok(p) => principal = Some(p.to_json()),
+            Ok(p) => principal = Some(Cow::Owned(p.to_json())),
             Err(denied) => return deny(denied),
         }
     }
     drop(preauth);
-    let principal = principal.unwrap_or_else(body::anonymous);
+    let principal = principal.unwrap_or(Cow::Borrowed(body::anonymous_ref()));
 
     let content_type = parts
         .headers
@@ -384,7 +385,16 @@ async fn route_request(
         );
         return json_reply(StatusCode::BAD_REQUEST, &rejected.body());
     }
-    let input = body::inject_principal(decoded.value, principal);
+    // The run reads the principal beside the body (merged on demand,
+    // `Frame::with_principal`); an idempotency key may name it, so that one
+    // path merges now.
+    let (input, principal) = match route.idempotency {
+        Some(_) => (
+            body::inject_principal(decoded.value, principal.into_owned()),
+            None,
+        ),
+        None => (decoded.value, Some(principal)),
+    };
 
     let key = match route.idempotency {
         Some(def) => match resolve_key(def.key, &raw, &input) {
@@ -413,9 +423,9 @@ async fn route_request(
     };
 
     let mut reply = if route.inline && key.is_none() && offload.is_none() {
-        reply_for(state.run_http(route, trigger, inbound.as_ref()))
+        reply_for(state.run_http(route, trigger, principal, inbound.as_ref()))
     } else {
-        match pooled(state, route, trigger, key, inbound, offload).await {
+        match pooled(state, route, trigger, principal, key, inbound, offload).await {
             Ok(reply) => reply,
             Err(reply) => return reply,
         }
@@ -533,6 +543,7 @@ async fn pooled(
     state: &Arc<State>,
     route: &'static RouteDef,
     trigger: Trigger,
+    principal: Option<Cow<'static, Value>>,
     key: Option<(String, u64)>,
     inbound: Option<TraceParent>,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -575,7 +586,7 @@ async fn pooled(
     let task = state.pool.run(move || {
         let _permit = permit;
         let _running = run_guard;
-        let report = run_state.run_http(route, trigger, inbound.as_ref());
+        let report = run_state.run_http(route, trigger, principal, inbound.as_ref());
         let (reply, text) = reply_and_text(&report);
         // Completed (respond replies included) and paused runs are kept;
         // failures only release the key so a retry runs again.

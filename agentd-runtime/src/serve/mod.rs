@@ -426,6 +426,7 @@ impl State {
         &self,
         route: &RouteDef,
         trigger: Trigger,
+        principal: Option<std::borrow::Cow<'static, serde_json::Value>>,
         inbound: Option<&crate::traceparent::TraceParent>,
     ) -> RunReport {
         let _span = crate::obs::spans::http_request(route.method, route.path, inbound);
@@ -436,7 +437,11 @@ impl State {
         let each_node = (self.fleet_runs && !route.inline) || self.run_options.checkpoint_each_node;
         // The reply is built from the run's `respond` reply alone when it
         // has one (`handler::reply_for`), never from its final value.
-        self.run_with(self.engine(each_node).reply_only(), route.start, trigger)
+        let engine = self.engine(each_node).reply_only();
+        let started = Instant::now();
+        let report = engine.run_as(route.start, trigger, principal);
+        self.metrics.record_run(&report, started.elapsed());
+        report
     }
 
     /// Run start `start` of a trigger (a schedule) synchronously.
