@@ -235,6 +235,57 @@ impl Frame {
         }
     }
 
+    /// [`Frame::input`], merged in place (the input moved, not copied) when
+    /// the frame can be borrowed mutably.
+    pub(crate) fn settle_input(&mut self) -> &Value {
+        if let Some(principal) = self.principal.take() {
+            self.raw_input = match self.merged_input.take() {
+                Some(merged) => merged,
+                None => {
+                    merge_principal(std::mem::take(&mut self.raw_input), principal.into_owned())
+                }
+            };
+        }
+        &self.raw_input
+    }
+
+    /// A copy of [`Frame::input`], made with one copy of the input.
+    pub(crate) fn input_cloned(&self) -> Value {
+        match (&self.principal, self.merged_input.get()) {
+            (None, _) => self.raw_input.clone(),
+            (Some(_), Some(merged)) => merged.clone(),
+            (Some(principal), None) => {
+                merge_principal(self.raw_input.clone(), principal.as_ref().clone())
+            }
+        }
+    }
+
+    /// `template` rendered over [`Frame::input`] (`respond`'s default data),
+    /// reading a served request's principal in place: the merged input is
+    /// built only for a key naming all of it.
+    pub(crate) fn render_input(&self, template: &crate::template::Template) -> String {
+        let Some(principal) = self.principal.as_deref() else {
+            return template.render(&self.raw_input);
+        };
+        template.render_with(|path| {
+            // `walk_relative` over the merged object: empty segments skipped,
+            // its first member the principal or the input's own.
+            let mut segs = path.iter().filter(|s| !s.is_empty());
+            let Some(first) = segs.next() else {
+                return Some(self.input());
+            };
+            let mut cur = if *first == "principal" {
+                principal
+            } else {
+                self.raw_input.as_object()?.get(*first)?
+            };
+            for seg in segs {
+                cur = crate::template::step_into(cur, seg)?;
+            }
+            Some(cur)
+        })
+    }
+
     /// Count a start of the node in `slot`; its visit number (1 for the first).
     pub(crate) fn visit(&mut self, slot: Slot) -> u32 {
         match self.visit_cell(slot) {
@@ -543,6 +594,23 @@ impl Cx<'_> {
     #[must_use]
     pub fn raw_input(&self) -> &Value {
         self.frame.input()
+    }
+
+    /// [`Cx::raw_input`], with a served request's principal merged in place
+    /// (no copy of the input).
+    pub(crate) fn settle_raw_input(&mut self) -> &Value {
+        self.frame.settle_input()
+    }
+
+    /// A copy of [`Cx::raw_input`] (a child's default input).
+    pub(crate) fn raw_input_cloned(&self) -> Value {
+        self.frame.input_cloned()
+    }
+
+    /// `template` rendered over [`Cx::raw_input`] (`respond`'s default
+    /// body), reading a served request's principal where it is.
+    pub(crate) fn render_raw_input(&self, template: &crate::template::Template) -> String {
+        self.frame.render_input(template)
     }
 
     /// The run's LLM backends and token budget.
@@ -959,6 +1027,36 @@ mod tests {
             Cow::Owned(json!("scalar")),
             Cow::Owned(anonymous),
         ];
+        fn key(raw: &'static str) -> crate::template::Seg {
+            let path: Vec<&'static str> = raw.split('.').collect();
+            crate::template::Seg::Key {
+                raw,
+                path: Box::leak(path.into_boxed_slice()),
+            }
+        }
+        fn json(raw: &'static str) -> crate::template::Seg {
+            let path: Vec<&'static str> = raw.split('.').collect();
+            crate::template::Seg::Json {
+                raw,
+                path: Box::leak(path.into_boxed_slice()),
+            }
+        }
+        let lit = crate::template::Seg::Lit("pong ");
+        let templates: Vec<&'static [crate::template::Seg]> = [
+            vec![lit],
+            vec![lit, key("principal.kind"), json("principal")],
+            vec![key("a.b.1.c"), json("a"), key("kind"), key("input")],
+            vec![
+                key(""),
+                json(""),
+                key(".principal..name"),
+                key("principal.0"),
+            ],
+            vec![key("missing"), json("missing.x"), key("0")],
+        ]
+        .into_iter()
+        .map(|t| &*Box::leak(t.into_boxed_slice()))
+        .collect();
         let paths = [
             "trigger",
             "trigger.kind",
@@ -1001,8 +1099,31 @@ mod tests {
                             "{kind:?} {input} {principal} {text}"
                         );
                     }
+                    for &template in &templates {
+                        let template = crate::template::Template(template);
+                        assert_eq!(
+                            lazy.render_input(&template),
+                            template.render(&merged),
+                            "{input} {principal} {template:?}"
+                        );
+                    }
+                    assert_eq!(lazy.input_cloned(), merged, "{input} {principal}");
                     assert_eq!(lazy.input(), &merged, "{input} {principal}");
                     assert_eq!(lazy.trigger_value(), eager.trigger_value());
+                    let mut settled = Frame::new(
+                        &super::testing::GRAPH,
+                        GraphId(0),
+                        kind,
+                        input.clone(),
+                        Instant::now(),
+                        0,
+                    )
+                    .with_principal(principal.clone());
+                    assert_eq!(settled.settle_input(), &merged, "{input} {principal}");
+                    for text in paths {
+                        let path = path(text);
+                        assert_eq!(settled.resolve(&path), eager.resolve(&path), "{text}");
+                    }
                 }
             }
         }

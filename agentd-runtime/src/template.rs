@@ -87,7 +87,9 @@ impl Template {
         self.render_with(|path| walk_objects(data, path))
     }
 
-    fn render_with<'v>(&self, lookup: impl Fn(&[&str]) -> Option<&'v Value>) -> String {
+    /// The renderer over a lookup of its own: `lookup` answers a key's
+    /// segments (empty ones included) with a value or a miss.
+    pub(crate) fn render_with<'v>(&self, lookup: impl Fn(&[&str]) -> Option<&'v Value>) -> String {
         let mut out = String::new();
         for seg in self.0 {
             match *seg {

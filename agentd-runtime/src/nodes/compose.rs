@@ -201,7 +201,7 @@ fn child_depth(cx: &Cx<'_>) -> Result<u32, Error> {
 fn child_input(cx: &Cx<'_>, input_from: Option<&CtxPath>) -> Value {
     match input_from {
         Some(path) => cx.resolve(path).cloned().unwrap_or(Value::Null),
-        None => cx.raw_input().clone(),
+        None => cx.raw_input_cloned(),
     }
 }
 

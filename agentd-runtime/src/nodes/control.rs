@@ -142,7 +142,7 @@ pub fn fail(_cx: &Cx<'_>, cfg: &'static Fail) -> Result<Step, Error> {
 pub fn respond(cx: &mut Cx<'_>, cfg: &'static Respond) -> Result<Step, Error> {
     let body = match &cfg.input_from {
         Some(path) => cfg.body.render(cx.require("respond", path)?),
-        None => cfg.body.render(cx.raw_input()),
+        None => cx.render_raw_input(&cfg.body),
     };
     let bytes = body.len();
     cx.set_reply(HttpResponse {

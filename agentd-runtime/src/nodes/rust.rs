@@ -113,6 +113,9 @@ pub fn call<F>(cx: &mut Cx<'_>, cfg: &'static RustNode, handler: F) -> Result<St
 where
     F: Fn(&Cx<'_>, &Value) -> Result<NodeOutput, NodeError>,
 {
+    if cfg.input_from.is_none() {
+        cx.settle_raw_input();
+    }
     let cx: &Cx<'_> = cx;
     let input = match &cfg.input_from {
         Some(path) => cx.require(TOOL, path)?,
