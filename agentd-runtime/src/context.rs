@@ -1074,23 +1074,18 @@ mod tests {
             for input in &inputs {
                 for principal in &principals {
                     let merged = merge_principal(input.clone(), principal.as_ref().clone());
-                    let eager = Frame::new(
-                        &super::testing::GRAPH,
-                        GraphId(0),
-                        kind,
-                        merged.clone(),
-                        Instant::now(),
-                        0,
-                    );
-                    let lazy = Frame::new(
-                        &super::testing::GRAPH,
-                        GraphId(0),
-                        kind,
-                        input.clone(),
-                        Instant::now(),
-                        0,
-                    )
-                    .with_principal(principal.clone());
+                    let frame = |input: &Value| {
+                        Frame::new(
+                            &super::testing::GRAPH,
+                            GraphId(0),
+                            kind,
+                            input.clone(),
+                            Instant::now(),
+                            0,
+                        )
+                    };
+                    let eager = frame(&merged);
+                    let lazy = frame(input).with_principal(principal.clone());
                     for text in paths {
                         let path = path(text);
                         assert_eq!(
@@ -1110,15 +1105,7 @@ mod tests {
                     assert_eq!(lazy.input_cloned(), merged, "{input} {principal}");
                     assert_eq!(lazy.input(), &merged, "{input} {principal}");
                     assert_eq!(lazy.trigger_value(), eager.trigger_value());
-                    let mut settled = Frame::new(
-                        &super::testing::GRAPH,
-                        GraphId(0),
-                        kind,
-                        input.clone(),
-                        Instant::now(),
-                        0,
-                    )
-                    .with_principal(principal.clone());
+                    let mut settled = frame(input).with_principal(principal.clone());
                     assert_eq!(settled.settle_input(), &merged, "{input} {principal}");
                     for text in paths {
                         let path = path(text);
