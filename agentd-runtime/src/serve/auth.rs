@@ -370,23 +370,45 @@ fn contains_ct<'a>(set: impl Iterator<Item = &'a str>, presented: &[u8]) -> bool
     bool::from(found)
 }
 
-/// The secret-backed and literal entries of a binding, merged.
-fn entries(
-    prepared: &PreparedAuth,
-    secret: Option<&'static str>,
+/// The secret-backed and literal entries of a binding: the secret's value as
+/// read for this request (re-read every time, so rotation needs no restart)
+/// and the baked literals, compared where they are (no copy of either per
+/// request).
+struct Entries {
+    secret: Option<String>,
     literals: &'static [&'static str],
-    scheme: &str,
-    binding: &str,
-) -> Result<Vec<String>, AuthDenied> {
-    let mut all: Vec<String> = Vec::new();
-    if let Some(name) = secret {
-        let value = prepared
-            .secret(name)
-            .map_err(|why| AuthDenied::new(format!("{scheme} binding `{binding}`: {why}")))?;
-        all.extend(lines(&value).map(str::to_owned));
+}
+
+impl Entries {
+    fn read(
+        prepared: &PreparedAuth,
+        secret: Option<&'static str>,
+        literals: &'static [&'static str],
+        scheme: &str,
+        binding: &str,
+    ) -> Result<Self, AuthDenied> {
+        let secret =
+            match secret {
+                Some(name) => Some(prepared.secret(name).map_err(|why| {
+                    AuthDenied::new(format!("{scheme} binding `{binding}`: {why}"))
+                })?),
+                None => None,
+            };
+        Ok(Self { secret, literals })
     }
-    all.extend(literals.iter().map(|s| (*s).to_owned()));
-    Ok(all)
+
+    /// Every entry: the secret's non-blank lines, then the literals.
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        self.secret
+            .as_deref()
+            .into_iter()
+            .flat_map(lines)
+            .chain(self.literals.iter().copied())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
 }
 
 fn bearer(
@@ -403,14 +425,14 @@ fn bearer(
     if token.is_empty() {
         return Err(AuthDenied::new("Bearer token is empty"));
     }
-    let tokens = entries(prepared, def.tokens_secret, def.tokens, "bearer", def.name)?;
+    let tokens = Entries::read(prepared, def.tokens_secret, def.tokens, "bearer", def.name)?;
     if tokens.is_empty() {
         return Err(AuthDenied::new(format!(
             "bearer binding `{}` has no tokens configured",
             def.name
         )));
     }
-    if !contains_ct(tokens.iter().map(String::as_str), token.as_bytes()) {
+    if !contains_ct(tokens.iter(), token.as_bytes()) {
         return Err(AuthDenied::new("bearer token does not match"));
     }
     Ok(Principal::new("bearer", def.name, req.peer))
@@ -438,7 +460,7 @@ fn basic(
     let Some((user, _)) = presented.split_once(':') else {
         return Err(AuthDenied::new("Basic credentials are not `user:password`"));
     };
-    let credentials = entries(
+    let credentials = Entries::read(
         prepared,
         def.credentials_secret,
         def.credentials,
@@ -451,7 +473,7 @@ fn basic(
             def.name
         )));
     }
-    if !contains_ct(credentials.iter().map(String::as_str), presented.as_bytes()) {
+    if !contains_ct(credentials.iter(), presented.as_bytes()) {
         return Err(AuthDenied::new("basic credentials do not match"));
     }
     Ok(Principal::new("basic", user, req.peer))
