@@ -165,7 +165,7 @@ fn normalize_keeps_the_meaning_of_the_list_of_parts_it_replaced() {
         }
         parts.iter().map(|p| format!("/{p}")).collect()
     }
-    for cwd in ["/", "/w", "/a/b/", "/a/./b/../c"] {
+    for cwd in ["/", "/w", "/cwd", "/a/b/", "/a/./b/../c"] {
         for path in [
             "",
             ".",
@@ -186,5 +186,21 @@ fn normalize_keeps_the_meaning_of_the_list_of_parts_it_replaced() {
         ] {
             assert_eq!(normalize(cwd, path), by_parts(cwd, path), "{cwd} {path}");
         }
+    }
+    assert_eq!(normalize("/cwd", "/../../x"), "/x");
+    assert_eq!(normalize("/cwd", "/"), "/");
+    assert_eq!(normalize("/cwd", "a/b/"), "/cwd/a/b");
+    assert_eq!(normalize("/cwd", ".."), "/");
+    assert_eq!(normalize("/", "x"), "/x");
+}
+
+#[test]
+fn a_path_left_as_is_is_exactly_one_normalize_returns_unchanged() {
+    for p in [
+        "/", "/a", "/a/b", "/a/b/", "//a", "/a//b", "/./a", "/a/.", "/a/..", "/..", "/a/.b",
+        "/a/..b", "/a/b.", "a", "", ".", "a/b", "/é/ü",
+    ] {
+        let unchanged = p.starts_with('/') && normalize("/cwd", p) == p;
+        assert_eq!(is_normal_absolute(p), unchanged, "{p}");
     }
 }
