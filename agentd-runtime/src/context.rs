@@ -910,6 +910,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A top-level walk of the test graph with `input` as its trigger input.
+    fn top_frame(kind: Source, input: &Value) -> Frame {
+        Frame::new(
+            &super::testing::GRAPH,
+            GraphId(0),
+            kind,
+            input.clone(),
+            Instant::now(),
+            0,
+        )
+    }
+
     #[test]
     fn idempotency_keys_name_the_run_the_node_and_later_visits_of_durable_top_level_walks() {
         let mut run = TestRun::new(json!({}));
@@ -989,14 +1001,7 @@ mod tests {
         for kind in [Source::Manual, Source::Http, Source::Event] {
             for input in &inputs {
                 let flat = flatten_trigger(kind, input);
-                let frame = Frame::new(
-                    &super::testing::GRAPH,
-                    GraphId(0),
-                    kind,
-                    input.clone(),
-                    Instant::now(),
-                    0,
-                );
+                let frame = top_frame(kind, input);
                 for text in paths {
                     let path = path(text);
                     let mut want = Some(&flat);
@@ -1074,18 +1079,8 @@ mod tests {
             for input in &inputs {
                 for principal in &principals {
                     let merged = merge_principal(input.clone(), principal.as_ref().clone());
-                    let frame = |input: &Value| {
-                        Frame::new(
-                            &super::testing::GRAPH,
-                            GraphId(0),
-                            kind,
-                            input.clone(),
-                            Instant::now(),
-                            0,
-                        )
-                    };
-                    let eager = frame(&merged);
-                    let lazy = frame(input).with_principal(principal.clone());
+                    let eager = top_frame(kind, &merged);
+                    let lazy = top_frame(kind, input).with_principal(principal.clone());
                     for text in paths {
                         let path = path(text);
                         assert_eq!(
@@ -1105,7 +1100,7 @@ mod tests {
                     assert_eq!(lazy.input_cloned(), merged, "{input} {principal}");
                     assert_eq!(lazy.input(), &merged, "{input} {principal}");
                     assert_eq!(lazy.trigger_value(), eager.trigger_value());
-                    let mut settled = frame(input).with_principal(principal.clone());
+                    let mut settled = top_frame(kind, input).with_principal(principal.clone());
                     assert_eq!(settled.settle_input(), &merged, "{input} {principal}");
                     for text in paths {
                         let path = path(text);
