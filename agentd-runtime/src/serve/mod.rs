@@ -437,11 +437,12 @@ impl State {
         let each_node = (self.fleet_runs && !route.inline) || self.run_options.checkpoint_each_node;
         // The reply is built from the run's `respond` reply alone when it
         // has one (`handler::reply_for`), never from its final value.
-        let engine = self.engine(each_node).reply_only();
-        let started = Instant::now();
-        let report = engine.run_as(route.start, trigger, principal);
-        self.metrics.record_run(&report, started.elapsed());
-        report
+        self.run_with(
+            self.engine(each_node).reply_only(),
+            route.start,
+            trigger,
+            principal,
+        )
     }
 
     /// Run start `start` of a trigger (a schedule) synchronously.
@@ -451,7 +452,7 @@ impl State {
     /// dies, and a second, run-level takeover would run it twice.
     pub(crate) fn run(&self, start: &str, trigger: Trigger) -> RunReport {
         let durable = !self.fleet_runs && self.run_options.checkpoint_each_node;
-        self.run_with(self.engine(durable), start, trigger)
+        self.run_with(self.engine(durable), start, trigger, None)
     }
 
     /// The engine every run of this process uses (the policy re-read from a
@@ -475,9 +476,17 @@ impl State {
         engine
     }
 
-    fn run_with(&self, engine: Engine<'_>, start: &str, trigger: Trigger) -> RunReport {
+    /// Run `trigger` (carrying a served request's `principal`, if any) and
+    /// record it in the metrics.
+    fn run_with(
+        &self,
+        engine: Engine<'_>,
+        start: &str,
+        trigger: Trigger,
+        principal: Option<std::borrow::Cow<'static, serde_json::Value>>,
+    ) -> RunReport {
         let started = Instant::now();
-        let report = engine.run(start, trigger);
+        let report = engine.run_as(start, trigger, principal);
         self.metrics.record_run(&report, started.elapsed());
         report
     }
