@@ -215,17 +215,15 @@ async fn route_request(
     req: Request<Incoming>,
     peer: Option<Arc<PeerIdentity>>,
 ) -> Reply {
+    let (parts, incoming) = req.into_parts();
+    let head = HeadFacts::scan(&parts.headers);
     // A body in a coding we do not undo would be read as something else.
-    if let Some(refusal) = refuse_codings(req.headers()) {
+    if let Some(refusal) = head.refusal() {
         return refusal;
     }
 
     // 413 from Content-Length, before a byte of the body is read.
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = head.content_length;
     if declared.is_some_and(|n| n > BODY_CAP as u64) {
         return too_large();
     }
@@ -251,7 +249,6 @@ async fn route_request(
         return reply;
     }
 
-    let (parts, incoming) = req.into_parts();
     // The material current now: a reload never changes a request midway.
     let needs_auth = route.auth != AuthRef::None || peer.is_some();
     let prepared = needs_auth.then(|| state.reloader.auth());
@@ -327,10 +324,7 @@ async fn route_request(
     drop(preauth);
     let principal = principal.unwrap_or(Cow::Borrowed(body::anonymous_ref()));
 
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
+    let content_type = head.content_type;
     // A large body is decoded, its run executed and its value freed on the
     // blocking pool under a run permit: milliseconds of work per request
     // that must not stall the reactor, and at most `--max-runs` at once.
@@ -407,11 +401,7 @@ async fn route_request(
     };
 
     // The run's span: sent on its outbound calls and echoed in the reply.
-    let inbound = parts
-        .headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceParent::parse);
+    let inbound = head.traceparent.and_then(TraceParent::parse);
     let span = inbound
         .as_ref()
         .map(|tp| tp.child(&traceparent::new_span_id()));
@@ -438,47 +428,89 @@ async fn route_request(
     reply
 }
 
-/// The refusal of a body in a coding this server does not undo: a
-/// `Transfer-Encoding` other than `chunked` alone (501, RFC 9112 §6.1) and
-/// a `Content-Encoding` other than `identity` (415, RFC 9110 §8.4.1).
-fn refuse_codings(headers: &hyper::HeaderMap) -> Option<Reply> {
-    for value in headers.get_all(header::TRANSFER_ENCODING) {
-        let Ok(text) = value.to_str() else {
+/// The request headers route handling reads, found in one pass over the map:
+/// a lookup by name hashes the name, and a request carries a handful of
+/// headers, so walking them once costs less than five lookups
+/// (docs/performance.md, "Serving CPU, round 5"). Each single-valued field is the header's first
+/// value, as `HeaderMap::get` would give.
+struct HeadFacts<'a> {
+    /// `Content-Length` as a number; absent or unparsable is `None` (hyper
+    /// has already refused a malformed length).
+    content_length: Option<u64>,
+    content_type: Option<&'a str>,
+    traceparent: Option<&'a str>,
+    /// The first `Transfer-Encoding` coding other than `chunked`, and the
+    /// first `Content-Encoding` other than `identity` (`"?"` for a value
+    /// that is not visible ASCII).
+    bad_transfer: Option<&'a str>,
+    bad_content: Option<&'a str>,
+}
+
+impl<'a> HeadFacts<'a> {
+    fn scan(headers: &'a hyper::HeaderMap) -> Self {
+        let mut facts = HeadFacts {
+            content_length: None,
+            content_type: None,
+            traceparent: None,
+            bad_transfer: None,
+            bad_content: None,
+        };
+        // The first value decides, even when it is unreadable.
+        let (mut length_seen, mut type_seen, mut trace_seen) = (false, false, false);
+        for (name, value) in headers {
+            if *name == header::TRANSFER_ENCODING {
+                if facts.bad_transfer.is_none() {
+                    facts.bad_transfer = unsupported_in(value, "chunked");
+                }
+            } else if *name == header::CONTENT_ENCODING {
+                if facts.bad_content.is_none() {
+                    facts.bad_content = unsupported_in(value, "identity");
+                }
+            } else if *name == header::CONTENT_LENGTH {
+                if !std::mem::replace(&mut length_seen, true) {
+                    facts.content_length = value
+                        .to_str()
+                        .ok()
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                }
+            } else if *name == header::CONTENT_TYPE {
+                if !std::mem::replace(&mut type_seen, true) {
+                    facts.content_type = value.to_str().ok();
+                }
+            } else if name.as_str() == "traceparent" && !std::mem::replace(&mut trace_seen, true) {
+                facts.traceparent = value.to_str().ok();
+            }
+        }
+        facts
+    }
+
+    /// The refusal of a body in a coding this server does not undo: a
+    /// `Transfer-Encoding` other than `chunked` alone (501, RFC 9112 §6.1)
+    /// and a `Content-Encoding` other than `identity` (415, RFC 9110
+    /// §8.4.1); the transfer coding is judged first.
+    fn refusal(&self) -> Option<Reply> {
+        if let Some(coding) = self.bad_transfer {
             return Some(unsupported_coding(
                 StatusCode::NOT_IMPLEMENTED,
                 "transfer",
-                "?",
+                coding,
             ));
-        };
-        for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
-            if !coding.eq_ignore_ascii_case("chunked") {
-                return Some(unsupported_coding(
-                    StatusCode::NOT_IMPLEMENTED,
-                    "transfer",
-                    coding,
-                ));
-            }
         }
+        self.bad_content
+            .map(|coding| unsupported_coding(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content", coding))
     }
-    for value in headers.get_all(header::CONTENT_ENCODING) {
-        let Ok(text) = value.to_str() else {
-            return Some(unsupported_coding(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "content",
-                "?",
-            ));
-        };
-        for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
-            if !coding.eq_ignore_ascii_case("identity") {
-                return Some(unsupported_coding(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "content",
-                    coding,
-                ));
-            }
-        }
-    }
-    None
+}
+
+/// The first coding in a `Transfer-Encoding` or `Content-Encoding` value
+/// other than `accepted` (case-insensitive; empty list items skipped), or
+/// `"?"` when the value is not visible ASCII.
+fn unsupported_in<'a>(value: &'a HeaderValue, accepted: &str) -> Option<&'a str> {
+    let Ok(text) = value.to_str() else {
+        return Some("?");
+    };
+    text.split(',')
+        .map(str::trim)
+        .find(|c| !c.is_empty() && !c.eq_ignore_ascii_case(accepted))
 }
 
 fn unsupported_coding(status: StatusCode, which: &str, coding: &str) -> Reply {
@@ -807,3 +839,6 @@ fn set_retry_after(reply: &mut Reply, secs: u64) {
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
 }
+
+#[cfg(test)]
+mod tests;

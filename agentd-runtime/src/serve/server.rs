@@ -2,7 +2,8 @@
 //!
 //! Owns start-up checks, binding, the tokio runtime and its thread, the
 //! accept loop (connection cap, `TCP_NODELAY`, hyper's HTTP/1 connection
-//! with its header read timeout), signal handling, and the drain sequence.
+//! under the slow-client limits of [`super::stall`]), signal handling, and
+//! the drain sequence.
 //! Request handling is [`super::handler`]; schedules are
 //! [`super::schedule`]. This module never looks inside a request.
 
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
@@ -20,7 +21,7 @@ use crate::serve::auth::PeerIdentity;
 use crate::serve::idempotency::IdempotencyStore;
 use crate::serve::metrics::{Registry, Shed};
 use crate::serve::reload::{Reloader, ReloaderConfig, spawn_reload_triggers};
-use crate::serve::stall::WriteStall;
+use crate::serve::stall::{ConnClock, HeadDeadline, WriteStall};
 use crate::serve::store::{LocalStore, Store};
 use crate::serve::{HEAD_CAP, Running, ServeConfig, ServeError, State, handler, schedule};
 use crate::workflow::DynWorkflow;
@@ -426,8 +427,9 @@ async fn accept_loop(
     let slots = Arc::new(Semaphore::new(max_connections));
     let mut builder = http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(read_timeout)
+        // The wait for a request head is bounded per connection by
+        // `HeadDeadline` (serve/stall.rs), not by hyper's timer per request.
+        .header_read_timeout(None)
         .max_buf_size(READ_BUF)
         // A client may shut down its write side once its request is sent
         // (`curl --no-keepalive`-style clients, `shutdown(SHUT_WR)`): without
@@ -466,8 +468,10 @@ async fn accept_loop(
             continue;
         };
         state.metrics.connection_delta(1);
-        // A client that stops reading its replies cannot hold the connection.
-        let stream = WriteStall::new(stream, read_timeout);
+        // A client that stops reading its replies cannot hold the connection,
+        // and one that sends no request head within the read timeout is cut off.
+        let clock = ConnClock::new();
+        let stream = WriteStall::new(stream, read_timeout).with_clock(Arc::clone(&clock));
         #[cfg(feature = "tls")]
         if let Some(tls) = state.reloader.tls_config() {
             // The handshake runs in the connection's task so a slow client
@@ -481,14 +485,18 @@ async fn accept_loop(
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                 match tokio::time::timeout(read_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(tls_stream)) => {
+                        // The wait for the first head starts after the handshake.
+                        clock.touch();
                         let peer_identity =
                             crate::serve::tls::connection_peer(tls_stream.get_ref().1)
                                 .map(Arc::new);
                         let conn = builder.serve_connection(
                             TokioIo::new(tls_stream),
-                            service(&state, peer_identity),
+                            service(&state, peer_identity, Arc::clone(&clock)),
                         );
-                        if let Err(e) = watcher.watch(conn).await {
+                        let watched = Box::pin(watcher.watch(conn));
+                        if let Some(Err(e)) = HeadDeadline::new(watched, clock, read_timeout).await
+                        {
                             count_refusal(&state, &e);
                         }
                     }
@@ -506,13 +514,17 @@ async fn accept_loop(
             });
             continue;
         }
-        let conn = builder.serve_connection(TokioIo::new(stream), service(&state, None));
-        let watched = graceful.watch(conn);
+        let conn = builder.serve_connection(
+            TokioIo::new(stream),
+            service(&state, None, Arc::clone(&clock)),
+        );
+        let watched = HeadDeadline::new(Box::pin(graceful.watch(conn)), clock, read_timeout);
         let conn_state = Arc::clone(&state);
         tokio::spawn(async move {
-            // Errors here are the client's (reset, malformed request, header
-            // timeout); hyper already answered what can be answered.
-            if let Err(e) = watched.await {
+            // Errors here are the client's (reset, malformed request); hyper
+            // already answered what can be answered. `None` is a head that
+            // did not come in time: closed without a reply.
+            if let Some(Err(e)) = watched.await {
                 count_refusal(&conn_state, &e);
             }
             conn_state.metrics.connection_delta(-1);
@@ -533,10 +545,12 @@ fn count_refusal(state: &State, e: &hyper::Error) {
     state.metrics.record_unparsed(status);
 }
 
-/// The per-connection request handler; `peer` is the TLS client identity.
+/// The per-connection request handler; `peer` is the TLS client identity,
+/// `clock` learns which requests are in flight.
 fn service(
     state: &Arc<State>,
     peer: Option<Arc<PeerIdentity>>,
+    clock: Arc<ConnClock>,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
     Response = handler::Reply,
@@ -548,7 +562,12 @@ fn service(
     hyper::service::service_fn(move |req| {
         let state = Arc::clone(&state);
         let peer = peer.clone();
-        async move { Ok(handler::handle(state, req, peer).await) }
+        let in_flight = clock.request();
+        async move {
+            let reply = handler::handle(state, req, peer).await;
+            drop(in_flight);
+            Ok(reply)
+        }
     })
 }
 

@@ -1,0 +1,100 @@
+use super::*;
+
+fn map(pairs: &[(&str, &[u8])]) -> hyper::HeaderMap {
+    let mut headers = hyper::HeaderMap::new();
+    for (name, value) in pairs {
+        headers.append(
+            hyper::header::HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+            HeaderValue::from_bytes(value).expect("a header value"),
+        );
+    }
+    headers
+}
+
+/// What the five lookups the scan replaces read, one `get` per header.
+fn by_lookup(headers: &hyper::HeaderMap) -> (Option<u64>, Option<&str>, Option<&str>) {
+    (
+        headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok()),
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        headers.get("traceparent").and_then(|v| v.to_str().ok()),
+    )
+}
+
+#[test]
+fn one_scan_reads_the_first_value_of_each_header_as_a_lookup_does() {
+    let cases: Vec<hyper::HeaderMap> = vec![
+        map(&[]),
+        map(&[
+            ("content-length", b"12"),
+            ("content-type", b"application/json"),
+        ]),
+        map(&[("Content-Length", b" 7 "), ("TraceParent", b"00-abc")]),
+        // Repeated headers: the first value decides, even an unreadable one.
+        map(&[
+            ("content-type", b"caf\xc3\xa9"),
+            ("content-type", b"text/plain"),
+        ]),
+        map(&[("content-length", b"x"), ("content-length", b"5")]),
+        map(&[("traceparent", b"first"), ("traceparent", b"second")]),
+        map(&[
+            ("x-other", b"1"),
+            ("traceparentx", b"not it"),
+            ("content-type", b"text/plain"),
+            ("content-length", b"0"),
+        ]),
+    ];
+    for headers in &cases {
+        let head = HeadFacts::scan(headers);
+        assert_eq!(
+            (head.content_length, head.content_type, head.traceparent),
+            by_lookup(headers),
+            "{headers:?}"
+        );
+        assert!(head.refusal().is_none(), "{headers:?}");
+    }
+}
+
+#[test]
+fn the_scan_refuses_codings_it_does_not_undo_transfer_first() {
+    let status = |pairs: &[(&str, &[u8])]| {
+        let headers = map(pairs);
+        HeadFacts::scan(&headers)
+            .refusal()
+            .map(|r| r.status().as_u16())
+    };
+    assert_eq!(status(&[("transfer-encoding", b"chunked")]), None);
+    assert_eq!(status(&[("transfer-encoding", b"Chunked, ,")]), None);
+    assert_eq!(status(&[("content-encoding", b"identity")]), None);
+    assert_eq!(
+        status(&[("transfer-encoding", b"gzip, chunked")]),
+        Some(501)
+    );
+    assert_eq!(status(&[("content-encoding", b"gzip")]), Some(415));
+    assert_eq!(status(&[("content-encoding", b"\xff")]), Some(415));
+    // A bad coding in a later value of the header is still found.
+    assert_eq!(
+        status(&[
+            ("content-encoding", b"identity"),
+            ("content-encoding", b"br")
+        ]),
+        Some(415)
+    );
+    // Both wrong: the transfer coding is judged first, wherever it comes.
+    assert_eq!(
+        status(&[("content-encoding", b"br"), ("transfer-encoding", b"gzip")]),
+        Some(501)
+    );
+    let headers = map(&[
+        ("transfer-encoding", b"chunked"),
+        ("transfer-encoding", b"deflate"),
+    ]);
+    let head = HeadFacts::scan(&headers);
+    assert_eq!(head.bad_transfer, Some("deflate"));
+    let headers = map(&[("content-encoding", b"\xff")]);
+    assert_eq!(HeadFacts::scan(&headers).bad_content, Some("?"));
+}
