@@ -141,8 +141,11 @@ fn emit_record(level: Level, event: &'static str, record: format::Fields) {
 /// hot paths check it before building the fields.
 #[must_use]
 pub fn audit_enabled(level: Level) -> bool {
-    match subscriber::active() {
-        Some(logger) => logger.wants(AUDIT_TARGET, &level),
+    if let Some(logger) = subscriber::scoped() {
+        return logger.wants(AUDIT_TARGET, &level);
+    }
+    match subscriber::installed_wants_audit(&level) {
+        Some(wants) => wants,
         None => {
             tracing_core::dispatcher::has_been_set()
                 && tracing_core::LevelFilter::current() >= level

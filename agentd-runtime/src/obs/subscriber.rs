@@ -15,7 +15,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::SystemTime;
 
@@ -160,11 +160,56 @@ pub(crate) fn current() -> Option<Arc<Logger>> {
 /// The logger for a record made on this thread: a test's thread-scoped
 /// subscriber's, else the installed one.
 pub(crate) fn active() -> Option<Arc<Logger>> {
-    let scoped = tracing_core::dispatcher::get_default(|d| {
+    scoped().or_else(current)
+}
+
+/// The logger of a thread-scoped subscriber of ours (tests, embedders).
+pub(crate) fn scoped() -> Option<Arc<Logger>> {
+    tracing_core::dispatcher::get_default(|d| {
         d.downcast_ref::<ObsSubscriber>()
             .and_then(|s| s.fixed.clone())
-    });
-    scoped.or_else(current)
+    })
+}
+
+/// The installed logger's answer to `wants(AUDIT_TARGET, level)`, one bit
+/// per level, and [`INSTALLED`] once a logger is installed. The logger never
+/// changes after [`install`] (a new one replaces it), so audit checks on hot
+/// paths read this bit instead of locking [`LOGGER`] and walking its filter
+/// (docs/performance.md, "Serving CPU, round 5").
+static AUDIT_WANTS: AtomicU8 = AtomicU8::new(0);
+const INSTALLED: u8 = 1 << 7;
+
+pub(crate) fn level_bit(level: &Level) -> u8 {
+    match *level {
+        Level::TRACE => 1,
+        Level::DEBUG => 1 << 1,
+        Level::INFO => 1 << 2,
+        Level::WARN => 1 << 3,
+        Level::ERROR => 1 << 4,
+    }
+}
+
+/// [`AUDIT_WANTS`] for `logger` once installed.
+pub(crate) fn audit_bits(logger: &Logger) -> u8 {
+    LEVELS
+        .iter()
+        .filter(|level| logger.wants(AUDIT_TARGET, level))
+        .fold(INSTALLED, |bits, level| bits | level_bit(level))
+}
+
+pub(crate) const LEVELS: [Level; 5] = [
+    Level::TRACE,
+    Level::DEBUG,
+    Level::INFO,
+    Level::WARN,
+    Level::ERROR,
+];
+
+/// Whether the installed logger wants an audit event at `level`; `None`
+/// when no logger is installed.
+pub(crate) fn installed_wants_audit(level: &Level) -> Option<bool> {
+    let wants = AUDIT_WANTS.load(Ordering::Acquire);
+    (wants & INSTALLED != 0).then_some(wants & level_bit(level) != 0)
 }
 
 /// Make `logger` the process's logger; the first call also registers the
@@ -173,7 +218,12 @@ pub(crate) fn active() -> Option<Arc<Logger>> {
 /// then [`super::audit`] still reaches our sinks, but spans and events go
 /// to that subscriber.
 pub(crate) fn install(logger: Logger) -> bool {
-    *LOGGER.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(logger));
+    let wants = audit_bits(&logger);
+    {
+        let mut installed = LOGGER.write().unwrap_or_else(PoisonError::into_inner);
+        *installed = Some(Arc::new(logger));
+        AUDIT_WANTS.store(wants, Ordering::Release);
+    }
     let ours = *GLOBAL.get_or_init(|| {
         tracing_core::dispatcher::set_global_default(Dispatch::new(ObsSubscriber { fixed: None }))
             .is_ok()

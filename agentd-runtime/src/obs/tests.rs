@@ -579,3 +579,31 @@ fn an_llm_schema_repair_is_an_audit_event() {
     assert_eq!(repairs[0]["fields"]["node"], "me");
     assert_eq!(repairs[0]["fields"]["attempt"], 1);
 }
+
+#[test]
+fn the_installed_audit_bits_answer_as_the_logger_does() {
+    use super::subscriber::{LEVELS, audit_bits, level_bit};
+    let dir = Scratch::new();
+    let with_audit = logger(&dir, "warn", LogFormat::Text, &[]);
+    let mut main_only = logger(&dir, "info", LogFormat::Text, &[]);
+    main_only.audit = None;
+    let mut main_error = logger(&dir, "error", LogFormat::Text, &[]);
+    main_error.audit = None;
+    let mut silent = logger(&dir, "off", LogFormat::Text, &[]);
+    silent.audit = None;
+    silent.main = None;
+    let mut seen = std::collections::BTreeSet::new();
+    for logger in [&with_audit, &main_only, &main_error, &silent] {
+        let bits = audit_bits(logger);
+        seen.insert(bits);
+        for level in &LEVELS {
+            assert_eq!(
+                bits & level_bit(level) != 0,
+                logger.wants(AUDIT_TARGET, level),
+                "{level}"
+            );
+        }
+    }
+    // The four loggers answer differently, so the bits cannot be a constant.
+    assert_eq!(seen.len(), 4, "{seen:?}");
+}
