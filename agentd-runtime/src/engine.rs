@@ -225,6 +225,7 @@ impl<'w> Engine<'w> {
             self.def.info.workflow,
             start,
             self.options.dry_run,
+            started,
         );
         let outcome = run_top(
             self.workflow,

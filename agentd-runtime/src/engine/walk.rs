@@ -110,6 +110,11 @@ pub(super) fn walk(
 ) -> Result<Outcome, Error> {
     let graph = frame.graph;
     let started = Instant::now();
+    // The clock as last read: the walk's start, then the end of each visit
+    // (or of its checkpoint). The deadline check and the next visit's start
+    // use it rather than reading the clock twice more per node
+    // (docs/performance.md, "Serving CPU, round 5").
+    let mut now = started;
     // Traversals per loop edge in this walk, keyed by edge index (docs/dialect.md §8.2);
     // allocated when a loop edge is first looked at, so a walk that meets
     // none allocates nothing.
@@ -131,9 +136,9 @@ pub(super) fn walk(
         steps += 1;
 
         // The deadline is checked only here, between nodes (docs/dialect.md §10.2).
-        if Instant::now() >= frame.deadline {
+        if now >= frame.deadline {
             return Ok(Outcome::TimedOut {
-                elapsed_ms: millis(started.elapsed()),
+                elapsed_ms: millis(now.duration_since(started)),
                 last_node: last_entered,
             });
         }
@@ -147,10 +152,11 @@ pub(super) fn walk(
 
         AtomicMetrics::bump(&shared.metrics.node_executions);
         frame.visit(node.slot);
-        let visit_started = Instant::now();
+        let visit_started = now;
         let node_obs = crate::obs::spans::NodeObs::start(node);
         let result = dispatch(w, shared, frame, current, node);
-        let elapsed_ms = millis(visit_started.elapsed());
+        now = Instant::now();
+        let elapsed_ms = millis(now.duration_since(visit_started));
         node_obs.finish(&shared.execution_id, node, &result, elapsed_ms);
 
         let step = match result {
@@ -218,6 +224,7 @@ pub(super) fn walk(
                             // resumes at `to`, so `to` runs at least once.
                             let next_id = node_meta(graph, to)?.id;
                             durable.save(frame, Some(node.id), Some(next_id), None, false)?;
+                            now = Instant::now();
                         }
                         current = to;
                     }

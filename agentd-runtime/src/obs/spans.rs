@@ -47,11 +47,14 @@ impl RunObs {
     // generated crate: inlined into the walk and the run, these reporting
     // paths made a static hello larger (docs/performance.md, "Build times").
     #[inline(never)]
+    /// `started` is when the run began (the engine's clock reading, not a
+    /// second one).
     pub(crate) fn start(
         execution_id: &str,
         workflow: &'static str,
         start: &str,
         dry_run: bool,
+        started: Instant,
     ) -> Self {
         let span = tracing::info_span!(
             target: "agentd::engine",
@@ -74,10 +77,7 @@ impl RunObs {
                 ],
             );
         }
-        Self {
-            span,
-            started: Instant::now(),
-        }
+        Self { span, started }
     }
 
     /// Emit the run's ending event and close the span. `run_time_cap` is

@@ -201,7 +201,7 @@ fn registered_secret_values_never_reach_a_line() {
 fn node_and_run_spans_give_events_their_context_and_record_the_outcome() {
     let dir = Scratch::new();
     with_logger(logger(&dir, "debug", LogFormat::Json, &[]), || {
-        let run = RunObs::start("exec-9", "hello", "main", true);
+        let run = RunObs::start("exec-9", "hello", "main", true, std::time::Instant::now());
         let node = NodeObs::start(&NODE);
         let result: Result<Step, Error> = Err(Error::Policy("write_file denied on /etc/x".into()));
         node.finish("exec-9", &NODE, &result, 4);
@@ -246,7 +246,7 @@ fn node_and_run_spans_give_events_their_context_and_record_the_outcome() {
 fn a_timed_out_run_under_a_run_time_budget_is_a_budget_event() {
     let dir = Scratch::new();
     with_logger(logger(&dir, "off", LogFormat::Text, &[]), || {
-        let run = RunObs::start("exec-2", "slow", "main", false);
+        let run = RunObs::start("exec-2", "slow", "main", false, std::time::Instant::now());
         let timed_out: Result<Outcome, Error> = Ok(Outcome::TimedOut {
             elapsed_ms: 1000,
             last_node: Some("wait"),

@@ -37,7 +37,7 @@ use std::task::Poll;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -58,7 +58,52 @@ use crate::traceparent::{self, TraceParent};
 use crate::workflow::serve::{AuthRef, RouteDef};
 
 /// The response type of every handler.
-pub(crate) type Reply = Response<Full<Bytes>>;
+pub(crate) type Reply = Response<ReplyBody>;
+
+/// The largest frame of a reply handed to hyper.
+const REPLY_FRAME: usize = 16 * 1024;
+
+/// A reply's body: whole in memory, handed to hyper in frames of at most
+/// [`REPLY_FRAME`] bytes (slices of one buffer, never copied here). The
+/// connection copies replies into one write buffer (`writev(false)` in
+/// serve/server.rs, cheaper than a queue of buffers for small replies);
+/// hyper stops taking frames once that buffer holds its cap, so a large
+/// reply never grows a connection's buffer past the cap and one frame.
+#[derive(Debug, Default)]
+pub(crate) struct ReplyBody {
+    rest: Bytes,
+}
+
+impl ReplyBody {
+    pub(crate) fn new(body: impl Into<Bytes>) -> Self {
+        Self { rest: body.into() }
+    }
+}
+
+impl hyper::body::Body for ReplyBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        let take = this.rest.len().min(REPLY_FRAME);
+        Poll::Ready(Some(Ok(hyper::body::Frame::data(this.rest.split_to(take)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.rest.len() as u64)
+    }
+}
 
 const JSON: &str = "application/json";
 const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -818,7 +863,7 @@ fn static_reply(status: StatusCode, content_type: &'static str, body: String) ->
 }
 
 fn reply_with(status: StatusCode, content_type: HeaderValue, body: String) -> Reply {
-    let mut reply = Response::new(Full::new(Bytes::from(body)));
+    let mut reply = Response::new(ReplyBody::new(body));
     *reply.status_mut() = status;
     reply
         .headers_mut()

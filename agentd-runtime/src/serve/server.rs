@@ -430,6 +430,10 @@ async fn accept_loop(
         // The wait for a request head is bounded per connection by
         // `HeadDeadline` (serve/stall.rs), not by hyper's timer per request.
         .header_read_timeout(None)
+        // Replies are copied after their head into one buffer and written
+        // with one write: cheaper than hyper's queue of buffers for writev.
+        // `handler::ReplyBody` frames keep a large reply from growing it.
+        .writev(false)
         .max_buf_size(READ_BUF)
         // A client may shut down its write side once its request is sent
         // (`curl --no-keepalive`-style clients, `shutdown(SHUT_WR)`): without

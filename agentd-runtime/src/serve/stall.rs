@@ -11,7 +11,8 @@
 //! keeps an idle keep-alive connection, is cut off by [`HeadDeadline`]:
 //! `--read-timeout-secs` after the connection last wrote (its accept, or
 //! the end of its last reply) with no request in flight, the connection is
-//! closed without a reply. hyper's own header read timeout does the same
+//! closed without a reply. The time is kept on a coarse clock, so the cut
+//! may come up to one scheduler tick (a few milliseconds) early. hyper's own header read timeout does the same
 //! but allocates, registers and cancels a timer for every request;
 //! [`HeadDeadline`] keeps one timer per connection and moves it only when
 //! it fires, so a request costs a clock read and two counter updates
@@ -34,20 +35,18 @@ use tokio::time::Sleep;
 /// service (requests), its [`WriteStall`] (writes) and its deadline.
 #[derive(Debug)]
 pub(crate) struct ConnClock {
-    /// The connection's accept: the origin of `wrote`.
-    base: Instant,
     /// Requests handed to the service and not yet answered.
     busy: AtomicU32,
-    /// When the connection last wrote, in nanoseconds after `base`.
+    /// When the connection last wrote (or was accepted), on [`coarse_nanos`]'s
+    /// clock.
     wrote: AtomicU64,
 }
 
 impl ConnClock {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
-            base: Instant::now(),
             busy: AtomicU32::new(0),
-            wrote: AtomicU64::new(0),
+            wrote: AtomicU64::new(coarse_nanos()),
         })
     }
 
@@ -61,20 +60,63 @@ impl ConnClock {
     /// The connection wrote (or finished its TLS handshake): the wait for
     /// the next head starts now.
     pub(crate) fn touch(&self) {
-        let nanos = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.wrote.store(nanos, Ordering::Relaxed);
+        self.wrote.store(coarse_nanos(), Ordering::Relaxed);
     }
 
     /// When the connection must next be looked at, or `None` when it has
     /// waited `limit` for a request head with nothing in flight.
-    fn next_deadline(&self, limit: Duration, now: Instant) -> Option<Instant> {
+    fn next_deadline(&self, limit: Duration) -> Option<Instant> {
+        let now = Instant::now();
         if self.busy.load(Ordering::Relaxed) > 0 {
             return Some(now + limit);
         }
-        let wrote = Duration::from_nanos(self.wrote.load(Ordering::Relaxed));
-        let deadline = self.base + wrote + limit;
-        (deadline > now).then_some(deadline)
+        let limit_nanos = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        let due = self
+            .wrote
+            .load(Ordering::Relaxed)
+            .saturating_add(limit_nanos);
+        let left = due.saturating_sub(coarse_nanos());
+        (left > 0).then(|| now + Duration::from_nanos(left))
     }
+}
+
+/// A monotonic clock in nanoseconds, read once per request and per reply:
+/// Linux's `CLOCK_MONOTONIC_COARSE` (the last scheduler tick's time, a
+/// few milliseconds behind at most, read without the conversions of
+/// `Instant`), which is precise enough for limits in whole seconds.
+#[cfg(target_os = "linux")]
+fn coarse_nanos() -> u64 {
+    // Both clocks count from the same origin; the coarse one is always there
+    // since Linux 2.6.32.
+    read_clock(libc::CLOCK_MONOTONIC_COARSE)
+        .or_else(|| read_clock(libc::CLOCK_MONOTONIC))
+        .unwrap_or(0)
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn read_clock(id: libc::clockid_t) -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec` through the pointer,
+    // which points at a live local of that type, and reads nothing else.
+    let rc = unsafe { libc::clock_gettime(id, &raw mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+}
+
+/// Nanoseconds since the first reading, from `Instant`.
+#[cfg(not(target_os = "linux"))]
+fn coarse_nanos() -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A request in flight on a [`ConnClock`]'s connection.
@@ -104,9 +146,7 @@ pub(crate) struct HeadDeadline<F> {
 
 impl<F> HeadDeadline<F> {
     pub(crate) fn new(conn: F, clock: Arc<ConnClock>, limit: Duration) -> Self {
-        let timer = Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
-            clock.base + limit,
-        )));
+        let timer = Box::pin(tokio::time::sleep(limit));
         Self {
             conn,
             clock,
@@ -136,7 +176,7 @@ impl<F: Future + Unpin> Future for HeadDeadline<F> {
                     return Poll::Pending;
                 }
             }
-            match this.clock.next_deadline(this.limit, Instant::now()) {
+            match this.clock.next_deadline(this.limit) {
                 None => return Poll::Ready(None),
                 Some(deadline) => {
                     this.timer
@@ -307,6 +347,9 @@ mod tests {
     }
 
     const LIMIT: Duration = Duration::from_millis(150);
+    /// How far behind the coarse clock may be: one scheduler tick (4 ms at
+    /// 250 Hz, 10 ms at 100 Hz), with room.
+    const TICK: Duration = Duration::from_millis(20);
 
     #[test]
     fn a_connection_that_sends_no_head_is_cut_off_after_the_limit() {
@@ -320,7 +363,7 @@ mod tests {
             .await;
             assert_eq!(ended, Ok(None), "the deadline never fired");
             let waited = started.elapsed();
-            assert!(waited >= LIMIT, "cut off early, after {waited:?}");
+            assert!(waited + TICK >= LIMIT, "cut off early, after {waited:?}");
             assert!(waited < LIMIT * 10, "cut off late, after {waited:?}");
         });
     }
@@ -356,7 +399,7 @@ mod tests {
             assert_eq!(ended, None);
             let idle = at.duration_since(answered);
             assert!(
-                idle >= LIMIT,
+                idle + TICK >= LIMIT,
                 "cut off {idle:?} after the reply, before the limit"
             );
         });

@@ -98,3 +98,44 @@ fn the_scan_refuses_codings_it_does_not_undo_transfer_first() {
     let headers = map(&[("content-encoding", b"\xff")]);
     assert_eq!(HeadFacts::scan(&headers).bad_content, Some("?"));
 }
+
+#[test]
+fn a_reply_body_is_sent_whole_in_bounded_frames_with_its_exact_length() {
+    use hyper::body::Body as _;
+    let runtime = crate::serve::test_runtime();
+    for len in [
+        0,
+        1,
+        REPLY_FRAME - 1,
+        REPLY_FRAME,
+        REPLY_FRAME + 1,
+        5 * REPLY_FRAME + 7,
+    ] {
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut body = ReplyBody::new(data.clone());
+        assert_eq!(body.size_hint().exact(), Some(len as u64));
+        assert_eq!(body.is_end_stream(), len == 0);
+        let (frames, got) = runtime.block_on(async {
+            let mut frames = Vec::new();
+            let mut got = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let Ok(data) = frame.map(|f| f.into_data()) else {
+                    panic!("an infallible body failed");
+                };
+                let Ok(data) = data else {
+                    panic!("a frame that is not data");
+                };
+                frames.push(data.len());
+                got.extend_from_slice(&data);
+            }
+            (frames, got)
+        });
+        assert_eq!(got, data, "len {len}");
+        assert!(
+            frames.iter().all(|&n| n > 0 && n <= REPLY_FRAME),
+            "{frames:?}"
+        );
+        assert_eq!(frames.len(), len.div_ceil(REPLY_FRAME), "{frames:?}");
+        assert!(body.is_end_stream());
+    }
+}
