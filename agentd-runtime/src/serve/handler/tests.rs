@@ -119,10 +119,8 @@ fn a_reply_body_is_sent_whole_in_bounded_frames_with_its_exact_length() {
             let mut frames = Vec::new();
             let mut got = Vec::new();
             while let Some(frame) = body.frame().await {
-                let Ok(data) = frame.map(|f| f.into_data()) else {
-                    panic!("an infallible body failed");
-                };
-                let Ok(data) = data else {
+                let Ok(frame) = frame;
+                let Ok(data) = frame.into_data() else {
                     panic!("a frame that is not data");
                 };
                 frames.push(data.len());
