@@ -115,6 +115,69 @@ pub enum BuildError {
     MissingArtifact(PathBuf),
     #[error(transparent)]
     Handlers(#[from] crate::handlers::HandlerCrateError),
+    #[error(
+        "the agentd-runtime at `{path}` implements codegen contract {runtime}, but this agentd generates code for contract {compiler}; build against the agentd-runtime that came with this agentd (or use the agentd of that runtime)"
+    )]
+    RuntimeContract {
+        path: PathBuf,
+        runtime: u32,
+        compiler: u32,
+    },
+    #[error(
+        "the agentd-runtime at `{path}` has an unreadable codegen contract (`[package.metadata.agentd] codegen-contract` must be a whole number): {reason}"
+    )]
+    RuntimeContractUnreadable { path: PathBuf, reason: String },
+}
+
+/// The contract between the code this compiler generates and the runtime API it
+/// calls (ARCHITECTURE.md, "The codegen contract"). agentd-runtime declares the
+/// one it implements as `[package.metadata.agentd] codegen-contract` in its
+/// Cargo.toml; both numbers move together, in the commit that changes what
+/// generated code needs from the runtime.
+pub const CODEGEN_CONTRACT: u32 = 1;
+
+/// What a runtime source tree says about the codegen contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RuntimeContract {
+    /// It implements [`CODEGEN_CONTRACT`].
+    Matches,
+    /// It declares none: a tree from before the contract was declared, whose
+    /// fit can only be learned by building.
+    Unmarked,
+}
+
+/// Read `runtime`'s codegen contract from its Cargo.toml; a different one is
+/// an error, so a mismatched `--runtime` is refused before cargo runs.
+pub fn runtime_contract(runtime: &Path) -> Result<RuntimeContract, BuildError> {
+    let manifest = runtime.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).map_err(io("read", &manifest))?;
+    let unreadable = |reason: String| BuildError::RuntimeContractUnreadable {
+        path: runtime.to_path_buf(),
+        reason,
+    };
+    let table: toml::Table = toml::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
+    let declared = table
+        .get("package")
+        .and_then(|p| p.get("metadata"))
+        .and_then(|m| m.get("agentd"))
+        .and_then(|a| a.get("codegen-contract"));
+    let Some(declared) = declared else {
+        return Ok(RuntimeContract::Unmarked);
+    };
+    let number = declared
+        .as_integer()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| unreadable(format!("found `{declared}`")))?;
+    if number == CODEGEN_CONTRACT {
+        Ok(RuntimeContract::Matches)
+    } else {
+        Err(BuildError::RuntimeContract {
+            path: runtime.to_path_buf(),
+            runtime: number,
+            compiler: CODEGEN_CONTRACT,
+        })
+    }
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BuildError + 'a {
@@ -281,6 +344,7 @@ pub fn build_with_layout(
     opts: &BuildOptions,
 ) -> Result<(PathBuf, CrateLayout), BuildError> {
     let runtime = runtime_path(opts.runtime.as_deref())?;
+    runtime_contract(&runtime)?;
     let cache = cache_dir(opts.cache_dir.as_deref());
     if let Some(h) = &opts.handlers {
         h.check_runtime(&runtime)?;
@@ -523,6 +587,76 @@ fn glibc_at_least(version: &str, want: (u32, u32)) -> bool {
 mod tests {
     use super::*;
     use crate::codegen::features::RuntimeFeature;
+
+    /// A runtime tree whose Cargo.toml is `manifest`.
+    fn runtime_tree(name: &str, manifest: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("agentd-contract-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the tree");
+        std::fs::write(dir.join("Cargo.toml"), manifest).expect("write the manifest");
+        dir
+    }
+
+    #[test]
+    fn the_bundled_runtime_implements_this_compilers_contract() {
+        let runtime = runtime_path(None).expect("the bundled runtime");
+        assert_eq!(
+            runtime_contract(&runtime).expect("a readable contract"),
+            RuntimeContract::Matches
+        );
+    }
+
+    #[test]
+    fn a_runtime_with_another_contract_is_refused_before_cargo_runs() {
+        let other = CODEGEN_CONTRACT + 1;
+        let tree = runtime_tree(
+            "other",
+            &format!(
+                "[package]\nname = \"agentd-runtime\"\n\n[package.metadata.agentd]\ncodegen-contract = {other}\n"
+            ),
+        );
+        let err = runtime_contract(&tree).expect_err("a mismatch");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("implements codegen contract {other}"))
+                && text.contains(&format!("generates code for contract {CODEGEN_CONTRACT}")),
+            "{text}"
+        );
+        // `build` refuses it before writing or building anything.
+        let out = tree.join("never-built");
+        let mut opts = BuildOptions::new(out.clone());
+        opts.runtime = Some(tree.clone());
+        opts.cache_dir = Some(tree.join("cache"));
+        let generated = GeneratedCrate {
+            workflow_name: "contract_probe".to_owned(),
+            code: String::new(),
+            features: Vec::new(),
+            source_hash: "ab".repeat(32),
+            sources: Vec::new(),
+            signer: None,
+            main_override: None,
+            tokens: proc_macro2::TokenStream::new(),
+        };
+        assert!(matches!(
+            build(&generated, &opts),
+            Err(BuildError::RuntimeContract { .. })
+        ));
+        assert!(!tree.join("cache").exists() && !out.exists());
+
+        let tree = runtime_tree(
+            "garbled",
+            "[package]\nname = \"agentd-runtime\"\n[package.metadata.agentd]\ncodegen-contract = \"one\"\n",
+        );
+        assert!(matches!(
+            runtime_contract(&tree),
+            Err(BuildError::RuntimeContractUnreadable { .. })
+        ));
+        let tree = runtime_tree("unmarked", "[package]\nname = \"agentd-runtime\"\n");
+        assert_eq!(
+            runtime_contract(&tree).expect("an unmarked tree is not an error"),
+            RuntimeContract::Unmarked
+        );
+    }
 
     #[test]
     fn one_workflow_built_with_other_features_gets_its_own_crate_and_binary() {

@@ -51,6 +51,11 @@ pub fn run(paths: &[PathBuf], opts: Options) -> u8 {
             return match e {
                 BuildError::CargoFailed { status, log } => {
                     eprintln!("{log}\nerror: cargo failed to build the test harness ({status})");
+                    if let Some(note) =
+                        super::build::unmarked_runtime_note(bopts.runtime.as_deref())
+                    {
+                        eprintln!("{note}");
+                    }
                     EXIT_CARGO
                 }
                 other => {
