@@ -249,6 +249,24 @@ fn handler_hint(h: &HandlerCrate, names: &BTreeSet<String>, log: &str) {
     }
 }
 
+/// When the build used a runtime tree that declares no codegen contract, the
+/// likely cause of a failed build: that tree is older than this agentd.
+pub(super) fn unmarked_runtime_note(explicit: Option<&std::path::Path>) -> Option<String> {
+    use agentd_compiler::build::{RuntimeContract, runtime_contract, runtime_path};
+    let runtime = runtime_path(explicit).ok()?;
+    match runtime_contract(&runtime) {
+        Ok(RuntimeContract::Unmarked) => Some(format!(
+            "note: the agentd-runtime at `{}` declares no codegen contract \
+             (`[package.metadata.agentd] codegen-contract`): it predates the contract \
+             check and is likely older than this agentd, which generates code for contract {}; \
+             build against the agentd-runtime that came with this agentd",
+            runtime.display(),
+            agentd_compiler::build::CODEGEN_CONTRACT
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,23 +287,5 @@ mod tests {
         assert!(hint.contains("C compiler"), "{hint}");
         let rustc = "error[E0425]: cannot find value `x` in this scope";
         assert_eq!(toolchain_hint(rustc, true), None);
-    }
-}
-
-/// When the build used a runtime tree that declares no codegen contract, the
-/// likely cause of a failed build: that tree is older than this agentd.
-pub(super) fn unmarked_runtime_note(explicit: Option<&std::path::Path>) -> Option<String> {
-    use agentd_compiler::build::{RuntimeContract, runtime_contract, runtime_path};
-    let runtime = runtime_path(explicit).ok()?;
-    match runtime_contract(&runtime) {
-        Ok(RuntimeContract::Unmarked) => Some(format!(
-            "note: the agentd-runtime at `{}` declares no codegen contract \
-             (`[package.metadata.agentd] codegen-contract`): it predates the contract \
-             check and is likely older than this agentd, which generates code for contract {}; \
-             build against the agentd-runtime that came with this agentd",
-            runtime.display(),
-            agentd_compiler::build::CODEGEN_CONTRACT
-        )),
-        _ => None,
     }
 }
