@@ -506,23 +506,26 @@ fn a_runtime_of_another_codegen_contract_is_refused_with_both_numbers() {
     let dir = scratch("contract");
     let runtime = dir.join("old-runtime");
     std::fs::create_dir_all(&runtime).expect("create the runtime tree");
-    std::fs::write(
-        runtime.join("Cargo.toml"),
+    let out = dir.join("hello");
+    // `agentd build` of hello against `runtime` whose Cargo.toml is `manifest`.
+    let build_against = |manifest: &str| {
+        std::fs::write(runtime.join("Cargo.toml"), manifest).expect("write its manifest");
+        let output = agentd(&workspace())
+            .args(["build", "workflows/hello.toml", "--runtime"])
+            .arg(&runtime)
+            .arg("-o")
+            .arg(&out)
+            .env("AGENTD_CACHE_DIR", dir.join("cache"))
+            .output()
+            .expect("agentd runs");
+        (exit_code(&output), text(&output.stderr))
+    };
+
+    let (code, stderr) = build_against(
         "[package]\nname = \"agentd-runtime\"\nversion = \"0.1.0\"\n\n\
          [package.metadata.agentd]\ncodegen-contract = 999999\n",
-    )
-    .expect("write its manifest");
-    let out = dir.join("hello");
-    let output = agentd(&workspace())
-        .args(["build", "workflows/hello.toml", "--runtime"])
-        .arg(&runtime)
-        .arg("-o")
-        .arg(&out)
-        .env("AGENTD_CACHE_DIR", dir.join("cache"))
-        .output()
-        .expect("agentd runs");
-    let stderr = text(&output.stderr);
-    assert_eq!(exit_code(&output), 2, "stderr: {stderr}");
+    );
+    assert_eq!(code, 2, "stderr: {stderr}");
     assert!(
         stderr.contains("implements codegen contract 999999")
             && stderr.contains("this agentd generates code for contract"),
@@ -535,21 +538,10 @@ fn a_runtime_of_another_codegen_contract_is_refused_with_both_numbers() {
 
     // A tree that declares no contract is built; when that fails, the note
     // names the likely cause instead of calling it a bug in agentd.
-    std::fs::write(
-        runtime.join("Cargo.toml"),
+    let (code, stderr) = build_against(
         "[package]\nname = \"agentd-runtime\"\nversion = \"0.1.0\"\nedition = \"2024\"\n",
-    )
-    .expect("write its manifest");
-    let output = agentd(&workspace())
-        .args(["build", "workflows/hello.toml", "--runtime"])
-        .arg(&runtime)
-        .arg("-o")
-        .arg(&out)
-        .env("AGENTD_CACHE_DIR", dir.join("cache"))
-        .output()
-        .expect("agentd runs");
-    let stderr = text(&output.stderr);
-    assert_ne!(exit_code(&output), 0, "stderr: {stderr}");
+    );
+    assert_ne!(code, 0, "stderr: {stderr}");
     assert!(
         stderr.contains("declares no codegen contract") && !stderr.contains("a bug in agentd"),
         "{stderr}"
