@@ -245,7 +245,13 @@ pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Decoded, Decode
         Media::Urlencoded => urlencoded(body).map(Decoded::value),
         Media::Multipart => multipart(content_type.unwrap_or(""), body),
         Media::Json if body.is_empty() => Ok(Decoded::value(Value::Null)),
-        Media::Json if json_value_bound(body) > MAX_JSON_VALUES => Err(DecodeError::TooManyValues),
+        // The bound is at most one more than the body's length: only a body
+        // that long can exceed it (never one decoded on the reactor).
+        Media::Json
+            if body.len() >= MAX_JSON_VALUES && json_value_bound(body) > MAX_JSON_VALUES =>
+        {
+            Err(DecodeError::TooManyValues)
+        }
         Media::Json => match flat_object(body) {
             Some(value) => Ok(Decoded::value(value)),
             None => serde_json::from_slice(body)
@@ -388,6 +394,26 @@ mod tests {
         assert_eq!(json_value_bound(br#"{"a":1,"b":[1,2]}"#), 3);
         // Commas inside strings, after escaped quotes included, are text.
         assert_eq!(json_value_bound(br#"["a,{[", "\",x"]"#), 2);
+    }
+
+    #[test]
+    fn the_value_bound_never_exceeds_the_length_plus_one() {
+        // `decode` scans only bodies of at least MAX_JSON_VALUES bytes.
+        for body in [
+            &b""[..],
+            b",",
+            b",,,,",
+            b"[0,0]",
+            br#"{"a":"b","c":"d"}"#,
+            b"\",,\"",
+        ] {
+            assert!(json_value_bound(body) <= body.len() + 1);
+        }
+        let commas = vec![b','; MAX_JSON_VALUES - 1];
+        assert_eq!(json_value_bound(&commas), MAX_JSON_VALUES);
+        assert!(decode(None, &commas).is_err_and(|e| e != DecodeError::TooManyValues));
+        let commas = vec![b','; MAX_JSON_VALUES];
+        assert_eq!(decode(None, &commas), Err(DecodeError::TooManyValues));
     }
 
     #[test]
