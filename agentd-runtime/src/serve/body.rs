@@ -222,10 +222,13 @@ fn media(content_type: Option<&str>) -> Media {
     let Some(content_type) = content_type else {
         return Media::Json;
     };
-    let media = content_type
-        .split_once(';')
-        .map_or(content_type, |(media, _)| media)
-        .trim();
+    // A plain loop: a header value is short, and `split_once` calls memchr.
+    let end = content_type
+        .bytes()
+        .position(|b| b == b';')
+        .unwrap_or(content_type.len());
+    // `end` is at an ASCII byte or the end: a character boundary.
+    let media = content_type.get(..end).unwrap_or(content_type).trim();
     if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         Media::Urlencoded
     } else if media.eq_ignore_ascii_case("multipart/form-data") {
