@@ -290,12 +290,7 @@ mod tests {
                 },
             ]);
             let data = json!({"s": s, "n": {"b": [1.5, null, "x\ty"], "a": true}});
-            let expected = format!(
-                "{},{},{}",
-                value,
-                data["n"].to_string(),
-                data["n"].to_string()
-            );
+            let expected = format!("{value},{},{}", data["n"], data["n"]);
             assert_eq!(t.render(&data), expected);
             assert_eq!(t.render_llm(&data), expected);
         }

@@ -432,10 +432,10 @@ fn binding<'d, T>(
 
 /// The single value of header `name`; more than one is refused. `name` is a
 /// `&str` (parsed per call) or a `&HeaderName` (no parsing).
-pub(crate) fn single_header<'h, K: AsHeaderName + fmt::Display + Copy>(
-    headers: &'h HeaderMap,
+pub(crate) fn single_header<K: AsHeaderName + fmt::Display + Copy>(
+    headers: &HeaderMap,
     name: K,
-) -> Result<Option<&'h http::HeaderValue>, AuthDenied> {
+) -> Result<Option<&http::HeaderValue>, AuthDenied> {
     let mut values = headers.get_all(name).iter();
     let first = values.next();
     if values.next().is_some() {
