@@ -120,7 +120,14 @@ pub fn media_type(content_type: &str) -> String {
 /// malformed body — which serde_json then decodes, or names the error of,
 /// as before.
 fn flat_object(body: &[u8]) -> Option<Value> {
-    let mut scan = Scan { body, at: 0 };
+    // Checked once for the whole body: outside its strings the fast path
+    // takes only ASCII, and serde_json refuses any body that is not UTF-8.
+    let text = std::str::from_utf8(body).ok()?;
+    let mut scan = Scan {
+        text,
+        body: text.as_bytes(),
+        at: 0,
+    };
     scan.whitespace();
     scan.expect(b'{')?;
     scan.whitespace();
@@ -161,6 +168,8 @@ fn flat_object(body: &[u8]) -> Option<Value> {
 
 /// [`flat_object`]'s cursor.
 struct Scan<'b> {
+    text: &'b str,
+    /// `text`'s bytes.
     body: &'b [u8],
     at: usize,
 }
@@ -190,7 +199,7 @@ impl<'b> Scan<'b> {
         })
     }
 
-    /// A string without escapes or control characters, valid UTF-8.
+    /// A string without escapes or control characters (the body is UTF-8).
     fn string(&mut self) -> Option<&'b str> {
         self.expect(b'"')?;
         let rest = self.body.get(self.at..)?;
@@ -200,7 +209,8 @@ impl<'b> Scan<'b> {
         if rest.get(len) != Some(&b'"') {
             return None;
         }
-        let text = std::str::from_utf8(rest.get(..len)?).ok()?;
+        // Both ends are at a `"`: character boundaries.
+        let text = self.text.get(self.at..self.at + len)?;
         self.at += len + 1;
         Some(text)
     }
