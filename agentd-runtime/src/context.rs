@@ -200,7 +200,10 @@ impl Frame {
         Self {
             graph,
             graph_id,
-            nodes: vec![NodeState::default(); graph.nodes.len()],
+            // Built in place: `vec![x; n]` clones `x` n - 1 times.
+            nodes: std::iter::repeat_with(NodeState::default)
+                .take(graph.nodes.len())
+                .collect(),
             trigger: TriggerEntry::Flat {
                 kind,
                 whole: OnceCell::new(),

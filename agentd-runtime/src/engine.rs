@@ -14,6 +14,7 @@
 //! file format, the state directory and its locks are [`crate::checkpoint`]'s.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -522,41 +523,49 @@ pub fn next_execution_id() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    // getpid(2) is a system call each time (glibc does not cache it), and a
-    // server runs this once per request; the id of this process never changes.
-    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    let pid = *PID.get_or_init(std::process::id);
-    // Written by hand into a stack buffer and copied out once, rather than
-    // with `format!` or a `push` per digit: the formatting was most of the
-    // cost of a trivial served run.
-    let mut buf = [0_u8; ID_MAX];
-    buf[..5].copy_from_slice(b"exec-");
-    let mut len = 5;
-    len = put_hex(&mut buf, len, secs);
-    buf[len] = b'-';
-    len = put_hex(&mut buf, len + 1, u64::from(pid));
-    buf[len] = b'-';
-    len = put_hex(&mut buf, len + 1, n);
-    // Only ASCII digits, letters and dashes were written.
-    std::str::from_utf8(&buf[..len]).map_or_else(|_| String::new(), str::to_owned)
+    // `exec-<secs>-<pid>-` changes once a second: each thread keeps the one
+    // it wrote last, so a run writes only its counter's digits (the id is
+    // one allocation of its exact length, no formatter, no UTF-8 check).
+    thread_local! {
+        static PREFIX: RefCell<(Option<u64>, String)> = const { RefCell::new((None, String::new())) };
+    }
+    PREFIX.with_borrow_mut(|(at, prefix)| {
+        if *at != Some(secs) {
+            prefix.clear();
+            prefix.push_str("exec-");
+            push_hex(prefix, secs);
+            prefix.push('-');
+            push_hex(prefix, u64::from(pid()));
+            prefix.push('-');
+            *at = Some(secs);
+        }
+        let mut id = String::with_capacity(prefix.len() + hex_digits(n));
+        id.push_str(prefix);
+        push_hex(&mut id, n);
+        id
+    })
 }
 
-/// The longest execution id: `exec-`, three u64s in hex, two dashes.
-const ID_MAX: usize = 5 + 16 + 1 + 16 + 1 + 16;
+/// This process's id. getpid(2) is a system call each time (glibc does not
+/// cache it); the id of this process never changes.
+fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
 
-/// Write `v` in lower-case hex without leading zeros (`{:x}`) into `buf`
-/// at `at`; the index after the last digit.
-fn put_hex(buf: &mut [u8; ID_MAX], at: usize, v: u64) -> usize {
+/// How many hex digits `{:x}` writes for `v` (at least one).
+fn hex_digits(v: u64) -> usize {
+    // At most 16: the cast cannot truncate.
+    (64 - (v | 1).leading_zeros()).div_ceil(4) as usize
+}
+
+/// Append `v` in lower-case hex without leading zeros (`{:x}`) to `out`.
+fn push_hex(out: &mut String, v: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    // Hex digits of `v`, at least one.
-    let digits = (64 - (v | 1).leading_zeros()).div_ceil(4) as usize;
-    let end = at + digits;
-    let mut v = v;
-    for slot in buf[at..end].iter_mut().rev() {
-        *slot = DIGITS[(v & 0xf) as usize];
-        v >>= 4;
+    for at in (0..hex_digits(v)).rev() {
+        // `at < 16`, so the shift is in range and the nibble indexes DIGITS.
+        out.push(char::from(DIGITS[((v >> (at * 4)) & 0xf) as usize]));
     }
-    end
 }
 
 fn millis(d: Duration) -> u64 {

@@ -90,7 +90,7 @@ impl Template {
     /// The renderer over a lookup of its own: `lookup` answers a key's
     /// segments (empty ones included) with a value or a miss.
     pub(crate) fn render_with<'v>(&self, lookup: impl Fn(&[&str]) -> Option<&'v Value>) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.capacity_hint());
         for seg in self.0 {
             match *seg {
                 Seg::Lit(text) => out.push_str(text),
@@ -98,22 +98,87 @@ impl Template {
                     Some(Value::String(s)) => out.push_str(s),
                     // `Value`'s Display is compact JSON; without serde_json's
                     // `preserve_order` its maps iterate in sorted key order.
-                    Some(other) => out.push_str(&other.to_string()),
+                    Some(other) => push_display(&mut out, other),
                     None => {
                         out.push_str("{{");
                         out.push_str(raw);
                         out.push_str("}}");
                     }
                 },
-                // `Value`'s Display escapes strings as JSON does.
                 Seg::Json { path, .. } => match lookup(path) {
-                    Some(value) => out.push_str(&value.to_string()),
+                    // What `Value`'s Display writes for a string, without
+                    // the formatter.
+                    Some(Value::String(s)) => push_json_str(&mut out, s),
+                    Some(other) => push_display(&mut out, other),
                     None => out.push_str("null"),
                 },
             }
         }
         out
     }
+
+    /// The rendered length if every key is a short value: the literal text
+    /// plus [`KEY_GUESS`] bytes a key, so a small reply is one allocation.
+    fn capacity_hint(&self) -> usize {
+        self.0
+            .iter()
+            .map(|seg| match seg {
+                Seg::Lit(text) => text.len(),
+                Seg::Key { .. } | Seg::Json { .. } => KEY_GUESS,
+            })
+            .fold(0, usize::saturating_add)
+    }
+}
+
+/// Bytes [`Template::capacity_hint`] allows for each key's value.
+const KEY_GUESS: usize = 16;
+
+/// `value`'s Display (compact JSON), written straight into `out`.
+fn push_display(out: &mut String, value: &Value) {
+    use std::fmt::Write as _;
+    // Writing into a `String` cannot fail, and `Value`'s Display does not
+    // fail on its own.
+    let _ = write!(out, "{value}");
+}
+
+/// `s` as a JSON string, escaped exactly as serde_json (and so `Value`'s
+/// Display) escapes it: `"` and `\`, the short escapes `\b \t \n \f \r`,
+/// `\u00xx` (lower-case hex) for the other control characters below 0x20,
+/// everything else as it is.
+fn push_json_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len().saturating_add(2));
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\x08' => "\\b",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            b'\x0c' => "\\f",
+            b'\r' => "\\r",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // `i` is at an ASCII byte, so both ends are character boundaries.
+        if let Some(run) = s.get(start..i) {
+            out.push_str(run);
+        }
+        if short.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(short);
+        }
+        start = i + 1;
+    }
+    if let Some(run) = s.get(start..) {
+        out.push_str(run);
+    }
+    out.push('"');
 }
 
 /// The relative walk of templates and `json_select` (docs/dialect.md §9.2; docs/dialect.md §7 `json_select`):
@@ -186,6 +251,48 @@ mod tests {
                 parsed,
                 json!({"m": "say \"hi\"\n</x>", "n": {"b": [1, 2]}, "gone": null})
             );
+        }
+    }
+
+    #[test]
+    fn json_strings_are_escaped_exactly_as_serde_json_escapes_them() {
+        let mut every_ascii: String = (0u8..=0x7f).map(char::from).collect();
+        every_ascii.push_str("é\u{2028}\u{1f600}\u{7f}\u{80}\u{ffff} end");
+        let samples = [
+            String::new(),
+            "plain".to_owned(),
+            "say \"hi\"\n</x>\\".to_owned(),
+            "\u{0}\u{1}\u{1f}\u{20}".to_owned(),
+            "trailing\\".to_owned(),
+            "\"".to_owned(),
+            every_ascii,
+        ];
+        for s in samples {
+            let value = Value::String(s.clone());
+            let mut out = String::new();
+            push_json_str(&mut out, &s);
+            assert_eq!(out, value.to_string(), "{s:?}");
+            // And through both renderers, beside a non-string value.
+            let t = Template(&[
+                Seg::Json {
+                    raw: "s",
+                    path: &["s"],
+                },
+                Seg::Lit(","),
+                Seg::Json {
+                    raw: "n",
+                    path: &["n"],
+                },
+                Seg::Lit(","),
+                Seg::Key {
+                    raw: "n",
+                    path: &["n"],
+                },
+            ]);
+            let data = json!({"s": s, "n": {"b": [1.5, null, "x\ty"], "a": true}});
+            let expected = format!("{value},{},{}", data["n"], data["n"]);
+            assert_eq!(t.render(&data), expected);
+            assert_eq!(t.render_llm(&data), expected);
         }
     }
 

@@ -30,7 +30,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use agentd_runtime::serve::auth::{
     AuthDefs, AuthRef, AuthRequest, BasicDef, BearerDef, HmacDef, JwksSource, OidcDef,
-    PeerIdentity, PreparedAuth, authorize,
+    PeerIdentity, PreparedAuth, authorize, authorize_json,
 };
 use agentd_runtime::serve::body;
 use agentd_runtime::serve::def::IdempotencyKey;
@@ -246,8 +246,14 @@ fuzz_target!(|data: &[u8]| {
         peer: peer.as_ref(),
         now: UNIX_EPOCH + Duration::from_secs(NOW_SECS),
     };
+    // What the server calls gives what `authorize` gives, value or reason.
+    let served = authorize_json(prepared(), route, &request).map(|p| p.into_owned());
     let principal = match authorize(prepared(), route, &request) {
-        Ok(principal) => principal.to_json(),
+        Ok(principal) => {
+            let principal = principal.to_json();
+            assert_eq!(served.as_ref().ok(), Some(&principal), "authorize_json");
+            principal
+        }
         Err(denied) => {
             for secret in SECRETS {
                 assert!(
@@ -257,6 +263,7 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
             let _ = denied.body();
+            assert_eq!(served.err(), Some(denied), "authorize_json");
             body::anonymous()
         }
     };
@@ -277,6 +284,13 @@ fuzz_target!(|data: &[u8]| {
                 assert!(
                     fields.values().all(Value::is_string),
                     "form fields are strings"
+                );
+            } else if !raw.is_empty() {
+                // JSON, whichever path decoded it, is serde_json's value.
+                assert_eq!(
+                    serde_json::from_slice::<Value>(raw).ok().as_ref(),
+                    Some(&decoded.value),
+                    "a JSON body decodes as serde_json decodes it"
                 );
             }
             body::inject_principal(decoded.value, principal)

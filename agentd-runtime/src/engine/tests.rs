@@ -806,16 +806,39 @@ fn hand_written_hex_matches_the_formatter() {
         values.extend([1_u64 << shift, (1_u64 << shift).wrapping_sub(1) | 0xf]);
     }
     for v in values {
-        for at in [0, 7, super::ID_MAX - 16] {
-            let mut buf = [b'#'; super::ID_MAX];
-            let end = super::put_hex(&mut buf, at, v);
-            assert_eq!(
-                std::str::from_utf8(&buf[at..end]).ok(),
-                Some(format!("{v:x}").as_str())
-            );
-            // Nothing outside the digits is written.
-            assert!(buf[..at].iter().chain(&buf[end..]).all(|b| *b == b'#'));
+        for before in ["", "exec-", "#######"] {
+            let mut out = before.to_owned();
+            super::push_hex(&mut out, v);
+            // The digits are appended; nothing before them changes.
+            assert_eq!(out, format!("{before}{v:x}"));
+            assert_eq!(super::hex_digits(v), format!("{v:x}").len());
         }
+    }
+}
+
+#[test]
+fn execution_ids_of_one_second_share_the_prefix_and_count_up() {
+    // Whatever second each id was taken in, it parses back to the format's
+    // parts, the pid is ours and the counter grows (other tests take ids
+    // too, so only the order is known).
+    let ids: Vec<String> = (0..50).map(|_| super::next_execution_id()).collect();
+    let mut last = 0_u64;
+    for id in &ids {
+        let parts: Vec<&str> = id.split('-').collect();
+        assert_eq!(parts.len(), 4, "{id}");
+        assert_eq!(parts[0], "exec");
+        let secs = u64::from_str_radix(parts[1], 16).expect("hex seconds");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        assert!(secs <= now && now - secs < 60, "{id}");
+        assert_eq!(parts[1], format!("{secs:x}"), "no leading zeros: {id}");
+        assert_eq!(parts[2], format!("{:x}", std::process::id()));
+        let n = u64::from_str_radix(parts[3], 16).expect("hex counter");
+        assert_eq!(parts[3], format!("{n:x}"), "no leading zeros: {id}");
+        assert!(n > last, "{id} after {last:x}");
+        last = n;
+        assert_eq!(id.capacity(), id.len(), "one allocation of the id's length");
     }
 }
 

@@ -37,11 +37,13 @@
 //!   rather than guessing which one a proxy meant.
 //! - Deny reasons name headers, schemes and bindings, never a secret.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use http::HeaderMap;
+use http::header::AsHeaderName;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 
@@ -211,6 +213,13 @@ pub fn env_secrets() -> SecretLookup {
 pub struct PreparedAuth {
     defs: &'static AuthDefs,
     secrets: SecretLookup,
+    /// What a request without a TLS peer is accepted as by each bearer
+    /// binding (in `defs.bearer`'s order): `{kind, name}` does not vary per
+    /// request, so it is built once ([`shared_principal`]).
+    bearer_principals: Vec<&'static Value>,
+    /// The same for each HMAC binding (in `defs.hmac`'s order).
+    #[cfg(feature = "auth-hmac")]
+    hmac_principals: Vec<&'static Value>,
     #[cfg(feature = "auth-oidc")]
     oidc: Vec<oidc::PreparedOidc>,
 }
@@ -244,6 +253,17 @@ impl PreparedAuth {
         Ok(PreparedAuth {
             defs,
             secrets,
+            bearer_principals: defs
+                .bearer
+                .iter()
+                .map(|d| shared_principal("bearer", d.name))
+                .collect(),
+            #[cfg(feature = "auth-hmac")]
+            hmac_principals: defs
+                .hmac
+                .iter()
+                .map(|d| shared_principal("hmac", d.name))
+                .collect(),
             #[cfg(feature = "auth-oidc")]
             oidc: defs
                 .oidc
@@ -277,18 +297,18 @@ pub fn authorize(
     match route {
         AuthRef::None => Ok(Principal::new("anonymous", "", req.peer)),
         AuthRef::Bearer(name) => {
-            let def = binding(prepared.defs.bearer, name, |d| d.name, "bearer")?;
-            bearer(prepared, def, req)
+            let (_, def) = binding(prepared.defs.bearer, name, |d| d.name, "bearer")?;
+            bearer(prepared, def, req)?;
+            Ok(Principal::new("bearer", def.name, req.peer))
         }
         AuthRef::Basic(name) => {
-            let def = binding(prepared.defs.basic, name, |d| d.name, "basic")?;
+            let (_, def) = binding(prepared.defs.basic, name, |d| d.name, "basic")?;
             basic(prepared, def, req)
         }
         #[cfg(feature = "auth-hmac")]
         AuthRef::Hmac(name) => {
-            let def = binding(prepared.defs.hmac, name, |d| d.name, "hmac")?;
-            let secret = hmac::secret(def, |n| prepared.secret(n))?;
-            hmac::verify(def, secret.as_bytes(), req)?;
+            let (_, def) = binding(prepared.defs.hmac, name, |d| d.name, "hmac")?;
+            check_hmac(prepared, def, req)?;
             Ok(Principal::new("hmac", def.name, req.peer))
         }
         #[cfg(feature = "auth-oidc")]
@@ -312,6 +332,83 @@ pub fn authorize(
     }
 }
 
+/// [`authorize`], answering with the principal's JSON (what the server hands
+/// the run, `Principal::to_json`): the same checks, the same denials, the
+/// same value. Where the value is the same for every request — a bearer or
+/// HMAC binding on a connection without a TLS peer: `{kind, name}` — it is
+/// borrowed from one built when the auth material was prepared, so such a
+/// request builds (and the run frees) no principal of its own.
+///
+/// # Errors
+///
+/// As [`authorize`].
+pub fn authorize_json(
+    prepared: &PreparedAuth,
+    route: AuthRef,
+    req: &AuthRequest<'_>,
+) -> Result<Cow<'static, Value>, AuthDenied> {
+    match route {
+        AuthRef::Bearer(name) if req.peer.is_none() => {
+            let (at, def) = binding(prepared.defs.bearer, name, |d| d.name, "bearer")?;
+            bearer(prepared, def, req)?;
+            Ok(shared_at(
+                &prepared.bearer_principals,
+                at,
+                "bearer",
+                def.name,
+            ))
+        }
+        #[cfg(feature = "auth-hmac")]
+        AuthRef::Hmac(name) if req.peer.is_none() => {
+            let (at, def) = binding(prepared.defs.hmac, name, |d| d.name, "hmac")?;
+            check_hmac(prepared, def, req)?;
+            Ok(shared_at(&prepared.hmac_principals, at, "hmac", def.name))
+        }
+        _ => authorize(prepared, route, req).map(|p| Cow::Owned(p.to_json())),
+    }
+}
+
+/// The prepared principal at `at`, or (never: both lists follow the
+/// bindings' order) the same value built now.
+fn shared_at(
+    principals: &[&'static Value],
+    at: usize,
+    kind: &'static str,
+    name: &str,
+) -> Cow<'static, Value> {
+    match principals.get(at) {
+        Some(&shared) => Cow::Borrowed(shared),
+        None => Cow::Owned(Principal::new(kind, name, None).to_json()),
+    }
+}
+
+/// `Principal::new(kind, name, None).to_json()`, built once per distinct
+/// value in the life of the process and shared. Called when auth material is
+/// prepared (at start and on reload), never per request; the values are
+/// kept for the life of the process, one per distinct binding name, so a
+/// reload adds nothing new for a name it has seen.
+fn shared_principal(kind: &'static str, name: &str) -> &'static Value {
+    static SHARED: Mutex<Vec<&'static Value>> = Mutex::new(Vec::new());
+    let value = Principal::new(kind, name, None).to_json();
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(&found) = shared.iter().find(|&&v| *v == value) {
+        return found;
+    }
+    let leaked: &'static Value = Box::leak(Box::new(value));
+    shared.push(leaked);
+    leaked
+}
+
+#[cfg(feature = "auth-hmac")]
+fn check_hmac(
+    prepared: &PreparedAuth,
+    def: &HmacDef,
+    req: &AuthRequest<'_>,
+) -> Result<(), AuthDenied> {
+    let secret = hmac::secret(def, |n| prepared.secret(n))?;
+    hmac::verify(def, secret.as_bytes(), req)
+}
+
 /// Unreachable from generated code (the compiler enables the scheme's
 /// feature); hand-written code that names a missing scheme fails closed.
 #[allow(dead_code)]
@@ -319,23 +416,26 @@ fn not_compiled_in(scheme: &str) -> AuthDenied {
     AuthDenied::new(format!("`{scheme}` auth is not compiled into this binary"))
 }
 
+/// The binding named `name` and its index in `defs`.
 fn binding<'d, T>(
     defs: &'d [T],
     name: &str,
     name_of: impl Fn(&T) -> &str,
     scheme: &str,
-) -> Result<&'d T, AuthDenied> {
+) -> Result<(usize, &'d T), AuthDenied> {
     // Unreachable from generated code, whose references the compiler checked.
     defs.iter()
-        .find(|d| name_of(d) == name)
+        .enumerate()
+        .find(|(_, d)| name_of(d) == name)
         .ok_or_else(|| AuthDenied::new(format!("auth ref `{scheme}:{name}` is not defined")))
 }
 
-/// The single value of header `name`; more than one is refused.
-pub(crate) fn single_header<'h>(
-    headers: &'h HeaderMap,
-    name: &str,
-) -> Result<Option<&'h http::HeaderValue>, AuthDenied> {
+/// The single value of header `name`; more than one is refused. `name` is a
+/// `&str` (parsed per call) or a `&HeaderName` (no parsing).
+pub(crate) fn single_header<K: AsHeaderName + fmt::Display + Copy>(
+    headers: &HeaderMap,
+    name: K,
+) -> Result<Option<&http::HeaderValue>, AuthDenied> {
     let mut values = headers.get_all(name).iter();
     let first = values.next();
     if values.next().is_some() {
@@ -346,7 +446,8 @@ pub(crate) fn single_header<'h>(
 
 /// The `Authorization` header's text (`None` when absent).
 fn authorization(headers: &HeaderMap) -> Result<Option<&str>, AuthDenied> {
-    match single_header(headers, "authorization")? {
+    // The constant's Display is `authorization`, as the deny reason was.
+    match single_header(headers, &http::header::AUTHORIZATION)? {
         None => Ok(None),
         Some(v) => v
             .to_str()
@@ -411,11 +512,12 @@ impl Entries {
     }
 }
 
+/// Check a bearer token against `def`; the principal is the caller's.
 fn bearer(
     prepared: &PreparedAuth,
     def: &BearerDef,
     req: &AuthRequest<'_>,
-) -> Result<Principal, AuthDenied> {
+) -> Result<(), AuthDenied> {
     let header = authorization(req.headers)?
         .ok_or_else(|| AuthDenied::new("missing Authorization header"))?;
     let token = header
@@ -435,7 +537,7 @@ fn bearer(
     if !contains_ct(tokens.iter(), token.as_bytes()) {
         return Err(AuthDenied::new("bearer token does not match"));
     }
-    Ok(Principal::new("bearer", def.name, req.peer))
+    Ok(())
 }
 
 fn basic(

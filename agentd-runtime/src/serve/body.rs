@@ -111,21 +111,166 @@ pub fn media_type(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// The common small JSON body, `{"name": "text", …}`, decoded by hand: an
+/// object whose members are strings without escapes or control characters,
+/// `true`, `false` or `null`, between JSON whitespace. The value is the one
+/// serde_json builds (members inserted in order into the same map, so a
+/// repeated key keeps its last value, as there), without its visitor
+/// machinery. `None` for anything else — numbers, escapes, nesting, and every
+/// malformed body — which serde_json then decodes, or names the error of,
+/// as before.
+fn flat_object(body: &[u8]) -> Option<Value> {
+    // Checked once for the whole body: outside its strings the fast path
+    // takes only ASCII, and serde_json refuses any body that is not UTF-8.
+    let text = std::str::from_utf8(body).ok()?;
+    let mut scan = Scan {
+        text,
+        body: text.as_bytes(),
+        at: 0,
+    };
+    scan.whitespace();
+    scan.expect(b'{')?;
+    scan.whitespace();
+    let mut map = Map::new();
+    if scan.peek() == Some(b'}') {
+        scan.at += 1;
+    } else {
+        loop {
+            let key = scan.string()?;
+            scan.whitespace();
+            scan.expect(b':')?;
+            scan.whitespace();
+            let value = match scan.peek()? {
+                b'"' => Value::String(scan.string()?.to_owned()),
+                b't' => scan.literal(b"true", Value::Bool(true))?,
+                b'f' => scan.literal(b"false", Value::Bool(false))?,
+                b'n' => scan.literal(b"null", Value::Null)?,
+                _ => return None,
+            };
+            map.insert(key.to_owned(), value);
+            scan.whitespace();
+            match scan.peek()? {
+                b',' => {
+                    scan.at += 1;
+                    scan.whitespace();
+                }
+                b'}' => {
+                    scan.at += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    scan.whitespace();
+    (scan.at == body.len()).then_some(Value::Object(map))
+}
+
+/// [`flat_object`]'s cursor.
+struct Scan<'b> {
+    text: &'b str,
+    /// `text`'s bytes.
+    body: &'b [u8],
+    at: usize,
+}
+
+impl<'b> Scan<'b> {
+    fn peek(&self) -> Option<u8> {
+        self.body.get(self.at).copied()
+    }
+
+    /// Skip JSON whitespace (space, tab, line feed, carriage return).
+    fn whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.peek() == Some(byte)).then(|| self.at += 1)
+    }
+
+    /// `text` (a JSON literal) as `value`.
+    fn literal(&mut self, text: &[u8], value: Value) -> Option<Value> {
+        let end = self.at.checked_add(text.len())?;
+        (self.body.get(self.at..end)? == text).then(|| {
+            self.at = end;
+            value
+        })
+    }
+
+    /// A string without escapes or control characters (the body is UTF-8).
+    fn string(&mut self) -> Option<&'b str> {
+        self.expect(b'"')?;
+        let rest = self.body.get(self.at..)?;
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest.get(len) != Some(&b'"') {
+            return None;
+        }
+        // Both ends are at a `"`: character boundaries.
+        let text = self.text.get(self.at..self.at + len)?;
+        self.at += len + 1;
+        Some(text)
+    }
+}
+
+/// How [`decode`] reads a body: the only two media types with a decoder of
+/// their own, and JSON for everything else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Media {
+    Urlencoded,
+    Multipart,
+    Json,
+}
+
+/// The [`Media`] of a `Content-Type` value: [`media_type`]'s answer compared
+/// in place (`eq_ignore_ascii_case` is `to_ascii_lowercase` then `==`), so
+/// the common `application/json` costs no allocation.
+fn media(content_type: Option<&str>) -> Media {
+    let Some(content_type) = content_type else {
+        return Media::Json;
+    };
+    // A plain loop: a header value is short, and `split_once` calls memchr.
+    let end = content_type
+        .bytes()
+        .position(|b| b == b';')
+        .unwrap_or(content_type.len());
+    // `end` is at an ASCII byte or the end: a character boundary.
+    let media = content_type.get(..end).unwrap_or(content_type).trim();
+    if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Media::Urlencoded
+    } else if media.eq_ignore_ascii_case("multipart/form-data") {
+        Media::Multipart
+    } else {
+        Media::Json
+    }
+}
+
 /// Decode `body` according to `content_type`.
 ///
 /// # Errors
 ///
 /// [`DecodeError`] with the reason the body cannot be read as its type.
 pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Decoded, DecodeError> {
-    let media = content_type.map(media_type).unwrap_or_default();
-    match media.as_str() {
-        "application/x-www-form-urlencoded" => urlencoded(body).map(Decoded::value),
-        "multipart/form-data" => multipart(content_type.unwrap_or(""), body),
-        _ if body.is_empty() => Ok(Decoded::value(Value::Null)),
-        _ if json_value_bound(body) > MAX_JSON_VALUES => Err(DecodeError::TooManyValues),
-        _ => serde_json::from_slice(body)
-            .map(Decoded::value)
-            .map_err(|e| DecodeError::Json(e.to_string())),
+    match media(content_type) {
+        Media::Urlencoded => urlencoded(body).map(Decoded::value),
+        Media::Multipart => multipart(content_type.unwrap_or(""), body),
+        Media::Json if body.is_empty() => Ok(Decoded::value(Value::Null)),
+        // The bound is at most one more than the body's length: only a body
+        // that long can exceed it (never one decoded on the reactor).
+        Media::Json
+            if body.len() >= MAX_JSON_VALUES && json_value_bound(body) > MAX_JSON_VALUES =>
+        {
+            Err(DecodeError::TooManyValues)
+        }
+        Media::Json => match flat_object(body) {
+            Some(value) => Ok(Decoded::value(value)),
+            None => serde_json::from_slice(body)
+                .map(Decoded::value)
+                .map_err(|e| DecodeError::Json(e.to_string())),
+        },
     }
 }
 
@@ -265,6 +410,26 @@ mod tests {
     }
 
     #[test]
+    fn the_value_bound_never_exceeds_the_length_plus_one() {
+        // `decode` scans only bodies of at least MAX_JSON_VALUES bytes.
+        for body in [
+            &b""[..],
+            b",",
+            b",,,,",
+            b"[0,0]",
+            br#"{"a":"b","c":"d"}"#,
+            b"\",,\"",
+        ] {
+            assert!(json_value_bound(body) <= body.len() + 1);
+        }
+        let commas = vec![b','; MAX_JSON_VALUES - 1];
+        assert_eq!(json_value_bound(&commas), MAX_JSON_VALUES);
+        assert!(decode(None, &commas).is_err_and(|e| e != DecodeError::TooManyValues));
+        let commas = vec![b','; MAX_JSON_VALUES];
+        assert_eq!(decode(None, &commas), Err(DecodeError::TooManyValues));
+    }
+
+    #[test]
     fn a_json_body_over_the_value_bound_is_refused_before_decoding() {
         let mut wide = b"[0".to_vec();
         wide.extend(std::iter::repeat_n(&b",0"[..], MAX_JSON_VALUES).flatten());
@@ -295,6 +460,231 @@ mod tests {
             Ok(d) => panic!("{ct:?} {body:?} should fail, got {:?}", d.value),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// The slow path [`media`] replaces: [`media_type`], then a match on
+    /// the lower-cased text.
+    fn media_by_name(content_type: Option<&str>) -> Media {
+        match content_type.map(media_type).unwrap_or_default().as_str() {
+            "application/x-www-form-urlencoded" => Media::Urlencoded,
+            "multipart/form-data" => Media::Multipart,
+            _ => Media::Json,
+        }
+    }
+
+    #[test]
+    fn the_media_fast_path_agrees_with_media_type() {
+        let cases = [
+            None,
+            Some(""),
+            Some(";"),
+            Some("application/json"),
+            Some("application/json; charset=utf-8"),
+            Some("APPLICATION/JSON"),
+            Some("Application/Json;charset=UTF-8"),
+            Some("application/vnd.x+json"),
+            Some("text/plain"),
+            Some("  application/x-www-form-urlencoded  "),
+            Some("application/x-www-form-urlencoded; charset=utf-8"),
+            Some("APPLICATION/X-WWW-FORM-URLENCODED"),
+            Some("application/x-www-form-urlencoded;"),
+            Some("application/x-www-form-urlencodedx"),
+            Some("application/x-www-form"),
+            Some("multipart/form-data; boundary=XyZ"),
+            Some("Multipart/Form-Data;boundary=\"a;b\""),
+            Some("\tmultipart/form-data\t; boundary=B"),
+            Some("multipart/form-data-x"),
+            Some("multipart/mixed; boundary=B"),
+            Some("; multipart/form-data"),
+            Some("\u{a0}multipart/form-data\u{a0}"),
+            Some("multipart/form-dat\u{e0}"),
+            Some("MULTİPART/FORM-DATA"),
+        ];
+        for ct in cases {
+            assert_eq!(media(ct), media_by_name(ct), "{ct:?}");
+        }
+        assert_eq!(
+            media(Some("Multipart/Form-Data; boundary=B")),
+            Media::Multipart
+        );
+        assert_eq!(
+            media(Some(" application/x-www-form-urlencoded ")),
+            Media::Urlencoded
+        );
+        assert_eq!(media(Some("application/json; charset=utf-8")), Media::Json);
+    }
+
+    /// Bodies for the flat-object fast path: ones it takes, and ones it must
+    /// leave to serde_json (valid or not).
+    const FLAT_CASES: &[&str] = &[
+        r#"{"name":"bench"}"#,
+        r#"{}"#,
+        " \t\r\n{ \n\"a\" :\t\"x\" , \"b\":true,\"c\":false ,\"d\": null } \n",
+        r#"{"a":"1","a":"2"}"#,
+        r#"{"a":"1","b":"2","a":null}"#,
+        r#"{"":""}"#,
+        "{\"k\":\"caf\u{e9} \u{1f600}\",\"\u{e9}\":\"\u{7f}\"}",
+        // serde_json's to decide (valid):
+        r#"{"n":1}"#,
+        r#"{"n":-1.5e3}"#,
+        r#"{"e":"a\"b"}"#,
+        r#"{"e":"a\\b"}"#,
+        r#"{"u":"\u00e9"}"#,
+        r#"{"o":{"x":"y"}}"#,
+        r#"{"a":[]}"#,
+        r#"["x"]"#,
+        r#""s""#,
+        "null",
+        "true",
+        // serde_json's to refuse:
+        "{",
+        "{}}",
+        "{} x",
+        r#"{"a":"b",}"#,
+        r#"{"a":"b""c":"d"}"#,
+        r#"{"a" "b"}"#,
+        r#"{"a":"b"#,
+        r#"{"a":"#,
+        r#"{"a"#,
+        r#"{a:"b"}"#,
+        r#"{"a":tru}"#,
+        r#"{"a":truex}"#,
+        r#"{"a":nul}"#,
+        r#"{"a":falsey}"#,
+        r#"{"a":"b"},"#,
+        "{\"a\":\"line\nbreak\"}",
+        "{\"a\":\"tab\there\"}",
+        "\u{feff}{}",
+        "{\u{a0}}",
+        "\x0b{}",
+        "{}\x0c",
+    ];
+
+    fn slow(body: &[u8]) -> Result<Value, String> {
+        serde_json::from_slice(body).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_flat_object_fast_path_agrees_with_serde_json() {
+        let mut taken = 0;
+        for case in FLAT_CASES {
+            let body = case.as_bytes();
+            if let Some(fast) = flat_object(body) {
+                taken += 1;
+                assert_eq!(Ok(fast), slow(body), "{case:?}");
+            }
+            // Through `decode`, whichever path, the answer is serde_json's.
+            let decoded = decode(Some("application/json"), body)
+                .map(|d| d.value)
+                .map_err(|e| e.to_string());
+            let expected = slow(body).map_err(|e| format!("invalid JSON body: {e}"));
+            assert_eq!(decoded, expected, "{case:?}");
+        }
+        assert_eq!(taken, 7, "the fast path takes the flat string objects");
+        // Invalid UTF-8 in a key or a value is serde_json's error.
+        for body in [
+            &b"{\"\xff\":\"x\"}"[..],
+            b"{\"k\":\"\xc3\"}",
+            b"{\"k\":\"\xed\xa0\x80\"}",
+        ] {
+            assert_eq!(flat_object(body), None);
+            assert!(decode(None, body).is_err());
+        }
+    }
+
+    #[test]
+    fn the_flat_object_fast_path_agrees_with_serde_json_on_generated_bodies() {
+        // Objects built from keys, values and whitespace (some of them the
+        // fast path's, some serde_json's alone), half of them then broken by
+        // a deleted, inserted or repeated byte or a cut, all by a fixed
+        // pseudo-random sequence: wherever the fast path answers, serde_json
+        // answers the same.
+        const KEYS: &[&str] = &[
+            "\"a\"",
+            "\"b\"",
+            "\"\"",
+            "\"é\u{1f600}\"",
+            "\"x\\\"y\"",
+            "a",
+            "\"\u{1}\"",
+        ];
+        const VALUES: &[&str] = &[
+            "\"v\"",
+            "\"\"",
+            "true",
+            "false",
+            "null",
+            "\"\u{7f}é\"",
+            "1",
+            "-0.5",
+            "\"\\u0041\"",
+            "[]",
+            "{}",
+            "tru",
+            "nul",
+            "\"\\\\\"",
+            "\"tab\there\"",
+        ];
+        const SPACE: &[&str] = &["", "", "", " ", "\t", "\n", "\r", " \n ", "\u{a0}", "\x0b"];
+        const BYTES: &[u8] = b"{}\":, \\\tatn1";
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            usize::try_from(state % n as u64).unwrap_or(0)
+        };
+        let pick = |list: &[&'static str], at: usize| list.get(at).copied().unwrap_or("");
+        let (mut taken, mut refused) = (0, 0);
+        for _ in 0..50_000 {
+            let mut body = String::from(pick(SPACE, next(SPACE.len())));
+            body.push('{');
+            for member in 0..next(4) {
+                if member > 0 {
+                    body.push(',');
+                }
+                for piece in [
+                    pick(SPACE, next(SPACE.len())),
+                    pick(KEYS, next(KEYS.len())),
+                    pick(SPACE, next(SPACE.len())),
+                    ":",
+                    pick(SPACE, next(SPACE.len())),
+                    pick(VALUES, next(VALUES.len())),
+                    pick(SPACE, next(SPACE.len())),
+                ] {
+                    body.push_str(piece);
+                }
+            }
+            body.push('}');
+            body.push_str(pick(SPACE, next(SPACE.len())));
+            let mut body = body.into_bytes();
+            let at = next(body.len() + 1);
+            match next(8) {
+                0 if at < body.len() => {
+                    body.remove(at);
+                }
+                1 => body.insert(at, BYTES.get(next(BYTES.len())).copied().unwrap_or(b'x')),
+                2 if at < body.len() => body.insert(at, body.get(at).copied().unwrap_or(b'x')),
+                3 => body.truncate(at),
+                _ => {}
+            }
+            match flat_object(&body) {
+                Some(fast) => {
+                    taken += 1;
+                    assert_eq!(
+                        Ok(fast),
+                        slow(&body),
+                        "{:?}",
+                        String::from_utf8_lossy(&body)
+                    );
+                }
+                None => refused += 1,
+            }
+        }
+        assert!(
+            taken > 5_000 && refused > 5_000,
+            "{taken} taken, {refused} refused"
+        );
     }
 
     #[test]

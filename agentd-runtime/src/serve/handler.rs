@@ -319,8 +319,8 @@ async fn route_request(
                 peer: peer.as_deref(),
                 now: SystemTime::now(),
             };
-            match auth::authorize(prepared, route.auth, &request) {
-                Ok(principal) => Some(Cow::Owned(principal.to_json())),
+            match auth::authorize_json(prepared, route.auth, &request) {
+                Ok(principal) => Some(principal),
                 Err(denied) => return deny(denied),
             }
         }
@@ -361,8 +361,8 @@ async fn route_request(
             peer: peer.as_deref(),
             now: SystemTime::now(),
         };
-        match auth::authorize(prepared, route.auth, &request) {
-            Ok(p) => principal = Some(Cow::Owned(p.to_json())),
+        match auth::authorize_json(prepared, route.auth, &request) {
+            Ok(p) => principal = Some(p),
             Err(denied) => return deny(denied),
         }
     }

@@ -221,6 +221,119 @@ fn an_undefined_binding_fails_closed() {
     assert!(reason.contains("basic:ops"), "{reason}");
 }
 
+// ---------------------------------------------------------------- the principal's JSON
+
+/// `authorize_json` against the slow path it replaces in the server,
+/// `authorize(..).map(|p| p.to_json())`: the same value or the same reason.
+fn assert_json_agrees(prepared: &PreparedAuth, route: AuthRef, r: &AuthRequest<'_>) {
+    let fast = authorize_json(prepared, route, r).map(Cow::into_owned);
+    let slow = authorize(prepared, route, r).map(|p| p.to_json());
+    assert_eq!(fast, slow, "{route:?}");
+}
+
+#[test]
+fn authorize_json_agrees_with_authorize_for_every_outcome() {
+    static TWO: [BearerDef; 2] = [
+        BearerDef {
+            name: "ops",
+            tokens_secret: None,
+            tokens: &["alpha", "bravo"],
+        },
+        BearerDef {
+            name: "bench",
+            tokens_secret: None,
+            tokens: &["bench-token"],
+        },
+    ];
+    let prepared = PreparedAuth::prepare(defs(&TWO, &TEAM)).expect("prepares");
+    let peer = PeerIdentity {
+        fingerprint: "sha256:ab".into(),
+        cn: Some("client".into()),
+        sans: vec!["a.example".into()],
+    };
+    let cases: &[&[(&str, &str)]] = &[
+        &[],
+        &[("authorization", "Bearer alpha")],
+        &[("authorization", "Bearer bravo ")],
+        &[("authorization", "Bearer bench-token")],
+        &[("authorization", "Bearer alph")],
+        &[("authorization", "Bearer    ")],
+        &[("authorization", "bearer alpha")],
+        &[("authorization", "Basic Ym9iOnB3")],
+        &[("authorization", "Basic YWxpY2U6czNjcmV0")],
+        &[("authorization", "Basic YWxpY2U6d3Jvbmc=")],
+        &[
+            ("authorization", "Bearer alpha"),
+            ("authorization", "Bearer alpha"),
+        ],
+    ];
+    let routes = [
+        AuthRef::None,
+        AuthRef::Bearer("ops"),
+        AuthRef::Bearer("bench"),
+        AuthRef::Bearer("nope"),
+        AuthRef::Basic("team"),
+    ];
+    for pairs in cases {
+        let h = headers(pairs);
+        for route in routes {
+            assert_json_agrees(&prepared, route, &req(&h, b""));
+            let with_peer = AuthRequest {
+                peer: Some(&peer),
+                ..req(&h, b"")
+            };
+            assert_json_agrees(&prepared, route, &with_peer);
+        }
+    }
+    // A header that is not printable ASCII is refused the same way.
+    let mut h = HeaderMap::new();
+    h.insert(
+        http::header::AUTHORIZATION,
+        HeaderValue::from_bytes(b"Bearer \xff").expect("opaque header value"),
+    );
+    assert_json_agrees(&prepared, AuthRef::Bearer("ops"), &req(&h, b""));
+    assert_eq!(
+        authorize_json(&prepared, AuthRef::Bearer("ops"), &req(&h, b"")),
+        Err(AuthDenied::new(
+            "Authorization header is not printable ASCII"
+        ))
+    );
+}
+
+#[test]
+fn a_bearer_principal_without_a_peer_is_built_once_and_borrowed() {
+    let first = PreparedAuth::prepare(defs(&OPS_LITERAL, &[])).expect("prepares");
+    // A reload prepares again: same binding name, same shared value.
+    let again = PreparedAuth::prepare(defs(&OPS_LITERAL, &[])).expect("prepares");
+    let h = headers(&[("authorization", "Bearer alpha")]);
+    let borrowed = |prepared: &PreparedAuth| match authorize_json(
+        prepared,
+        AuthRef::Bearer("ops"),
+        &req(&h, b""),
+    ) {
+        Ok(Cow::Borrowed(v)) => v,
+        other => panic!("expected a borrowed principal, got {other:?}"),
+    };
+    let a = borrowed(&first);
+    assert_eq!(*a, json!({"kind": "bearer", "name": "ops"}));
+    assert!(std::ptr::eq(a, borrowed(&first)));
+    assert!(std::ptr::eq(a, borrowed(&again)));
+    // With a TLS peer the principal carries its cn and sans: built per request.
+    let peer = PeerIdentity {
+        fingerprint: "sha256:ab".into(),
+        cn: None,
+        sans: vec![],
+    };
+    let r = AuthRequest {
+        peer: Some(&peer),
+        ..req(&h, b"")
+    };
+    match authorize_json(&first, AuthRef::Bearer("ops"), &r) {
+        Ok(Cow::Owned(v)) => assert_eq!(v, json!({"kind": "bearer", "name": "ops", "sans": []})),
+        other => panic!("expected an owned principal, got {other:?}"),
+    }
+}
+
 // ---------------------------------------------------------------- basic
 
 static TEAM: [BasicDef; 1] = [BasicDef {
@@ -327,6 +440,39 @@ mod hmac_scheme {
                 principal.to_json(),
                 json!({"kind": "hmac", "name": "github"})
             );
+        }
+    }
+
+    #[test]
+    fn hmac_authorize_json_agrees_with_authorize_and_shares_the_principal() {
+        let p = prepared(&GITHUB);
+        let body = b"payload";
+        let sig = format!("sha256={}", tag("k3y", &[body]));
+        let peer = PeerIdentity {
+            fingerprint: "sha256:ab".into(),
+            cn: Some("client".into()),
+            sans: vec![],
+        };
+        for pairs in [
+            &[("x-agent-signature", sig.as_str())][..],
+            &[("x-agent-signature", "sha256=00")],
+            &[],
+        ] {
+            let h = headers(pairs);
+            for peer in [None, Some(&peer)] {
+                for route in [AuthRef::Hmac("github"), AuthRef::Hmac("nope")] {
+                    let r = AuthRequest {
+                        peer,
+                        ..req(&h, body)
+                    };
+                    assert_json_agrees(&p, route, &r);
+                }
+            }
+        }
+        let h = headers(&[("x-agent-signature", sig.as_str())]);
+        match authorize_json(&p, AuthRef::Hmac("github"), &req(&h, body)) {
+            Ok(Cow::Borrowed(v)) => assert_eq!(*v, json!({"kind": "hmac", "name": "github"})),
+            other => panic!("expected a borrowed principal, got {other:?}"),
         }
     }
 
