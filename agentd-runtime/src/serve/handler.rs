@@ -717,7 +717,10 @@ async fn read_body(
         return Ok(Bytes::new());
     }
     let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(BODY_CAP).min(BODY_CAP));
-    let mut buf = Vec::with_capacity(capacity);
+    // A body that comes in one frame (a small one, with its head) is kept as
+    // hyper's bytes, not copied; a second frame starts a buffer holding all.
+    let mut first: Option<Bytes> = None;
+    let mut buf = Vec::new();
     let read = async {
         while let Some(frame) = incoming.frame().await {
             let frame = frame.map_err(|e| {
@@ -727,8 +730,17 @@ async fn read_body(
                 ))
             })?;
             if let Ok(data) = frame.into_data() {
-                if buf.len().saturating_add(data.len()) > BODY_CAP {
+                let held = first.as_ref().map_or(buf.len(), Bytes::len);
+                if held.saturating_add(data.len()) > BODY_CAP {
                     return Err(too_large());
+                }
+                if first.is_none() && buf.is_empty() {
+                    first = Some(data);
+                    continue;
+                }
+                if let Some(head) = first.take() {
+                    buf.reserve(capacity.max(head.len() + data.len()));
+                    buf.extend_from_slice(&head);
                 }
                 buf.extend_from_slice(&data);
             }
@@ -746,7 +758,7 @@ async fn read_body(
         }
     };
     match read {
-        Ok(Ok(())) => Ok(Bytes::from(buf)),
+        Ok(Ok(())) => Ok(first.unwrap_or_else(|| Bytes::from(buf))),
         Ok(Err(reply)) => Err(reply),
         Err(_) => Err(closing(json_reply(
             StatusCode::REQUEST_TIMEOUT,
