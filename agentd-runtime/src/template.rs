@@ -36,6 +36,7 @@
 //! Latin-1 (`é` became `Ã©`). That was a defect; [`Template::render_llm`]
 //! copies literal text unchanged.
 
+use crate::obs::format::push_json_str;
 use serde_json::Value;
 
 /// A template pre-parsed into segments (see the module docs for the split).
@@ -139,46 +140,6 @@ fn push_display(out: &mut String, value: &Value) {
     // Writing into a `String` cannot fail, and `Value`'s Display does not
     // fail on its own.
     let _ = write!(out, "{value}");
-}
-
-/// `s` as a JSON string, escaped exactly as serde_json (and so `Value`'s
-/// Display) escapes it: `"` and `\`, the short escapes `\b \t \n \f \r`,
-/// `\u00xx` (lower-case hex) for the other control characters below 0x20,
-/// everything else as it is.
-fn push_json_str(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(s.len().saturating_add(2));
-    out.push('"');
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let short = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\x08' => "\\b",
-            b'\t' => "\\t",
-            b'\n' => "\\n",
-            b'\x0c' => "\\f",
-            b'\r' => "\\r",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        // `i` is at an ASCII byte, so both ends are character boundaries.
-        if let Some(run) = s.get(start..i) {
-            out.push_str(run);
-        }
-        if short.is_empty() {
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push_str(short);
-        }
-        start = i + 1;
-    }
-    if let Some(run) = s.get(start..) {
-        out.push_str(run);
-    }
-    out.push('"');
 }
 
 /// The relative walk of templates and `json_select` (docs/dialect.md §9.2; docs/dialect.md §7 `json_select`):
