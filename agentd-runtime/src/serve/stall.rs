@@ -52,9 +52,9 @@ impl ConnClock {
 
     /// Mark a request in flight until the guard drops (answered or
     /// abandoned).
-    pub(crate) fn request(self: &Arc<Self>) -> InFlight {
+    pub(crate) fn request(self: &Arc<Self>) -> ConnRequest {
         self.busy.fetch_add(1, Ordering::Relaxed);
-        InFlight(Arc::clone(self))
+        ConnRequest(Arc::clone(self))
     }
 
     /// The connection wrote (or finished its TLS handshake): the wait for
@@ -121,9 +121,9 @@ fn coarse_nanos() -> u64 {
 
 /// A request in flight on a [`ConnClock`]'s connection.
 #[derive(Debug)]
-pub(crate) struct InFlight(Arc<ConnClock>);
+pub(crate) struct ConnRequest(Arc<ConnClock>);
 
-impl Drop for InFlight {
+impl Drop for ConnRequest {
     fn drop(&mut self) {
         // Answered: the reply's write follows at once (and touches again),
         // but a deadline looked at in between must not see an old write.
