@@ -156,6 +156,31 @@ fn refused(err: Error) -> RunReport {
     }
 }
 
+// The contract guard. `agentd!` emits
+// `::agentd_runtime::__agentd_require_contract!(N, "name");` with the codegen
+// contract its compiler generates for (ARCHITECTURE.md, "The codegen contract").
+// The number this runtime implements (its Cargo.toml's `[package.metadata.agentd]
+// codegen-contract`; a test keeps the two equal) expands to nothing; any other is
+// one compile error, reported during expansion and naming both numbers, before rustc
+// complains about whatever the generated code calls that this runtime lacks. A
+// runtime older than the guard has no such macro, and rustc says so.
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __agentd_require_contract {
+    (1, $workflow:literal) => {};
+    ($other:literal, $workflow:literal) => {
+        ::core::compile_error!(::core::concat!(
+            "workflow `",
+            $workflow,
+            "`: agentd! generates code for codegen contract ",
+            ::core::stringify!($other),
+            ", but this agentd-runtime implements contract 1; ",
+            "use agentd-macros and agentd-runtime of the same release"
+        ));
+    };
+}
+
 // Feature guards. `agentd!` emits
 // `::agentd_runtime::__agentd_require_feature!("fs", "name");` for every runtime
 // feature the workflow needs. With the feature on, the guard expands to
@@ -392,5 +417,22 @@ mod tests {
         assert!(o.dry_run);
         assert_eq!(o.timeout, Duration::from_secs(3));
         assert_eq!(o.trigger, Source::Event);
+    }
+
+    /// The number `__agentd_require_contract!` accepts is the one this runtime's
+    /// Cargo.toml declares (the one `agentd build` reads): bumping one without the
+    /// other fails here.
+    #[test]
+    fn the_contract_guard_accepts_the_declared_contract() {
+        let manifest = include_str!("../Cargo.toml");
+        let declared = manifest
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("codegen-contract = "))
+            .expect("Cargo.toml declares `codegen-contract`");
+        let source = include_str!("embed.rs");
+        let arm = "macro_rules! __agentd_require_contract {\n    (";
+        let at = source.find(arm).expect("the guard macro") + arm.len();
+        let accepted = &source[at..].split_once(',').expect("the accepting arm").0;
+        assert_eq!(accepted.trim(), declared.trim());
     }
 }

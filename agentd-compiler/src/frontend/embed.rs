@@ -170,6 +170,11 @@ pub fn expand(req: &EmbedRequest) -> TokenStream {
     let guards = crate::codegen::features::cargo_features(&generated.features)
         .map(|f| f.as_str())
         .map(|f| quote!(::agentd_runtime::__agentd_require_feature!(#f, #workflow);));
+    // Refuse, at expansion, a runtime that implements another codegen contract
+    // (ARCHITECTURE.md, "The codegen contract"); unsuffixed, so the guard's arm matches.
+    let contract = proc_macro2::Literal::u32_unsuffixed(crate::build::CODEGEN_CONTRACT);
+    let contract_guard =
+        quote!(::agentd_runtime::__agentd_require_contract!(#contract, #workflow););
     let items = generated.tokens;
     let doc = format!(
         " Workflow `{workflow}` compiled by `agentd!` from `{}`.",
@@ -225,6 +230,7 @@ pub fn expand(req: &EmbedRequest) -> TokenStream {
             #[allow(unused_imports)]
             use super::*;
 
+            #contract_guard
             #(#guards)*
 
             #tracking
@@ -529,6 +535,22 @@ mod tests {
             out.contains(":: agentd_runtime :: __agentd_require_feature ! (\"shell\" , \"flow\")"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn the_expansion_names_the_codegen_contract() {
+        let dir = tmpdir("contract");
+        let text = RUST_NODE.replace(
+            "type = \"rust\"\nhandler = \"classify\"\n",
+            "type = \"template_render\"\ntemplate = \"x\"\n",
+        );
+        std::fs::write(dir.join("flow.toml"), text).expect("write");
+        let out = expand(&request(&dir, "flow.toml")).to_string();
+        let guard = format!(
+            ":: agentd_runtime :: __agentd_require_contract ! ({} , \"flow\")",
+            crate::build::CODEGEN_CONTRACT
+        );
+        assert!(out.contains(&guard), "{out}");
     }
 
     #[test]
