@@ -601,22 +601,13 @@ fn hex_digits(v: u64) -> usize {
     (64 - (v | 1).leading_zeros()).div_ceil(4) as usize
 }
 
-/// Append `v` in lower-case hex without leading zeros (`{:x}`) to `out`:
-/// the digits written on the stack, then appended at once (a `push` per
-/// digit cost ~30 instructions each).
+/// Append `v` in lower-case hex without leading zeros (`{:x}`) to `out`.
 fn push_hex(out: &mut String, v: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0_u8; 16];
-    let len = hex_digits(v);
-    let digits = buf.get_mut(16 - len..).unwrap_or_default();
-    let mut rest = v;
-    for digit in digits.iter_mut().rev() {
-        // The low nibble indexes DIGITS.
-        *digit = DIGITS[(rest & 0xf) as usize];
-        rest >>= 4;
+    for at in (0..hex_digits(v)).rev() {
+        // `at < 16`, so the shift is in range and the nibble indexes DIGITS.
+        out.push(char::from(DIGITS[((v >> (at * 4)) & 0xf) as usize]));
     }
-    // ASCII digits are UTF-8: the check cannot fail.
-    out.push_str(std::str::from_utf8(digits).unwrap_or_default());
 }
 
 fn millis(d: Duration) -> u64 {
