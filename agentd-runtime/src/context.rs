@@ -389,12 +389,8 @@ thread_local! {
 /// when there is one.
 fn node_table(len: usize) -> Vec<NodeState> {
     let mut nodes = SPARE_NODES.try_with(Cell::take).unwrap_or_default();
-    // Built in place (`vec![x; n]` clones `x` n - 1 times), by a plain loop:
-    // `resize_with` went through two generic calls.
-    nodes.reserve_exact(len);
-    for _ in 0..len {
-        nodes.push(NodeState::default());
-    }
+    // Built in place: `vec![x; n]` clones `x` n - 1 times.
+    nodes.resize_with(len, NodeState::default);
     nodes
 }
 
