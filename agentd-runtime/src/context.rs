@@ -9,7 +9,7 @@
 //! routing or retries (the engine does) and never read workflow TOML.
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -200,10 +200,7 @@ impl Frame {
         Self {
             graph,
             graph_id,
-            // Built in place: `vec![x; n]` clones `x` n - 1 times.
-            nodes: std::iter::repeat_with(NodeState::default)
-                .take(graph.nodes.len())
-                .collect(),
+            nodes: node_table(graph.nodes.len()),
             trigger: TriggerEntry::Flat {
                 kind,
                 whole: OnceCell::new(),
@@ -218,13 +215,12 @@ impl Frame {
     }
 
     /// This walk's input carries `principal` (a served request's, see
-    /// [`merge_principal`]), merged on demand.
-    #[must_use]
-    pub(crate) fn with_principal(mut self, principal: Cow<'static, Value>) -> Self {
+    /// [`merge_principal`]), merged on demand. In place: the frame is a few
+    /// hundred bytes, and a by-value builder moved it twice per run.
+    pub(crate) fn with_principal(&mut self, principal: Cow<'static, Value>) {
         if matches!(self.raw_input, Value::Object(_) | Value::Null) {
             self.principal = Some(principal);
         }
-        self
     }
 
     /// The input as the run sees it: the trigger input, with the principal
@@ -374,6 +370,39 @@ impl Frame {
             }
             // A node whose id can never be addressed stores nothing visible.
             Slot::Missing => {}
+        }
+    }
+}
+
+/// The most node slots a spare table keeps ([`SPARE_NODES`]): 10 KB.
+const SPARE_NODES_MAX: usize = 256;
+
+thread_local! {
+    /// The node table of the last walk that ended on this thread, emptied:
+    /// the next walk here reuses its allocation instead of making one (a
+    /// served run is a walk, so a reactor thread serving inline routes
+    /// allocates none; docs/performance.md, "The run's own cost").
+    static SPARE_NODES: Cell<Vec<NodeState>> = const { Cell::new(Vec::new()) };
+}
+
+/// A walk's node table of `len` empty slots, in this thread's spare table
+/// when there is one.
+fn node_table(len: usize) -> Vec<NodeState> {
+    let mut nodes = SPARE_NODES.try_with(Cell::take).unwrap_or_default();
+    // Built in place: `vec![x; n]` clones `x` n - 1 times.
+    nodes.resize_with(len, NodeState::default);
+    nodes
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        let mut nodes = std::mem::take(&mut self.nodes);
+        if nodes.capacity() <= SPARE_NODES_MAX {
+            // The outputs go now; the allocation stays for the next walk (a
+            // spare already there, from a child walk, is dropped instead).
+            nodes.clear();
+            // Gone only while the thread exits: the table is freed here.
+            let _ = SPARE_NODES.try_with(|spare| spare.set(nodes));
         }
     }
 }
@@ -926,6 +955,37 @@ mod tests {
     }
 
     #[test]
+    fn a_walk_starts_from_empty_slots_in_the_threads_spare_node_table() {
+        let len = super::testing::GRAPH.nodes.len();
+        let mut parent = top_frame(Source::Manual, &json!({}));
+        parent.store(Slot::Node(0), json!("parent's"));
+        parent.visit(Slot::Node(0));
+        // A child walk while the parent's table is in use, then another.
+        for _ in 0..2 {
+            let mut child = top_frame(Source::Manual, &json!({}));
+            assert_eq!(child.nodes.len(), len);
+            assert!(
+                child
+                    .nodes
+                    .iter()
+                    .all(|n| n.output.is_none() && n.visits == 0)
+            );
+            child.store(Slot::Node(1), json!("child's"));
+            child.visit(Slot::Node(1));
+        }
+        assert_eq!(parent.nodes[0].output, Some(json!("parent's")));
+        assert_eq!(parent.visits_of(Slot::Node(0)), 1);
+        drop(parent);
+        let next = top_frame(Source::Manual, &json!({}));
+        assert_eq!(next.nodes.len(), len);
+        assert!(
+            next.nodes
+                .iter()
+                .all(|n| n.output.is_none() && n.visits == 0)
+        );
+    }
+
+    #[test]
     fn idempotency_keys_name_the_run_the_node_and_later_visits_of_durable_top_level_walks() {
         let mut run = TestRun::new(json!({}));
         run.frame.visit(Slot::Node(3));
@@ -1083,7 +1143,8 @@ mod tests {
                 for principal in &principals {
                     let merged = merge_principal(input.clone(), principal.as_ref().clone());
                     let eager = top_frame(kind, &merged);
-                    let lazy = top_frame(kind, input).with_principal(principal.clone());
+                    let mut lazy = top_frame(kind, input);
+                    lazy.with_principal(principal.clone());
                     for text in paths {
                         let path = path(text);
                         assert_eq!(
@@ -1103,7 +1164,8 @@ mod tests {
                     assert_eq!(lazy.input_cloned(), merged, "{input} {principal}");
                     assert_eq!(lazy.input(), &merged, "{input} {principal}");
                     assert_eq!(lazy.trigger_value(), eager.trigger_value());
-                    let mut settled = top_frame(kind, input).with_principal(principal.clone());
+                    let mut settled = top_frame(kind, input);
+                    settled.with_principal(principal.clone());
                     assert_eq!(settled.settle_input(), &merged, "{input} {principal}");
                     for text in paths {
                         let path = path(text);

@@ -192,21 +192,24 @@ impl<'w> Engine<'w> {
     /// Never panics on bad input: every problem is either an [`Outcome`] or
     /// the `Err` of [`RunReport::outcome`].
     pub fn run(&self, start: &str, trigger: Trigger) -> RunReport {
-        self.run_as(start, trigger, None)
+        self.run_as(start, trigger, None, Instant::now())
     }
 
     /// [`Engine::run`] for a served request whose input carries
     /// `principal` (docs/operations.md "Bodies and the trigger"): the run sees
     /// `merge_principal(trigger.input, principal)`, built only if something
-    /// reads the whole input.
+    /// reads the whole input. `started` is the caller's reading of the clock
+    /// as the run begins (serve mode times its run metrics from the same
+    /// reading): the run's deadline, its `elapsed_ms` and, unless something
+    /// was logged before the walk, the walk's start count from it.
     pub(crate) fn run_as(
         &self,
         start: &str,
         mut trigger: Trigger,
         principal: Option<std::borrow::Cow<'static, Value>>,
+        started: Instant,
     ) -> RunReport {
-        let started = Instant::now();
-        let shared = self.shared(next_execution_id(), trigger.traceparent.take());
+        let mut shared = self.shared(next_execution_id(), trigger.traceparent.take());
         let execution_id = &shared.execution_id;
         let mut entries = Vec::new();
         let trace = self.options.record_trace.then_some(&mut entries);
@@ -228,13 +231,21 @@ impl<'w> Engine<'w> {
             self.options.dry_run,
             started,
         );
+        // Nothing but computation since `started` unless the run's span or
+        // `workflow.started` was written: then the walk reads its own start,
+        // as the first node's latency must not include a log write.
+        let walk_started = if run_obs.quiet() {
+            started
+        } else {
+            Instant::now()
+        };
         let outcome = run_top(
             self.workflow,
             &shared,
             start,
             // The served request's principal travels beside its input.
             (trigger, principal),
-            deadline,
+            (walk_started, deadline),
             trace,
             durable.as_mut(),
         );
@@ -248,7 +259,7 @@ impl<'w> Engine<'w> {
         if let Some(durable) = durable {
             durable.finish(&outcome);
         }
-        report(outcome, entries, shared)
+        report(outcome, entries, &mut shared)
     }
 
     /// Resume run `run_id` from its checkpoint in the state directory (docs/operations.md
@@ -312,7 +323,7 @@ impl<'w> Engine<'w> {
             0,
         );
         checkpoint::restore(&mut frame, &saved)?;
-        let shared = self.shared(saved.run_id.clone(), None);
+        let mut shared = self.shared(saved.run_id.clone(), None);
         let mut durable = Durable {
             store,
             each_node: self.options.checkpoint_each_node,
@@ -358,6 +369,7 @@ impl<'w> Engine<'w> {
                 entry,
                 trace,
                 Some(&mut durable),
+                Instant::now(),
             )
             .map(|mut outcome| {
                 if let Outcome::Completed { http_response, .. } = &mut outcome {
@@ -367,7 +379,7 @@ impl<'w> Engine<'w> {
             }),
         };
         durable.finish(&outcome);
-        Ok(report(outcome, entries, shared))
+        Ok(report(outcome, entries, &mut shared))
     }
 
     /// The per-run state every walk of one run shares.
@@ -404,18 +416,19 @@ impl<'w> Engine<'w> {
     }
 }
 
-/// The report of a finished run.
+/// The report of a finished run; takes the execution id out of `shared`
+/// (borrowed, not moved: `Shared` is ~150 bytes).
 fn report(
     outcome: Result<Outcome, Error>,
     mut entries: Vec<TraceEntry>,
-    shared: Shared,
+    shared: &mut Shared,
 ) -> RunReport {
     if outcome.is_err() {
         // docs/dialect.md §13: a hard error has no outcome and no trace.
         entries.clear();
     }
     let metrics = shared.metrics.snapshot();
-    let execution_id = shared.execution_id;
+    let execution_id = std::mem::take(&mut shared.execution_id);
     RunReport {
         outcome,
         trace: Trace {
@@ -520,9 +533,7 @@ fn io_error(e: CheckpointError) -> Error {
 pub fn next_execution_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(1);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = unix_secs();
     // `exec-<secs>-<pid>-` changes once a second: each thread keeps the one
     // it wrote last, so a run writes only its counter's digits (the id is
     // one allocation of its exact length, no formatter, no UTF-8 check).
@@ -544,6 +555,37 @@ pub fn next_execution_id() -> String {
         push_hex(&mut id, n);
         id
     })
+}
+
+/// Whole seconds since the UNIX epoch, for an execution id. On Linux from
+/// `CLOCK_REALTIME_COARSE`: the wall clock as of the last scheduler tick (a
+/// few milliseconds behind at most), read without `SystemTime`'s checked
+/// conversions; the id names the second, so that is precise enough.
+fn unix_secs() -> u64 {
+    #[cfg(target_os = "linux")]
+    if let Some(secs) = coarse_wall_secs() {
+        return secs;
+    }
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn coarse_wall_secs() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec` through the pointer,
+    // which points at a live local of that type, and reads nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &raw mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    // Before 1970 (a clock set wrong) reads as `SystemTime` would: 0.
+    Some(u64::try_from(ts.tv_sec).unwrap_or(0))
 }
 
 /// This process's id. getpid(2) is a system call each time (glibc does not

@@ -40,8 +40,21 @@ impl GraphMeta {
     /// The start named `name`, with its index into [`GraphMeta::starts`].
     #[must_use]
     pub fn start(&self, name: &str) -> Option<(usize, &'static StartMeta)> {
-        self.starts.iter().enumerate().find(|(_, s)| s.name == name)
+        self.starts
+            .iter()
+            .enumerate()
+            .find(|(_, s)| same_name(s.name, name))
     }
+}
+
+/// `a == b` for short names, cheaply: a serve route's start is often the
+/// very string the start table holds (one literal), and names of the same
+/// length mostly differ in their first byte, so most comparisons end
+/// before a `memcmp` call (docs/performance.md, "The run's own cost").
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && (std::ptr::eq(a.as_ptr(), b.as_ptr())
+            || (a.as_bytes().first() == b.as_bytes().first() && a == b))
 }
 
 /// The declared `source` of a start node, also the trigger kind string.
@@ -359,5 +372,22 @@ mod tests {
         assert!(Kind::PauseForApproval.is_engine_internal());
         assert!(!Kind::Respond.is_engine_internal());
         assert!(!Kind::Fail.is_engine_internal());
+    }
+
+    #[test]
+    fn start_names_compare_as_strings() {
+        let owned = String::from("ping");
+        for (a, b, same) in [
+            ("ping", "ping", true),
+            ("ping", owned.as_str(), true),
+            ("ping", "pong", false),
+            ("ping", "echo", false),
+            ("ping", "pin", false),
+            ("", "", true),
+            ("", "p", false),
+        ] {
+            assert_eq!(super::same_name(a, b), same, "{a:?} {b:?}");
+            assert_eq!(super::same_name(b, a), same, "{b:?} {a:?}");
+        }
     }
 }

@@ -14,7 +14,7 @@ pub(super) fn run_top(
     shared: &Shared,
     start: &str,
     (trigger, principal): (Trigger, Option<Cow<'static, serde_json::Value>>),
-    deadline: Option<Instant>,
+    (mut started, deadline): (Instant, Option<Instant>),
     trace: Option<&mut Vec<TraceEntry>>,
     mut durable: Option<&mut Durable<'_>>,
 ) -> Result<Outcome, Error> {
@@ -37,7 +37,7 @@ pub(super) fn run_top(
         0,
     );
     if let Some(principal) = principal {
-        frame = frame.with_principal(principal);
+        frame.with_principal(principal);
     }
     if let Some(durable) = durable.as_deref_mut()
         && durable.each_node
@@ -47,8 +47,10 @@ pub(super) fn run_top(
         // `--resume-incomplete` can start again.
         let entry_id = node_meta(graph, entry)?.id;
         durable.save(&frame, None, Some(entry_id), None, false)?;
+        // The walk starts after the write.
+        started = Instant::now();
     }
-    let mut outcome = walk(w, shared, &mut frame, entry, trace, durable)?;
+    let mut outcome = walk(w, shared, &mut frame, entry, trace, durable, started)?;
     // Only the top-level run carries the `respond` reply, and only when it
     // completed (docs/dialect.md §7 `respond`).
     if let Outcome::Completed { http_response, .. } = &mut outcome {
@@ -76,7 +78,7 @@ pub(crate) fn run_child(
         .ok_or_else(|| Error::Config(format!("graph {} has no start index {start}", graph.0)))?;
     let entry = resolve_entry(meta, start_meta)?;
     let mut frame = Frame::new(meta, graph, Source::Manual, input, deadline, depth);
-    walk(w, shared, &mut frame, entry, None, None)
+    walk(w, shared, &mut frame, entry, None, None, Instant::now())
 }
 
 fn graph_meta(w: &dyn DynWorkflow, graph: GraphId) -> Result<&'static GraphMeta, Error> {
@@ -100,6 +102,8 @@ fn resolve_entry(graph: &GraphMeta, start: &StartMeta) -> Result<NodeIdx, Error>
 }
 
 /// The walk (docs/dialect.md §8.1–§8.3): visit, store, route, until an outcome.
+/// `started` is the walk's start, read by the caller (the run's own start
+/// for a top-level walk with nothing logged before it).
 pub(super) fn walk(
     w: &dyn DynWorkflow,
     shared: &Shared,
@@ -107,9 +111,9 @@ pub(super) fn walk(
     entry: NodeIdx,
     mut trace: Option<&mut Vec<TraceEntry>>,
     mut durable: Option<&mut Durable<'_>>,
+    started: Instant,
 ) -> Result<Outcome, Error> {
     let graph = frame.graph;
-    let started = Instant::now();
     // The clock as last read: the walk's start, then the end of each visit
     // (or of its checkpoint). The deadline check and the next visit's start
     // use it rather than reading the clock twice more per node
@@ -156,8 +160,14 @@ pub(super) fn walk(
         let node_obs = crate::obs::spans::NodeObs::start(node);
         let result = dispatch(w, shared, frame, current, node);
         now = Instant::now();
-        let elapsed_ms = millis(now.duration_since(visit_started));
-        node_obs.finish(&shared.execution_id, node, &result, elapsed_ms);
+        // The visit's latency is worked out only where something reads it:
+        // a trace entry, an enabled span or event (`NodeObs::finish`).
+        node_obs.finish(&shared.execution_id, node, &result, (visit_started, now));
+        let elapsed_ms = if trace.is_some() {
+            millis(now.duration_since(visit_started))
+        } else {
+            0
+        };
 
         let step = match result {
             Ok(step) => step,

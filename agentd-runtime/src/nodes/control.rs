@@ -140,9 +140,11 @@ pub fn fail(_cx: &Cx<'_>, cfg: &'static Fail) -> Result<Step, Error> {
 ///
 /// `tool `respond` failed` when `input_from` is set but resolves to nothing.
 pub fn respond(cx: &mut Cx<'_>, cfg: &'static Respond) -> Result<Step, Error> {
-    let body = match &cfg.input_from {
-        Some(path) => cfg.body.render(cx.require("respond", path)?),
-        None => cx.render_raw_input(&cfg.body),
+    let body = match (&cfg.input_from, cfg.body.0) {
+        (Some(path), _) => cfg.body.render(cx.require("respond", path)?),
+        // A body without placeholders is its text: nothing to look up.
+        (None, [crate::template::Seg::Lit(text)]) => (*text).to_owned(),
+        (None, _) => cx.render_raw_input(&cfg.body),
     };
     let bytes = body.len();
     cx.set_reply(HttpResponse {
@@ -314,7 +316,7 @@ mod tests {
         let mut run = TestRun::new(Value::Null).set("a", json!({"out": {"k": 1}}));
         assert!(respond(&mut run.cx(), cfg).is_ok());
         assert_eq!(
-            run.frame.reply.map(|r| r.body).as_deref(),
+            run.frame.reply.as_ref().map(|r| r.body.as_str()),
             Some(r#"{"k":1}"#)
         );
 
@@ -339,6 +341,37 @@ mod tests {
         let mut run = TestRun::new(json!({}));
         assert!(respond(&mut run.cx(), &GREETING).is_ok());
         assert!(respond(&mut run.cx(), second).is_ok());
-        assert_eq!(run.frame.reply.map(|r| r.status), Some(202));
+        assert_eq!(run.frame.reply.as_ref().map(|r| r.status), Some(202));
+    }
+
+    #[test]
+    fn a_literal_body_is_its_text_and_input_from_is_still_required() {
+        let literal = leak(Respond {
+            status: 200,
+            content_type: "text/plain",
+            body: Template(&[Seg::Lit("pong\n")]),
+            input_from: None,
+        });
+        let mut run = TestRun::new(json!({"x": 1}));
+        assert!(respond(&mut run.cx(), literal).is_ok());
+        assert_eq!(
+            run.frame.reply.as_ref().map(|r| r.body.as_str()),
+            Some("pong\n")
+        );
+        // A literal body under `input_from` still needs the path set.
+        let from = leak(Respond {
+            status: 200,
+            content_type: "text/plain",
+            body: Template(&[Seg::Lit("pong\n")]),
+            input_from: Some(path("a.out")),
+        });
+        let mut run = TestRun::new(json!({}));
+        assert!(respond(&mut run.cx(), from).is_err());
+        let mut run = TestRun::new(json!({})).set("a", json!({"out": 1}));
+        assert!(respond(&mut run.cx(), from).is_ok());
+        assert_eq!(
+            run.frame.reply.as_ref().map(|r| r.body.as_str()),
+            Some("pong\n")
+        );
     }
 }

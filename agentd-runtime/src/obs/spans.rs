@@ -39,6 +39,8 @@ use crate::outcome::Outcome;
 pub(crate) struct RunObs {
     span: EnteredSpan,
     started: Instant,
+    /// `workflow.started` was written.
+    audited: bool,
 }
 
 impl RunObs {
@@ -65,7 +67,8 @@ impl RunObs {
             dry_run
         )
         .entered();
-        if audit_enabled(Level::INFO) {
+        let audited = audit_enabled(Level::INFO);
+        if audited {
             audit_pairs(
                 Level::INFO,
                 "workflow.started",
@@ -77,7 +80,17 @@ impl RunObs {
                 ],
             );
         }
-        Self { span, started }
+        Self {
+            span,
+            started,
+            audited,
+        }
+    }
+
+    /// Neither the span nor `workflow.started` went to a subscriber or sink:
+    /// the run's start reading still stands for the walk's start.
+    pub(crate) fn quiet(&self) -> bool {
+        !self.audited && self.span.is_disabled()
     }
 
     /// Emit the run's ending event and close the span. `run_time_cap` is
@@ -92,7 +105,8 @@ impl RunObs {
         outcome: &Result<Outcome, Error>,
         run_time_cap: Option<u64>,
     ) {
-        let elapsed_ms = millis(self.started.elapsed());
+        // Read the clock only for an event that is written.
+        let elapsed_ms = || millis(self.started.elapsed());
         let (level, event, last_node, reason) = match outcome {
             Ok(Outcome::Completed { last_node, .. }) => {
                 (Level::INFO, "workflow.completed", *last_node, None)
@@ -111,6 +125,7 @@ impl RunObs {
             }
             Err(e) => (Level::WARN, "workflow.errored", None, Some(e.to_string())),
         };
+        let elapsed = std::cell::OnceCell::new();
         if audit_enabled(level) {
             let mut fields = vec![("execution_id", Value::from(execution_id))];
             if outcome.is_ok() {
@@ -119,7 +134,7 @@ impl RunObs {
             if let Some(reason) = reason {
                 fields.push(("reason", reason.into()));
             }
-            fields.push(("elapsed_ms", elapsed_ms.into()));
+            fields.push(("elapsed_ms", Value::from(*elapsed.get_or_init(elapsed_ms))));
             audit_pairs(level, event, fields);
         }
         if let (Ok(Outcome::TimedOut { .. }), Some(cap)) = (outcome, run_time_cap)
@@ -131,7 +146,7 @@ impl RunObs {
                 vec![
                     ("execution_id", execution_id.into()),
                     ("max_run_time_secs", cap.into()),
-                    ("elapsed_ms", elapsed_ms.into()),
+                    ("elapsed_ms", Value::from(*elapsed.get_or_init(elapsed_ms))),
                 ],
             );
         }
@@ -191,6 +206,8 @@ impl NodeObs {
     /// Record how the visit ended and emit its events. A policy denial is
     /// audited here, where the engine counts it, once per failed node: a
     /// `call` node only passes on its child's denial, already audited.
+    /// `(from, to)` are the visit's start and end readings; its `latency_ms`
+    /// is worked out only for a span, event or audit that is written.
     // Out of line, as when the engine was generic and compiled in each
     // generated crate: inlined into the walk and the run, these reporting
     // paths made a static hello larger (docs/performance.md, "Build times").
@@ -200,16 +217,20 @@ impl NodeObs {
         execution_id: &str,
         node: &NodeMeta,
         result: &Result<Step, Error>,
-        latency_ms: u64,
+        (from, to): (Instant, Instant),
     ) {
-        let outcome = match result {
-            Ok(Step::Continue { .. }) => "continue",
-            Ok(Step::Terminate) => "terminate",
-            Ok(Step::Fail { .. }) => "fail",
-            Err(_) => "error",
-        };
-        self.span.record("outcome", outcome);
-        self.span.record("latency_ms", latency_ms);
+        let latency_ms = || millis(to.duration_since(from));
+        // A disabled span records nothing, but would look its fields up.
+        if !self.span.is_disabled() {
+            let outcome = match result {
+                Ok(Step::Continue { .. }) => "continue",
+                Ok(Step::Terminate) => "terminate",
+                Ok(Step::Fail { .. }) => "fail",
+                Err(_) => "error",
+            };
+            self.span.record("outcome", outcome);
+            self.span.record("latency_ms", latency_ms());
+        }
         match result {
             Ok(step) => {
                 // One callsite for both events: `label` is recorded only when set.
@@ -225,9 +246,11 @@ impl NodeObs {
                 } else {
                     "node.completed"
                 };
-                tracing::debug!(target: "agentd::engine", event, label, latency_ms);
+                // The field values are evaluated only when the event is enabled.
+                tracing::debug!(target: "agentd::engine", event, label, latency_ms = latency_ms());
             }
             Err(err) => {
+                let latency_ms = latency_ms();
                 tracing::error!(target: "agentd::engine", event = "node.failed", reason = %err, latency_ms);
                 if matches!(err, Error::Policy(_))
                     && node.kind != Kind::Call

@@ -15,7 +15,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::SystemTime;
 
@@ -163,8 +163,15 @@ pub(crate) fn active() -> Option<Arc<Logger>> {
     scoped().or_else(current)
 }
 
-/// The logger of a thread-scoped subscriber of ours (tests, embedders).
+/// The logger of a thread-scoped subscriber of ours (tests).
 pub(crate) fn scoped() -> Option<Arc<Logger>> {
+    // No subscriber with a fixed logger was ever made, so no thread has one
+    // in scope: skip looking up the thread's dispatcher and downcasting it
+    // (two of these per served run; docs/performance.md, "The run's own
+    // cost").
+    if !FIXED_MADE.load(Ordering::Acquire) {
+        return None;
+    }
     tracing_core::dispatcher::get_default(|d| {
         d.downcast_ref::<ObsSubscriber>()
             .and_then(|s| s.fixed.clone())
@@ -390,10 +397,23 @@ impl Visit for Collect<'_> {
 /// follows [`install`]). Tests give it a fixed logger and scope it to a
 /// thread, so they never touch the process-wide one.
 pub(crate) struct ObsSubscriber {
-    pub(crate) fixed: Option<Arc<Logger>>,
+    fixed: Option<Arc<Logger>>,
 }
 
+/// An [`ObsSubscriber`] with a fixed logger has been made (only
+/// [`ObsSubscriber::fixed`] makes one); [`scoped`] looks for one only then.
+static FIXED_MADE: AtomicBool = AtomicBool::new(false);
+
 impl ObsSubscriber {
+    /// A subscriber that always writes to `logger`, for a thread's scope.
+    #[cfg(test)]
+    pub(crate) fn fixed(logger: Arc<Logger>) -> Self {
+        FIXED_MADE.store(true, Ordering::Release);
+        Self {
+            fixed: Some(logger),
+        }
+    }
+
     fn logger(&self) -> Option<Arc<Logger>> {
         match &self.fixed {
             Some(l) => Some(l.clone()),

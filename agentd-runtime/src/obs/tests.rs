@@ -94,9 +94,7 @@ fn json_lines(path: &Path) -> Vec<Value> {
 
 /// Run `f` with `logger` as this thread's subscriber.
 fn with_logger(logger: Logger, f: impl FnOnce()) {
-    let dispatch = Dispatch::new(ObsSubscriber {
-        fixed: Some(Arc::new(logger)),
-    });
+    let dispatch = Dispatch::new(ObsSubscriber::fixed(Arc::new(logger)));
     tracing_core::dispatcher::with_default(&dispatch, f);
 }
 
@@ -204,7 +202,9 @@ fn node_and_run_spans_give_events_their_context_and_record_the_outcome() {
         let run = RunObs::start("exec-9", "hello", "main", true, std::time::Instant::now());
         let node = NodeObs::start(&NODE);
         let result: Result<Step, Error> = Err(Error::Policy("write_file denied on /etc/x".into()));
-        node.finish("exec-9", &NODE, &result, 4);
+        let from = std::time::Instant::now();
+        let to = from + std::time::Duration::from_millis(4);
+        node.finish("exec-9", &NODE, &result, (from, to));
         let failed: Result<Outcome, Error> =
             Err(Error::Policy("write_file denied on /etc/x".into()));
         run.finish("exec-9", &failed, None);
@@ -240,6 +240,62 @@ fn node_and_run_spans_give_events_their_context_and_record_the_outcome() {
         json!({"event": "policy.denied", "execution_id": "exec-9", "node": "save",
                "kind": "write_file", "reason": "<redacted>", "latency_ms": 4})
     );
+}
+
+#[test]
+fn a_completed_visit_reports_its_latency_and_a_logged_run_is_not_quiet() {
+    let dir = Scratch::new();
+    let mut quiet = None;
+    with_logger(logger(&dir, "debug", LogFormat::Json, &[]), || {
+        let run = RunObs::start("exec-7", "hello", "main", false, std::time::Instant::now());
+        quiet = Some(run.quiet());
+        let node = NodeObs::start(&NODE);
+        let from = std::time::Instant::now();
+        let to = from + std::time::Duration::from_millis(7);
+        node.finish("exec-7", &NODE, &Ok(Step::value(json!(1))), (from, to));
+        run.finish(
+            "exec-7",
+            &Ok(Outcome::Completed {
+                final_value: json!(1),
+                last_node: Some("save"),
+                http_response: None,
+            }),
+            None,
+        );
+    });
+    assert_eq!(
+        quiet,
+        Some(false),
+        "the span and workflow.started were written"
+    );
+    let main = json_lines(&dir.path("main.log"));
+    let completed = main
+        .iter()
+        .find(|l| l["fields"]["event"] == "node.completed")
+        .unwrap_or_else(|| panic!("no node.completed in {main:?}"));
+    assert_eq!(completed["fields"]["latency_ms"], 7);
+    assert_eq!(completed["span"]["latency_ms"], 7);
+    assert_eq!(completed["span"]["outcome"], "continue");
+    let audit = json_lines(&dir.path("audit/audit.jsonl"));
+    let done = audit
+        .iter()
+        .find(|l| l["fields"]["event"] == "workflow.completed")
+        .unwrap_or_else(|| panic!("no workflow.completed in {audit:?}"));
+    assert!(done["fields"]["elapsed_ms"].is_u64(), "{done}");
+
+    // Nothing wants the span or the audit event: the run is quiet.
+    let silent = Logger {
+        main: None,
+        audit: None,
+        #[cfg(feature = "otel")]
+        otel: None,
+    };
+    with_logger(silent, || {
+        let run = RunObs::start("exec-8", "hello", "main", false, std::time::Instant::now());
+        quiet = Some(run.quiet());
+        run.finish("exec-8", &Err(Error::Config("x".into())), None);
+    });
+    assert_eq!(quiet, Some(true));
 }
 
 #[test]

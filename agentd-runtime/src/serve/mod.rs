@@ -485,8 +485,9 @@ impl State {
         trigger: Trigger,
         principal: Option<std::borrow::Cow<'static, serde_json::Value>>,
     ) -> RunReport {
+        // One reading starts both the run and its latency.
         let started = Instant::now();
-        let report = engine.run_as(start, trigger, principal);
+        let report = engine.run_as(start, trigger, principal, started);
         self.metrics.record_run(&report, started.elapsed());
         report
     }
