@@ -881,20 +881,27 @@ fn static_reply(
     body: String,
     headers: HeaderMap,
 ) -> Reply {
-    // `from_static` panics on an invalid value; check first with the same
-    // rule (visible ASCII, space, tab).
-    let valid = content_type
-        .bytes()
-        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
-    if valid {
-        reply_with(
-            status,
-            HeaderValue::from_static(content_type),
-            body,
-            headers,
-        )
-    } else {
-        text_reply(status, content_type, body)
+    reply_with(status, static_type(content_type), body, headers)
+}
+
+/// The header value of a content type that lives for the whole process:
+/// built at compile time for the usual ones, else checked once and
+/// borrowed, with [`text_reply`]'s fallback for an invalid one (the same
+/// value `HeaderValue::from_str` gives, without its copy).
+fn static_type(content_type: &'static str) -> HeaderValue {
+    const JSON_VALUE: HeaderValue = HeaderValue::from_static(JSON);
+    const TEXT: HeaderValue = HeaderValue::from_static("text/plain");
+    const TEXT_UTF8: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+    const HTML: HeaderValue = HeaderValue::from_static("text/html");
+    const HTML_UTF8: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+    match content_type {
+        JSON => JSON_VALUE,
+        "text/plain" => TEXT,
+        "text/plain; charset=utf-8" => TEXT_UTF8,
+        "text/html" => HTML,
+        "text/html; charset=utf-8" => HTML_UTF8,
+        other => HeaderValue::from_maybe_shared(Bytes::from_static(other.as_bytes()))
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream")),
     }
 }
 
