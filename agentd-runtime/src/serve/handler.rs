@@ -749,13 +749,19 @@ async fn read_body(
                 }
                 if first.is_none() && buf.is_empty() {
                     first = Some(data);
-                    continue;
+                } else {
+                    if let Some(head) = first.take() {
+                        buf.reserve(capacity.max(head.len() + data.len()));
+                        buf.extend_from_slice(&head);
+                    }
+                    buf.extend_from_slice(&data);
                 }
-                if let Some(head) = first.take() {
-                    buf.reserve(capacity.max(head.len() + data.len()));
-                    buf.extend_from_slice(&head);
-                }
-                buf.extend_from_slice(&data);
+            }
+            // A body of a declared length ends with its last byte: hyper
+            // has read it whole (no trailers follow a sized body), so the
+            // poll that would only say so is skipped.
+            if incoming.is_end_stream() {
+                break;
             }
         }
         Ok(())

@@ -235,3 +235,62 @@ fn only_a_small_request_map_is_kept_for_the_reply() {
     let fresh = reply_headers(long);
     assert_eq!(fresh.capacity(), 0, "a fresh map, nothing allocated");
 }
+
+#[test]
+fn tmp_future_sizes() {
+    fn size5<A, B, C, D, E, F>(_: impl FnOnce(A, B, C, D, E) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+    fn size3<A, B, C, F>(_: impl FnOnce(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+    fn size4<A, B, C, D, F>(_: impl FnOnce(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+    fn size8<A, B, C, D, E, G, H, I, F>(_: impl FnOnce(A, B, C, D, E, G, H, I) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+    eprintln!(
+        "route_request {}",
+        size5::<
+            &'static Arc<State>,
+            usize,
+            &'static RouteDef,
+            Request<Incoming>,
+            Option<Arc<PeerIdentity>>,
+            _,
+        >(route_request)
+    );
+    eprintln!(
+        "handle {}",
+        size3::<Arc<State>, Request<Incoming>, Option<Arc<PeerIdentity>>, _>(handle)
+    );
+    eprintln!(
+        "pipeline {}",
+        size4::<
+            &'static Arc<State>,
+            Request<Incoming>,
+            Option<Arc<PeerIdentity>>,
+            &'static AtomicUsize,
+            _,
+        >(pipeline)
+    );
+    eprintln!(
+        "read_body {}",
+        size3::<Incoming, Option<u64>, std::time::Duration, _>(read_body)
+    );
+    eprintln!(
+        "pooled {}",
+        size8::<
+            &'static Arc<State>,
+            &'static RouteDef,
+            Trigger,
+            Option<Cow<'static, Value>>,
+            Option<(String, u64)>,
+            Option<TraceParent>,
+            Option<tokio::sync::OwnedSemaphorePermit>,
+            HeaderMap,
+            _,
+        >(pooled)
+    );
+}
