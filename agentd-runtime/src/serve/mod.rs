@@ -541,8 +541,7 @@ impl State {
 
     /// Count one unit of in-flight work until the guard drops.
     pub(crate) fn track(&self) -> InFlight {
-        self.in_flight.count.fetch_add(1, Ordering::AcqRel);
-        InFlight(Arc::clone(&self.in_flight))
+        self.in_flight.enter()
     }
 }
 
@@ -559,6 +558,12 @@ pub(crate) struct InFlightCount {
 }
 
 impl InFlightCount {
+    /// Count one more until the guard drops.
+    pub(crate) fn enter(self: &Arc<Self>) -> InFlight {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(self))
+    }
+
     /// The current count.
     pub(crate) fn get(&self) -> usize {
         self.count.load(Ordering::Acquire)
