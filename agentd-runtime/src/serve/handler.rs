@@ -319,7 +319,12 @@ async fn route_request(
                 peer: peer.as_deref(),
                 now: SystemTime::now(),
             };
-            match auth::authorize_json(prepared, route.auth, &request) {
+            match auth::authorize_json_found(
+                prepared,
+                route.auth,
+                &request,
+                Some(head.authorization),
+            ) {
                 Ok(principal) => Some(principal),
                 Err(denied) => return deny(denied),
             }
@@ -499,6 +504,8 @@ struct HeadFacts<'a> {
     /// that is not visible ASCII).
     bad_transfer: Option<&'a str>,
     bad_content: Option<&'a str>,
+    /// `Authorization`, for the auth of a route that has one.
+    authorization: auth::FoundHeader<'a>,
 }
 
 impl<'a> HeadFacts<'a> {
@@ -509,6 +516,7 @@ impl<'a> HeadFacts<'a> {
             traceparent: None,
             bad_transfer: None,
             bad_content: None,
+            authorization: auth::FoundHeader::Absent,
         };
         // The first value decides, even when it is unreadable.
         let (mut length_seen, mut type_seen, mut trace_seen) = (false, false, false);
@@ -532,6 +540,8 @@ impl<'a> HeadFacts<'a> {
                 if !std::mem::replace(&mut type_seen, true) {
                     facts.content_type = value.to_str().ok();
                 }
+            } else if *name == header::AUTHORIZATION {
+                facts.authorization = facts.authorization.and(value);
             } else if name.as_str() == "traceparent" && !std::mem::replace(&mut trace_seen, true) {
                 facts.traceparent = value.to_str().ok();
             }

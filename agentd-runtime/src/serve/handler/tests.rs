@@ -41,6 +41,19 @@ fn one_scan_reads_the_first_value_of_each_header_as_a_lookup_does() {
         ]),
         map(&[("content-length", b"x"), ("content-length", b"5")]),
         map(&[("traceparent", b"first"), ("traceparent", b"second")]),
+        // Authorization: one, one among others, repeated, unreadable.
+        map(&[("Authorization", b"Bearer a")]),
+        map(&[
+            ("host", b"h"),
+            ("authorization", b"Bearer a"),
+            ("content-length", b"3"),
+        ]),
+        map(&[
+            ("authorization", b"Bearer a"),
+            ("x-other", b"1"),
+            ("AUTHORIZATION", b"Bearer b"),
+        ]),
+        map(&[("authorization", b"Bearer \xff")]),
         map(&[
             ("x-other", b"1"),
             ("traceparentx", b"not it"),
@@ -53,6 +66,11 @@ fn one_scan_reads_the_first_value_of_each_header_as_a_lookup_does() {
         assert_eq!(
             (head.content_length, head.content_type, head.traceparent),
             by_lookup(headers),
+            "{headers:?}"
+        );
+        assert_eq!(
+            head.authorization,
+            auth::FoundHeader::lookup(headers),
             "{headers:?}"
         );
         assert!(head.refusal().is_none(), "{headers:?}");
