@@ -546,15 +546,15 @@ async fn accept_loop(
 ///
 /// That one has each connection poll a `watch` receiver on every wake-up (a
 /// cooperative-budget check, a lock of the channel's waiter list: ~250
-/// instructions per request, docs/performance.md "Around the run"). Here a
+/// instructions per wake-up, docs/performance.md "Around the run"). Here a
 /// connection reads one flag per wake-up and keeps its task's waker where
 /// the drain can find it (a lock that is never contended but by the drain,
 /// and a clone only when the waker changes). The drain sets the flag, then
 /// wakes every connection still open; one that wakes for any reason after
 /// the flag is set shuts down gracefully (hyper finishes the request in
 /// flight, closes an idle connection at once). The flag is read after the
-/// waker is stored, and the drain takes the waker after setting the flag,
-/// under the same lock: a connection either sees the flag or is woken.
+/// waker is stored, and the drain takes the waker (under the slot's lock)
+/// after setting the flag: a connection either sees the flag or is woken.
 #[derive(Debug, Default)]
 pub(crate) struct Drain {
     started: AtomicBool,
