@@ -43,6 +43,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use http::HeaderMap;
+#[cfg(feature = "auth-hmac")]
 use http::header::AsHeaderName;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
@@ -298,7 +299,7 @@ pub fn authorize(
         AuthRef::None => Ok(Principal::new("anonymous", "", req.peer)),
         AuthRef::Bearer(name) => {
             let (_, def) = binding(prepared.defs.bearer, name, |d| d.name, "bearer")?;
-            bearer(prepared, def, req)?;
+            bearer(prepared, def, FoundHeader::lookup(req.headers))?;
             Ok(Principal::new("bearer", def.name, req.peer))
         }
         AuthRef::Basic(name) => {
@@ -347,10 +348,24 @@ pub fn authorize_json(
     route: AuthRef,
     req: &AuthRequest<'_>,
 ) -> Result<Cow<'static, Value>, AuthDenied> {
+    authorize_json_found(prepared, route, req, None)
+}
+
+/// [`authorize_json`] with `req`'s `Authorization` header already found,
+/// when the caller has walked the headers anyway (the server's one pass,
+/// `handler::HeadFacts`): a bearer route then looks nothing up by name.
+/// `found` must be `FoundHeader::lookup(req.headers)`'s answer.
+pub(crate) fn authorize_json_found(
+    prepared: &PreparedAuth,
+    route: AuthRef,
+    req: &AuthRequest<'_>,
+    found: Option<FoundHeader<'_>>,
+) -> Result<Cow<'static, Value>, AuthDenied> {
     match route {
         AuthRef::Bearer(name) if req.peer.is_none() => {
             let (at, def) = binding(prepared.defs.bearer, name, |d| d.name, "bearer")?;
-            bearer(prepared, def, req)?;
+            let found = found.unwrap_or_else(|| FoundHeader::lookup(req.headers));
+            bearer(prepared, def, found)?;
             Ok(shared_at(
                 &prepared.bearer_principals,
                 at,
@@ -432,6 +447,7 @@ fn binding<'d, T>(
 
 /// The single value of header `name`; more than one is refused. `name` is a
 /// `&str` (parsed per call) or a `&HeaderName` (no parsing).
+#[cfg(feature = "auth-hmac")]
 pub(crate) fn single_header<K: AsHeaderName + fmt::Display + Copy>(
     headers: &HeaderMap,
     name: K,
@@ -446,13 +462,51 @@ pub(crate) fn single_header<K: AsHeaderName + fmt::Display + Copy>(
 
 /// The `Authorization` header's text (`None` when absent).
 fn authorization(headers: &HeaderMap) -> Result<Option<&str>, AuthDenied> {
-    // The constant's Display is `authorization`, as the deny reason was.
-    match single_header(headers, &http::header::AUTHORIZATION)? {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(Some)
-            .map_err(|_| AuthDenied::new("Authorization header is not printable ASCII")),
+    FoundHeader::lookup(headers).text()
+}
+
+/// A request's `Authorization` header as found: absent, one value, or
+/// more than one (refused, as every single-valued auth header is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FoundHeader<'a> {
+    Absent,
+    One(&'a http::HeaderValue),
+    Repeated,
+}
+
+impl<'a> FoundHeader<'a> {
+    /// Looked up by name.
+    pub(crate) fn lookup(headers: &'a HeaderMap) -> Self {
+        let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+        match (values.next(), values.next()) {
+            (None, _) => Self::Absent,
+            (Some(value), None) => Self::One(value),
+            (Some(_), Some(_)) => Self::Repeated,
+        }
+    }
+
+    /// One more value of the header, met in a walk over the headers.
+    pub(crate) fn and(self, value: &'a http::HeaderValue) -> Self {
+        match self {
+            Self::Absent => Self::One(value),
+            Self::One(_) | Self::Repeated => Self::Repeated,
+        }
+    }
+
+    /// The header's text (`None` when absent).
+    fn text(self) -> Result<Option<&'a str>, AuthDenied> {
+        match self {
+            Self::Absent => Ok(None),
+            // The constant's Display is `authorization`, as the deny reason was.
+            Self::Repeated => Err(AuthDenied::new(format!(
+                "multiple {} headers",
+                http::header::AUTHORIZATION
+            ))),
+            Self::One(v) => v
+                .to_str()
+                .map(Some)
+                .map_err(|_| AuthDenied::new("Authorization header is not printable ASCII")),
+        }
     }
 }
 
@@ -512,13 +566,15 @@ impl Entries {
     }
 }
 
-/// Check a bearer token against `def`; the principal is the caller's.
+/// Check a bearer token (in the request's `Authorization` header, as
+/// `found`) against `def`; the principal is the caller's.
 fn bearer(
     prepared: &PreparedAuth,
     def: &BearerDef,
-    req: &AuthRequest<'_>,
+    found: FoundHeader<'_>,
 ) -> Result<(), AuthDenied> {
-    let header = authorization(req.headers)?
+    let header = found
+        .text()?
         .ok_or_else(|| AuthDenied::new("missing Authorization header"))?;
     let token = header
         .strip_prefix("Bearer ")

@@ -39,7 +39,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -319,7 +319,12 @@ async fn route_request(
                 peer: peer.as_deref(),
                 now: SystemTime::now(),
             };
-            match auth::authorize_json(prepared, route.auth, &request) {
+            match auth::authorize_json_found(
+                prepared,
+                route.auth,
+                &request,
+                Some(head.authorization),
+            ) {
                 Ok(principal) => Some(principal),
                 Err(denied) => return deny(denied),
             }
@@ -457,10 +462,20 @@ async fn route_request(
         traceparent: span,
     };
 
+    // The request's header map, emptied, carries the reply's headers (see
+    // `reply_headers`); the facts read from it are no longer needed.
+    let headers = reply_headers(parts.headers);
     let mut reply = if route.inline && key.is_none() && offload.is_none() {
-        reply_for(state.run_http(route, trigger, principal, inbound.as_ref()))
+        reply_for(
+            state.run_http(route, trigger, principal, inbound.as_ref()),
+            headers,
+        )
     } else {
-        match pooled(state, route, trigger, principal, key, inbound, offload).await {
+        match pooled(
+            state, route, trigger, principal, key, inbound, offload, headers,
+        )
+        .await
+        {
             Ok(reply) => reply,
             Err(reply) => return reply,
         }
@@ -489,6 +504,8 @@ struct HeadFacts<'a> {
     /// that is not visible ASCII).
     bad_transfer: Option<&'a str>,
     bad_content: Option<&'a str>,
+    /// `Authorization`, for the auth of a route that has one.
+    authorization: auth::FoundHeader<'a>,
 }
 
 impl<'a> HeadFacts<'a> {
@@ -499,6 +516,7 @@ impl<'a> HeadFacts<'a> {
             traceparent: None,
             bad_transfer: None,
             bad_content: None,
+            authorization: auth::FoundHeader::Absent,
         };
         // The first value decides, even when it is unreadable.
         let (mut length_seen, mut type_seen, mut trace_seen) = (false, false, false);
@@ -522,6 +540,8 @@ impl<'a> HeadFacts<'a> {
                 if !std::mem::replace(&mut type_seen, true) {
                     facts.content_type = value.to_str().ok();
                 }
+            } else if *name == header::AUTHORIZATION {
+                facts.authorization = facts.authorization.and(value);
             } else if name.as_str() == "traceparent" && !std::mem::replace(&mut trace_seen, true) {
                 facts.traceparent = value.to_str().ok();
             }
@@ -615,7 +635,9 @@ fn store_unavailable(e: &StoreError) -> Reply {
 }
 
 /// Claim the idempotency key (when the route has one), then run on the
-/// blocking pool, then record the reply. `Err` is a reply that did not run.
+/// blocking pool, then record the reply (its headers in `headers`, see
+/// [`reply_headers`]). `Err` is a reply that did not run.
+#[allow(clippy::too_many_arguments)]
 async fn pooled(
     state: &Arc<State>,
     route: &'static RouteDef,
@@ -624,6 +646,7 @@ async fn pooled(
     key: Option<(String, u64)>,
     inbound: Option<TraceParent>,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    headers: HeaderMap,
 ) -> Result<Reply, Reply> {
     let Some(permit) = permit.or_else(|| run_permit(state)) else {
         return Err(pool_busy());
@@ -664,7 +687,7 @@ async fn pooled(
         let _permit = permit;
         let _running = run_guard;
         let report = run_state.run_http(route, trigger, principal, inbound.as_ref());
-        let (reply, text) = reply_and_text(&report);
+        let (reply, text) = reply_and_text(&report, headers);
         // Completed (respond replies included) and paused runs are kept;
         // failures only release the key so a retry runs again.
         let keep = matches!(
@@ -736,13 +759,19 @@ async fn read_body(
                 }
                 if first.is_none() && buf.is_empty() {
                     first = Some(data);
-                    continue;
+                } else {
+                    if let Some(head) = first.take() {
+                        buf.reserve(capacity.max(head.len() + data.len()));
+                        buf.extend_from_slice(&head);
+                    }
+                    buf.extend_from_slice(&data);
                 }
-                if let Some(head) = first.take() {
-                    buf.reserve(capacity.max(head.len() + data.len()));
-                    buf.extend_from_slice(&head);
-                }
-                buf.extend_from_slice(&data);
+            }
+            // A body of a declared length ends with its last byte: hyper
+            // has read it whole (no trailers follow a sized body), so the
+            // poll that would only say so is skipped.
+            if incoming.is_end_stream() {
+                break;
             }
         }
         Ok(())
@@ -774,8 +803,9 @@ fn too_large() -> Reply {
     ))
 }
 
-/// The HTTP reply for a run (docs/dialect.md §6, step 8).
-pub(crate) fn reply_for(report: RunReport) -> Reply {
+/// The HTTP reply for a run (docs/dialect.md §6, step 8), its headers in
+/// `headers` (empty; see [`reply_headers`]).
+pub(crate) fn reply_for(report: RunReport, headers: HeaderMap) -> Reply {
     let outcome = match report.outcome {
         Ok(Outcome::Completed {
             http_response: Some(r),
@@ -783,13 +813,13 @@ pub(crate) fn reply_for(report: RunReport) -> Reply {
         }) => {
             let status =
                 StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return static_reply(status, r.content_type, r.body);
+            return static_reply(status, r.content_type, r.body, headers);
         }
         Ok(outcome) => outcome,
         Err(e) => return error_reply(&e),
     };
     let body = serde_json::to_string(&outcome).unwrap_or_else(|_| "{}".to_owned());
-    static_reply(outcome_status(&outcome), JSON, body)
+    static_reply(outcome_status(&outcome), JSON, body, headers)
 }
 
 /// 500 for a hard error; the connection closes after it.
@@ -825,7 +855,7 @@ fn outcome_status(outcome: &Outcome) -> StatusCode {
 
 /// The reply, and its content type and body text for the idempotency store
 /// (`None` for replies that are never stored).
-fn reply_and_text(report: &RunReport) -> (Reply, Option<(String, String)>) {
+fn reply_and_text(report: &RunReport, headers: HeaderMap) -> (Reply, Option<(String, String)>) {
     let outcome = match &report.outcome {
         Ok(outcome) => outcome,
         Err(e) => return (error_reply(e), None),
@@ -836,7 +866,7 @@ fn reply_and_text(report: &RunReport) -> (Reply, Option<(String, String)>) {
     } = outcome
     {
         let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let reply = text_reply(status, r.content_type, r.body.clone());
+        let reply = static_reply(status, r.content_type, r.body.clone(), headers);
         return (reply, Some((r.content_type.to_owned(), r.body.clone())));
     }
     let status = outcome_status(outcome);
@@ -844,42 +874,91 @@ fn reply_and_text(report: &RunReport) -> (Reply, Option<(String, String)>) {
     // path panic-free regardless.
     let body = serde_json::to_string(outcome).unwrap_or_else(|_| "{}".to_owned());
     (
-        text_reply(status, JSON, body.clone()),
+        static_reply(status, JSON, body.clone(), headers),
         Some((JSON.to_owned(), body)),
     )
 }
 
 fn json_reply(status: StatusCode, body: &Value) -> Reply {
-    static_reply(status, JSON, body.to_string())
+    static_reply(status, JSON, body.to_string(), HeaderMap::new())
 }
 
 fn text_reply(status: StatusCode, content_type: &str, body: String) -> Reply {
     let ct = HeaderValue::from_str(content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
-    reply_with(status, ct, body)
+    reply_with(status, ct, body, HeaderMap::new())
 }
 
 /// [`text_reply`] for a content type that lives for the whole process (a
 /// `respond` node's, or ours): no copy when it is a valid header value.
-fn static_reply(status: StatusCode, content_type: &'static str, body: String) -> Reply {
-    // `from_static` panics on an invalid value; check first with the same
-    // rule (visible ASCII, space, tab).
-    let valid = content_type
-        .bytes()
-        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
-    if valid {
-        reply_with(status, HeaderValue::from_static(content_type), body)
-    } else {
-        text_reply(status, content_type, body)
+fn static_reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+    headers: HeaderMap,
+) -> Reply {
+    reply_with(status, static_type(content_type), body, headers)
+}
+
+/// The header value of a content type that lives for the whole process:
+/// built at compile time for the usual ones, else checked once and
+/// borrowed, with [`text_reply`]'s fallback for an invalid one (the same
+/// value `HeaderValue::from_str` gives, without its copy).
+fn static_type(content_type: &'static str) -> HeaderValue {
+    const JSON_VALUE: HeaderValue = HeaderValue::from_static(JSON);
+    const TEXT: HeaderValue = HeaderValue::from_static("text/plain");
+    const TEXT_UTF8: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+    const HTML: HeaderValue = HeaderValue::from_static("text/html");
+    const HTML_UTF8: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+    match content_type {
+        JSON => JSON_VALUE,
+        "text/plain" => TEXT,
+        "text/plain; charset=utf-8" => TEXT_UTF8,
+        "text/html" => HTML,
+        "text/html; charset=utf-8" => HTML_UTF8,
+        other => HeaderValue::from_maybe_shared(Bytes::from_static(other.as_bytes()))
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream")),
     }
 }
 
-fn reply_with(status: StatusCode, content_type: HeaderValue, body: String) -> Reply {
+/// The largest request header map (in headers it holds without growing)
+/// that [`reply_headers`] keeps for the reply.
+const REUSED_HEADERS_MAX: usize = 24;
+
+/// The request's header map, emptied, to carry the reply's headers.
+///
+/// hyper hands each reply's header map, drained, to the next request head
+/// it parses on the connection (its `cached_headers`), so a map the reply
+/// borrows from its request goes round one connection with no allocation
+/// or free per request, where a fresh map costs two of each. A map grown
+/// past [`REUSED_HEADERS_MAX`] by a request with many headers is freed
+/// instead, and so is one that held more values than that (repeated
+/// names), so that an idle connection never keeps more than a small map.
+fn reply_headers(mut headers: HeaderMap) -> HeaderMap {
+    if headers.capacity() > REUSED_HEADERS_MAX || headers.len() > REUSED_HEADERS_MAX {
+        return HeaderMap::new();
+    }
+    headers.clear();
+    headers
+}
+
+fn reply_with(
+    status: StatusCode,
+    content_type: HeaderValue,
+    body: String,
+    headers: HeaderMap,
+) -> Reply {
     let mut reply = Response::new(ReplyBody::new(body));
     *reply.status_mut() = status;
-    reply
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, content_type);
+    let map = reply.headers_mut();
+    let unused = std::mem::replace(map, headers);
+    // `Response::new`'s map is `HeaderMap::new()`, which never allocates:
+    // forgetting it frees nothing and skips its drop (checked, so a map
+    // that did allocate is still dropped).
+    if unused.capacity() == 0 {
+        std::mem::forget(unused);
+    }
+    map.insert(header::CONTENT_TYPE, content_type);
     reply
 }
 

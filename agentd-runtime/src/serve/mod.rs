@@ -64,7 +64,7 @@ pub mod tls;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, RunOptions, Trigger};
@@ -542,8 +542,7 @@ impl State {
 
     /// Count one unit of in-flight work until the guard drops.
     pub(crate) fn track(&self) -> InFlight {
-        self.in_flight.count.fetch_add(1, Ordering::AcqRel);
-        InFlight(Arc::clone(&self.in_flight))
+        self.in_flight.enter()
     }
 }
 
@@ -552,10 +551,20 @@ impl State {
 #[derive(Debug, Default)]
 pub(crate) struct InFlightCount {
     count: AtomicUsize,
+    /// Set once something waits in [`InFlightCount::idle`] (the drain):
+    /// until then a count that reaches zero wakes no one, and a server
+    /// between two requests does not lock `idle`'s waiter list for nothing.
+    waiting: AtomicBool,
     idle: tokio::sync::Notify,
 }
 
 impl InFlightCount {
+    /// Count one more until the guard drops.
+    pub(crate) fn enter(self: &Arc<Self>) -> InFlight {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(self))
+    }
+
     /// The current count.
     pub(crate) fn get(&self) -> usize {
         self.count.load(Ordering::Acquire)
@@ -563,13 +572,17 @@ impl InFlightCount {
 
     /// Until nothing is in flight.
     pub(crate) async fn idle(&self) {
+        // SeqCst here and in `InFlight::drop`: either the check below sees
+        // the last decrement, or that decrement (later in the one order of
+        // SeqCst operations) sees `waiting` and notifies.
+        self.waiting.store(true, Ordering::SeqCst);
         loop {
             // Registered before the check, so a drop to zero in between
             // still wakes us (`notify_waiters` only wakes registered ones).
             let notified = self.idle.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
-            if self.get() == 0 {
+            if self.count.load(Ordering::SeqCst) == 0 {
                 return;
             }
             notified.await;
@@ -623,8 +636,51 @@ pub(crate) struct InFlight(Arc<InFlightCount>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 && self.0.waiting.load(Ordering::SeqCst)
+        {
             self.0.idle.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod in_flight_tests {
+    use super::*;
+
+    fn guard(count: &Arc<InFlightCount>) -> InFlight {
+        count.count.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(count))
+    }
+
+    #[test]
+    fn idle_returns_at_once_when_nothing_is_in_flight() {
+        let count = Arc::new(InFlightCount::default());
+        drop(guard(&count));
+        let waited = test_runtime()
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), count.idle()).await });
+        assert!(waited.is_ok());
+    }
+
+    #[test]
+    fn the_last_guard_dropped_wakes_a_waiting_drain() {
+        // Guards dropped on another thread while the drain waits, with and
+        // without a pause: every round must end well within the timeout.
+        let runtime = test_runtime();
+        for round in 0..500 {
+            let count = Arc::new(InFlightCount::default());
+            let guards = vec![guard(&count), guard(&count)];
+            let dropper = std::thread::spawn(move || {
+                if round % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                drop(guards);
+            });
+            let waited = runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), count.idle()).await
+            });
+            assert!(waited.is_ok(), "round {round}: the drain was not woken");
+            assert_eq!(count.get(), 0);
+            dropper.join().expect("the dropping thread");
         }
     }
 }

@@ -7,12 +7,14 @@
 //! Request handling is [`super::handler`]; schedules are
 //! [`super::schedule`]. This module never looks inside a request.
 
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -23,7 +25,9 @@ use crate::serve::metrics::{Registry, Shed};
 use crate::serve::reload::{Reloader, ReloaderConfig, spawn_reload_triggers};
 use crate::serve::stall::{ConnClock, HeadDeadline, WriteStall};
 use crate::serve::store::{LocalStore, Store};
-use crate::serve::{HEAD_CAP, Running, ServeConfig, ServeError, State, handler, schedule};
+use crate::serve::{
+    HEAD_CAP, InFlight, InFlightCount, Running, ServeConfig, ServeError, State, handler, schedule,
+};
 use crate::workflow::DynWorkflow;
 use crate::workflow::serve::ServeDef;
 
@@ -414,7 +418,7 @@ async fn wait_for_stop(stop: &mut watch::Receiver<bool>, signals: Option<Signals
     }
 }
 
-/// Accept until `stop`; returns the watcher of every connection still open,
+/// Accept until `stop`; returns the [`Drain`] of every connection still open,
 /// for the drain.
 async fn accept_loop(
     state: Arc<State>,
@@ -422,8 +426,8 @@ async fn accept_loop(
     max_connections: usize,
     read_timeout: Duration,
     mut stop: watch::Receiver<bool>,
-) -> GracefulShutdown {
-    let graceful = GracefulShutdown::new();
+) -> Arc<Drain> {
+    let graceful = Arc::new(Drain::default());
     let slots = Arc::new(Semaphore::new(max_connections));
     let mut builder = http1::Builder::new();
     builder
@@ -498,7 +502,7 @@ async fn accept_loop(
                             TokioIo::new(tls_stream),
                             service(&state, peer_identity, Arc::clone(&clock)),
                         );
-                        let watched = Box::pin(watcher.watch(conn));
+                        let watched = watcher.watch(conn);
                         if let Some(Err(e)) = HeadDeadline::new(watched, clock, read_timeout).await
                         {
                             count_refusal(&state, &e);
@@ -522,7 +526,7 @@ async fn accept_loop(
             TokioIo::new(stream),
             service(&state, None, Arc::clone(&clock)),
         );
-        let watched = HeadDeadline::new(Box::pin(graceful.watch(conn)), clock, read_timeout);
+        let watched = HeadDeadline::new(graceful.watcher().watch(conn), clock, read_timeout);
         let conn_state = Arc::clone(&state);
         tokio::spawn(async move {
             // Errors here are the client's (reset, malformed request); hyper
@@ -534,6 +538,142 @@ async fn accept_loop(
             conn_state.metrics.connection_delta(-1);
             drop(slot);
         });
+    }
+}
+
+/// The drain's word to every open connection, and its wait for them to
+/// close: hyper_util's `GracefulShutdown` without its cost per request.
+///
+/// That one has each connection poll a `watch` receiver on every wake-up (a
+/// cooperative-budget check, a lock of the channel's waiter list: ~250
+/// instructions per wake-up, docs/performance.md "Around the run"). Here a
+/// connection reads one flag per wake-up and keeps its task's waker where
+/// the drain can find it (a lock that is never contended but by the drain,
+/// and a clone only when the waker changes). The drain sets the flag, then
+/// wakes every connection still open; one that wakes for any reason after
+/// the flag is set shuts down gracefully (hyper finishes the request in
+/// flight, closes an idle connection at once). The flag is read after the
+/// waker is stored, and the drain takes the waker (under the slot's lock)
+/// after setting the flag: a connection either sees the flag or is woken.
+#[derive(Debug, Default)]
+pub(crate) struct Drain {
+    started: AtomicBool,
+    /// The connections watched so far, dead ones dropped as the list grows.
+    parked: Mutex<Vec<Weak<Parked>>>,
+    /// Connections watched and not yet finished (accepted TLS connections
+    /// still in their handshake included).
+    open: Arc<InFlightCount>,
+}
+
+/// Where a watched connection keeps its task's waker for the drain.
+#[derive(Debug, Default)]
+struct Parked(Mutex<Option<Waker>>);
+
+impl Drain {
+    /// A watcher for a connection just accepted: counted as open from now.
+    pub(crate) fn watcher(self: &Arc<Self>) -> DrainWatcher {
+        let parked = Arc::new(Parked::default());
+        {
+            let mut list = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
+            if list.len() == list.capacity() {
+                list.retain(|p| p.strong_count() > 0);
+            }
+            list.push(Arc::downgrade(&parked));
+        }
+        DrainWatcher {
+            drain: Arc::clone(self),
+            parked,
+            _open: self.open.enter(),
+        }
+    }
+
+    /// Tell every watched connection to finish, then wait until all have.
+    pub(crate) async fn shutdown(&self) {
+        self.started.store(true, Ordering::SeqCst);
+        let parked: Vec<Arc<Parked>> = self
+            .parked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for conn in parked {
+            let waker = conn.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+        self.open.idle().await;
+    }
+}
+
+/// One connection's share of the [`Drain`].
+pub(crate) struct DrainWatcher {
+    drain: Arc<Drain>,
+    parked: Arc<Parked>,
+    /// Counts the connection open until it is dropped.
+    _open: InFlight,
+}
+
+impl DrainWatcher {
+    /// `conn`, shut down gracefully once the drain starts.
+    pub(crate) fn watch<C: Graceful>(self, conn: C) -> Drained<C> {
+        Drained {
+            conn: Box::pin(conn),
+            watcher: self,
+            shutting: false,
+        }
+    }
+}
+
+/// A connection hyper can finish gracefully.
+pub(crate) trait Graceful: Future {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, B, S> Graceful for http1::Connection<I, S>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http1::Connection::graceful_shutdown(self);
+    }
+}
+
+/// A connection watched by the [`Drain`]; counted open until dropped.
+pub(crate) struct Drained<C> {
+    conn: Pin<Box<C>>,
+    watcher: DrainWatcher,
+    shutting: bool,
+}
+
+impl<C: Graceful> Future for Drained<C> {
+    type Output = C::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if !this.shutting {
+            {
+                let mut slot = this
+                    .watcher
+                    .parked
+                    .0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *slot = Some(cx.waker().clone());
+                }
+            }
+            if this.watcher.drain.started.load(Ordering::SeqCst) {
+                this.shutting = true;
+                this.conn.as_mut().graceful_shutdown();
+            }
+        }
+        this.conn.as_mut().poll(cx)
     }
 }
 
@@ -651,5 +791,94 @@ async fn take_over_orphans(state: Arc<State>, mut stop: watch::Receiver<bool>) {
                 runner.take_over(&run_id);
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A connection that idles until told to shut down, then ends at its
+    /// next poll — or, when `busy`, only once `busy` is cleared as well.
+    struct Conn {
+        shutdowns: Arc<AtomicUsize>,
+        told: bool,
+        busy: Arc<AtomicBool>,
+    }
+
+    impl Future for Conn {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.told && !self.busy.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            if self.told {
+                // A request in flight: look again soon.
+                cx.waker().wake_by_ref();
+            }
+            Poll::Pending
+        }
+    }
+
+    impl Graceful for Conn {
+        fn graceful_shutdown(mut self: Pin<&mut Self>) {
+            self.shutdowns.fetch_add(1, Ordering::SeqCst);
+            self.told = true;
+        }
+    }
+
+    fn conn(shutdowns: &Arc<AtomicUsize>, busy: &Arc<AtomicBool>) -> Conn {
+        Conn {
+            shutdowns: Arc::clone(shutdowns),
+            told: false,
+            busy: Arc::clone(busy),
+        }
+    }
+
+    #[test]
+    fn the_drain_wakes_idle_connections_and_waits_for_busy_ones() {
+        crate::serve::test_runtime().block_on(async {
+            let drain = Arc::new(Drain::default());
+            let shutdowns = Arc::new(AtomicUsize::new(0));
+            let idle = Arc::new(AtomicBool::new(false));
+            let busy = Arc::new(AtomicBool::new(true));
+            let mut tasks = Vec::new();
+            for i in 0..50 {
+                let flag = if i == 7 { &busy } else { &idle };
+                let watched = drain.watcher().watch(conn(&shutdowns, flag));
+                tasks.push(tokio::spawn(watched));
+            }
+            // Some connections already gone: their entries are dropped.
+            for _ in 0..10 {
+                drop(drain.watcher());
+            }
+            // Every connection polled once and parked.
+            tokio::task::yield_now().await;
+            assert!(tasks.iter().all(|t| !t.is_finished()));
+
+            let shutdown = {
+                let drain = Arc::clone(&drain);
+                tokio::spawn(async move { drain.shutdown().await })
+            };
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(
+                !shutdown.is_finished(),
+                "the drain did not wait for the busy one"
+            );
+            assert_eq!(tasks.iter().filter(|t| !t.is_finished()).count(), 1);
+
+            // Watched after the drain started (a TLS handshake that ended
+            // late): shut down at its first poll.
+            let late = tokio::spawn(drain.watcher().watch(conn(&shutdowns, &idle)));
+            busy.store(false, Ordering::SeqCst);
+            let done = tokio::time::timeout(Duration::from_secs(5), shutdown).await;
+            assert!(matches!(done, Ok(Ok(()))), "the drain never finished");
+            for task in tasks {
+                assert!(task.await.is_ok());
+            }
+            assert!(late.await.is_ok());
+            assert_eq!(shutdowns.load(Ordering::SeqCst), 51);
+        });
     }
 }

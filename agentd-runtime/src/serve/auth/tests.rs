@@ -229,6 +229,17 @@ fn assert_json_agrees(prepared: &PreparedAuth, route: AuthRef, r: &AuthRequest<'
     let fast = authorize_json(prepared, route, r).map(Cow::into_owned);
     let slow = authorize(prepared, route, r).map(|p| p.to_json());
     assert_eq!(fast, slow, "{route:?}");
+    // With the header found by a walk over the headers, as the server's
+    // one pass finds it.
+    let mut walked = FoundHeader::Absent;
+    for (name, value) in r.headers {
+        if *name == http::header::AUTHORIZATION {
+            walked = walked.and(value);
+        }
+    }
+    assert_eq!(walked, FoundHeader::lookup(r.headers));
+    let found = authorize_json_found(prepared, route, r, Some(walked)).map(Cow::into_owned);
+    assert_eq!(found, slow, "{route:?}, header found by the walk");
 }
 
 #[test]
