@@ -572,20 +572,8 @@ fn unix_secs() -> u64 {
 }
 
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
 fn coarse_wall_secs() -> Option<u64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `clock_gettime` writes one `timespec` through the pointer,
-    // which points at a live local of that type, and reads nothing else.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &raw mut ts) };
-    if rc != 0 {
-        return None;
-    }
-    // Before 1970 (a clock set wrong) reads as `SystemTime` would: 0.
-    Some(u64::try_from(ts.tv_sec).unwrap_or(0))
+    crate::clock::nanos(libc::CLOCK_REALTIME_COARSE).map(|n| n / 1_000_000_000)
 }
 
 /// This process's id. getpid(2) is a system call each time (glibc does not

@@ -52,6 +52,7 @@
 pub mod budget;
 pub mod checkpoint;
 pub mod cli;
+mod clock;
 pub mod context;
 pub mod embed;
 pub mod engine;

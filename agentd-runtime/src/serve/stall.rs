@@ -88,27 +88,9 @@ impl ConnClock {
 fn coarse_nanos() -> u64 {
     // Both clocks count from the same origin; the coarse one is always there
     // since Linux 2.6.32.
-    read_clock(libc::CLOCK_MONOTONIC_COARSE)
-        .or_else(|| read_clock(libc::CLOCK_MONOTONIC))
+    crate::clock::nanos(libc::CLOCK_MONOTONIC_COARSE)
+        .or_else(|| crate::clock::nanos(libc::CLOCK_MONOTONIC))
         .unwrap_or(0)
-}
-
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn read_clock(id: libc::clockid_t) -> Option<u64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `clock_gettime` writes one `timespec` through the pointer,
-    // which points at a live local of that type, and reads nothing else.
-    let rc = unsafe { libc::clock_gettime(id, &raw mut ts) };
-    if rc != 0 {
-        return None;
-    }
-    let secs = u64::try_from(ts.tv_sec).ok()?;
-    let nanos = u64::try_from(ts.tv_nsec).ok()?;
-    Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
 }
 
 /// Nanoseconds since the first reading, from `Instant`.
