@@ -91,6 +91,11 @@ impl Template {
     /// The renderer over a lookup of its own: `lookup` answers a key's
     /// segments (empty ones included) with a value or a miss.
     pub(crate) fn render_with<'v>(&self, lookup: impl Fn(&[&str]) -> Option<&'v Value>) -> String {
+        // A template without placeholders (a fixed `respond` body, say) is
+        // its text: nothing to look up, one exact allocation.
+        if let [Seg::Lit(text)] = self.0 {
+            return (*text).to_owned();
+        }
         let mut out = String::with_capacity(self.capacity_hint());
         for seg in self.0 {
             match *seg {
@@ -213,6 +218,16 @@ mod tests {
                 json!({"m": "say \"hi\"\n</x>", "n": {"b": [1, 2]}, "gone": null})
             );
         }
+    }
+
+    #[test]
+    fn a_template_without_placeholders_renders_its_text_under_every_renderer() {
+        let t = Template(&[Seg::Lit("pong {not a key}\n")]);
+        let data = json!({"pong": "x", "not a key": "y"});
+        assert_eq!(t.render(&data), "pong {not a key}\n");
+        assert_eq!(t.render_llm(&data), "pong {not a key}\n");
+        assert_eq!(t.render_with(|_| Some(&data)), "pong {not a key}\n");
+        assert_eq!(Template(&[]).render(&data), "");
     }
 
     #[test]

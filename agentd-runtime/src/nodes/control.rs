@@ -140,11 +140,9 @@ pub fn fail(_cx: &Cx<'_>, cfg: &'static Fail) -> Result<Step, Error> {
 ///
 /// `tool `respond` failed` when `input_from` is set but resolves to nothing.
 pub fn respond(cx: &mut Cx<'_>, cfg: &'static Respond) -> Result<Step, Error> {
-    let body = match (&cfg.input_from, cfg.body.0) {
-        (Some(path), _) => cfg.body.render(cx.require("respond", path)?),
-        // A body without placeholders is its text: nothing to look up.
-        (None, [crate::template::Seg::Lit(text)]) => (*text).to_owned(),
-        (None, _) => cx.render_raw_input(&cfg.body),
+    let body = match &cfg.input_from {
+        Some(path) => cfg.body.render(cx.require("respond", path)?),
+        None => cx.render_raw_input(&cfg.body),
     };
     let bytes = body.len();
     cx.set_reply(HttpResponse {
