@@ -134,7 +134,7 @@ pub enum BuildError {
 /// one it implements as `[package.metadata.agentd] codegen-contract` in its
 /// Cargo.toml; both numbers move together, in the commit that changes what
 /// generated code needs from the runtime.
-pub const CODEGEN_CONTRACT: u32 = 1;
+pub const CODEGEN_CONTRACT: u32 = 2;
 
 /// What a runtime source tree says about the codegen contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -110,12 +110,11 @@ pub(crate) struct Shared {
     /// `None` = allow-all.
     pub(crate) policy: Option<PolicyRef>,
     pub(crate) metrics: AtomicMetrics,
-    /// LLM backends and the token budget.
-    #[cfg(feature = "llm")]
-    pub(crate) intel: crate::intel::Intel,
-    /// The named MCP servers.
-    #[cfg(feature = "mcp")]
-    pub(crate) mcp: crate::mcp::Mcp,
+    /// The LLM subsystem's state (backends and the token budget), if the
+    /// workflow has one.
+    pub(crate) llm: Option<crate::workflow::Ext>,
+    /// The MCP subsystem's state (the named servers), if the workflow has one.
+    pub(crate) mcp: Option<crate::workflow::Ext>,
     /// The top-level workflow's `[[secrets]]` (definitions, never values).
     pub(crate) secrets: &'static [crate::workflow::secrets::SecretDef],
     /// The outbound `traceparent` of this run (`None` when the trigger
@@ -645,39 +644,25 @@ impl Cx<'_> {
         self.frame.render_input(template)
     }
 
-    /// The run's LLM backends and token budget.
-    #[cfg(feature = "llm")]
+    /// The run's LLM subsystem state (the runtime facade's `Intel`, which
+    /// its `intel()` downcasts); `None` for a workflow without one.
+    #[doc(hidden)]
     #[must_use]
-    pub fn intel(&self) -> &crate::intel::Intel {
-        &self.shared.intel
+    pub fn llm_state(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        self.shared.llm.as_deref()
     }
 
-    /// The run's MCP servers.
-    #[cfg(feature = "mcp")]
+    /// The run's MCP subsystem state (the facade's `Mcp`).
+    #[doc(hidden)]
     #[must_use]
-    pub fn mcp(&self) -> &crate::mcp::Mcp {
-        &self.shared.mcp
+    pub fn mcp_state(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        self.shared.mcp.as_deref()
     }
 
     /// The run's `[[secrets]]` definitions (names and sources).
     #[must_use]
     pub fn secrets(&self) -> &'static [crate::workflow::secrets::SecretDef] {
         self.shared.secrets
-    }
-
-    /// The secret `name`, resolved now through the run's `[[secrets]]`
-    /// ([`crate::Workflow::SECRETS`] of the top-level workflow), then the
-    /// process environment: what node functions call, at the last moment.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::secrets::resolve`]: the error names the secret, never a
-    /// value.
-    pub fn secret(
-        &self,
-        name: &str,
-    ) -> Result<crate::secrets::Secret, crate::secrets::SecretError> {
-        crate::secrets::resolve(self.shared.secrets, name)
     }
 
     /// The `traceparent` header this run sends on outbound requests, when
@@ -884,10 +869,8 @@ pub(crate) mod testing {
                     stub_unavailable: false,
                     policy: None,
                     metrics: AtomicMetrics::default(),
-                    #[cfg(feature = "llm")]
-                    intel: crate::intel::Intel::default(),
-                    #[cfg(feature = "mcp")]
-                    mcp: crate::mcp::Mcp::default(),
+                    llm: None,
+                    mcp: None,
                     secrets: &[],
                     traceparent: None,
                     idempotency_keys: false,

@@ -168,14 +168,14 @@ fn refused(err: Error) -> RunReport {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __agentd_require_contract {
-    (1, $workflow:literal) => {};
+    (2, $workflow:literal) => {};
     ($other:literal, $workflow:literal) => {
         ::core::compile_error!(::core::concat!(
             "workflow `",
             $workflow,
             "`: agentd! generates code for codegen contract ",
             ::core::stringify!($other),
-            ", but this agentd-runtime implements contract 1; ",
+            ", but this agentd-runtime implements contract 2; ",
             "use agentd-macros and agentd-runtime of the same release"
         ));
     };

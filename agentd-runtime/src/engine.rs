@@ -24,6 +24,7 @@ use serde_json::Value;
 use crate::checkpoint::{self, Approval, CheckpointError, Checkpoints, RunLock, RunPoint};
 use crate::context::{AtomicMetrics, Cx, Frame, PolicyMode, PolicyRef, Shared, Step};
 use crate::error::Error;
+use crate::workflow::Ext;
 use crate::graph::{GraphId, GraphMeta, Kind, NodeIdx, NodeMeta, RetryOn, Source, StartMeta};
 use crate::outcome::{Outcome, RunReport, StepKind, Trace, TraceEntry};
 #[cfg(doc)]
@@ -114,10 +115,11 @@ pub struct Engine<'w> {
     /// The caller drops a completed run's `final_value` when the run carries
     /// an HTTP reply ([`Engine::reply_only`]).
     reply_only: bool,
-    #[cfg(feature = "llm")]
-    intel: crate::intel::Intel,
-    #[cfg(feature = "mcp")]
-    mcp: crate::mcp::Mcp,
+    /// The LLM subsystem's state for every run (backends, token budget):
+    /// built by the workflow's [`crate::workflow::Hooks::llm`], or lent by the caller.
+    llm: Option<Ext>,
+    /// The MCP subsystem's state for every run (the named servers).
+    mcp: Option<Ext>,
 }
 
 impl<'w> Engine<'w> {
@@ -129,37 +131,30 @@ impl<'w> Engine<'w> {
             def,
             options,
             reply_only: false,
-            // No backends yet; the budget is the workflow's own.
-            #[cfg(feature = "llm")]
-            intel: crate::intel::Intel::new(
-                crate::intel::Backends::new(),
-                crate::intel::TokenBudget::new(def.max_llm_tokens),
-            ),
-            // The baked servers, each started on its first call.
-            #[cfg(feature = "mcp")]
-            mcp: crate::mcp::Mcp::from_defs(
-                def.mcp_servers,
-                &crate::mcp::McpOptions::with_secrets(
-                    def.secrets,
-                    crate::mcp::DEFAULT_CALL_TIMEOUT,
-                ),
-            ),
+            // The subsystems' own defaults: no LLM backends yet and the
+            // workflow's token budget; the baked MCP servers, each started on
+            // its first call.
+            llm: def.hooks.llm.map(|build| build(def)),
+            mcp: def.hooks.mcp.map(|build| build(def)),
         }
     }
 
-    /// Use `intel` (LLM backends and token budget) for every run.
-    #[cfg(feature = "llm")]
+    /// Use `state` as the LLM subsystem's state (backends and token budget)
+    /// for every run. The runtime facade's `with_intel` calls this; the core
+    /// never looks inside (ARCHITECTURE.md, "The core and the facade").
+    #[doc(hidden)]
     #[must_use]
-    pub fn with_intel(mut self, intel: crate::intel::Intel) -> Self {
-        self.intel = intel;
+    pub fn with_llm_state(mut self, state: Ext) -> Self {
+        self.llm = Some(state);
         self
     }
 
-    /// Use `mcp` (the named MCP servers) for every run.
-    #[cfg(feature = "mcp")]
+    /// Use `state` as the MCP subsystem's state (the named servers) for every
+    /// run (the facade's `with_mcp`).
+    #[doc(hidden)]
     #[must_use]
-    pub fn with_mcp(mut self, mcp: crate::mcp::Mcp) -> Self {
-        self.mcp = mcp;
+    pub fn with_mcp_state(mut self, state: Ext) -> Self {
+        self.mcp = Some(state);
         self
     }
 
@@ -395,9 +390,7 @@ impl<'w> Engine<'w> {
             stub_unavailable: self.options.stub_unavailable,
             policy,
             metrics: AtomicMetrics::default(),
-            #[cfg(feature = "llm")]
-            intel: self.intel.clone(),
-            #[cfg(feature = "mcp")]
+            llm: self.llm.clone(),
             mcp: self.mcp.clone(),
             secrets: self.def.secrets,
             traceparent,

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::intel::WithIntel as _;
+#[cfg(feature = "mcp")]
+use crate::mcp::WithMcp as _;
 use crate::PolicyMode;
 use crate::engine::{Engine, RunOptions, Trigger};
 use crate::graph::Source;

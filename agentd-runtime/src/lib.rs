@@ -71,6 +71,8 @@ pub mod oauth;
 pub mod obs;
 pub mod outcome;
 pub mod policy;
+#[cfg(feature = "rego")]
+pub mod rego;
 #[cfg(feature = "policy-file")]
 pub mod policy_file;
 pub mod sandbox;
@@ -97,8 +99,26 @@ pub use graph::{
 };
 pub use outcome::{HttpResponse, Metrics, Outcome, RunReport, StepKind, Trace, TraceEntry};
 pub use policy::Policy;
+pub use secrets::SecretsExt;
 pub use template::{Seg, Template};
-pub use workflow::{DynWorkflow, Workflow, WorkflowDef};
+pub use workflow::{DynWorkflow, Hooks, Workflow, WorkflowDef};
+#[cfg(feature = "llm")]
+pub use intel::{IntelExt, WithIntel};
+#[cfg(feature = "mcp")]
+pub use mcp::{McpExt, WithMcp};
+
+/// What this runtime's compiled features lend the core (see [`Hooks`]):
+/// generated code names it as its `Workflow::HOOKS`.
+pub static HOOKS: Hooks = Hooks {
+    #[cfg(feature = "llm")]
+    llm: Some(intel::engine_state),
+    #[cfg(not(feature = "llm"))]
+    llm: None,
+    #[cfg(feature = "mcp")]
+    mcp: Some(mcp::engine_state),
+    #[cfg(not(feature = "mcp"))]
+    mcp: None,
+};
 
 /// `agentd!("workflows/x.toml")`: compile a workflow into this crate (see
 /// `docs/embedding.md`). Behind the `macros` feature, so binaries built by

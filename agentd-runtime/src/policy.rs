@@ -333,7 +333,7 @@ impl Policy {
         };
         // Without the interpreter nothing is built for the input: every binary
         // has these gates, and most never carry Rego.
-        if !cfg!(feature = "rego") {
+        if !rego.cache.has_interpreter() {
             return Decision::Deny(format!(
                 "{tool} denied: the policy has [policy.rego] but this binary was built \
                  without Rego support"

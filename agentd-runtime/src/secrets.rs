@@ -215,6 +215,26 @@ impl SecretError {
     }
 }
 
+/// `cx.secret(name)` for node functions: the secret resolved now through the
+/// run's `[[secrets]]` ([`crate::Workflow::SECRETS`] of the top-level
+/// workflow), then the process environment, at the last moment. A trait
+/// because the run's context lives in the feature-free core and secret
+/// sources in this crate (ARCHITECTURE.md, "The core and the facade").
+pub trait SecretsExt {
+    /// The secret `name`.
+    ///
+    /// # Errors
+    ///
+    /// As [`resolve`]: the error names the secret, never a value.
+    fn secret(&self, name: &str) -> Result<Secret, SecretError>;
+}
+
+impl SecretsExt for crate::Cx<'_> {
+    fn secret(&self, name: &str) -> Result<Secret, SecretError> {
+        resolve(self.secrets(), name)
+    }
+}
+
 /// Resolve `name`: the `[[secrets]]` entry of that name in `defs`, else the
 /// process environment variable `name` (unset or blank is an error).
 ///

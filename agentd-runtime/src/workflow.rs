@@ -9,16 +9,12 @@
 //! and no imports from the subsystems, so every subsystem can depend on
 //! this layer and this layer on none of them.
 
-#[cfg(feature = "serve")]
 pub mod auth;
 pub mod budget;
-#[cfg(feature = "llm")]
 pub mod intel;
 pub mod logging;
-#[cfg(feature = "mcp")]
 pub mod mcp;
 pub mod secrets;
-#[cfg(feature = "serve")]
 pub mod serve;
 
 /// `[sandbox] mode`. It lives in the sandbox planner, which the compiler
@@ -75,27 +71,28 @@ pub trait Workflow: Sync + Sized + 'static {
     const SECRETS: &'static [secrets::SecretDef] = &[];
 
     /// The top-level workflow's `[[intelligence.backends]]`.
-    #[cfg(feature = "llm")]
     const BACKENDS: &'static [intel::BackendDef] = &[];
 
     /// The top-level workflow's `[[http_routes]]` and long-lived
     /// `[[triggers]]` (serve mode; see [`crate::serve`]).
-    #[cfg(feature = "serve")]
     const SERVE: &'static serve::ServeDef = &serve::ServeDef::EMPTY;
 
     /// The top-level workflow's `[[mcp_servers]]` (child workflows' are
     /// never applied, docs/dialect.md §11).
-    #[cfg(feature = "mcp")]
     const MCP_SERVERS: &'static [mcp::McpServerDef] = &[];
 
     /// The top-level workflow's `[auth.*]` bindings, checked per route by
     /// [`crate::serve::auth::authorize`].
-    #[cfg(feature = "serve")]
     const AUTH: &'static auth::AuthDefs = &auth::AuthDefs::EMPTY;
 
     /// The top-level workflow's `[server.tls]`; `None` serves plaintext.
-    #[cfg(feature = "tls")]
     const TLS: Option<&'static auth::TlsDef> = None;
+
+    /// What the runtime's feature subsystems lend this workflow's engine
+    /// (see [`Hooks`]). Generated code names the runtime's own table,
+    /// `agentd_runtime::HOOKS`, which holds what the compiled features give;
+    /// a workflow wired by hand without LLM or MCP nodes can keep the default.
+    const HOOKS: &'static Hooks = &Hooks::NONE;
 
     /// Run node `node` of graph `g`: a generated `match` over `(g.0, node.0)`
     /// calling the node function with the node's baked config.
@@ -128,16 +125,12 @@ pub trait Workflow: Sync + Sized + 'static {
         sandbox: Self::SANDBOX,
         sandbox_plan: Self::SANDBOX_PLAN,
         secrets: Self::SECRETS,
-        #[cfg(feature = "llm")]
         backends: Self::BACKENDS,
-        #[cfg(feature = "serve")]
         serve: Self::SERVE,
-        #[cfg(feature = "mcp")]
         mcp_servers: Self::MCP_SERVERS,
-        #[cfg(feature = "serve")]
         auth: Self::AUTH,
-        #[cfg(feature = "tls")]
         tls: Self::TLS,
+        hooks: Self::HOOKS,
     };
 }
 
@@ -158,16 +151,42 @@ pub struct WorkflowDef {
     pub sandbox: SandboxMode,
     pub sandbox_plan: Option<&'static crate::sandbox::plan::BakedPlan>,
     pub secrets: &'static [secrets::SecretDef],
-    #[cfg(feature = "llm")]
     pub backends: &'static [intel::BackendDef],
-    #[cfg(feature = "serve")]
     pub serve: &'static serve::ServeDef,
-    #[cfg(feature = "mcp")]
     pub mcp_servers: &'static [mcp::McpServerDef],
-    #[cfg(feature = "serve")]
     pub auth: &'static auth::AuthDefs,
-    #[cfg(feature = "tls")]
     pub tls: Option<&'static auth::TlsDef>,
+    pub hooks: &'static Hooks,
+}
+
+/// A feature subsystem's per-engine state, opaque to the core: the runtime
+/// facade's `intel::Intel` or `mcp::Mcp`, shared by every run of an engine
+/// (and cloned, as an `Arc`, into each).
+pub type Ext = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
+/// What the runtime's feature subsystems lend the core (ARCHITECTURE.md, "The
+/// core and the facade"). The core (`agentd-core`) is compiled once, without
+/// features, so it cannot name the subsystems' types; the facade
+/// (`agentd-runtime`, compiled per feature set) fills this table with what
+/// its features compiled in (`agentd_runtime::HOOKS`), and generated code
+/// hands it over as [`Workflow::HOOKS`]. An empty slot means the subsystem is
+/// not compiled in: the workflow has no node that needs it.
+#[derive(Debug)]
+pub struct Hooks {
+    /// Builds an engine's LLM state (no backends yet, the workflow's
+    /// `[budget].max_llm_tokens`) when [`crate::Engine::new`] makes one.
+    pub llm: Option<fn(&'static WorkflowDef) -> Ext>,
+    /// Builds an engine's MCP state (the baked `[[mcp_servers]]`, each
+    /// started on its first call).
+    pub mcp: Option<fn(&'static WorkflowDef) -> Ext>,
+}
+
+impl Hooks {
+    /// No subsystem: a workflow of the always-compiled node families.
+    pub const NONE: Hooks = Hooks {
+        llm: None,
+        mcp: None,
+    };
 }
 
 /// A [`Workflow`] as the runtime holds it: a trait object, so the engine

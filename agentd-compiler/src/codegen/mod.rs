@@ -183,6 +183,8 @@ pub fn tokens(ir: &ProgramIr, root: &WorkflowDoc, opts: &CodegenOptions) -> Toke
             #secret_consts
             #mcp_consts
             #sandbox_consts
+            /// What the runtime's compiled features lend the engine (LLM and MCP state).
+            const HOOKS: &'static ::agentd_runtime::Hooks = &::agentd_runtime::HOOKS;
 
             fn exec(
                 &self,
@@ -547,7 +549,7 @@ pub fn policy_value(p: &PolicyManifest, rego: Option<&RegoIr>) -> TokenStream {
                 data: #cow(#data),
                 query: #cow(#query),
                 v0: #v0,
-                cache: #pol::RegoCache::new(),
+                cache: #pol::RegoCache::with(::agentd_runtime::rego::compile),
             }),)
         }
         None => {

@@ -256,6 +256,48 @@ impl Intel {
     }
 }
 
+/// The engine's LLM state for `def` before any backend is wired: no
+/// backends, the workflow's `[budget].max_llm_tokens` ([`crate::HOOKS`]'s
+/// `llm` slot, called by `Engine::new`).
+pub(crate) fn engine_state(def: &'static crate::WorkflowDef) -> crate::workflow::Ext {
+    Arc::new(Intel::new(
+        Backends::new(),
+        TokenBudget::new(def.max_llm_tokens),
+    ))
+}
+
+/// A run's [`Intel`]: the `intel()` of a node's [`crate::Cx`] and the
+/// `with_intel` of an [`crate::Engine`]. The engine and the context live in
+/// the feature-free core, which holds this state without naming its type
+/// (ARCHITECTURE.md, "The core and the facade").
+pub trait IntelExt {
+    /// The run's LLM backends and token budget (none, and no budget, when
+    /// the engine was built without them: a workflow wired by hand).
+    fn intel(&self) -> &Intel;
+}
+
+impl IntelExt for crate::Cx<'_> {
+    fn intel(&self) -> &Intel {
+        static NONE: std::sync::OnceLock<Intel> = std::sync::OnceLock::new();
+        self.llm_state()
+            .and_then(|s| s.downcast_ref::<Intel>())
+            .unwrap_or_else(|| NONE.get_or_init(Intel::default))
+    }
+}
+
+/// Wiring an engine's LLM backends: see [`IntelExt`].
+pub trait WithIntel {
+    /// Use `intel` (LLM backends and token budget) for every run.
+    #[must_use]
+    fn with_intel(self, intel: Intel) -> Self;
+}
+
+impl WithIntel for crate::Engine<'_> {
+    fn with_intel(self, intel: Intel) -> Self {
+        self.with_llm_state(Arc::new(intel))
+    }
+}
+
 /// Resolves an `api_key_env` secret name to the key at call time; `Err`
 /// says why it cannot (never containing a value). A closure rather than a
 /// `fn`, so the CLI (not generic over the workflow) can hand it the

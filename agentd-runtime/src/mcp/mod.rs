@@ -41,6 +41,46 @@ pub use crate::workflow::mcp::{HeaderPart, McpOAuthDef, McpServerDef, McpTokenAu
 pub use allow::{Access, Allowlists, ServerEntry};
 pub use registry::{Mcp, McpOptions, SecretResolver, url_env_var, url_overrides};
 
+/// The engine's MCP state for `def`: the baked servers, each started on its
+/// first call ([`crate::HOOKS`]'s `mcp` slot, called by `Engine::new`).
+pub(crate) fn engine_state(def: &'static crate::WorkflowDef) -> crate::workflow::Ext {
+    Arc::new(Mcp::from_defs(
+        def.mcp_servers,
+        &McpOptions::with_secrets(def.secrets, DEFAULT_CALL_TIMEOUT),
+    ))
+}
+
+/// A run's [`Mcp`]: the `mcp()` of a node's [`crate::Cx`]. The context lives
+/// in the feature-free core, which holds this state without naming its type
+/// (ARCHITECTURE.md, "The core and the facade").
+pub trait McpExt {
+    /// The run's MCP servers (none when the engine was built without them: a
+    /// workflow wired by hand).
+    fn mcp(&self) -> &Mcp;
+}
+
+impl McpExt for crate::Cx<'_> {
+    fn mcp(&self) -> &Mcp {
+        static NONE: std::sync::OnceLock<Mcp> = std::sync::OnceLock::new();
+        self.mcp_state()
+            .and_then(|s| s.downcast_ref::<Mcp>())
+            .unwrap_or_else(|| NONE.get_or_init(Mcp::default))
+    }
+}
+
+/// Wiring an engine's MCP servers: see [`McpExt`].
+pub trait WithMcp {
+    /// Use `mcp` (the named MCP servers) for every run.
+    #[must_use]
+    fn with_mcp(self, mcp: Mcp) -> Self;
+}
+
+impl WithMcp for crate::Engine<'_> {
+    fn with_mcp(self, mcp: Mcp) -> Self {
+        self.with_mcp_state(Arc::new(mcp))
+    }
+}
+
 mod allow;
 #[cfg(feature = "mcp-http")]
 pub mod http;

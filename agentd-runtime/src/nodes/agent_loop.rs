@@ -28,6 +28,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
+use crate::intel::IntelExt as _;
 use crate::context::{AtomicMetrics, Cx, Step};
 use crate::error::Error;
 use crate::graph::CtxPath;

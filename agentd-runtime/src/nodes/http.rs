@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use ureq::http;
 
+use crate::secrets::SecretsExt as _;
 use crate::context::{Cx, Step};
 use crate::error::Error;
 use crate::graph::CtxPath;

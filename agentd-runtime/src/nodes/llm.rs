@@ -9,6 +9,7 @@
 
 use serde_json::{Value, json};
 
+use crate::intel::IntelExt as _;
 use crate::context::{AtomicMetrics, Cx, Step};
 use crate::error::Error;
 use crate::graph::CtxPath;

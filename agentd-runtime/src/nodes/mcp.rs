@@ -11,6 +11,7 @@
 
 use serde_json::{Value, json};
 
+use crate::mcp::McpExt as _;
 use crate::context::{Cx, Step};
 use crate::error::Error;
 use crate::graph::CtxPath;

@@ -127,6 +127,7 @@ fn read_rego(text: &str, value: &DeValue<'_>, span: Range<usize>) -> Result<Rego
         origin: Cow::Borrowed("inline"),
         data: Cow::Borrowed("{}"),
         query: Cow::Borrowed(DEFAULT_QUERY),
+        cache: interpreter(),
         ..RegoPolicy::default()
     };
     let mut inline = None;
@@ -189,6 +190,19 @@ fn read_rego(text: &str, value: &DeValue<'_>, span: Range<usize>) -> Result<Rego
     compile_rego(rego).map_err(|e| located(text, span.start, e))
 }
 
+/// A cache holding this binary's Rego interpreter (none without feature `rego`:
+/// such a binary refuses an override with `[policy.rego]` before this).
+fn interpreter() -> RegoCache {
+    #[cfg(feature = "rego")]
+    {
+        RegoCache::with(crate::rego::compile)
+    }
+    #[cfg(not(feature = "rego"))]
+    {
+        RegoCache::new()
+    }
+}
+
 /// Compile `rego` as Rego v1, else as v0 (dialect 1's syntax), as the compiler
 /// does for a workflow's `[policy.rego]`.
 fn compile_rego(mut rego: RegoPolicy) -> Result<RegoPolicy, String> {
@@ -197,7 +211,7 @@ fn compile_rego(mut rego: RegoPolicy) -> Result<RegoPolicy, String> {
         Err(e) => e,
     };
     rego.v0 = true;
-    rego.cache = RegoCache::new();
+    rego.cache = interpreter();
     if rego.compile().is_ok() {
         return Ok(rego);
     }

@@ -408,10 +408,12 @@ pub(crate) struct State {
     /// runs are durable by default and orphans are taken over.
     pub(crate) fleet_runs: bool,
     pub(crate) reloader: Arc<crate::serve::reload::Reloader>,
-    #[cfg(feature = "llm")]
-    pub(crate) intel: Option<crate::intel::Intel>,
     #[cfg(feature = "mcp")]
     pub(crate) mcp: Option<crate::mcp::Mcp>,
+    /// The LLM backends (`ServeHooks::intel`) and `mcp` and `mcp` as every run's engine holds them, made once
+    /// (`Engine::with_llm_state`, `with_mcp_state`).
+    pub(crate) engine_llm: Option<crate::workflow::Ext>,
+    pub(crate) engine_mcp: Option<crate::workflow::Ext>,
     pub(crate) read_timeout: Duration,
     /// Bytes of unauthenticated bodies in flight (HMAC routes).
     pub(crate) preauth: Arc<PreAuthBudget>,
@@ -462,17 +464,13 @@ impl State {
         // A reloaded `--policy` file applies from the next run on.
         options.policy = self.reloader.policy_mode();
         options.checkpoint_each_node = each_node;
-        let engine = Engine::new(self.workflow, options);
-        #[cfg(feature = "llm")]
-        let engine = match &self.intel {
-            Some(intel) => engine.with_intel(intel.clone()),
-            None => engine,
-        };
-        #[cfg(feature = "mcp")]
-        let engine = match &self.mcp {
-            Some(mcp) => engine.with_mcp(mcp.clone()),
-            None => engine,
-        };
+        let mut engine = Engine::new(self.workflow, options);
+        if let Some(state) = &self.engine_llm {
+            engine = engine.with_llm_state(Arc::clone(state));
+        }
+        if let Some(state) = &self.engine_mcp {
+            engine = engine.with_mcp_state(Arc::clone(state));
+        }
         engine
     }
 

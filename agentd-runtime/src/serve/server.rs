@@ -126,10 +126,24 @@ pub(crate) fn start(
             .as_deref()
             .is_some_and(crate::checkpoint::Checkpoints::shared),
         reloader: Arc::clone(&reloader),
-        #[cfg(feature = "llm")]
-        intel: config.hooks.intel.clone(),
         #[cfg(feature = "mcp")]
         mcp: config.hooks.mcp.clone(),
+        #[cfg(feature = "llm")]
+        engine_llm: config
+            .hooks
+            .intel
+            .clone()
+            .map(|i| Arc::new(i) as crate::workflow::Ext),
+        #[cfg(not(feature = "llm"))]
+        engine_llm: None,
+        #[cfg(feature = "mcp")]
+        engine_mcp: config
+            .hooks
+            .mcp
+            .clone()
+            .map(|m| Arc::new(m) as crate::workflow::Ext),
+        #[cfg(not(feature = "mcp"))]
+        engine_mcp: None,
         read_timeout: config.read_timeout,
         preauth: Arc::new(crate::serve::PreAuthBudget::new(config.max_preauth_bytes)),
     });

@@ -33,9 +33,7 @@ pub struct BasicDef {
 pub struct AuthDefs {
     pub bearer: &'static [BearerDef],
     pub basic: &'static [BasicDef],
-    #[cfg(feature = "auth-hmac")]
     pub hmac: &'static [HmacDef],
-    #[cfg(feature = "auth-oidc")]
     pub oidc: &'static [OidcDef],
 }
 
@@ -44,15 +42,12 @@ impl AuthDefs {
     pub const EMPTY: AuthDefs = AuthDefs {
         bearer: &[],
         basic: &[],
-        #[cfg(feature = "auth-hmac")]
         hmac: &[],
-        #[cfg(feature = "auth-oidc")]
         oidc: &[],
     };
 }
 
 /// `[auth.hmac.NAME]`, with the compiler's defaults applied.
-#[cfg(feature = "auth-hmac")]
 #[derive(Debug)]
 pub struct HmacDef {
     /// The binding name (`NAME`).
@@ -71,7 +66,6 @@ pub struct HmacDef {
     pub tolerance_secs: u64,
 }
 
-#[cfg(feature = "auth-hmac")]
 impl HmacDef {
     pub const DEFAULT_HEADER: &'static str = "X-Agent-Signature";
     pub const DEFAULT_PREFIX: &'static str = "sha256=";
@@ -79,7 +73,6 @@ impl HmacDef {
 }
 
 /// Where a binding's key set comes from.
-#[cfg(feature = "auth-oidc")]
 #[derive(Debug, Clone, Copy)]
 pub enum JwksSource {
     /// `jwks_json`: baked into the binary.
@@ -90,7 +83,6 @@ pub enum JwksSource {
 }
 
 /// `[auth.oidc.NAME]`, with the compiler's defaults applied.
-#[cfg(feature = "auth-oidc")]
 #[derive(Debug)]
 pub struct OidcDef {
     pub name: &'static str,
@@ -107,7 +99,6 @@ pub struct OidcDef {
 }
 
 /// `[server.tls]`, baked by the compiler ([`crate::Workflow::TLS`]).
-#[cfg(feature = "tls")]
 #[derive(Debug)]
 pub struct TlsDef {
     /// PEM chain, leaf first. Relative paths are relative to the working directory.
@@ -119,7 +110,6 @@ pub struct TlsDef {
 }
 
 /// `[server.tls.client_auth]`.
-#[cfg(feature = "tls")]
 #[derive(Debug)]
 pub struct ClientAuthDef {
     pub mode: ClientCertMode,
@@ -128,7 +118,6 @@ pub struct ClientAuthDef {
 }
 
 /// Whether a client certificate must be presented.
-#[cfg(feature = "tls")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientCertMode {
     /// No certificate, no handshake.
