@@ -69,6 +69,8 @@ pub mod nodes;
 #[cfg(feature = "oauth")]
 pub mod oauth;
 pub mod obs;
+#[cfg(feature = "otel")]
+mod otel;
 pub mod outcome;
 pub mod policy;
 #[cfg(feature = "rego")]

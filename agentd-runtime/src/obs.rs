@@ -36,8 +36,7 @@
 mod config;
 pub mod filter;
 pub mod format;
-#[cfg(feature = "otel")]
-mod otel;
+pub mod export;
 pub mod redact;
 pub mod sink;
 pub(crate) mod spans;
@@ -58,7 +57,6 @@ pub use sink::file_sinks;
 /// Send the spans still queued for OTLP export and wait for them (bounded);
 /// a no-op without `[logging.otel]`. The binary calls it before it exits.
 pub fn flush() {
-    #[cfg(feature = "otel")]
     if let Some(exporter) = subscriber::current().and_then(|l| l.otel.clone()) {
         exporter.flush();
     }

@@ -50,7 +50,11 @@ pub(super) fn logging(
     for note in &settings.notes {
         let _ = writeln!(stderr, "agentd: {note}");
     }
-    obs::install(&settings).map_err(StartError::LogInstall)
+    #[cfg(feature = "otel")]
+    let otel: Option<obs::export::StartExporter> = Some(crate::otel::start);
+    #[cfg(not(feature = "otel"))]
+    let otel = None;
+    obs::install(&settings, otel).map_err(StartError::LogInstall)
 }
 
 /// Largest `--intel-http-bearer-file`: a token, not a document.

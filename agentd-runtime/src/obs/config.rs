@@ -206,8 +206,13 @@ pub fn resolve(inputs: &Inputs, baked: &LogConfig) -> Result<Settings, LogError>
 ///
 /// # Errors
 ///
-/// [`LogError::Setup`] when a log or audit file cannot be opened.
-pub fn install(settings: &Settings) -> Result<(), LogError> {
+/// [`LogError::Setup`] when a log or audit file cannot be opened, or the
+/// `[logging.otel]` exporter cannot start (or `otel` is `None`: a binary
+/// built without it).
+pub fn install(
+    settings: &Settings,
+    otel: Option<super::export::StartExporter>,
+) -> Result<(), LogError> {
     let main = if settings.enabled {
         Some(MainLog {
             filter: settings.filter.clone(),
@@ -232,23 +237,17 @@ pub fn install(settings: &Settings) -> Result<(), LogError> {
     if (main.is_none() && audit.is_none() && settings.otel.is_none()) || cfg!(test) {
         return Ok(());
     }
-    #[cfg(feature = "otel")]
-    let otel = match &settings.otel {
-        Some(config) => Some(super::otel::Exporter::start(config).map_err(LogError::Setup)?),
-        None => None,
+    let otel = match (&settings.otel, otel) {
+        (Some(config), Some(start)) => Some(start(config).map_err(LogError::Setup)?),
+        (Some(_), None) => {
+            return Err(LogError::Setup(
+                "[logging.otel] is set, but this binary was built without the `otel` feature"
+                    .into(),
+            ));
+        }
+        (None, _) => None,
     };
-    #[cfg(not(feature = "otel"))]
-    if settings.otel.is_some() {
-        return Err(LogError::Setup(
-            "[logging.otel] is set, but this binary was built without the `otel` feature".into(),
-        ));
-    }
-    subscriber::install(Logger {
-        main,
-        audit,
-        #[cfg(feature = "otel")]
-        otel,
-    });
+    subscriber::install(Logger { main, audit, otel });
     Ok(())
 }
 

@@ -55,8 +55,7 @@ pub struct Logger {
     /// `None` without `[logging.audit]`.
     pub(crate) audit: Option<AuditLog>,
     /// The OTLP exporter, with `[logging.otel]`.
-    #[cfg(feature = "otel")]
-    pub(crate) otel: Option<Arc<super::otel::Exporter>>,
+    pub(crate) otel: Option<Arc<dyn super::export::SpanExporter>>,
 }
 
 impl Logger {
@@ -78,19 +77,10 @@ impl Logger {
     /// Whether spans of this callsite are exported (all of the runtime's,
     /// whatever the main log's level).
     fn exports(&self, meta: &Metadata<'_>) -> bool {
-        #[cfg(feature = "otel")]
-        {
-            self.otel.is_some() && meta.is_span() && meta.target().starts_with("agentd")
-        }
-        #[cfg(not(feature = "otel"))]
-        {
-            let _ = meta;
-            false
-        }
+        self.otel.is_some() && meta.is_span() && meta.target().starts_with("agentd")
     }
 
     fn max_level(&self) -> LevelFilter {
-        #[cfg(feature = "otel")]
         if self.otel.is_some() {
             // Exported spans are info or debug.
             return LevelFilter::TRACE;
@@ -247,8 +237,7 @@ struct SpanRec {
     parent: Option<u64>,
     refs: usize,
     /// Its identity and start, when it is exported.
-    #[cfg(feature = "otel")]
-    export: Option<(super::otel::SpanIds, SystemTime)>,
+    export: Option<(super::export::SpanIds, SystemTime)>,
 }
 
 /// Live spans by id. A `Vec` searched linearly: a run has a handful of live
@@ -303,7 +292,6 @@ fn span_chain(parent: Option<u64>) -> Vec<SpanView> {
 /// A root span that recorded an inbound trace (`http.request`'s `trace_id`
 /// and `parent_id`) continues it: same trace, the caller's span as remote
 /// parent, sampling decided again on that trace id.
-#[cfg(feature = "otel")]
 fn continue_remote_trace(rec: &mut SpanRec, subscriber: &ObsSubscriber) {
     use serde_json::Value;
     if rec.parent.is_some() {
@@ -319,13 +307,13 @@ fn continue_remote_trace(rec: &mut SpanRec, subscriber: &ObsSubscriber) {
     let Some((ids, _)) = rec.export.as_mut() else {
         return;
     };
-    if let Some(trace_id) = trace.and_then(|t| super::otel::from_hex::<16>(&t)) {
+    if let Some(trace_id) = trace.and_then(|t| super::export::from_hex::<16>(&t)) {
         ids.trace_id = trace_id;
         if let Some(exporter) = subscriber.logger().and_then(|l| l.otel.clone()) {
             ids.sampled = exporter.samples(&trace_id);
         }
     }
-    if let Some(parent) = parent.and_then(|t| super::otel::from_hex::<8>(&t)) {
+    if let Some(parent) = parent.and_then(|t| super::export::from_hex::<8>(&t)) {
         ids.parent = Some(parent);
         ids.remote_parent = true;
     }
@@ -454,7 +442,6 @@ impl Subscriber for ObsSubscriber {
         let mut fields = Vec::new();
         attrs.record(&mut Collect(&mut fields));
         let mut list = spans();
-        #[cfg(feature = "otel")]
         let export = self
             .logger()
             .and_then(|l| l.otel.clone())
@@ -464,15 +451,15 @@ impl Subscriber for ObsSubscriber {
                     .and_then(|p| find(&mut list, p))
                     .and_then(|rec| rec.export.map(|(ids, _)| ids));
                 let ids = match parent_ids {
-                    Some(p) => super::otel::SpanIds {
-                        span_id: super::otel::new_span_id(),
+                    Some(p) => super::export::SpanIds {
+                        span_id: super::export::new_span_id(),
                         parent: Some(p.span_id),
                         remote_parent: false,
                         ..p
                     },
                     None => {
-                        let (trace_id, span_id) = super::otel::new_ids();
-                        super::otel::SpanIds {
+                        let (trace_id, span_id) = super::export::new_ids();
+                        super::export::SpanIds {
                             trace_id,
                             span_id,
                             parent: None,
@@ -490,7 +477,6 @@ impl Subscriber for ObsSubscriber {
                 fields,
                 parent,
                 refs: 1,
-                #[cfg(feature = "otel")]
                 export,
             },
         ));
@@ -500,7 +486,6 @@ impl Subscriber for ObsSubscriber {
     fn record(&self, span: &Id, values: &Record<'_>) {
         if let Some(rec) = find(&mut spans(), span.into_u64()) {
             values.record(&mut Collect(&mut rec.fields));
-            #[cfg(feature = "otel")]
             continue_remote_trace(rec, self);
         }
     }
@@ -553,14 +538,11 @@ impl Subscriber for ObsSubscriber {
         if rec.refs == 0 {
             let (_, rec) = list.swap_remove(pos);
             drop(list);
-            #[cfg(feature = "otel")]
             if let (Some((ids, start)), Some(exporter)) =
                 (rec.export, self.logger().and_then(|l| l.otel.clone()))
             {
                 exporter.finish(rec.meta.name(), ids, &rec.fields, start, SystemTime::now());
             }
-            #[cfg(not(feature = "otel"))]
-            drop(rec);
             true
         } else {
             false

@@ -72,7 +72,6 @@ fn logger(
             sink: sink(&dir.path("audit/audit.jsonl")),
             redact: Redactor::new(audit_extra, true),
         }),
-        #[cfg(feature = "otel")]
         otel: None,
     }
 }
@@ -287,7 +286,6 @@ fn a_completed_visit_reports_its_latency_and_a_logged_run_is_not_quiet() {
     let silent = Logger {
         main: None,
         audit: None,
-        #[cfg(feature = "otel")]
         otel: None,
     };
     with_logger(silent, || {

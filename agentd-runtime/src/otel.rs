@@ -1,5 +1,6 @@
 //! OTLP/gRPC export of the runtime's spans (`[logging.otel]`, feature
-//! `otel`; docs/dialect.md §12.4).
+//! `otel`; docs/dialect.md §12.4), behind the core's
+//! [`SpanExporter`](crate::obs::export::SpanExporter).
 //!
 //! Owns the exporter thread and the translation of a finished span of our
 //! subscriber into OTLP span data. The subscriber gives every span a trace
@@ -30,8 +31,9 @@ use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
 
-use super::OtelConfig;
-use super::format::{Fields, Val};
+use crate::obs::OtelConfig;
+use crate::obs::export::{SpanExporter, SpanIds};
+use crate::obs::format::{Fields, Val};
 
 /// Most spans sent in one export call.
 const BATCH: usize = 512;
@@ -43,17 +45,6 @@ const QUEUE: usize = 4096;
 const FLUSH_WAIT: Duration = Duration::from_secs(5);
 /// Longest one export call may take.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The identity an open span carries for export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct SpanIds {
-    pub(crate) trace_id: [u8; 16],
-    pub(crate) span_id: [u8; 8],
-    /// The parent's span id (ours, or the caller's when `remote_parent`).
-    pub(crate) parent: Option<[u8; 8]>,
-    pub(crate) remote_parent: bool,
-    pub(crate) sampled: bool,
-}
 
 enum Msg {
     Span(Box<SpanData>),
@@ -150,6 +141,37 @@ impl Exporter {
                 serde_json::json!({"reason": format!("{dropped} span(s) dropped: the export queue was full")}),
             );
         }
+    }
+}
+
+/// Start the exporter of `config`: the `otel` hook that `obs::install` calls
+/// (the core's [`StartExporter`](crate::obs::export::StartExporter)).
+///
+/// # Errors
+///
+/// The thread, its runtime or the gRPC client cannot be set up.
+pub(crate) fn start(config: &OtelConfig) -> Result<Arc<dyn SpanExporter>, String> {
+    Exporter::start(config).map(|e| e as Arc<dyn SpanExporter>)
+}
+
+impl SpanExporter for Exporter {
+    fn samples(&self, trace_id: &[u8; 16]) -> bool {
+        Exporter::samples(self, trace_id)
+    }
+
+    fn finish(
+        &self,
+        name: &'static str,
+        ids: SpanIds,
+        fields: &Fields,
+        start: SystemTime,
+        end: SystemTime,
+    ) {
+        Exporter::finish(self, name, ids, fields, start, end);
+    }
+
+    fn flush(&self) {
+        Exporter::flush(self);
     }
 }
 
@@ -367,37 +389,6 @@ fn attribute(key: &str, value: &Val) -> Option<KeyValue> {
     })
 }
 
-/// Fresh random-looking ids (not secrets): the clock, the process and a
-/// counter through splitmix64, as `traceparent` span ids are made.
-pub(crate) fn new_ids() -> ([u8; 16], [u8; 8]) {
-    let a = crate::traceparent::random_u64();
-    let b = crate::traceparent::random_u64();
-    let c = crate::traceparent::random_u64();
-    let mut trace = [0_u8; 16];
-    trace[..8].copy_from_slice(&a.to_be_bytes());
-    trace[8..].copy_from_slice(&b.to_be_bytes());
-    (trace, c.to_be_bytes())
-}
-
-/// A fresh span id.
-pub(crate) fn new_span_id() -> [u8; 8] {
-    crate::traceparent::random_u64().to_be_bytes()
-}
-
-/// Hex text (`trace_id`, `parent_id` fields) as bytes; `None` unless it is
-/// exactly `N` bytes of hex.
-pub(crate) fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != N * 2 {
-        return None;
-    }
-    let mut out = [0_u8; N];
-    for (i, pair) in text.as_bytes().chunks(2).enumerate() {
-        let s = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(s, 16).ok()?;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,13 +413,6 @@ mod tests {
         let half = exporter(0.5);
         assert!(half.samples(&low(1 << 62)));
         assert!(!half.samples(&low(3 << 62)));
-    }
-
-    #[test]
-    fn hex_ids_parse_only_at_their_length() {
-        assert_eq!(from_hex::<2>("0aff"), Some([0x0a, 0xff]));
-        assert_eq!(from_hex::<2>("0af"), None);
-        assert_eq!(from_hex::<2>("zzzz"), None);
     }
 
     #[test]
