@@ -56,14 +56,14 @@ pub use error::StartError;
 pub use flags::Matches;
 use flags::Parsed;
 
-#[cfg(feature = "llm")]
-use crate::intel::WithIntel as _;
-#[cfg(feature = "mcp")]
-use crate::mcp::WithMcp as _;
 use crate::checkpoint::Checkpoints;
 use crate::context::PolicyMode;
 use crate::engine::{Engine, RunOptions, Trigger};
 use crate::graph::Source;
+#[cfg(feature = "llm")]
+use crate::intel::WithIntel as _;
+#[cfg(feature = "mcp")]
+use crate::mcp::WithMcp as _;
 use crate::outcome::{Outcome, RunReport};
 use crate::policy::Policy;
 use crate::workflow::{DynWorkflow, WorkflowDef};

@@ -24,9 +24,9 @@ use serde_json::Value;
 use crate::checkpoint::{self, Approval, CheckpointError, Checkpoints, RunLock, RunPoint};
 use crate::context::{AtomicMetrics, Cx, Frame, PolicyMode, PolicyRef, Shared, Step};
 use crate::error::Error;
-use crate::workflow::Ext;
 use crate::graph::{GraphId, GraphMeta, Kind, NodeIdx, NodeMeta, RetryOn, Source, StartMeta};
 use crate::outcome::{Outcome, RunReport, StepKind, Trace, TraceEntry};
+use crate::workflow::Ext;
 #[cfg(doc)]
 use crate::workflow::Workflow;
 use crate::workflow::{DynWorkflow, WorkflowDef};

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::intel::WithIntel as _;
-#[cfg(feature = "mcp")]
-use crate::mcp::WithMcp as _;
 use crate::PolicyMode;
 use crate::engine::{Engine, RunOptions, Trigger};
 use crate::graph::Source;
+use crate::intel::WithIntel as _;
+#[cfg(feature = "mcp")]
+use crate::mcp::WithMcp as _;
 use crate::outcome::{Outcome, RunReport};
 use crate::policy::Policy;
 use crate::workflow::DynWorkflow;

@@ -73,10 +73,10 @@ pub mod obs;
 mod otel;
 pub mod outcome;
 pub mod policy;
-#[cfg(feature = "rego")]
-pub mod rego;
 #[cfg(feature = "policy-file")]
 pub mod policy_file;
+#[cfg(feature = "rego")]
+pub mod rego;
 pub mod sandbox;
 pub mod secrets;
 #[cfg(feature = "serve")]
@@ -99,15 +99,15 @@ pub use graph::{
     BuildInfo, CtxPath, EdgeMeta, GraphId, GraphMeta, Kind, NodeIdx, NodeMeta, Retry, RetryOn,
     Slot, Source, SourceFile, StartMeta,
 };
+#[cfg(feature = "llm")]
+pub use intel::{IntelExt, WithIntel};
+#[cfg(feature = "mcp")]
+pub use mcp::{McpExt, WithMcp};
 pub use outcome::{HttpResponse, Metrics, Outcome, RunReport, StepKind, Trace, TraceEntry};
 pub use policy::Policy;
 pub use secrets::SecretsExt;
 pub use template::{Seg, Template};
 pub use workflow::{DynWorkflow, Hooks, Workflow, WorkflowDef};
-#[cfg(feature = "llm")]
-pub use intel::{IntelExt, WithIntel};
-#[cfg(feature = "mcp")]
-pub use mcp::{McpExt, WithMcp};
 
 /// What this runtime's compiled features lend the core (see [`Hooks`]):
 /// generated code names it as its `Workflow::HOOKS`.

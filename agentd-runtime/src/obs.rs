@@ -34,9 +34,9 @@
 //! failing log write never fails a run.
 
 mod config;
+pub mod export;
 pub mod filter;
 pub mod format;
-pub mod export;
 pub mod redact;
 pub mod sink;
 pub(crate) mod spans;

@@ -28,10 +28,10 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
-use crate::intel::IntelExt as _;
 use crate::context::{AtomicMetrics, Cx, Step};
 use crate::error::Error;
 use crate::graph::CtxPath;
+use crate::intel::IntelExt as _;
 use crate::intel::{ChatMessage, ChatRequest};
 
 /// The logical model every loop request names (no `max_tokens` is sent).

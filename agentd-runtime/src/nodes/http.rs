@@ -34,11 +34,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use ureq::http;
 
-use crate::secrets::SecretsExt as _;
 use crate::context::{Cx, Step};
 use crate::error::Error;
 use crate::graph::CtxPath;
 use crate::policy::Decision;
+use crate::secrets::SecretsExt as _;
 pub(crate) use crate::tls_roots::Roots;
 
 /// Largest request body sent (1 MiB); a larger one is a hard error.

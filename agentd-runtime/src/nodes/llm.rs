@@ -9,10 +9,10 @@
 
 use serde_json::{Value, json};
 
-use crate::intel::IntelExt as _;
 use crate::context::{AtomicMetrics, Cx, Step};
 use crate::error::Error;
 use crate::graph::CtxPath;
+use crate::intel::IntelExt as _;
 use crate::intel::{ChatMessage, ChatReply, ChatRequest};
 use crate::template::Template;
 

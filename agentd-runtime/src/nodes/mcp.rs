@@ -11,10 +11,10 @@
 
 use serde_json::{Value, json};
 
-use crate::mcp::McpExt as _;
 use crate::context::{Cx, Step};
 use crate::error::Error;
 use crate::graph::CtxPath;
+use crate::mcp::McpExt as _;
 use crate::mcp::{Access, ServerEntry};
 
 /// `call_mcp_tool` config.

@@ -612,7 +612,10 @@ fn an_llm_schema_repair_is_an_audit_event() {
     let mut backends = Backends::new();
     backends.insert("default", mock);
     let mut run = TestRun::new(json!({}));
-    run.shared.llm = Some(std::sync::Arc::new(Intel::new(backends, TokenBudget::new(None))));
+    run.shared.llm = Some(std::sync::Arc::new(Intel::new(
+        backends,
+        TokenBudget::new(None),
+    )));
     let node = LlmInfer {
         backend: "default",
         prompt: Template(&PROMPT),

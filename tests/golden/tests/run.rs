@@ -7,7 +7,7 @@ use agentd_golden::{
     approval_gate, data_pipeline, hello, incident_agent, llm_classifier, map_child, map_fanout,
     order_api, status_report, webhook_receiver,
 };
-use agentd_runtime::{Engine, RunOptions, Trigger, Workflow};
+use agentd_runtime::{Engine, RunOptions, Trigger, WithIntel as _, Workflow};
 use serde_json::{Value, json};
 
 /// The run's outcome as the CLI would print it, or `{"error": ...}` for a hard error.

@@ -43,7 +43,10 @@ fn run_with(replies: Vec<ChatReply>, run_cap: Option<u64>) -> (TestRun, Arc<Mock
     let mut backends = Backends::new();
     backends.insert("default", mock.clone());
     let mut run = TestRun::new(json!({"task": "summarise the log"}));
-    run.shared.llm = Some(std::sync::Arc::new(Intel::new(backends, TokenBudget::new(run_cap))));
+    run.shared.llm = Some(std::sync::Arc::new(Intel::new(
+        backends,
+        TokenBudget::new(run_cap),
+    )));
     (run, mock)
 }
 
@@ -124,7 +127,14 @@ fn a_final_answer_wrapped_in_prose_and_fences_ends_the_loop() {
     assert_eq!(reqs[0].messages[1], ChatMessage::user("summarise the log"));
     let m = run.shared.metrics.snapshot();
     assert_eq!((m.llm_calls, m.llm_tokens), (1, 37));
-    assert_eq!(run.shared.llm.as_ref().and_then(|s| s.downcast_ref::<crate::intel::Intel>()).map_or(0, |i| i.budget.used()), 37);
+    assert_eq!(
+        run.shared
+            .llm
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<crate::intel::Intel>())
+            .map_or(0, |i| i.budget.used()),
+        37
+    );
 }
 
 #[test]
@@ -265,7 +275,13 @@ fn the_node_token_cap_takes_the_exhausted_branch() {
 fn the_run_token_budget_takes_the_exhausted_branch() {
     let tool = r#"{"action":"tool","tool":"read_file","args":{"path":"/nonexistent/x"}}"#;
     let (mut run, mock) = run_with(vec![reply(tool, 30, 30); 5], Some(100));
-    run.shared.llm.as_ref().and_then(|s| s.downcast_ref::<crate::intel::Intel>()).expect("the run's Intel").budget.add(50);
+    run.shared
+        .llm
+        .as_ref()
+        .and_then(|s| s.downcast_ref::<crate::intel::Intel>())
+        .expect("the run's Intel")
+        .budget
+        .add(50);
     let (value, branch) = parts(go(&mut run, cfg(&READ_ONLY, 10, None)));
     assert_eq!(branch.as_deref(), Some("exhausted"));
     assert_eq!(value["reason"], json!("run token budget exhausted"));
@@ -366,7 +382,10 @@ fn transport_failures_are_hard_errors() {
     let mut backends = Backends::new();
     backends.insert("default", mock);
     let mut run = TestRun::new(json!({"task": "x"}));
-    run.shared.llm = Some(std::sync::Arc::new(Intel::new(backends, TokenBudget::new(None))));
+    run.shared.llm = Some(std::sync::Arc::new(Intel::new(
+        backends,
+        TokenBudget::new(None),
+    )));
     assert_eq!(
         go(&mut run, cfg(&READ_ONLY, 4, None))
             .err()
@@ -548,7 +567,10 @@ fn hostile_transport_replies_are_clear_intelligence_errors() {
         )),
     );
     let mut run = TestRun::new(json!({"task": "x"}));
-    run.shared.llm = Some(std::sync::Arc::new(Intel::new(backends, TokenBudget::new(None))));
+    run.shared.llm = Some(std::sync::Arc::new(Intel::new(
+        backends,
+        TokenBudget::new(None),
+    )));
     let mut errors = Vec::new();
     for _ in 0..3 {
         errors.push(

@@ -41,7 +41,10 @@ fn run_with(replies: Vec<ChatReply>, cap: Option<u64>) -> (TestRun, Arc<MockBack
     let mut backends = Backends::new();
     backends.insert("default", mock.clone());
     let mut run = TestRun::new(json!({"text": "hello"}));
-    run.shared.llm = Some(std::sync::Arc::new(Intel::new(backends, TokenBudget::new(cap))));
+    run.shared.llm = Some(std::sync::Arc::new(Intel::new(
+        backends,
+        TokenBudget::new(cap),
+    )));
     (run, mock)
 }
 
@@ -66,7 +69,14 @@ fn no_schema_returns_text_and_usage_and_bills_metrics() {
     );
     let m = run.shared.metrics.snapshot();
     assert_eq!((m.llm_calls, m.llm_tokens), (1, 12));
-    assert_eq!(run.shared.llm.as_ref().and_then(|s| s.downcast_ref::<crate::intel::Intel>()).map_or(0, |i| i.budget.used()), 12);
+    assert_eq!(
+        run.shared
+            .llm
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<crate::intel::Intel>())
+            .map_or(0, |i| i.budget.used()),
+        12
+    );
     let reqs = mock.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].model, "fast");

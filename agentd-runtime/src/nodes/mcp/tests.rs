@@ -41,7 +41,10 @@ fn run_with(
         })
         .collect();
     let mut run = TestRun::new(json!({"q": {"text": "rust"}, "uri": "mem://a", "n": 1}));
-    run.shared.mcp = Some(std::sync::Arc::new(Mcp::new(servers, Duration::from_secs(5))));
+    run.shared.mcp = Some(std::sync::Arc::new(Mcp::new(
+        servers,
+        Duration::from_secs(5),
+    )));
     (run, mock)
 }
 
