@@ -726,4 +726,6 @@ mod serve;
 mod wire;
 
 #[cfg(test)]
+mod log_flags_tests;
+#[cfg(test)]
 mod tests;

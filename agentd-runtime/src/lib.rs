@@ -49,30 +49,27 @@
 //! `workflows/`) and `agentd-runtime/tests/hand_wired.rs` (a workflow wired by
 //! hand against the same items).
 
-pub mod budget;
+// The feature-free core, re-exported under the names generated code and
+// embedders use (ARCHITECTURE.md, "The core and the facade").
+pub use agentd_core::{
+    budget, clock, context, engine, error, graph, limits, obs, outcome, policy, template,
+    traceparent, workflow,
+};
+
 pub mod checkpoint;
 pub mod cli;
-mod clock;
-pub mod context;
 pub mod embed;
-pub mod engine;
-pub mod error;
-pub mod graph;
 #[cfg(feature = "harness")]
 pub mod harness;
 #[cfg(feature = "llm")]
 pub mod intel;
-pub mod limits;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 pub mod nodes;
 #[cfg(feature = "oauth")]
 pub mod oauth;
-pub mod obs;
 #[cfg(feature = "otel")]
 mod otel;
-pub mod outcome;
-pub mod policy;
 #[cfg(feature = "policy-file")]
 pub mod policy_file;
 #[cfg(feature = "rego")]
@@ -81,7 +78,6 @@ pub mod sandbox;
 pub mod secrets;
 #[cfg(feature = "serve")]
 pub mod serve;
-pub mod template;
 #[cfg(any(
     feature = "http",
     feature = "llm-remote",
@@ -89,8 +85,6 @@ pub mod template;
     feature = "mcp-http"
 ))]
 pub mod tls_roots;
-pub mod traceparent;
-pub mod workflow;
 
 pub use context::{Cx, PolicyMode, Step};
 pub use engine::{Engine, RunOptions, Trigger};

@@ -22,7 +22,7 @@ use crate::workflow::WorkflowDef;
 
 #[cfg(all(feature = "sandbox", target_os = "linux"))]
 mod linux;
-pub mod plan;
+pub use agentd_core::sandbox::plan;
 #[cfg(all(feature = "sandbox", target_os = "linux"))]
 mod syscalls;
 

@@ -1,6 +1,6 @@
 //! The sandbox section: maps a workflow's `[policy]`, `[sandbox]` and the
 //! features it compiles in to the inputs of the runtime's own planner
-//! (`agentd-runtime/src/sandbox/plan.rs`, included below), for the plan
+//! (`agentd-core/src/sandbox/plan.rs`, included below), for the plan
 //! `agentd build` bakes into the binary (`Workflow::SANDBOX_PLAN`) and the
 //! one `agentd check --explain-sandbox` shows.
 //!
@@ -12,7 +12,7 @@ use crate::load::Program;
 use crate::model::{SandboxMode, SecretSource};
 
 /// The runtime's planner, shared source.
-#[path = "../../../../agentd-runtime/src/sandbox/plan.rs"]
+#[path = "../../../../agentd-core/src/sandbox/plan.rs"]
 #[allow(dead_code)]
 pub mod plan;
 

@@ -393,7 +393,7 @@ fn a_policy_denial_happens_before_any_connection() {
     let mut run = TestRun::new(json!({ "url": url }));
     assert_eq!(
         err_text(loop_tool(
-            &run.with_policy_cx(http_policy(&["*"], &["GET"])),
+            &with_policy_cx(&mut run, http_policy(&["*"], &["GET"])),
             &json!({"method": "delete", "url": url}),
             webpki
         )),
@@ -673,12 +673,10 @@ fn loop_http_sends_method_url_and_body_and_returns_the_output() {
     );
 }
 
-impl TestRun {
-    /// A context with `policy` in force (keeps the run's other state).
-    fn with_policy_cx(&mut self, policy: Policy) -> Cx<'_> {
-        self.shared.policy = Some(crate::context::PolicyRef::Owned(Arc::new(policy)));
-        self.cx()
-    }
+/// A context of `run` with `policy` in force (keeps the run's other state).
+fn with_policy_cx(run: &mut TestRun, policy: Policy) -> Cx<'_> {
+    run.shared.policy = Some(crate::context::PolicyRef::Owned(Arc::new(policy)));
+    run.cx()
 }
 
 #[test]

@@ -288,3 +288,57 @@ mod schema {
         assert!(e.contains("decision"), "{e}");
     }
 }
+
+/// Each schema repair of `llm_infer` is the audit event
+/// `llm_infer.repair{node, attempt, reason}` (docs/operations.md "Logging and audit").
+#[test]
+fn an_llm_schema_repair_is_an_audit_event() {
+    use std::collections::VecDeque;
+
+    use agentd_core::obs::testing::{Scratch, json_lines, logger, with_logger};
+    use serde_json::Value;
+
+    use crate::context::testing::{TestRun, path};
+    use crate::obs::LogFormat;
+    use crate::intel::mock::MockBackend;
+    use crate::intel::{Backends, ChatReply, Intel, TokenBudget};
+    use crate::nodes::llm::{LlmInfer, OutputSchema, llm_infer};
+    use crate::template::{Seg, Template};
+
+    static PROMPT: [Seg; 1] = [Seg::Lit("Decide.")];
+    let reply = |content: &str| ChatReply {
+        content: content.into(),
+        prompt_tokens: 1,
+        completion_tokens: 1,
+    };
+    let mock = Arc::new(MockBackend::from_replies(
+        VecDeque::from(vec![reply("not json"), reply("{\"ok\": true}")]),
+        None,
+    ));
+    let mut backends = Backends::new();
+    backends.insert("default", mock);
+    let mut run = TestRun::new(json!({}));
+    run.shared.llm = Some(std::sync::Arc::new(Intel::new(
+        backends,
+        TokenBudget::new(None),
+    )));
+    let node = LlmInfer {
+        backend: "default",
+        prompt: Template(&PROMPT),
+        input_from: Some(path("trigger")),
+        output_schema: OutputSchema::JsonOnly,
+        output_repairs: 1,
+    };
+    let dir = Scratch::new();
+    with_logger(logger(&dir, "off", LogFormat::Text, &[]), || {
+        assert!(llm_infer(&mut run.cx(), &node).is_ok());
+    });
+    let audit = json_lines(&dir.path("audit/audit.jsonl"));
+    let repairs: Vec<&Value> = audit
+        .iter()
+        .filter(|l| l["fields"]["event"] == "llm_infer.repair")
+        .collect();
+    assert_eq!(repairs.len(), 1, "{audit:#?}");
+    assert_eq!(repairs[0]["fields"]["node"], "me");
+    assert_eq!(repairs[0]["fields"]["attempt"], 1);
+}

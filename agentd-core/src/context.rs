@@ -76,20 +76,20 @@ pub enum PolicyMode {
 
 /// Counters shared by every walk and thread of one run.
 #[derive(Debug, Default)]
-pub(crate) struct AtomicMetrics {
-    pub(crate) node_executions: AtomicU64,
-    pub(crate) node_failures: AtomicU64,
-    pub(crate) policy_denials: AtomicU64,
-    pub(crate) llm_calls: AtomicU64,
-    pub(crate) llm_tokens: AtomicU64,
+pub struct AtomicMetrics {
+    pub node_executions: AtomicU64,
+    pub node_failures: AtomicU64,
+    pub policy_denials: AtomicU64,
+    pub llm_calls: AtomicU64,
+    pub llm_tokens: AtomicU64,
 }
 
 impl AtomicMetrics {
-    pub(crate) fn bump(counter: &AtomicU64) {
+    pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> Metrics {
+    pub fn snapshot(&self) -> Metrics {
         Metrics {
             node_executions: self.node_executions.load(Ordering::Relaxed),
             node_failures: self.node_failures.load(Ordering::Relaxed),
@@ -103,37 +103,37 @@ impl AtomicMetrics {
 /// Per-run state, shared (read-only or atomic) by the top-level walk and
 /// every child walk, including the threads of `parallel` and `map`.
 #[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) execution_id: String,
-    pub(crate) dry_run: bool,
-    pub(crate) stub_unavailable: bool,
+pub struct Shared {
+    pub execution_id: String,
+    pub dry_run: bool,
+    pub stub_unavailable: bool,
     /// `None` = allow-all.
-    pub(crate) policy: Option<PolicyRef>,
-    pub(crate) metrics: AtomicMetrics,
+    pub policy: Option<PolicyRef>,
+    pub metrics: AtomicMetrics,
     /// The LLM subsystem's state (backends and the token budget), if the
     /// workflow has one.
-    pub(crate) llm: Option<crate::workflow::Ext>,
+    pub llm: Option<crate::workflow::Ext>,
     /// The MCP subsystem's state (the named servers), if the workflow has one.
-    pub(crate) mcp: Option<crate::workflow::Ext>,
+    pub mcp: Option<crate::workflow::Ext>,
     /// The top-level workflow's `[[secrets]]` (definitions, never values).
-    pub(crate) secrets: &'static [crate::workflow::secrets::SecretDef],
+    pub secrets: &'static [crate::workflow::secrets::SecretDef],
     /// The outbound `traceparent` of this run (`None` when the trigger
     /// carried no valid inbound one).
-    pub(crate) traceparent: Option<String>,
+    pub traceparent: Option<String>,
     /// Send `Idempotency-Key` on the top-level walk's `http_request`s: the
     /// run may be re-run from a checkpoint by another replica.
-    pub(crate) idempotency_keys: bool,
+    pub idempotency_keys: bool,
     /// A completed run carrying an HTTP reply has its `final_value` dropped
     /// unread (serve mode without a trace; `Engine::reply_only`).
-    pub(crate) final_value_unread: bool,
+    pub final_value_unread: bool,
     /// `[budget].max_fs_write_mb` and the process-wide byte counter (read by
     /// `write_file`).
-    pub(crate) fs_write: crate::budget::FsWriteLimit,
+    pub fs_write: crate::budget::FsWriteLimit,
 }
 
 /// A borrowed-or-shared policy, so a baked `static` needs no allocation.
 #[derive(Clone, Debug)]
-pub(crate) enum PolicyRef {
+pub enum PolicyRef {
     Baked(&'static Policy),
     Owned(Arc<Policy>),
 }
@@ -149,18 +149,18 @@ impl PolicyRef {
 
 /// Per-walk state: one graph's context, fresh for every child walk.
 #[derive(Debug)]
-pub(crate) struct Frame {
-    pub(crate) graph: &'static GraphMeta,
-    pub(crate) graph_id: GraphId,
+pub struct Frame {
+    pub graph: &'static GraphMeta,
+    pub graph_id: GraphId,
     /// Each node's output and visit count, by slot: one allocation for
     /// both.
-    pub(crate) nodes: Vec<NodeState>,
+    pub nodes: Vec<NodeState>,
     /// The `trigger` entry: flattened from `raw_input` on demand, or a node
     /// named `trigger`'s output.
-    pub(crate) trigger: TriggerEntry,
+    pub trigger: TriggerEntry,
     /// The trigger input as given, without `kind` (respond / call default).
     /// A served request's principal is kept apart, in `principal`.
-    pub(crate) raw_input: Value,
+    pub raw_input: Value,
     /// The principal a served request's input carries (serve mode, top-level
     /// walk): the input seen by the run is [`merge_principal`] of
     /// `raw_input` and it, read in place by trigger paths and built (once)
@@ -171,24 +171,24 @@ pub(crate) struct Frame {
     /// `raw_input` with `principal` merged, once built.
     merged_input: OnceCell<Value>,
     /// The last `respond` reply of this walk.
-    pub(crate) reply: Option<HttpResponse>,
-    pub(crate) deadline: Instant,
+    pub reply: Option<HttpResponse>,
+    pub deadline: Instant,
     /// 0 for the top-level walk; children of a walk at depth d run at d+1.
-    pub(crate) depth: u32,
+    pub depth: u32,
 }
 
 /// One node's state in a walk ([`Frame::nodes`], by slot).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct NodeState {
+pub struct NodeState {
     /// The node's output; `None` until the node has produced output.
-    pub(crate) output: Option<Value>,
+    pub output: Option<Value>,
     /// Times the node has started in this walk, restored from a checkpoint
     /// on resume: the visit number of `http_request`'s `Idempotency-Key`.
-    pub(crate) visits: u32,
+    pub visits: u32,
 }
 
 impl Frame {
-    pub(crate) fn new(
+    pub fn new(
         graph: &'static GraphMeta,
         graph_id: GraphId,
         kind: Source,
@@ -216,7 +216,7 @@ impl Frame {
     /// This walk's input carries `principal` (a served request's, see
     /// [`merge_principal`]), merged on demand. In place: the frame is a few
     /// hundred bytes, and a by-value builder moved it twice per run.
-    pub(crate) fn with_principal(&mut self, principal: Cow<'static, Value>) {
+    pub fn with_principal(&mut self, principal: Cow<'static, Value>) {
         if matches!(self.raw_input, Value::Object(_) | Value::Null) {
             self.principal = Some(principal);
         }
@@ -224,7 +224,7 @@ impl Frame {
 
     /// The input as the run sees it: the trigger input, with the principal
     /// of a served request merged in (built on the first call).
-    pub(crate) fn input(&self) -> &Value {
+    pub fn input(&self) -> &Value {
         match &self.principal {
             None => &self.raw_input,
             Some(principal) => self.merged_input.get_or_init(|| {
@@ -235,7 +235,7 @@ impl Frame {
 
     /// [`Frame::input`], merged in place (the input moved, not copied) when
     /// the frame can be borrowed mutably.
-    pub(crate) fn settle_input(&mut self) -> &Value {
+    pub fn settle_input(&mut self) -> &Value {
         if let Some(principal) = self.principal.take() {
             self.raw_input = match self.merged_input.take() {
                 Some(merged) => merged,
@@ -248,7 +248,7 @@ impl Frame {
     }
 
     /// A copy of [`Frame::input`], made with one copy of the input.
-    pub(crate) fn input_cloned(&self) -> Value {
+    pub fn input_cloned(&self) -> Value {
         match (&self.principal, self.merged_input.get()) {
             (None, _) => self.raw_input.clone(),
             (Some(_), Some(merged)) => merged.clone(),
@@ -261,7 +261,7 @@ impl Frame {
     /// `template` rendered over [`Frame::input`] (`respond`'s default data),
     /// reading a served request's principal in place: the merged input is
     /// built only for a key naming all of it.
-    pub(crate) fn render_input(&self, template: &crate::template::Template) -> String {
+    pub fn render_input(&self, template: &crate::template::Template) -> String {
         let Some(principal) = self.principal.as_deref() else {
             return template.render(&self.raw_input);
         };
@@ -285,7 +285,7 @@ impl Frame {
     }
 
     /// Count a start of the node in `slot`; its visit number (1 for the first).
-    pub(crate) fn visit(&mut self, slot: Slot) -> u32 {
+    pub fn visit(&mut self, slot: Slot) -> u32 {
         match self.visit_cell(slot) {
             Some(cell) => {
                 *cell = cell.saturating_add(1);
@@ -296,7 +296,7 @@ impl Frame {
     }
 
     /// How many times the node in `slot` has started.
-    pub(crate) fn visits_of(&self, slot: Slot) -> u32 {
+    pub fn visits_of(&self, slot: Slot) -> u32 {
         match slot {
             Slot::Node(i) => usize::try_from(i)
                 .ok()
@@ -307,7 +307,7 @@ impl Frame {
     }
 
     /// Restore the visit count of the node in `slot` (resume).
-    pub(crate) fn set_visits(&mut self, slot: Slot, visits: u32) {
+    pub fn set_visits(&mut self, slot: Slot, visits: u32) {
         if let Some(cell) = self.visit_cell(slot) {
             *cell = visits;
         }
@@ -323,7 +323,7 @@ impl Frame {
         }
     }
 
-    pub(crate) fn resolve(&self, path: &CtxPath) -> Option<&Value> {
+    pub fn resolve(&self, path: &CtxPath) -> Option<&Value> {
         let (mut cur, rest) = match path.root {
             Slot::Trigger => match (&self.trigger, path.rest) {
                 (TriggerEntry::Stored(value), rest) => (value, rest),
@@ -350,7 +350,7 @@ impl Frame {
     /// The whole `trigger` entry: [`flatten_trigger`] of the input, built on
     /// the first call (a checkpoint, a path naming all of `trigger`), or a
     /// node named `trigger`'s output.
-    pub(crate) fn trigger_value(&self) -> &Value {
+    pub fn trigger_value(&self) -> &Value {
         match &self.trigger {
             TriggerEntry::Flat { kind, whole } => {
                 whole.get_or_init(|| flatten_trigger(*kind, self.input()))
@@ -359,7 +359,7 @@ impl Frame {
         }
     }
 
-    pub(crate) fn store(&mut self, slot: Slot, value: Value) {
+    pub fn store(&mut self, slot: Slot, value: Value) {
         match slot {
             Slot::Trigger => self.trigger = TriggerEntry::Stored(value),
             Slot::Node(i) => {
@@ -408,7 +408,7 @@ impl Drop for Frame {
 
 /// A walk's `trigger` context entry.
 #[derive(Debug)]
-pub(crate) enum TriggerEntry {
+pub enum TriggerEntry {
     /// `{"kind": <kind>, ...input}` of [`flatten_trigger`], with the input
     /// in [`Frame::raw_input`]: a path into it reads the input in place, and
     /// the whole value is built (once) only when something needs all of it.
@@ -535,13 +535,13 @@ pub fn flatten_trigger(kind: Source, input: &Value) -> Value {
 /// and passes it to the node function.
 #[derive(Debug)]
 pub struct Cx<'r> {
-    pub(crate) shared: &'r Shared,
-    pub(crate) frame: &'r mut Frame,
-    pub(crate) node: &'static NodeMeta,
+    pub shared: &'r Shared,
+    pub frame: &'r mut Frame,
+    pub node: &'static NodeMeta,
     /// This node has no unconditional out-edge, runs in the top-level walk,
     /// and the run's caller drops the final value of a run with an HTTP
     /// reply: see [`Cx::reply_makes_output_unread`].
-    pub(crate) ends_reply_run: bool,
+    pub ends_reply_run: bool,
 }
 
 impl Cx<'_> {
@@ -629,18 +629,18 @@ impl Cx<'_> {
 
     /// [`Cx::raw_input`], with a served request's principal merged in place
     /// (no copy of the input).
-    pub(crate) fn settle_raw_input(&mut self) -> &Value {
+    pub fn settle_raw_input(&mut self) -> &Value {
         self.frame.settle_input()
     }
 
     /// A copy of [`Cx::raw_input`] (a child's default input).
-    pub(crate) fn raw_input_cloned(&self) -> Value {
+    pub fn raw_input_cloned(&self) -> Value {
         self.frame.input_cloned()
     }
 
     /// `template` rendered over [`Cx::raw_input`] (`respond`'s default
     /// body), reading a served request's principal where it is.
-    pub(crate) fn render_raw_input(&self, template: &crate::template::Template) -> String {
+    pub fn render_raw_input(&self, template: &crate::template::Template) -> String {
         self.frame.render_input(template)
     }
 
@@ -746,7 +746,7 @@ impl Cx<'_> {
     /// reply alone (serve mode; no trace recorded, no child walk). `respond`
     /// then outputs `null` instead of building its summary object.
     #[must_use]
-    pub(crate) fn reply_makes_output_unread(&self) -> bool {
+    pub fn reply_makes_output_unread(&self) -> bool {
         self.ends_reply_run
     }
 
@@ -756,7 +756,7 @@ impl Cx<'_> {
     }
 
     /// Whether kinds that are not compiled in should answer with a stub.
-    pub(crate) fn stub_unavailable(&self) -> bool {
+    pub fn stub_unavailable(&self) -> bool {
         self.shared.stub_unavailable
     }
 }
@@ -805,20 +805,20 @@ pub fn type_name(value: &Value) -> &'static str {
 }
 
 /// Test scaffolding: a one-graph run context without an engine.
-#[cfg(test)]
-pub(crate) mod testing {
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
     use super::*;
     use crate::graph::{EdgeMeta, StartMeta};
     use std::time::Duration;
 
     /// Node ids of the test graph, in slot order.
-    pub(crate) const IDS: [&str; 4] = ["a", "b", "c", "me"];
+    pub const IDS: [&str; 4] = ["a", "b", "c", "me"];
 
     static NODES: [NodeMeta; 4] = [node("a", 0), node("b", 1), node("c", 2), node("me", 3)];
     static NO_EDGES: [&[EdgeMeta]; 4] = [&[], &[], &[], &[]];
     static STARTS: [StartMeta; 0] = [];
 
-    pub(crate) static GRAPH: GraphMeta = GraphMeta {
+    pub static GRAPH: GraphMeta = GraphMeta {
         name: "test",
         starts: &STARTS,
         nodes: &NODES,
@@ -836,7 +836,7 @@ pub(crate) mod testing {
     }
 
     /// A path into the test graph: `"trigger..."` or `"<id>..."`.
-    pub(crate) fn path(text: &'static str) -> CtxPath {
+    pub fn path(text: &'static str) -> CtxPath {
         let mut parts = text.split('.');
         let head = parts.next().unwrap_or_default();
         let root = if head == "trigger" {
@@ -855,13 +855,13 @@ pub(crate) mod testing {
         }
     }
 
-    pub(crate) struct TestRun {
-        pub(crate) shared: Shared,
-        pub(crate) frame: Frame,
+    pub struct TestRun {
+        pub shared: Shared,
+        pub frame: Frame,
     }
 
     impl TestRun {
-        pub(crate) fn new(input: Value) -> Self {
+        pub fn new(input: Value) -> Self {
             Self {
                 shared: Shared {
                     execution_id: "exec-test".into(),
@@ -889,18 +889,18 @@ pub(crate) mod testing {
         }
 
         // Used by the fs/env node tests.
-        pub(crate) fn dry(mut self) -> Self {
+        pub fn dry(mut self) -> Self {
             self.shared.dry_run = true;
             self
         }
 
-        pub(crate) fn with_policy(mut self, policy: Policy) -> Self {
+        pub fn with_policy(mut self, policy: Policy) -> Self {
             self.shared.policy = Some(PolicyRef::Owned(Arc::new(policy)));
             self
         }
 
         /// Set node `id`'s output.
-        pub(crate) fn set(mut self, id: &str, value: Value) -> Self {
+        pub fn set(mut self, id: &str, value: Value) -> Self {
             if let Some(i) = IDS.iter().position(|x| *x == id) {
                 self.frame.nodes[i].output = Some(value);
             }
@@ -908,7 +908,7 @@ pub(crate) mod testing {
         }
 
         /// A context for the node `me`.
-        pub(crate) fn cx(&mut self) -> Cx<'_> {
+        pub fn cx(&mut self) -> Cx<'_> {
             Cx {
                 shared: &self.shared,
                 frame: &mut self.frame,

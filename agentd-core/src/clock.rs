@@ -10,7 +10,7 @@
 /// 1970).
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-pub(crate) fn nanos(id: libc::clockid_t) -> Option<u64> {
+pub fn nanos(id: libc::clockid_t) -> Option<u64> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

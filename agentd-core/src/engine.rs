@@ -33,7 +33,7 @@ use crate::workflow::{DynWorkflow, WorkflowDef};
 
 mod walk;
 
-pub(crate) use walk::run_child;
+pub use walk::run_child;
 use walk::{run_top, walk};
 
 /// Node visits allowed in one walk before the run errors (docs/dialect.md §8.3).
@@ -164,8 +164,7 @@ impl<'w> Engine<'w> {
     /// building its output (docs/performance.md, "Issue 19 round 4"). The
     /// outcome's `final_value` is `null` in exactly those runs.
     #[must_use]
-    #[cfg_attr(not(feature = "serve"), allow(dead_code))] // serve mode's alone
-    pub(crate) fn reply_only(mut self) -> Self {
+    pub fn reply_only(mut self) -> Self {
         self.reply_only = true;
         self
     }
@@ -197,7 +196,7 @@ impl<'w> Engine<'w> {
     /// as the run begins (serve mode times its run metrics from the same
     /// reading): the run's deadline, its `elapsed_ms` and, unless something
     /// was logged before the walk, the walk's start count from it.
-    pub(crate) fn run_as(
+    pub fn run_as(
         &self,
         start: &str,
         mut trigger: Trigger,

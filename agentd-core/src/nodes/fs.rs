@@ -117,8 +117,7 @@ fn too_big() -> std::io::Error {
 /// # Errors
 ///
 /// A missing or non-string `path` (`Tool`), and whatever the node fails with.
-#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "the agent_loop tool"))]
-pub(crate) fn loop_read_file(cx: &Cx<'_>, args: &Value) -> Result<Value, Error> {
+pub fn loop_read_file(cx: &Cx<'_>, args: &Value) -> Result<Value, Error> {
     read_path(cx, loop_str(READ, args, "path")?)
 }
 
@@ -130,15 +129,13 @@ pub(crate) fn loop_read_file(cx: &Cx<'_>, args: &Value) -> Result<Value, Error> 
 ///
 /// A missing or non-string argument (`Tool`), and whatever the node fails
 /// with.
-#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "the agent_loop tool"))]
-pub(crate) fn loop_write_file(cx: &Cx<'_>, args: &Value) -> Result<Value, Error> {
+pub fn loop_write_file(cx: &Cx<'_>, args: &Value) -> Result<Value, Error> {
     let path = loop_str(WRITE, args, "path")?;
     cx.check_fs(WRITE, FsOp::Write, path)?;
     let content = loop_str(WRITE, args, "content")?;
     write_text(cx, path, content.to_owned())
 }
 
-#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "the agent_loop tool"))]
 fn loop_str<'a>(tool: &'static str, args: &'a Value, key: &str) -> Result<&'a str, Error> {
     args.get(key)
         .and_then(Value::as_str)

@@ -90,7 +90,7 @@ impl Template {
 
     /// The renderer over a lookup of its own: `lookup` answers a key's
     /// segments (empty ones included) with a value or a miss.
-    pub(crate) fn render_with<'v>(&self, lookup: impl Fn(&[&str]) -> Option<&'v Value>) -> String {
+    pub fn render_with<'v>(&self, lookup: impl Fn(&[&str]) -> Option<&'v Value>) -> String {
         // A template without placeholders (a fixed `respond` body, say) is
         // its text: nothing to look up, one exact allocation.
         if let [Seg::Lit(text)] = self.0 {
@@ -161,7 +161,7 @@ pub fn walk_relative<'v>(data: &'v Value, path: &[&str]) -> Option<&'v Value> {
 
 /// One step of a path walk: an object member, or an array element by
 /// `usize` index (Rust's parse: `"01"` and `"+1"` are accepted).
-pub(crate) fn step_into<'v>(cur: &'v Value, seg: &str) -> Option<&'v Value> {
+pub fn step_into<'v>(cur: &'v Value, seg: &str) -> Option<&'v Value> {
     match cur {
         Value::Object(map) => map.get(seg),
         Value::Array(items) => items.get(seg.parse::<usize>().ok()?),

@@ -36,7 +36,7 @@ use crate::graph::{Kind, NodeMeta, Retry};
 use crate::outcome::Outcome;
 
 /// A top-level run in progress.
-pub(crate) struct RunObs {
+pub struct RunObs {
     span: EnteredSpan,
     started: Instant,
     /// `workflow.started` was written.
@@ -51,7 +51,7 @@ impl RunObs {
     #[inline(never)]
     /// `started` is when the run began (the engine's clock reading, not a
     /// second one).
-    pub(crate) fn start(
+    pub fn start(
         execution_id: &str,
         workflow: &'static str,
         start: &str,
@@ -89,7 +89,7 @@ impl RunObs {
 
     /// Neither the span nor `workflow.started` went to a subscriber or sink:
     /// the run's start reading still stands for the walk's start.
-    pub(crate) fn quiet(&self) -> bool {
+    pub fn quiet(&self) -> bool {
         !self.audited && self.span.is_disabled()
     }
 
@@ -99,7 +99,7 @@ impl RunObs {
     // generated crate: inlined into the walk and the run, these reporting
     // paths made a static hello larger (docs/performance.md, "Build times").
     #[inline(never)]
-    pub(crate) fn finish(
+    pub fn finish(
         self,
         execution_id: &str,
         outcome: &Result<Outcome, Error>,
@@ -158,8 +158,7 @@ impl RunObs {
 /// (serve mode), entered on the thread that runs the request's workflow, so
 /// it wraps `workflow.run`. The trace fields are recorded only when the
 /// request carried a valid `traceparent`; `parent_id` is the caller's span.
-#[cfg(feature = "serve")]
-pub(crate) fn http_request(
+pub fn http_request(
     method: &str,
     path: &str,
     inbound: Option<&crate::traceparent::TraceParent>,
@@ -184,13 +183,13 @@ pub(crate) fn http_request(
 }
 
 /// One node visit in progress.
-pub(crate) struct NodeObs {
+pub struct NodeObs {
     span: EnteredSpan,
 }
 
 impl NodeObs {
     /// Open `node.execute`.
-    pub(crate) fn start(node: &NodeMeta) -> Self {
+    pub fn start(node: &NodeMeta) -> Self {
         let span = tracing::info_span!(
             target: "agentd::engine",
             "node.execute",
@@ -212,7 +211,7 @@ impl NodeObs {
     // generated crate: inlined into the walk and the run, these reporting
     // paths made a static hello larger (docs/performance.md, "Build times").
     #[inline(never)]
-    pub(crate) fn finish(
+    pub fn finish(
         self,
         execution_id: &str,
         node: &NodeMeta,
@@ -276,7 +275,7 @@ impl NodeObs {
 /// `node.retry`: attempt `attempt` of `node` failed with `err`; the next
 /// one follows after `wait`.
 #[inline(never)] // out of line, as `NodeObs::finish`
-pub(crate) fn node_retry(
+pub fn node_retry(
     execution_id: &str,
     node: &NodeMeta,
     attempt: u32,

@@ -39,7 +39,7 @@ pub mod filter;
 pub mod format;
 pub mod redact;
 pub mod sink;
-pub(crate) mod spans;
+pub mod spans;
 mod subscriber;
 
 use std::borrow::Cow;
@@ -90,7 +90,7 @@ pub fn audit_at(level: Level, event: &'static str, fields: Value) {
 /// [`audit_at`] with the fields as name/value pairs, kept in this order.
 /// The runtime's own events use it: a list of pairs is less code than a
 /// `json!` map at every call site.
-pub(crate) fn audit_pairs(level: Level, event: &'static str, pairs: Vec<(&'static str, Value)>) {
+pub fn audit_pairs(level: Level, event: &'static str, pairs: Vec<(&'static str, Value)>) {
     // `event` first, then the pairs: built in place rather than inserted at
     // the front afterwards.
     let mut record = Vec::with_capacity(pairs.len() + 1);
@@ -179,3 +179,5 @@ pub fn audit_level(event: &str) -> Level {
 
 #[cfg(test)]
 mod tests;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -34,8 +34,7 @@ pub fn read_env(cx: &Cx<'_>, cfg: &'static ReadEnv) -> Result<Step, Error> {
 /// # Errors
 ///
 /// A missing or non-string `key` (`Tool`), and whatever the node fails with.
-#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "the agent_loop tool"))]
-pub(crate) fn loop_read_env(
+pub fn loop_read_env(
     cx: &Cx<'_>,
     args: &serde_json::Value,
 ) -> Result<serde_json::Value, Error> {
