@@ -354,6 +354,9 @@ pub fn build_with_layout(
     let static_link =
         opts.linking == Linking::Static && cfg!(all(target_os = "linux", target_arch = "x86_64"));
 
+    // The runtime's core crate sits beside it (`agentd-core`, ARCHITECTURE.md "The
+    // core and the facade"); `runtime` is canonical, so its parent is too.
+    let core = runtime.parent().map(|dir| dir.join("agentd-core"));
     let flags = rustflags(
         static_link,
         &user_rustflags(),
@@ -361,6 +364,7 @@ pub fn build_with_layout(
             (cargo_home(), "/cargo"),
             (Some(cache.clone()), "/agentd-cache"),
             (Some(runtime.clone()), "/agentd-runtime"),
+            (core, "/agentd-core"),
         ],
     );
 
@@ -477,9 +481,9 @@ pub fn build_with_layout(
 ///   binutils older than 2.38 ignores the option with a warning).
 /// - Always: `--cfg sha2_backend_soft="compact"`, the `sha2` crate's small portable
 ///   SHA-256 (used only where the CPU lacks the SHA extensions).
-/// - Always: `--remap-path-prefix` for the cargo home, the cache and the runtime, so
-///   a binary names `/agentd-runtime/src/engine.rs` (in panic and log locations)
-///   rather than the build machine's paths.
+/// - Always: `--remap-path-prefix` for the cargo home, the cache, the runtime and its
+///   core, so a binary names `/agentd-core/src/engine.rs` (in panic and log
+///   locations) rather than the build machine's paths.
 fn rustflags(
     static_link: bool,
     user: &[String],
