@@ -177,7 +177,7 @@ pub fn audit_level(event: &str) -> Level {
     }
 }
 
-#[cfg(test)]
-mod tests;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+#[cfg(test)]
+mod tests;

@@ -3,7 +3,7 @@
 //! section) the const-constructible definitions it bakes as `static` data.
 //!
 //! Owns what a workflow *is* to the runtime; never how a subsystem is built
-//! from it (that is [`crate::cli`]'s, from the definitions and the flags) or
+//! from it (that is `agentd_runtime::cli`'s, from the definitions and the flags) or
 //! what it does (the subsystems' own). Every type here is plain data a
 //! generated `static` can hold: no behaviour beyond small `const` helpers
 //! and no imports from the subsystems, so every subsystem can depend on
@@ -57,7 +57,7 @@ pub trait Workflow: Sync + Sized + 'static {
     const LOGGING: logging::LogConfig = logging::LogConfig::NONE;
 
     /// `[sandbox] mode` (`best-effort` when the block is absent); `--sandbox`
-    /// overrides it at start (see [`crate::sandbox`]).
+    /// overrides it at start (see `agentd_runtime::sandbox`).
     const SANDBOX: SandboxMode = SandboxMode::BestEffort;
 
     /// The sandbox plan of [`Self::POLICY`], computed by `agentd build`
@@ -67,14 +67,14 @@ pub trait Workflow: Sync + Sized + 'static {
     const SANDBOX_PLAN: Option<&'static crate::sandbox::plan::BakedPlan> = None;
 
     /// The top-level workflow's `[[secrets]]` definitions (names and
-    /// sources, never values); resolved by [`crate::secrets::resolve`].
+    /// sources, never values); resolved by `agentd_runtime::secrets::resolve`.
     const SECRETS: &'static [secrets::SecretDef] = &[];
 
     /// The top-level workflow's `[[intelligence.backends]]`.
     const BACKENDS: &'static [intel::BackendDef] = &[];
 
     /// The top-level workflow's `[[http_routes]]` and long-lived
-    /// `[[triggers]]` (serve mode; see [`crate::serve`]).
+    /// `[[triggers]]` (serve mode; see `agentd_runtime::serve`).
     const SERVE: &'static serve::ServeDef = &serve::ServeDef::EMPTY;
 
     /// The top-level workflow's `[[mcp_servers]]` (child workflows' are
@@ -82,7 +82,7 @@ pub trait Workflow: Sync + Sized + 'static {
     const MCP_SERVERS: &'static [mcp::McpServerDef] = &[];
 
     /// The top-level workflow's `[auth.*]` bindings, checked per route by
-    /// [`crate::serve::auth::authorize`].
+    /// `agentd_runtime::serve::auth::authorize`.
     const AUTH: &'static auth::AuthDefs = &auth::AuthDefs::EMPTY;
 
     /// The top-level workflow's `[server.tls]`; `None` serves plaintext.

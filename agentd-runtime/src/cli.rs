@@ -247,6 +247,64 @@ pub fn run(
     run_as(Process::Shared, workflow, args, stdin, stdout, stderr)
 }
 
+/// Refuse a workflow whose baked definitions need a subsystem this runtime was
+/// built without. The definitions live in the feature-free core and exist in
+/// every build (ARCHITECTURE.md, "The core and the facade"), so a mismatch is
+/// no longer a compile error in the generated crate; `agentd build` and
+/// `agentd!` enable exactly the features a workflow needs, so only a crate
+/// wired by hand against the wrong features gets here. Without this, routes
+/// would never be served, `[server.tls]` would serve plaintext and LLM
+/// backends, MCP servers or OTLP export would be silently dropped.
+///
+/// # Errors
+///
+/// What is declared and which feature it needs.
+pub fn check_compiled_in(def: &WorkflowDef) -> Result<(), String> {
+    let compiled = |feature: &str| match feature {
+        "serve" => cfg!(feature = "serve"),
+        "tls" => cfg!(feature = "tls"),
+        "auth-hmac" => cfg!(feature = "auth-hmac"),
+        "auth-oidc" => cfg!(feature = "auth-oidc"),
+        "llm" => cfg!(feature = "llm"),
+        "mcp" => cfg!(feature = "mcp"),
+        "otel" => cfg!(feature = "otel"),
+        _ => false,
+    };
+    match missing_feature(def, compiled) {
+        Some((what, feature)) => Err(format!(
+            "workflow `{}` declares {what}, but this binary was built without the \
+             runtime's `{feature}` feature; rebuild it with `agentd build`",
+            def.info.workflow
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The first definition of `def` that needs a feature `compiled` says is
+/// missing: what it is, and the feature.
+fn missing_feature(
+    def: &WorkflowDef,
+    compiled: impl Fn(&str) -> bool,
+) -> Option<(&'static str, &'static str)> {
+    let needs = [
+        (
+            !def.serve.is_empty(),
+            "[[http_routes]] or long-lived [[triggers]]",
+            "serve",
+        ),
+        (def.tls.is_some(), "[server.tls]", "tls"),
+        (!def.auth.hmac.is_empty(), "[auth.hmac.*]", "auth-hmac"),
+        (!def.auth.oidc.is_empty(), "[auth.oidc.*]", "auth-oidc"),
+        (!def.backends.is_empty(), "[[intelligence.backends]]", "llm"),
+        (!def.mcp_servers.is_empty(), "[[mcp_servers]]", "mcp"),
+        (def.logging.otel.is_some(), "[logging.otel]", "otel"),
+    ];
+    needs
+        .into_iter()
+        .find(|(declared, _, feature)| *declared && !compiled(feature))
+        .map(|(_, what, feature)| (what, feature))
+}
+
 /// Whether the CLI is the process's `main` (and may install process-wide
 /// signal handlers) or runs inside a process that is not its own (tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +339,7 @@ fn start(
     stderr: &mut dyn Write,
 ) -> Result<u8, StartError> {
     let def = workflow.def();
+    check_compiled_in(def).map_err(StartError::NotCompiledIn)?;
     let name = def.info.workflow;
     let argv = args.into_iter().map(Into::into);
     let twins = match process {

@@ -83,10 +83,14 @@ pub fn statement(facts: &BuildFacts) -> Value {
             })
         })
         .collect();
-    deps.push(json!({
-        "uri": format!("pkg:cargo/agentd-runtime@{}", env!("CARGO_PKG_VERSION")),
-        "name": "agentd-runtime",
-    }));
+    // The runtime and its feature-free core (ARCHITECTURE.md, "The core and the
+    // facade"), released together with this compiler.
+    for name in ["agentd-runtime", "agentd-core"] {
+        deps.push(json!({
+            "uri": format!("pkg:cargo/{name}@{}", env!("CARGO_PKG_VERSION")),
+            "name": name,
+        }));
+    }
     let mut byproducts = Vec::new();
     if let Some((name, sha)) = &facts.sbom {
         byproducts.push(json!({

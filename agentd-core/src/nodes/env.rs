@@ -34,10 +34,7 @@ pub fn read_env(cx: &Cx<'_>, cfg: &'static ReadEnv) -> Result<Step, Error> {
 /// # Errors
 ///
 /// A missing or non-string `key` (`Tool`), and whatever the node fails with.
-pub fn loop_read_env(
-    cx: &Cx<'_>,
-    args: &serde_json::Value,
-) -> Result<serde_json::Value, Error> {
+pub fn loop_read_env(cx: &Cx<'_>, args: &serde_json::Value) -> Result<serde_json::Value, Error> {
     let key = args
         .get("key")
         .and_then(serde_json::Value::as_str)

@@ -99,13 +99,7 @@ impl Logger {
 
     /// Write one record to every sink that wants it. `parent` is the
     /// innermost span of the record's context.
-    pub fn emit(
-        &self,
-        level: &Level,
-        target: &str,
-        mut fields: Fields,
-        parent: Option<u64>,
-    ) {
+    pub fn emit(&self, level: &Level, target: &str, mut fields: Fields, parent: Option<u64>) {
         let now = SystemTime::now();
         let to_main = self.main_enabled(target, level);
         if let Some(audit) = self.audit.as_ref().filter(|_| target == AUDIT_TARGET) {

@@ -109,4 +109,3 @@ pub fn with_logger(logger: Logger, f: impl FnOnce()) {
     let dispatch = Dispatch::new(ObsSubscriber::fixed(Arc::new(logger)));
     tracing_core::dispatcher::with_default(&dispatch, f);
 }
-

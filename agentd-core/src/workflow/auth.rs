@@ -1,8 +1,8 @@
 //! `[auth.*]` and `[server.tls]` as the compiler bakes them
-//! ([`crate::Workflow::AUTH`], [`crate::Workflow::TLS`]; feature `serve`,
+//! ([`crate::Workflow::AUTH`], [`crate::Workflow::TLS`]; read by serve mode,
 //! schemes behind `auth-hmac`, `auth-oidc`, `tls`). Secret names and file
 //! paths, never values. Preparing and checking them is
-//! [`crate::serve::auth`]'s and [`crate::serve::tls`]'s; this module only
+//! `agentd_runtime::serve::auth`'s and `agentd_runtime::serve::tls`'s; this module only
 //! describes.
 
 /// `[auth.bearer.NAME]`: `Authorization: Bearer <token>`.
@@ -28,7 +28,9 @@ pub struct BasicDef {
 }
 
 /// Every `[auth.*]` binding of the workflow, baked by the compiler
-/// ([`crate::Workflow::AUTH`]). Scheme tables exist only with their feature.
+/// ([`crate::Workflow::AUTH`]). The hmac and oidc tables are read only by a
+/// runtime built with `auth-hmac` / `auth-oidc`, which the compiler enables
+/// for a workflow that declares them.
 #[derive(Debug)]
 pub struct AuthDefs {
     pub bearer: &'static [BearerDef],

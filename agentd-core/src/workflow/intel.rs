@@ -1,6 +1,6 @@
 //! `[[intelligence.backends]]` as the compiler bakes it
 //! ([`crate::Workflow::BACKENDS`], feature `llm`). Building backends from
-//! these is [`crate::intel`]'s; this module only describes.
+//! these is `agentd_runtime::intel`'s; this module only describes.
 
 /// `provider` of an `[[intelligence.backends]]` entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! `[[mcp_servers]]` as the compiler bakes it
 //! ([`crate::Workflow::MCP_SERVERS`], feature `mcp`). Spawning and talking to
-//! servers is [`crate::mcp`]'s; this module only describes.
+//! servers is `agentd_runtime::mcp`'s; this module only describes.
 
 /// A baked `[[mcp_servers]]` entry (generated code declares these as
 /// [`crate::Workflow::MCP_SERVERS`]).

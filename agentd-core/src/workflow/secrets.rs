@@ -1,6 +1,6 @@
 //! `[[secrets]]` as the compiler bakes it: names and where each value
 //! lives, never a value ([`crate::Workflow::SECRETS`]). Resolution is
-//! [`crate::secrets`]'s; this module only describes.
+//! `agentd_runtime::secrets`'s; this module only describes.
 
 /// A baked `[[secrets]]` entry (generated code declares these as
 /// [`crate::Workflow::SECRETS`]).

@@ -95,6 +95,12 @@ pub enum StartError {
     #[error("{0}")]
     Mcp(String),
 
+    /// The workflow's definitions need a subsystem this runtime was built
+    /// without (`crate::cli::check_compiled_in`): generated code and the
+    /// runtime's features disagree, which `agentd build` never produces. Exit 5.
+    #[error("refusing to start: {0}")]
+    NotCompiledIn(String),
+
     /// An `[[mcp_servers]]` `url` is denied by the effective `[policy]`
     /// (an override may narrow what the baked policy allowed). Exit 5.
     #[error("refusing to start: {0}")]
@@ -151,6 +157,7 @@ impl StartError {
             Self::LogInstall(_)
             | Self::Secrets(_)
             | Self::McpPolicy(_)
+            | Self::NotCompiledIn(_)
             | Self::Sandbox(_)
             | Self::Budget(_)
             | Self::Output { .. } => EXIT_SEMANTIC,

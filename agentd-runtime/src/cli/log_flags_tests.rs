@@ -1,7 +1,6 @@
 //! The logging flags through the binary's command line, in-process (the
 //! logger's own tests are the core's, `obs/tests.rs`).
 
-use agentd_core::obs::testing::Scratch;
 use crate::context::{Cx, Step};
 use crate::error::Error;
 use crate::graph::{
@@ -9,6 +8,7 @@ use crate::graph::{
 };
 use crate::obs::{AuditConfig, LogConfig, LogFormat, Rotation};
 use crate::workflow::Workflow;
+use agentd_core::obs::testing::Scratch;
 
 static NODES: [NodeMeta; 1] = [NodeMeta {
     id: "only",
@@ -128,9 +128,7 @@ fn an_unopenable_audit_sink_refuses_to_start_with_exit_5() {
     assert_eq!(code, 5, "{err}");
     assert!(out.is_empty(), "{out}");
     assert!(
-        err.contains(
-            "agentd: failed to install log subscriber: audit sink: cannot open log file"
-        ),
+        err.contains("agentd: failed to install log subscriber: audit sink: cannot open log file"),
         "{err}"
     );
 }

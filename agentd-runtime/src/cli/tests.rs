@@ -439,3 +439,47 @@ fn output_that_cannot_be_written_exits_5_and_says_what_was_lost() {
         );
     }
 }
+
+/// A workflow declaring `[server.tls]` (and nothing else needing a feature).
+struct WithTls;
+
+static TLS: crate::workflow::auth::TlsDef = crate::workflow::auth::TlsDef {
+    cert_file: "cert.pem",
+    key_file: "key.pem",
+    client_auth: None,
+};
+
+impl Workflow for WithTls {
+    const GRAPHS: &'static [GraphMeta] = &GRAPHS;
+    const INFO: &'static BuildInfo = &INFO;
+    const TLS: Option<&'static crate::workflow::auth::TlsDef> = Some(&TLS);
+
+    fn exec(&self, g: GraphId, node: NodeIdx, cx: &mut Cx<'_>) -> Result<Step, Error> {
+        Cli.exec(g, node, cx)
+    }
+}
+
+#[test]
+fn a_definition_whose_feature_is_missing_refuses_to_start() {
+    // Nothing needs a feature: whatever is compiled in, it starts.
+    assert_eq!(missing_feature(Cli::DEF, |_| false), None);
+    // `[server.tls]` in a runtime without `tls` must not serve plaintext.
+    assert_eq!(
+        missing_feature(WithTls::DEF, |f| f != "tls"),
+        Some(("[server.tls]", "tls"))
+    );
+    assert_eq!(missing_feature(WithTls::DEF, |_| true), None);
+    if !cfg!(feature = "tls") {
+        let mut err = Vec::new();
+        let code = run(
+            &WithTls,
+            ["agent"],
+            &mut std::io::empty(),
+            &mut Vec::new(),
+            &mut err,
+        );
+        let err = String::from_utf8_lossy(&err);
+        assert_eq!(code, 5, "{err}");
+        assert!(err.contains("without the runtime's `tls` feature"), "{err}");
+    }
+}

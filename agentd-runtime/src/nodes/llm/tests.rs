@@ -299,10 +299,10 @@ fn an_llm_schema_repair_is_an_audit_event() {
     use serde_json::Value;
 
     use crate::context::testing::{TestRun, path};
-    use crate::obs::LogFormat;
     use crate::intel::mock::MockBackend;
     use crate::intel::{Backends, ChatReply, Intel, TokenBudget};
     use crate::nodes::llm::{LlmInfer, OutputSchema, llm_infer};
+    use crate::obs::LogFormat;
     use crate::template::{Seg, Template};
 
     static PROMPT: [Seg; 1] = [Seg::Lit("Decide.")];
