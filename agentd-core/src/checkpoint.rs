@@ -583,17 +583,17 @@ pub fn unix_secs(t: SystemTime) -> u64 {
 }
 
 /// Where a top-level walk stands, as the engine describes it.
-pub struct RunPoint<'a> {
-    pub run_id: &'a str,
-    pub start_node: &'a str,
-    pub trigger_kind: Source,
-    pub program_hash: &'a str,
+pub(crate) struct RunPoint<'a> {
+    pub(crate) run_id: &'a str,
+    pub(crate) start_node: &'a str,
+    pub(crate) trigger_kind: Source,
+    pub(crate) program_hash: &'a str,
 }
 
 /// A checkpoint of `frame` (the top-level walk's context) at `point`;
 /// `paused_at` is `None` for the run's first checkpoint, written before its
 /// entry node runs.
-pub fn capture(
+pub(crate) fn capture(
     frame: &Frame,
     point: &RunPoint<'_>,
     paused_at: Option<&str>,
@@ -632,7 +632,7 @@ pub fn capture(
 }
 
 /// The node named `id` in `graph`.
-pub fn node_named(
+pub(crate) fn node_named(
     graph: &'static GraphMeta,
     run_id: &str,
     id: &str,
@@ -652,7 +652,7 @@ pub fn node_named(
 /// Put the checkpoint's outputs back into `frame` (a fresh top-level frame
 /// built from the checkpoint's trigger). `trigger` replaces the flattened
 /// trigger entry (it may be a node named `trigger`'s output).
-pub fn restore(frame: &mut Frame, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+pub(crate) fn restore(frame: &mut Frame, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
     for (id, value) in &checkpoint.node_outputs {
         if id == "trigger" {
             frame.store(Slot::Trigger, value.clone());

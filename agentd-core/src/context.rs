@@ -150,17 +150,17 @@ impl PolicyRef {
 /// Per-walk state: one graph's context, fresh for every child walk.
 #[derive(Debug)]
 pub struct Frame {
-    pub graph: &'static GraphMeta,
-    pub graph_id: GraphId,
+    pub(crate) graph: &'static GraphMeta,
+    pub(crate) graph_id: GraphId,
     /// Each node's output and visit count, by slot: one allocation for
     /// both.
-    pub nodes: Vec<NodeState>,
+    pub(crate) nodes: Vec<NodeState>,
     /// The `trigger` entry: flattened from `raw_input` on demand, or a node
     /// named `trigger`'s output.
-    pub trigger: TriggerEntry,
+    pub(crate) trigger: TriggerEntry,
     /// The trigger input as given, without `kind` (respond / call default).
     /// A served request's principal is kept apart, in `principal`.
-    pub raw_input: Value,
+    pub(crate) raw_input: Value,
     /// The principal a served request's input carries (serve mode, top-level
     /// walk): the input seen by the run is [`merge_principal`] of
     /// `raw_input` and it, read in place by trigger paths and built (once)
@@ -171,24 +171,24 @@ pub struct Frame {
     /// `raw_input` with `principal` merged, once built.
     merged_input: OnceCell<Value>,
     /// The last `respond` reply of this walk.
-    pub reply: Option<HttpResponse>,
+    pub(crate) reply: Option<HttpResponse>,
     pub deadline: Instant,
     /// 0 for the top-level walk; children of a walk at depth d run at d+1.
-    pub depth: u32,
+    pub(crate) depth: u32,
 }
 
 /// One node's state in a walk ([`Frame::nodes`], by slot).
 #[derive(Clone, Debug, Default)]
-pub struct NodeState {
+pub(crate) struct NodeState {
     /// The node's output; `None` until the node has produced output.
-    pub output: Option<Value>,
+    pub(crate) output: Option<Value>,
     /// Times the node has started in this walk, restored from a checkpoint
     /// on resume: the visit number of `http_request`'s `Idempotency-Key`.
-    pub visits: u32,
+    pub(crate) visits: u32,
 }
 
 impl Frame {
-    pub fn new(
+    pub(crate) fn new(
         graph: &'static GraphMeta,
         graph_id: GraphId,
         kind: Source,
@@ -216,7 +216,7 @@ impl Frame {
     /// This walk's input carries `principal` (a served request's, see
     /// [`merge_principal`]), merged on demand. In place: the frame is a few
     /// hundred bytes, and a by-value builder moved it twice per run.
-    pub fn with_principal(&mut self, principal: Cow<'static, Value>) {
+    pub(crate) fn with_principal(&mut self, principal: Cow<'static, Value>) {
         if matches!(self.raw_input, Value::Object(_) | Value::Null) {
             self.principal = Some(principal);
         }
@@ -224,7 +224,7 @@ impl Frame {
 
     /// The input as the run sees it: the trigger input, with the principal
     /// of a served request merged in (built on the first call).
-    pub fn input(&self) -> &Value {
+    pub(crate) fn input(&self) -> &Value {
         match &self.principal {
             None => &self.raw_input,
             Some(principal) => self.merged_input.get_or_init(|| {
@@ -235,7 +235,7 @@ impl Frame {
 
     /// [`Frame::input`], merged in place (the input moved, not copied) when
     /// the frame can be borrowed mutably.
-    pub fn settle_input(&mut self) -> &Value {
+    pub(crate) fn settle_input(&mut self) -> &Value {
         if let Some(principal) = self.principal.take() {
             self.raw_input = match self.merged_input.take() {
                 Some(merged) => merged,
@@ -248,7 +248,7 @@ impl Frame {
     }
 
     /// A copy of [`Frame::input`], made with one copy of the input.
-    pub fn input_cloned(&self) -> Value {
+    pub(crate) fn input_cloned(&self) -> Value {
         match (&self.principal, self.merged_input.get()) {
             (None, _) => self.raw_input.clone(),
             (Some(_), Some(merged)) => merged.clone(),
@@ -261,7 +261,7 @@ impl Frame {
     /// `template` rendered over [`Frame::input`] (`respond`'s default data),
     /// reading a served request's principal in place: the merged input is
     /// built only for a key naming all of it.
-    pub fn render_input(&self, template: &crate::template::Template) -> String {
+    pub(crate) fn render_input(&self, template: &crate::template::Template) -> String {
         let Some(principal) = self.principal.as_deref() else {
             return template.render(&self.raw_input);
         };
@@ -285,7 +285,7 @@ impl Frame {
     }
 
     /// Count a start of the node in `slot`; its visit number (1 for the first).
-    pub fn visit(&mut self, slot: Slot) -> u32 {
+    pub(crate) fn visit(&mut self, slot: Slot) -> u32 {
         match self.visit_cell(slot) {
             Some(cell) => {
                 *cell = cell.saturating_add(1);
@@ -296,7 +296,7 @@ impl Frame {
     }
 
     /// How many times the node in `slot` has started.
-    pub fn visits_of(&self, slot: Slot) -> u32 {
+    pub(crate) fn visits_of(&self, slot: Slot) -> u32 {
         match slot {
             Slot::Node(i) => usize::try_from(i)
                 .ok()
@@ -307,7 +307,7 @@ impl Frame {
     }
 
     /// Restore the visit count of the node in `slot` (resume).
-    pub fn set_visits(&mut self, slot: Slot, visits: u32) {
+    pub(crate) fn set_visits(&mut self, slot: Slot, visits: u32) {
         if let Some(cell) = self.visit_cell(slot) {
             *cell = visits;
         }
@@ -350,7 +350,7 @@ impl Frame {
     /// The whole `trigger` entry: [`flatten_trigger`] of the input, built on
     /// the first call (a checkpoint, a path naming all of `trigger`), or a
     /// node named `trigger`'s output.
-    pub fn trigger_value(&self) -> &Value {
+    pub(crate) fn trigger_value(&self) -> &Value {
         match &self.trigger {
             TriggerEntry::Flat { kind, whole } => {
                 whole.get_or_init(|| flatten_trigger(*kind, self.input()))
@@ -359,7 +359,7 @@ impl Frame {
         }
     }
 
-    pub fn store(&mut self, slot: Slot, value: Value) {
+    pub(crate) fn store(&mut self, slot: Slot, value: Value) {
         match slot {
             Slot::Trigger => self.trigger = TriggerEntry::Stored(value),
             Slot::Node(i) => {
@@ -408,7 +408,7 @@ impl Drop for Frame {
 
 /// A walk's `trigger` context entry.
 #[derive(Debug)]
-pub enum TriggerEntry {
+pub(crate) enum TriggerEntry {
     /// `{"kind": <kind>, ...input}` of [`flatten_trigger`], with the input
     /// in [`Frame::raw_input`]: a path into it reads the input in place, and
     /// the whole value is built (once) only when something needs all of it.
@@ -535,13 +535,13 @@ pub fn flatten_trigger(kind: Source, input: &Value) -> Value {
 /// and passes it to the node function.
 #[derive(Debug)]
 pub struct Cx<'r> {
-    pub shared: &'r Shared,
-    pub frame: &'r mut Frame,
-    pub node: &'static NodeMeta,
+    pub(crate) shared: &'r Shared,
+    pub(crate) frame: &'r mut Frame,
+    pub(crate) node: &'static NodeMeta,
     /// This node has no unconditional out-edge, runs in the top-level walk,
     /// and the run's caller drops the final value of a run with an HTTP
     /// reply: see [`Cx::reply_makes_output_unread`].
-    pub ends_reply_run: bool,
+    pub(crate) ends_reply_run: bool,
 }
 
 impl Cx<'_> {
@@ -629,18 +629,18 @@ impl Cx<'_> {
 
     /// [`Cx::raw_input`], with a served request's principal merged in place
     /// (no copy of the input).
-    pub fn settle_raw_input(&mut self) -> &Value {
+    pub(crate) fn settle_raw_input(&mut self) -> &Value {
         self.frame.settle_input()
     }
 
     /// A copy of [`Cx::raw_input`] (a child's default input).
-    pub fn raw_input_cloned(&self) -> Value {
+    pub(crate) fn raw_input_cloned(&self) -> Value {
         self.frame.input_cloned()
     }
 
     /// `template` rendered over [`Cx::raw_input`] (`respond`'s default
     /// body), reading a served request's principal where it is.
-    pub fn render_raw_input(&self, template: &crate::template::Template) -> String {
+    pub(crate) fn render_raw_input(&self, template: &crate::template::Template) -> String {
         self.frame.render_input(template)
     }
 
@@ -657,6 +657,15 @@ impl Cx<'_> {
     #[must_use]
     pub fn mcp_state(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
         self.shared.mcp.as_deref()
+    }
+
+    /// The run's counters (the facade's LLM nodes count their calls and
+    /// tokens here).
+    #[doc(hidden)]
+    #[inline]
+    #[must_use]
+    pub fn run_metrics(&self) -> &AtomicMetrics {
+        &self.shared.metrics
     }
 
     /// The run's `[[secrets]]` definitions (names and sources).
@@ -746,7 +755,7 @@ impl Cx<'_> {
     /// reply alone (serve mode; no trace recorded, no child walk). `respond`
     /// then outputs `null` instead of building its summary object.
     #[must_use]
-    pub fn reply_makes_output_unread(&self) -> bool {
+    pub(crate) fn reply_makes_output_unread(&self) -> bool {
         self.ends_reply_run
     }
 

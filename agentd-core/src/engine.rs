@@ -33,7 +33,7 @@ use crate::workflow::{DynWorkflow, WorkflowDef};
 
 mod walk;
 
-pub use walk::run_child;
+pub(crate) use walk::run_child;
 use walk::{run_top, walk};
 
 /// Node visits allowed in one walk before the run errors (docs/dialect.md §8.3).
@@ -124,6 +124,7 @@ pub struct Engine<'w> {
 
 impl<'w> Engine<'w> {
     /// An engine for `workflow` (any [`Workflow`]) with `options`.
+    #[inline]
     pub fn new(workflow: &'w dyn DynWorkflow, options: RunOptions) -> Self {
         let def = workflow.def();
         Self {

@@ -90,7 +90,7 @@ impl Template {
 
     /// The renderer over a lookup of its own: `lookup` answers a key's
     /// segments (empty ones included) with a value or a miss.
-    pub fn render_with<'v>(&self, lookup: impl Fn(&[&str]) -> Option<&'v Value>) -> String {
+    pub(crate) fn render_with<'v>(&self, lookup: impl Fn(&[&str]) -> Option<&'v Value>) -> String {
         // A template without placeholders (a fixed `respond` body, say) is
         // its text: nothing to look up, one exact allocation.
         if let [Seg::Lit(text)] = self.0 {

@@ -81,7 +81,7 @@ pub fn new_span_id() -> String {
 /// process id and a counter, so distinct per call in a process and
 /// unlikely to collide across processes. Not a secret.
 #[must_use]
-pub fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -9,7 +9,7 @@
 
 use super::*;
 
-pub fn run_top(
+pub(super) fn run_top(
     w: &dyn DynWorkflow,
     shared: &Shared,
     start: &str,
@@ -62,7 +62,7 @@ pub fn run_top(
 /// Run start `start` of graph `graph` as a child walk at `depth` (already
 /// checked against [`MAX_DEPTH`] by the caller) with `input` as its
 /// manual trigger input. The child's `respond` reply and trace are dropped.
-pub fn run_child(
+pub(crate) fn run_child(
     w: &dyn DynWorkflow,
     shared: &Shared,
     graph: GraphId,
@@ -104,7 +104,7 @@ fn resolve_entry(graph: &GraphMeta, start: &StartMeta) -> Result<NodeIdx, Error>
 /// The walk (docs/dialect.md §8.1–§8.3): visit, store, route, until an outcome.
 /// `started` is the walk's start, read by the caller (the run's own start
 /// for a top-level walk with nothing logged before it).
-pub fn walk(
+pub(super) fn walk(
     w: &dyn DynWorkflow,
     shared: &Shared,
     frame: &mut Frame,
@@ -424,7 +424,7 @@ fn dispatch(
 /// Linear backoff `backoff_ms × attempt`, scaled by `1 + j × s` with
 /// `j = jitter` clamped to `[0, 0.5]` and `s` pseudo-random in `[-1, 1]`.
 #[inline(never)] // only on a retry: out of the walk's body (size)
-pub fn backoff(backoff_ms: u64, jitter: f32, attempt: u32) -> Duration {
+pub(super) fn backoff(backoff_ms: u64, jitter: f32, attempt: u32) -> Duration {
     let base = backoff_ms.saturating_mul(u64::from(attempt));
     let j = f64::from(jitter.clamp(0.0, 0.5));
     if j.is_nan() || j <= 0.0 {

@@ -54,7 +54,7 @@ pub type StartExporter = fn(&OtelConfig) -> Result<Arc<dyn SpanExporter>, String
 
 /// Fresh random-looking ids (not secrets): the clock, the process and a
 /// counter through splitmix64, as `traceparent` span ids are made.
-pub fn new_ids() -> ([u8; 16], [u8; 8]) {
+pub(crate) fn new_ids() -> ([u8; 16], [u8; 8]) {
     let a = crate::traceparent::random_u64();
     let b = crate::traceparent::random_u64();
     let c = crate::traceparent::random_u64();
@@ -65,13 +65,13 @@ pub fn new_ids() -> ([u8; 16], [u8; 8]) {
 }
 
 /// A fresh span id.
-pub fn new_span_id() -> [u8; 8] {
+pub(crate) fn new_span_id() -> [u8; 8] {
     crate::traceparent::random_u64().to_be_bytes()
 }
 
 /// Hex text (`trace_id`, `parent_id` fields) as bytes; `None` unless it is
 /// exactly `N` bytes of hex.
-pub fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+pub(crate) fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     if text.len() != N * 2 {
         return None;
     }

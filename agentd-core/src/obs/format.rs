@@ -227,7 +227,7 @@ fn push_json_object(line: &mut String, fields: &[Field], name: Option<&str>) {
 
 /// `v` as compact JSON, as `Value`'s `Display` writes it; strings, booleans and
 /// null without going through `fmt` and a temporary `String`.
-pub fn push_json_value(line: &mut String, v: &Value) {
+pub(crate) fn push_json_value(line: &mut String, v: &Value) {
     match v {
         Value::String(s) => push_json_str(line, s),
         Value::Bool(true) => line.push_str("true"),
@@ -243,7 +243,7 @@ pub fn push_json_value(line: &mut String, v: &Value) {
 /// `s` as a JSON string, escaped exactly as serde_json escapes it (`\"`, `\\`,
 /// `\b \f \n \r \t`, other control characters below U+0020 as `\u00xx`; nothing
 /// else, not even U+007F or non-ASCII).
-pub fn push_json_str(line: &mut String, s: &str) {
+pub(crate) fn push_json_str(line: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     line.push('"');
     let bytes = s.as_bytes();

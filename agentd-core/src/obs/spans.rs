@@ -36,7 +36,7 @@ use crate::graph::{Kind, NodeMeta, Retry};
 use crate::outcome::Outcome;
 
 /// A top-level run in progress.
-pub struct RunObs {
+pub(crate) struct RunObs {
     span: EnteredSpan,
     started: Instant,
     /// `workflow.started` was written.
@@ -51,7 +51,7 @@ impl RunObs {
     #[inline(never)]
     /// `started` is when the run began (the engine's clock reading, not a
     /// second one).
-    pub fn start(
+    pub(crate) fn start(
         execution_id: &str,
         workflow: &'static str,
         start: &str,
@@ -89,7 +89,7 @@ impl RunObs {
 
     /// Neither the span nor `workflow.started` went to a subscriber or sink:
     /// the run's start reading still stands for the walk's start.
-    pub fn quiet(&self) -> bool {
+    pub(crate) fn quiet(&self) -> bool {
         !self.audited && self.span.is_disabled()
     }
 
@@ -99,7 +99,7 @@ impl RunObs {
     // generated crate: inlined into the walk and the run, these reporting
     // paths made a static hello larger (docs/performance.md, "Build times").
     #[inline(never)]
-    pub fn finish(
+    pub(crate) fn finish(
         self,
         execution_id: &str,
         outcome: &Result<Outcome, Error>,
@@ -158,6 +158,7 @@ impl RunObs {
 /// (serve mode), entered on the thread that runs the request's workflow, so
 /// it wraps `workflow.run`. The trace fields are recorded only when the
 /// request carried a valid `traceparent`; `parent_id` is the caller's span.
+#[inline]
 pub fn http_request(
     method: &str,
     path: &str,
@@ -183,13 +184,13 @@ pub fn http_request(
 }
 
 /// One node visit in progress.
-pub struct NodeObs {
+pub(crate) struct NodeObs {
     span: EnteredSpan,
 }
 
 impl NodeObs {
     /// Open `node.execute`.
-    pub fn start(node: &NodeMeta) -> Self {
+    pub(crate) fn start(node: &NodeMeta) -> Self {
         let span = tracing::info_span!(
             target: "agentd::engine",
             "node.execute",
@@ -211,7 +212,7 @@ impl NodeObs {
     // generated crate: inlined into the walk and the run, these reporting
     // paths made a static hello larger (docs/performance.md, "Build times").
     #[inline(never)]
-    pub fn finish(
+    pub(crate) fn finish(
         self,
         execution_id: &str,
         node: &NodeMeta,
@@ -275,7 +276,7 @@ impl NodeObs {
 /// `node.retry`: attempt `attempt` of `node` failed with `err`; the next
 /// one follows after `wait`.
 #[inline(never)] // out of line, as `NodeObs::finish`
-pub fn node_retry(
+pub(crate) fn node_retry(
     execution_id: &str,
     node: &NodeMeta,
     attempt: u32,

@@ -34,28 +34,28 @@ use super::{AUDIT_TARGET, LogFormat};
 /// The main log: what passes `filter`, in `format`, to `sink`.
 #[derive(Debug)]
 pub struct MainLog {
-    pub filter: Filter,
-    pub format: LogFormat,
-    pub sink: Sink,
-    pub redact: Redactor,
+    pub(crate) filter: Filter,
+    pub(crate) format: LogFormat,
+    pub(crate) sink: Sink,
+    pub(crate) redact: Redactor,
 }
 
 /// The audit sink: every `agentd::audit` event, redacted, as JSON lines.
 #[derive(Debug)]
 pub struct AuditLog {
-    pub sink: Sink,
-    pub redact: Redactor,
+    pub(crate) sink: Sink,
+    pub(crate) redact: Redactor,
 }
 
 /// Everything a record can be written to.
 #[derive(Debug)]
 pub struct Logger {
     /// `None` when logging is disabled (`--quiet`, `enabled = false`).
-    pub main: Option<MainLog>,
+    pub(crate) main: Option<MainLog>,
     /// `None` without `[logging.audit]`.
-    pub audit: Option<AuditLog>,
+    pub(crate) audit: Option<AuditLog>,
     /// The OTLP exporter, with `[logging.otel]`.
-    pub otel: Option<Arc<dyn super::export::SpanExporter>>,
+    pub(crate) otel: Option<Arc<dyn super::export::SpanExporter>>,
 }
 
 impl Logger {
@@ -70,7 +70,7 @@ impl Logger {
     }
 
     /// Whether a record of `target` at `level` goes anywhere.
-    pub fn wants(&self, target: &str, level: &Level) -> bool {
+    pub(crate) fn wants(&self, target: &str, level: &Level) -> bool {
         self.audit_wants(target) || self.main_enabled(target, level)
     }
 
@@ -134,7 +134,7 @@ static LOGGER: RwLock<Option<Arc<Logger>>> = RwLock::new(None);
 static GLOBAL: OnceLock<bool> = OnceLock::new();
 
 /// The installed logger, if any.
-pub fn current() -> Option<Arc<Logger>> {
+pub(crate) fn current() -> Option<Arc<Logger>> {
     LOGGER
         .read()
         .unwrap_or_else(PoisonError::into_inner)
@@ -143,12 +143,12 @@ pub fn current() -> Option<Arc<Logger>> {
 
 /// The logger for a record made on this thread: a test's thread-scoped
 /// subscriber's, else the installed one.
-pub fn active() -> Option<Arc<Logger>> {
+pub(crate) fn active() -> Option<Arc<Logger>> {
     scoped().or_else(current)
 }
 
 /// The logger of a thread-scoped subscriber of ours (tests).
-pub fn scoped() -> Option<Arc<Logger>> {
+pub(crate) fn scoped() -> Option<Arc<Logger>> {
     // No subscriber with a fixed logger was ever made, so no thread has one
     // in scope: skip looking up the thread's dispatcher and downcasting it
     // (two of these per served run; docs/performance.md, "The run's own
@@ -170,7 +170,7 @@ pub fn scoped() -> Option<Arc<Logger>> {
 static AUDIT_WANTS: AtomicU8 = AtomicU8::new(0);
 const INSTALLED: u8 = 1 << 7;
 
-pub fn level_bit(level: &Level) -> u8 {
+pub(crate) fn level_bit(level: &Level) -> u8 {
     match *level {
         Level::TRACE => 1,
         Level::DEBUG => 1 << 1,
@@ -181,14 +181,14 @@ pub fn level_bit(level: &Level) -> u8 {
 }
 
 /// [`AUDIT_WANTS`] for `logger` once installed.
-pub fn audit_bits(logger: &Logger) -> u8 {
+pub(crate) fn audit_bits(logger: &Logger) -> u8 {
     LEVELS
         .iter()
         .filter(|level| logger.wants(AUDIT_TARGET, level))
         .fold(INSTALLED, |bits, level| bits | level_bit(level))
 }
 
-pub const LEVELS: [Level; 5] = [
+pub(crate) const LEVELS: [Level; 5] = [
     Level::TRACE,
     Level::DEBUG,
     Level::INFO,
@@ -198,7 +198,7 @@ pub const LEVELS: [Level; 5] = [
 
 /// Whether the installed logger wants an audit event at `level`; `None`
 /// when no logger is installed.
-pub fn installed_wants_audit(level: &Level) -> Option<bool> {
+pub(crate) fn installed_wants_audit(level: &Level) -> Option<bool> {
     let wants = AUDIT_WANTS.load(Ordering::Acquire);
     (wants & INSTALLED != 0).then_some(wants & level_bit(level) != 0)
 }
@@ -208,7 +208,7 @@ pub fn installed_wants_audit(level: &Level) -> Option<bool> {
 /// subscriber already owns the global default (an embedding program's):
 /// then [`super::audit`] still reaches our sinks, but spans and events go
 /// to that subscriber.
-pub fn install(logger: Logger) -> bool {
+pub(crate) fn install(logger: Logger) -> bool {
     let wants = audit_bits(&logger);
     {
         let mut installed = LOGGER.write().unwrap_or_else(PoisonError::into_inner);
@@ -254,7 +254,7 @@ fn find(list: &mut [(u64, SpanRec)], id: u64) -> Option<&mut SpanRec> {
 }
 
 /// The innermost span entered on this thread.
-pub fn stack_top() -> Option<u64> {
+pub(crate) fn stack_top() -> Option<u64> {
     STACK
         .try_with(|s| s.borrow().last().copied())
         .ok()
@@ -378,7 +378,7 @@ impl Visit for Collect<'_> {
 /// The subscriber registered as the global default (`fixed: None`: it
 /// follows [`install`]). Tests give it a fixed logger and scope it to a
 /// thread, so they never touch the process-wide one.
-pub struct ObsSubscriber {
+pub(crate) struct ObsSubscriber {
     fixed: Option<Arc<Logger>>,
 }
 
@@ -389,7 +389,7 @@ static FIXED_MADE: AtomicBool = AtomicBool::new(false);
 impl ObsSubscriber {
     /// A subscriber that always writes to `logger`, for a thread's scope.
     #[cfg(any(test, feature = "testing"))]
-    pub fn fixed(logger: Arc<Logger>) -> Self {
+    pub(crate) fn fixed(logger: Arc<Logger>) -> Self {
         FIXED_MADE.store(true, Ordering::Release);
         Self {
             fixed: Some(logger),

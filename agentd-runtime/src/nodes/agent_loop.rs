@@ -208,9 +208,8 @@ pub fn agent_loop(cx: &mut Cx<'_>, cfg: &'static AgentLoop) -> Result<Step, Erro
         steps = step;
         let billed = reply.total_tokens();
         tokens = tokens.saturating_add(billed);
-        AtomicMetrics::bump(&cx.shared.metrics.llm_calls);
-        cx.shared
-            .metrics
+        AtomicMetrics::bump(&cx.run_metrics().llm_calls);
+        cx.run_metrics()
             .llm_tokens
             .fetch_add(billed, Ordering::Relaxed);
         intel.budget.add(billed);

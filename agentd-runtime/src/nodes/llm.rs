@@ -105,9 +105,8 @@ pub fn llm_infer(cx: &mut Cx<'_>, cfg: &LlmInfer) -> Result<Step, Error> {
         intel.budget.check(KIND)?;
         let reply = backend.complete(&req)?;
         let tokens = reply.total_tokens();
-        AtomicMetrics::bump(&cx.shared.metrics.llm_calls);
-        cx.shared
-            .metrics
+        AtomicMetrics::bump(&cx.run_metrics().llm_calls);
+        cx.run_metrics()
             .llm_tokens
             .fetch_add(tokens, std::sync::atomic::Ordering::Relaxed);
         intel.budget.add(tokens);
