@@ -74,6 +74,11 @@ pub enum PolicyMode {
     Override(Arc<Policy>),
 }
 
+/// A feature subsystem's per-engine state, opaque to the core: the runtime
+/// facade's `intel::Intel` or `mcp::Mcp`, shared by every run of an engine
+/// (and cloned, as an `Arc`, into each).
+pub type Ext = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
 /// Counters shared by every walk and thread of one run.
 #[derive(Debug, Default)]
 pub struct AtomicMetrics {
@@ -112,9 +117,9 @@ pub struct Shared {
     pub metrics: AtomicMetrics,
     /// The LLM subsystem's state (backends and the token budget), if the
     /// workflow has one.
-    pub llm: Option<crate::workflow::Ext>,
+    pub llm: Option<Ext>,
     /// The MCP subsystem's state (the named servers), if the workflow has one.
-    pub mcp: Option<crate::workflow::Ext>,
+    pub mcp: Option<Ext>,
     /// The top-level workflow's `[[secrets]]` (definitions, never values).
     pub secrets: &'static [crate::workflow::secrets::SecretDef],
     /// The outbound `traceparent` of this run (`None` when the trigger

@@ -22,11 +22,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::checkpoint::{self, Approval, CheckpointError, Checkpoints, RunLock, RunPoint};
-use crate::context::{AtomicMetrics, Cx, Frame, PolicyMode, PolicyRef, Shared, Step};
+use crate::context::{AtomicMetrics, Cx, Ext, Frame, PolicyMode, PolicyRef, Shared, Step};
 use crate::error::Error;
 use crate::graph::{GraphId, GraphMeta, Kind, NodeIdx, NodeMeta, RetryOn, Source, StartMeta};
 use crate::outcome::{Outcome, RunReport, StepKind, Trace, TraceEntry};
-use crate::workflow::Ext;
 #[cfg(doc)]
 use crate::workflow::Workflow;
 use crate::workflow::{DynWorkflow, WorkflowDef};

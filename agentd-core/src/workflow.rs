@@ -159,10 +159,7 @@ pub struct WorkflowDef {
     pub hooks: &'static Hooks,
 }
 
-/// A feature subsystem's per-engine state, opaque to the core: the runtime
-/// facade's `intel::Intel` or `mcp::Mcp`, shared by every run of an engine
-/// (and cloned, as an `Arc`, into each).
-pub type Ext = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+pub use crate::context::Ext;
 
 /// What the runtime's feature subsystems lend the core (ARCHITECTURE.md, "The
 /// core and the facade"). The core (`agentd-core`) is compiled once, without

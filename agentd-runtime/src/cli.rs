@@ -260,16 +260,24 @@ pub fn run(
 ///
 /// What is declared and which feature it needs.
 pub fn check_compiled_in(def: &WorkflowDef) -> Result<(), String> {
-    let compiled = |feature: &str| match feature {
-        "serve" => cfg!(feature = "serve"),
-        "tls" => cfg!(feature = "tls"),
-        "auth-hmac" => cfg!(feature = "auth-hmac"),
-        "auth-oidc" => cfg!(feature = "auth-oidc"),
-        "llm" => cfg!(feature = "llm"),
-        "mcp" => cfg!(feature = "mcp"),
-        "otel" => cfg!(feature = "otel"),
-        _ => false,
-    };
+    // The features of `missing_feature`'s table that this runtime has.
+    const COMPILED: &[&str] = &[
+        #[cfg(feature = "serve")]
+        "serve",
+        #[cfg(feature = "tls")]
+        "tls",
+        #[cfg(feature = "auth-hmac")]
+        "auth-hmac",
+        #[cfg(feature = "auth-oidc")]
+        "auth-oidc",
+        #[cfg(feature = "llm")]
+        "llm",
+        #[cfg(feature = "mcp")]
+        "mcp",
+        #[cfg(feature = "otel")]
+        "otel",
+    ];
+    let compiled = |feature: &str| COMPILED.contains(&feature);
     match missing_feature(def, compiled) {
         Some((what, feature)) => Err(format!(
             "workflow `{}` declares {what}, but this binary was built without the \
