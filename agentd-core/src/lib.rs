@@ -14,7 +14,7 @@
 //!
 //! Invariant: nothing here names a feature subsystem's type. Where the core
 //! needs one it holds it behind a seam the facade fills: [`workflow::Hooks`]
-//! (LLM and MCP engine state), [`policy::rego::RegoCompile`] (the Rego
+//! (LLM and MCP engine state), [`policy::rego::RegoInterpreter`] (the Rego
 //! interpreter) and [`obs::export::SpanExporter`] (OTLP export).
 
 pub mod budget;

@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub mod rego;
-pub use rego::{RegoCache, RegoPolicy};
+pub use rego::{RegoCache, RegoInterpreter, RegoPolicy};
 
 /// A list of allowlist patterns, static when baked, owned when loaded.
 pub type Patterns = Cow<'static, [Cow<'static, str>]>;
@@ -332,23 +332,13 @@ impl Policy {
             return Decision::Allow;
         };
         // Without the interpreter nothing is built for the input: every binary
-        // has these gates, and most never carry Rego.
-        if !rego.cache.has_interpreter() {
-            return Decision::Deny(format!(
+        // has these gates, and most never carry Rego (the input document and
+        // the wording are the interpreter's, so such a binary links neither).
+        match rego.cache.interpreter() {
+            Some(interpreter) => (interpreter.decide)(rego, tool, args()),
+            None => Decision::Deny(format!(
                 "{tool} denied: the policy has [policy.rego] but this binary was built \
                  without Rego support"
-            ));
-        }
-        let input = json!({ "tool": tool, "args": args() });
-        match rego.allows(&input) {
-            Ok(true) => Decision::Allow,
-            Ok(false) => Decision::Deny(format!(
-                "denied by the Rego policy: `{}` is not true for input {input}",
-                rego.query
-            )),
-            Err(e) => Decision::Deny(format!(
-                "denied by the Rego policy: `{}` could not be evaluated for input {input}: {e}",
-                rego.query
             )),
         }
     }

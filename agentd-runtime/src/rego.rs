@@ -11,7 +11,31 @@ use std::sync::{Mutex, PoisonError};
 
 use serde_json::Value;
 
-use crate::policy::rego::{RegoEval, RegoPolicy};
+use serde_json::json;
+
+use crate::policy::Decision;
+use crate::policy::rego::{RegoEval, RegoInterpreter, RegoPolicy};
+
+/// regorus, as the core's policy holds it.
+pub static INTERPRETER: RegoInterpreter = RegoInterpreter { compile, decide };
+
+/// The Rego half of a check whose static lists allowed `tool` with `args`:
+/// the input document is `{"tool": tool, "args": args}`; only a query that is
+/// boolean `true` allows, and undefined, any other value and every error deny.
+fn decide(rego: &RegoPolicy, tool: &str, args: Value) -> Decision {
+    let input = json!({ "tool": tool, "args": args });
+    match rego.allows(&input) {
+        Ok(true) => Decision::Allow,
+        Ok(false) => Decision::Deny(format!(
+            "denied by the Rego policy: `{}` is not true for input {input}",
+            rego.query
+        )),
+        Err(e) => Decision::Deny(format!(
+            "denied by the Rego policy: `{}` could not be evaluated for input {input}: {e}",
+            rego.query
+        )),
+    }
+}
 
 /// Compile `policy` (its text, `data` and syntax version) with regorus.
 ///
@@ -80,7 +104,7 @@ mod tests {
             data: Cow::Borrowed("{}"),
             query: Cow::Borrowed(DEFAULT_QUERY),
             v0: false,
-            cache: RegoCache::with(super::compile),
+            cache: RegoCache::with(&super::INTERPRETER),
         }
     }
 
@@ -166,7 +190,7 @@ mod tests {
                 data: Cow::Borrowed("{}"),
                 query: Cow::Borrowed(DEFAULT_QUERY),
                 v0: false,
-                cache: RegoCache::with(super::compile),
+                cache: RegoCache::with(&super::INTERPRETER),
             }),
             ..Policy::DENY_ALL
         };

@@ -549,7 +549,7 @@ pub fn policy_value(p: &PolicyManifest, rego: Option<&RegoIr>) -> TokenStream {
                 data: #cow(#data),
                 query: #cow(#query),
                 v0: #v0,
-                cache: #pol::RegoCache::with(::agentd_runtime::rego::compile),
+                cache: #pol::RegoCache::with(&::agentd_runtime::rego::INTERPRETER),
             }),)
         }
         None => {

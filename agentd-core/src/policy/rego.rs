@@ -60,12 +60,24 @@ impl RegoPolicy {
     }
 }
 
-/// Compiles a [`RegoPolicy`] into an evaluator: the runtime's regorus
-/// interpreter (`agentd_runtime::rego::compile`, feature `rego`). The core
-/// holds the policy and its cache without naming regorus, so generated code
-/// and a `--policy` override put the interpreter in the cache
-/// ([`RegoCache::with`]) when the binary has one.
+/// Compiles a [`RegoPolicy`] into an evaluator (see [`RegoInterpreter`]).
 pub type RegoCompile = fn(&RegoPolicy) -> Result<Box<dyn RegoEval>, String>;
+
+/// The Rego interpreter a binary carries: the runtime's regorus
+/// (`agentd_runtime::rego::INTERPRETER`, feature `rego`). The core holds the
+/// policy and its cache without naming regorus, so generated code and a
+/// `--policy` override put the interpreter in the cache
+/// ([`RegoCache::with`]) when the binary has one. Both halves of a decision
+/// live behind it, building the input document and wording the denial
+/// included, so a binary without `[policy.rego]` links none of that code.
+#[derive(Debug)]
+pub struct RegoInterpreter {
+    /// Compiles a policy, once per cache.
+    pub compile: RegoCompile,
+    /// Decides `tool` with `args` for a policy whose static lists allowed it
+    /// (what [`crate::Policy::then_rego`] returns).
+    pub decide: fn(&RegoPolicy, &str, Value) -> crate::policy::Decision,
+}
 
 /// A compiled [`RegoPolicy`].
 pub trait RegoEval: Send + Sync {
@@ -83,7 +95,7 @@ pub trait RegoEval: Send + Sync {
 pub struct RegoCache {
     /// The interpreter; `None` in a binary built without Rego support, where
     /// every evaluation fails and the caller denies.
-    compile: Option<RegoCompile>,
+    interpreter: Option<&'static RegoInterpreter>,
     engine: OnceLock<Result<Box<dyn RegoEval>, String>>,
 }
 
@@ -93,32 +105,32 @@ impl RegoCache {
     #[must_use]
     pub const fn new() -> Self {
         Self {
-            compile: None,
+            interpreter: None,
             engine: OnceLock::new(),
         }
     }
 
-    /// An empty cache that compiles its policy with `compile` on first use.
+    /// An empty cache that compiles its policy with `interpreter` on first use.
     #[must_use]
-    pub const fn with(compile: RegoCompile) -> Self {
+    pub const fn with(interpreter: &'static RegoInterpreter) -> Self {
         Self {
-            compile: Some(compile),
+            interpreter: Some(interpreter),
             engine: OnceLock::new(),
         }
     }
 
-    /// Whether this cache has an interpreter at all.
+    /// The interpreter, if this binary has one.
     #[must_use]
-    pub const fn has_interpreter(&self) -> bool {
-        self.compile.is_some()
+    pub const fn interpreter(&self) -> Option<&'static RegoInterpreter> {
+        self.interpreter
     }
 
     fn compiled(&self, policy: &RegoPolicy) -> Result<&dyn RegoEval, String> {
-        let Some(compile) = self.compile else {
+        let Some(interpreter) = self.interpreter else {
             return Err(UNSUPPORTED.to_owned());
         };
         self.engine
-            .get_or_init(|| compile(policy))
+            .get_or_init(|| (interpreter.compile)(policy))
             .as_ref()
             .map(AsRef::as_ref)
             .map_err(Clone::clone)
@@ -138,7 +150,7 @@ impl Default for RegoCache {
 impl std::fmt::Debug for RegoCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegoCache")
-            .field("interpreter", &self.compile.is_some())
+            .field("interpreter", &self.interpreter.is_some())
             .field("compiled", &self.engine.get().map(Result::is_ok))
             .finish()
     }
@@ -151,7 +163,7 @@ const UNSUPPORTED: &str = "this binary was built without Rego support (feature `
 impl Clone for RegoCache {
     fn clone(&self) -> Self {
         Self {
-            compile: self.compile,
+            interpreter: self.interpreter,
             engine: OnceLock::new(),
         }
     }

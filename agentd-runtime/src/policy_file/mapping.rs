@@ -195,7 +195,7 @@ fn read_rego(text: &str, value: &DeValue<'_>, span: Range<usize>) -> Result<Rego
 fn interpreter() -> RegoCache {
     #[cfg(feature = "rego")]
     {
-        RegoCache::with(crate::rego::compile)
+        RegoCache::with(&crate::rego::INTERPRETER)
     }
     #[cfg(not(feature = "rego"))]
     {
