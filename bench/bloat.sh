@@ -25,10 +25,20 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/agentd-bloat.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 "$agentd" build --quiet "$workflow" -o "$work/stripped" >&2
-# The generated crate `agentd build` used: its directory is named after the workflow
-# and the first 12 hex digits of the program hash the binary reports.
-hash="$("$work/stripped" --provenance | sed -n 's/.*"program_hash": "\([0-9a-f]\{12\}\).*/\1/p')"
-crate="$(ls -1d "$AGENTD_CACHE_DIR"/crates/*-"$hash"/ | head -1)"
+# The generated crate `agentd build` used: its directory is named after the binary
+# cargo linked (`<workflow>-<digest of everything written into the crate>`), which is
+# the file in the cache's target dir with the same bytes as the output.
+crate=""
+for candidate in "$AGENTD_CACHE_DIR"/target/*/release/*; do
+    if [ -f "$candidate" ] && [ -x "$candidate" ] && cmp -s "$candidate" "$work/stripped"; then
+        crate="$AGENTD_CACHE_DIR/crates/$(basename "$candidate")/"
+        break
+    fi
+done
+if [ -z "$crate" ] || [ ! -d "$crate" ]; then
+    echo "bloat.sh: cannot find the generated crate of $workflow under $AGENTD_CACHE_DIR/crates" >&2
+    exit 1
+fi
 cp -r "$crate" "$work/crate"
 
 # Same flags as a static `agentd build` (build.rs `rustflags`), without stripping, and
