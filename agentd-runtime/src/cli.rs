@@ -347,7 +347,6 @@ fn start(
     stderr: &mut dyn Write,
 ) -> Result<u8, StartError> {
     let def = workflow.def();
-    check_compiled_in(def).map_err(StartError::NotCompiledIn)?;
     let name = def.info.workflow;
     let argv = args.into_iter().map(Into::into);
     let twins = match process {
@@ -382,6 +381,9 @@ fn start(
         emit(stdout, "the provenance", format_args!("{provenance}\n"))?;
         return Ok(EXIT_OK);
     }
+    // `--help`, `--version` and `--provenance` answer even for a binary that
+    // cannot run; nothing else does.
+    check_compiled_in(def).map_err(StartError::NotCompiledIn)?;
     if args.validate_only {
         // The graph was validated when the binary was built.
         let report = json!({ "ok": true, "workflow": name });

@@ -481,5 +481,16 @@ fn a_definition_whose_feature_is_missing_refuses_to_start() {
         let err = String::from_utf8_lossy(&err);
         assert_eq!(code, 5, "{err}");
         assert!(err.contains("without the runtime's `tls` feature"), "{err}");
+        // `--version` still answers.
+        let mut out = Vec::new();
+        let code = run(
+            &WithTls,
+            ["agent", "--version"],
+            &mut std::io::empty(),
+            &mut out,
+            &mut Vec::new(),
+        );
+        assert_eq!(code, 0);
+        assert!(String::from_utf8_lossy(&out).starts_with("cli (agentd "));
     }
 }
