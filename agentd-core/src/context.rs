@@ -79,6 +79,32 @@ pub enum PolicyMode {
 /// (and cloned, as an `Arc`, into each).
 pub type Ext = std::sync::Arc<dyn std::any::Any + Send + Sync>;
 
+/// The feature subsystems' state an engine lends each of its runs, in one
+/// allocation shared by all of them.
+#[derive(Clone, Debug, Default)]
+pub struct Exts {
+    /// The LLM subsystem's state (backends and the token budget).
+    pub llm: Option<Ext>,
+    /// The MCP subsystem's state (the named servers).
+    pub mcp: Option<Ext>,
+}
+
+impl Exts {
+    /// What `def`'s hooks build for a new engine; `None` when it has none.
+    #[inline]
+    #[must_use]
+    pub fn from_hooks(def: &'static crate::workflow::WorkflowDef) -> Option<Arc<Self>> {
+        let hooks = def.hooks;
+        if hooks.llm.is_none() && hooks.mcp.is_none() {
+            return None;
+        }
+        Some(Arc::new(Self {
+            llm: hooks.llm.map(|build| build(def)),
+            mcp: hooks.mcp.map(|build| build(def)),
+        }))
+    }
+}
+
 /// Counters shared by every walk and thread of one run.
 #[derive(Debug, Default)]
 pub struct AtomicMetrics {
@@ -115,11 +141,9 @@ pub struct Shared {
     /// `None` = allow-all.
     pub policy: Option<PolicyRef>,
     pub metrics: AtomicMetrics,
-    /// The LLM subsystem's state (backends and the token budget), if the
-    /// workflow has one.
-    pub llm: Option<Ext>,
-    /// The MCP subsystem's state (the named servers), if the workflow has one.
-    pub mcp: Option<Ext>,
+    /// The feature subsystems' state (`None`: the workflow has none, the
+    /// usual case, which costs one word to carry).
+    pub exts: Option<Arc<Exts>>,
     /// The top-level workflow's `[[secrets]]` (definitions, never values).
     pub secrets: &'static [crate::workflow::secrets::SecretDef],
     /// The outbound `traceparent` of this run (`None` when the trigger
@@ -654,14 +678,14 @@ impl Cx<'_> {
     #[doc(hidden)]
     #[must_use]
     pub fn llm_state(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
-        self.shared.llm.as_deref()
+        self.shared.exts.as_deref().and_then(|e| e.llm.as_deref())
     }
 
     /// The run's MCP subsystem state (the facade's `Mcp`).
     #[doc(hidden)]
     #[must_use]
     pub fn mcp_state(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
-        self.shared.mcp.as_deref()
+        self.shared.exts.as_deref().and_then(|e| e.mcp.as_deref())
     }
 
     /// The run's counters (the facade's LLM nodes count their calls and
@@ -875,6 +899,25 @@ pub mod testing {
     }
 
     impl TestRun {
+        /// Lend the run `state` as its LLM subsystem's.
+        pub fn set_llm_state(&mut self, state: Ext) {
+            let mut exts = self.shared.exts.as_deref().cloned().unwrap_or_default();
+            exts.llm = Some(state);
+            self.shared.exts = Some(Arc::new(exts));
+        }
+
+        /// Lend the run `state` as its MCP subsystem's.
+        pub fn set_mcp_state(&mut self, state: Ext) {
+            let mut exts = self.shared.exts.as_deref().cloned().unwrap_or_default();
+            exts.mcp = Some(state);
+            self.shared.exts = Some(Arc::new(exts));
+        }
+
+        /// The run's LLM subsystem state.
+        pub fn llm_state(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+            self.shared.exts.as_deref().and_then(|e| e.llm.as_deref())
+        }
+
         pub fn new(input: Value) -> Self {
             Self {
                 shared: Shared {
@@ -883,8 +926,7 @@ pub mod testing {
                     stub_unavailable: false,
                     policy: None,
                     metrics: AtomicMetrics::default(),
-                    llm: None,
-                    mcp: None,
+                    exts: None,
                     secrets: &[],
                     traceparent: None,
                     idempotency_keys: false,

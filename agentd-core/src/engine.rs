@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::checkpoint::{self, Approval, CheckpointError, Checkpoints, RunLock, RunPoint};
-use crate::context::{AtomicMetrics, Cx, Ext, Frame, PolicyMode, PolicyRef, Shared, Step};
+use crate::context::{AtomicMetrics, Cx, Ext, Exts, Frame, PolicyMode, PolicyRef, Shared, Step};
 use crate::error::Error;
 use crate::graph::{GraphId, GraphMeta, Kind, NodeIdx, NodeMeta, RetryOn, Source, StartMeta};
 use crate::outcome::{Outcome, RunReport, StepKind, Trace, TraceEntry};
@@ -114,11 +114,10 @@ pub struct Engine<'w> {
     /// The caller drops a completed run's `final_value` when the run carries
     /// an HTTP reply ([`Engine::reply_only`]).
     reply_only: bool,
-    /// The LLM subsystem's state for every run (backends, token budget):
-    /// built by the workflow's [`crate::workflow::Hooks::llm`], or lent by the caller.
-    llm: Option<Ext>,
-    /// The MCP subsystem's state for every run (the named servers).
-    mcp: Option<Ext>,
+    /// The feature subsystems' state for every run (LLM backends and token
+    /// budget, MCP servers): built by the workflow's [`crate::workflow::Hooks`],
+    /// or lent by the caller.
+    exts: Option<Arc<Exts>>,
 }
 
 impl<'w> Engine<'w> {
@@ -134,8 +133,7 @@ impl<'w> Engine<'w> {
             // The subsystems' own defaults: no LLM backends yet and the
             // workflow's token budget; the baked MCP servers, each started on
             // its first call.
-            llm: def.hooks.llm.map(|build| build(def)),
-            mcp: def.hooks.mcp.map(|build| build(def)),
+            exts: Exts::from_hooks(def),
         }
     }
 
@@ -145,7 +143,9 @@ impl<'w> Engine<'w> {
     #[doc(hidden)]
     #[must_use]
     pub fn with_llm_state(mut self, state: Ext) -> Self {
-        self.llm = Some(state);
+        let mut exts = self.exts.as_deref().cloned().unwrap_or_default();
+        exts.llm = Some(state);
+        self.exts = Some(Arc::new(exts));
         self
     }
 
@@ -154,8 +154,30 @@ impl<'w> Engine<'w> {
     #[doc(hidden)]
     #[must_use]
     pub fn with_mcp_state(mut self, state: Ext) -> Self {
-        self.mcp = Some(state);
+        let mut exts = self.exts.as_deref().cloned().unwrap_or_default();
+        exts.mcp = Some(state);
+        self.exts = Some(Arc::new(exts));
         self
+    }
+
+    /// An engine for `workflow` whose runs use `exts` (a server lends every
+    /// request's engine the state it built once) instead of what the
+    /// workflow's hooks would build.
+    #[doc(hidden)]
+    #[inline]
+    #[must_use]
+    pub fn lent(
+        workflow: &'w dyn DynWorkflow,
+        options: RunOptions,
+        exts: Option<Arc<Exts>>,
+    ) -> Self {
+        Self {
+            workflow,
+            def: workflow.def(),
+            options,
+            reply_only: false,
+            exts,
+        }
     }
 
     /// Runs for a caller that answers a completed run carrying an HTTP reply
@@ -389,8 +411,7 @@ impl<'w> Engine<'w> {
             stub_unavailable: self.options.stub_unavailable,
             policy,
             metrics: AtomicMetrics::default(),
-            llm: self.llm.clone(),
-            mcp: self.mcp.clone(),
+            exts: self.exts.clone(),
             secrets: self.def.secrets,
             traceparent,
             // Nothing reads the final value: not the caller, not a trace.

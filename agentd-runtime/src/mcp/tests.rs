@@ -125,7 +125,7 @@ fn mcp_calls_go_through_rego_after_the_lists() {
         data: Cow::Borrowed("{}"),
         query: Cow::Borrowed("data.agent.allow"),
         v0: false,
-        cache: RegoCache::new(),
+        cache: RegoCache::with(&crate::rego::INTERPRETER),
     });
     assert!(e.check(Some(&p), Access::Tool("search")).is_ok());
     let refused = denial(e.check(Some(&p), Access::Tool("delete_repo")));

@@ -410,10 +410,9 @@ pub(crate) struct State {
     pub(crate) reloader: Arc<crate::serve::reload::Reloader>,
     #[cfg(feature = "mcp")]
     pub(crate) mcp: Option<crate::mcp::Mcp>,
-    /// The LLM backends (`ServeHooks::intel`) and `mcp` and `mcp` as every run's engine holds them, made once
-    /// (`Engine::with_llm_state`, `with_mcp_state`).
-    pub(crate) engine_llm: Option<crate::workflow::Ext>,
-    pub(crate) engine_mcp: Option<crate::workflow::Ext>,
+    /// The LLM backends ([`Hooks::intel`]) and the MCP servers as every
+    /// run's engine holds them, made once (`Engine::lent`).
+    pub(crate) engine_exts: Option<Arc<crate::context::Exts>>,
     pub(crate) read_timeout: Duration,
     /// Bytes of unauthenticated bodies in flight (HMAC routes).
     pub(crate) preauth: Arc<PreAuthBudget>,
@@ -464,14 +463,7 @@ impl State {
         // A reloaded `--policy` file applies from the next run on.
         options.policy = self.reloader.policy_mode();
         options.checkpoint_each_node = each_node;
-        let mut engine = Engine::new(self.workflow, options);
-        if let Some(state) = &self.engine_llm {
-            engine = engine.with_llm_state(Arc::clone(state));
-        }
-        if let Some(state) = &self.engine_mcp {
-            engine = engine.with_mcp_state(Arc::clone(state));
-        }
-        engine
+        Engine::lent(self.workflow, options, self.engine_exts.clone())
     }
 
     /// Run `trigger` (carrying a served request's `principal`, if any) and

@@ -128,22 +128,7 @@ pub(crate) fn start(
         reloader: Arc::clone(&reloader),
         #[cfg(feature = "mcp")]
         mcp: config.hooks.mcp.clone(),
-        #[cfg(feature = "llm")]
-        engine_llm: config
-            .hooks
-            .intel
-            .clone()
-            .map(|i| Arc::new(i) as crate::workflow::Ext),
-        #[cfg(not(feature = "llm"))]
-        engine_llm: None,
-        #[cfg(feature = "mcp")]
-        engine_mcp: config
-            .hooks
-            .mcp
-            .clone()
-            .map(|m| Arc::new(m) as crate::workflow::Ext),
-        #[cfg(not(feature = "mcp"))]
-        engine_mcp: None,
+        engine_exts: engine_exts(workflow.def(), &config.hooks),
         read_timeout: config.read_timeout,
         preauth: Arc::new(crate::serve::PreAuthBudget::new(config.max_preauth_bytes)),
     });
@@ -806,6 +791,36 @@ async fn take_over_orphans(state: Arc<State>, mut stop: watch::Receiver<bool>) {
             });
         }
     }
+}
+
+/// The LLM backends and MCP servers every run of the server shares, as the
+/// engine holds them (`Engine::lent`), made once: what the caller lent
+/// (`Hooks::intel`, `Hooks::mcp`; the CLI always lends both), else what the
+/// workflow's own hooks build. `None` when there is neither.
+fn engine_exts(
+    def: &'static crate::WorkflowDef,
+    hooks: &crate::serve::Hooks,
+) -> Option<Arc<crate::context::Exts>> {
+    let _ = hooks;
+    #[cfg(feature = "llm")]
+    let lent_llm = hooks
+        .intel
+        .clone()
+        .map(|i| Arc::new(i) as crate::workflow::Ext);
+    #[cfg(not(feature = "llm"))]
+    let lent_llm = None;
+    #[cfg(feature = "mcp")]
+    let lent_mcp = hooks
+        .mcp
+        .clone()
+        .map(|m| Arc::new(m) as crate::workflow::Ext);
+    #[cfg(not(feature = "mcp"))]
+    let lent_mcp = None;
+    let exts = crate::context::Exts {
+        llm: lent_llm.or_else(|| def.hooks.llm.map(|build| build(def))),
+        mcp: lent_mcp.or_else(|| def.hooks.mcp.map(|build| build(def))),
+    };
+    (exts.llm.is_some() || exts.mcp.is_some()).then(|| Arc::new(exts))
 }
 
 #[cfg(test)]

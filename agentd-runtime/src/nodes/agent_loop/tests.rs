@@ -43,7 +43,7 @@ fn run_with(replies: Vec<ChatReply>, run_cap: Option<u64>) -> (TestRun, Arc<Mock
     let mut backends = Backends::new();
     backends.insert("default", mock.clone());
     let mut run = TestRun::new(json!({"task": "summarise the log"}));
-    run.shared.llm = Some(std::sync::Arc::new(Intel::new(
+    run.set_llm_state(std::sync::Arc::new(Intel::new(
         backends,
         TokenBudget::new(run_cap),
     )));
@@ -128,9 +128,7 @@ fn a_final_answer_wrapped_in_prose_and_fences_ends_the_loop() {
     let m = run.shared.metrics.snapshot();
     assert_eq!((m.llm_calls, m.llm_tokens), (1, 37));
     assert_eq!(
-        run.shared
-            .llm
-            .as_ref()
+        run.llm_state()
             .and_then(|s| s.downcast_ref::<crate::intel::Intel>())
             .map_or(0, |i| i.budget.used()),
         37
@@ -275,9 +273,7 @@ fn the_node_token_cap_takes_the_exhausted_branch() {
 fn the_run_token_budget_takes_the_exhausted_branch() {
     let tool = r#"{"action":"tool","tool":"read_file","args":{"path":"/nonexistent/x"}}"#;
     let (mut run, mock) = run_with(vec![reply(tool, 30, 30); 5], Some(100));
-    run.shared
-        .llm
-        .as_ref()
+    run.llm_state()
         .and_then(|s| s.downcast_ref::<crate::intel::Intel>())
         .expect("the run's Intel")
         .budget
@@ -382,7 +378,7 @@ fn transport_failures_are_hard_errors() {
     let mut backends = Backends::new();
     backends.insert("default", mock);
     let mut run = TestRun::new(json!({"task": "x"}));
-    run.shared.llm = Some(std::sync::Arc::new(Intel::new(
+    run.set_llm_state(std::sync::Arc::new(Intel::new(
         backends,
         TokenBudget::new(None),
     )));
@@ -567,7 +563,7 @@ fn hostile_transport_replies_are_clear_intelligence_errors() {
         )),
     );
     let mut run = TestRun::new(json!({"task": "x"}));
-    run.shared.llm = Some(std::sync::Arc::new(Intel::new(
+    run.set_llm_state(std::sync::Arc::new(Intel::new(
         backends,
         TokenBudget::new(None),
     )));

@@ -41,7 +41,7 @@ fn run_with(replies: Vec<ChatReply>, cap: Option<u64>) -> (TestRun, Arc<MockBack
     let mut backends = Backends::new();
     backends.insert("default", mock.clone());
     let mut run = TestRun::new(json!({"text": "hello"}));
-    run.shared.llm = Some(std::sync::Arc::new(Intel::new(
+    run.set_llm_state(std::sync::Arc::new(Intel::new(
         backends,
         TokenBudget::new(cap),
     )));
@@ -70,9 +70,7 @@ fn no_schema_returns_text_and_usage_and_bills_metrics() {
     let m = run.shared.metrics.snapshot();
     assert_eq!((m.llm_calls, m.llm_tokens), (1, 12));
     assert_eq!(
-        run.shared
-            .llm
-            .as_ref()
+        run.llm_state()
             .and_then(|s| s.downcast_ref::<crate::intel::Intel>())
             .map_or(0, |i| i.budget.used()),
         12
@@ -318,7 +316,7 @@ fn an_llm_schema_repair_is_an_audit_event() {
     let mut backends = Backends::new();
     backends.insert("default", mock);
     let mut run = TestRun::new(json!({}));
-    run.shared.llm = Some(std::sync::Arc::new(Intel::new(
+    run.set_llm_state(std::sync::Arc::new(Intel::new(
         backends,
         TokenBudget::new(None),
     )));

@@ -41,7 +41,7 @@ fn run_with(
         })
         .collect();
     let mut run = TestRun::new(json!({"q": {"text": "rust"}, "uri": "mem://a", "n": 1}));
-    run.shared.mcp = Some(std::sync::Arc::new(Mcp::new(
+    run.set_mcp_state(std::sync::Arc::new(Mcp::new(
         servers,
         Duration::from_secs(5),
     )));
@@ -223,7 +223,7 @@ fn resource_uris_must_be_set_strings_and_allowed() {
         "tool `read_mcp_resource` failed: path `trigger.n` must resolve to a string; got number"
     );
     let mut denied = TestRun::new(json!({"uri": "file:///etc/passwd"})).with_policy(any_server());
-    denied.shared.mcp = run.shared.mcp.clone();
+    denied.shared.exts = run.shared.exts.clone();
     assert_eq!(
         err(read_mcp_resource(&denied.cx(), read_cfg("trigger.uri"))),
         "policy violation: mcp resource `file:///etc/passwd` denied by allowlist on server `docs`"
