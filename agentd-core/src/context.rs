@@ -89,22 +89,6 @@ pub struct Exts {
     pub mcp: Option<Ext>,
 }
 
-impl Exts {
-    /// What `def`'s hooks build for a new engine; `None` when it has none.
-    #[inline]
-    #[must_use]
-    pub fn from_hooks(def: &'static crate::workflow::WorkflowDef) -> Option<Arc<Self>> {
-        let hooks = def.hooks;
-        if hooks.llm.is_none() && hooks.mcp.is_none() {
-            return None;
-        }
-        Some(Arc::new(Self {
-            llm: hooks.llm.map(|build| build(def)),
-            mcp: hooks.mcp.map(|build| build(def)),
-        }))
-    }
-}
-
 /// Counters shared by every walk and thread of one run.
 #[derive(Debug, Default)]
 pub struct AtomicMetrics {

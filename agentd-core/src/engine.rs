@@ -120,6 +120,20 @@ pub struct Engine<'w> {
     exts: Option<Arc<Exts>>,
 }
 
+/// What `def`'s hooks build for a new engine ([`Exts`]); `None` when it has
+/// none, the usual case.
+#[inline]
+fn exts_from_hooks(def: &'static WorkflowDef) -> Option<Arc<Exts>> {
+    let hooks = def.hooks;
+    if hooks.llm.is_none() && hooks.mcp.is_none() {
+        return None;
+    }
+    Some(Arc::new(Exts {
+        llm: hooks.llm.map(|build| build(def)),
+        mcp: hooks.mcp.map(|build| build(def)),
+    }))
+}
+
 impl<'w> Engine<'w> {
     /// An engine for `workflow` (any [`Workflow`]) with `options`.
     #[inline]
@@ -133,7 +147,7 @@ impl<'w> Engine<'w> {
             // The subsystems' own defaults: no LLM backends yet and the
             // workflow's token budget; the baked MCP servers, each started on
             // its first call.
-            exts: Exts::from_hooks(def),
+            exts: exts_from_hooks(def),
         }
     }
 
